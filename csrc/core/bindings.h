@@ -1,0 +1,82 @@
+// Helpers for module.cc and the csrc/<family>/bindings.inc files it includes: turning a
+// NumPy array into a TensorView and running a kernel with the GIL released.
+//
+// module.cc is the only translation unit that includes pybind11; each family keeps its
+// m.def() lines in csrc/<family>/bindings.inc, which module.cc #includes inside
+// PYBIND11_MODULE, so a family's bindings live beside its code and still compile once.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace tensorops {
+namespace py = pybind11;
+
+inline DType dtype_of(const py::array& a, const char* op, const char* arg) {
+  const py::dtype dt = a.dtype();
+  const char kind = dt.kind();
+  const auto size = dt.itemsize();
+  if (kind == 'f' && size == 4) return DType::float32;
+  if (kind == 'f' && size == 8) return DType::float64;
+  if (kind == 'i' && size == 4) return DType::int32;
+  if (kind == 'i' && size == 8) return DType::int64;
+  if (kind == 'b' && size == 1) return DType::bool8;
+  throw TypeError(std::string(op) + ": unsupported dtype " + std::string(py::str(dt)) + " for argument '" + arg + "'");
+}
+
+// Read-only view of an input array. Byte strides that are not a multiple of the item size
+// never reach here (the Python layer copies such arrays first); C++ refuses them anyway.
+inline TensorView view_of(const py::array& a, const char* op, const char* arg) {
+  TensorView v;
+  v.dtype = dtype_of(a, op, arg);
+  v.ndim = static_cast<int>(a.ndim());
+  TENSOROPS_CHECK(v.ndim <= kMaxDims, std::string(op) + ": too many dimensions for '" + arg + "'");
+  const int64_t item = itemsize(v.dtype);
+  for (int d = 0; d < v.ndim; ++d) {
+    v.shape[d] = a.shape(d);
+    const int64_t bytes = a.strides(d);
+    TENSOROPS_CHECK(bytes % item == 0, std::string(op) + ": misaligned strides in '" + arg + "'");
+    v.strides[d] = bytes / item;
+  }
+  v.data = const_cast<void*>(a.data());
+  return v;
+}
+
+// View of an output array: must be writeable (and the caller checks shape and layout).
+inline TensorView output_view_of(py::array& a, const char* op, const char* arg) {
+  TENSOROPS_CHECK(a.writeable(), std::string(op) + ": output '" + arg + "' is read-only");
+  TensorView v = view_of(a, op, arg);
+  v.data = a.mutable_data();
+  return v;
+}
+
+inline void check_same_shape(const TensorView& a, const TensorView& b, const char* op) {
+  bool same = a.ndim == b.ndim;
+  for (int d = 0; same && d < a.ndim; ++d) same = a.shape[d] == b.shape[d];
+  TENSOROPS_CHECK(same, std::string(op) + ": output shape does not match the result shape");
+}
+
+inline void check_dtype(const TensorView& v, DType dtype, const char* op, const char* arg) {
+  if (v.dtype != dtype)
+    throw TypeError(std::string(op) + ": expected " + dtype_name(dtype) + " for '" + arg + "', got " + dtype_name(v.dtype));
+}
+
+inline void check_float(const TensorView& v, const char* op, const char* arg) {
+  if (v.dtype != DType::float32 && v.dtype != DType::float64)
+    throw TypeError(std::string(op) + ": unsupported dtype " + dtype_name(v.dtype) + " for '" + arg + "'");
+}
+
+// Runs fn() with the GIL released: pointers and shapes have been read already.
+template <class Fn>
+void without_gil(const Fn& fn) {
+  py::gil_scoped_release release;
+  fn();
+}
+
+}  // namespace tensorops

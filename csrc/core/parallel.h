@@ -1,0 +1,43 @@
+// The one parallel loop.
+//
+// Drivers split work with parallel_for(begin, end, grain, fn): fn(chunk_begin, chunk_end)
+// runs on up to get_num_threads() threads, each getting one contiguous chunk, and never on
+// more threads than there are grains of work. OpenMP appears only here, so the threading
+// backend can change in one place. Kernels that reduce must not let the chunking change
+// their result: they block their sums by a fixed size, never by the thread count.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace tensorops {
+
+int get_num_threads();
+void set_num_threads(int n);
+
+template <class Fn>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const Fn& fn) {
+  const int64_t n = end - begin;
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int threads = static_cast<int>(std::min<int64_t>(get_num_threads(), max_chunks));
+  if (threads <= 1 || omp_in_parallel()) {
+    fn(begin, end);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t team = omp_get_num_threads();
+    const int64_t t = omp_get_thread_num();
+    // Chunks are rounded to the grain so that neighbours never split a grain.
+    const int64_t grains_per_thread = (max_chunks + team - 1) / team;
+    const int64_t chunk_begin = begin + std::min(n, t * grains_per_thread * grain);
+    const int64_t chunk_end = begin + std::min(n, (t + 1) * grains_per_thread * grain);
+    if (chunk_begin < chunk_end) fn(chunk_begin, chunk_end);
+  }
+}
+
+}  // namespace tensorops

@@ -1,0 +1,85 @@
+// Vec<T> for the generic ISA: a 16-byte array of lanes written as plain loops, which the
+// compiler maps onto whatever baseline SIMD the target has (SSE2 on x86-64, NEON on arm64).
+// It is also the reference the x86 implementations must agree with.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace tensorops::simd::generic {
+
+template <class T>
+struct Vec {
+  static constexpr int64_t width = 16 / sizeof(T);
+  T lane[width];
+
+  struct Mask {
+    bool lane[width];
+    friend Mask operator&(Mask a, Mask b) { Mask r; for (int i = 0; i < width; ++i) r.lane[i] = a.lane[i] && b.lane[i]; return r; }
+    friend Mask operator|(Mask a, Mask b) { Mask r; for (int i = 0; i < width; ++i) r.lane[i] = a.lane[i] || b.lane[i]; return r; }
+    friend Mask operator~(Mask a) { Mask r; for (int i = 0; i < width; ++i) r.lane[i] = !a.lane[i]; return r; }
+    friend bool any(Mask a) { for (int i = 0; i < width; ++i) if (a.lane[i]) return true; return false; }
+    friend bool all(Mask a) { for (int i = 0; i < width; ++i) if (!a.lane[i]) return false; return true; }
+  };
+
+  Vec() = default;
+  Vec(T s) { for (int i = 0; i < width; ++i) lane[i] = s; }  // NOLINT: broadcast is implicit by design
+  static Vec zero() { return Vec(T(0)); }
+  static Vec load(const T* p) { Vec v; std::memcpy(v.lane, p, sizeof(v.lane)); return v; }
+  static Vec load_partial(const T* p, int64_t n) {
+    Vec v(T(0));
+    for (int64_t i = 0; i < n && i < width; ++i) v.lane[i] = p[i];
+    return v;
+  }
+  void store(T* p) const { std::memcpy(p, lane, sizeof(lane)); }
+  void store_partial(T* p, int64_t n) const { for (int64_t i = 0; i < n && i < width; ++i) p[i] = lane[i]; }
+
+  template <class F>
+  static Vec map(const Vec& a, F f) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = f(a.lane[i]); return r; }
+  template <class F>
+  static Vec zip(const Vec& a, const Vec& b, F f) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = f(a.lane[i], b.lane[i]); return r; }
+  template <class F>
+  static Mask test(const Vec& a, const Vec& b, F f) { Mask r; for (int i = 0; i < width; ++i) r.lane[i] = f(a.lane[i], b.lane[i]); return r; }
+
+  friend Vec operator+(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x + y; }); }
+  friend Vec operator-(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x - y; }); }
+  friend Vec operator*(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x * y; }); }
+  friend Vec operator/(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x / y; }); }
+  friend Vec operator-(Vec a) { return map(a, [](T x) { return -x; }); }
+  friend Vec fmadd(Vec a, Vec b, Vec c) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = std::fma(a.lane[i], b.lane[i], c.lane[i]); return r; }
+  friend Vec fnmadd(Vec a, Vec b, Vec c) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = std::fma(-a.lane[i], b.lane[i], c.lane[i]); return r; }
+  friend Vec min(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x < y ? x : y; }); }
+  friend Vec max(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x > y ? x : y; }); }
+  friend Vec minimum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (x < y ? x : y); }); }
+  friend Vec maximum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (x > y ? x : y); }); }
+  friend Vec abs(Vec a) { return map(a, [](T x) { return std::fabs(x); }); }
+  friend Vec sqrt(Vec a) { return map(a, [](T x) { return std::sqrt(x); }); }
+  friend Vec floor(Vec a) { return map(a, [](T x) { return std::floor(x); }); }
+  friend Vec ceil(Vec a) { return map(a, [](T x) { return std::ceil(x); }); }
+  friend Vec trunc(Vec a) { return map(a, [](T x) { return std::trunc(x); }); }
+  friend Vec round(Vec a) { return map(a, [](T x) { return std::nearbyint(x); }); }
+  friend Mask lt(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x < y; }); }
+  friend Mask le(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x <= y; }); }
+  friend Mask gt(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x > y; }); }
+  friend Mask ge(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x >= y; }); }
+  friend Mask eq(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x == y; }); }
+  friend Mask ne(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x != y; }); }
+  friend Mask is_nan(Vec a) { return test(a, a, [](T x, T) { return x != x; }); }
+  friend Vec select(Mask m, Vec a, Vec b) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = m.lane[i] ? a.lane[i] : b.lane[i]; return r; }
+  friend T reduce_add(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s += a.lane[i]; return s; }
+  friend T reduce_min(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s = a.lane[i] < s ? a.lane[i] : s; return s; }
+  friend T reduce_max(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s = a.lane[i] > s ? a.lane[i] : s; return s; }
+  friend Vec pow2n(Vec n) { return map(n, [](T x) { return std::ldexp(T(1), static_cast<int>(x)); }); }
+  friend Vec split_exponent(Vec x, Vec* e) {
+    Vec m;
+    for (int i = 0; i < width; ++i) {
+      int ex = 0;
+      m.lane[i] = std::frexp(x.lane[i], &ex) * T(2);
+      e->lane[i] = static_cast<T>(ex - 1);
+    }
+    return m;
+  }
+};
+
+}  // namespace tensorops::simd::generic

@@ -1,0 +1,45 @@
+// Vec<T>: the portable SIMD vector that kernel bodies (csrc/<family>/generic.h) are written
+// against, for T = float or double.
+//
+// A per-ISA translation unit is compiled with -DTENSOROPS_ISA_NS=<isa> and that ISA's
+// flags; this header then pulls in the matching implementation and names it
+// `tensorops::simd::Vec`. Every implementation lives in its own namespace
+// (simd::generic, simd::x86_avx2, simd::x86_avx512), and everything a kernel builds from
+// it lives in the family's <isa> namespace, so the three compilations of one kernel body
+// never meet at link time (no ODR clash between code built with different flags).
+//
+// The interface, identical in every ISA (a, b, c: Vec; m: Mask; p: pointer; n: lane count):
+//   Vec<T>::width                      lanes per vector (generic 16 bytes, avx2 32, avx512 64)
+//   Vec<T>(scalar), Vec<T>::zero()     broadcast
+//   Vec<T>::load(p), load_partial(p, n)   (lanes >= n read as 0 and never touch memory)
+//   v.store(p), v.store_partial(p, n)
+//   + - * / and unary -, fmadd(a, b, c) = a*b + c, fnmadd(a, b, c) = c - a*b
+//   min(a, b), max(a, b)               x86 semantics: b where either is NaN (fast, for
+//                                      clamps whose NaN handling the caller arranges)
+//   minimum(a, b), maximum(a, b)       NaN-propagating, as torch.minimum / torch.maximum
+//   abs, sqrt, floor, ceil, trunc, round (half to even, as torch.round)
+//   lt, le, gt, ge, eq, ne, is_nan -> Mask;  select(m, a, b) = m ? a : b
+//   Mask: &, |, ~, any(m), all(m)
+//   reduce_add, reduce_min, reduce_max (over lanes; min/max ignore nothing: NaN lanes give
+//                                      an unspecified lane, callers test is_nan first)
+//   pow2n(n)                           2^n for integral-valued n in [-126, 127] (float) or
+//                                      [-1022, 1023] (double)
+//   split_exponent(x, &e)              mantissa m in [1, 2) with x = m * 2^e, for finite x > 0
+#pragma once
+
+#if !defined(TENSOROPS_ISA_ID)
+#error "simd/vec.h is included only from per-ISA kernel files (csrc/<family>/<isa>.cc)"
+#endif
+
+#if TENSOROPS_ISA_ID == 2
+#include "core/simd/x86_avx512.h"
+#elif TENSOROPS_ISA_ID == 1
+#include "core/simd/x86_avx2.h"
+#else
+#include "core/simd/generic.h"
+#endif
+
+namespace tensorops::simd {
+template <class T>
+using Vec = TENSOROPS_ISA_NS::Vec<T>;
+}  // namespace tensorops::simd

@@ -1,0 +1,192 @@
+// Vec<T> on AVX2 + FMA: 8 floats or 4 doubles in a ymm register. Masks are full-width lane
+// masks (all ones / all zeros), so select() is a blendv and partial loads are maskloads,
+// which never touch the memory of masked-off lanes.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace tensorops::simd::x86_avx2 {
+
+template <class T>
+struct Vec;
+
+template <>
+struct Vec<float> {
+  static constexpr int64_t width = 8;
+  __m256 v;
+
+  struct Mask {
+    __m256 m;
+    friend Mask operator&(Mask a, Mask b) { return {_mm256_and_ps(a.m, b.m)}; }
+    friend Mask operator|(Mask a, Mask b) { return {_mm256_or_ps(a.m, b.m)}; }
+    friend Mask operator~(Mask a) { return {_mm256_xor_ps(a.m, _mm256_castsi256_ps(_mm256_set1_epi32(-1)))}; }
+    friend bool any(Mask a) { return _mm256_movemask_ps(a.m) != 0; }
+    friend bool all(Mask a) { return _mm256_movemask_ps(a.m) == 0xff; }
+  };
+
+  Vec() = default;
+  Vec(__m256 x) : v(x) {}                   // NOLINT
+  Vec(float s) : v(_mm256_set1_ps(s)) {}    // NOLINT
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static __m256i lanes_below(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < width ? n : width)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static Vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static Vec load_partial(const float* p, int64_t n) { return _mm256_maskload_ps(p, lanes_below(n)); }
+  void store(float* p) const { _mm256_storeu_ps(p, v); }
+  void store_partial(float* p, int64_t n) const { _mm256_maskstore_ps(p, lanes_below(n), v); }
+
+  friend Vec operator+(Vec a, Vec b) { return _mm256_add_ps(a.v, b.v); }
+  friend Vec operator-(Vec a, Vec b) { return _mm256_sub_ps(a.v, b.v); }
+  friend Vec operator*(Vec a, Vec b) { return _mm256_mul_ps(a.v, b.v); }
+  friend Vec operator/(Vec a, Vec b) { return _mm256_div_ps(a.v, b.v); }
+  friend Vec operator-(Vec a) { return _mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f)); }
+  friend Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
+  friend Vec fnmadd(Vec a, Vec b, Vec c) { return _mm256_fnmadd_ps(a.v, b.v, c.v); }
+  friend Vec min(Vec a, Vec b) { return _mm256_min_ps(a.v, b.v); }
+  friend Vec max(Vec a, Vec b) { return _mm256_max_ps(a.v, b.v); }
+  friend Mask is_nan(Vec a) { return {_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Vec minimum(Vec a, Vec b) {
+    const __m256 nan = _mm256_cmp_ps(a.v, b.v, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_min_ps(a.v, b.v), _mm256_add_ps(a.v, b.v), nan);
+  }
+  friend Vec maximum(Vec a, Vec b) {
+    const __m256 nan = _mm256_cmp_ps(a.v, b.v, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_max_ps(a.v, b.v), _mm256_add_ps(a.v, b.v), nan);
+  }
+  friend Vec abs(Vec a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
+  friend Vec sqrt(Vec a) { return _mm256_sqrt_ps(a.v); }
+  friend Vec floor(Vec a) { return _mm256_round_ps(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  friend Vec ceil(Vec a) { return _mm256_round_ps(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }
+  friend Vec trunc(Vec a) { return _mm256_round_ps(a.v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+  friend Vec round(Vec a) { return _mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  friend Mask lt(Vec a, Vec b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(Vec a, Vec b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
+  friend Mask gt(Vec a, Vec b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)}; }
+  friend Mask ge(Vec a, Vec b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ)}; }
+  friend Mask eq(Vec a, Vec b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(Vec a, Vec b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Vec select(Mask m, Vec a, Vec b) { return _mm256_blendv_ps(b.v, a.v, m.m); }
+  friend float reduce_add(Vec a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  friend float reduce_min(Vec a) {
+    __m128 s = _mm_min_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_min_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_min_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  friend float reduce_max(Vec a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  friend Vec pow2n(Vec n) {
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
+    return _mm256_castsi256_ps(bits);
+  }
+  friend Vec split_exponent(Vec x, Vec* e) {
+    const __m256i bits = _mm256_castps_si256(x.v);
+    const __m256i biased = _mm256_srli_epi32(bits, 23);
+    *e = Vec(_mm256_cvtepi32_ps(_mm256_sub_epi32(biased, _mm256_set1_epi32(127))));
+    const __m256i mant = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
+                                         _mm256_set1_epi32(0x3f800000));
+    return _mm256_castsi256_ps(mant);
+  }
+};
+
+template <>
+struct Vec<double> {
+  static constexpr int64_t width = 4;
+  __m256d v;
+
+  struct Mask {
+    __m256d m;
+    friend Mask operator&(Mask a, Mask b) { return {_mm256_and_pd(a.m, b.m)}; }
+    friend Mask operator|(Mask a, Mask b) { return {_mm256_or_pd(a.m, b.m)}; }
+    friend Mask operator~(Mask a) { return {_mm256_xor_pd(a.m, _mm256_castsi256_pd(_mm256_set1_epi64x(-1)))}; }
+    friend bool any(Mask a) { return _mm256_movemask_pd(a.m) != 0; }
+    friend bool all(Mask a) { return _mm256_movemask_pd(a.m) == 0xf; }
+  };
+
+  Vec() = default;
+  Vec(__m256d x) : v(x) {}                   // NOLINT
+  Vec(double s) : v(_mm256_set1_pd(s)) {}    // NOLINT
+  static Vec zero() { return _mm256_setzero_pd(); }
+  static __m256i lanes_below(int64_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n < width ? n : width), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static Vec load(const double* p) { return _mm256_loadu_pd(p); }
+  static Vec load_partial(const double* p, int64_t n) { return _mm256_maskload_pd(p, lanes_below(n)); }
+  void store(double* p) const { _mm256_storeu_pd(p, v); }
+  void store_partial(double* p, int64_t n) const { _mm256_maskstore_pd(p, lanes_below(n), v); }
+
+  friend Vec operator+(Vec a, Vec b) { return _mm256_add_pd(a.v, b.v); }
+  friend Vec operator-(Vec a, Vec b) { return _mm256_sub_pd(a.v, b.v); }
+  friend Vec operator*(Vec a, Vec b) { return _mm256_mul_pd(a.v, b.v); }
+  friend Vec operator/(Vec a, Vec b) { return _mm256_div_pd(a.v, b.v); }
+  friend Vec operator-(Vec a) { return _mm256_xor_pd(a.v, _mm256_set1_pd(-0.0)); }
+  friend Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_pd(a.v, b.v, c.v); }
+  friend Vec fnmadd(Vec a, Vec b, Vec c) { return _mm256_fnmadd_pd(a.v, b.v, c.v); }
+  friend Vec min(Vec a, Vec b) { return _mm256_min_pd(a.v, b.v); }
+  friend Vec max(Vec a, Vec b) { return _mm256_max_pd(a.v, b.v); }
+  friend Mask is_nan(Vec a) { return {_mm256_cmp_pd(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Vec minimum(Vec a, Vec b) {
+    const __m256d nan = _mm256_cmp_pd(a.v, b.v, _CMP_UNORD_Q);
+    return _mm256_blendv_pd(_mm256_min_pd(a.v, b.v), _mm256_add_pd(a.v, b.v), nan);
+  }
+  friend Vec maximum(Vec a, Vec b) {
+    const __m256d nan = _mm256_cmp_pd(a.v, b.v, _CMP_UNORD_Q);
+    return _mm256_blendv_pd(_mm256_max_pd(a.v, b.v), _mm256_add_pd(a.v, b.v), nan);
+  }
+  friend Vec abs(Vec a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v); }
+  friend Vec sqrt(Vec a) { return _mm256_sqrt_pd(a.v); }
+  friend Vec floor(Vec a) { return _mm256_round_pd(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  friend Vec ceil(Vec a) { return _mm256_round_pd(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }
+  friend Vec trunc(Vec a) { return _mm256_round_pd(a.v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+  friend Vec round(Vec a) { return _mm256_round_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  friend Mask lt(Vec a, Vec b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(Vec a, Vec b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ)}; }
+  friend Mask gt(Vec a, Vec b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ)}; }
+  friend Mask ge(Vec a, Vec b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GE_OQ)}; }
+  friend Mask eq(Vec a, Vec b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(Vec a, Vec b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Vec select(Mask m, Vec a, Vec b) { return _mm256_blendv_pd(b.v, a.v, m.m); }
+  friend double reduce_add(Vec a) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  friend double reduce_min(Vec a) {
+    __m128d s = _mm_min_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_min_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  friend double reduce_max(Vec a) {
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  friend Vec pow2n(Vec n) {
+    // n is integral and in range: adding 2^52 + 1023 leaves the biased exponent in the low bits.
+    const __m256d shifted = _mm256_add_pd(n.v, _mm256_set1_pd(4503599627370496.0 + 1023.0));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(shifted), 52));
+  }
+  friend Vec split_exponent(Vec x, Vec* e) {
+    const __m256i bits = _mm256_castpd_si256(x.v);
+    // Biased exponent -> double via the 2^52 magic: or it into the mantissa of 2^52.
+    const __m256i biased = _mm256_srli_epi64(bits, 52);
+    const __m256d magic = _mm256_set1_pd(4503599627370496.0);
+    const __m256d ebiased = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(biased, _mm256_castpd_si256(magic))), magic);
+    *e = Vec(_mm256_sub_pd(ebiased, _mm256_set1_pd(1023.0)));
+    const __m256i mant = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi64x(0x000fffffffffffffLL)),
+                                         _mm256_set1_epi64x(0x3ff0000000000000LL));
+    return _mm256_castsi256_pd(mant);
+  }
+};
+
+}  // namespace tensorops::simd::x86_avx2

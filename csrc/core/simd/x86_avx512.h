@@ -1,0 +1,149 @@
+// Vec<T> on AVX-512 (F, DQ, BW, VL): 16 floats or 8 doubles in a zmm register. Masks are
+// k-registers, partial loads and stores are masked (no memory touched past the tail), and
+// pow2n / split_exponent map onto scalef / getexp / getmant.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace tensorops::simd::x86_avx512 {
+
+template <class T>
+struct Vec;
+
+template <>
+struct Vec<float> {
+  static constexpr int64_t width = 16;
+  __m512 v;
+
+  struct Mask {
+    __mmask16 m;
+    friend Mask operator&(Mask a, Mask b) { return {static_cast<__mmask16>(a.m & b.m)}; }
+    friend Mask operator|(Mask a, Mask b) { return {static_cast<__mmask16>(a.m | b.m)}; }
+    friend Mask operator~(Mask a) { return {static_cast<__mmask16>(~a.m)}; }
+    friend bool any(Mask a) { return a.m != 0; }
+    friend bool all(Mask a) { return a.m == 0xffff; }
+  };
+
+  Vec() = default;
+  Vec(__m512 x) : v(x) {}                   // NOLINT
+  Vec(float s) : v(_mm512_set1_ps(s)) {}    // NOLINT
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static __mmask16 lanes_below(int64_t n) {
+    return n >= width ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u);
+  }
+  static Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec load_partial(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(lanes_below(n), p); }
+  void store(float* p) const { _mm512_storeu_ps(p, v); }
+  void store_partial(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, lanes_below(n), v); }
+
+  friend Vec operator+(Vec a, Vec b) { return _mm512_add_ps(a.v, b.v); }
+  friend Vec operator-(Vec a, Vec b) { return _mm512_sub_ps(a.v, b.v); }
+  friend Vec operator*(Vec a, Vec b) { return _mm512_mul_ps(a.v, b.v); }
+  friend Vec operator/(Vec a, Vec b) { return _mm512_div_ps(a.v, b.v); }
+  friend Vec operator-(Vec a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN))); }
+  friend Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a.v, b.v, c.v); }
+  friend Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_ps(a.v, b.v, c.v); }
+  friend Vec min(Vec a, Vec b) { return _mm512_min_ps(a.v, b.v); }
+  friend Vec max(Vec a, Vec b) { return _mm512_max_ps(a.v, b.v); }
+  friend Mask is_nan(Vec a) { return {_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Vec minimum(Vec a, Vec b) {
+    const __mmask16 nan = _mm512_cmp_ps_mask(a.v, b.v, _CMP_UNORD_Q);
+    return _mm512_mask_add_ps(_mm512_min_ps(a.v, b.v), nan, a.v, b.v);
+  }
+  friend Vec maximum(Vec a, Vec b) {
+    const __mmask16 nan = _mm512_cmp_ps_mask(a.v, b.v, _CMP_UNORD_Q);
+    return _mm512_mask_add_ps(_mm512_max_ps(a.v, b.v), nan, a.v, b.v);
+  }
+  friend Vec abs(Vec a) { return _mm512_abs_ps(a.v); }
+  friend Vec sqrt(Vec a) { return _mm512_sqrt_ps(a.v); }
+  friend Vec floor(Vec a) { return _mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  friend Vec ceil(Vec a) { return _mm512_roundscale_ps(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }
+  friend Vec trunc(Vec a) { return _mm512_roundscale_ps(a.v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+  friend Vec round(Vec a) { return _mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  friend Mask lt(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
+  friend Mask gt(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ)}; }
+  friend Mask ge(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GE_OQ)}; }
+  friend Mask eq(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Vec select(Mask m, Vec a, Vec b) { return _mm512_mask_blend_ps(m.m, b.v, a.v); }
+  friend float reduce_add(Vec a) { return _mm512_reduce_add_ps(a.v); }
+  friend float reduce_min(Vec a) { return _mm512_reduce_min_ps(a.v); }
+  friend float reduce_max(Vec a) { return _mm512_reduce_max_ps(a.v); }
+  friend Vec pow2n(Vec n) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n.v); }
+  friend Vec split_exponent(Vec x, Vec* e) {
+    *e = Vec(_mm512_getexp_ps(x.v));
+    return _mm512_getmant_ps(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+  }
+};
+
+template <>
+struct Vec<double> {
+  static constexpr int64_t width = 8;
+  __m512d v;
+
+  struct Mask {
+    __mmask8 m;
+    friend Mask operator&(Mask a, Mask b) { return {static_cast<__mmask8>(a.m & b.m)}; }
+    friend Mask operator|(Mask a, Mask b) { return {static_cast<__mmask8>(a.m | b.m)}; }
+    friend Mask operator~(Mask a) { return {static_cast<__mmask8>(~a.m)}; }
+    friend bool any(Mask a) { return a.m != 0; }
+    friend bool all(Mask a) { return a.m == 0xff; }
+  };
+
+  Vec() = default;
+  Vec(__m512d x) : v(x) {}                    // NOLINT
+  Vec(double s) : v(_mm512_set1_pd(s)) {}     // NOLINT
+  static Vec zero() { return _mm512_setzero_pd(); }
+  static __mmask8 lanes_below(int64_t n) {
+    return n >= width ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << n) - 1u);
+  }
+  static Vec load(const double* p) { return _mm512_loadu_pd(p); }
+  static Vec load_partial(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(lanes_below(n), p); }
+  void store(double* p) const { _mm512_storeu_pd(p, v); }
+  void store_partial(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, lanes_below(n), v); }
+
+  friend Vec operator+(Vec a, Vec b) { return _mm512_add_pd(a.v, b.v); }
+  friend Vec operator-(Vec a, Vec b) { return _mm512_sub_pd(a.v, b.v); }
+  friend Vec operator*(Vec a, Vec b) { return _mm512_mul_pd(a.v, b.v); }
+  friend Vec operator/(Vec a, Vec b) { return _mm512_div_pd(a.v, b.v); }
+  friend Vec operator-(Vec a) { return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN))); }
+  friend Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_pd(a.v, b.v, c.v); }
+  friend Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_pd(a.v, b.v, c.v); }
+  friend Vec min(Vec a, Vec b) { return _mm512_min_pd(a.v, b.v); }
+  friend Vec max(Vec a, Vec b) { return _mm512_max_pd(a.v, b.v); }
+  friend Mask is_nan(Vec a) { return {_mm512_cmp_pd_mask(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Vec minimum(Vec a, Vec b) {
+    const __mmask8 nan = _mm512_cmp_pd_mask(a.v, b.v, _CMP_UNORD_Q);
+    return _mm512_mask_add_pd(_mm512_min_pd(a.v, b.v), nan, a.v, b.v);
+  }
+  friend Vec maximum(Vec a, Vec b) {
+    const __mmask8 nan = _mm512_cmp_pd_mask(a.v, b.v, _CMP_UNORD_Q);
+    return _mm512_mask_add_pd(_mm512_max_pd(a.v, b.v), nan, a.v, b.v);
+  }
+  friend Vec abs(Vec a) { return _mm512_abs_pd(a.v); }
+  friend Vec sqrt(Vec a) { return _mm512_sqrt_pd(a.v); }
+  friend Vec floor(Vec a) { return _mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  friend Vec ceil(Vec a) { return _mm512_roundscale_pd(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }
+  friend Vec trunc(Vec a) { return _mm512_roundscale_pd(a.v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+  friend Vec round(Vec a) { return _mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  friend Mask lt(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ)}; }
+  friend Mask gt(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ)}; }
+  friend Mask ge(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_GE_OQ)}; }
+  friend Mask eq(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Vec select(Mask m, Vec a, Vec b) { return _mm512_mask_blend_pd(m.m, b.v, a.v); }
+  friend double reduce_add(Vec a) { return _mm512_reduce_add_pd(a.v); }
+  friend double reduce_min(Vec a) { return _mm512_reduce_min_pd(a.v); }
+  friend double reduce_max(Vec a) { return _mm512_reduce_max_pd(a.v); }
+  friend Vec pow2n(Vec n) { return _mm512_scalef_pd(_mm512_set1_pd(1.0), n.v); }
+  friend Vec split_exponent(Vec x, Vec* e) {
+    *e = Vec(_mm512_getexp_pd(x.v));
+    return _mm512_getmant_pd(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+  }
+};
+
+}  // namespace tensorops::simd::x86_avx512

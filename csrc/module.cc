@@ -1,0 +1,75 @@
+// The compiled module tensorops._core: one m.def per op, grouped by family. Each family's
+// bindings live in csrc/<family>/bindings.inc and are included here, so this stays the only
+// translation unit that includes pybind11 (see core/bindings.h).
+#include <Python.h>
+
+#include "core/bindings.h"
+#include "core/cpu.h"
+#include "core/parallel.h"
+#include "pointwise/pointwise.h"
+
+namespace py = pybind11;
+using namespace tensorops;
+
+namespace {
+
+// tensorops.ShapeError derives from both ValueError and RuntimeError, which pybind11's
+// register_exception cannot express, so the class is made with the C API.
+PyObject* g_shape_error = nullptr;
+
+void register_errors(py::module_& m) {
+  py::object bases = py::make_tuple(py::handle(PyExc_ValueError), py::handle(PyExc_RuntimeError));
+  g_shape_error = PyErr_NewExceptionWithDoc(
+      "tensorops.ShapeError",
+      "Wrong shape, rank, size or parameter value. A ValueError and a RuntimeError, so code "
+      "written for NumPy and code written for PyTorch both catch it.",
+      bases.ptr(), nullptr);
+  if (!g_shape_error) throw py::error_already_set();
+  m.add_object("ShapeError", py::handle(g_shape_error));
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ShapeError& e) {
+      PyErr_SetString(g_shape_error, e.what());
+    } catch (const TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    }
+  });
+}
+
+Isa parse_isa_or_throw(const std::string& text) {
+  Isa isa;
+  if (!parse_isa(text, &isa))
+    throw py::value_error("TENSOROPS_ISA: unknown ISA '" + text +
+                          "' (expected one of scalar, avx2, avx512, generic, x86_avx2, x86_avx512)");
+  return isa;
+}
+
+}  // namespace
+
+// Exported under a name no other library uses, so threadpoolctl's controller
+// (python/tensorops/_threadpool.py) can recognise this module among the loaded libraries.
+extern "C" __attribute__((visibility("default"))) int tensorops_get_num_threads() { return get_num_threads(); }
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "tensorops compiled kernels";
+  register_errors(m);
+
+  // ---- cpu and threads -----------------------------------------------------------------
+  m.def("detected_isa", [] { return isa_token(detected_isa()); },
+        "The best kernel set this CPU supports (generic, x86_avx2 or x86_avx512).");
+  m.def("active_isa", [] { return isa_token(active_isa()); }, "The kernel set in use.");
+  m.def("set_isa_cap", [](const std::string& isa) { set_isa_cap(parse_isa_or_throw(isa)); }, py::arg("isa"),
+        "Caps the kernel set (never above what the CPU supports).");
+  m.def("isa_cap", [] { return isa_token(isa_cap()); }, "The current cap on the kernel set.");
+  m.def("cpu_features", [] { return cpu_features().names(); }, "The CPU features detected.");
+  m.def("cpu_vendor", [] { return cpu_features().vendor; });
+  m.def("get_num_threads", &get_num_threads, "Threads a kernel may use.");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the threads a kernel may use.");
+  m.def("openmp_version", [] { return static_cast<int>(_OPENMP); });
+
+  // ---- families --------------------------------------------------------------------------
+#include "pointwise/bindings.inc"
+}

@@ -1,0 +1,1 @@
+#include "pointwise/generic.h"

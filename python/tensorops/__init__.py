@@ -1,0 +1,80 @@
+"""tensorops: fast CPU deep-learning operators with PyTorch semantics on NumPy arrays.
+
+    import tensorops as tops
+    import tensorops.nn as nn
+    import tensorops.nn.functional as F
+
+Arrays in, ``numpy.ndarray`` out. Where the documentation is silent, PyTorch's behaviour
+for the same call is the specification.
+"""
+from __future__ import annotations
+
+import os as _os
+
+from . import _core
+from ._core import ShapeError
+
+__version__ = "0.1.0"
+
+_USER_ISA_NAMES = {"generic": "scalar", "x86_avx2": "avx2", "x86_avx512": "avx512"}
+
+
+def _apply_isa_env() -> None:
+    requested = _os.environ.get("TENSOROPS_ISA")
+    if requested:
+        # An unknown value is an error here, at import, never a silent fallback.
+        _core.set_isa_cap(requested.strip().lower())
+
+
+_apply_isa_env()
+
+
+def cpu_info() -> dict:
+    """The kernel set in use and what the CPU offers.
+
+    Keys: ``isa`` (``"avx512"``, ``"avx2"`` or ``"scalar"``), ``isa_token`` (the same as
+    ``generic``/``x86_avx2``/``x86_avx512``), ``detected_isa`` (best the CPU supports),
+    ``isa_cap``, ``num_threads``, ``features`` (list of CPU feature names) and ``vendor``.
+    """
+    active = _core.active_isa()
+    return {
+        "isa": _USER_ISA_NAMES[active],
+        "isa_token": active,
+        "detected_isa": _USER_ISA_NAMES[_core.detected_isa()],
+        "isa_cap": _USER_ISA_NAMES[_core.isa_cap()],
+        "num_threads": _core.get_num_threads(),
+        "features": list(_core.cpu_features()),
+        "vendor": _core.cpu_vendor(),
+    }
+
+
+def get_num_threads() -> int:
+    """Threads a tensorops kernel may use (default: the cores available to the process,
+    or ``OMP_NUM_THREADS`` when set)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads a tensorops kernel may use (``n >= 1``)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+    _core.set_num_threads(n)
+
+
+from .pointwise import *  # noqa: E402,F401,F403
+from .pointwise import __all__ as _pointwise_all  # noqa: E402
+from . import nn  # noqa: E402,F401
+from ._threadpool import register_threadpoolctl as _register_threadpoolctl  # noqa: E402
+
+_register_threadpoolctl()
+
+__all__ = [
+    "ShapeError",
+    "cpu_info",
+    "get_num_threads",
+    "set_num_threads",
+    "nn",
+    *_pointwise_all,
+]

@@ -1,0 +1,145 @@
+"""Argument normalisation and checks shared by every family, worded as PyTorch words them.
+
+Everything here runs before a kernel is called: C++ re-checks only what it must to stay
+memory-safe. Keep these helpers cheap; they sit on every call's path.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+from ._core import ShapeError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+_ndarray = np.ndarray
+
+
+def as_array(x, op: str, arg: str = "input") -> np.ndarray:
+    """Any array-like as an ndarray, without copying when the data allows.
+
+    ndarrays pass through; ``__dlpack__`` objects (torch CPU tensors) are wrapped zero-copy;
+    the buffer protocol and ``__array__`` go through ``np.asarray``. Arrays whose byte strides
+    are not a multiple of the item size (possible with NumPy views of structured data) are
+    copied, since kernels count strides in elements.
+    """
+    if type(x) is not _ndarray:
+        if isinstance(x, _ndarray):
+            x = x.view(np.ndarray)
+        elif hasattr(x, "__dlpack__") and not isinstance(x, (numbers.Number, str, bytes)):
+            x = _from_dlpack(x, op, arg)
+        else:
+            try:
+                x = np.asarray(x)
+            except Exception as exc:  # noqa: BLE001 - reworded for the user
+                raise TypeError(f"{op}: argument '{arg}' must be an array-like, got {type(x).__name__}") from exc
+            if x.dtype == object:
+                raise TypeError(f"{op}: argument '{arg}' must be an array-like of numbers, got {type(x).__name__}")
+    itemsize = x.itemsize
+    for s in x.strides:
+        if s % itemsize:
+            return np.ascontiguousarray(x)
+    return x
+
+
+def _from_dlpack(x, op: str, arg: str) -> np.ndarray:
+    detach = getattr(x, "detach", None)
+    if detach is not None and getattr(x, "requires_grad", False):
+        x = detach()  # torch refuses to export tensors that require grad
+    device = getattr(x, "device", None)
+    if device is not None and getattr(device, "type", "cpu") != "cpu":
+        raise TypeError(f"{op}: argument '{arg}' is on device '{device}', tensorops computes on the CPU")
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, BufferError, RuntimeError) as exc:
+        if hasattr(x, "__array__"):
+            return np.asarray(x)
+        raise TypeError(f"{op}: cannot read argument '{arg}' of type {type(x).__name__}: {exc}") from exc
+
+
+def check_float(x: np.ndarray, op: str, arg: str = "input") -> None:
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f'{op}: "{arg}" has unsupported dtype {x.dtype}; supported dtypes are float32 and float64')
+
+
+def float_array(x, op: str, arg: str = "input") -> np.ndarray:
+    x = as_array(x, op, arg)
+    check_float(x, op, arg)
+    return x
+
+
+def normalize_dim(dim, ndim: int, op: str = "") -> int:
+    """A dim in [-ndim, ndim) as a non-negative int; 0-d tensors accept -1 and 0, as torch."""
+    try:
+        d = operator.index(dim)
+    except TypeError:
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}") from None
+    rank = max(ndim, 1)
+    if d < -rank or d >= rank:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})")
+    return d + rank if d < 0 else d
+
+
+def normalize_dims(dims, ndim: int, op: str = "") -> tuple:
+    """None -> all dims; int or sequence -> sorted tuple of distinct non-negative dims."""
+    if dims is None:
+        return tuple(range(ndim))
+    if isinstance(dims, (list, tuple)):
+        out = []
+        for d in dims:
+            nd = normalize_dim(d, ndim, op)
+            if nd in out:
+                raise ShapeError(f"{op}: dim {nd} appears multiple times in the list of dims")
+            out.append(nd)
+        return tuple(sorted(out))
+    return (normalize_dim(dims, ndim, op),)
+
+
+def broadcast_shapes(*shapes, names=("a", "b", "c")) -> tuple:
+    """NumPy/torch broadcasting of shapes, with torch's message on a mismatch."""
+    ndim = max(len(s) for s in shapes)
+    out = [1] * ndim
+    for i, shape in enumerate(shapes):
+        offset = ndim - len(shape)
+        for j, size in enumerate(shape):
+            k = offset + j
+            if size == out[k] or size == 1:
+                continue
+            if out[k] == 1:
+                out[k] = size
+                continue
+            # torch names the tensor whose size it kept 'a' and the newcomer 'b'.
+            raise ShapeError(
+                f"The size of tensor a ({out[k]}) must match the size of tensor "
+                f"{names[min(i, len(names) - 1)] if i else 'b'} ({size}) at non-singleton dimension {k}"
+            )
+    return tuple(out)
+
+
+def check_out(out, shape: tuple, dtype, op: str) -> np.ndarray:
+    """``out=``: a C-contiguous, writeable ndarray of the result's shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ShapeError(f"{op}: out has shape {list(out.shape)}, expected {list(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{op}: out has dtype {out.dtype}, expected {np.dtype(dtype)}")
+    if not out.flags.c_contiguous:
+        raise ShapeError(f"{op}: out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{op}: out is read-only")
+    return out
+
+
+def to_pair(value, op: str, arg: str) -> tuple:
+    """int or length-2 sequence -> (int, int)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) == 1:
+            value = (value[0], value[0])
+        if len(value) != 2:
+            raise ShapeError(f"{op}: {arg} must be an int or a pair of ints, got {tuple(value)}")
+        return (operator.index(value[0]), operator.index(value[1]))
+    v = operator.index(value)
+    return (v, v)

@@ -1,0 +1,2 @@
+"""torch.nn-style building blocks: ``functional`` and the modules."""
+from . import functional  # noqa: F401

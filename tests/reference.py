@@ -1,0 +1,70 @@
+"""Shared helpers for comparing tensorops against PyTorch (the oracle) and NumPy."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Sizes that exercise vector tails and blocking: empty, one, primes, around a 16-lane vector.
+ODD_SIZES = [0, 1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 257]
+DTYPES = [np.float32, np.float64]
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def randn(shape, dtype=np.float32, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    return (rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def to_torch(x):
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    return x
+
+
+def to_numpy(t):
+    if isinstance(t, torch.Tensor):
+        return t.detach().numpy()
+    if isinstance(t, (tuple, list)):
+        return type(t)(to_numpy(v) for v in t)
+    return t
+
+
+def tolerance(dtype):
+    """(rtol, atol) for comparing one elementwise result with torch's."""
+    return (1e-5, 1e-6) if np.dtype(dtype) == np.float32 else (1e-12, 1e-14)
+
+
+def assert_close(actual, expected, dtype=None, rtol=None, atol=None, check_dtype=True):
+    """Values, shape and dtype equal within tolerance; NaN where torch has NaN, same infinities."""
+    expected = to_numpy(expected)
+    assert isinstance(actual, np.ndarray), f"expected an ndarray, got {type(actual).__name__}"
+    assert actual.shape == tuple(expected.shape), f"shape {actual.shape} != {tuple(expected.shape)}"
+    if check_dtype:
+        assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
+    d = dtype or expected.dtype
+    default_rtol, default_atol = tolerance(d) if np.dtype(d).kind == "f" else (0, 0)
+    np.testing.assert_allclose(
+        actual, expected, rtol=default_rtol if rtol is None else rtol,
+        atol=default_atol if atol is None else atol, equal_nan=True)
+
+
+def layouts(x: np.ndarray):
+    """The same values in several memory layouts: contiguous, Fortran order, a strided slice
+    of a larger array, and reversed (negative strides). Yields (name, array)."""
+    yield "contiguous", np.ascontiguousarray(x)
+    if x.ndim >= 2:
+        yield "fortran", np.asfortranarray(x)
+    big = np.zeros(tuple(2 * s + 1 for s in x.shape), x.dtype)
+    view = big[tuple(slice(1, 1 + 2 * s, 2) for s in x.shape)]
+    view[...] = x
+    yield "strided", view
+    rev = np.ascontiguousarray(x[tuple(slice(None, None, -1) for _ in x.shape)])
+    yield "negative", rev[tuple(slice(None, None, -1) for _ in x.shape)]
+
+
+def special_values(dtype=np.float32) -> np.ndarray:
+    """NaN, infinities, signed zeros, tiny and huge values, in a 1-D array."""
+    return np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 1.0, -1.0, 0.5, -0.5, 88.0, -88.0,
+                     np.finfo(dtype).tiny, np.finfo(dtype).max, -np.finfo(dtype).max], dtype=dtype)
