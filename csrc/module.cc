@@ -7,6 +7,8 @@
 #include "core/cpu.h"
 #include "core/parallel.h"
 #include "pointwise/pointwise.h"
+#include "reduce/reduce.h"
+#include "shape/shape.h"
 
 namespace py = pybind11;
 using namespace tensorops;
@@ -72,4 +74,6 @@ PYBIND11_MODULE(_core, m) {
 
   // ---- families --------------------------------------------------------------------------
 #include "pointwise/bindings.inc"
+#include "reduce/bindings.inc"
+#include "shape/bindings.inc"
 }

@@ -65,6 +65,10 @@ def set_num_threads(n: int) -> None:
 
 from .pointwise import *  # noqa: E402,F401,F403
 from .pointwise import __all__ as _pointwise_all  # noqa: E402
+from .reduce import *  # noqa: E402,F401,F403
+from .reduce import __all__ as _reduce_all  # noqa: E402
+from .shape import *  # noqa: E402,F401,F403
+from .shape import __all__ as _shape_all  # noqa: E402
 from . import nn  # noqa: E402,F401
 from ._threadpool import register_threadpoolctl as _register_threadpoolctl  # noqa: E402
 
@@ -77,4 +81,6 @@ __all__ = [
     "set_num_threads",
     "nn",
     *_pointwise_all,
+    *_reduce_all,
+    *_shape_all,
 ]

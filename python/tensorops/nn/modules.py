@@ -1,0 +1,2 @@
+"""nn modules (being written)."""
+__all__ = []

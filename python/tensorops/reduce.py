@@ -1,0 +1,2 @@
+"""The reduce family (being written)."""
+__all__ = []

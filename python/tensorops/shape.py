@@ -1,0 +1,2 @@
+"""The shape family (being written)."""
+__all__ = []
