@@ -32,11 +32,12 @@ def as_array(x, op: str, arg: str = "input") -> np.ndarray:
             x = _from_dlpack(x, op, arg)
         else:
             try:
-                x = np.asarray(x)
+                converted = np.asarray(x)
             except Exception as exc:  # noqa: BLE001 - reworded for the user
                 raise TypeError(f"{op}: argument '{arg}' must be an array-like, got {type(x).__name__}") from exc
-            if x.dtype == object:
+            if converted.dtype == object:
                 raise TypeError(f"{op}: argument '{arg}' must be an array-like of numbers, got {type(x).__name__}")
+            x = converted
     itemsize = x.itemsize
     for s in x.strides:
         if s % itemsize:
