@@ -9,6 +9,9 @@
 #include "pointwise/pointwise.h"
 #include "reduce/reduce.h"
 #include "shape/shape.h"
+#include "gemm/gemm.h"
+#include "norm/norm.h"
+#include "pool/pool.h"
 
 namespace py = pybind11;
 using namespace tensorops;
@@ -76,4 +79,7 @@ PYBIND11_MODULE(_core, m) {
 #include "pointwise/bindings.inc"
 #include "reduce/bindings.inc"
 #include "shape/bindings.inc"
+#include "gemm/bindings.inc"
+#include "norm/bindings.inc"
+#include "pool/bindings.inc"
 }

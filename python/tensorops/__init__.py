@@ -69,6 +69,9 @@ from .reduce import *  # noqa: E402,F401,F403
 from .reduce import __all__ as _reduce_all  # noqa: E402
 from .shape import *  # noqa: E402,F401,F403
 from .shape import __all__ as _shape_all  # noqa: E402
+from .gemm import *  # noqa: E402,F401,F403
+from .gemm import __all__ as _gemm_all  # noqa: E402
+from . import norm as _norm, pool as _pool  # noqa: E402,F401  (reached through nn.functional)
 from . import nn  # noqa: E402,F401
 from ._threadpool import register_threadpoolctl as _register_threadpoolctl  # noqa: E402
 
@@ -83,4 +86,5 @@ __all__ = [
     *_pointwise_all,
     *_reduce_all,
     *_shape_all,
+    *_gemm_all,
 ]

@@ -1,0 +1,2 @@
+"""The gemm family (being written)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""The norm family (being written)."""
+__all__ = []

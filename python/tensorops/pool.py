@@ -1,0 +1,2 @@
+"""The pool family (being written)."""
+__all__ = []
