@@ -248,3 +248,21 @@ def test_broadcast_shapes_matches_torch_wording():
     with pytest.raises(RuntimeError) as torch_err:
         torch.zeros(2, 3) + torch.zeros(2, 4)
     assert str(err.value) == str(torch_err.value)
+
+
+@pytest.mark.single_isa
+def test_forked_child_after_parallel_op_works_single_threaded():
+    code = """
+import os, sys, numpy as np, tensorops as t
+t.set_num_threads(2)
+x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
+expected = np.maximum(x, 0)
+assert np.array_equal(t.relu(x), expected)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.array_equal(t.relu(x), expected) else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert r.returncode == 0, r.stderr

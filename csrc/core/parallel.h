@@ -16,6 +16,9 @@ namespace tensorops {
 
 int get_num_threads();
 void set_num_threads(int n);
+// True in a child forked after the parent started OpenMP workers: run serially there.
+bool openmp_unusable_after_fork();
+void note_openmp_started();
 
 template <class Fn>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const Fn& fn) {
@@ -24,10 +27,11 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Fn& fn) {
   if (grain < 1) grain = 1;
   const int64_t max_chunks = (n + grain - 1) / grain;
   const int threads = static_cast<int>(std::min<int64_t>(get_num_threads(), max_chunks));
-  if (threads <= 1 || omp_in_parallel()) {
+  if (threads <= 1 || omp_in_parallel() || openmp_unusable_after_fork()) {
     fn(begin, end);
     return;
   }
+  note_openmp_started();
 #pragma omp parallel num_threads(threads)
   {
     const int64_t team = omp_get_num_threads();
