@@ -12,6 +12,8 @@
 #include "gemm/gemm.h"
 #include "norm/norm.h"
 #include "pool/pool.h"
+#include "embedding/embedding.h"
+#include "dropout/dropout.h"
 
 namespace py = pybind11;
 using namespace tensorops;
@@ -82,4 +84,6 @@ PYBIND11_MODULE(_core, m) {
 #include "gemm/bindings.inc"
 #include "norm/bindings.inc"
 #include "pool/bindings.inc"
+#include "embedding/bindings.inc"
+#include "dropout/bindings.inc"
 }

@@ -1,0 +1,1 @@
+#include "dropout/generic.h"

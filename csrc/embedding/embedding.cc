@@ -1,0 +1,78 @@
+#include "embedding/embedding.h"
+
+#include <atomic>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace tensorops::embedding {
+namespace {
+
+// Rows per task: enough to amortise scheduling when rows are short.
+constexpr int64_t kGrain = 256;
+
+// Walks a strided index tensor in C order, calling fn(position, value).
+template <class Index, class Fn>
+void for_each_index(const TensorView& indices, int64_t begin, int64_t end, const Fn& fn) {
+  const auto* base = indices.ptr<const Index>();
+  int64_t coord[kMaxDims] = {};
+  int64_t rest = begin;
+  for (int d = indices.ndim - 1; d >= 0; --d) {
+    coord[d] = rest % indices.shape[d];
+    rest /= indices.shape[d];
+  }
+  int64_t offset = 0;
+  for (int d = 0; d < indices.ndim; ++d) offset += coord[d] * indices.strides[d];
+  for (int64_t pos = begin; pos < end; ++pos) {
+    fn(pos, static_cast<int64_t>(base[offset]));
+    for (int d = indices.ndim - 1; d >= 0; --d) {
+      offset += indices.strides[d];
+      if (++coord[d] < indices.shape[d]) break;
+      offset -= coord[d] * indices.strides[d];
+      coord[d] = 0;
+    }
+  }
+}
+
+template <class Index>
+void gather_rows(const TensorView& indices, const TensorView& weight, const TensorView& out) {
+  const int64_t count = indices.numel();
+  const int64_t rows = weight.shape[0];
+  std::atomic<bool> out_of_range{false};
+  parallel_for(0, count, kGrain * 16, [&](int64_t begin, int64_t end) {
+    bool bad = false;
+    for_each_index<Index>(indices, begin, end, [&](int64_t, int64_t v) { bad |= (v < 0) | (v >= rows); });
+    if (bad) out_of_range.store(true, std::memory_order_relaxed);
+  });
+  if (out_of_range.load()) throw IndexError("index out of range in self");
+
+  const int64_t dim = weight.shape[1];
+  const int64_t row_bytes = dim * itemsize(weight.dtype);
+  const int64_t row_stride_bytes = weight.strides[0] * itemsize(weight.dtype);
+  const auto* src = static_cast<const char*>(weight.data);
+  auto* dst = static_cast<char*>(out.data);
+  parallel_for(0, count, kGrain, [&](int64_t begin, int64_t end) {
+    for_each_index<Index>(indices, begin, end, [&](int64_t pos, int64_t v) {
+      std::memcpy(dst + pos * row_bytes, src + v * row_stride_bytes, static_cast<size_t>(row_bytes));
+    });
+  });
+}
+
+}  // namespace
+
+void embedding(const TensorView& indices, const TensorView& weight, const TensorView& out) {
+  TENSOROPS_CHECK(weight.ndim == 2, "'weight' must be 2-D");
+  TENSOROPS_CHECK(weight.shape[1] <= 1 || weight.strides[1] == 1, "embedding: weight rows must be contiguous");
+  TENSOROPS_CHECK(out.is_contiguous() && out.ndim == indices.ndim + 1, "embedding: bad output");
+  if (indices.numel() == 0) return;
+  if (indices.dtype == DType::int64)
+    gather_rows<int64_t>(indices, weight, out);
+  else if (indices.dtype == DType::int32)
+    gather_rows<int32_t>(indices, weight, out);
+  else
+    throw TypeError(std::string("embedding: indices must be int32 or int64, got ") + dtype_name(indices.dtype));
+}
+
+}  // namespace tensorops::embedding

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import tensorops as tops
+from reference import DTYPES, ODD_SIZES, assert_close, layouts, randn, special_values
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", ODD_SIZES)
+def test_survivors_are_scaled_and_the_rest_zero(dtype, n):
+    x = randn((n,), dtype) + 3  # no zeros in the input
+    y = tops.dropout(x, p=0.25)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / dtype(0.75), rtol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_drop_rate_is_p(p):
+    x = np.ones(1 << 20, np.float32)
+    dropped = np.mean(tops.dropout(x, p) == 0)
+    # 1M Bernoulli draws: the standard error is below 5e-4.
+    assert abs(dropped - p) < 3e-3
+
+
+def test_mask_has_no_visible_structure():
+    tops.manual_seed(7)
+    x = np.ones((4096, 64), np.float32)
+    mask = tops.dropout(x, 0.5) != 0
+    # Rows, columns and neighbours are independent: drop rates per column and per row parity
+    # stay near 1/2, and consecutive elements agree about half of the time.
+    assert np.all(np.abs(mask.mean(axis=0) - 0.5) < 0.04)
+    assert abs(mask[::2].mean() - mask[1::2].mean()) < 0.01
+    assert abs(np.mean(mask.ravel()[1:] == mask.ravel()[:-1]) - 0.5) < 0.01
+
+
+def test_same_seed_same_mask_for_any_thread_count(isa):
+    x = randn((3, 100003), np.float32)
+    before = tops.get_num_threads()
+    try:
+        masks = []
+        for threads in (1, 2):
+            tops.set_num_threads(threads)
+            tops.manual_seed(1234)
+            masks.append(tops.dropout(x, 0.3))
+            masks.append(tops.dropout(x, 0.3))
+    finally:
+        tops.set_num_threads(before)
+    assert masks[0].tobytes() == masks[2].tobytes()
+    assert masks[1].tobytes() == masks[3].tobytes()
+    assert masks[0].tobytes() != masks[1].tobytes()  # successive calls draw fresh masks
+
+
+def test_mask_is_the_same_on_every_isa():
+    from tensorops import _core
+
+    x = randn((1000,), np.float32)
+    results = []
+    previous = _core.isa_cap()
+    try:
+        for isa in ("generic", "x86_avx2", "x86_avx512"):
+            _core.set_isa_cap(isa)
+            tops.manual_seed(99)
+            results.append(tops.dropout(x, 0.5))
+    finally:
+        _core.set_isa_cap(previous)
+    assert all(r.tobytes() == results[0].tobytes() for r in results)
+
+
+def test_float64_mask_matches_float32_mask():
+    x = randn((5000,), np.float64) + 5
+    tops.manual_seed(3)
+    a = tops.dropout(x, 0.4)
+    tops.manual_seed(3)
+    b = tops.dropout(x.astype(np.float32), 0.4)
+    assert np.array_equal(a == 0, b == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_p_zero_and_one_and_eval_are_exact(dtype):
+    x = special_values(dtype)
+    t = torch.from_numpy(x)
+    assert_close(tops.dropout(x, 0.0), TF.dropout(t, 0.0))
+    assert_close(tops.dropout(x, 1.0), TF.dropout(t, 1.0))  # x * 0: NaN and inf become NaN
+    assert tops.dropout(x, 0.5, training=False) is x
+    assert_close(tops.dropout(x, 0.5, training=False), TF.dropout(t, 0.5, training=False))
+
+
+def test_dropped_nan_stays_nan_as_torch():
+    x = np.full(64, np.nan, np.float32)
+    assert np.isnan(tops.dropout(x, 0.5)).all()
+    assert torch.isnan(TF.dropout(torch.from_numpy(x), 0.5)).all()
+
+
+def test_layouts_and_out():
+    x = randn((33, 21), np.float32) + 4
+    for name, v in layouts(x):
+        tops.manual_seed(5)
+        got = tops.dropout(v, 0.5)
+        tops.manual_seed(5)
+        assert np.array_equal(got, tops.dropout(x, 0.5)), name
+    out = np.empty_like(x)
+    assert tops.dropout(x, 0.5, out=out) is out
+
+
+def test_input_is_not_modified():
+    x = randn((100,), np.float32)
+    keep = x.copy()
+    tops.dropout(x, 0.5, inplace=True)
+    assert np.array_equal(x, keep)
+
+
+def test_empty():
+    assert tops.dropout(np.zeros((0, 3), np.float32), 0.5).shape == (0, 3)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
+        tops.dropout(np.zeros(3, np.float32), 1.5)
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got -0.1"):
+        tops.dropout(np.zeros(3, np.float32), -0.1)
+    with pytest.raises(TypeError, match='dropout: "input" has unsupported dtype int64'):
+        tops.dropout(np.zeros(3, np.int64), 0.5)
+    with pytest.raises(TypeError, match="dropout: p must be a number, got str"):
+        tops.dropout(np.zeros(3, np.float32), "0.5")
+    with pytest.raises(TypeError, match="manual_seed: expected an int, got float"):
+        tops.manual_seed(1.5)
+
+
+def test_manual_seed_accepts_torch_style_seeds():
+    tops.manual_seed(-1)
+    assert tops.initial_seed() == (1 << 64) - 1
+    tops.manual_seed(2 ** 70 + 5)
+    assert tops.initial_seed() == 5
