@@ -315,10 +315,13 @@ def test_weights_changed_runs_on_every_replacement(isa):
     assert m.changes == 5 and m.weight.dtype == np.float64 and m.stat.dtype == np.float64
     m.double()
     assert m.changes == 5  # nothing converted, nothing to invalidate
+    weight = m.weight
+    m.weight *= 2  # augmented assignment goes through __setattr__ with the same parameter
+    assert m.changes == 6 and m.weight is weight and (m.weight == 2).all()
     m.weight = None
-    assert m.changes == 6 and m.weight is None and "weight" in m._parameters
+    assert m.changes == 7 and m.weight is None and "weight" in m._parameters
     del m.stat
-    assert m.changes == 7 and "stat" not in m._buffers
+    assert m.changes == 8 and "stat" not in m._buffers
 
 
 @single
@@ -500,6 +503,9 @@ def test_parameter_views_its_data_and_derived_arrays_are_plain(isa):
     restored = pickle.loads(pickle.dumps(frozen))
     assert type(restored) is nn.Parameter and not restored.requires_grad and (restored == 1).all()
     assert nn.Parameter().shape == (0,)
+    alias = p
+    p += 1  # in-place arithmetic keeps the parameter itself
+    assert p is alias and type(p) is nn.Parameter and p[0, 0] == 1 and data[0, 0] == 1
 
 
 @single

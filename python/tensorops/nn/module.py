@@ -9,8 +9,9 @@ the same ``state_dict`` keys in the same order and loads a torch checkpoint dire
 Layers that prepare their weights once (GEMM panels, reordered filters) override
 ``_weights_changed``: it runs whenever this module's parameters or buffers are replaced,
 loaded, converted or deleted, so a cache never outlives the arrays it was built from.
-In-place writes into a parameter (``m.weight[...] = w``) cannot be seen; call
-``m._weights_changed()`` after them, or assign or load instead.
+Augmented assignment (``m.weight *= 2``) passes through ``__setattr__`` and is seen;
+writes through an index (``m.weight[...] = w``) cannot be: call ``m._weights_changed()``
+after them, or assign or load instead.
 """
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ class Parameter(np.ndarray):
     def __array_wrap__(self, array, context=None, return_scalar=False):
         if return_scalar:
             return array[()]
-        return array.view(np.ndarray)
+        # In-place arithmetic (p += 1) writes into the parameter itself, which stays one.
+        return array if array is self else array.view(np.ndarray)
 
     def __getitem__(self, key):
         item = np.ndarray.__getitem__(self, key)
