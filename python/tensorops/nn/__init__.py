@@ -1,6 +1,14 @@
 """torch.nn-style building blocks: ``functional`` and the modules."""
 from . import functional  # noqa: F401
-from .modules import *  # noqa: F401,F403
-from .modules import __all__ as _modules_all
+from .activation import *  # noqa: F401,F403
+from .activation import __all__ as _activation_all
+from .container import *  # noqa: F401,F403
+from .container import __all__ as _container_all
+from .module import *  # noqa: F401,F403
+from .module import __all__ as _module_all
+from .parameter import *  # noqa: F401,F403
+from .parameter import __all__ as _parameter_all
+from .shape import *  # noqa: F401,F403
+from .shape import __all__ as _shape_all
 
-__all__ = ["functional", *_modules_all]
+__all__ = ["functional", *_module_all, *_parameter_all, *_container_all, *_shape_all, *_activation_all]

@@ -1,0 +1,228 @@
+"""One module per activation function, with torch.nn's names, arguments and reprs.
+
+Each forward calls the same-named function of ``tensorops.nn.functional``, looked up at
+call time, so the modules hold no arithmetic of their own. ``inplace=True`` is passed
+through: the functional form then writes its result into the input array, as torch does.
+PReLU is the one activation with a parameter (``weight``, one slope per channel).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._core import ShapeError
+from .._validate import FLOAT_DTYPES
+from . import functional as F
+from .module import Module
+from .parameter import Parameter
+
+__all__ = [
+    "ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
+    "Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign", "LogSigmoid", "PReLU", "Softmax",
+    "LogSoftmax",
+]
+
+
+def _inplace_repr(inplace: bool) -> str:
+    return "inplace=True" if inplace else ""
+
+
+class _InplaceActivation(Module):
+    """Shared constructor and repr of the activations whose only argument is ``inplace``."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class _AlphaActivation(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class _SoftmaxFamily(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class ReLU(_InplaceActivation):
+    def forward(self, input):
+        # The plain call is the hot path; the keyword goes along only when asked for.
+        return F.relu(input, inplace=True) if self.inplace else F.relu(input)
+
+
+class Hardtanh(Module):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if not max_val > min_val:
+            raise ShapeError(f"max_val ({max_val}) must be greater than min_val ({min_val})")
+        self.min_val = min_val
+        self.max_val = max_val
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardtanh(input, min_val=self.min_val, max_val=self.max_val, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def forward(self, input):
+        return F.relu6(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False):
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.leaky_relu(input, negative_slope=self.negative_slope, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class ELU(_AlphaActivation):
+    def forward(self, input):
+        return F.elu(input, alpha=self.alpha, inplace=self.inplace)
+
+
+class CELU(_AlphaActivation):
+    def forward(self, input):
+        return F.celu(input, alpha=self.alpha, inplace=self.inplace)
+
+
+class SELU(_InplaceActivation):
+    def forward(self, input):
+        return F.selu(input, inplace=self.inplace)
+
+
+class GELU(Module):
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, input):
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(_InplaceActivation):
+    def forward(self, input):
+        return F.silu(input, inplace=self.inplace)
+
+
+class Mish(_InplaceActivation):
+    def forward(self, input):
+        return F.mish(input, inplace=self.inplace)
+
+
+class Hardsigmoid(Module):
+    """torch prints no arguments for Hardsigmoid, even with inplace=True."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardsigmoid(input, inplace=self.inplace)
+
+
+class Hardswish(Module):
+    """torch prints no arguments for Hardswish, even with inplace=True."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardswish(input, inplace=self.inplace)
+
+
+class Sigmoid(Module):
+    def forward(self, input):
+        return F.sigmoid(input)
+
+
+class Tanh(Module):
+    def forward(self, input):
+        return F.tanh(input)
+
+
+class Softsign(Module):
+    def forward(self, input):
+        return F.softsign(input)
+
+
+class LogSigmoid(Module):
+    def forward(self, input):
+        return F.logsigmoid(input)
+
+
+class Softplus(Module):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta = beta
+        self.threshold = threshold
+
+    def forward(self, input):
+        return F.softplus(input, beta=self.beta, threshold=self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class PReLU(Module):
+    """max(0, x) + weight * min(0, x), with one learnable slope or one per channel (dim 1)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=None):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.init = init
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"PReLU: unsupported dtype {dtype}; supported dtypes are float32 and float64")
+        self.weight = Parameter(np.empty(num_parameters, dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.weight.fill(self.init)
+        self._weights_changed()
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class Softmax(_SoftmaxFamily):
+    def forward(self, input):
+        return F.softmax(input, self.dim)
+
+
+class LogSoftmax(_SoftmaxFamily):
+    def forward(self, input):
+        return F.log_softmax(input, self.dim)

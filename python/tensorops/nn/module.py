@@ -1,0 +1,451 @@
+"""``Module``: torch.nn.Module's bookkeeping over NumPy arrays.
+
+A module keeps three ordered registries, exactly as torch does: ``_parameters``
+(``Parameter`` arrays), ``_buffers`` (plain arrays, persistent unless registered
+otherwise) and ``_modules`` (children). Attribute assignment routes values into them,
+so a model written for torch.nn - same attribute names, same construction order - gets
+the same ``state_dict`` keys in the same order and loads a torch checkpoint directly.
+
+Layers that prepare their weights once (GEMM panels, reordered filters) override
+``_weights_changed``: it runs whenever this module's parameters or buffers are replaced,
+loaded, converted or deleted, so a cache never outlives the arrays it was built from.
+Augmented assignment (``m.weight *= 2``) passes through ``__setattr__`` and is seen;
+writes through an index (``m.weight[...] = w``) cannot be: call ``m._weights_changed()``
+after them, or assign or load instead.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
+
+import numpy as np
+
+from .._core import ShapeError
+from .._validate import FLOAT_DTYPES, as_array
+from .parameter import Parameter
+
+__all__ = ["Module"]
+
+
+def _typename(obj) -> str:
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _torch_size(shape) -> str:
+    # torch's load_state_dict messages print shapes this way; users compare them verbatim.
+    return f"torch.Size({list(shape)})"
+
+
+def _add_indent(text: str, spaces: int) -> str:
+    first, *rest = text.split("\n")
+    if not rest:
+        return text
+    pad = " " * spaces
+    return "\n".join([first] + [pad + line if line.strip() else "" for line in rest])
+
+
+def _plain(array):
+    return array if type(array) is np.ndarray else array.view(np.ndarray)
+
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+class Module:
+    """Base class of every tensorops layer; subclass it and define ``forward``."""
+
+    _version = 1
+    training: bool
+
+    def __init__(self) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "training", True)
+        setattr_(self, "_parameters", {})
+        setattr_(self, "_buffers", {})
+        setattr_(self, "_non_persistent_buffers_set", set())
+        setattr_(self, "_modules", {})
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _weights_changed(self) -> None:
+        """Called after this module's parameters or buffers were replaced or reloaded.
+
+        Layers that cache something derived from their weights drop it here. It can run
+        during ``__init__`` (each registration calls it), before the subclass has set
+        its own attributes.
+        """
+
+    # ---- registration -------------------------------------------------------------------
+
+    def _check_member_name(self, kind: str, name, registry: dict) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
+        if "." in name:
+            raise KeyError(f"{kind} name can't contain \".\"")
+        if name == "":
+            raise KeyError(f"{kind} name can't be empty string \"\"")
+        if hasattr(self, name) and name not in registry:
+            raise KeyError(f"attribute '{name}' already exists")
+
+    def register_parameter(self, name: str, param) -> None:
+        """Adds ``param`` (a ``Parameter`` or None) under ``name``."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign parameter before Module.__init__() call")
+        self._check_member_name("parameter", name, self._parameters)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(
+                f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                "(tensorops.nn.Parameter or None required)")
+        self._parameters[name] = param
+        self._weights_changed()
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Adds the array ``tensor`` (or None) as a buffer; persistent buffers go into the state_dict."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        self._check_member_name("buffer", name, self._buffers)
+        if tensor is not None and not isinstance(tensor, np.ndarray):
+            raise TypeError(
+                f"cannot assign '{_typename(tensor)}' object to buffer '{name}' (numpy.ndarray or None required)")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
+        self._weights_changed()
+
+    def add_module(self, name: str, module) -> None:
+        """Adds the child ``module`` (or None) under ``name``."""
+        if not isinstance(module, Module) and module is not None:
+            raise TypeError(f"{_typename(module)} is not a Module subclass")
+        if not isinstance(name, str):
+            raise TypeError(f"module name should be a string. Got {_typename(name)}")
+        if hasattr(self, name) and name not in self._modules:
+            raise KeyError(f"attribute '{name}' already exists")
+        if "." in name:
+            raise KeyError(f"module name can't contain \".\", got: {name}")
+        if name == "":
+            raise KeyError("module name can't be empty string \"\"")
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def _forget(self, name: str, *registries) -> None:
+        for registry in registries:
+            if name in registry:
+                if isinstance(registry, dict):
+                    del registry[name]
+                else:
+                    registry.discard(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        params = self.__dict__.get("_parameters")
+        if isinstance(value, Parameter):
+            if params is None:
+                raise AttributeError("cannot assign parameters before Module.__init__() call")
+            self._forget(name, self.__dict__, self._buffers, self._modules, self._non_persistent_buffers_set)
+            self.register_parameter(name, value)
+        elif params is not None and name in params:
+            # Unlike torch, a plain array replaces the parameter (wrapped, not copied).
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as parameter '{name}' "
+                    "(tensorops.nn.Parameter, numpy.ndarray or None expected)")
+            self.register_parameter(name, None if value is None else Parameter(value))
+        else:
+            modules = self.__dict__.get("_modules")
+            if isinstance(value, Module):
+                if modules is None:
+                    raise AttributeError("cannot assign module before Module.__init__() call")
+                self._forget(name, self.__dict__, self._parameters, self._buffers, self._non_persistent_buffers_set)
+                modules[name] = value
+            elif modules is not None and name in modules:
+                if value is not None:
+                    raise TypeError(
+                        f"cannot assign '{_typename(value)}' as child module '{name}' "
+                        "(tensorops.nn.Module or None expected)")
+                modules[name] = value
+            else:
+                buffers = self.__dict__.get("_buffers")
+                if buffers is not None and name in buffers:
+                    if value is not None and not isinstance(value, np.ndarray):
+                        raise TypeError(
+                            f"cannot assign '{_typename(value)}' as buffer '{name}' (numpy.ndarray or None expected)")
+                    self.register_buffer(name, value, name not in self._non_persistent_buffers_set)
+                else:
+                    object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str):
+        # Only reached when normal lookup fails, i.e. for registered names.
+        members = self.__dict__
+        for registry in ("_parameters", "_buffers", "_modules"):
+            entries = members.get(registry)
+            if entries is not None and name in entries:
+                return entries[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._parameters:
+            del self._parameters[name]
+            self._weights_changed()
+        elif name in self._buffers:
+            del self._buffers[name]
+            self._non_persistent_buffers_set.discard(name)
+            self._weights_changed()
+        elif name in self._modules:
+            del self._modules[name]
+        else:
+            object.__delattr__(self, name)
+
+    def __dir__(self):
+        keys = list(object.__dir__(self)) + list(self._parameters) + list(self._modules) + list(self._buffers)
+        return sorted(key for key in set(keys) if not key[0].isdigit())
+
+    # ---- traversal (torch's order: this module's members, then each child depth-first) ----
+
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        if memo is None:
+            memo = set()
+        if self in memo:
+            return
+        if remove_duplicate:
+            memo.add(self)
+        yield prefix, self
+        for name, module in self._modules.items():
+            if module is not None:
+                yield from module.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self):
+        seen = set()
+        for name, module in self._modules.items():
+            if module is not None and module not in seen:
+                seen.add(module)
+                yield name, module
+
+    def children(self):
+        for _, module in self.named_children():
+            yield module
+
+    def _named_members(self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool):
+        # Arrays are unhashable: a shared array is recognised by identity.
+        seen = set()
+        owners = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for owner_prefix, owner in owners:
+            for name, array in getattr(owner, registry).items():
+                if array is None or id(array) in seen:
+                    continue
+                if remove_duplicate:
+                    seen.add(id(array))
+                yield owner_prefix + ("." if owner_prefix else "") + name, array
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse: bool = True):
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse: bool = True):
+        for _, buf in self.named_buffers(recurse=recurse):
+            yield buf
+
+    def apply(self, fn):
+        """Calls ``fn`` on every child (recursively), then on this module; returns self."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    # ---- modes and dtypes -----------------------------------------------------------------
+
+    def train(self, mode: bool = True):
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        self.training = mode
+        for module in self.children():
+            module.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, dtype):
+        """Converts every floating parameter and buffer to ``dtype`` (float32 or float64).
+
+        Integer buffers keep their dtype, as in torch. Arrays shared between modules stay
+        shared. Returns self.
+        """
+        try:
+            target = None if dtype is None else np.dtype(dtype)
+        except TypeError:
+            target = None
+        if target is None:
+            raise TypeError(f"nn.Module.to: expected a float32 or float64 dtype, got {dtype!r}")
+        if target not in FLOAT_DTYPES:
+            raise TypeError(f"nn.Module.to only accepts float32 or float64 dtypes, but got desired dtype={target}")
+        converted = {}
+        for module in self.modules():
+            changed = False
+            for registry in (module._parameters, module._buffers):
+                for name, array in registry.items():
+                    if array is None or array.dtype.kind != "f" or array.dtype == target:
+                        continue
+                    if id(array) not in converted:
+                        converted[id(array)] = array.astype(target)  # a Parameter stays a Parameter
+                    registry[name] = converted[id(array)]
+                    changed = True
+            if changed:
+                module._weights_changed()
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    # ---- state_dict -----------------------------------------------------------------------
+
+    def _save_to_state_dict(self, destination, prefix: str) -> None:
+        for name, param in self._parameters.items():
+            if param is not None:
+                destination[prefix + name] = _plain(param)
+        for name, buf in self._buffers.items():
+            if buf is not None and name not in self._non_persistent_buffers_set:
+                destination[prefix + name] = _plain(buf)
+
+    def state_dict(self, destination=None, prefix: str = ""):
+        """An OrderedDict of parameters and persistent buffers under torch's key names.
+
+        The values are views of the module's own arrays (as torch returns detached
+        tensors sharing storage): copy them before modifying.
+        """
+        if destination is None:
+            destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        metadata = getattr(destination, "_metadata", None)
+        if metadata is not None:
+            metadata[prefix[:-1]] = {"version": self._version}
+        self._save_to_state_dict(destination, prefix)
+        for name, module in self._modules.items():
+            if module is not None:
+                module.state_dict(destination=destination, prefix=prefix + name + ".")
+        return destination
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Copies this module's own entries of ``state_dict`` (torch's signature, for overriding)."""
+        local_state = {name: param for name, param in self._parameters.items() if param is not None}
+        local_state.update((name, buf) for name, buf in self._buffers.items()
+                           if buf is not None and name not in self._non_persistent_buffers_set)
+        for name, array in local_state.items():
+            key = prefix + name
+            if key not in state_dict:
+                if strict:
+                    missing_keys.append(key)
+                continue
+            source = state_dict[key]
+            try:
+                value = as_array(source, "load_state_dict", key)
+            except TypeError:
+                error_msgs.append(f'While copying the parameter named "{key}", expected a numpy.ndarray or '
+                                  f"torch.Tensor from checkpoint but received {type(source)}")
+                continue
+            if array.ndim == 0 and value.shape == (1,):
+                value = value[0]  # torch accepts a one-element vector for a scalar (old checkpoints)
+            if value.shape != array.shape:
+                error_msgs.append(f"size mismatch for {key}: copying a param with shape {_torch_size(value.shape)} "
+                                  f"from checkpoint, the shape in current model is {_torch_size(array.shape)}.")
+                continue
+            try:
+                np.copyto(array, value, casting="unsafe")
+            except Exception as exc:  # noqa: BLE001 - reported with the others, as torch does
+                error_msgs.append(f'While copying the parameter named "{key}", whose dimensions in the model are '
+                                  f"{_torch_size(array.shape)} and whose dimensions in the checkpoint are "
+                                  f"{_torch_size(value.shape)}, an exception occurred : {exc.args}.")
+        if strict:
+            for key in state_dict:
+                if not key.startswith(prefix):
+                    continue
+                head, *rest = key[len(prefix):].split(".", 1)
+                if (rest and head not in self._modules) or (not rest and head not in local_state):
+                    unexpected_keys.append(key)
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Copies ``state_dict`` (arrays or torch tensors, torch's key names) into this
+        module's own arrays, keeping their dtypes.
+
+        Size mismatches always raise ``ShapeError``; missing and unexpected keys raise
+        only when ``strict``. Returns ``(missing_keys, unexpected_keys)``.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+        missing_keys: list = []
+        unexpected_keys: list = []
+        error_msgs: list = []
+        metadata = getattr(state_dict, "_metadata", None)
+
+        def load(module, local_state_dict, prefix):
+            local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+            module._load_from_state_dict(local_state_dict, prefix, local_metadata, True, missing_keys,
+                                         unexpected_keys, error_msgs)
+            for name, child in module._modules.items():
+                if child is not None:
+                    child_prefix = prefix + name + "."
+                    load(child, {k: v for k, v in local_state_dict.items() if k.startswith(child_prefix)}, child_prefix)
+            module._weights_changed()
+
+        load(self, dict(state_dict), "")
+        if strict:
+            if unexpected_keys:
+                error_msgs.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
+                    ", ".join(f'"{k}"' for k in unexpected_keys)))
+            if missing_keys:
+                error_msgs.insert(0, "Missing key(s) in state_dict: {}. ".format(
+                    ", ".join(f'"{k}"' for k in missing_keys)))
+        if error_msgs:
+            raise ShapeError("Error(s) in loading state_dict for {}:\n\t{}".format(
+                type(self).__name__, "\n\t".join(error_msgs)))
+        return _IncompatibleKeys(missing_keys, unexpected_keys)
+
+    # ---- repr -----------------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The text inside this module's parentheses; layers override it."""
+        return ""
+
+    def _get_name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): " + _add_indent(repr(module), 2) for name, module in self._modules.items()]
+        lines = extra_lines + child_lines
+        text = self._get_name() + "("
+        if lines:
+            if len(extra_lines) == 1 and not child_lines:
+                text += extra_lines[0]
+            else:
+                text += "\n  " + "\n  ".join(lines) + "\n"
+        return text + ")"

@@ -1,2 +1,0 @@
-"""nn modules (being written)."""
-__all__ = []
