@@ -54,6 +54,8 @@ def layouts(x: np.ndarray):
     """The same values in several memory layouts: contiguous, Fortran order, a strided slice
     of a larger array, and reversed (negative strides). Yields (name, array)."""
     yield "contiguous", np.ascontiguousarray(x)
+    if x.ndim == 0:
+        return  # a 0-d array has one layout (and indexing it with () would give a scalar)
     if x.ndim >= 2:
         yield "fortran", np.asfortranarray(x)
     big = np.zeros(tuple(2 * s + 1 for s in x.shape), x.dtype)
