@@ -31,6 +31,8 @@ def _regex(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ._bench.runner import DEFAULT_MIN_TIME_S, DEFAULT_REPEAT
+
     parser = argparse.ArgumentParser(prog="python -m tensorops", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="version, ISA, CPU features, threads and library versions")
@@ -45,8 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=_positive_int, nargs="+", metavar="N", help="thread counts (default: 1 and the number of cores)")
     bench.add_argument("--json", metavar="FILE", help="write every number and the machine description to FILE")
     bench.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios (needs matplotlib)")
-    bench.add_argument("--repeat", type=_positive_int, default=5, metavar="N", help="minimum samples per measurement (default 5)")
-    bench.add_argument("--min-time", type=_non_negative_float, default=0.2, metavar="S", help="minimum seconds of samples per measurement (default 0.2)")
+    bench.add_argument("--repeat", type=_positive_int, default=DEFAULT_REPEAT, metavar="N", help=f"minimum samples per measurement (default {DEFAULT_REPEAT})")
+    bench.add_argument(
+        "--min-time", type=_non_negative_float, default=DEFAULT_MIN_TIME_S, metavar="S", help=f"minimum seconds of samples per measurement (default {DEFAULT_MIN_TIME_S})"
+    )
     bench.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     bench.add_argument("--list", action="store_true", help="list the selected cases and exit")
     return parser
@@ -68,7 +72,7 @@ def _list(cases) -> int:
 
 def _bench(args) -> int:
     from ._bench import select_cases
-    from ._bench.machine import machine_info
+    from ._bench.machine import load_average, machine_info
     from ._bench.peers import default_thread_counts
     from ._bench.report import format_tables, plot_ratios, plot_unavailable_reason, write_json
     from ._bench.runner import Settings, errors_in, run_cases
@@ -89,8 +93,14 @@ def _bench(args) -> int:
     threads = tuple(dict.fromkeys(args.threads)) if args.threads else tuple(default_thread_counts())
     settings = Settings(threads=threads, min_repeat=args.repeat, min_time=args.min_time, dtype=args.dtype)
     machine = machine_info()
-    print(f"tensorops {machine['versions']['tensorops']}, ISA {machine['cpu_info']['isa']}, {len(cases)} cases, threads {list(threads)}, dtype {args.dtype}", file=sys.stderr)
+    print(
+        f"tensorops {machine['versions']['tensorops']}, ISA {machine['cpu_info']['isa']}, {len(cases)} cases, "
+        f"threads {list(threads)}, dtype {args.dtype}, load average {machine['load_average']}",
+        file=sys.stderr,
+    )
     entries = run_cases(cases, settings)
+    # Other processes slow some samples down; the load after the run says how busy it was.
+    machine["load_average_after"] = load_average()
     print(format_tables(entries, args.dtype))
     if args.json:
         document = {

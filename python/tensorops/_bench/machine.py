@@ -24,9 +24,18 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "processor": _cpu_model_name(),
         "cores_available": default_thread_counts()[-1],
+        "load_average": load_average(),
         "threadpool_info": threadpoolctl.threadpool_info() if threadpoolctl is not None else None,
         "environment": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TENSOROPS_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
     }
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, or None where the OS has none."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _cpu_model_name() -> str:
@@ -49,6 +58,7 @@ def format_info(info: dict) -> str:
         f"ISA:        in use {cpu['isa']} ({cpu['isa_token']}), detected {cpu['detected_isa']}, cap {cpu['isa_cap']}",
         f"features:   {' '.join(cpu['features']) or '(none)'}",
         f"threads:    {cpu['num_threads']}",
+        f"load:       {info['load_average']}",
     ]
     for key, value in info["environment"].items():
         lines.append(f"env:        {key}={value}")

@@ -35,14 +35,15 @@ def _number(value: Optional[float], suffix: str = "") -> str:
     return f"{value:.3g}{suffix}"
 
 
-def _time_cell(result: dict) -> str:
-    if result["status"] == "ok":
-        return format_seconds(result["median_s"])
-    return "ERROR" if result["status"] == "error" else "n/a"
+def _time_cell(result: dict, check: Optional[dict]) -> str:
+    if result["status"] != "ok":
+        return "ERROR" if result["status"] == "error" else "n/a"
+    cell = format_seconds(result["median_s"])
+    return cell + " WRONG" if check is not None and not check["ok"] else cell
 
 
-def _peer_cell(result: dict, peer_ratio: Optional[float]) -> str:
-    cell = _time_cell(result)
+def _peer_cell(result: dict, peer_ratio: Optional[float], check: Optional[dict]) -> str:
+    cell = _time_cell(result, check)
     if peer_ratio is not None:
         cell += f" {peer_ratio:5.2f}x"
     return cell
@@ -65,25 +66,23 @@ def format_tables(entries: list, dtype: str) -> str:
             for run in entry["runs"]:
                 tops = run["results"]["tensorops"]
                 copy = run.get("copy")
-                check = run.get("check")
-                time_cell = _time_cell(tops)
-                if check is not None and not check["ok"]:
-                    time_cell += " WRONG"
+                checks = run.get("checks", {})
                 rows.append([
                     entry["name"],
                     str(run["threads"]),
                     entry["unit"],
-                    time_cell,
+                    _time_cell(tops, checks.get("tensorops")),
                     _number(tops.get("rate")),
                     _number(tops.get("pct_copy"), "%"),
                     _number(copy["rate"]) if copy else "-",
-                    *(_peer_cell(run["results"][p], run["ratios"][p]) for p in PEERS),
+                    *(_peer_cell(run["results"][p], run["ratios"][p], checks.get(p)) for p in PEERS),
                 ])
                 for name, result in run["results"].items():
                     if result["status"] != "ok":
                         notes.append(f"{entry['name']}: {name} {result['status']}: {result['reason']}")
-                if check is not None and not check["ok"]:
-                    notes.append(f"{entry['name']} at {run['threads']} threads: tensorops result differs from {check['reference']}: {check['detail']}")
+                for name, check in checks.items():
+                    if not check["ok"]:
+                        notes.append(f"{entry['name']} at {run['threads']} threads: the {name} result differs from {run['check_reference']}'s: {check['detail']}")
         widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
         left_aligned = {0, 2}
 
@@ -98,7 +97,8 @@ def format_tables(entries: list, dtype: str) -> str:
     legend = (
         "tensorops: median time per call; rate: GB/s (bytes read + written) or GFLOP/s; "
         "%copy: tensorops rate / np.copyto rate on the same footprint (NumPy copies on 1 thread);\n"
-        "peer cells: median time and peer_time / tensorops_time (>1: tensorops is faster)."
+        "peer cells: median time and peer_time / tensorops_time (>1: tensorops is faster); "
+        "WRONG: the result differs from torch's (or NumPy's)."
     )
     return "\n\n".join(blocks + [legend])
 

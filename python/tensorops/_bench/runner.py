@@ -6,9 +6,9 @@ count, inside ``pinned_threads``: a same-footprint ``np.copyto`` for memory-boun
 (the bandwidth reference), tensorops, and each peer in ``PEERS`` order. Nothing is
 skipped without a recorded reason: a tensorops op that does not exist yet is ``n/a``, an
 absent peer library or a peer form that the case does not declare is ``n/a`` with its
-reason, and anything that raises is an ``error`` with the exception text. The
-tensorops result from the warm-up call is also compared with torch's (or NumPy's), so a
-fast wrong answer cannot pass for a fast right one.
+reason, and anything that raises is an ``error`` with the exception text. Every
+result of the warm-up calls is also compared with torch's (or NumPy's), so a fast wrong
+answer, from tensorops or from a mis-declared peer, cannot pass for a fast right one.
 """
 from __future__ import annotations
 
@@ -25,15 +25,23 @@ from .peers import PEERS, missing_reason, onnx_session, optional_import, pinned_
 from .timing import measure, rate, ratio
 
 CONTENDERS = ("tensorops",) + PEERS
+# Every result is compared with the first of these that ran: this catches a wrong
+# tensorops kernel and a mis-declared peer alike.
+CHECK_REFERENCES = ("torch", "numpy")
 CHECK_RTOL = 1e-3
 CHECK_ATOL_SCALE = 1e-4
+
+
+# About a minute and a half for every case at 1 and 2 threads on a 2-core machine.
+DEFAULT_REPEAT = 7
+DEFAULT_MIN_TIME_S = 0.4
 
 
 @dataclass(frozen=True)
 class Settings:
     threads: tuple
-    min_repeat: int = 5
-    min_time: float = 0.2
+    min_repeat: int = DEFAULT_REPEAT
+    min_time: float = DEFAULT_MIN_TIME_S
     dtype: str = "float32"
 
 
@@ -192,15 +200,14 @@ def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, s
                 if copy is not None:
                     entry["pct_copy"] = 100.0 * entry["rate"] / copy["rate"]
             results[name] = entry
-            if name in ("tensorops", "torch", "numpy"):
-                outputs[name] = output
+            outputs[name] = output
     base = results["tensorops"].get("median_s")
     for peer in PEERS:
         run["ratios"][peer] = ratio(results[peer].get("median_s"), base)
-    if "tensorops" in outputs:
-        reference = "torch" if "torch" in outputs else "numpy" if "numpy" in outputs else None
-        if reference is not None:
-            run["check"] = {"reference": reference, **_compare(outputs["tensorops"], outputs[reference])}
+    reference = next((name for name in CHECK_REFERENCES if name in outputs), None)
+    if reference is not None:
+        run["check_reference"] = reference
+        run["checks"] = {name: _compare(output, outputs[reference]) for name, output in outputs.items() if name != reference}
     return run
 
 
@@ -240,7 +247,7 @@ def errors_in(entries: list) -> list:
             for name, result in run["results"].items():
                 if result["status"] == "error":
                     found.append((entry["name"], run["threads"], name, result["reason"]))
-            check = run.get("check")
-            if check is not None and not check["ok"]:
-                found.append((entry["name"], run["threads"], "tensorops", f"result differs from {check['reference']}: {check['detail']}"))
+            for name, check in run.get("checks", {}).items():
+                if not check["ok"]:
+                    found.append((entry["name"], run["threads"], name, f"result differs from {run['check_reference']}'s: {check['detail']}"))
     return found
