@@ -237,3 +237,12 @@ def test_plot_writes_a_png(tmp_path):
     path = tmp_path / "ratios.png"
     plot_ratios([{"name": "a", "runs": [run]}, {"name": "b", "runs": [missing]}], str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_busy_warning_only_when_others_compete():
+    from tensorops.__main__ import _busy_warning
+
+    assert _busy_warning([0.1, 0.1, 0.1], [2.2, 1.0, 0.5], cores=2) is None  # only this run's threads
+    assert "other processes competed" in _busy_warning([1.5, 1.0, 0.5], [2.0, 1.0, 0.5], cores=2)
+    assert _busy_warning([0.1, 0.1, 0.1], [3.9, 2.0, 1.0], cores=2) is not None
+    assert _busy_warning(None, None, cores=2) is None

@@ -70,6 +70,22 @@ def _list(cases) -> int:
     return 0
 
 
+def _busy_warning(before, after, cores: int):
+    """A warning when other processes ran beside the benchmark, or None.
+
+    Before the run the 1-minute load is other processes alone; after it, it includes this
+    run's own threads, so only the excess over the cores counts.
+    """
+    if before is None or after is None:
+        return None
+    if before[0] < 0.5 and after[0] <= cores + 0.5:
+        return None
+    return (
+        f"warning: load average {before[0]} before and {after[0]} after the run on {cores} cores: other processes "
+        "competed for the CPU, so the times are inflated and noisy, most at the highest thread count."
+    )
+
+
 def _bench(args) -> int:
     from ._bench import select_cases
     from ._bench.machine import load_average, machine_info
@@ -102,6 +118,9 @@ def _bench(args) -> int:
     # Other processes slow some samples down; the load after the run says how busy it was.
     machine["load_average_after"] = load_average()
     print(format_tables(entries, args.dtype))
+    busy = _busy_warning(machine["load_average"], machine["load_average_after"], machine["cores_available"])
+    if busy:
+        print(busy)
     if args.json:
         document = {
             "schema": 1,
