@@ -19,6 +19,22 @@ The pieces:
   small ONNX graphs in memory.
 - ``runner.py`` runs the cases, ``report.py`` prints tables and writes JSON and plots,
   ``machine.py`` describes the machine (``python -m tensorops info``).
+
+Adding a family is one new module, ``cases_<family>.py``, holding for example::
+
+    CASES = [
+        Case(
+            name="layernorm_8x128x768",
+            family="norm",
+            setup=lambda dtype: (randn((8, 128, 768), dtype),),
+            tensorops=op("nn.functional.layer_norm", normalized_shape=(768,)),
+            torch=op("nn.functional.layer_norm", normalized_shape=(768,)),
+            bytes_moved=lambda inputs: 2 * nbytes(*inputs),
+        ),
+    ]
+
+``flops=`` instead of ``bytes_moved=`` makes the rate GFLOP/s; neither makes the case
+report time per call.
 """
 from __future__ import annotations
 
