@@ -1,0 +1,110 @@
+"""Timing one callable: warm-up, calibration, then repeats until enough is seen.
+
+A sample times ``inner`` back-to-back calls, with ``inner`` chosen so that one sample
+lasts at least ``sample_target`` seconds: a call of a microsecond is then timed over
+thousands of calls rather than at the resolution of the clock, while a call of tens of
+milliseconds is timed one at a time. Samples repeat until there are at least
+``min_repeat`` of them and they add up to at least ``min_time`` seconds. The median per
+call is the figure of merit (it shrugs off the odd sample slowed by another process on
+a shared machine); min and max are kept to show the spread. The garbage collector is
+paused while samples run, as ``timeit`` does.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+SAMPLE_TARGET_S = 1e-3
+MAX_INNER = 1 << 20
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Seconds per call: median, min and max over the samples."""
+
+    median: float
+    min: float
+    max: float
+    samples: int
+    inner: int
+
+    def as_dict(self) -> dict:
+        return {
+            "median_s": self.median,
+            "min_s": self.min,
+            "max_s": self.max,
+            "samples": self.samples,
+            "calls_per_sample": self.inner,
+        }
+
+
+def summarise(per_call_times, inner: int) -> Measurement:
+    times = list(per_call_times)
+    if not times:
+        raise ValueError("summarise: no samples")
+    return Measurement(statistics.median(times), min(times), max(times), len(times), inner)
+
+
+def calls_per_sample(one_call_s: float, sample_target: float = SAMPLE_TARGET_S) -> int:
+    """How many back-to-back calls make one sample last ``sample_target`` seconds."""
+    if one_call_s >= sample_target:
+        return 1
+    if one_call_s <= 0.0:
+        return MAX_INNER
+    return min(MAX_INNER, math.ceil(sample_target / one_call_s))
+
+
+def measure(
+    fn: Callable[[], Any],
+    min_repeat: int,
+    min_time: float,
+    sample_target: float = SAMPLE_TARGET_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple:
+    """Times ``fn()``; returns ``(Measurement, result of the warm-up call)``.
+
+    The warm-up call pays for first-touch page faults, lazy initialisation and cold
+    caches; its result is returned so the caller can check it without another call.
+    """
+    if min_repeat < 1:
+        raise ValueError(f"measure: min_repeat must be at least 1, got {min_repeat}")
+    result = fn()
+    start = clock()
+    fn()
+    inner = calls_per_sample(clock() - start, sample_target)
+    loop = range(inner)
+    samples = []
+    total = 0.0
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while len(samples) < min_repeat or total < min_time:
+            start = clock()
+            for _ in loop:
+                fn()
+            elapsed = clock() - start
+            total += elapsed
+            samples.append(elapsed / inner)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return summarise(samples, inner), result
+
+
+def ratio(peer_s: Optional[float], tensorops_s: Optional[float]) -> Optional[float]:
+    """``peer_time / tensorops_time``: above 1 means tensorops is faster; None when
+    either side has no time."""
+    if peer_s is None or tensorops_s is None or tensorops_s <= 0.0:
+        return None
+    return peer_s / tensorops_s
+
+
+def rate(work: Optional[float], seconds: Optional[float]) -> Optional[float]:
+    """GB/s or GFLOP/s: ``work`` (bytes or FLOPs) per second, in units of 1e9."""
+    if work is None or seconds is None or seconds <= 0.0:
+        return None
+    return work / seconds / 1e9

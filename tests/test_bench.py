@@ -1,0 +1,248 @@
+"""The benchmark CLI (``python -m tensorops bench|info``) and the logic under it.
+
+Nothing here asserts a timing: the CLI runs once on one small selection with a tiny
+minimum time, and the timing, ratio, registry, check and report logic is tested on
+synthetic inputs and a fake clock.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import tensorops
+from tensorops.__main__ import main
+from tensorops._bench import Case, all_cases, op, select_cases
+from tensorops._bench.report import format_seconds, format_tables, plot_ratios
+from tensorops._bench.runner import Libraries, Settings, errors_in, run_cases
+from tensorops._bench.timing import calls_per_sample, measure, rate, ratio, summarise
+
+pytestmark = pytest.mark.single_isa
+
+PEERS = ("numpy", "torch", "onnxruntime")
+
+
+def _cli(*args, timeout=120):
+    # The environment (PYTHONPATH included) is inherited: the same tensorops the tests
+    # import, in-tree or installed.
+    return subprocess.run([sys.executable, "-m", "tensorops", *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def test_cli_bench_writes_every_number_to_json(tmp_path):
+    path = tmp_path / "bench.json"
+    done = _cli("bench", "--ops", "relu", "--threads", "1", "--json", str(path), "--min-time", "0.001", "--repeat", "2")
+    assert done.returncode == 0, done.stderr
+    assert "relu_16M" in done.stdout and "== pointwise (float32) ==" in done.stdout
+    document = json.loads(path.read_text())
+    assert document["schema"] == 1
+    machine = document["machine"]
+    assert machine["versions"]["tensorops"] == tensorops.__version__
+    assert machine["cpu_info"]["isa"] in ("scalar", "avx2", "avx512")
+    assert {"features", "num_threads", "detected_isa", "isa_cap"} <= set(machine["cpu_info"])
+    assert document["settings"]["threads"] == [1]
+    assert document["settings"]["repeat"] == 2
+    (case,) = document["cases"]
+    assert (case["name"], case["family"], case["unit"]) == ("relu_16M", "pointwise", "GB/s")
+    assert case["bytes_moved"] == 2 * 4096 * 4096 * 4
+    (run,) = case["runs"]
+    assert run["threads"] == 1
+    tops = run["results"]["tensorops"]
+    assert tops["status"] == "ok"
+    assert tops["samples"] >= 2
+    assert 0 < tops["min_s"] <= tops["median_s"] <= tops["max_s"]
+    assert tops["rate"] == pytest.approx(case["bytes_moved"] / tops["median_s"] / 1e9)
+    copy = run["copy"]
+    assert copy["impl"] == "numpy.copyto" and copy["bytes_moved"] == case["bytes_moved"]
+    assert tops["pct_copy"] == pytest.approx(100 * tops["rate"] / copy["rate"])
+    assert run["results"]["numpy"]["status"] == "ok"
+    for peer in PEERS:
+        result = run["results"][peer]
+        assert result["status"] in ("ok", "n/a"), result
+        if result["status"] == "ok":
+            assert run["ratios"][peer] == pytest.approx(result["median_s"] / tops["median_s"])
+        else:
+            assert run["ratios"][peer] is None and result["reason"]
+    assert run["check_reference"] in ("torch", "numpy")
+    assert run["checks"]["tensorops"]["ok"]
+    assert all(check["ok"] for check in run["checks"].values())
+
+
+def test_cli_info():
+    done = _cli("info")
+    assert done.returncode == 0, done.stderr
+    assert f"tensorops {tensorops.__version__}" in done.stdout
+    assert "ISA:" in done.stdout and "numpy" in done.stdout and "threads:" in done.stdout
+
+
+def test_cli_list_and_selection(capsys):
+    assert main(["bench", "--list", "--ops", "relu"]) == 0
+    out = capsys.readouterr().out
+    assert "relu_16M" in out and "sigmoid_16M" not in out
+    assert main(["bench", "--ops", "^no_such_case$"]) == 2
+    assert "no case matches" in capsys.readouterr().err
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    for argv in (["bench", "--threads", "0"], ["bench", "--ops", "("], ["bench", "--min-time", "-1"], []):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+    assert "invalid regular expression" in capsys.readouterr().err
+
+
+def test_summarise_median_min_max():
+    odd = summarise([3.0, 1.0, 2.0], inner=1)
+    assert (odd.median, odd.min, odd.max, odd.samples) == (2.0, 1.0, 3.0, 3)
+    assert summarise([4.0, 1.0, 2.0, 3.0], inner=8).median == 2.5
+    with pytest.raises(ValueError, match="no samples"):
+        summarise([], inner=1)
+
+
+class FakeClock:
+    """A clock that only the measured function advances."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def work(self, seconds):
+        def fn():
+            self.now += seconds
+            return "result"
+
+        return fn
+
+
+def test_measure_repeats_until_count_and_time():
+    clock = FakeClock()
+    measured, result = measure(clock.work(0.01), min_repeat=3, min_time=0.05, clock=clock)
+    assert result == "result"
+    assert measured.inner == 1
+    assert measured.samples == 5  # five samples of 10 ms reach 50 ms; three would not
+    assert measured.median == pytest.approx(0.01)
+    measured, _ = measure(clock.work(0.01), min_repeat=4, min_time=0.0, clock=clock)
+    assert measured.samples == 4
+
+
+def test_measure_batches_short_calls():
+    clock = FakeClock()
+    # Powers of two keep the fake clock's sums exact.
+    measured, _ = measure(clock.work(2.0**-20), min_repeat=2, min_time=0.0, sample_target=2.0**-10, clock=clock)
+    assert measured.inner == 1024
+    assert measured.median == 2.0**-20
+    assert calls_per_sample(2e-3, 1e-3) == 1
+    assert calls_per_sample(3e-4, 1e-3) == 4
+    with pytest.raises(ValueError, match="min_repeat"):
+        measure(clock.work(1.0), min_repeat=0, min_time=0.0, clock=clock)
+
+
+def test_ratio_and_rate():
+    assert ratio(2.0, 1.0) == 2.0  # the peer takes twice as long: tensorops is 2x faster
+    assert ratio(0.5, 1.0) == 0.5
+    assert ratio(None, 1.0) is None and ratio(1.0, None) is None and ratio(1.0, 0.0) is None
+    assert rate(2e9, 0.5) == 4.0
+    assert rate(None, 1.0) is None
+    assert format_seconds(0.0123) == "12.3 ms" and format_seconds(2.5e-6) == "2.5 us" and format_seconds(None) == "n/a"
+
+
+def test_registry_has_the_required_cases():
+    names = [c.name for c in all_cases()]
+    assert len(names) == len(set(names))
+    required = {
+        "relu_16M", "sigmoid_16M", "gelu_16M", "add_bcast_8x256x56x56+256x1x1", "add_1elem",
+        "softmax_lastdim_8x12x128x128", "max_dim1_values_indices_4096x4096",
+        "contiguous_transposed_4096x4096", "cat_4x4096x1024_dim1",
+        *(f"{r}_{over}_4096x4096" for r in ("sum", "mean", "amax", "var") for over in ("dim1", "all")),
+    }
+    assert required <= set(names)
+    assert {c.family for c in select_cases("^reduce$")} == {"reduce"}
+    assert next(c for c in all_cases() if c.name == "add_1elem").unit == "us/call"
+
+
+def test_op_resolves_late_and_missing_ops_are_none():
+    assert op("definitely_not_an_op").resolve(tensorops) is None
+    assert op("nn.functional.no_such_activation").resolve(tensorops) is None
+    add_axis = op("sum", axis=1).resolve(np)
+    np.testing.assert_array_equal(add_axis(np.ones((2, 3))), [3.0, 3.0])
+
+
+def _fake_tensorops(**ops):
+    return types.SimpleNamespace(get_num_threads=lambda: 1, set_num_threads=lambda n: None, **ops)
+
+
+def _small(dtype):
+    return (np.linspace(-1.0, 1.0, 64, dtype=dtype).reshape(8, 8),)
+
+
+def test_runner_reports_missing_errors_and_wrong_results():
+    def broken_torch(x):
+        raise RuntimeError("boom")
+
+    def wrong_onnx(inputs):
+        from onnx import helper  # noqa: F401 - only reached when onnx is importable
+
+        from tensorops._bench.onnx_models import single_node
+
+        return single_node("Neg")(inputs)  # declared as relu but computes -x
+
+    cases = [
+        Case("absent", "fake", _small, op("not_written_yet"), numpy=op("abs"), bytes_moved=lambda i: 2 * i[0].nbytes),
+        Case("wrong", "fake", _small, op("bad_relu"), torch=op("relu"), numpy=lambda x: np.maximum(x, 0), onnx=wrong_onnx),
+        Case("raises", "fake", _small, op("good_relu"), torch=broken_torch, numpy=op("no_such_numpy_function")),
+    ]
+    libs = Libraries()
+    libs.tensorops = _fake_tensorops(bad_relu=lambda x: x, good_relu=lambda x: np.maximum(x, 0))
+    entries = run_cases(cases, Settings(threads=(1,), min_repeat=1, min_time=0.0), libs, progress=lambda line: None)
+    absent, wrong, raises = (e["runs"][0] for e in entries)
+
+    assert absent["results"]["tensorops"] == {"status": "n/a", "reason": "tensorops.not_written_yet does not exist yet"}
+    assert absent["results"]["numpy"]["status"] == "ok" and absent["ratios"]["numpy"] is None
+    assert absent["results"]["onnxruntime"]["status"] == "n/a" and "copy" in absent
+    assert "checks" not in absent or "tensorops" not in absent["checks"]
+
+    assert not wrong["checks"]["tensorops"]["ok"]
+    assert wrong["checks"]["numpy"]["ok"]
+    if wrong["results"]["onnxruntime"]["status"] == "ok":
+        assert not wrong["checks"]["onnxruntime"]["ok"]
+    assert entries[1]["unit"] == "us/call" and "copy" not in wrong
+
+    assert raises["results"]["torch"] == {"status": "error", "reason": "RuntimeError: boom"}
+    assert raises["results"]["numpy"]["status"] == "error" and "no_such_numpy_function" in raises["results"]["numpy"]["reason"]
+    assert "check_reference" not in raises  # no peer ran, so nothing to compare with
+
+    reported = {(case, who) for case, _, who, _ in errors_in(entries)}
+    assert ("wrong", "tensorops") in reported and ("raises", "torch") in reported and ("raises", "numpy") in reported
+    assert not any(case == "absent" for case, _ in reported)
+
+    table = format_tables(entries, "float32")
+    assert "== fake (float32) ==" in table and "WRONG" in table and "ERROR" in table and "n/a" in table
+    assert "tensorops n/a: tensorops.not_written_yet does not exist yet" in table
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = {
+        "threads": 1,
+        "results": {"tensorops": {"status": "ok", "median_s": 1.0}},
+        "ratios": {"numpy": 2.0, "torch": 0.5, "onnxruntime": None},
+    }
+    missing = {"threads": 1, "results": {"tensorops": {"status": "n/a"}}, "ratios": dict.fromkeys(PEERS)}
+    path = tmp_path / "ratios.png"
+    plot_ratios([{"name": "a", "runs": [run]}, {"name": "b", "runs": [missing]}], str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_busy_warning_only_when_others_compete():
+    from tensorops.__main__ import _busy_warning
+
+    assert _busy_warning([0.1, 0.1, 0.1], [2.2, 1.0, 0.5], cores=2) is None  # only this run's threads
+    assert "other processes competed" in _busy_warning([1.5, 1.0, 0.5], [2.0, 1.0, 0.5], cores=2)
+    assert _busy_warning([0.1, 0.1, 0.1], [3.9, 2.0, 1.0], cores=2) is not None
+    assert _busy_warning(None, None, cores=2) is None
