@@ -134,3 +134,20 @@ def test_manual_seed_accepts_torch_style_seeds():
     assert tops.initial_seed() == (1 << 64) - 1
     tops.manual_seed(2 ** 70 + 5)
     assert tops.initial_seed() == 5
+
+
+def test_module_train_and_eval():
+    import tensorops.nn as nn
+
+    m = nn.Dropout(0.25)
+    assert repr(m) == repr(torch.nn.Dropout(0.25)) == "Dropout(p=0.25, inplace=False)"
+    x = randn((64, 64), np.float32) + 3
+    tops.manual_seed(11)
+    y = m(x)
+    tops.manual_seed(11)
+    assert np.array_equal(y, tops.dropout(x, 0.25))
+    assert 0.15 < np.mean(y == 0) < 0.35
+    assert m.eval()(x) is x
+    assert list(m.state_dict()) == []
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
+        nn.Dropout(1.5)

@@ -96,3 +96,54 @@ def test_inputs_are_not_modified_without_max_norm():
     keep_w, keep_i = w.copy(), idx.copy()
     embedding(idx, w)
     assert np.array_equal(w, keep_w) and np.array_equal(idx, keep_i)
+
+
+def test_module_loads_torch_state_dict_and_matches():
+    import tensorops.nn as nn
+
+    tm = torch.nn.Embedding(20, 6, padding_idx=3)
+    m = nn.Embedding(20, 6, padding_idx=3)
+    assert repr(m) == repr(tm)
+    assert np.all(m.weight[3] == 0) and m.weight.dtype == np.float32
+    m.load_state_dict(tm.state_dict())
+    idx = torch.randint(0, 20, (4, 7))
+    assert_close(m(idx), tm(idx).detach())
+    assert list(m.state_dict()) == list(tm.state_dict()) == ["weight"]
+
+
+def test_module_options_and_reprs():
+    import tensorops.nn as nn
+
+    for args, kwargs in [((10, 3), {"padding_idx": -2, "max_norm": 1.0}),
+                         ((10, 3), {"sparse": True, "norm_type": 3.0, "scale_grad_by_freq": True})]:
+        assert repr(nn.Embedding(*args, **kwargs)) == repr(torch.nn.Embedding(*args, **kwargs))
+    assert nn.Embedding(10, 3, padding_idx=-2).padding_idx == 8
+    with pytest.raises(tops.ShapeError, match="Padding_idx must be within num_embeddings"):
+        nn.Embedding(10, 3, padding_idx=10)
+
+
+def test_module_max_norm_rescales_its_weight():
+    import tensorops.nn as nn
+
+    tm = torch.nn.Embedding(12, 4, max_norm=0.5)
+    m = nn.Embedding(12, 4, max_norm=0.5)
+    m.load_state_dict(tm.state_dict())
+    idx = torch.tensor([[1, 5], [5, 9]])
+    assert_close(m(idx), tm(idx).detach())
+    assert_close(m.weight, tm.weight.detach())
+
+
+def test_from_pretrained():
+    import tensorops.nn as nn
+
+    w = randn((7, 3), np.float64)
+    m = nn.Embedding.from_pretrained(w, padding_idx=1)
+    tm = torch.nn.Embedding.from_pretrained(torch.from_numpy(w), padding_idx=1)
+    assert repr(m) == repr(tm)
+    assert not m.weight.requires_grad and m.weight.dtype == np.float64
+    assert not np.shares_memory(m.weight, w)
+    idx = np.array([[0, 6, 1]])
+    assert_close(m(idx), tm(torch.from_numpy(idx)).detach())
+    assert nn.Embedding.from_pretrained(torch.from_numpy(w), freeze=False).weight.requires_grad
+    with pytest.raises(tops.ShapeError, match="Embeddings parameter is expected to be 2-dimensional"):
+        nn.Embedding.from_pretrained(np.zeros(3, np.float32))

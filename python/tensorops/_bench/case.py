@@ -55,6 +55,8 @@ class Case:
     ops such as ``cat``); torch receives ``torch.from_numpy`` views of the same data.
     ``onnx(inputs)`` returns ``(ModelProto, feeds)``. ``bytes_moved(inputs)`` or
     ``flops(inputs)`` gives the work; with neither, the case reports microseconds per call.
+    ``random=True`` marks ops whose outputs are random draws (dropout): libraries are then
+    checked to agree on shapes only.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Case:
     onnx: Optional[Callable[[tuple], tuple]] = None
     bytes_moved: Optional[Callable[[tuple], int]] = None
     flops: Optional[Callable[[tuple], float]] = None
+    random: bool = False
 
     @property
     def unit(self) -> str:

@@ -4,3 +4,7 @@ from __future__ import annotations
 from ..pointwise import relu  # noqa: F401
 
 __all__ = ["relu"]
+from ..dropout import dropout  # noqa: E402,F401
+from ..embedding import embedding  # noqa: E402,F401
+
+__all__ += ["dropout", "embedding"]
