@@ -310,7 +310,7 @@ def expand(input, *sizes):
     for i in range(ndim - 1, -1, -1):
         target = sizes[i]
         size, stride = (x.shape[i - lead], x.strides[i - lead]) if i >= lead else (1, 0)
-        if target == -1:
+        if target == -1 and x.ndim:  # torch takes a 0-d input's -1 as a literal (negative) size
             if i < lead:
                 raise ShapeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing "
                                  f"dimension {i}")
