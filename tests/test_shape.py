@@ -164,6 +164,16 @@ def test_copy_kernel_transposes(shape, dtype, isa):
             np.testing.assert_array_equal(result, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.bool_])
+def test_large_transposes(dtype, isa):
+    """Copies past the size where the transpose streams its stores, from aligned and unaligned
+    bases, with leading dimensions that are and are not multiples of a cache line."""
+    x = values((1104, 2064), dtype)
+    for v in (x.T, x[16:, 3:].T, x[:, :2049].T, x[:1103].T):
+        np.testing.assert_array_equal(tops.contiguous(v), np.ascontiguousarray(v))
+        np.testing.assert_array_equal(tops.reshape(v, (-1,)), np.ascontiguousarray(v).reshape(-1))
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_copy_is_the_same_for_any_thread_count(threads, isa):
     x = values((301, 517), np.float32)  # several parallel pieces on both paths

@@ -18,13 +18,14 @@ const ShapeKernels& kernels() { return select_kernels(kernel_tables()); }
 // Destination bytes per parallel piece: a thread wake-up is amortised many times over, and a
 // copy of a few megabytes still splits evenly across the cores.
 constexpr int64_t kPieceBytes = int64_t{128} << 10;
-// The transpose path's tile height in bytes: one cache line.
-constexpr int64_t kLineBytes = 64;
+// Transposes whose destination is at least this large bypass the cache (see generic.h).
+constexpr int64_t kStreamBytes = int64_t{8} << 20;
 
 int size_class(int64_t item) { return item == 1 ? 0 : item == 4 ? 1 : 2; }
 
 using RowFn = void (*)(const void* src, int64_t src_stride, void* dst, int64_t dst_stride, int64_t n);
-using TransposeFn = void (*)(const void* src, int64_t src_ld, void* dst, int64_t dst_ld, int64_t rows, int64_t cols);
+using TransposeFn = void (*)(const void* src, int64_t src_ld, void* dst, int64_t dst_ld, int64_t rows, int64_t cols,
+                             bool stream);
 
 // Joins of mixed dtypes only: the promoted destination type is never narrower than the source.
 template <class S, class D>
@@ -63,6 +64,7 @@ struct Plan {
   Path path = Path::runs;
   RowFn row = nullptr;
   TransposeFn transpose = nullptr;
+  bool stream = false;
   int ndim = 0;
   int tdim = -1;  // transpose: the dim that is contiguous in the source
   int64_t shape[kMaxDims] = {};
@@ -135,7 +137,8 @@ Plan make_plan(const TensorView& src, const TensorView& dst) {
   if (p.tdim >= 0) {
     p.path = Path::transpose;
     p.transpose = k.transpose[size_class(p.src_item)];
-    p.tile = kLineBytes / p.src_item;
+    p.stream = p.numel * p.dst_item >= kStreamBytes;
+    p.tile = kTransposeRowBytes / p.src_item;
     p.piece = std::max(p.tile, kPieceBytes / p.src_item / p.tile / p.tile * p.tile);
     p.row_blocks = (p.shape[p.tdim] + p.tile - 1) / p.tile;
     p.col_blocks = (p.shape[last] + p.piece - 1) / p.piece;
@@ -204,7 +207,7 @@ void run_transpose_piece(const Plan& p, int64_t q) {
   so += a + b * p.src_stride[last];
   dof += a * p.dst_stride[p.tdim] + b;
   p.transpose(p.src + so * p.src_item, p.src_stride[last], p.dst + dof * p.dst_item, p.dst_stride[p.tdim], rows,
-              cols);
+              cols, p.stream);
 }
 
 void run_pieces(const Plan& p, int64_t begin, int64_t end) {

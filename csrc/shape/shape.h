@@ -35,13 +35,17 @@ namespace tensorops::shape {
 // Element size classes of the byte-moving kernels: 1, 4 and 8 bytes.
 constexpr int kSizeClasses = 3;
 
+// The transpose path's pieces are this many bytes of each source row tall (the kernel's
+// blocks walk down them; see generic.h).
+constexpr int64_t kTransposeRowBytes = 1024;
+
 struct ShapeKernels {
   // dst[i * dst_stride] = src[i * src_stride] for i < n (strides in elements; memcpy when both are 1).
   void (*strided[kSizeClasses])(const void* src, int64_t src_stride, void* dst, int64_t dst_stride, int64_t n);
   // dst[a * dst_ld + b] = src[b * src_ld + a] for a < rows, b < cols (a is contiguous in src,
-  // b in dst).
+  // b in dst); stream: the whole copy is far larger than the caches.
   void (*transpose[kSizeClasses])(const void* src, int64_t src_ld, void* dst, int64_t dst_ld, int64_t rows,
-                                  int64_t cols);
+                                  int64_t cols, bool stream);
 };
 
 // dst = src elementwise; same shape; dst does not overlap src. Any strides, dtypes may differ
