@@ -172,6 +172,13 @@ def test_large_transposes(dtype, isa):
     for v in (x.T, x[16:, 3:].T, x[:, :2049].T, x[:1103].T):
         np.testing.assert_array_equal(tops.contiguous(v), np.ascontiguousarray(v))
         np.testing.assert_array_equal(tops.reshape(v, (-1,)), np.ascontiguousarray(v).reshape(-1))
+    # Destinations starting at every alignment within a cache line (the streaming head).
+    v = x.T
+    buffer = np.empty(v.size + 64, dtype)
+    for offset in range(0, 64 // buffer.itemsize, 3):
+        out = buffer[offset:offset + v.size].reshape(v.shape)
+        tops._core.copy(v, out)
+        np.testing.assert_array_equal(out, v)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -16,7 +16,8 @@
 //      contiguous, a strided element loop otherwise) or transpose (the destination's inner dim
 //      is strided in the source but another dim is contiguous there: the copy walks
 //      cache-line-square tiles, transposed in registers where the ISA allows, so every cache
-//      line read or written is used in full);
+//      line read or written is used in full, with streaming stores once the destination is
+//      far larger than the caches);
 //   3. cut the destination into fixed-size pieces (kPieceBytes, never a function of the
 //      thread count) and hand them to parallel_for; a join hands out the pieces of all its
 //      inputs in one parallel region.
