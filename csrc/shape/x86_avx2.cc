@@ -1,0 +1,1 @@
+#include "shape/generic.h"
