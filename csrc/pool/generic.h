@@ -20,76 +20,140 @@ using simd::Vec;
 template <class T>
 constexpr T kNegInf = -std::numeric_limits<T>::infinity();
 
-// ---- stride-2 deinterleave: 2 * Vec<T>::width elements at src -> even and odd lanes -----
+// ---- stride-2 deinterleave: the 2 * width elements (a, b) -> even and odd lanes ----------
 template <class T>
-inline void deinterleave_block(const T* src, T* even, T* odd) {
+inline void deinterleave(Vec<T> a, Vec<T> b, Vec<T>& even, Vec<T>& odd) {
 #if TENSOROPS_ISA_ID == 2
   if constexpr (sizeof(T) == 4) {
     const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    const __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + 16);
-    _mm512_storeu_ps(even, _mm512_permutex2var_ps(a, even_idx, b));
-    _mm512_storeu_ps(odd, _mm512_permutex2var_ps(a, odd_idx, b));
+    even = _mm512_permutex2var_ps(a.v, even_idx, b.v);
+    odd = _mm512_permutex2var_ps(a.v, odd_idx, b.v);
   } else {
     const __m512i even_idx = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     const __m512i odd_idx = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    const __m512d a = _mm512_loadu_pd(src), b = _mm512_loadu_pd(src + 8);
-    _mm512_storeu_pd(even, _mm512_permutex2var_pd(a, even_idx, b));
-    _mm512_storeu_pd(odd, _mm512_permutex2var_pd(a, odd_idx, b));
+    even = _mm512_permutex2var_pd(a.v, even_idx, b.v);
+    odd = _mm512_permutex2var_pd(a.v, odd_idx, b.v);
   }
 #elif TENSOROPS_ISA_ID == 1
   if constexpr (sizeof(T) == 4) {
-    const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
     // shuffle_ps works within 128-bit halves; permute4x64 puts the halves in order.
-    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    _mm256_storeu_ps(even, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
-    _mm256_storeu_ps(odd, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
+    const __m256 e = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 o = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1));
+    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
   } else {
-    const __m256d a = _mm256_loadu_pd(src), b = _mm256_loadu_pd(src + 4);
-    _mm256_storeu_pd(even, _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0)));
-    _mm256_storeu_pd(odd, _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0)));
+    even = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
+    odd = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
   }
 #else
-  for (int64_t i = 0; i < Vec<T>::width; ++i) {
-    even[i] = src[2 * i];
-    odd[i] = src[2 * i + 1];
+  constexpr int64_t w = Vec<T>::width;
+  for (int64_t i = 0; i < w / 2; ++i) {
+    even.lane[i] = a.lane[2 * i];
+    odd.lane[i] = a.lane[2 * i + 1];
+    even.lane[w / 2 + i] = b.lane[2 * i];
+    odd.lane[w / 2 + i] = b.lane[2 * i + 1];
   }
 #endif
 }
 
-// The padded row of a window, split by stride into phases (see pool.h). Phase r holds
-// padded cells r, r + s, r + 2s, ... and starts at phases + r * phase_len.
-struct PhaseLayout {
-  int64_t padded_len;  // cells the windows of one output row span
-  int64_t phase_len;   // ceil(padded_len / stride)
-  int64_t phases;      // non-empty phases: min(stride, padded_len)
+struct MaxOp {
+  template <class V>
+  static V apply(V a, V b) { return maximum(a, b); }  // NaN-propagating, as torch
+};
+struct SumOp {
+  template <class V>
+  static V apply(V a, V b) { return a + b; }
 };
 
-inline PhaseLayout phase_layout(int64_t out_w, int64_t kernel_w, int64_t stride_w, int64_t dilation_w) {
-  PhaseLayout l;
-  l.padded_len = (out_w - 1) * stride_w + (kernel_w - 1) * dilation_w + 1;
-  l.phase_len = (l.padded_len + stride_w - 1) / stride_w;
-  l.phases = std::min(stride_w, l.padded_len);
-  return l;
+// op over `count` rows (first, first + step, ...) of the n elements at column j.
+template <class Op, class T>
+inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, int64_t j, int64_t n) {
+  using V = Vec<T>;
+  const T* p = first + j;
+  if (n >= V::width) {
+    V acc = V::load(p);
+    for (int64_t k = 1; k < count; ++k) acc = Op::apply(acc, V::load(p + k * step));
+    return acc;
+  }
+  V acc = V::load_partial(p, n);
+  for (int64_t k = 1; k < count; ++k) acc = Op::apply(acc, V::load_partial(p + k * step, n));
+  return acc;
 }
 
+// The padded row of a window (see pool.h), as the horizontal pass reads it: split by the
+// stride s into phases, phase r holding padded cells r, r + s, ... at taps() + r * phase_len.
+// Stride 1 has one phase, the padded row itself; stride 2 writes its two phases straight
+// from the vertical reduction; other strides reduce into the padded row and then split.
 template <class T>
-void split_phases(const T* padded, const PhaseLayout& l, int64_t stride, T* phases) {
-  if (stride == 2) {
-    T* even = phases;
-    T* odd = phases + l.phase_len;
-    const int64_t block = 2 * Vec<T>::width;
-    int64_t i = 0;
-    for (; i + block <= l.padded_len; i += block) deinterleave_block(padded + i, even + i / 2, odd + i / 2);
-    for (; i < l.padded_len; ++i) (i & 1 ? odd : even)[i / 2] = padded[i];
-    return;
+struct PaddedRow {
+  int64_t stride, pad, cols;  // cols: input columns any window reaches
+  int64_t padded_len, phase_len, phases;
+  T* padded;       // stride != 2: the padded row
+  T* phase_cells;  // stride 1: == padded
+
+  PaddedRow(const Window2d& g, T* scratch) : stride(g.stride_w), pad(g.pad_w) {
+    padded_len = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+    phase_len = (padded_len + stride - 1) / stride;
+    phases = std::min(stride, padded_len);
+    cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));
+    padded = scratch;
+    phase_cells = stride == 1 ? scratch : stride == 2 ? scratch : scratch + padded_len;
   }
-  for (int64_t r = 0; r < l.phases; ++r) {
-    T* dst = phases + r * l.phase_len;
-    for (int64_t i = 0, cell = r; cell < l.padded_len; ++i, cell += stride) dst[i] = padded[cell];
+  // Scratch elements used; what follows is free for the kernel.
+  int64_t footprint() const { return stride == 1 ? padded_len : stride == 2 ? 2 * phase_len : padded_len + phases * phase_len; }
+  const T* taps() const { return phase_cells; }
+
+  T& cell(int64_t i) { return stride == 2 ? phase_cells[(i & 1) * phase_len + (i >> 1)] : padded[i]; }
+
+  // Pad cells never change from row to row: fill them once.
+  void fill_pads(T value) {
+    for (int64_t i = 0; i < std::min(pad, padded_len); ++i) cell(i) = value;
+    for (int64_t i = pad + cols; i < padded_len; ++i) cell(i) = value;
   }
-}
+  void fill_center(T value) {
+    for (int64_t j = 0; j < cols; ++j) cell(pad + j) = value;
+    if (stride > 2) split();
+  }
+
+  // Center cells = op over `count` input rows starting at `first`, `step` apart.
+  template <class Op>
+  void load(const T* first, int64_t step, int64_t count) {
+    using V = Vec<T>;
+    if (stride != 2) {
+      T* center = padded + pad;
+      for (int64_t j = 0; j < cols; j += V::width)
+        reduce_column_block<Op>(first, step, count, j, cols - j).store_partial(center + j, cols - j);
+      if (stride > 2) split();
+      return;
+    }
+    // Column j is padded cell pad + j: even j go to phase (pad & 1), odd j to the other.
+    T* even_dst = phase_cells + (pad & 1) * phase_len + pad / 2;
+    T* odd_dst = phase_cells + (1 - (pad & 1)) * phase_len + (pad + 1) / 2;
+    for (int64_t j = 0; j < cols; j += 2 * V::width) {
+      const int64_t m = cols - j;
+      const V a = reduce_column_block<Op>(first, step, count, j, std::min(m, V::width));
+      const V b = m > V::width ? reduce_column_block<Op>(first, step, count, j + V::width, m - V::width) : a;
+      V even, odd;
+      deinterleave(a, b, even, odd);
+      if (m >= 2 * V::width) {
+        even.store(even_dst + j / 2);
+        odd.store(odd_dst + j / 2);
+      } else {
+        even.store_partial(even_dst + j / 2, (m + 1) / 2);
+        odd.store_partial(odd_dst + j / 2, m / 2);
+      }
+    }
+  }
+
+ private:
+  void split() {
+    for (int64_t r = 0; r < phases; ++r) {
+      T* dst = phase_cells + r * phase_len;
+      for (int64_t i = 0, c = r; c < padded_len; ++i, c += stride) dst[i] = padded[c];
+    }
+  }
+};
 
 // Where tap kw of output 0 sits: phase (kw*d) % s at offset (kw*d) / s, walked without
 // a division per tap.
@@ -106,42 +170,9 @@ struct TapWalk {
   }
 };
 
-struct MaxOp {
-  template <class V>
-  static V apply(V a, V b) { return maximum(a, b); }  // NaN-propagating, as torch
-};
-struct SumOp {
-  template <class V>
-  static V apply(V a, V b) { return a + b; }
-};
-
-// dst[j] = op over `count` rows (first, first + step, ...) of row[j], j < n.
-template <class Op, class T>
-void reduce_rows(const T* first, int64_t step, int64_t count, int64_t n, T* dst) {
-  using V = Vec<T>;
-  constexpr int64_t kRowsPerPass = 4;  // rows kept in flight per pass over dst
-  for (int64_t r0 = 0; r0 < count; r0 += kRowsPerPass) {
-    const int64_t rows = std::min(kRowsPerPass, count - r0);
-    const T* base = first + r0 * step;
-    const bool fresh = r0 == 0;
-    int64_t j = 0;
-    for (; j + V::width <= n; j += V::width) {
-      const T* p = base + j;
-      V acc = fresh ? V::load(p) : Op::apply(V::load(dst + j), V::load(p));
-      for (int64_t k = 1; k < rows; ++k) acc = Op::apply(acc, V::load(p + k * step));
-      acc.store(dst + j);
-    }
-    if (j < n) {
-      const int64_t m = n - j;
-      const T* p = base + j;
-      V acc = fresh ? V::load_partial(p, m) : Op::apply(V::load_partial(dst + j, m), V::load_partial(p, m));
-      for (int64_t k = 1; k < rows; ++k) acc = Op::apply(acc, V::load_partial(p + k * step, m));
-      acc.store_partial(dst + j, m);
-    }
-  }
-}
-
-// Valid kernel rows of output row oh: kh in [first, last) land inside [0, in_h).
+// Valid kernel rows of a window starting at row `start`: kh in [first, last) land inside
+// [0, in_h). `first` is not clamped to the kernel: torch reports that row for a window
+// with no valid cell.
 struct RowSpan {
   int64_t first, last;
 };
@@ -152,64 +183,47 @@ inline RowSpan valid_rows(int64_t start, int64_t kernel, int64_t dilation, int64
   return {first, std::max(first, last)};
 }
 
-// Fills the pad cells of a padded row: [0, pad) and [pad + cols, padded_len).
-template <class T>
-void fill_pads(T* padded, int64_t pad, int64_t cols, int64_t padded_len, T value) {
-  std::fill(padded, padded + std::min(pad, padded_len), value);
-  if (pad + cols < padded_len) std::fill(padded + pad + cols, padded + padded_len, value);
-}
-
-// out[ow] = op over kw of tap(kw, ow), for ow < out_w; taps read from the phases of a
-// padded row (or the row itself for stride 1).
+// out[ow] = op over kw of tap(kw, ow), for ow < out_w.
 template <class Op, class T>
 void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out) {
   using V = Vec<T>;
-  const int64_t out_w = g.out_w;
-  int64_t ow = 0;
-  for (; ow + V::width <= out_w; ow += V::width) {
+  for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
+    const int64_t m = g.out_w - ow;
     TapWalk tap(g.dilation_w, g.stride_w);
-    V acc = V::load(phases + ow);
-    for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
-      tap.next();
-      acc = Op::apply(acc, V::load(phases + tap.phase * phase_len + tap.offset + ow));
+    if (m >= V::width) {
+      V acc = V::load(phases + ow);
+      for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
+        tap.next();
+        acc = Op::apply(acc, V::load(phases + tap.phase * phase_len + tap.offset + ow));
+      }
+      acc.store(out + ow);
+    } else {
+      V acc = V::load_partial(phases + ow, m);
+      for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
+        tap.next();
+        acc = Op::apply(acc, V::load_partial(phases + tap.phase * phase_len + tap.offset + ow, m));
+      }
+      acc.store_partial(out + ow, m);
     }
-    acc.store(out + ow);
-  }
-  if (ow < out_w) {
-    const int64_t m = out_w - ow;
-    TapWalk tap(g.dilation_w, g.stride_w);
-    V acc = V::load_partial(phases + ow, m);
-    for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
-      tap.next();
-      acc = Op::apply(acc, V::load_partial(phases + tap.phase * phase_len + tap.offset + ow, m));
-    }
-    acc.store_partial(out + ow, m);
   }
 }
 
-// Shared by max (pad -inf) and sum (pad 0): for each output row, the vertical reduction
-// into a padded row, the phase split, and the horizontal reduction into `row_out(oh)`.
+// Shared by max (pad -inf) and sum (pad 0): per output row, the vertical reduction into
+// the padded row, then the horizontal reduction into the output row, then finish(oh, row).
 template <class Op, class T, class Finish>
 void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
-                    T* scratch, T pad_value, T* out, const Finish& finish) {
-  const PhaseLayout l = phase_layout(g.out_w, g.kernel_w, g.stride_w, g.dilation_w);
-  T* padded = scratch;
-  T* phases = g.stride_w == 1 ? padded : padded + l.padded_len;
-  const int64_t cols = std::max<int64_t>(0, std::min(g.in_w, l.padded_len - g.pad_w));
-  fill_pads(padded, g.pad_w, cols, l.padded_len, pad_value);
+                    PaddedRow<T>& row, T pad_value, T* out, const Finish& finish) {
+  row.fill_pads(pad_value);
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     const int64_t start = oh * g.stride_h - g.pad_h;
     const RowSpan rows = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
-    T* center = padded + g.pad_w;
-    if (rows.last > rows.first) {
-      const T* first = plane + (start + rows.first * g.dilation_h) * row_stride;
-      reduce_rows<Op>(first, g.dilation_h * row_stride, rows.last - rows.first, cols, center);
-    } else {
-      std::fill(center, center + cols, pad_value);
-    }
-    if (g.stride_w != 1) split_phases(padded, l, g.stride_w, phases);
+    if (rows.last > rows.first)
+      row.template load<Op>(plane + (start + rows.first * g.dilation_h) * row_stride, g.dilation_h * row_stride,
+                            rows.last - rows.first);
+    else
+      row.fill_center(pad_value);
     T* row_out = out + oh * g.out_w;
-    horizontal<Op>(phases, l.phase_len, g, row_out);
+    horizontal<Op>(row.taps(), row.phase_len, g, row_out);
     finish(oh, row_out);
   }
 }
@@ -217,7 +231,8 @@ void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64
 template <class T>
 void max_values(const T* plane, int64_t row_stride, T* out, const Window2d& g, int64_t oh_begin, int64_t oh_end,
                 T* scratch) {
-  separable_rows<MaxOp>(plane, row_stride, g, oh_begin, oh_end, scratch, kNegInf<T>, out, [](int64_t, T*) {});
+  PaddedRow<T> row(g, scratch);
+  separable_rows<MaxOp>(plane, row_stride, g, oh_begin, oh_end, row, kNegInf<T>, out, [](int64_t, T*) {});
 }
 
 // The divisor of window (oh, ow) is row_factor(oh) * column_factor(ow), both clipped
@@ -232,14 +247,14 @@ template <class T>
 void avg(const T* plane, int64_t row_stride, T* out, const Window2d& g, const AvgDivisor& divisor, int64_t oh_begin,
          int64_t oh_end, T* scratch) {
   using V = Vec<T>;
-  const PhaseLayout l = phase_layout(g.out_w, g.kernel_w, g.stride_w, g.dilation_w);
-  T* column_factor = scratch + l.padded_len + (g.stride_w == 1 ? 0 : l.phases * l.phase_len);
+  PaddedRow<T> padded_row(g, scratch);
+  T* column_factor = scratch + padded_row.footprint();
   const bool fixed = divisor.divisor_override != 0;
   for (int64_t ow = 0; ow < g.out_w; ++ow)
     column_factor[ow] = fixed ? T(1)
                               : T(divisor_factor(ow * g.stride_w - g.pad_w, g.kernel_w, g.pad_w, g.in_w,
                                                  divisor.count_include_pad));
-  separable_rows<SumOp>(plane, row_stride, g, oh_begin, oh_end, scratch, T(0), out, [&](int64_t oh, T* row) {
+  separable_rows<SumOp>(plane, row_stride, g, oh_begin, oh_end, padded_row, T(0), out, [&](int64_t oh, T* row) {
     const T row_factor = fixed ? T(divisor.divisor_override)
                                : T(divisor_factor(oh * g.stride_h - g.pad_h, g.kernel_h, g.pad_h, g.in_h,
                                                   divisor.count_include_pad));
@@ -262,14 +277,11 @@ template <class T>
 void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, const Window2d& g, int64_t oh_begin,
                  int64_t oh_end, T* scratch) {
   using V = Vec<T>;
-  const PhaseLayout l = phase_layout(g.out_w, g.kernel_w, g.stride_w, g.dilation_w);
-  T* padded = scratch;
-  T* phases = g.stride_w == 1 ? padded : padded + l.padded_len;
-  T* best_kh = phases + (g.stride_w == 1 ? l.padded_len : l.phases * l.phase_len);
+  PaddedRow<T> row(g, scratch);
+  T* best_kh = scratch + row.footprint();
   T* best_kw = best_kh + g.out_w;
   T* first_kw = best_kw + g.out_w;
-  const int64_t cols = std::max<int64_t>(0, std::min(g.in_w, l.padded_len - g.pad_w));
-  fill_pads(padded, g.pad_w, cols, l.padded_len, kNegInf<T>);
+  row.fill_pads(kNegInf<T>);
   for (int64_t ow = 0; ow < g.out_w; ++ow) {
     const int64_t start = ow * g.stride_w - g.pad_w;
     first_kw[ow] = T(start < 0 ? (-start + g.dilation_w - 1) / g.dilation_w : 0);
@@ -282,9 +294,8 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
     std::fill(best_kh, best_kh + g.out_w, T(rows.first));
     std::copy(first_kw, first_kw + g.out_w, best_kw);
     for (int64_t kh = rows.first; kh < rows.last; ++kh) {
-      std::copy(plane + (start + kh * g.dilation_h) * row_stride,
-                plane + (start + kh * g.dilation_h) * row_stride + cols, padded + g.pad_w);
-      if (g.stride_w != 1) split_phases(padded, l, g.stride_w, phases);
+      row.template load<MaxOp>(plane + (start + kh * g.dilation_h) * row_stride, 0, 1);
+      const T* phases = row.taps();
       const V kh_lane(static_cast<T>(kh));
       for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
         const int64_t m = std::min(V::width, g.out_w - ow);
@@ -292,7 +303,7 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
           vkw = V::load_partial(best_kw + ow, m);
         TapWalk tap(g.dilation_w, g.stride_w);
         for (int64_t kw = 0; kw < g.kernel_w; ++kw, tap.next()) {
-          const V x = V::load_partial(phases + tap.phase * l.phase_len + tap.offset + ow, m);
+          const V x = V::load_partial(phases + tap.phase * row.phase_len + tap.offset + ow, m);
           const auto take = gt(x, value) | is_nan(x);
           value = select(take, x, value);
           vkh = select(take, kh_lane, vkh);
@@ -345,7 +356,9 @@ void adaptive_avg(const T* plane, int64_t row_stride, T* out, const Window2d& g,
   T* column_sums = scratch;
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     const int64_t h0 = adaptive_start(oh, g.in_h, g.out_h), h1 = adaptive_end(oh, g.in_h, g.out_h);
-    reduce_rows<SumOp>(plane + h0 * row_stride, row_stride, h1 - h0, g.in_w, column_sums);
+    for (int64_t j = 0; j < g.in_w; j += Vec<T>::width)
+      reduce_column_block<SumOp>(plane + h0 * row_stride, row_stride, h1 - h0, j, g.in_w - j)
+          .store_partial(column_sums + j, g.in_w - j);
     for (int64_t ow = 0; ow < g.out_w; ++ow) {
       const int64_t w0 = adaptive_start(ow, g.in_w, g.out_w), w1 = adaptive_end(ow, g.in_w, g.out_w);
       T sum = 0;
