@@ -36,7 +36,7 @@ void check_input(const TensorView& in, const char* op) {
   if (in.dtype != DType::float32 && in.dtype != DType::float64)
     throw TypeError(std::string(op) + ": unsupported dtype " + dtype_name(in.dtype) + " for 'input'");
   TENSOROPS_CHECK(in.ndim == 4, std::string(op) + ": expected a 4-D input");
-  TENSOROPS_CHECK(in.shape[3] <= 1 || in.strides[3] == 1, std::string(op) + ": expected unit column stride");
+  TENSOROPS_CHECK(in.shape[3] <= 1 || in.strides[3] == 1 || in.numel() == 0, std::string(op) + ": expected unit column stride");
 }
 
 void check_output(const TensorView& in, const TensorView& out, int64_t out_h, int64_t out_w, DType dtype,
