@@ -177,62 +177,79 @@ struct RowSpan {
   int64_t first, last;
 };
 inline RowSpan valid_rows(int64_t start, int64_t kernel, int64_t dilation, int64_t in_h) {
+  if (dilation == 1) {  // the common case, without the divisions below
+    const int64_t first = std::max<int64_t>(0, -start);
+    return {first, std::max(first, std::min(kernel, in_h - start))};
+  }
   const int64_t first = start < 0 ? (-start + dilation - 1) / dilation : 0;
   const int64_t end_exclusive = in_h - start;  // kh * dilation < in_h - start
   const int64_t last = end_exclusive <= 0 ? 0 : std::min(kernel, (end_exclusive + dilation - 1) / dilation);
   return {first, std::max(first, last)};
 }
 
-// out[ow] = op over kw of tap(kw, ow), for ow < out_w.
-template <class Op, class T>
-void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out) {
+// out[ow] = finish(op over kw of tap(kw, ow)), for ow < out_w. finish(acc, ow, lanes)
+// maps a vector of results before it is stored (the division of the average).
+template <class Op, class T, class Finish>
+void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
   using V = Vec<T>;
+  const TapWalk first_tap(g.dilation_w, g.stride_w);
   for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
     const int64_t m = g.out_w - ow;
-    TapWalk tap(g.dilation_w, g.stride_w);
+    TapWalk tap = first_tap;
     if (m >= V::width) {
       V acc = V::load(phases + ow);
       for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
         tap.next();
         acc = Op::apply(acc, V::load(phases + tap.phase * phase_len + tap.offset + ow));
       }
-      acc.store(out + ow);
+      finish(acc, ow, V::width).store(out + ow);
     } else {
       V acc = V::load_partial(phases + ow, m);
       for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
         tap.next();
         acc = Op::apply(acc, V::load_partial(phases + tap.phase * phase_len + tap.offset + ow, m));
       }
-      acc.store_partial(out + ow, m);
+      finish(acc, ow, m).store_partial(out + ow, m);
     }
   }
 }
 
 // Shared by max (pad -inf) and sum (pad 0): per output row, the vertical reduction into
-// the padded row, then the horizontal reduction into the output row, then finish(oh, row).
-template <class Op, class T, class Finish>
+// a padded row, then the horizontal reduction into the output row. Two padded rows
+// alternate, and the vertical pass of row oh + 1 runs before the horizontal pass of row
+// oh: the horizontal loads then find the phase cells in cache rather than waiting on the
+// store buffer (partial and shifted loads cannot be forwarded from recent stores).
+// finish_for(oh) gives the horizontal pass its finish functor.
+template <class Op, class T, class FinishFor>
 void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
-                    PaddedRow<T>& row, T pad_value, T* out, const Finish& finish) {
-  row.fill_pads(pad_value);
-  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+                    T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
+  PaddedRow<T> rows[2] = {PaddedRow<T>(g, scratch), PaddedRow<T>(g, scratch)};
+  rows[1] = PaddedRow<T>(g, scratch + rows[0].footprint());
+  const auto fill = [&](PaddedRow<T>& row, int64_t oh) {
     const int64_t start = oh * g.stride_h - g.pad_h;
-    const RowSpan rows = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
-    if (rows.last > rows.first)
-      row.template load<Op>(plane + (start + rows.first * g.dilation_h) * row_stride, g.dilation_h * row_stride,
-                            rows.last - rows.first);
+    const RowSpan span = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
+    if (span.last > span.first)
+      row.template load<Op>(plane + (start + span.first * g.dilation_h) * row_stride, g.dilation_h * row_stride,
+                            span.last - span.first);
     else
       row.fill_center(pad_value);
-    T* row_out = out + oh * g.out_w;
-    horizontal<Op>(row.taps(), row.phase_len, g, row_out);
-    finish(oh, row_out);
+  };
+  rows[0].fill_pads(pad_value);
+  rows[1].fill_pads(pad_value);
+  if (oh_begin < oh_end) fill(rows[0], oh_begin);
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const PaddedRow<T>& row = rows[(oh - oh_begin) & 1];
+    if (oh + 1 < oh_end) fill(rows[(oh + 1 - oh_begin) & 1], oh + 1);
+    horizontal<Op>(row.taps(), row.phase_len, g, out + oh * g.out_w, finish_for(oh));
   }
 }
 
 template <class T>
 void max_values(const T* plane, int64_t row_stride, T* out, const Window2d& g, int64_t oh_begin, int64_t oh_end,
                 T* scratch) {
-  PaddedRow<T> row(g, scratch);
-  separable_rows<MaxOp>(plane, row_stride, g, oh_begin, oh_end, row, kNegInf<T>, out, [](int64_t, T*) {});
+  const auto identity = [](Vec<T> acc, int64_t, int64_t) { return acc; };
+  separable_rows<MaxOp>(plane, row_stride, g, oh_begin, oh_end, scratch, kNegInf<T>, out,
+                        [&](int64_t) { return identity; });
 }
 
 // The divisor of window (oh, ow) is row_factor(oh) * column_factor(ow), both clipped
@@ -247,26 +264,20 @@ template <class T>
 void avg(const T* plane, int64_t row_stride, T* out, const Window2d& g, const AvgDivisor& divisor, int64_t oh_begin,
          int64_t oh_end, T* scratch) {
   using V = Vec<T>;
-  PaddedRow<T> padded_row(g, scratch);
-  T* column_factor = scratch + padded_row.footprint();
+  T* column_factor = scratch + 2 * PaddedRow<T>(g, scratch).footprint();
   const bool fixed = divisor.divisor_override != 0;
   for (int64_t ow = 0; ow < g.out_w; ++ow)
     column_factor[ow] = fixed ? T(1)
                               : T(divisor_factor(ow * g.stride_w - g.pad_w, g.kernel_w, g.pad_w, g.in_w,
                                                  divisor.count_include_pad));
-  separable_rows<SumOp>(plane, row_stride, g, oh_begin, oh_end, padded_row, T(0), out, [&](int64_t oh, T* row) {
-    const T row_factor = fixed ? T(divisor.divisor_override)
-                               : T(divisor_factor(oh * g.stride_h - g.pad_h, g.kernel_h, g.pad_h, g.in_h,
-                                                  divisor.count_include_pad));
-    const V rf(row_factor);
-    int64_t ow = 0;
-    for (; ow + V::width <= g.out_w; ow += V::width)
-      (V::load(row + ow) / (V::load(column_factor + ow) * rf)).store(row + ow);
-    if (ow < g.out_w) {
-      const int64_t m = g.out_w - ow;
-      // Lanes past m divide 0 by 0; they are never stored.
-      (V::load_partial(row + ow, m) / (V::load_partial(column_factor + ow, m) * rf)).store_partial(row + ow, m);
-    }
+  separable_rows<SumOp>(plane, row_stride, g, oh_begin, oh_end, scratch, T(0), out, [&](int64_t oh) {
+    const V row_factor(fixed ? T(divisor.divisor_override)
+                             : T(divisor_factor(oh * g.stride_h - g.pad_h, g.kernel_h, g.pad_h, g.in_h,
+                                                divisor.count_include_pad)));
+    // Lanes past `lanes` divide 0 by 0; they are never stored.
+    return [row_factor, column_factor](V sum, int64_t ow, int64_t lanes) {
+      return sum / (V::load_partial(column_factor + ow, lanes) * row_factor);
+    };
   });
 }
 
@@ -293,6 +304,7 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
     std::fill(best, best + g.out_w, kNegInf<T>);
     std::fill(best_kh, best_kh + g.out_w, T(rows.first));
     std::copy(first_kw, first_kw + g.out_w, best_kw);
+    const TapWalk first_tap(g.dilation_w, g.stride_w);
     for (int64_t kh = rows.first; kh < rows.last; ++kh) {
       row.template load<MaxOp>(plane + (start + kh * g.dilation_h) * row_stride, 0, 1);
       const T* phases = row.taps();
@@ -301,7 +313,7 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
         const int64_t m = std::min(V::width, g.out_w - ow);
         V value = V::load_partial(best + ow, m), vkh = V::load_partial(best_kh + ow, m),
           vkw = V::load_partial(best_kw + ow, m);
-        TapWalk tap(g.dilation_w, g.stride_w);
+        TapWalk tap = first_tap;
         for (int64_t kw = 0; kw < g.kernel_w; ++kw, tap.next()) {
           const V x = V::load_partial(phases + tap.phase * row.phase_len + tap.offset + ow, m);
           const auto take = gt(x, value) | is_nan(x);
