@@ -57,28 +57,44 @@ inline void deinterleave(Vec<T> a, Vec<T> b, Vec<T>& even, Vec<T>& odd) {
 #endif
 }
 
+// A max reduction keeps the plain (fast) x86 max on its dependency chain and ORs NaN
+// masks beside it; finalize() turns lanes that met a NaN into NaN, as torch propagates it.
+template <class T>
 struct MaxOp {
-  template <class V>
-  static V apply(V a, V b) { return maximum(a, b); }  // NaN-propagating, as torch
+  using V = Vec<T>;
+  struct State {
+    V value;
+    typename V::Mask nan;
+  };
+  static State start(V x) { return {x, is_nan(x)}; }
+  static void add(State& s, V x) {
+    s.value = max(x, s.value);
+    s.nan = s.nan | is_nan(x);
+  }
+  static V finalize(const State& s) { return select(s.nan, V(std::numeric_limits<T>::quiet_NaN()), s.value); }
 };
+template <class T>
 struct SumOp {
-  template <class V>
-  static V apply(V a, V b) { return a + b; }
+  using V = Vec<T>;
+  using State = V;
+  static State start(V x) { return x; }
+  static void add(State& s, V x) { s = s + x; }
+  static V finalize(const State& s) { return s; }
 };
 
 // op over `count` rows (first, first + step, ...) of the n elements at column j.
-template <class Op, class T>
+template <template <class> class Op, class T>
 inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, int64_t j, int64_t n) {
   using V = Vec<T>;
   const T* p = first + j;
   if (n >= V::width) {
-    V acc = V::load(p);
-    for (int64_t k = 1; k < count; ++k) acc = Op::apply(acc, V::load(p + k * step));
-    return acc;
+    auto acc = Op<T>::start(V::load(p));
+    for (int64_t k = 1; k < count; ++k) Op<T>::add(acc, V::load(p + k * step));
+    return Op<T>::finalize(acc);
   }
-  V acc = V::load_partial(p, n);
-  for (int64_t k = 1; k < count; ++k) acc = Op::apply(acc, V::load_partial(p + k * step, n));
-  return acc;
+  auto acc = Op<T>::start(V::load_partial(p, n));
+  for (int64_t k = 1; k < count; ++k) Op<T>::add(acc, V::load_partial(p + k * step, n));
+  return Op<T>::finalize(acc);
 }
 
 // The padded row of a window (see pool.h), as the horizontal pass reads it: split by the
@@ -117,7 +133,7 @@ struct PaddedRow {
   }
 
   // Center cells = op over `count` input rows starting at `first`, `step` apart.
-  template <class Op>
+  template <template <class> class Op>
   void load(const T* first, int64_t step, int64_t count) {
     using V = Vec<T>;
     if (stride != 2) {
@@ -155,17 +171,22 @@ struct PaddedRow {
   }
 };
 
-// Where tap kw of output 0 sits: phase (kw*d) % s at offset (kw*d) / s, walked without
-// a division per tap.
+// Where tap kw of output 0 sits: phase (kw*d) % s at offset (kw*d) / s, i.e. at cell
+// phase * phase_len + offset of the phases, walked with additions only.
 struct TapWalk {
-  int64_t phase = 0, offset = 0, step_phase, step_offset, stride;
-  TapWalk(int64_t dilation, int64_t stride) : step_phase(dilation % stride), step_offset(dilation / stride), stride(stride) {}
+  int64_t phase = 0, cell = 0;
+  int64_t step_phase, step_cell, stride, wrap;
+  TapWalk(int64_t dilation, int64_t stride, int64_t phase_len)
+      : step_phase(dilation % stride),
+        step_cell((dilation % stride) * phase_len + dilation / stride),
+        stride(stride),
+        wrap(1 - stride * phase_len) {}
   void next() {
     phase += step_phase;
-    offset += step_offset;
+    cell += step_cell;
     if (phase >= stride) {
       phase -= stride;
-      ++offset;
+      cell += wrap;
     }
   }
 };
@@ -189,27 +210,28 @@ inline RowSpan valid_rows(int64_t start, int64_t kernel, int64_t dilation, int64
 
 // out[ow] = finish(op over kw of tap(kw, ow)), for ow < out_w. finish(acc, ow, lanes)
 // maps a vector of results before it is stored (the division of the average).
-template <class Op, class T, class Finish>
+template <template <class> class Op, class T, class Finish>
 void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
   using V = Vec<T>;
-  const TapWalk first_tap(g.dilation_w, g.stride_w);
+  const TapWalk first_tap(g.dilation_w, g.stride_w, phase_len);
   for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
     const int64_t m = g.out_w - ow;
     TapWalk tap = first_tap;
+    const T* base = phases + ow;
     if (m >= V::width) {
-      V acc = V::load(phases + ow);
+      auto acc = Op<T>::start(V::load(base));
       for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
         tap.next();
-        acc = Op::apply(acc, V::load(phases + tap.phase * phase_len + tap.offset + ow));
+        Op<T>::add(acc, V::load(base + tap.cell));
       }
-      finish(acc, ow, V::width).store(out + ow);
+      finish(Op<T>::finalize(acc), ow, V::width).store(out + ow);
     } else {
-      V acc = V::load_partial(phases + ow, m);
+      auto acc = Op<T>::start(V::load_partial(base, m));
       for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
         tap.next();
-        acc = Op::apply(acc, V::load_partial(phases + tap.phase * phase_len + tap.offset + ow, m));
+        Op<T>::add(acc, V::load_partial(base + tap.cell, m));
       }
-      finish(acc, ow, m).store_partial(out + ow, m);
+      finish(Op<T>::finalize(acc), ow, m).store_partial(out + ow, m);
     }
   }
 }
@@ -220,7 +242,7 @@ void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, c
 // oh: the horizontal loads then find the phase cells in cache rather than waiting on the
 // store buffer (partial and shifted loads cannot be forwarded from recent stores).
 // finish_for(oh) gives the horizontal pass its finish functor.
-template <class Op, class T, class FinishFor>
+template <template <class> class Op, class T, class FinishFor>
 void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
                     T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
   PaddedRow<T> rows[2] = {PaddedRow<T>(g, scratch), PaddedRow<T>(g, scratch)};
@@ -304,7 +326,7 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
     std::fill(best, best + g.out_w, kNegInf<T>);
     std::fill(best_kh, best_kh + g.out_w, T(rows.first));
     std::copy(first_kw, first_kw + g.out_w, best_kw);
-    const TapWalk first_tap(g.dilation_w, g.stride_w);
+    const TapWalk first_tap(g.dilation_w, g.stride_w, row.phase_len);
     for (int64_t kh = rows.first; kh < rows.last; ++kh) {
       row.template load<MaxOp>(plane + (start + kh * g.dilation_h) * row_stride, 0, 1);
       const T* phases = row.taps();
@@ -315,7 +337,7 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
           vkw = V::load_partial(best_kw + ow, m);
         TapWalk tap = first_tap;
         for (int64_t kw = 0; kw < g.kernel_w; ++kw, tap.next()) {
-          const V x = V::load_partial(phases + tap.phase * row.phase_len + tap.offset + ow, m);
+          const V x = V::load_partial(phases + tap.cell + ow, m);
           const auto take = gt(x, value) | is_nan(x);
           value = select(take, x, value);
           vkh = select(take, kh_lane, vkh);
