@@ -82,19 +82,30 @@ struct SumOp {
   static V finalize(const State& s) { return s; }
 };
 
-// op over `count` rows (first, first + step, ...) of the n elements at column j.
-template <template <class> class Op, class T>
-inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, int64_t j, int64_t n) {
+// op over `count` rows (first, first + step, ...) of the n elements at column j. Counts
+// of 2 and 3 (the usual kernels) get unrolled bodies.
+template <template <class> class Op, class T, int kCount>
+inline Vec<T> reduce_column_block_fixed(const T* first, int64_t step, int64_t count, int64_t j, int64_t n) {
   using V = Vec<T>;
   const T* p = first + j;
+  const int64_t rows = kCount > 0 ? kCount : count;
   if (n >= V::width) {
     auto acc = Op<T>::start(V::load(p));
-    for (int64_t k = 1; k < count; ++k) Op<T>::add(acc, V::load(p + k * step));
+    for (int64_t k = 1; k < rows; ++k) Op<T>::add(acc, V::load(p + k * step));
     return Op<T>::finalize(acc);
   }
   auto acc = Op<T>::start(V::load_partial(p, n));
-  for (int64_t k = 1; k < count; ++k) Op<T>::add(acc, V::load_partial(p + k * step, n));
+  for (int64_t k = 1; k < rows; ++k) Op<T>::add(acc, V::load_partial(p + k * step, n));
   return Op<T>::finalize(acc);
+}
+
+template <template <class> class Op, class T>
+inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, int64_t j, int64_t n) {
+  switch (count) {
+    case 2: return reduce_column_block_fixed<Op, T, 2>(first, step, count, j, n);
+    case 3: return reduce_column_block_fixed<Op, T, 3>(first, step, count, j, n);
+    default: return reduce_column_block_fixed<Op, T, 0>(first, step, count, j, n);
+  }
 }
 
 // The padded row of a window (see pool.h), as the horizontal pass reads it: split by the
@@ -210,9 +221,10 @@ inline RowSpan valid_rows(int64_t start, int64_t kernel, int64_t dilation, int64
 
 // out[ow] = finish(op over kw of tap(kw, ow)), for ow < out_w. finish(acc, ow, lanes)
 // maps a vector of results before it is stored (the division of the average).
-template <template <class> class Op, class T, class Finish>
-void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
+template <template <class> class Op, int kTaps, class T, class Finish>
+void horizontal_fixed(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
   using V = Vec<T>;
+  const int64_t taps = kTaps > 0 ? kTaps : g.kernel_w;
   const TapWalk first_tap(g.dilation_w, g.stride_w, phase_len);
   for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
     const int64_t m = g.out_w - ow;
@@ -220,19 +232,29 @@ void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, c
     const T* base = phases + ow;
     if (m >= V::width) {
       auto acc = Op<T>::start(V::load(base));
-      for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
+      for (int64_t kw = 1; kw < taps; ++kw) {
         tap.next();
         Op<T>::add(acc, V::load(base + tap.cell));
       }
       finish(Op<T>::finalize(acc), ow, V::width).store(out + ow);
     } else {
       auto acc = Op<T>::start(V::load_partial(base, m));
-      for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
+      for (int64_t kw = 1; kw < taps; ++kw) {
         tap.next();
         Op<T>::add(acc, V::load_partial(base + tap.cell, m));
       }
       finish(Op<T>::finalize(acc), ow, m).store_partial(out + ow, m);
     }
+  }
+}
+
+// Kernel widths of 2 and 3 (the usual ones) get unrolled tap loops.
+template <template <class> class Op, class T, class Finish>
+void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
+  switch (g.kernel_w) {
+    case 2: return horizontal_fixed<Op, 2>(phases, phase_len, g, out, finish);
+    case 3: return horizontal_fixed<Op, 3>(phases, phase_len, g, out, finish);
+    default: return horizontal_fixed<Op, 0>(phases, phase_len, g, out, finish);
   }
 }
 
