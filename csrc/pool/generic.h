@@ -393,11 +393,11 @@ void adaptive_max(const T* plane, int64_t row_stride, T* out, int64_t* indices, 
       for (int64_t h = h0; h < h1; ++h) {
         const T* row = plane + h * row_stride;
         for (int64_t w = w0; w < w1; ++w) {
+          // Branch-free: on random data the running maximum changes unpredictably.
           const T x = row[w];
-          if (x > best || std::isnan(x)) {
-            best = x;
-            where = h * g.in_w + w;
-          }
+          const bool take = (x > best) | (x != x);
+          best = take ? x : best;
+          where = take ? h * g.in_w + w : where;
         }
       }
       out[oh * g.out_w + ow] = best;
