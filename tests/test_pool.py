@@ -68,7 +68,7 @@ def _random_input(rng, dtype, min_hw: int):
 def test_max_pool2d_sweep(dtype):
     rng = np.random.default_rng(1)
     done = 0
-    while done < 70:
+    while done < 120:
         kernel, stride, padding, dilation, ceil_mode = _random_window(rng, dilated=True)
         x = _random_input(rng, dtype, 1)
         eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
@@ -82,7 +82,7 @@ def test_max_pool2d_sweep(dtype):
 def test_avg_pool2d_sweep(dtype):
     rng = np.random.default_rng(2)
     done = 0
-    while done < 70:
+    while done < 120:
         kernel, stride, padding, _, ceil_mode = _random_window(rng, dilated=False)
         x = _random_input(rng, dtype, 1)
         if any(s + 2 * p < k for s, p, k in zip(x.shape[-2:], padding, kernel)):
@@ -97,7 +97,7 @@ def test_avg_pool2d_sweep(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_adaptive_sweep(dtype):
     rng = np.random.default_rng(3)
-    for _ in range(50):
+    for _ in range(80):
         x = _random_input(rng, dtype, 1)
         h, w = x.shape[-2:]
         # Divisible, non-divisible, larger than the input, None, zero.
