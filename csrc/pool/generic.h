@@ -125,7 +125,7 @@ struct PaddedRow {
     phases = std::min(stride, padded_len);
     cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));
     padded = scratch;
-    phase_cells = stride == 1 ? scratch : stride == 2 ? scratch : scratch + padded_len;
+    phase_cells = stride <= 2 ? scratch : scratch + padded_len;
   }
   // Scratch elements used; what follows is free for the kernel.
   int64_t footprint() const { return stride == 1 ? padded_len : stride == 2 ? 2 * phase_len : padded_len + phases * phase_len; }

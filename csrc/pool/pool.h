@@ -12,7 +12,11 @@
 //   2. horizontal: for stride s, split that padded row into s phases (phase r holds the
 //      cells r, r+s, r+2s, ...); the tap kw of output ow is then phase[(kw*d) % s] at
 //      ow + (kw*d) / s, a contiguous run, so a Vec<T> of outputs is one load per tap.
-// Stride 1 needs no split and stride 2 (the common case) deinterleaves with shuffles.
+// Stride 1 needs no split and stride 2 (the common case) deinterleaves with shuffles as
+// the vertical pass stores. Two padded rows alternate so that the horizontal loads of
+// one row never wait on the stores of the vertical pass that just wrote it. Max chains
+// use the plain x86 max (one instruction on the dependency chain) and OR a NaN mask
+// beside it, so a NaN anywhere in a window makes its output NaN, as in torch.
 //
 // max_pool2d with indices cannot reorder its scan: PyTorch keeps the first maximum in
 // row-major window order and the last NaN (a NaN always replaces the running maximum), so
