@@ -1,0 +1,1 @@
+#include "pool/generic.h"

@@ -1,0 +1,476 @@
+// Pooling kernel bodies, written once against Vec<T> and compiled per ISA by the tiny
+// generic.cc / x86_avx2.cc / x86_avx512.cc files beside this one. pool.h explains the
+// two-pass (vertical, then phase-split horizontal) shape of the value kernels.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/simd/vec.h"
+#include "pool/pool.h"
+
+#if TENSOROPS_ISA_ID >= 1
+#include <immintrin.h>
+#endif
+
+namespace tensorops::pool::TENSOROPS_ISA_NS {
+namespace {
+
+using simd::Vec;
+
+template <class T>
+constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+
+// ---- stride-2 deinterleave: the 2 * width elements (a, b) -> even and odd lanes ----------
+template <class T>
+inline void deinterleave(Vec<T> a, Vec<T> b, Vec<T>& even, Vec<T>& odd) {
+#if TENSOROPS_ISA_ID == 2
+  if constexpr (sizeof(T) == 4) {
+    const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    even = _mm512_permutex2var_ps(a.v, even_idx, b.v);
+    odd = _mm512_permutex2var_ps(a.v, odd_idx, b.v);
+  } else {
+    const __m512i even_idx = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i odd_idx = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    even = _mm512_permutex2var_pd(a.v, even_idx, b.v);
+    odd = _mm512_permutex2var_pd(a.v, odd_idx, b.v);
+  }
+#elif TENSOROPS_ISA_ID == 1
+  if constexpr (sizeof(T) == 4) {
+    // shuffle_ps works within 128-bit halves; permute4x64 puts the halves in order.
+    const __m256 e = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 o = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1));
+    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+  } else {
+    even = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
+    odd = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
+  }
+#else
+  constexpr int64_t w = Vec<T>::width;
+  for (int64_t i = 0; i < w / 2; ++i) {
+    even.lane[i] = a.lane[2 * i];
+    odd.lane[i] = a.lane[2 * i + 1];
+    even.lane[w / 2 + i] = b.lane[2 * i];
+    odd.lane[w / 2 + i] = b.lane[2 * i + 1];
+  }
+#endif
+}
+
+// A max reduction keeps the plain (fast) x86 max on its dependency chain and ORs NaN
+// masks beside it; finalize() turns lanes that met a NaN into NaN, as torch propagates it.
+template <class T>
+struct MaxOp {
+  using V = Vec<T>;
+  struct State {
+    V value;
+    typename V::Mask nan;
+  };
+  static State start(V x) { return {x, is_nan(x)}; }
+  static void add(State& s, V x) {
+    s.value = max(x, s.value);
+    s.nan = s.nan | is_nan(x);
+  }
+  static V finalize(const State& s) { return select(s.nan, V(std::numeric_limits<T>::quiet_NaN()), s.value); }
+};
+template <class T>
+struct SumOp {
+  using V = Vec<T>;
+  using State = V;
+  static State start(V x) { return x; }
+  static void add(State& s, V x) { s = s + x; }
+  static V finalize(const State& s) { return s; }
+};
+
+// op over `count` rows (first, first + step, ...) of the n elements at column j. Counts
+// of 2 and 3 (the usual kernels) get unrolled bodies.
+template <template <class> class Op, class T, int kCount>
+inline Vec<T> reduce_column_block_fixed(const T* first, int64_t step, int64_t count, int64_t j, int64_t n) {
+  using V = Vec<T>;
+  const T* p = first + j;
+  const int64_t rows = kCount > 0 ? kCount : count;
+  if (n >= V::width) {
+    auto acc = Op<T>::start(V::load(p));
+    for (int64_t k = 1; k < rows; ++k) Op<T>::add(acc, V::load(p + k * step));
+    return Op<T>::finalize(acc);
+  }
+  auto acc = Op<T>::start(V::load_partial(p, n));
+  for (int64_t k = 1; k < rows; ++k) Op<T>::add(acc, V::load_partial(p + k * step, n));
+  return Op<T>::finalize(acc);
+}
+
+template <template <class> class Op, class T>
+inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, int64_t j, int64_t n) {
+  switch (count) {
+    case 2: return reduce_column_block_fixed<Op, T, 2>(first, step, count, j, n);
+    case 3: return reduce_column_block_fixed<Op, T, 3>(first, step, count, j, n);
+    default: return reduce_column_block_fixed<Op, T, 0>(first, step, count, j, n);
+  }
+}
+
+// The padded row of a window (see pool.h), as the horizontal pass reads it: split by the
+// stride s into phases, phase r holding padded cells r, r + s, ... at taps() + r * phase_len.
+// Stride 1 has one phase, the padded row itself; stride 2 writes its two phases straight
+// from the vertical reduction; other strides reduce into the padded row and then split.
+template <class T>
+struct PaddedRow {
+  int64_t stride, pad, cols;  // cols: input columns any window reaches
+  int64_t padded_len, phase_len, phases;
+  T* padded;       // stride != 2: the padded row
+  T* phase_cells;  // stride 1: == padded
+
+  PaddedRow(const Window2d& g, T* scratch) : stride(g.stride_w), pad(g.pad_w) {
+    padded_len = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+    phase_len = (padded_len + stride - 1) / stride;
+    phases = std::min(stride, padded_len);
+    cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));
+    padded = scratch;
+    phase_cells = stride <= 2 ? scratch : scratch + padded_len;
+  }
+  // Scratch elements used; what follows is free for the kernel.
+  int64_t footprint() const { return stride == 1 ? padded_len : stride == 2 ? 2 * phase_len : padded_len + phases * phase_len; }
+  const T* taps() const { return phase_cells; }
+
+  T& cell(int64_t i) { return stride == 2 ? phase_cells[(i & 1) * phase_len + (i >> 1)] : padded[i]; }
+
+  // Pad cells never change from row to row: fill them once.
+  void fill_pads(T value) {
+    for (int64_t i = 0; i < std::min(pad, padded_len); ++i) cell(i) = value;
+    for (int64_t i = pad + cols; i < padded_len; ++i) cell(i) = value;
+  }
+  void fill_center(T value) {
+    for (int64_t j = 0; j < cols; ++j) cell(pad + j) = value;
+    if (stride > 2) split();
+  }
+
+  // Center cells = op over `count` input rows starting at `first`, `step` apart.
+  template <template <class> class Op>
+  void load(const T* first, int64_t step, int64_t count) {
+    using V = Vec<T>;
+    if (stride != 2) {
+      T* center = padded + pad;
+      for (int64_t j = 0; j < cols; j += V::width)
+        reduce_column_block<Op>(first, step, count, j, cols - j).store_partial(center + j, cols - j);
+      if (stride > 2) split();
+      return;
+    }
+    // Column j is padded cell pad + j: even j go to phase (pad & 1), odd j to the other.
+    T* even_dst = phase_cells + (pad & 1) * phase_len + pad / 2;
+    T* odd_dst = phase_cells + (1 - (pad & 1)) * phase_len + (pad + 1) / 2;
+    for (int64_t j = 0; j < cols; j += 2 * V::width) {
+      const int64_t m = cols - j;
+      const V a = reduce_column_block<Op>(first, step, count, j, std::min(m, V::width));
+      const V b = m > V::width ? reduce_column_block<Op>(first, step, count, j + V::width, m - V::width) : a;
+      V even, odd;
+      deinterleave(a, b, even, odd);
+      if (m >= 2 * V::width) {
+        even.store(even_dst + j / 2);
+        odd.store(odd_dst + j / 2);
+      } else {
+        even.store_partial(even_dst + j / 2, (m + 1) / 2);
+        odd.store_partial(odd_dst + j / 2, m / 2);
+      }
+    }
+  }
+
+ private:
+  void split() {
+    for (int64_t r = 0; r < phases; ++r) {
+      T* dst = phase_cells + r * phase_len;
+      for (int64_t i = 0, c = r; c < padded_len; ++i, c += stride) dst[i] = padded[c];
+    }
+  }
+};
+
+// Where tap kw of output 0 sits: phase (kw*d) % s at offset (kw*d) / s, i.e. at cell
+// phase * phase_len + offset of the phases, walked with additions only.
+struct TapWalk {
+  int64_t phase = 0, cell = 0;
+  int64_t step_phase, step_cell, stride, wrap;
+  TapWalk(int64_t dilation, int64_t stride, int64_t phase_len)
+      : step_phase(dilation % stride),
+        step_cell((dilation % stride) * phase_len + dilation / stride),
+        stride(stride),
+        wrap(1 - stride * phase_len) {}
+  void next() {
+    phase += step_phase;
+    cell += step_cell;
+    if (phase >= stride) {
+      phase -= stride;
+      cell += wrap;
+    }
+  }
+};
+
+// Valid kernel rows of a window starting at row `start`: kh in [first, last) land inside
+// [0, in_h). `first` is not clamped to the kernel: torch reports that row for a window
+// with no valid cell.
+struct RowSpan {
+  int64_t first, last;
+};
+inline RowSpan valid_rows(int64_t start, int64_t kernel, int64_t dilation, int64_t in_h) {
+  if (dilation == 1) {  // the common case, without the divisions below
+    const int64_t first = std::max<int64_t>(0, -start);
+    return {first, std::max(first, std::min(kernel, in_h - start))};
+  }
+  const int64_t first = start < 0 ? (-start + dilation - 1) / dilation : 0;
+  const int64_t end_exclusive = in_h - start;  // kh * dilation < in_h - start
+  const int64_t last = end_exclusive <= 0 ? 0 : std::min(kernel, (end_exclusive + dilation - 1) / dilation);
+  return {first, std::max(first, last)};
+}
+
+// out[ow] = finish(op over kw of tap(kw, ow)), for ow < out_w. finish(acc, ow, lanes)
+// maps a vector of results before it is stored (the division of the average).
+template <template <class> class Op, int kTaps, class T, class Finish>
+void horizontal_fixed(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
+  using V = Vec<T>;
+  const int64_t taps = kTaps > 0 ? kTaps : g.kernel_w;
+  const TapWalk first_tap(g.dilation_w, g.stride_w, phase_len);
+  for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
+    const int64_t m = g.out_w - ow;
+    TapWalk tap = first_tap;
+    const T* base = phases + ow;
+    if (m >= V::width) {
+      auto acc = Op<T>::start(V::load(base));
+      for (int64_t kw = 1; kw < taps; ++kw) {
+        tap.next();
+        Op<T>::add(acc, V::load(base + tap.cell));
+      }
+      finish(Op<T>::finalize(acc), ow, V::width).store(out + ow);
+    } else {
+      auto acc = Op<T>::start(V::load_partial(base, m));
+      for (int64_t kw = 1; kw < taps; ++kw) {
+        tap.next();
+        Op<T>::add(acc, V::load_partial(base + tap.cell, m));
+      }
+      finish(Op<T>::finalize(acc), ow, m).store_partial(out + ow, m);
+    }
+  }
+}
+
+// Kernel widths of 2 and 3 (the usual ones) get unrolled tap loops.
+template <template <class> class Op, class T, class Finish>
+void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
+  switch (g.kernel_w) {
+    case 2: return horizontal_fixed<Op, 2>(phases, phase_len, g, out, finish);
+    case 3: return horizontal_fixed<Op, 3>(phases, phase_len, g, out, finish);
+    default: return horizontal_fixed<Op, 0>(phases, phase_len, g, out, finish);
+  }
+}
+
+// Shared by max (pad -inf) and sum (pad 0): per output row, the vertical reduction into
+// a padded row, then the horizontal reduction into the output row. Two padded rows
+// alternate, and the vertical pass of row oh + 1 runs before the horizontal pass of row
+// oh: the horizontal loads then find the phase cells in cache rather than waiting on the
+// store buffer (partial and shifted loads cannot be forwarded from recent stores).
+// finish_for(oh) gives the horizontal pass its finish functor.
+template <template <class> class Op, class T, class FinishFor>
+void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
+                    T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
+  PaddedRow<T> rows[2] = {PaddedRow<T>(g, scratch), PaddedRow<T>(g, scratch)};
+  rows[1] = PaddedRow<T>(g, scratch + rows[0].footprint());
+  const auto fill = [&](PaddedRow<T>& row, int64_t oh) {
+    const int64_t start = oh * g.stride_h - g.pad_h;
+    const RowSpan span = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
+    if (span.last > span.first)
+      row.template load<Op>(plane + (start + span.first * g.dilation_h) * row_stride, g.dilation_h * row_stride,
+                            span.last - span.first);
+    else
+      row.fill_center(pad_value);
+  };
+  rows[0].fill_pads(pad_value);
+  rows[1].fill_pads(pad_value);
+  if (oh_begin < oh_end) fill(rows[0], oh_begin);
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const PaddedRow<T>& row = rows[(oh - oh_begin) & 1];
+    if (oh + 1 < oh_end) fill(rows[(oh + 1 - oh_begin) & 1], oh + 1);
+    horizontal<Op>(row.taps(), row.phase_len, g, out + oh * g.out_w, finish_for(oh));
+  }
+}
+
+template <class T>
+void max_values(const T* plane, int64_t row_stride, T* out, const Window2d& g, int64_t oh_begin, int64_t oh_end,
+                T* scratch) {
+  const auto identity = [](Vec<T> acc, int64_t, int64_t) { return acc; };
+  separable_rows<MaxOp>(plane, row_stride, g, oh_begin, oh_end, scratch, kNegInf<T>, out,
+                        [&](int64_t) { return identity; });
+}
+
+// The divisor of window (oh, ow) is row_factor(oh) * column_factor(ow), both clipped
+// window extents (torch's pool_size or its count of in-bounds cells).
+inline int64_t divisor_factor(int64_t start, int64_t kernel, int64_t pad, int64_t in, bool include_pad) {
+  const int64_t end = std::min(start + kernel, in + pad);
+  if (include_pad) return end - start;
+  return std::min(end, in) - std::max<int64_t>(start, 0);
+}
+
+template <class T>
+void avg(const T* plane, int64_t row_stride, T* out, const Window2d& g, const AvgDivisor& divisor, int64_t oh_begin,
+         int64_t oh_end, T* scratch) {
+  using V = Vec<T>;
+  T* column_factor = scratch + 2 * PaddedRow<T>(g, scratch).footprint();
+  const bool fixed = divisor.divisor_override != 0;
+  for (int64_t ow = 0; ow < g.out_w; ++ow)
+    column_factor[ow] = fixed ? T(1)
+                              : T(divisor_factor(ow * g.stride_w - g.pad_w, g.kernel_w, g.pad_w, g.in_w,
+                                                 divisor.count_include_pad));
+  separable_rows<SumOp>(plane, row_stride, g, oh_begin, oh_end, scratch, T(0), out, [&](int64_t oh) {
+    const V row_factor(fixed ? T(divisor.divisor_override)
+                             : T(divisor_factor(oh * g.stride_h - g.pad_h, g.kernel_h, g.pad_h, g.in_h,
+                                                divisor.count_include_pad)));
+    // Lanes past `lanes` divide 0 by 0; they are never stored.
+    return [row_factor, column_factor](V sum, int64_t ow, int64_t lanes) {
+      return sum / (V::load_partial(column_factor + ow, lanes) * row_factor);
+    };
+  });
+}
+
+// Max with indices, scanning each window in torch's row-major order (see pool.h). Per
+// output row, the running state (value, winning kh, winning kw) of every output column
+// lives in scratch while the valid kernel rows stream through.
+template <class T>
+void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, const Window2d& g, int64_t oh_begin,
+                 int64_t oh_end, T* scratch) {
+  using V = Vec<T>;
+  PaddedRow<T> row(g, scratch);
+  T* best_kh = scratch + row.footprint();
+  T* best_kw = best_kh + g.out_w;
+  T* first_kw = best_kw + g.out_w;
+  row.fill_pads(kNegInf<T>);
+  for (int64_t ow = 0; ow < g.out_w; ++ow) {
+    const int64_t start = ow * g.stride_w - g.pad_w;
+    first_kw[ow] = T(start < 0 ? (-start + g.dilation_w - 1) / g.dilation_w : 0);
+  }
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const int64_t start = oh * g.stride_h - g.pad_h;
+    const RowSpan rows = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
+    T* best = out + oh * g.out_w;
+    std::fill(best, best + g.out_w, kNegInf<T>);
+    std::fill(best_kh, best_kh + g.out_w, T(rows.first));
+    std::copy(first_kw, first_kw + g.out_w, best_kw);
+    const TapWalk first_tap(g.dilation_w, g.stride_w, row.phase_len);
+    for (int64_t kh = rows.first; kh < rows.last; ++kh) {
+      row.template load<MaxOp>(plane + (start + kh * g.dilation_h) * row_stride, 0, 1);
+      const T* phases = row.taps();
+      const V kh_lane(static_cast<T>(kh));
+      for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
+        const int64_t m = std::min(V::width, g.out_w - ow);
+        V value = V::load_partial(best + ow, m), vkh = V::load_partial(best_kh + ow, m),
+          vkw = V::load_partial(best_kw + ow, m);
+        TapWalk tap = first_tap;
+        for (int64_t kw = 0; kw < g.kernel_w; ++kw, tap.next()) {
+          const V x = V::load_partial(phases + tap.cell + ow, m);
+          const auto take = gt(x, value) | is_nan(x);
+          value = select(take, x, value);
+          vkh = select(take, kh_lane, vkh);
+          vkw = select(take, V(static_cast<T>(kw)), vkw);
+        }
+        value.store_partial(best + ow, m);
+        vkh.store_partial(best_kh + ow, m);
+        vkw.store_partial(best_kw + ow, m);
+      }
+    }
+    int64_t* idx = indices + oh * g.out_w;
+    for (int64_t ow = 0; ow < g.out_w; ++ow)
+      idx[ow] = (start + static_cast<int64_t>(best_kh[ow]) * g.dilation_h) * g.in_w + ow * g.stride_w - g.pad_w +
+                static_cast<int64_t>(best_kw[ow]) * g.dilation_w;
+  }
+}
+
+// Adaptive windows: [floor(i * in / out), ceil((i + 1) * in / out)).
+inline int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+inline int64_t adaptive_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+template <class T>
+void adaptive_max(const T* plane, int64_t row_stride, T* out, int64_t* indices, const Window2d& g, int64_t oh_begin,
+                  int64_t oh_end) {
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const int64_t h0 = adaptive_start(oh, g.in_h, g.out_h), h1 = adaptive_end(oh, g.in_h, g.out_h);
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      const int64_t w0 = adaptive_start(ow, g.in_w, g.out_w), w1 = adaptive_end(ow, g.in_w, g.out_w);
+      T best = kNegInf<T>;
+      int64_t where = h0 * g.in_w + w0;
+      for (int64_t h = h0; h < h1; ++h) {
+        const T* row = plane + h * row_stride;
+        for (int64_t w = w0; w < w1; ++w) {
+          // Branch-free: on random data the running maximum changes unpredictably.
+          const T x = row[w];
+          const bool take = (x > best) | (x != x);
+          best = take ? x : best;
+          where = take ? h * g.in_w + w : where;
+        }
+      }
+      out[oh * g.out_w + ow] = best;
+      if (indices) indices[oh * g.out_w + ow] = where;
+    }
+  }
+}
+
+template <class T>
+void adaptive_avg(const T* plane, int64_t row_stride, T* out, const Window2d& g, int64_t oh_begin, int64_t oh_end,
+                  T* scratch) {
+  T* column_sums = scratch;
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const int64_t h0 = adaptive_start(oh, g.in_h, g.out_h), h1 = adaptive_end(oh, g.in_h, g.out_h);
+    for (int64_t j = 0; j < g.in_w; j += Vec<T>::width)
+      reduce_column_block<SumOp>(plane + h0 * row_stride, row_stride, h1 - h0, j, g.in_w - j)
+          .store_partial(column_sums + j, g.in_w - j);
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      const int64_t w0 = adaptive_start(ow, g.in_w, g.out_w), w1 = adaptive_end(ow, g.in_w, g.out_w);
+      T sum = 0;
+      for (int64_t w = w0; w < w1; ++w) sum += column_sums[w];
+      out[oh * g.out_w + ow] = sum / T((h1 - h0) * (w1 - w0));
+    }
+  }
+}
+
+// Adds n contiguous elements into acc (four accumulators in flight on long runs).
+template <class T>
+Vec<T> accumulate_run(const T* p, int64_t n, Vec<T> acc) {
+  using V = Vec<T>;
+  int64_t i = 0;
+  if (n >= 4 * V::width) {
+    V a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+    for (; i + 4 * V::width <= n; i += 4 * V::width) {
+      acc = acc + V::load(p + i);
+      a1 = a1 + V::load(p + i + V::width);
+      a2 = a2 + V::load(p + i + 2 * V::width);
+      a3 = a3 + V::load(p + i + 3 * V::width);
+    }
+    acc = (acc + a1) + (a2 + a3);
+  }
+  for (; i + V::width <= n; i += V::width) acc = acc + V::load(p + i);
+  if (i < n) acc = acc + V::load_partial(p + i, n - i);
+  return acc;
+}
+
+template <class T>
+void global_avg(const T* first_plane, int64_t plane_stride, int64_t row_stride, int64_t h, int64_t w, int64_t count,
+                T* out) {
+  using V = Vec<T>;
+  const T size = T(h * w);
+  for (int64_t p = 0; p < count; ++p) {
+    const T* plane = first_plane + p * plane_stride;
+    V acc = V::zero();
+    if (row_stride == w) {
+      acc = accumulate_run(plane, h * w, acc);
+    } else {
+      for (int64_t r = 0; r < h; ++r) acc = accumulate_run(plane + r * row_stride, w, acc);
+    }
+    out[p] = reduce_add(acc) / size;  // an empty plane gives 0/0 = NaN, as torch's mean
+  }
+}
+
+template <class T>
+constexpr PoolKernelsFor<T> kernels_for() {
+  return {max_values<T>, max_indices<T>, avg<T>, adaptive_max<T>, adaptive_avg<T>, global_avg<T>};
+}
+
+}  // namespace
+
+const PoolKernels* kernel_table() {
+  static const PoolKernels table{kernels_for<float>(), kernels_for<double>()};
+  return &table;
+}
+
+}  // namespace tensorops::pool::TENSOROPS_ISA_NS
