@@ -8,3 +8,6 @@ from ..dropout import dropout  # noqa: E402,F401
 from ..embedding import embedding  # noqa: E402,F401
 
 __all__ += ["dropout", "embedding"]
+from ..pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: E402,F401
+
+__all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
