@@ -349,3 +349,34 @@ def test_unsupported_dtypes(op, args):
             getattr(P, op)(np.zeros((1, 4, 4), dtype), *args)
     with pytest.raises(TypeError, match="must be an array-like"):
         getattr(P, op)(object(), *args)
+
+
+# ---- nn modules ------------------------------------------------------------------------------
+
+_MODULE_CASES = [
+    ("MaxPool2d", (3, 2), {}),
+    ("MaxPool2d", ((3, 2),), {"padding": 1, "dilation": 2, "ceil_mode": True}),
+    ("MaxPool2d", (2,), {"return_indices": True}),
+    ("AvgPool2d", (3,), {}),
+    ("AvgPool2d", (3, 2, 1, True, False, 2), {}),
+    ("AdaptiveAvgPool2d", ((1, None),), {}),
+    ("AdaptiveAvgPool2d", (1,), {}),
+    ("AdaptiveMaxPool2d", (3,), {"return_indices": True}),
+    ("AdaptiveMaxPool2d", ((2, 5),), {}),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs", _MODULE_CASES)
+def test_pool_modules_match_torch(name, args, kwargs):
+    import tensorops.nn as tnn
+
+    ours, theirs = getattr(tnn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(theirs)
+    x = np.random.default_rng(5).standard_normal((2, 3, 11, 10)).astype(np.float32)
+    got, want = ours(x), theirs(torch.from_numpy(x))
+    if isinstance(want, tuple):
+        np.testing.assert_allclose(got[0], want[0].numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(got[1], want[1].numpy())
+    else:
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-7)
+    assert list(ours.state_dict()) == []

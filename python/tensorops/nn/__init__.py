@@ -13,7 +13,9 @@ from .shape import __all__ as _shape_all
 from .sparse import *  # noqa: F401,F403
 from .sparse import __all__ as _sparse_all
 from .dropout import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
+from .pooling import __all__ as _pooling_all
 from .dropout import __all__ as _dropout_all
 
 __all__ = ["functional", *_module_all, *_parameter_all, *_container_all, *_shape_all, *_activation_all, *_sparse_all,
-           *_dropout_all]
+           *_dropout_all, *_pooling_all]
