@@ -251,12 +251,33 @@ struct prelu_op {
 
 // ---- run loops ------------------------------------------------------------------------------
 
-template <class T, class Op>
-void unary_contiguous(const T* x, T* out, int64_t n, const P<T>& p) {
+// Writes out[0, n) from full(i) (the vector at element i) and part(i, m) (the first m < width
+// lanes at i). kStream: whole vectors go out with non-temporal stores, after one partial
+// vector that brings `out` to the vector alignment (the store instruction needs it).
+template <bool kStream, class T, class Full, class Part>
+void write_run(T* out, int64_t n, const Full& full, const Part& part) {
   using V = Vec<T>;
   int64_t i = 0;
-  for (; i + V::width <= n; i += V::width) Op::apply(V::load(x + i), p).store(out + i);
-  if (i < n) Op::apply(V::load_partial(x + i, n - i), p).store_partial(out + i, n - i);
+  if constexpr (kStream) {
+    const int64_t misalign = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) / sizeof(T)) % V::width;
+    if (misalign != 0) {
+      i = n < V::width - misalign ? n : V::width - misalign;
+      part(0, i).store_partial(out, i);
+    }
+    for (; i + V::width <= n; i += V::width) store_stream(out + i, full(i));
+    simd::TENSOROPS_ISA_NS::stream_fence();
+  } else {
+    for (; i + V::width <= n; i += V::width) full(i).store(out + i);
+  }
+  if (i < n) part(i, n - i).store_partial(out + i, n - i);
+}
+
+template <class T, class Op, bool kStream>
+void unary_contiguous(const T* x, T* out, int64_t n, const P<T>& p) {
+  using V = Vec<T>;
+  write_run<kStream>(
+      out, n, [&](int64_t i) { return Op::apply(V::load(x + i), p); },
+      [&](int64_t i, int64_t m) { return Op::apply(V::load_partial(x + i, m), p); });
 }
 
 template <class T>
@@ -266,8 +287,11 @@ const T* gather(const T* x, int64_t stride, int64_t n, T* buffer) {
 }
 
 template <class T, class Op>
-void unary_kernel(const T* x, int64_t sx, T* out, int64_t n, const P<T>& p) {
-  if (sx == 1) return unary_contiguous<T, Op>(x, out, n, p);
+void unary_kernel(const T* x, int64_t sx, T* out, int64_t n, const P<T>& p, bool stream) {
+  if (sx == 1) {
+    if (stream) return unary_contiguous<T, Op, true>(x, out, n, p);
+    return unary_contiguous<T, Op, false>(x, out, n, p);
+  }
   if (sx == 0) {
     // One value: compute it once (as a full vector, like any other element) and fill.
     const Vec<T> v = Op::apply(Vec<T>(x[0]), p);
@@ -279,51 +303,49 @@ void unary_kernel(const T* x, int64_t sx, T* out, int64_t n, const P<T>& p) {
   T buffer[kGatherBlock];
   for (int64_t start = 0; start < n; start += kGatherBlock) {
     const int64_t m = n - start < kGatherBlock ? n - start : kGatherBlock;
-    unary_contiguous<T, Op>(gather(x + start * sx, sx, m, buffer), out + start, m, p);
+    unary_contiguous<T, Op, false>(gather(x + start * sx, sx, m, buffer), out + start, m, p);
   }
 }
 
 // kScalarA / kScalarB: that operand has stride 0 along the run (read once, broadcast).
-template <class T, class Op, bool kScalarA, bool kScalarB>
+template <class T, class Op, bool kScalarA, bool kScalarB, bool kStream>
 void binary_contiguous(const T* a, const T* b, T* out, int64_t n, const P<T>& p) {
   using V = Vec<T>;
   const V a0 = kScalarA ? V(a[0]) : V::zero();
   const V b0 = kScalarB ? V(b[0]) : V::zero();
-  int64_t i = 0;
-  for (; i + V::width <= n; i += V::width) {
-    const V va = kScalarA ? a0 : V::load(a + i);
-    const V vb = kScalarB ? b0 : V::load(b + i);
-    Op::apply(va, vb, p).store(out + i);
-  }
-  if (i < n) {
-    const V va = kScalarA ? a0 : V::load_partial(a + i, n - i);
-    const V vb = kScalarB ? b0 : V::load_partial(b + i, n - i);
-    Op::apply(va, vb, p).store_partial(out + i, n - i);
-  }
+  write_run<kStream>(
+      out, n,
+      [&](int64_t i) { return Op::apply(kScalarA ? a0 : V::load(a + i), kScalarB ? b0 : V::load(b + i), p); },
+      [&](int64_t i, int64_t m) {
+        return Op::apply(kScalarA ? a0 : V::load_partial(a + i, m), kScalarB ? b0 : V::load_partial(b + i, m), p);
+      });
 }
 
-template <class T, class Op>
+template <class T, class Op, bool kStream>
 void binary_dispatch(const T* a, bool scalar_a, const T* b, bool scalar_b, T* out, int64_t n, const P<T>& p) {
   if (scalar_a) {
-    if (scalar_b) return binary_contiguous<T, Op, true, true>(a, b, out, n, p);
-    return binary_contiguous<T, Op, true, false>(a, b, out, n, p);
+    if (scalar_b) return binary_contiguous<T, Op, true, true, kStream>(a, b, out, n, p);
+    return binary_contiguous<T, Op, true, false, kStream>(a, b, out, n, p);
   }
-  if (scalar_b) return binary_contiguous<T, Op, false, true>(a, b, out, n, p);
-  binary_contiguous<T, Op, false, false>(a, b, out, n, p);
+  if (scalar_b) return binary_contiguous<T, Op, false, true, kStream>(a, b, out, n, p);
+  binary_contiguous<T, Op, false, false, kStream>(a, b, out, n, p);
 }
 
 template <class T, class Op>
-void binary_kernel(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t n, const P<T>& p) {
+void binary_kernel(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t n, const P<T>& p, bool stream) {
   const bool direct_a = sa == 0 || sa == 1;
   const bool direct_b = sb == 0 || sb == 1;
-  if (direct_a && direct_b) return binary_dispatch<T, Op>(a, sa == 0, b, sb == 0, out, n, p);
+  if (direct_a && direct_b) {
+    if (stream) return binary_dispatch<T, Op, true>(a, sa == 0, b, sb == 0, out, n, p);
+    return binary_dispatch<T, Op, false>(a, sa == 0, b, sb == 0, out, n, p);
+  }
   T buffer_a[kGatherBlock];
   T buffer_b[kGatherBlock];
   for (int64_t start = 0; start < n; start += kGatherBlock) {
     const int64_t m = n - start < kGatherBlock ? n - start : kGatherBlock;
     const T* ra = direct_a ? a + start * sa : gather(a + start * sa, sa, m, buffer_a);
     const T* rb = direct_b ? b + start * sb : gather(b + start * sb, sb, m, buffer_b);
-    binary_dispatch<T, Op>(ra, sa == 0, rb, sb == 0, out + start, m, p);
+    binary_dispatch<T, Op, false>(ra, sa == 0, rb, sb == 0, out + start, m, p);
   }
 }
 

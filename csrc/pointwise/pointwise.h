@@ -59,11 +59,13 @@ struct Scalars {
 };
 
 // One run of n elements; strides in elements, any value (0 = broadcast, negative allowed).
+// stream: the output is far larger than the caches, so the kernel may write it with
+// non-temporal stores (no read-for-ownership, no eviction of the inputs' lines).
 template <class T>
-using UnaryKernel = void (*)(const T* x, int64_t sx, T* out, int64_t n, const Scalars<T>& p);
+using UnaryKernel = void (*)(const T* x, int64_t sx, T* out, int64_t n, const Scalars<T>& p, bool stream);
 template <class T>
 using BinaryKernel = void (*)(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t n,
-                              const Scalars<T>& p);
+                              const Scalars<T>& p, bool stream);
 // out = cond ? a : b, cond one byte per element (NumPy bool).
 template <class T>
 using WhereKernel = void (*)(const uint8_t* cond, int64_t sc, const T* a, int64_t sa, const T* b,
@@ -92,8 +94,12 @@ const char* binary_op_name(BinaryOp op);
 // The drivers. out is C-contiguous with the broadcast shape of the inputs; every operand has
 // out's dtype (where's cond is bool). Parameters arrive as double and are rounded to the
 // dtype once. Shapes and dtypes are re-checked (ShapeError / TypeError), never trusted.
-void unary(UnaryOp op, const TensorView& x, const TensorView& out, double pa, double pb, double pc);
-void binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, double pa);
+// fresh_output: out was allocated for this call (not a caller's out=), which changes whether
+// streaming stores pay off for very large outputs (see pointwise.cc).
+void unary(UnaryOp op, const TensorView& x, const TensorView& out, double pa, double pb, double pc,
+           bool fresh_output);
+void binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, double alpha,
+            bool fresh_output);
 void where(const TensorView& cond, const TensorView& a, const TensorView& b, const TensorView& out);
 void clamp(const TensorView& x, const TensorView& lo, const TensorView& hi, const TensorView& out);
 

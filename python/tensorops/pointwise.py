@@ -43,6 +43,9 @@ _U = _core.UNARY_OPS
 _B = _core.BINARY_OPS
 _unary_core = _core.unary
 _binary_core = _core.binary
+_unary_fast = _core.unary_fast
+_binary_fast = _core.binary_fast
+_ADD, _SUB, _MUL, _DIV = _B["add"], _B["sub"], _B["mul"], _B["div"]
 
 
 # ---- operands and type promotion ---------------------------------------------------------------
@@ -144,23 +147,20 @@ def _prepare_out(out, shape, dtype, op, inputs):
 # ---- unary --------------------------------------------------------------------------------------
 
 def _unary(op, code, input, out, pa=0.0, pb=0.0, pc=0.0):
-    if type(input) is _nd and out is None:
-        dtype = input.dtype
-        if dtype is _F32 or dtype is _F64:
-            result = _empty(input.shape, dtype)
-            try:
-                _unary_core(code, input, result, pa, pb, pc)
-                return result
-            except ShapeError:
-                pass  # strides that are not a multiple of the item size: as_array copies
+    if out is None:
+        # Plain float ndarray: C++ allocates and computes; None means take the general path.
+        result = _unary_fast(code, input, pa, pb, pc)
+        if result is not None:
+            return result
     x = as_array(input, op)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f'{op}: "input" has unsupported dtype {x.dtype}; supported dtypes are float32 and float64')
-    if out is None:
+    fresh = out is None
+    if fresh:
         out = _empty(x.shape, x.dtype)
     else:
         (x,) = _prepare_out(out, x.shape, x.dtype, op, [x])
-    _unary_core(code, x, out, pa, pb, pc)
+    _unary_core(code, x, out, pa, pb, pc, fresh)
     return out
 
 
@@ -264,39 +264,24 @@ def _binary(op, code, input, other, out, alpha=1.0):
         raise TypeError(f"{op}: expected at least one array argument, got two numbers")
     (a, b), dtype = _operands(op, (input, other), ("input", "other"))
     shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape)
-    if out is None:
+    fresh = out is None
+    if fresh:
         out = _empty(shape, dtype)
     else:
         a, b = _prepare_out(out, shape, dtype, op, [a, b])
-    _binary_core(code, a, b, out, alpha)
+    _binary_core(code, a, b, out, alpha, fresh)
     return out
-
-
-def _same_float_arrays(a, b):
-    """The fast path's test: two ndarrays of one float dtype and one shape."""
-    if type(a) is _nd and type(b) is _nd:
-        dtype = a.dtype
-        return (dtype is _F32 or dtype is _F64) and b.dtype is dtype and a.shape == b.shape
-    return False
-
-
-def _fast_binary(code, a, b):
-    result = _empty(a.shape, a.dtype)
-    try:
-        _binary_core(code, a, b, result, 1.0)
-    except ShapeError:
-        return None  # strides that are not a multiple of the item size: the general path copies
-    return result
 
 
 def add(input, other, *, alpha=1, out=None):
     """input + alpha * other, broadcasting."""
     if alpha == 1:
-        if out is None and _same_float_arrays(input, other):
-            result = _fast_binary(_B["add"], input, other)
+        if out is None:
+            # Same-shape float ndarrays of one dtype: C++ allocates and computes; else None.
+            result = _binary_fast(_ADD, input, other)
             if result is not None:
                 return result
-        return _binary("add", _B["add"], input, other, out)
+        return _binary("add", _ADD, input, other, out)
     return _binary("add", _B["add_scaled"], input, other, out, float(alpha))
 
 
@@ -307,8 +292,8 @@ def _is_bool(value):
 
 def sub(input, other, *, alpha=1, out=None):
     """input - alpha * other, broadcasting. Like torch, refuses bool operands."""
-    if alpha == 1 and out is None and _same_float_arrays(input, other):
-        result = _fast_binary(_B["sub"], input, other)
+    if alpha == 1 and out is None:
+        result = _binary_fast(_SUB, input, other)
         if result is not None:
             return result
     if _is_bool(input) and _is_bool(other):
@@ -324,11 +309,11 @@ def sub(input, other, *, alpha=1, out=None):
 
 def mul(input, other, *, out=None):
     """input * other, broadcasting."""
-    if out is None and _same_float_arrays(input, other):
-        result = _fast_binary(_B["mul"], input, other)
+    if out is None:
+        result = _binary_fast(_MUL, input, other)
         if result is not None:
             return result
-    return _binary("mul", _B["mul"], input, other, out)
+    return _binary("mul", _MUL, input, other, out)
 
 
 _DIV_CODES = {None: _B["div"], "trunc": _B["div_trunc"], "floor": _B["div_floor"]}
@@ -340,8 +325,8 @@ def div(input, other, *, rounding_mode=None, out=None):
     code = _DIV_CODES.get(rounding_mode) if rounding_mode is None or isinstance(rounding_mode, str) else None
     if code is None:
         raise ShapeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
-    if rounding_mode is None and out is None and _same_float_arrays(input, other):
-        result = _fast_binary(code, input, other)
+    if rounding_mode is None and out is None:
+        result = _binary_fast(_DIV, input, other)
         if result is not None:
             return result
     return _binary("div", code, input, other, out)
@@ -530,9 +515,10 @@ def prelu(input, weight, *, out=None):
         w = w.reshape(())
     elif x.ndim > 2:
         w = w.reshape((channels,) + (1,) * (x.ndim - 2))
-    if out is None:
+    fresh = out is None
+    if fresh:
         out = _empty(x.shape, x.dtype)
     else:
         x, w = _prepare_out(out, x.shape, x.dtype, "prelu", [x, w])
-    _binary_core(_B["prelu"], x, w, out, 1.0)
+    _binary_core(_B["prelu"], x, w, out, 1.0, fresh)
     return out

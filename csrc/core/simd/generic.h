@@ -83,3 +83,10 @@ struct Vec {
 };
 
 }  // namespace tensorops::simd::generic
+
+// ---- Appended for pointwise: streaming stores (see x86_avx512.h); plain stores here ------------
+namespace tensorops::simd::generic {
+template <class T>
+void store_stream(T* p, Vec<T> v) { v.store(p); }
+inline void stream_fence() {}
+}  // namespace tensorops::simd::generic
