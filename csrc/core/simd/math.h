@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "core/simd/vec.h"
 
@@ -175,12 +176,58 @@ Vec<T> tanh(Vec<T> x) {
   return select(is_nan(x), x, e / (e + V(T(2))));
 }
 
-// 1 / (1 + e^-x), as torch computes it; e^-x overflowing to +inf gives exactly 0.
+// e^x for x in [-87.3, 0] (float) or [-708, 0] (double), where the result is a normal number:
+// one 2^n scaling and no edge handling, for the activations below that clamp first.
+template <class T>
+Vec<T> exp_nonpositive(Vec<T> x) {
+  using V = Vec<T>;
+  using C = MathConstants<T>;
+  const V n = round(x * V(T(1.4426950408889634)));
+  V r = fnmadd(n, V(C::ln2_hi), x);
+  r = fnmadd(n, V(C::ln2_lo), r);
+  T coef = T(1);
+  for (int k = 2; k <= C::exp_degree; ++k) coef /= T(k);
+  V p(coef);
+  for (int k = C::exp_degree - 1; k >= 1; --k) {
+    coef *= T(k + 1);
+    p = fmadd(p, r, V(coef));
+  }
+  return fmadd(p, r, V(T(1))) * pow2n(n);
+}
+
+template <class T>
+struct SigmoidLimits;
+template <>
+struct SigmoidLimits<float> {
+  static constexpr float lowest_exponent = -87.3f;
+};
+template <>
+struct SigmoidLimits<double> {
+  static constexpr double lowest_exponent = -708.0;
+};
+
+// 1/d for d in [1, 2^100]: for float, the hardware estimate and one Newton step (about 1 ulp,
+// several times cheaper than a division); for double a division.
+template <class T>
+Vec<T> reciprocal_of_moderate(Vec<T> d) {
+  if constexpr (std::is_same_v<T, float>) {
+    const Vec<float> y = reciprocal_estimate(d);
+    return fmadd(y, fnmadd(d, y, Vec<float>(1.0f)), y);
+  } else {
+    return Vec<T>(T(1)) / d;
+  }
+}
+
+// 1 / (1 + e^-x) from e = e^-|x| <= 1, which never overflows: q = 1 / (1 + e) is the answer
+// for x >= 0 and e q for x < 0 (both within a few ulp). Below x = -87.3 (float) the result is
+// held at about 1e-38 where torch's formula gives subnormals or 0.
 template <class T>
 Vec<T> sigmoid(Vec<T> x) {
   using V = Vec<T>;
-  const V one(T(1));
-  return one / (one + exp(-x));
+  const V e = exp_nonpositive(max(-abs(x), V(SigmoidLimits<T>::lowest_exponent)));
+  const V q = reciprocal_of_moderate(V(T(1)) + e);
+  const V s = select(lt(x, V::zero()), e * q, q);
+  return select(is_nan(x), x, s);
 }
 
 // erf for float: erf(x) = x P(x^2) for |x| < 0.9 and 1 - Q(|x| - 2.4) beyond, Q a fit of

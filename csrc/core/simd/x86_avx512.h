@@ -157,3 +157,10 @@ inline void store_stream(float* p, Vec<float> v) { _mm512_stream_ps(p, v.v); }
 inline void store_stream(double* p, Vec<double> v) { _mm512_stream_pd(p, v.v); }
 inline void stream_fence() { _mm_sfence(); }
 }  // namespace tensorops::simd::x86_avx512
+
+// ---- Appended for pointwise: reciprocal estimate ------------------------------------------------
+// 1/d to a relative error below 2^-14 (rcp14), for callers that refine it with Newton steps
+// instead of paying for a division.
+namespace tensorops::simd::x86_avx512 {
+inline Vec<float> reciprocal_estimate(Vec<float> d) { return _mm512_rcp14_ps(d.v); }
+}  // namespace tensorops::simd::x86_avx512
