@@ -83,3 +83,15 @@ struct Vec {
 };
 
 }  // namespace tensorops::simd::generic
+
+// ---- Appended for pointwise: streaming stores (see x86_avx512.h); plain stores here ------------
+namespace tensorops::simd::generic {
+template <class T>
+void store_stream(T* p, Vec<T> v) { v.store(p); }
+inline void stream_fence() {}
+}  // namespace tensorops::simd::generic
+
+// ---- Appended for pointwise: reciprocal estimate (see x86_avx512.h); exact here ---------------
+namespace tensorops::simd::generic {
+inline Vec<float> reciprocal_estimate(Vec<float> d) { return Vec<float>(1.0f) / d; }
+}  // namespace tensorops::simd::generic

@@ -147,3 +147,20 @@ struct Vec<double> {
 };
 
 }  // namespace tensorops::simd::x86_avx512
+
+// ---- Appended for pointwise: streaming (non-temporal) stores -------------------------------
+// For outputs far larger than the caches: the line is written without being read first and
+// without displacing cached data. p must be aligned to the vector width (64 bytes); callers
+// issue stream_fence() after their last streaming store, before other threads read the data.
+namespace tensorops::simd::x86_avx512 {
+inline void store_stream(float* p, Vec<float> v) { _mm512_stream_ps(p, v.v); }
+inline void store_stream(double* p, Vec<double> v) { _mm512_stream_pd(p, v.v); }
+inline void stream_fence() { _mm_sfence(); }
+}  // namespace tensorops::simd::x86_avx512
+
+// ---- Appended for pointwise: reciprocal estimate ------------------------------------------------
+// 1/d to a relative error below 2^-14 (rcp14), for callers that refine it with Newton steps
+// instead of paying for a division.
+namespace tensorops::simd::x86_avx512 {
+inline Vec<float> reciprocal_estimate(Vec<float> d) { return _mm512_rcp14_ps(d.v); }
+}  // namespace tensorops::simd::x86_avx512

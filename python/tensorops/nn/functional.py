@@ -1,13 +1,41 @@
-"""torch.nn.functional names over tensorops kernels."""
+"""torch.nn.functional names over tensorops kernels, gathered from the families.
+
+Activations take torch.nn.functional's arguments, ``inplace=`` included: with
+``inplace=True`` the result is written back into the input array (which must be a
+writeable float ndarray, or a torch tensor shared zero-copy), as torch does.
+"""
 from __future__ import annotations
 
-from ..pointwise import relu  # noqa: F401
+from ..dropout import dropout
+from ..embedding import embedding
+from ..pointwise import (
+    celu,
+    elu,
+    gelu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    leaky_relu,
+    logsigmoid,
+    mish,
+    prelu,
+    relu,
+    relu6,
+    selu,
+    sigmoid,
+    silu,
+    softplus,
+    softsign,
+    tanh,
+)
+from ..pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 
-__all__ = ["relu"]
-from ..dropout import dropout  # noqa: E402,F401
-from ..embedding import embedding  # noqa: E402,F401
-
-__all__ += ["dropout", "embedding"]
-from ..pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: E402,F401
-
-__all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
+__all__ = [
+    # activations
+    "celu", "elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "logsigmoid", "mish",
+    "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign", "tanh",
+    # pooling
+    "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
+    # embedding and dropout
+    "embedding", "dropout",
+]
