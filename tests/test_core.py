@@ -217,14 +217,18 @@ def test_out_argument_checks():
 
 
 def test_core_refuses_what_python_should_have_caught():
+    relu = _core.UNARY_OPS["relu"]
+    f32 = np.zeros(3, np.float32)
     with pytest.raises(tops.ShapeError, match="relu: output shape does not match the result shape"):
-        _core.relu(np.zeros(3, np.float32), np.zeros(4, np.float32))
+        _core.unary(relu, f32, np.zeros(4, np.float32), 0.0, 0.0, 0.0, False)
     with pytest.raises(TypeError, match="relu: expected float32 for 'out', got float64"):
-        _core.relu(np.zeros(3, np.float32), np.zeros(3, np.float64))
+        _core.unary(relu, f32, np.zeros(3, np.float64), 0.0, 0.0, 0.0, False)
+    ro = np.zeros(3, np.float32)
+    ro.flags.writeable = False
     with pytest.raises(tops.ShapeError, match="relu: output 'out' is read-only"):
-        ro = np.zeros(3, np.float32)
-        ro.flags.writeable = False
-        _core.relu(np.zeros(3, np.float32), ro)
+        _core.unary(relu, f32, ro, 0.0, 0.0, 0.0, False)
+    with pytest.raises(tops.ShapeError, match="unary: unknown op"):
+        _core.unary(10_000, f32, f32.copy(), 0.0, 0.0, 0.0, False)
 
 
 @pytest.mark.single_isa

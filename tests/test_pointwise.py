@@ -181,10 +181,37 @@ def test_unary_rejects_integer_input():
 def test_inputs_not_modified():
     x = randn((9, 5), np.float32)
     before = x.copy()
-    F.relu(x, inplace=True)
-    F.elu(x, inplace=True)
+    F.relu(x)
+    F.elu(x)
     tops.add(x, x)
+    tops.exp(x)
     assert np.array_equal(x, before)
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6", "leaky_relu", "elu", "selu", "celu", "silu", "mish",
+                                  "hardtanh", "hardsigmoid", "hardswish"])
+def test_inplace_writes_into_the_input_as_torch(name):
+    base = randn((6, 10), np.float32)
+    for layout, x in layouts(base):
+        x = x.copy() if layout == "contiguous" else x
+        t = torch.from_numpy(base.copy())
+        result = getattr(F, name)(x, inplace=True)
+        getattr(TF, name)(t, inplace=True)
+        assert result is x or np.shares_memory(result, x)
+        assert_close(np.ascontiguousarray(x), t)
+    tt = torch.from_numpy(base.copy())
+    getattr(F, name)(tt, inplace=True)  # a torch tensor is shared zero-copy and updated
+    want = getattr(TF, name)(torch.from_numpy(base.copy()))
+    assert_close(tt.numpy(), want)
+
+
+def test_inplace_refusals():
+    ro = randn((4,), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="relu: inplace=True needs a writeable input, but the input array is read-only"):
+        F.relu(ro, inplace=True)
+    with pytest.raises(TypeError, match="relu: inplace=True and out= cannot be combined"):
+        F.relu(randn((4,), np.float32), inplace=True, out=np.empty(4, np.float32))
 
 
 # ---- binary --------------------------------------------------------------------------------------

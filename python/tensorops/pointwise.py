@@ -12,8 +12,10 @@ numbers; binary ops broadcast as NumPy/torch do and promote dtypes as torch does
 - a result that would not be float32/float64 (int op int, float16) raises TypeError.
 Operands of another dtype are converted to the result dtype first; the kernels see one dtype.
 
-Inputs are never modified. Activations accept ``inplace=`` for torch.nn.functional signature
-compatibility only: tensorops always returns a new array (or writes ``out=``).
+Inputs are never modified, with one exception asked for by name: the activations that take
+``inplace=`` in torch.nn.functional write their result back into the input array when
+``inplace=True``, as torch does (the input must be a writeable float array, or a torch
+tensor, which is shared zero-copy).
 """
 from __future__ import annotations
 
@@ -407,24 +409,39 @@ def clamp(input, min=None, max=None, *, out=None):  # noqa: A002 - torch's names
 
 # ---- activations (torch.nn.functional signatures; see nn/functional.py) -------------------------
 
+def _activation(op, code, input, out, inplace, *params):
+    """``_unary`` for activations with torch's ``inplace=``: True writes into the input."""
+    if not inplace:
+        return _unary(op, code, input, out, *params)
+    if out is not None:
+        raise TypeError(f"{op}: inplace=True and out= cannot be combined")
+    x = as_array(input, op)
+    if not x.flags.writeable:
+        raise ValueError(f"{op}: inplace=True needs a writeable input, but the input array is read-only")
+    if x.flags.c_contiguous:
+        return _unary(op, code, x, x, *params)
+    np.copyto(x, _unary(op, code, x, None, *params))
+    return x
+
+
 def relu(input, inplace=False, *, out=None):
     """max(input, 0); NaN stays NaN."""
-    return _unary("relu", _U["relu"], input, out)
+    return _activation("relu", _U["relu"], input, out, inplace)
 
 
 def relu6(input, inplace=False, *, out=None):
     """min(max(input, 0), 6)."""
-    return _unary("relu6", _U["clamp"], input, out, 0.0, 6.0)
+    return _activation("relu6", _U["clamp"], input, out, inplace, 0.0, 6.0)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False, *, out=None):
     """input if input > 0 else negative_slope * input."""
-    return _unary("leaky_relu", _U["leaky_relu"], input, out, float(negative_slope))
+    return _activation("leaky_relu", _U["leaky_relu"], input, out, inplace, float(negative_slope))
 
 
 def elu(input, alpha=1.0, inplace=False, *, out=None):
     """input if input > 0 else alpha * (exp(input) - 1)."""
-    return _unary("elu", _U["elu"], input, out, float(alpha), 1.0, 1.0)
+    return _activation("elu", _U["elu"], input, out, inplace, float(alpha), 1.0, 1.0)
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -433,7 +450,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(input, inplace=False, *, out=None):
     """scale * elu(input, alpha) with the self-normalising constants."""
-    return _unary("selu", _U["elu"], input, out, _SELU_ALPHA * _SELU_SCALE, _SELU_SCALE, 1.0)
+    return _activation("selu", _U["elu"], input, out, inplace, _SELU_ALPHA * _SELU_SCALE, _SELU_SCALE, 1.0)
 
 
 def celu(input, alpha=1.0, inplace=False, *, out=None):
@@ -441,7 +458,7 @@ def celu(input, alpha=1.0, inplace=False, *, out=None):
     alpha = float(alpha)
     if alpha == 0:
         raise ShapeError("celu: alpha cannot be 0 for CELU")
-    return _unary("celu", _U["elu"], input, out, alpha, 1.0, 1.0 / alpha)
+    return _activation("celu", _U["elu"], input, out, inplace, alpha, 1.0, 1.0 / alpha)
 
 
 def gelu(input, approximate="none", *, out=None):
@@ -455,29 +472,29 @@ def gelu(input, approximate="none", *, out=None):
 
 def silu(input, inplace=False, *, out=None):
     """input * sigmoid(input)."""
-    return _unary("silu", _U["silu"], input, out)
+    return _activation("silu", _U["silu"], input, out, inplace)
 
 
 def mish(input, inplace=False, *, out=None):
     """input * tanh(softplus(input))."""
-    return _unary("mish", _U["mish"], input, out)
+    return _activation("mish", _U["mish"], input, out, inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False, *, out=None):
     """clamp(input, min_val, max_val)."""
     if min_val > max_val:
         raise ShapeError("min_val cannot be greater than max_val")
-    return _unary("hardtanh", _U["clamp"], input, out, float(min_val), float(max_val))
+    return _activation("hardtanh", _U["clamp"], input, out, inplace, float(min_val), float(max_val))
 
 
 def hardsigmoid(input, inplace=False, *, out=None):
     """clamp(input + 3, 0, 6) / 6."""
-    return _unary("hardsigmoid", _U["hardsigmoid"], input, out)
+    return _activation("hardsigmoid", _U["hardsigmoid"], input, out, inplace)
 
 
 def hardswish(input, inplace=False, *, out=None):
     """input * clamp(input + 3, 0, 6) / 6."""
-    return _unary("hardswish", _U["hardswish"], input, out)
+    return _activation("hardswish", _U["hardswish"], input, out, inplace)
 
 
 def softplus(input, beta=1.0, threshold=20.0, *, out=None):
