@@ -6,6 +6,7 @@
 // at the end. Column kernels stream each row of a tile front to back and keep the running
 // results in the caller's arrays, which stay in L1; they fold four rows per sweep so that
 // the arrays are read and written once per four rows.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -134,9 +135,31 @@ T extreme_row(const T* x, int64_t n) {
   return kMax ? reduce_max(a) : reduce_min(a);
 }
 
+// Welford's update in double, one element at a time: only for runs whose float squared
+// deviations overflow (finite data near the top of the range).
+template <class T>
+Moments welford(const T* x, int64_t n, int64_t stride) {
+  double mean = 0, m2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i * stride];
+    const double delta = v - mean;
+    mean += delta / static_cast<double>(i + 1);
+    m2 += delta * (v - mean);
+  }
+  return {mean, m2, n};
+}
+
+// (shift + s / n, q - s^2 / n) from the shifted sums s = sum(x - shift), q = sum((x - shift)^2).
+inline Moments moments_from_sums(double shift, double s, double q, int64_t n) {
+  const double count = static_cast<double>(n);
+  double m2 = q - s * (s / count);
+  if (m2 < 0) m2 = 0;  // rounding only; NaN stays NaN
+  return {shift + s / count, m2, n};
+}
+
 // Sums of d = x - K and d^2, K = x[0]: differences are exact when the data sit far from 0.
 template <class T>
-Moments<T> moments_row(const T* x, int64_t n) {
+Moments moments_row(const T* x, int64_t n) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   const T shift = x[0];
@@ -162,10 +185,8 @@ Moments<T> moments_row(const T* x, int64_t n) {
   }
   const T s = reduce_add((s0 + s1) + (s2 + s3));
   const T q = reduce_add((q0 + q1) + (q2 + q3));
-  const T count = static_cast<T>(n);
-  T m2 = q - s * (s / count);
-  if (m2 < T(0)) m2 = T(0);  // rounding only; NaN stays NaN
-  return {shift + s / count, m2, n};
+  if (q == kInf<T>) return welford(x, n, 1);
+  return moments_from_sums(shift, s, q, n);
 }
 
 // The sum of exp(x - max) for a run whose max is finite.
@@ -297,13 +318,15 @@ void min_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out) {
   fold_cols(x, rows, rs, n, out, [](Vec<T> a, Vec<T> b) { return minimum(a, b); });
 }
 
-// Shifted sums down each column, K = row 0; mean and m2 hold the sums until the end.
+// Shifted sums down each column, K = row 0, kept in scratch (sums[n], squares[n]).
 template <class T>
-void moments_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* mean, T* m2) {
+void moments_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* scratch, Moments* out) {
   using V = Vec<T>;
+  T* sums = scratch;
+  T* squares = scratch + n;
   each_vector<T>(n, [&](int64_t j, auto lanes) {
-    lanes.store(V::zero(), mean + j);
-    lanes.store(V::zero(), m2 + j);
+    lanes.store(V::zero(), sums + j);
+    lanes.store(V::zero(), squares + j);
   });
   int64_t r = 1;
   for (; r + 2 <= rows; r += 2) {
@@ -311,25 +334,22 @@ void moments_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* mean, T* m
     each_vector<T>(n, [&](int64_t j, auto lanes) {
       const V k = lanes.load(x + j);
       const V d0 = lanes.load(row + j) - k, d1 = lanes.load(row + rs + j) - k;
-      lanes.store(lanes.load(mean + j) + (d0 + d1), mean + j);
-      lanes.store(fmadd(d0, d0, fmadd(d1, d1, lanes.load(m2 + j))), m2 + j);
+      lanes.store(lanes.load(sums + j) + (d0 + d1), sums + j);
+      lanes.store(fmadd(d0, d0, fmadd(d1, d1, lanes.load(squares + j))), squares + j);
     });
   }
   for (; r < rows; ++r) {
     const T* row = x + r * rs;
     each_vector<T>(n, [&](int64_t j, auto lanes) {
       const V d = lanes.load(row + j) - lanes.load(x + j);
-      lanes.store(lanes.load(mean + j) + d, mean + j);
-      lanes.store(fmadd(d, d, lanes.load(m2 + j)), m2 + j);
+      lanes.store(lanes.load(sums + j) + d, sums + j);
+      lanes.store(fmadd(d, d, lanes.load(squares + j)), squares + j);
     });
   }
-  const V count(static_cast<T>(rows));
-  each_vector<T>(n, [&](int64_t j, auto lanes) {
-    const V s = lanes.load(mean + j), q = lanes.load(m2 + j);
-    const V m = q - s * (s / count);
-    lanes.store(lanes.load(x + j) + s / count, mean + j);
-    lanes.store(select(lt(m, V::zero()), V::zero(), m), m2 + j);
-  });
+  for (int64_t j = 0; j < n; ++j) {
+    const T s = sums[j], q = squares[j];
+    out[j] = q == kInf<T> ? welford(x + j, rows, rs) : moments_from_sums(x[j], s, q, rows);
+  }
 }
 
 template <class T>
@@ -373,17 +393,31 @@ void arg_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* value, T* inde
 
 // ---- softmax ------------------------------------------------------------------------------
 
+// The sum of exp(x - max) over a run, stored to out when kStore; spans of kRowSpan are
+// summed apart and then added, so long rows keep their accuracy.
+template <class T, bool kStore>
+T exp_sum_row(const T* x, T* out, int64_t n, T max) {
+  using V = Vec<T>;
+  const V m(max);
+  T total = T(0);
+  for (int64_t start = 0; start < n; start += kRowSpan) {
+    const int64_t len = std::min(kRowSpan, n - start);
+    V sum = V::zero();
+    each_vector<T>(len, [&](int64_t j, auto lanes) {
+      const V e = simd::exp(lanes.load(x + start + j) - m);
+      if (kStore) lanes.store(e, out + start + j);
+      sum = sum + lanes.keep(e, V::zero());
+    });
+    total += reduce_add(sum);
+  }
+  return total;
+}
+
 template <class T>
 void softmax_row(const T* x, T* out, int64_t n) {
   using V = Vec<T>;
-  const V m(extreme_row<T, true>(x, n));
-  V sum = V::zero();
-  each_vector<T>(n, [&](int64_t j, auto lanes) {
-    const V e = simd::exp(lanes.load(x + j) - m);
-    lanes.store(e, out + j);
-    sum = sum + lanes.keep(e, V::zero());
-  });
-  const V scale(T(1) / reduce_add(sum));
+  const T max = extreme_row<T, true>(x, n);
+  const V scale(T(1) / exp_sum_row<T, true>(x, out, n, max));
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(out + j) * scale, out + j); });
 }
 
@@ -392,30 +426,32 @@ void log_softmax_row(const T* x, T* out, int64_t n) {
   using V = Vec<T>;
   const T max = extreme_row<T, true>(x, n);
   const V m(max);
-  V sum = V::zero();
-  each_vector<T>(n, [&](int64_t j, auto lanes) {
-    sum = sum + lanes.keep(simd::exp(lanes.load(x + j) - m), V::zero());
-  });
-  const V log_sum(std::log(reduce_add(sum)));
+  const V log_sum(std::log(exp_sum_row<T, false>(x, nullptr, n, max)));
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store((lanes.load(x + j) - m) - log_sum, out + j); });
 }
 
-// scratch: max[n] then sum[n].
+// scratch: max[n], sum[n], and the sum of the current block of kColRows rows, which is
+// added to sum once complete so that tall columns keep their accuracy.
 template <class T, bool kLog>
 void softmax_cols(const T* x, T* out, int64_t rows, int64_t rs, int64_t n, T* scratch) {
   using V = Vec<T>;
   T* max = scratch;
   T* sum = scratch + n;
+  T* block = scratch + 2 * n;
   max_cols(x, rows, rs, n, max);
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), sum + j); });
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* row = x + r * rs;
-    T* out_row = out + r * rs;
-    each_vector<T>(n, [&](int64_t j, auto lanes) {
-      const V e = simd::exp(lanes.load(row + j) - lanes.load(max + j));
-      if (!kLog) lanes.store(e, out_row + j);
-      lanes.store(lanes.load(sum + j) + e, sum + j);
-    });
+  for (int64_t first = 0; first < rows; first += kColRows) {
+    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), block + j); });
+    for (int64_t r = first; r < std::min(rows, first + kColRows); ++r) {
+      const T* row = x + r * rs;
+      T* out_row = out + r * rs;
+      each_vector<T>(n, [&](int64_t j, auto lanes) {
+        const V e = simd::exp(lanes.load(row + j) - lanes.load(max + j));
+        if (!kLog) lanes.store(e, out_row + j);
+        lanes.store(lanes.load(block + j) + e, block + j);
+      });
+    }
+    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(sum + j) + lanes.load(block + j), sum + j); });
   }
   each_vector<T>(n, [&](int64_t j, auto lanes) {
     const V s = lanes.load(sum + j);

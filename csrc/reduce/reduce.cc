@@ -251,14 +251,14 @@ void run(const Plan& plan, const T* in, const TypedKernels<T>& k, const P& pol) 
   };
   if (chunks == 1) {
     parallel_for(0, outer * tiles, std::max<int64_t>(1, kTaskElements / (rows * tile)), [&](int64_t b, int64_t e) {
-      State local[tile];
-      T scratch[2 * tile];
+      std::vector<State> local(static_cast<size_t>(tile));
+      std::vector<T> scratch(static_cast<size_t>(2 * tile));
       for (int64_t t = b; t < e; ++t) {
         const int64_t o = t / tiles, first = (t % tiles) * tile, n = std::min(tile, inner - first);
         int64_t in_off, out_off;
         kept.offsets(o, &in_off, &out_off);
-        pol.cols(k, base + in_off + first, rows, rs, n, 0, local, scratch);
-        store_tile(local, n, plan.out_offset + out_off + first * plan.inner_out_stride);
+        pol.cols(k, base + in_off + first, rows, rs, n, 0, local.data(), scratch.data());
+        store_tile(local.data(), n, plan.out_offset + out_off + first * plan.inner_out_stride);
       }
     });
     return;
@@ -266,7 +266,7 @@ void run(const Plan& plan, const T* in, const TypedKernels<T>& k, const P& pol) 
   // states[o][chunk][inner]
   std::vector<State> states(static_cast<size_t>(outer * chunks * inner));
   parallel_for(0, outer * tiles * chunks, 1, [&](int64_t b, int64_t e) {
-    T scratch[2 * tile];
+    std::vector<T> scratch(static_cast<size_t>(2 * tile));
     for (int64_t t = b; t < e; ++t) {
       const int64_t o = t / (tiles * chunks), rest = t % (tiles * chunks);
       const int64_t first = (rest / chunks) * tile, c = rest % chunks;
@@ -274,7 +274,7 @@ void run(const Plan& plan, const T* in, const TypedKernels<T>& k, const P& pol) 
       int64_t in_off, out_off;
       kept.offsets(o, &in_off, &out_off);
       pol.cols(k, base + in_off + first_row * rs + first, std::min(kColRows, rows - first_row), rs,
-               std::min(tile, inner - first), first_row, &states[(o * chunks + c) * inner + first], scratch);
+               std::min(tile, inner - first), first_row, &states[(o * chunks + c) * inner + first], scratch.data());
     }
   });
   parallel_for(0, outer * tiles, 1, [&](int64_t b, int64_t e) {
@@ -331,7 +331,7 @@ struct FoldPolicy {
 
 template <class T>
 struct MomentsPolicy {
-  using State = Moments<T>;
+  using State = Moments;
   T* out;
   double correction;
   bool root;
@@ -339,20 +339,18 @@ struct MomentsPolicy {
   State row(const TypedKernels<T>& k, const T* p, int64_t n, int64_t) const { return k.moments_row(p, n); }
   void cols(const TypedKernels<T>& k, const T* p, int64_t rows, int64_t rs, int64_t n, int64_t, State* s,
             T* scratch) const {
-    k.moments_cols(p, rows, rs, n, scratch, scratch + n);
-    for (int64_t j = 0; j < n; ++j) s[j] = {scratch[j], scratch[n + j], rows};
+    k.moments_cols(p, rows, rs, n, scratch, s);
   }
   // Chan et al.'s pairwise update.
   State combine(const State& a, const State& b) const {
     const int64_t count = a.count + b.count;
-    const T delta = b.mean - a.mean;
-    const T weight_b = static_cast<T>(b.count) / static_cast<T>(count);
-    return {a.mean + delta * weight_b, a.m2 + b.m2 + delta * delta * static_cast<T>(a.count) * weight_b, count};
+    const double delta = b.mean - a.mean;
+    const double weight_b = static_cast<double>(b.count) / static_cast<double>(count);
+    return {a.mean + delta * weight_b, a.m2 + b.m2 + delta * delta * static_cast<double>(a.count) * weight_b, count};
   }
   void store(const State& s, int64_t at) const {
-    const T dof = static_cast<T>(std::max(0.0, static_cast<double>(s.count) - correction));
-    const T v = s.m2 / dof;
-    out[at] = root ? std::sqrt(v) : v;
+    const double v = s.m2 / std::max(0.0, static_cast<double>(s.count) - correction);
+    out[at] = static_cast<T>(root ? std::sqrt(v) : v);
   }
 };
 
@@ -575,12 +573,12 @@ void softmax_typed(const TensorView& in, const TensorView& out, int dim, bool lo
   const int64_t inner = plan.len, rows = plan.rows, rs = plan.row_stride;
   const int64_t tiles = ceil_div(inner, tile);
   parallel_for(0, outer * tiles, std::max<int64_t>(1, kTaskElements / (rows * tile)), [&](int64_t b, int64_t e) {
-    T scratch[2 * tile];
+    std::vector<T> scratch(static_cast<size_t>(3 * tile));
     for (int64_t t = b; t < e; ++t) {
       const int64_t o = t / tiles, first = (t % tiles) * tile;
       int64_t in_off, out_off;
       kept.offsets(o, &in_off, &out_off);
-      cols(x + in_off + first, y + in_off + first, rows, rs, std::min(tile, inner - first), scratch);
+      cols(x + in_off + first, y + in_off + first, rows, rs, std::min(tile, inner - first), scratch.data());
     }
   });
 }

@@ -40,13 +40,14 @@ namespace tensorops::reduce {
 constexpr int64_t kRowSpan = 8192;
 constexpr int64_t kColRows = 256;
 // Bytes of one column tile's row: its accumulators stay in L1 while rows stream past.
-constexpr int64_t kColTileBytes = 4096;
+constexpr int64_t kColTileBytes = 16384;
 
-// Mean and sum of squared deviations of `count` elements.
-template <class T>
+// Mean and sum of squared deviations of `count` elements. Kept in double for either input
+// type, as torch accumulates float variance in double: spans are merged, divided and
+// square-rooted without overflowing where float squares would.
 struct Moments {
-  T mean;
-  T m2;
+  double mean;
+  double m2;
   int64_t count;
 };
 
@@ -71,24 +72,24 @@ struct TypedKernels {
   T (*prod_row)(const T* x, int64_t n);
   T (*max_row)(const T* x, int64_t n);  // NaN-propagating
   T (*min_row)(const T* x, int64_t n);
-  Moments<T> (*moments_row)(const T* x, int64_t n);
+  Moments (*moments_row)(const T* x, int64_t n);
   LogSumExp<T> (*logsumexp_row)(const T* x, int64_t n);
   Extremum<T> (*argmax_row)(const T* x, int64_t n);  // index within the run
   Extremum<T> (*argmin_row)(const T* x, int64_t n);
 
   // Columns: rows (1 <= rows <= kColRows) of n contiguous elements, row r at x + r*row_stride;
-  // result j reduces x[r*row_stride + j] over r into the caller's arrays.
+  // result j reduces x[r*row_stride + j] over r into the caller's arrays (scratch: 2n).
   void (*sum_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
   void (*prod_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
   void (*max_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
   void (*min_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
-  void (*moments_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* mean, T* m2);
+  void (*moments_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* scratch, Moments* out);
   void (*logsumexp_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* max, T* sum);
   // index holds the row number (exact in T since rows <= kColRows).
   void (*argmax_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* value, T* index);
   void (*argmin_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* value, T* index);
 
-  // Softmax over a contiguous run of n elements, or down columns as above (scratch holds 2n).
+  // Softmax over a contiguous run of n elements, or down columns as above (scratch holds 3n).
   void (*softmax_row)(const T* x, T* out, int64_t n);
   void (*log_softmax_row)(const T* x, T* out, int64_t n);
   void (*softmax_cols)(const T* x, T* out, int64_t rows, int64_t row_stride, int64_t n, T* scratch);

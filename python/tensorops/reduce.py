@@ -58,16 +58,15 @@ def _reduced_dims(dim, ndim: int, op: str) -> tuple:
 
 
 def _check_nonempty(x: np.ndarray, dim, dims: tuple, op: str) -> None:
-    """amax-style reductions refuse an empty reduction, naming the first empty dim as given."""
+    """amax and amin refuse an empty reduction, naming the first empty dim as given."""
     if x.size:
         return
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         raise ShapeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
                          "Specify the reduction dim with the 'dim' argument.")
     given = dim if isinstance(dim, (tuple, list)) else (dim,)
-    for d in given:
-        d = normalize_dim(d, x.ndim, op)
-        if x.ndim and x.shape[d] == 0:
+    for d in given:  # torch names the dim as it was given (amax(x, -1): "dim -1")
+        if x.ndim and x.shape[normalize_dim(d, x.ndim, op)] == 0:
             raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
 
 
@@ -146,7 +145,7 @@ def _moments(op: str, kernel, input, dim, unbiased, keepdim, correction):
     x = _float_input(input, op)
     dims = _reduced_dims(dim, x.ndim, op)
     count = 1
-    for d in dims:
+    for d in dims if x.ndim else ():
         count *= x.shape[d]
     if count - c <= 0:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
@@ -165,6 +164,12 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _moments("std", _core.std, input, dim, unbiased, keepdim, correction)
 
 
+def _kept_shape(shape: tuple, d: int, keepdim: bool) -> tuple:
+    if not shape:  # a 0-d input stays 0-d, keepdim or not
+        return ()
+    return shape[:d] + ((1,) if keepdim else ()) + shape[d + 1:]
+
+
 def _arg(op: str, kernel, input, dim, keepdim):
     x = _float_input(input, op)
     if dim is None:
@@ -181,9 +186,7 @@ def _arg(op: str, kernel, input, dim, keepdim):
         raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
     out = np.empty(x.shape[:d] + x.shape[d + 1:], np.int64)
     kernel(x, out, d)
-    if keepdim:
-        return out.reshape(shape[:d] + (1,) + shape[d + 1:])
-    return out.reshape(shape[:d] + shape[d + 1:])
+    return out.reshape(_kept_shape(shape, d, keepdim))
 
 
 def argmax(input, dim=None, keepdim=False):
@@ -231,7 +234,7 @@ def _extremum(op: str, all_kernel, kernel, result_type, pair_name: str, input, d
     values = np.empty(kept, x.dtype)
     indices = np.empty(kept, np.int64)
     kernel(x, values, indices, d)
-    out_shape = shape[:d] + (1,) + shape[d + 1:] if keepdim else shape[:d] + shape[d + 1:]
+    out_shape = _kept_shape(shape, d, keepdim)
     return result_type(values.reshape(out_shape), indices.reshape(out_shape))
 
 
