@@ -57,6 +57,42 @@ inline void each_vector(int64_t n, const Body& body) {
   if (j < n) body(j, PartLanes<T>{n - j});
 }
 
+// e^x for x <= 0 or NaN, as in softmax and log-sum-exp (x - max): no overflow to guard, so
+// cheaper than simd::exp with the same reduction and polynomial. NaN flows through the
+// arithmetic (the clamp keeps it: x86 max returns its second operand when one is NaN).
+template <class T>
+Vec<T> scale_by_pow2(Vec<T> p, Vec<T> n) {
+#if TENSOROPS_ISA_ID == 2
+  // scalef rounds once, subnormal results included.
+  if constexpr (sizeof(T) == 4) return _mm512_scalef_ps(p.v, n.v);
+  else return _mm512_scalef_pd(p.v, n.v);
+#else
+  // Two halves, so that neither power leaves the normal range.
+  const Vec<T> half = floor(n * Vec<T>(T(0.5)));
+  return p * pow2n(half) * pow2n(n - half);
+#endif
+}
+
+template <class T>
+Vec<T> exp_nonpositive(Vec<T> x) {
+  using V = Vec<T>;
+  using C = simd::MathConstants<T>;
+  const V clamped = max(V(C::exp_lo), x);
+  const V n = round(clamped * V(T(1.4426950408889634)));
+  V r = fnmadd(n, V(C::ln2_hi), clamped);
+  r = fnmadd(n, V(C::ln2_lo), r);
+  // Horner on the Taylor series 1 + r + r^2/2! + ... + r^d/d!, d = simd::exp's degree.
+  T coef = T(1);
+  for (int k = 2; k <= C::exp_degree; ++k) coef /= T(k);
+  V p(coef);
+  for (int k = C::exp_degree - 1; k >= 1; --k) {
+    coef *= T(k + 1);
+    p = fmadd(p, r, V(coef));
+  }
+  p = fmadd(p, r, V(T(1)));
+  return scale_by_pow2(p, n);
+}
+
 // NaN-propagating scalar max / min, matching maximum() / minimum() on vectors.
 template <class T>
 T max_nan(T a, T b) { return (a != a || b != b) ? a + b : (a > b ? a : b); }
@@ -157,6 +193,28 @@ inline Moments moments_from_sums(double shift, double s, double q, int64_t n) {
   return {shift + s / count, m2, n};
 }
 
+// The max of a run, for softmax only: x86 max drops a NaN at random, which softmax does not
+// mind, since exp(NaN - max) makes the row's sum, and so every output of the row, NaN.
+template <class T>
+T softmax_max_row(const T* x, int64_t n) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  if (n < W) {
+    T r = x[0];
+    for (int64_t i = 1; i < n; ++i) r = x[i] > r ? x[i] : r;
+    return r;
+  }
+  V a0 = V::load(x), a1 = a0;
+  int64_t i = W;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    a0 = max(a0, V::load(x + i));
+    a1 = max(a1, V::load(x + i + W));
+  }
+  for (; i + W <= n; i += W) a0 = max(a0, V::load(x + i));
+  if (i < n) a1 = max(a1, V::load(x + n - W));
+  return reduce_max(max(a0, a1));
+}
+
 // Sums of d = x - K and d^2, K = x[0]: differences are exact when the data sit far from 0.
 template <class T>
 Moments moments_row(const T* x, int64_t n) {
@@ -198,14 +256,14 @@ T sum_exp_row(const T* x, int64_t n, T max) {
   V a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
-    a0 = a0 + simd::exp(V::load(x + i) - m);
-    a1 = a1 + simd::exp(V::load(x + i + W) - m);
-    a2 = a2 + simd::exp(V::load(x + i + 2 * W) - m);
-    a3 = a3 + simd::exp(V::load(x + i + 3 * W) - m);
+    a0 = a0 + exp_nonpositive(V::load(x + i) - m);
+    a1 = a1 + exp_nonpositive(V::load(x + i + W) - m);
+    a2 = a2 + exp_nonpositive(V::load(x + i + 2 * W) - m);
+    a3 = a3 + exp_nonpositive(V::load(x + i + 3 * W) - m);
   }
-  for (; i + W <= n; i += W) a0 = a0 + simd::exp(V::load(x + i) - m);
+  for (; i + W <= n; i += W) a0 = a0 + exp_nonpositive(V::load(x + i) - m);
   if (i < n) {
-    const V e = simd::exp(V::load_partial(x + i, n - i) - m);
+    const V e = exp_nonpositive(V::load_partial(x + i, n - i) - m);
     a1 = a1 + select(lt(lane_numbers<T>(), V(T(n - i))), e, V::zero());
   }
   return reduce_add((a0 + a1) + (a2 + a3));
@@ -360,7 +418,7 @@ void logsumexp_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* max, T* 
   for (int64_t r = 0; r < rows; ++r) {
     const T* row = x + r * rs;
     each_vector<T>(n, [&](int64_t j, auto lanes) {
-      lanes.store(lanes.load(sum + j) + simd::exp(lanes.load(row + j) - lanes.load(max + j)), sum + j);
+      lanes.store(lanes.load(sum + j) + exp_nonpositive(lanes.load(row + j) - lanes.load(max + j)), sum + j);
     });
   }
   // Infinite maxima decide alone: exp(inf - inf) is NaN.
@@ -404,7 +462,7 @@ T exp_sum_row(const T* x, T* out, int64_t n, T max) {
     const int64_t len = std::min(kRowSpan, n - start);
     V sum = V::zero();
     each_vector<T>(len, [&](int64_t j, auto lanes) {
-      const V e = simd::exp(lanes.load(x + start + j) - m);
+      const V e = exp_nonpositive(lanes.load(x + start + j) - m);
       if (kStore) lanes.store(e, out + start + j);
       sum = sum + lanes.keep(e, V::zero());
     });
@@ -416,7 +474,7 @@ T exp_sum_row(const T* x, T* out, int64_t n, T max) {
 template <class T>
 void softmax_row(const T* x, T* out, int64_t n) {
   using V = Vec<T>;
-  const T max = extreme_row<T, true>(x, n);
+  const T max = softmax_max_row(x, n);
   const V scale(T(1) / exp_sum_row<T, true>(x, out, n, max));
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(out + j) * scale, out + j); });
 }
@@ -424,45 +482,45 @@ void softmax_row(const T* x, T* out, int64_t n) {
 template <class T>
 void log_softmax_row(const T* x, T* out, int64_t n) {
   using V = Vec<T>;
-  const T max = extreme_row<T, true>(x, n);
+  const T max = softmax_max_row(x, n);
   const V m(max);
   const V log_sum(std::log(exp_sum_row<T, false>(x, nullptr, n, max)));
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store((lanes.load(x + j) - m) - log_sum, out + j); });
 }
 
-// scratch: max[n], sum[n], and the sum of the current block of kColRows rows, which is
+// scratch: the max[n], the sum[n], and the sum of the current block of kColRows rows, which is
 // added to sum once complete so that tall columns keep their accuracy.
 template <class T, bool kLog>
 void softmax_cols(const T* x, T* out, int64_t rows, int64_t rs, int64_t n, T* scratch) {
   using V = Vec<T>;
-  T* max = scratch;
-  T* sum = scratch + n;
+  T* peak = scratch;
+  T* total = scratch + n;
   T* block = scratch + 2 * n;
-  max_cols(x, rows, rs, n, max);
-  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), sum + j); });
+  fold_cols(x, rows, rs, n, peak, [](Vec<T> a, Vec<T> b) { return max(a, b); });  // NaN: as softmax_max_row
+  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), total + j); });
   for (int64_t first = 0; first < rows; first += kColRows) {
     each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), block + j); });
     for (int64_t r = first; r < std::min(rows, first + kColRows); ++r) {
       const T* row = x + r * rs;
       T* out_row = out + r * rs;
       each_vector<T>(n, [&](int64_t j, auto lanes) {
-        const V e = simd::exp(lanes.load(row + j) - lanes.load(max + j));
+        const V e = exp_nonpositive(lanes.load(row + j) - lanes.load(peak + j));
         if (!kLog) lanes.store(e, out_row + j);
         lanes.store(lanes.load(block + j) + e, block + j);
       });
     }
-    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(sum + j) + lanes.load(block + j), sum + j); });
+    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(total + j) + lanes.load(block + j), total + j); });
   }
   each_vector<T>(n, [&](int64_t j, auto lanes) {
-    const V s = lanes.load(sum + j);
-    lanes.store(kLog ? simd::log(s) : V(T(1)) / s, sum + j);
+    const V s = lanes.load(total + j);
+    lanes.store(kLog ? simd::log(s) : V(T(1)) / s, total + j);
   });
   for (int64_t r = 0; r < rows; ++r) {
     const T* row = x + r * rs;
     T* out_row = out + r * rs;
     each_vector<T>(n, [&](int64_t j, auto lanes) {
-      const V s = lanes.load(sum + j);
-      lanes.store(kLog ? (lanes.load(row + j) - lanes.load(max + j)) - s : lanes.load(out_row + j) * s, out_row + j);
+      const V s = lanes.load(total + j);
+      lanes.store(kLog ? (lanes.load(row + j) - lanes.load(peak + j)) - s : lanes.load(out_row + j) * s, out_row + j);
     });
   }
 }
