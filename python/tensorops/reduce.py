@@ -52,6 +52,8 @@ def _float_input(input, op: str, dtype=None) -> np.ndarray:
 
 
 def _reduced_dims(dim, ndim: int, op: str) -> tuple:
+    if type(dim) is int and -ndim <= dim < ndim:  # the common call, kept cheap
+        return (dim + ndim if dim < 0 else dim,)
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return tuple(range(ndim))
     return normalize_dims(dim, ndim, op)
@@ -72,10 +74,15 @@ def _check_nonempty(x: np.ndarray, dim, dims: tuple, op: str) -> None:
 
 def _run(kernel, x: np.ndarray, dims: tuple, keepdim: bool, *extra) -> np.ndarray:
     shape = x.shape
-    if x.ndim == 0:
+    if not shape:
         x = x.reshape(1)
         dims = (0,)
-    out = np.empty(tuple(s for i, s in enumerate(x.shape) if i not in dims), x.dtype)
+        kept = ()
+    elif len(dims) == 1:
+        kept = shape[:dims[0]] + shape[dims[0] + 1:]
+    else:
+        kept = tuple(s for i, s in enumerate(shape) if i not in dims)
+    out = np.empty(kept, x.dtype)
     kernel(x, out, dims, *extra)
     if keepdim:
         return out.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
