@@ -1,0 +1,546 @@
+// Reduce kernel bodies, written once against Vec<T> and compiled per ISA by the tiny
+// generic.cc / x86_avx2.cc / x86_avx512.cc files beside this one.
+//
+// Row kernels keep several independent vector accumulators (the adds of one accumulator
+// form a dependency chain; four or eight chains keep the FPU busy) and fold the lanes once
+// at the end. Column kernels stream each row of a tile front to back and keep the running
+// results in the caller's arrays, which stay in L1; they fold four rows per sweep so that
+// the arrays are read and written once per four rows.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/simd/math.h"
+#include "core/simd/vec.h"
+#include "reduce/reduce.h"
+
+namespace tensorops::reduce::TENSOROPS_ISA_NS {
+namespace {
+
+using simd::Vec;
+
+template <class T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+template <class T>
+constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+
+// 0, 1, ..., width-1: lane numbers, for tail masks and for carrying indices in lanes.
+template <class T>
+Vec<T> lane_numbers() {
+  T lanes[Vec<T>::width];
+  for (int64_t l = 0; l < Vec<T>::width; ++l) lanes[l] = static_cast<T>(l);
+  return Vec<T>::load(lanes);
+}
+
+// The whole vector at p, or its first k lanes (the rest read as 0, memory untouched).
+template <class T>
+struct FullLanes {
+  static Vec<T> load(const T* p) { return Vec<T>::load(p); }
+  static void store(Vec<T> v, T* p) { v.store(p); }
+  static Vec<T> keep(Vec<T> v, Vec<T>) { return v; }
+};
+template <class T>
+struct PartLanes {
+  int64_t k;
+  Vec<T> load(const T* p) const { return Vec<T>::load_partial(p, k); }
+  void store(Vec<T> v, T* p) const { v.store_partial(p, k); }
+  // v in the first k lanes, fill in the others (which hold no element).
+  Vec<T> keep(Vec<T> v, Vec<T> fill) const { return select(lt(lane_numbers<T>(), Vec<T>(T(k))), v, fill); }
+};
+
+// body(j, lanes) for j = 0, W, 2W, ... < n; the last call gets PartLanes when n % W != 0.
+template <class T, class Body>
+inline void each_vector(int64_t n, const Body& body) {
+  constexpr int64_t W = Vec<T>::width;
+  int64_t j = 0;
+  for (; j + W <= n; j += W) body(j, FullLanes<T>{});
+  if (j < n) body(j, PartLanes<T>{n - j});
+}
+
+// e^x for x <= 0 or NaN, as in softmax and log-sum-exp (x - max): no overflow to guard, so
+// cheaper than simd::exp with the same reduction and polynomial. NaN flows through the
+// arithmetic (the clamp keeps it: x86 max returns its second operand when one is NaN).
+template <class T>
+Vec<T> scale_by_pow2(Vec<T> p, Vec<T> n) {
+#if TENSOROPS_ISA_ID == 2
+  // scalef rounds once, subnormal results included.
+  if constexpr (sizeof(T) == 4) return _mm512_scalef_ps(p.v, n.v);
+  else return _mm512_scalef_pd(p.v, n.v);
+#else
+  // Two halves, so that neither power leaves the normal range.
+  const Vec<T> half = floor(n * Vec<T>(T(0.5)));
+  return p * pow2n(half) * pow2n(n - half);
+#endif
+}
+
+template <class T>
+Vec<T> exp_nonpositive(Vec<T> x) {
+  using V = Vec<T>;
+  using C = simd::MathConstants<T>;
+  const V clamped = max(V(C::exp_lo), x);
+  const V n = round(clamped * V(T(1.4426950408889634)));
+  V r = fnmadd(n, V(C::ln2_hi), clamped);
+  r = fnmadd(n, V(C::ln2_lo), r);
+  // Horner on the Taylor series 1 + r + r^2/2! + ... + r^d/d!, d = simd::exp's degree.
+  T coef = T(1);
+  for (int k = 2; k <= C::exp_degree; ++k) coef /= T(k);
+  V p(coef);
+  for (int k = C::exp_degree - 1; k >= 1; --k) {
+    coef *= T(k + 1);
+    p = fmadd(p, r, V(coef));
+  }
+  p = fmadd(p, r, V(T(1)));
+  return scale_by_pow2(p, n);
+}
+
+// NaN-propagating scalar max / min, matching maximum() / minimum() on vectors.
+template <class T>
+T max_nan(T a, T b) { return (a != a || b != b) ? a + b : (a > b ? a : b); }
+template <class T>
+T min_nan(T a, T b) { return (a != a || b != b) ? a + b : (a < b ? a : b); }
+
+// ---- rows ---------------------------------------------------------------------------------
+
+template <class T>
+T sum_row(const T* x, int64_t n) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+  V a4 = V::zero(), a5 = V::zero(), a6 = V::zero(), a7 = V::zero();
+  int64_t i = 0;
+  for (; i + 8 * W <= n; i += 8 * W) {
+    a0 = a0 + V::load(x + i);
+    a1 = a1 + V::load(x + i + W);
+    a2 = a2 + V::load(x + i + 2 * W);
+    a3 = a3 + V::load(x + i + 3 * W);
+    a4 = a4 + V::load(x + i + 4 * W);
+    a5 = a5 + V::load(x + i + 5 * W);
+    a6 = a6 + V::load(x + i + 6 * W);
+    a7 = a7 + V::load(x + i + 7 * W);
+  }
+  for (; i + W <= n; i += W) a0 = a0 + V::load(x + i);
+  if (i < n) a1 = a1 + V::load_partial(x + i, n - i);
+  return reduce_add(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)));
+}
+
+template <class T>
+T prod_row(const T* x, int64_t n) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V a0(T(1)), a1(T(1)), a2(T(1)), a3(T(1));
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = a0 * V::load(x + i);
+    a1 = a1 * V::load(x + i + W);
+    a2 = a2 * V::load(x + i + 2 * W);
+    a3 = a3 * V::load(x + i + 3 * W);
+  }
+  for (; i + W <= n; i += W) a0 = a0 * V::load(x + i);
+  if (i < n) a1 = a1 * select(lt(lane_numbers<T>(), V(T(n - i))), V::load_partial(x + i, n - i), V(T(1)));
+  T lanes[W];
+  ((a0 * a1) * (a2 * a3)).store(lanes);
+  T p = lanes[0];
+  for (int64_t l = 1; l < W; ++l) p *= lanes[l];
+  return p;
+}
+
+// kMax: NaN-propagating max, else min. A tail shorter than a vector re-reads the last full
+// vector (extrema do not mind seeing an element twice).
+template <class T, bool kMax>
+T extreme_row(const T* x, int64_t n) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const auto pick = [](V a, V b) { return kMax ? maximum(a, b) : minimum(a, b); };
+  if (n < W) {
+    T r = x[0];
+    for (int64_t i = 1; i < n; ++i) r = kMax ? max_nan(r, x[i]) : min_nan(r, x[i]);
+    return r;
+  }
+  V a0 = V::load(x), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = pick(a0, V::load(x + i));
+    a1 = pick(a1, V::load(x + i + W));
+    a2 = pick(a2, V::load(x + i + 2 * W));
+    a3 = pick(a3, V::load(x + i + 3 * W));
+  }
+  for (; i + W <= n; i += W) a0 = pick(a0, V::load(x + i));
+  if (i < n) a1 = pick(a1, V::load(x + n - W));
+  const V a = pick(pick(a0, a1), pick(a2, a3));
+  if (any(is_nan(a))) return kNaN<T>;
+  return kMax ? reduce_max(a) : reduce_min(a);
+}
+
+// Welford's update in double, one element at a time: only for runs whose float squared
+// deviations overflow (finite data near the top of the range).
+template <class T>
+Moments welford(const T* x, int64_t n, int64_t stride) {
+  double mean = 0, m2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i * stride];
+    const double delta = v - mean;
+    mean += delta / static_cast<double>(i + 1);
+    m2 += delta * (v - mean);
+  }
+  return {mean, m2, n};
+}
+
+// (shift + s / n, q - s^2 / n) from the shifted sums s = sum(x - shift), q = sum((x - shift)^2).
+inline Moments moments_from_sums(double shift, double s, double q, int64_t n) {
+  const double count = static_cast<double>(n);
+  double m2 = q - s * (s / count);
+  if (m2 < 0) m2 = 0;  // rounding only; NaN stays NaN
+  return {shift + s / count, m2, n};
+}
+
+// The max of a run, for softmax only: x86 max drops a NaN at random, which softmax does not
+// mind, since exp(NaN - max) makes the row's sum, and so every output of the row, NaN.
+template <class T>
+T softmax_max_row(const T* x, int64_t n) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  if (n < W) {
+    T r = x[0];
+    for (int64_t i = 1; i < n; ++i) r = x[i] > r ? x[i] : r;
+    return r;
+  }
+  V a0 = V::load(x), a1 = a0;
+  int64_t i = W;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    a0 = max(a0, V::load(x + i));
+    a1 = max(a1, V::load(x + i + W));
+  }
+  for (; i + W <= n; i += W) a0 = max(a0, V::load(x + i));
+  if (i < n) a1 = max(a1, V::load(x + n - W));
+  return reduce_max(max(a0, a1));
+}
+
+// Sums of d = x - K and d^2, K = x[0]: differences are exact when the data sit far from 0.
+template <class T>
+Moments moments_row(const T* x, int64_t n) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const T shift = x[0];
+  const V k(shift);
+  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+  V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    const V d0 = V::load(x + i) - k, d1 = V::load(x + i + W) - k;
+    const V d2 = V::load(x + i + 2 * W) - k, d3 = V::load(x + i + 3 * W) - k;
+    s0 = s0 + d0; q0 = fmadd(d0, d0, q0);
+    s1 = s1 + d1; q1 = fmadd(d1, d1, q1);
+    s2 = s2 + d2; q2 = fmadd(d2, d2, q2);
+    s3 = s3 + d3; q3 = fmadd(d3, d3, q3);
+  }
+  for (; i + W <= n; i += W) {
+    const V d = V::load(x + i) - k;
+    s0 = s0 + d; q0 = fmadd(d, d, q0);
+  }
+  if (i < n) {
+    const V d = select(lt(lane_numbers<T>(), V(T(n - i))), V::load_partial(x + i, n - i) - k, V::zero());
+    s1 = s1 + d; q1 = fmadd(d, d, q1);
+  }
+  const T s = reduce_add((s0 + s1) + (s2 + s3));
+  const T q = reduce_add((q0 + q1) + (q2 + q3));
+  if (q == kInf<T>) return welford(x, n, 1);
+  return moments_from_sums(shift, s, q, n);
+}
+
+// The sum of exp(x - max) for a run whose max is finite.
+template <class T>
+T sum_exp_row(const T* x, int64_t n, T max) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const V m(max);
+  V a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = a0 + exp_nonpositive(V::load(x + i) - m);
+    a1 = a1 + exp_nonpositive(V::load(x + i + W) - m);
+    a2 = a2 + exp_nonpositive(V::load(x + i + 2 * W) - m);
+    a3 = a3 + exp_nonpositive(V::load(x + i + 3 * W) - m);
+  }
+  for (; i + W <= n; i += W) a0 = a0 + exp_nonpositive(V::load(x + i) - m);
+  if (i < n) {
+    const V e = exp_nonpositive(V::load_partial(x + i, n - i) - m);
+    a1 = a1 + select(lt(lane_numbers<T>(), V(T(n - i))), e, V::zero());
+  }
+  return reduce_add((a0 + a1) + (a2 + a3));
+}
+
+// A max of +-inf or NaN decides the result alone (and exp(x - max) would be NaN).
+template <class T>
+LogSumExp<T> logsumexp_row(const T* x, int64_t n) {
+  const T max = extreme_row<T, true>(x, n);
+  if (max != max) return {max, max};
+  if (max == kInf<T>) return {max, T(1)};
+  if (max == -kInf<T>) return {max, T(0)};
+  return {max, sum_exp_row(x, n, max)};
+}
+
+// First index of the max (kMax) or min; a NaN wins, its first index is returned. Lanes
+// carry their element's index as T; strict comparisons keep each lane's first winner.
+template <class T, bool kMax>
+Extremum<T> arg_row(const T* x, int64_t n) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const auto better = [](V a, V b) { return kMax ? gt(a, b) : lt(a, b); };
+  const V worst(kMax ? -kInf<T> : kInf<T>);
+  V b0 = worst, b1 = worst, b2 = worst, b3 = worst;
+  V i0 = V::zero(), i1 = V::zero(), i2 = V::zero(), i3 = V::zero();
+  auto nan = is_nan(V::zero());
+  V idx = lane_numbers<T>();
+  const V step(static_cast<T>(W));
+  const auto update = [&](V& best, V& at, V v, V index) {
+    const auto m = better(v, best);
+    best = select(m, v, best);
+    at = select(m, index, at);
+    nan = nan | is_nan(v);
+  };
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    update(b0, i0, V::load(x + i), idx);
+    update(b1, i1, V::load(x + i + W), idx + step);
+    update(b2, i2, V::load(x + i + 2 * W), idx + V(T(2 * W)));
+    update(b3, i3, V::load(x + i + 3 * W), idx + V(T(3 * W)));
+    idx = idx + V(T(4 * W));
+  }
+  for (; i + W <= n; i += W) {
+    update(b0, i0, V::load(x + i), idx);
+    idx = idx + step;
+  }
+  if (i < n) update(b1, i1, select(lt(lane_numbers<T>(), V(T(n - i))), V::load_partial(x + i, n - i), worst), idx);
+  if (any(nan)) {
+    for (int64_t j = 0; j < n; ++j)
+      if (x[j] != x[j]) return {x[j], j};
+  }
+  T values[4 * W], indices[4 * W];
+  b0.store(values); b1.store(values + W); b2.store(values + 2 * W); b3.store(values + 3 * W);
+  i0.store(indices); i1.store(indices + W); i2.store(indices + 2 * W); i3.store(indices + 3 * W);
+  T best = values[0], at = indices[0];
+  for (int64_t l = 1; l < 4 * W; ++l) {
+    const bool wins = kMax ? values[l] > best : values[l] < best;
+    if (wins || (values[l] == best && indices[l] < at)) {
+      best = values[l];
+      at = indices[l];
+    }
+  }
+  return {best, static_cast<int64_t>(at)};
+}
+
+// ---- columns ------------------------------------------------------------------------------
+
+// out[j] = fold of x[r*rs + j] over r, four rows per sweep.
+template <class T, class F>
+void fold_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out, const F& f) {
+  int64_t r;
+  if (rows >= 4) {
+    each_vector<T>(n, [&](int64_t j, auto lanes) {
+      const T* p = x + j;
+      lanes.store(f(f(lanes.load(p), lanes.load(p + rs)), f(lanes.load(p + 2 * rs), lanes.load(p + 3 * rs))), out + j);
+    });
+    r = 4;
+  } else {
+    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(x + j), out + j); });
+    r = 1;
+  }
+  for (; r + 4 <= rows; r += 4) {
+    const T* row = x + r * rs;
+    each_vector<T>(n, [&](int64_t j, auto lanes) {
+      const T* p = row + j;
+      const auto v = f(f(lanes.load(p), lanes.load(p + rs)), f(lanes.load(p + 2 * rs), lanes.load(p + 3 * rs)));
+      lanes.store(f(lanes.load(out + j), v), out + j);
+    });
+  }
+  for (; r < rows; ++r) {
+    const T* row = x + r * rs;
+    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(f(lanes.load(out + j), lanes.load(row + j)), out + j); });
+  }
+}
+
+template <class T>
+void sum_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out) {
+  fold_cols(x, rows, rs, n, out, [](Vec<T> a, Vec<T> b) { return a + b; });
+}
+template <class T>
+void prod_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out) {
+  fold_cols(x, rows, rs, n, out, [](Vec<T> a, Vec<T> b) { return a * b; });
+}
+template <class T>
+void max_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out) {
+  fold_cols(x, rows, rs, n, out, [](Vec<T> a, Vec<T> b) { return maximum(a, b); });
+}
+template <class T>
+void min_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out) {
+  fold_cols(x, rows, rs, n, out, [](Vec<T> a, Vec<T> b) { return minimum(a, b); });
+}
+
+// Shifted sums down each column, K = row 0, kept in scratch (sums[n], squares[n]).
+template <class T>
+void moments_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* scratch, Moments* out) {
+  using V = Vec<T>;
+  T* sums = scratch;
+  T* squares = scratch + n;
+  each_vector<T>(n, [&](int64_t j, auto lanes) {
+    lanes.store(V::zero(), sums + j);
+    lanes.store(V::zero(), squares + j);
+  });
+  int64_t r = 1;
+  for (; r + 2 <= rows; r += 2) {
+    const T* row = x + r * rs;
+    each_vector<T>(n, [&](int64_t j, auto lanes) {
+      const V k = lanes.load(x + j);
+      const V d0 = lanes.load(row + j) - k, d1 = lanes.load(row + rs + j) - k;
+      lanes.store(lanes.load(sums + j) + (d0 + d1), sums + j);
+      lanes.store(fmadd(d0, d0, fmadd(d1, d1, lanes.load(squares + j))), squares + j);
+    });
+  }
+  for (; r < rows; ++r) {
+    const T* row = x + r * rs;
+    each_vector<T>(n, [&](int64_t j, auto lanes) {
+      const V d = lanes.load(row + j) - lanes.load(x + j);
+      lanes.store(lanes.load(sums + j) + d, sums + j);
+      lanes.store(fmadd(d, d, lanes.load(squares + j)), squares + j);
+    });
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const T s = sums[j], q = squares[j];
+    out[j] = q == kInf<T> ? welford(x + j, rows, rs) : moments_from_sums(x[j], s, q, rows);
+  }
+}
+
+template <class T>
+void logsumexp_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* max, T* sum) {
+  using V = Vec<T>;
+  max_cols(x, rows, rs, n, max);
+  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), sum + j); });
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = x + r * rs;
+    each_vector<T>(n, [&](int64_t j, auto lanes) {
+      lanes.store(lanes.load(sum + j) + exp_nonpositive(lanes.load(row + j) - lanes.load(max + j)), sum + j);
+    });
+  }
+  // Infinite maxima decide alone: exp(inf - inf) is NaN.
+  each_vector<T>(n, [&](int64_t j, auto lanes) {
+    const V m = lanes.load(max + j);
+    V s = lanes.load(sum + j);
+    s = select(eq(m, V(kInf<T>)), V(T(1)), select(eq(m, V(-kInf<T>)), V::zero(), s));
+    lanes.store(s, sum + j);
+  });
+}
+
+template <class T, bool kMax>
+void arg_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* value, T* index) {
+  using V = Vec<T>;
+  each_vector<T>(n, [&](int64_t j, auto lanes) {
+    lanes.store(lanes.load(x + j), value + j);
+    lanes.store(V::zero(), index + j);
+  });
+  for (int64_t r = 1; r < rows; ++r) {
+    const T* row = x + r * rs;
+    const V at(static_cast<T>(r));
+    each_vector<T>(n, [&](int64_t j, auto lanes) {
+      const V v = lanes.load(row + j), best = lanes.load(value + j);
+      const auto m = (kMax ? gt(v, best) : lt(v, best)) | (is_nan(v) & ~is_nan(best));
+      lanes.store(select(m, v, best), value + j);
+      lanes.store(select(m, at, lanes.load(index + j)), index + j);
+    });
+  }
+}
+
+// ---- softmax ------------------------------------------------------------------------------
+
+// The sum of exp(x - max) over a run, stored to out when kStore; spans of kRowSpan are
+// summed apart and then added, so long rows keep their accuracy.
+template <class T, bool kStore>
+T exp_sum_row(const T* x, T* out, int64_t n, T max) {
+  using V = Vec<T>;
+  const V m(max);
+  T total = T(0);
+  for (int64_t start = 0; start < n; start += kRowSpan) {
+    const int64_t len = std::min(kRowSpan, n - start);
+    V sum = V::zero();
+    each_vector<T>(len, [&](int64_t j, auto lanes) {
+      const V e = exp_nonpositive(lanes.load(x + start + j) - m);
+      if (kStore) lanes.store(e, out + start + j);
+      sum = sum + lanes.keep(e, V::zero());
+    });
+    total += reduce_add(sum);
+  }
+  return total;
+}
+
+template <class T>
+void softmax_row(const T* x, T* out, int64_t n) {
+  using V = Vec<T>;
+  const T max = softmax_max_row(x, n);
+  const V scale(T(1) / exp_sum_row<T, true>(x, out, n, max));
+  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(out + j) * scale, out + j); });
+}
+
+template <class T>
+void log_softmax_row(const T* x, T* out, int64_t n) {
+  using V = Vec<T>;
+  const T max = softmax_max_row(x, n);
+  const V m(max);
+  const V log_sum(std::log(exp_sum_row<T, false>(x, nullptr, n, max)));
+  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store((lanes.load(x + j) - m) - log_sum, out + j); });
+}
+
+// scratch: the max[n], the sum[n], and the sum of the current block of kColRows rows, which is
+// added to sum once complete so that tall columns keep their accuracy.
+template <class T, bool kLog>
+void softmax_cols(const T* x, T* out, int64_t rows, int64_t rs, int64_t n, T* scratch) {
+  using V = Vec<T>;
+  T* peak = scratch;
+  T* total = scratch + n;
+  T* block = scratch + 2 * n;
+  fold_cols(x, rows, rs, n, peak, [](Vec<T> a, Vec<T> b) { return max(a, b); });  // NaN: as softmax_max_row
+  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), total + j); });
+  for (int64_t first = 0; first < rows; first += kColRows) {
+    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), block + j); });
+    for (int64_t r = first; r < std::min(rows, first + kColRows); ++r) {
+      const T* row = x + r * rs;
+      T* out_row = out + r * rs;
+      each_vector<T>(n, [&](int64_t j, auto lanes) {
+        const V e = exp_nonpositive(lanes.load(row + j) - lanes.load(peak + j));
+        if (!kLog) lanes.store(e, out_row + j);
+        lanes.store(lanes.load(block + j) + e, block + j);
+      });
+    }
+    each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(total + j) + lanes.load(block + j), total + j); });
+  }
+  each_vector<T>(n, [&](int64_t j, auto lanes) {
+    const V s = lanes.load(total + j);
+    lanes.store(kLog ? simd::log(s) : V(T(1)) / s, total + j);
+  });
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = x + r * rs;
+    T* out_row = out + r * rs;
+    each_vector<T>(n, [&](int64_t j, auto lanes) {
+      const V s = lanes.load(total + j);
+      lanes.store(kLog ? (lanes.load(row + j) - lanes.load(peak + j)) - s : lanes.load(out_row + j) * s, out_row + j);
+    });
+  }
+}
+
+template <class T>
+TypedKernels<T> typed_kernels() {
+  return {
+      sum_row<T>, prod_row<T>, extreme_row<T, true>, extreme_row<T, false>,
+      moments_row<T>, logsumexp_row<T>, arg_row<T, true>, arg_row<T, false>,
+      sum_cols<T>, prod_cols<T>, max_cols<T>, min_cols<T>,
+      moments_cols<T>, logsumexp_cols<T>, arg_cols<T, true>, arg_cols<T, false>,
+      softmax_row<T>, log_softmax_row<T>, softmax_cols<T, false>, softmax_cols<T, true>,
+  };
+}
+
+}  // namespace
+
+const ReduceKernels* kernel_table() {
+  static const ReduceKernels table{typed_kernels<float>(), typed_kernels<double>()};
+  return &table;
+}
+
+}  // namespace tensorops::reduce::TENSOROPS_ISA_NS

@@ -1,0 +1,463 @@
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import tensorops as tops
+from reference import DTYPES, assert_close, layouts, randn, special_values
+
+REDUCTIONS = ["sum", "mean", "prod", "amax", "amin", "logsumexp", "var", "std"]
+SHAPES = [(0,), (1,), (7,), (16,), (17,), (3, 5), (15, 17), (4, 0, 3), (2, 3, 5, 7), (1, 31, 1)]
+
+
+def dims_for(ndim):
+    """None, (), every dim, every negative dim, pairs, and the full tuple."""
+    out = [None, ()]
+    out += list(range(ndim)) + [d - ndim for d in range(ndim)]
+    out += [(a, b) for a in range(ndim) for b in range(a + 1, ndim)]
+    if ndim > 2:
+        out.append(tuple(range(ndim)))
+        out.append((-1, 0))
+    return out
+
+
+def torch_reduce(op, t, dim, keepdim):
+    """torch's result for our call (prod over a tuple folds one dim at a time; None = every dim)."""
+    dims = tuple(range(t.ndim)) if dim is None or dim == () else dim
+    if op == "prod":
+        if isinstance(dims, int):
+            return torch.prod(t, dims, keepdim=keepdim)
+        r = t.double()
+        for d in sorted((d % max(t.ndim, 1) for d in dims), reverse=True):
+            r = r.prod(d, keepdim=keepdim) if t.ndim else r
+        return r.to(t.dtype)
+    if op in ("amax", "amin") and (dim is None or dim == ()):
+        return getattr(torch, op)(t, dim=(), keepdim=keepdim)
+    return getattr(torch, op)(t, dims, keepdim=keepdim)
+
+
+def tol(dtype, count):
+    count = max(count, 1)
+    if np.dtype(dtype) == np.float32:
+        return dict(rtol=2e-5, atol=2e-6 * count)
+    return dict(rtol=1e-12, atol=1e-13 * count)
+
+
+def reduced_count(shape, dim):
+    if dim is None or dim == ():
+        return int(np.prod(shape))
+    dims = dim if isinstance(dim, tuple) else (dim,)
+    return int(np.prod([shape[d] for d in dims])) if shape else 1
+
+
+def check_against_torch(op, x, dim, keepdim, x_for_torch=None):
+    t = torch.from_numpy((x if x_for_torch is None else x_for_torch).copy(order="C"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            expected = torch_reduce(op, t, dim, keepdim)
+        except (RuntimeError, IndexError) as err:
+            kind = IndexError if isinstance(err, IndexError) else tops.ShapeError
+            with pytest.raises(kind, match=re.escape(str(err).splitlines()[0])):
+                getattr(tops, op)(x, dim, keepdim=keepdim)
+            return
+        actual = getattr(tops, op)(x, dim, keepdim=keepdim)
+    count = reduced_count(x.shape, dim)
+    assert_close(actual, expected, **tol(x.dtype, count if op in ("sum", "mean") else 1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("op", REDUCTIONS)
+def test_reductions_match_torch(op, shape, dtype):
+    x = randn(shape, dtype, seed=len(shape))
+    if op == "prod":
+        x = (1 + 0.1 * x).astype(dtype)  # products of randn under/overflow on long rows
+    for dim in dims_for(len(shape)):
+        for keepdim in (False, True):
+            check_against_torch(op, x, dim, keepdim)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", REDUCTIONS)
+def test_reductions_zero_dim_input(op, dtype):
+    x = np.array(1.5, dtype)
+    for dim in (None, 0, -1, (), (0,)):
+        for keepdim in (False, True):
+            check_against_torch(op, x, dim, keepdim)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", REDUCTIONS)
+def test_reductions_layouts(op, dtype):
+    x = randn((5, 7, 3), dtype, seed=3)
+    if op == "prod":
+        x = (1 + 0.1 * x).astype(dtype)
+    for name, v in layouts(x):
+        for dim in (None, 0, 1, 2, (0, 1), (1, 2), (0, 2)):
+            check_against_torch(op, v, dim, False, x_for_torch=x)
+    # Broadcast (zero-stride) views, and a transposed 3-d view whose kept inner dim is strided.
+    b = np.broadcast_to(x[:, :1, :], (5, 7, 3))
+    t = x.transpose(2, 0, 1)
+    for dim in (None, 0, 1, 2, (0, 2)):
+        check_against_torch(op, b, dim, False, x_for_torch=np.ascontiguousarray(b))
+        check_against_torch(op, t, dim, False, x_for_torch=np.ascontiguousarray(t))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", REDUCTIONS)
+def test_reductions_long_rows_and_columns(op, dtype):
+    # Rows longer than a span and columns taller than a chunk exercise the pairwise combine.
+    x = randn((3, 20011), dtype, seed=5)
+    c = randn((1031, 37), dtype, seed=6)
+    if op == "prod":
+        x = (1 + 1e-3 * x).astype(dtype)
+        c = (1 + 1e-2 * c).astype(dtype)
+    for dim in (None, 0, 1, -1):
+        check_against_torch(op, x, dim, False)
+        check_against_torch(op, c, dim, False)
+    check_against_torch(op, randn((4, 3, 700, 5), dtype, seed=7) if op != "prod" else
+                        (1 + 1e-2 * randn((4, 3, 700, 5), dtype, seed=7)).astype(dtype), (0, 2), False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", REDUCTIONS + ["argmax", "argmin"])
+def test_reductions_special_values(op, dtype):
+    s = special_values(dtype)
+    rng = np.random.default_rng(1)
+    # Each row / column mixes a few special values into ordinary numbers.
+    x = randn((18, 40), dtype, seed=2)
+    for i in range(18):
+        x[i, rng.integers(0, 40, 3)] = s[i]
+    for dim in (None, 0, 1):
+        if op in ("argmax", "argmin") and dim is None:
+            continue
+        check_against_torch(op, x, dim, False) if op not in ("argmax", "argmin") else \
+            assert_close(getattr(tops, op)(x, dim), getattr(torch, op)(torch.from_numpy(x), dim))
+    for v in ([np.inf, 1.0], [-np.inf, -np.inf], [np.inf, -np.inf], [np.nan, np.inf], [np.inf, np.inf, 2.0]):
+        check_against_torch(op, np.array(v, dtype), 0, False) if op not in ("argmax", "argmin") else \
+            assert_close(getattr(tops, op)(np.array(v, dtype), 0), getattr(torch, op)(torch.tensor(v, dtype=torch.float64), 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_mean_var_accuracy_on_million_element_rows(dtype):
+    rng = np.random.default_rng(11)
+    x = (rng.random(1000003) * 2 + 1).astype(dtype)  # all positive: a sequential f32 sum drifts
+    exact = x.astype(np.float64)
+    rel = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(tops.sum(x), exact.sum(), rtol=rel)
+    np.testing.assert_allclose(tops.mean(x), exact.mean(), rtol=rel)
+    np.testing.assert_allclose(tops.var(x), exact.var(ddof=1), rtol=10 * rel)
+    np.testing.assert_allclose(tops.logsumexp(x), np.log(np.exp(exact - exact.max()).sum()) + exact.max(), rtol=rel)
+    col = x[: 100003 * 3].reshape(100003, 3)
+    np.testing.assert_allclose(tops.sum(col, 0), col.astype(np.float64).sum(0), rtol=rel)
+    np.testing.assert_allclose(tops.var(col, 0), col.astype(np.float64).var(0, ddof=1), rtol=10 * rel)
+
+
+@pytest.mark.parametrize("layout", ["row", "column"])
+def test_var_is_stable_when_the_mean_dwarfs_the_spread(layout):
+    rng = np.random.default_rng(4)
+    x = (1e4 + rng.standard_normal((8, 50000))).astype(np.float32)
+    if layout == "column":
+        x = np.ascontiguousarray(x.T)
+    dim = 1 if layout == "row" else 0
+    exact = x.astype(np.float64).var(axis=dim, ddof=1)
+    np.testing.assert_allclose(tops.var(x, dim), exact, rtol=1e-4)
+    np.testing.assert_allclose(tops.std(x, dim), np.sqrt(exact), rtol=1e-4)
+    np.testing.assert_allclose(tops.var(x), x.astype(np.float64).var(ddof=1), rtol=1e-4)
+    np.testing.assert_allclose(tops.mean(x, dim), x.astype(np.float64).mean(axis=dim), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_var_std_arguments(dtype):
+    x = randn((6, 9), dtype, seed=8)
+    t = torch.from_numpy(x)
+    cases = [
+        (lambda f: f(x), lambda f: f(t)),
+        (lambda f: f(x, 1), lambda f: f(t, 1)),
+        (lambda f: f(x, 1, False), lambda f: f(t, 1, False)),
+        (lambda f: f(x, 0, True, True), lambda f: f(t, 0, True, True)),
+        (lambda f: f(x, False), lambda f: f(t, False)),
+        (lambda f: f(x, unbiased=False), lambda f: f(t, unbiased=False)),
+        (lambda f: f(x, dim=(0, 1), correction=0), lambda f: f(t, dim=(0, 1), correction=0)),
+        (lambda f: f(x, 1, correction=2.5, keepdim=True), lambda f: f(t, 1, correction=2.5, keepdim=True)),
+        (lambda f: f(x, 0, correction=-1), lambda f: f(t, 0, correction=-1)),
+    ]
+    for name in ("var", "std"):
+        for ours, theirs in cases:
+            assert_close(ours(getattr(tops, name)), theirs(getattr(torch, name)))
+    with pytest.raises(TypeError, match="var"):
+        tops.var(x, 1, unbiased=True, correction=1)
+    with pytest.raises(TypeError, match="correction"):
+        tops.std(x, correction="1")
+
+
+def test_var_degrees_of_freedom_warns_like_torch():
+    message = "degrees of freedom is <= 0"
+    for x, kwargs in ((np.ones(1, np.float32), {}), (np.ones((3, 1), np.float64), {"dim": 1}),
+                      (np.array([1.0, 2.0, 3.0], np.float32), {"correction": 3}),
+                      (np.empty((0,), np.float32), {})):
+        t = torch.from_numpy(x)
+        for name in ("var", "std"):
+            with pytest.warns(UserWarning, match=f"{name}\\(\\): {message}"):
+                ours = getattr(tops, name)(x, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                assert_close(ours, getattr(torch, name)(t, **kwargs))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["argmax", "argmin"])
+def test_argmax_argmin_match_torch(op, dtype):
+    f, g = getattr(tops, op), getattr(torch, op)
+    for shape in [(1,), (7,), (17,), (3, 5), (15, 17), (2, 3, 5, 7), (3, 20011), (1031, 37)]:
+        x = randn(shape, dtype, seed=9)
+        for name, v in layouts(x):
+            for dim in [None] + list(range(len(shape))) + [-1]:
+                for keepdim in (False, True):
+                    assert_close(f(v, dim, keepdim), g(torch.from_numpy(x), dim, keepdim))
+    assert_close(f(np.array(2.0, dtype)), g(torch.tensor(2.0)))
+    assert_close(f(np.array(2.0, dtype), 0, True), g(torch.tensor(2.0), 0, True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["argmax", "argmin", "max", "min"])
+def test_first_index_wins_ties_and_nan(op, dtype):
+    rng = np.random.default_rng(3)
+    # Few distinct values: many ties, across vector lanes, spans (20011) and column chunks (1031).
+    for shape in [(5, 33), (3, 20011), (1031, 7), (40,)]:
+        x = rng.integers(0, 3, shape).astype(dtype)
+        y = x.copy()
+        flat = y.reshape(-1)
+        flat[rng.integers(0, flat.size, max(2, flat.size // 50))] = np.nan
+        for v in (x, y):
+            t = torch.from_numpy(v)
+            for dim in range(v.ndim):
+                ours = getattr(tops, op)(v, dim)
+                theirs = getattr(torch, op)(t, dim)
+                if op in ("max", "min"):
+                    assert_close(ours.values, theirs.values)
+                    assert_close(ours.indices, theirs.indices)
+                else:
+                    assert_close(ours, theirs)
+            if op in ("argmax", "argmin"):
+                assert_close(getattr(tops, op)(v), getattr(torch, op)(t))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_overloads(op, dtype):
+    x = randn((4, 6, 5), dtype, seed=10)
+    t = torch.from_numpy(x)
+    f, g = getattr(tops, op), getattr(torch, op)
+    whole = f(x)
+    assert isinstance(whole, np.ndarray) and whole.shape == ()
+    assert_close(whole, g(t))
+    for name, v in layouts(x):
+        for dim in (0, 1, 2, -1):
+            for keepdim in (False, True):
+                r = f(v, dim, keepdim)
+                e = g(t, dim, keepdim)
+                values, indices = r
+                assert values is r.values and indices is r.indices and r.indices.dtype == np.int64
+                assert_close(r.values, e.values)
+                assert_close(r.indices, e.indices)
+    r = f(x, dim=1, keepdim=True)
+    assert type(r).__name__ == op and r._fields == ("values", "indices")
+    r0 = f(np.array(3.0, dtype), 0)
+    assert_close(r0.values, g(torch.tensor(3.0, dtype=t.dtype), 0).values)
+    assert_close(r0.indices, g(torch.tensor(3.0), 0).indices)
+
+
+def test_max_with_other_is_maximum_when_available():
+    from tensorops import pointwise
+    x = randn((3, 4), np.float32, seed=1)
+    y = randn((3, 4), np.float32, seed=2)
+    if hasattr(pointwise, "maximum"):
+        assert_close(tops.max(x, y), torch.max(torch.from_numpy(x), torch.from_numpy(y)))
+        assert_close(tops.min(x, y), torch.min(torch.from_numpy(x), torch.from_numpy(y)))
+    else:
+        with pytest.raises(TypeError, match="maximum"):
+            tops.max(x, y)
+        with pytest.raises(TypeError, match="minimum"):
+            tops.min(x, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_mean_prod_dtype_argument(dtype):
+    x = randn((5, 6), dtype, seed=12)
+    t = torch.from_numpy(x)
+    for op in ("sum", "mean", "prod"):
+        for target, torch_target in ((np.float32, torch.float32), (np.float64, torch.float64)):
+            assert_close(getattr(tops, op)(x, dtype=target), getattr(torch, op)(t, dtype=torch_target))
+            assert_close(getattr(tops, op)(x, 1, dtype=target), getattr(torch, op)(t, 1, dtype=torch_target))
+            assert_close(getattr(tops, op)(x, 1, True, dtype=torch_target),
+                         getattr(torch, op)(t, 1, True, dtype=torch_target))
+    ints = np.arange(12, dtype=np.int64).reshape(3, 4)
+    assert_close(tops.mean(ints, 0, dtype=np.float32), torch.from_numpy(ints).mean(0, dtype=torch.float32))
+    assert_close(tops.sum(ints, dtype=np.float64), torch.from_numpy(ints).sum(dtype=torch.float64))
+    with pytest.raises(TypeError, match="sum: unsupported dtype int32"):
+        tops.sum(x, dtype=np.int32)
+    with pytest.raises(TypeError, match="mean: unsupported dtype float16"):
+        tops.mean(x, dtype=np.float16)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_tensors(dtype):
+    for shape in [(0,), (0, 3), (3, 0), (2, 0, 4)]:
+        x = np.empty(shape, dtype)
+        t = torch.from_numpy(x)
+        for op in REDUCTIONS:
+            for dim in dims_for(len(shape)):
+                check_against_torch(op, x, dim, False)
+        for dim in range(len(shape)):
+            for name in ("softmax", "log_softmax"):
+                assert_close(getattr(tops, name)(x, dim), getattr(torch, name)(t, dim))
+            for op in ("argmax", "argmin"):
+                try:
+                    expected = getattr(torch, op)(t, dim)
+                except IndexError as err:
+                    with pytest.raises(IndexError, match=re.escape(str(err))):
+                        getattr(tops, op)(x, dim)
+                else:
+                    assert_close(getattr(tops, op)(x, dim), expected)
+            for op in ("max", "min"):
+                try:
+                    expected = getattr(torch, op)(t, dim)
+                except IndexError as err:
+                    with pytest.raises(IndexError, match=re.escape(str(err))):
+                        getattr(tops, op)(x, dim)
+                else:
+                    r = getattr(tops, op)(x, dim)
+                    assert_close(r.values, expected.values)
+                    assert_close(r.indices, expected.indices)
+
+
+def test_empty_reduction_errors_word_torch():
+    x = np.empty((2, 0), np.float32)
+    cases = [
+        (lambda: tops.amax(x), tops.ShapeError,
+         "amax(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument."),
+        (lambda: tops.amin(x, 1), IndexError, "amin(): Expected reduction dim 1 to have non-zero size."),
+        (lambda: tops.amax(x, (0, 1)), IndexError, "amax(): Expected reduction dim 1 to have non-zero size."),
+        (lambda: tops.amax(np.empty((3, 0, 0), np.float32), (2, 1)), IndexError,
+         "amax(): Expected reduction dim 2 to have non-zero size."),
+        (lambda: tops.argmax(x), IndexError, "argmax(): Expected reduction dim to be specified for input.numel() == 0."),
+        (lambda: tops.argmin(x, -1), IndexError, "argmin(): Expected reduction dim 1 to have non-zero size."),
+        (lambda: tops.max(x), tops.ShapeError,
+         "max(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument."),
+        (lambda: tops.min(x, 1), IndexError, "min(): Expected reduction dim 1 to have non-zero size."),
+    ]
+    for call, kind, message in cases:
+        with pytest.raises(kind, match=re.escape(message)):
+            call()
+    assert isinstance(tops.ShapeError("x"), RuntimeError)
+
+
+@pytest.mark.parametrize("op", REDUCTIONS + ["argmax", "argmin", "max", "min", "softmax", "log_softmax"])
+def test_bad_dims_raise_index_error(op):
+    x = np.ones((3, 4), np.float32)
+    f = getattr(tops, op)
+    with pytest.raises(IndexError, match=re.escape("Dimension out of range (expected to be in range of [-2, 1], but got 2)")):
+        f(x, 2)
+    with pytest.raises(IndexError, match=re.escape("Dimension out of range (expected to be in range of [-2, 1], but got -3)")):
+        f(x, -3)
+    with pytest.raises(IndexError, match=re.escape("(expected to be in range of [-1, 0], but got 1)")):
+        f(np.array(1.0, np.float32), 1)
+    if op in REDUCTIONS:
+        with pytest.raises(IndexError, match=re.escape("but got 5)")):
+            f(x, (0, 5))
+        with pytest.raises(RuntimeError, match="dim 0 appears multiple times in the list of dims"):
+            f(x, (0, -2))
+    with pytest.raises(TypeError, match="dim"):
+        f(x, 1.5)
+    if op in ("argmax", "argmin", "max", "min", "softmax", "log_softmax"):
+        with pytest.raises(TypeError):
+            f(x, (0, 1))
+
+
+@pytest.mark.parametrize("op", REDUCTIONS + ["argmax", "argmin", "max", "min", "softmax", "log_softmax"])
+def test_unsupported_dtypes_raise_type_error_naming_the_op(op):
+    for dtype in (np.int32, np.int64, np.bool_, np.float16, np.complex64):
+        x = np.ones((3, 4), dtype)
+        with pytest.raises(TypeError, match=f"^{op}: .*unsupported dtype"):
+            getattr(tops, op)(x)
+    with pytest.raises(TypeError, match=op):
+        getattr(tops, op)(["a", "b"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_matches_torch(name, dtype):
+    f, g = getattr(tops, name), getattr(torch, name)
+    for shape in [(1,), (7,), (17,), (3, 5), (15, 17), (2, 3, 5, 7), (4, 1, 300), (2, 5000), (3, 20011)]:
+        x = randn(shape, dtype, seed=13, scale=4.0)
+        for name_, v in layouts(x):
+            for dim in list(range(len(shape))) + [-1]:
+                assert_close(f(v, dim), g(torch.from_numpy(x), dim), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                             atol=1e-6 if dtype == np.float32 else 1e-13)
+    assert_close(f(np.array(2.0, dtype), 0), g(torch.tensor(2.0, dtype=torch.from_numpy(np.ones(1, dtype)).dtype), 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_special_values_and_dtype(name, dtype):
+    f, g = getattr(tops, name), getattr(torch, name)
+    rows = [[np.inf, 1.0, 2.0], [-np.inf, 1.0, 2.0], [-np.inf, -np.inf, -np.inf], [np.nan, 0.0, 1.0],
+            [1e30, -1e30, 0.0], [88.0, 89.0, 90.0], [-1000.0, -1000.0, -1001.0]]
+    x = np.array(rows, dtype)
+    t = torch.from_numpy(x)
+    for dim in (0, 1):
+        assert_close(f(x, dim), g(t, dim))
+    assert_close(f(x, 1, dtype=np.float64), g(t, 1, dtype=torch.float64))
+    assert_close(f(x, 0, dtype=np.float32), g(t, 0, dtype=torch.float32))
+    ints = np.arange(6, dtype=np.int64).reshape(2, 3)
+    assert_close(f(ints, 1, dtype=np.float32), g(torch.from_numpy(ints), 1, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_implicit_dim_warns_like_torch(name):
+    for shape in [(), (5,), (3, 4), (2, 3, 4), (2, 3, 4, 5)]:
+        x = np.asarray(randn(shape, np.float32, seed=14))
+        with pytest.warns(UserWarning, match=f"Implicit dimension choice for {name} has been deprecated"):
+            ours = getattr(tops, name)(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert_close(ours, getattr(torch.nn.functional, name)(torch.from_numpy(x)))
+
+
+@pytest.mark.parametrize("op", REDUCTIONS + ["argmax", "argmin", "max", "softmax", "log_softmax"])
+def test_results_do_not_depend_on_the_thread_count(op):
+    cases = [(randn((70001,), np.float32, seed=15), None), (randn((3, 50000), np.float64, seed=16), 1),
+             (randn((3000, 300), np.float32, seed=17), 0), (randn((9, 700, 40), np.float32, seed=18), 1),
+             (randn((3000, 300), np.float32, seed=17)[::-1, ::2], 0)]
+    previous = tops.get_num_threads()
+    try:
+        for x, dim in cases:
+            if op in ("softmax", "log_softmax") and dim is None:
+                dim = 0
+            f = getattr(tops, op)
+            results = []
+            for threads in (1, 2, 3):
+                tops.set_num_threads(threads)
+                r = f(x, dim) if dim is not None or op != "max" else f(x)
+                results.append(r if op != "max" or dim is None else np.concatenate([r.values.ravel(), r.indices.ravel().view(x.dtype)]))
+            assert results[0].tobytes() == results[1].tobytes() == results[2].tobytes()
+    finally:
+        tops.set_num_threads(previous)
+
+
+def test_inputs_are_not_modified_and_torch_tensors_are_accepted():
+    x = randn((6, 7), np.float32, seed=19)
+    before = x.copy()
+    for op in REDUCTIONS:
+        getattr(tops, op)(x, 1)
+    tops.softmax(x, 0)
+    tops.max(x, 1)
+    np.testing.assert_array_equal(x, before)
+    t = torch.from_numpy(x.copy())
+    assert_close(tops.sum(t, 0), torch.sum(t, 0))
+    assert_close(tops.softmax(t, 1), torch.softmax(t, 1))
+    assert_close(tops.mean([[1.0, 2.0], [3.0, 5.0]], 1), torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.float64).mean(1))
