@@ -219,9 +219,9 @@ def test_out_argument_checks():
 def test_core_refuses_what_python_should_have_caught():
     relu = _core.UNARY_OPS["relu"]
     f32 = np.zeros(3, np.float32)
-    with pytest.raises(tops.ShapeError, match="relu: output shape does not match the result shape"):
+    with pytest.raises(tops.ShapeError, match="relu: output shape does not match the input shape"):
         _core.unary(relu, f32, np.zeros(4, np.float32), 0.0, 0.0, 0.0, False)
-    with pytest.raises(TypeError, match="relu: expected float32 for 'out', got float64"):
+    with pytest.raises(TypeError, match="relu: operands must share the output dtype float64, got float32"):
         _core.unary(relu, f32, np.zeros(3, np.float64), 0.0, 0.0, 0.0, False)
     ro = np.zeros(3, np.float32)
     ro.flags.writeable = False

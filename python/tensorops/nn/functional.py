@@ -29,11 +29,12 @@ from ..pointwise import (
     tanh,
 )
 from ..pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
+from ..reduce import log_softmax, softmax
 
 __all__ = [
     # activations
     "celu", "elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "logsigmoid", "mish",
-    "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign", "tanh",
+    "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign", "tanh", "softmax", "log_softmax",
     # pooling
     "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
     # embedding and dropout
