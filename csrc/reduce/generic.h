@@ -18,6 +18,7 @@ namespace tensorops::reduce::TENSOROPS_ISA_NS {
 namespace {
 
 using simd::Vec;
+using simd::exp_nonpositive;
 
 template <class T>
 constexpr T kInf = std::numeric_limits<T>::infinity();
@@ -55,42 +56,6 @@ inline void each_vector(int64_t n, const Body& body) {
   int64_t j = 0;
   for (; j + W <= n; j += W) body(j, FullLanes<T>{});
   if (j < n) body(j, PartLanes<T>{n - j});
-}
-
-// e^x for x <= 0 or NaN, as in softmax and log-sum-exp (x - max): no overflow to guard, so
-// cheaper than simd::exp with the same reduction and polynomial. NaN flows through the
-// arithmetic (the clamp keeps it: x86 max returns its second operand when one is NaN).
-template <class T>
-Vec<T> scale_by_pow2(Vec<T> p, Vec<T> n) {
-#if TENSOROPS_ISA_ID == 2
-  // scalef rounds once, subnormal results included.
-  if constexpr (sizeof(T) == 4) return _mm512_scalef_ps(p.v, n.v);
-  else return _mm512_scalef_pd(p.v, n.v);
-#else
-  // Two halves, so that neither power leaves the normal range.
-  const Vec<T> half = floor(n * Vec<T>(T(0.5)));
-  return p * pow2n(half) * pow2n(n - half);
-#endif
-}
-
-template <class T>
-Vec<T> exp_nonpositive(Vec<T> x) {
-  using V = Vec<T>;
-  using C = simd::MathConstants<T>;
-  const V clamped = max(V(C::exp_lo), x);
-  const V n = round(clamped * V(T(1.4426950408889634)));
-  V r = fnmadd(n, V(C::ln2_hi), clamped);
-  r = fnmadd(n, V(C::ln2_lo), r);
-  // Horner on the Taylor series 1 + r + r^2/2! + ... + r^d/d!, d = simd::exp's degree.
-  T coef = T(1);
-  for (int k = 2; k <= C::exp_degree; ++k) coef /= T(k);
-  V p(coef);
-  for (int k = C::exp_degree - 1; k >= 1; --k) {
-    coef *= T(k + 1);
-    p = fmadd(p, r, V(coef));
-  }
-  p = fmadd(p, r, V(T(1)));
-  return scale_by_pow2(p, n);
 }
 
 // NaN-propagating scalar max / min, matching maximum() / minimum() on vectors.

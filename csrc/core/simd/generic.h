@@ -1,11 +1,18 @@
 // Vec<T> for the generic ISA: a 16-byte array of lanes written as plain loops, which the
 // compiler maps onto whatever baseline SIMD the target has (SSE2 on x86-64, NEON on arm64).
-// It is also the reference the x86 implementations must agree with.
+// It is also the reference the x86 implementations must agree with. Rounding and powers of
+// two stay inline arithmetic (the 2^(mantissa bits) trick in the default round-to-nearest-even
+// mode, exponent bits for pow2n), since baseline x86-64 has no instruction for them and a
+// per-lane libm call would cost more than the kernel. fmadd stays fused (std::fma, which
+// glibc runs on the FMA unit where there is one), because fused and unfused results differ at
+// the edges (a - alpha * b near overflow) and torch fuses.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 namespace tensorops::simd::generic {
 
@@ -55,10 +62,23 @@ struct Vec {
   friend Vec maximum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (x > y ? x : y); }); }
   friend Vec abs(Vec a) { return map(a, [](T x) { return std::fabs(x); }); }
   friend Vec sqrt(Vec a) { return map(a, [](T x) { return std::sqrt(x); }); }
-  friend Vec floor(Vec a) { return map(a, [](T x) { return std::floor(x); }); }
-  friend Vec ceil(Vec a) { return map(a, [](T x) { return std::ceil(x); }); }
-  friend Vec trunc(Vec a) { return map(a, [](T x) { return std::trunc(x); }); }
-  friend Vec round(Vec a) { return map(a, [](T x) { return std::nearbyint(x); }); }
+  // Nearest integer, ties to even: below 2^(digits-1) adding and removing that power rounds
+  // in the FPU's default mode; larger magnitudes (and NaN, inf) are integral already.
+  static T round_lane(T x) {
+    constexpr T big = T(1) / std::numeric_limits<T>::epsilon();  // 2^23 or 2^52
+    const T magnitude = std::fabs(x);
+    return magnitude < big ? std::copysign((magnitude + big) - big, x) : x;
+  }
+  friend Vec round(Vec a) { return map(a, round_lane); }
+  friend Vec floor(Vec a) { return map(a, [](T x) { const T t = round_lane(x); return t > x ? t - T(1) : t; }); }
+  friend Vec ceil(Vec a) { return map(a, [](T x) { const T t = round_lane(x); return t < x ? t + T(1) : t; }); }
+  friend Vec trunc(Vec a) {
+    return map(a, [](T x) {
+      const T magnitude = std::fabs(x);
+      const T t = round_lane(magnitude);
+      return std::copysign(t > magnitude ? t - T(1) : t, x);
+    });
+  }
   friend Mask lt(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x < y; }); }
   friend Mask le(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x <= y; }); }
   friend Mask gt(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x > y; }); }
@@ -70,7 +90,23 @@ struct Vec {
   friend T reduce_add(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s += a.lane[i]; return s; }
   friend T reduce_min(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s = a.lane[i] < s ? a.lane[i] : s; return s; }
   friend T reduce_max(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s = a.lane[i] > s ? a.lane[i] : s; return s; }
-  friend Vec pow2n(Vec n) { return map(n, [](T x) { return std::ldexp(T(1), static_cast<int>(x)); }); }
+  friend Vec pow2n(Vec n) {
+    return map(n, [](T x) {
+      using Bits = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+      constexpr int mantissa_bits = std::numeric_limits<T>::digits - 1;
+      constexpr Bits bias = std::numeric_limits<T>::max_exponent - 1;
+      const Bits bits = (static_cast<Bits>(x) + bias) << mantissa_bits;
+      T result;
+      std::memcpy(&result, &bits, sizeof(result));
+      return result;
+    });
+  }
+  // p * 2^n for integral n spanning the whole exponent range (subnormal results included):
+  // two halves, so that neither power leaves the normal range.
+  friend Vec scale2n(Vec p, Vec n) {
+    const Vec half = floor(n * Vec(0.5));
+    return p * pow2n(half) * pow2n(n - half);
+  }
   friend Vec split_exponent(Vec x, Vec* e) {
     Vec m;
     for (int i = 0; i < width; ++i) {

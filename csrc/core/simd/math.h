@@ -44,16 +44,15 @@ struct MathConstants<double> {
   static constexpr double subnormal_shift = 54.0;
 };
 
-// e^x.
+// e^x for x already clamped to [exp_lo, exp_hi]: Cody-Waite reduction x = n ln2 + r with
+// |r| <= ln2 / 2, Horner on the Taylor series of e^r, then one scaling by 2^n.
 template <class T>
-Vec<T> exp(Vec<T> x) {
+Vec<T> exp_of_clamped(Vec<T> x) {
   using V = Vec<T>;
   using C = MathConstants<T>;
-  const V clamped = min(max(x, V(C::exp_lo)), V(C::exp_hi));
-  const V n = round(clamped * V(T(1.4426950408889634)));
-  V r = fnmadd(n, V(C::ln2_hi), clamped);
+  const V n = round(x * V(T(1.4426950408889634)));
+  V r = fnmadd(n, V(C::ln2_hi), x);
   r = fnmadd(n, V(C::ln2_lo), r);
-  // Horner on the Taylor series 1 + r + r^2/2! + ... + r^d/d!.
   T coef = T(1);
   for (int k = 2; k <= C::exp_degree; ++k) coef /= T(k);
   V p(coef);
@@ -61,13 +60,24 @@ Vec<T> exp(Vec<T> x) {
     coef *= T(k + 1);
     p = fmadd(p, r, V(coef));
   }
-  p = fmadd(p, r, V(T(1)));
-  // 2^n in two halves so that neither leaves the normal range (subnormal results round
-  // gradually, as libm's do).
-  const V n_half = floor(n * V(T(0.5)));
-  V result = p * pow2n(n_half) * pow2n(n - n_half);
+  return scale2n(fmadd(p, r, V(T(1))), n);
+}
+
+// e^x.
+template <class T>
+Vec<T> exp(Vec<T> x) {
+  using V = Vec<T>;
+  using C = MathConstants<T>;
+  V result = exp_of_clamped(min(max(x, V(C::exp_lo)), V(C::exp_hi)));
   result = select(gt(x, V(C::exp_hi)), V(std::numeric_limits<T>::infinity()), result);
   return select(is_nan(x), x, result);
+}
+
+// e^x for x <= 0 or NaN, as in softmax, log-sum-exp (x - max) and sigmoid (-|x|): no overflow
+// to guard. NaN flows through (x86 max returns its second operand when one is NaN).
+template <class T>
+Vec<T> exp_nonpositive(Vec<T> x) {
+  return exp_of_clamped(max(Vec<T>(MathConstants<T>::exp_lo), x));
 }
 
 // Natural logarithm.
@@ -174,25 +184,6 @@ Vec<T> tanh(Vec<T> x) {
   const V clamped = min(max(x, -limit), limit);
   const V e = expm1(clamped + clamped);
   return select(is_nan(x), x, e / (e + V(T(2))));
-}
-
-// e^x for x in [-87.3, 0] (float) or [-708, 0] (double), where the result is a normal number:
-// one 2^n scaling and no edge handling, for the activations below that clamp first.
-template <class T>
-Vec<T> exp_nonpositive(Vec<T> x) {
-  using V = Vec<T>;
-  using C = MathConstants<T>;
-  const V n = round(x * V(T(1.4426950408889634)));
-  V r = fnmadd(n, V(C::ln2_hi), x);
-  r = fnmadd(n, V(C::ln2_lo), r);
-  T coef = T(1);
-  for (int k = 2; k <= C::exp_degree; ++k) coef /= T(k);
-  V p(coef);
-  for (int k = C::exp_degree - 1; k >= 1; --k) {
-    coef *= T(k + 1);
-    p = fmadd(p, r, V(coef));
-  }
-  return fmadd(p, r, V(T(1))) * pow2n(n);
 }
 
 template <class T>

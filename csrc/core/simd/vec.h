@@ -24,6 +24,8 @@
 //                                      an unspecified lane, callers test is_nan first)
 //   pow2n(n)                           2^n for integral-valued n in [-126, 127] (float) or
 //                                      [-1022, 1023] (double)
+//   scale2n(p, n)                      p * 2^n for integral n over the whole exponent range,
+//                                      subnormal results rounded once (avx512) or twice
 //   split_exponent(x, &e)              mantissa m in [1, 2) with x = m * 2^e, for finite x > 0
 #pragma once
 

@@ -92,6 +92,12 @@ struct Vec<float> {
     const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
     return _mm256_castsi256_ps(bits);
   }
+  // p * 2^n for integral n spanning the whole exponent range (subnormal results included):
+  // two halves, so that neither power leaves the normal range.
+  friend Vec scale2n(Vec p, Vec n) {
+    const Vec half = floor(n * Vec(0.5));
+    return p * pow2n(half) * pow2n(n - half);
+  }
   friend Vec split_exponent(Vec x, Vec* e) {
     const __m256i bits = _mm256_castps_si256(x.v);
     const __m256i biased = _mm256_srli_epi32(bits, 23);
@@ -175,6 +181,12 @@ struct Vec<double> {
     // n is integral and in range: adding 2^52 + 1023 leaves the biased exponent in the low bits.
     const __m256d shifted = _mm256_add_pd(n.v, _mm256_set1_pd(4503599627370496.0 + 1023.0));
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(shifted), 52));
+  }
+  // p * 2^n for integral n spanning the whole exponent range (subnormal results included):
+  // two halves, so that neither power leaves the normal range.
+  friend Vec scale2n(Vec p, Vec n) {
+    const Vec half = floor(n * Vec(0.5));
+    return p * pow2n(half) * pow2n(n - half);
   }
   friend Vec split_exponent(Vec x, Vec* e) {
     const __m256i bits = _mm256_castpd_si256(x.v);

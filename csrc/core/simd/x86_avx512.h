@@ -73,6 +73,7 @@ struct Vec<float> {
   friend float reduce_min(Vec a) { return _mm512_reduce_min_ps(a.v); }
   friend float reduce_max(Vec a) { return _mm512_reduce_max_ps(a.v); }
   friend Vec pow2n(Vec n) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n.v); }
+  friend Vec scale2n(Vec p, Vec n) { return _mm512_scalef_ps(p.v, n.v); }
   friend Vec split_exponent(Vec x, Vec* e) {
     *e = Vec(_mm512_getexp_ps(x.v));
     return _mm512_getmant_ps(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
@@ -140,6 +141,7 @@ struct Vec<double> {
   friend double reduce_min(Vec a) { return _mm512_reduce_min_pd(a.v); }
   friend double reduce_max(Vec a) { return _mm512_reduce_max_pd(a.v); }
   friend Vec pow2n(Vec n) { return _mm512_scalef_pd(_mm512_set1_pd(1.0), n.v); }
+  friend Vec scale2n(Vec p, Vec n) { return _mm512_scalef_pd(p.v, n.v); }
   friend Vec split_exponent(Vec x, Vec* e) {
     *e = Vec(_mm512_getexp_pd(x.v));
     return _mm512_getmant_pd(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
