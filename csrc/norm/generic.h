@@ -1,0 +1,235 @@
+// Normalisation kernel bodies, written once against Vec<T> and compiled per ISA by the tiny
+// generic.cc / x86_avx2.cc / x86_avx512.cc files beside this one (see norm.h for the design).
+#include <cmath>
+#include <type_traits>
+
+#include "core/simd/math.h"
+#include "core/simd/vec.h"
+#include "norm/norm.h"
+
+namespace tensorops::norm::TENSOROPS_ISA_NS {
+namespace {
+
+using simd::Vec;
+
+// Lane i holds i; compared with a count it masks off the lanes past a tail.
+template <class T>
+Vec<T> lane_index() {
+  static constexpr T kIndex[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  static_assert(Vec<T>::width <= 16, "lane_index covers at most 16 lanes");
+  return Vec<T>::load(kIndex);
+}
+
+template <Activation A, class T>
+Vec<T> activate(Vec<T> z) {
+  if constexpr (A == Activation::relu) {
+    return max(Vec<T>::zero(), z);  // x86 max returns its second operand for NaN: NaN stays
+  } else if constexpr (A == Activation::silu) {
+    return z / (Vec<T>(T(1)) + simd::exp(-z));
+  } else {
+    return z;
+  }
+}
+
+// Calls body(std::integral_constant<Activation, act>) so loops are compiled per activation.
+template <class Body>
+void with_activation(Activation act, const Body& body) {
+  switch (act) {
+    case Activation::relu: body(std::integral_constant<Activation, Activation::relu>{}); break;
+    case Activation::silu: body(std::integral_constant<Activation, Activation::silu>{}); break;
+    default: body(std::integral_constant<Activation, Activation::none>{}); break;
+  }
+}
+
+// (count, mean, M2) from the chunk mean and the sums of deviations from it. The sum of
+// deviations corrects the mean's rounding; an infinite or NaN mean is kept as it is (the
+// deviations are NaN then, and inf must stay inf as in PyTorch's mean).
+inline Moments corrected_moments(double n, double rough_mean, double sum_d, double sum_d2) {
+  Moments m;
+  m.count = n;
+  m.mean = std::isfinite(rough_mean) ? rough_mean + sum_d / n : rough_mean;
+  const double m2 = sum_d2 - sum_d * sum_d / n;
+  m.m2 = m2 < 0 ? 0 : m2;  // rounding can dip below zero; NaN passes through
+  return m;
+}
+
+// Two sweeps over an L1-resident chunk: the mean, then deviations from it (the chunk came
+// from memory once, in the first sweep).
+template <class T>
+void chunk_moments(const T* x, int64_t n, Moments* out) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  if (n <= 0) {
+    *out = Moments{};
+    return;
+  }
+  const int64_t full = n - n % W;
+  const int64_t tail = n - full;
+
+  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+  int64_t i = 0;
+  for (; i + 4 * W <= full; i += 4 * W) {
+    s0 = s0 + V::load(x + i);
+    s1 = s1 + V::load(x + i + W);
+    s2 = s2 + V::load(x + i + 2 * W);
+    s3 = s3 + V::load(x + i + 3 * W);
+  }
+  for (; i < full; i += W) s0 = s0 + V::load(x + i);
+  if (tail) s1 = s1 + V::load_partial(x + full, tail);
+  const T rough_mean = reduce_add((s0 + s1) + (s2 + s3)) / T(n);
+
+  const V m(rough_mean);
+  V d0 = V::zero(), d1 = V::zero(), d2 = V::zero(), d3 = V::zero();
+  V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
+  for (i = 0; i + 4 * W <= full; i += 4 * W) {
+    const V a0 = V::load(x + i) - m, a1 = V::load(x + i + W) - m;
+    const V a2 = V::load(x + i + 2 * W) - m, a3 = V::load(x + i + 3 * W) - m;
+    d0 = d0 + a0; q0 = fmadd(a0, a0, q0);
+    d1 = d1 + a1; q1 = fmadd(a1, a1, q1);
+    d2 = d2 + a2; q2 = fmadd(a2, a2, q2);
+    d3 = d3 + a3; q3 = fmadd(a3, a3, q3);
+  }
+  for (; i < full; i += W) {
+    const V a = V::load(x + i) - m;
+    d0 = d0 + a; q0 = fmadd(a, a, q0);
+  }
+  if (tail) {
+    const V a = select(lt(lane_index<T>(), V(T(tail))), V::load_partial(x + full, tail) - m, V::zero());
+    d1 = d1 + a; q1 = fmadd(a, a, q1);
+  }
+  *out = corrected_moments(double(n), rough_mean, reduce_add((d0 + d1) + (d2 + d3)),
+                           reduce_add((q0 + q1) + (q2 + q3)));
+}
+
+// One vector of columns (all lanes valid when Full) over `rows` rows: the same two sweeps
+// as chunk_moments, four rows at a time for independent dependency chains.
+template <bool Full, class T>
+void column_vector_moments(const T* x, int64_t rows, int64_t lanes, int64_t stride, Moments* out) {
+  using V = Vec<T>;
+  const auto load = [&](int64_t r) { return Full ? V::load(x + r * stride) : V::load_partial(x + r * stride, lanes); };
+  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    s0 = s0 + load(r);
+    s1 = s1 + load(r + 1);
+    s2 = s2 + load(r + 2);
+    s3 = s3 + load(r + 3);
+  }
+  for (; r < rows; ++r) s0 = s0 + load(r);
+  const V mean = ((s0 + s1) + (s2 + s3)) / V(T(rows));
+
+  V d0 = V::zero(), d1 = V::zero(), q0 = V::zero(), q1 = V::zero();
+  for (r = 0; r + 2 <= rows; r += 2) {
+    const V a0 = load(r) - mean, a1 = load(r + 1) - mean;
+    d0 = d0 + a0; q0 = fmadd(a0, a0, q0);
+    d1 = d1 + a1; q1 = fmadd(a1, a1, q1);
+  }
+  if (r < rows) {
+    const V a = load(r) - mean;
+    d0 = d0 + a; q0 = fmadd(a, a, q0);
+  }
+  T mean_lanes[V::width], d_lanes[V::width], q_lanes[V::width];
+  mean.store(mean_lanes);
+  (d0 + d1).store(d_lanes);
+  (q0 + q1).store(q_lanes);
+  for (int64_t l = 0; l < lanes; ++l) out[l] = corrected_moments(double(rows), mean_lanes[l], d_lanes[l], q_lanes[l]);
+}
+
+template <class T>
+void column_moments(const T* x, int64_t rows, int64_t cols, int64_t stride, Moments* out) {
+  constexpr int64_t W = Vec<T>::width;
+  if (rows <= 0) {
+    for (int64_t j = 0; j < cols; ++j) out[j] = Moments{};
+    return;
+  }
+  int64_t j = 0;
+  for (; j + W <= cols; j += W) column_vector_moments<true>(x + j, rows, W, stride, out + j);
+  if (j < cols) column_vector_moments<false>(x + j, rows, cols - j, stride, out + j);
+}
+
+template <class T>
+void scale_shift(const T* x, T* y, int64_t n, T scale, T shift, Activation act) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  with_activation(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    const V a(scale), b(shift);
+    int64_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const V y0 = activate<A>(fmadd(V::load(x + i), a, b));
+      const V y1 = activate<A>(fmadd(V::load(x + i + W), a, b));
+      y0.store(y + i);
+      y1.store(y + i + W);
+    }
+    for (; i + W <= n; i += W) activate<A>(fmadd(V::load(x + i), a, b)).store(y + i);
+    if (i < n) activate<A>(fmadd(V::load_partial(x + i, n - i), a, b)).store_partial(y + i, n - i);
+  });
+}
+
+template <class T>
+void column_scale_shift(const T* x, T* y, int64_t n, const T* scale, const T* shift, Activation act) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  with_activation(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    int64_t i = 0;
+    for (; i + W <= n; i += W)
+      activate<A>(fmadd(V::load(x + i), V::load(scale + i), V::load(shift + i))).store(y + i);
+    if (i < n) {
+      const int64_t k = n - i;
+      activate<A>(fmadd(V::load_partial(x + i, k), V::load_partial(scale + i, k), V::load_partial(shift + i, k)))
+          .store_partial(y + i, k);
+    }
+  });
+}
+
+template <Activation A, bool HasWeight, bool HasBias, class T>
+void affine_rows_loop(const T* x, T* y, int64_t n, T scale, T shift, const T* weight, const T* bias) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const V a(scale), b(shift);
+  const auto one = [&](V xv, V wv, V bv) {
+    V z = fmadd(xv, a, b);
+    if constexpr (HasWeight && HasBias) z = fmadd(z, wv, bv);
+    else if constexpr (HasWeight) z = z * wv;
+    else if constexpr (HasBias) z = z + bv;
+    return activate<A>(z);
+  };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const V wv = HasWeight ? V::load(weight + i) : V::zero();
+    const V bv = HasBias ? V::load(bias + i) : V::zero();
+    one(V::load(x + i), wv, bv).store(y + i);
+  }
+  if (i < n) {
+    const int64_t k = n - i;
+    const V wv = HasWeight ? V::load_partial(weight + i, k) : V::zero();
+    const V bv = HasBias ? V::load_partial(bias + i, k) : V::zero();
+    one(V::load_partial(x + i, k), wv, bv).store_partial(y + i, k);
+  }
+}
+
+template <class T>
+void affine_rows(const T* x, T* y, int64_t n, T scale, T shift, const T* weight, const T* bias, Activation act) {
+  with_activation(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    if (weight && bias) affine_rows_loop<A, true, true>(x, y, n, scale, shift, weight, bias);
+    else if (weight) affine_rows_loop<A, true, false>(x, y, n, scale, shift, weight, bias);
+    else if (bias) affine_rows_loop<A, false, true>(x, y, n, scale, shift, weight, bias);
+    else affine_rows_loop<A, false, false>(x, y, n, scale, shift, weight, bias);
+  });
+}
+
+template <class T>
+NormKernelsOf<T> kernels_of() {
+  return {chunk_moments<T>, column_moments<T>, scale_shift<T>, column_scale_shift<T>, affine_rows<T>};
+}
+
+}  // namespace
+
+const NormKernels* kernel_table() {
+  static const NormKernels table{kernels_of<float>(), kernels_of<double>()};
+  return &table;
+}
+
+}  // namespace tensorops::norm::TENSOROPS_ISA_NS

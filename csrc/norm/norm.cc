@@ -1,0 +1,410 @@
+#include "norm/norm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace tensorops::norm {
+
+TENSOROPS_KERNEL_TABLES(NormKernels)
+
+namespace {
+
+template <class T>
+const NormKernelsOf<T>& kernels_for();
+template <>
+const NormKernelsOf<float>& kernels_for<float>() { return select_kernels(kernel_tables()).f32; }
+template <>
+const NormKernelsOf<double>& kernels_for<double>() { return select_kernels(kernel_tables()).f64; }
+
+// Elements per parallel task: enough to amortise waking a thread.
+constexpr int64_t kGrainElements = 1 << 15;
+// Columns per task in the (N, C) statistics: rows of this many elements are read together.
+constexpr int64_t kColumnBlock = 128;
+
+int64_t grain_for(int64_t elements_per_item) {
+  return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, elements_per_item));
+}
+
+// Chan et al.'s pairwise update: acc absorbs part. Called in a fixed order only.
+void merge(Moments& acc, const Moments& part) {
+  if (part.count == 0) return;
+  if (acc.count == 0) {
+    acc = part;
+    return;
+  }
+  const double n = acc.count + part.count;
+  const double delta = part.mean - acc.mean;
+  if (std::isfinite(delta)) {
+    acc.mean += delta * (part.count / n);
+    acc.m2 += part.m2 + delta * delta * (acc.count * part.count / n);
+  } else {
+    // An infinite mean on either side: the weighted sum keeps inf + inf = inf (and
+    // inf - inf = NaN), as a plain sum would; M2 is NaN already in the infinite part.
+    acc.mean = acc.mean * (acc.count / n) + part.mean * (part.count / n);
+    acc.m2 += part.m2 + delta * delta;
+  }
+  acc.count = n;
+}
+
+// Moments of a contiguous run, chunk by chunk in order.
+template <class T>
+void run_moments(const NormKernelsOf<T>& k, const T* x, int64_t n, Moments& acc) {
+  for (int64_t i = 0; i < n; i += kChunk<T>) {
+    Moments part;
+    k.chunk_moments(x + i, std::min(kChunk<T>, n - i), &part);
+    merge(acc, part);
+  }
+}
+
+// (x - mean) * rstd * weight + bias == x * scale + shift.
+template <class T>
+void fold(double mean, double var, double eps, double weight, double bias, T* scale, T* shift) {
+  const double a = weight / std::sqrt(var + eps);
+  *scale = static_cast<T>(a);
+  *shift = static_cast<T>(bias - mean * a);
+}
+
+// Optional per-channel parameter (contiguous) with a default where absent.
+template <class T>
+double param(const TensorView& v, int64_t i, double absent) {
+  return v.data ? static_cast<double>(v.ptr<const T>()[i]) : absent;
+}
+
+// running = (1 - momentum) * running + momentum * value, in place at any stride.
+template <class T>
+void blend(const TensorView& running, int64_t i, double momentum, double value) {
+  T* p = running.ptr<T>() + i * running.strides[0];
+  *p = static_cast<T>((1.0 - momentum) * static_cast<double>(*p) + momentum * value);
+}
+
+template <class T>
+double at(const TensorView& running, int64_t i) {
+  return static_cast<double>(running.ptr<const T>()[i * running.strides[0]]);
+}
+
+struct Layout {
+  int64_t n, c, s;  // batch, channels, spatial elements per plane
+};
+
+Layout channel_layout(const TensorView& in) {
+  Layout l{in.shape[0], in.shape[1], 1};
+  for (int d = 2; d < in.ndim; ++d) l.s *= in.shape[d];
+  return l;
+}
+
+// y = act(x * scale[c] + shift[c]) over every (n, c) plane, split by elements so that
+// threads stay balanced whatever the plane size.
+template <class T>
+void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, const T* scale, const T* shift,
+                      Activation act) {
+  if (l.s == 1) {
+    parallel_for(0, l.n, grain_for(l.c), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) k.column_scale_shift(x + r * l.c, y + r * l.c, l.c, scale, shift, act);
+    });
+    return;
+  }
+  parallel_for(0, l.n * l.c * l.s, kGrainElements, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e;) {
+      const int64_t plane = i / l.s;
+      const int64_t len = std::min(l.s - (i - plane * l.s), e - i);
+      const int64_t c = plane % l.c;
+      k.scale_shift(x + i, y + i, len, scale[c], shift[c], act);
+      i += len;
+    }
+  });
+}
+
+// Per-channel statistics of (N, C) data: column tiles of kRowTile rows, merged down the rows.
+template <class T>
+void column_statistics(const NormKernelsOf<T>& k, const T* x, int64_t rows, int64_t cols, Moments* stats) {
+  const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    Moments part[kColumnBlock];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t c0 = b * kColumnBlock;
+      const int64_t width = std::min(kColumnBlock, cols - c0);
+      for (int64_t r0 = 0; r0 < rows; r0 += kRowTile) {
+        k.column_moments(x + r0 * cols + c0, std::min(kRowTile, rows - r0), width, cols, part);
+        for (int64_t j = 0; j < width; ++j) merge(stats[c0 + j], part[j]);
+      }
+    }
+  });
+}
+
+template <class T>
+void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                     const TensorView& running_mean, const TensorView& running_var, bool training,
+                     double momentum, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const Layout l = channel_layout(in);
+  if (l.c == 0) return;
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  std::vector<T> scale(l.c), shift(l.c);
+
+  if (!training) {
+    for (int64_t c = 0; c < l.c; ++c)
+      fold(at<T>(running_mean, c), at<T>(running_var, c), eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0),
+           &scale[c], &shift[c]);
+    normalize_planes(k, x, y, l, scale.data(), shift.data(), act);
+    return;
+  }
+  // No values: nothing to normalise and, as in PyTorch, the running statistics stay.
+  if (l.n * l.s == 0) return;
+
+  const bool track = running_mean.data != nullptr;
+  const auto finish_channel = [&](int64_t c, const Moments& m) {
+    fold(m.mean, m.m2 / m.count, eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0), &scale[c], &shift[c]);
+    if (track) {
+      blend<T>(running_mean, c, momentum, m.mean);
+      blend<T>(running_var, c, momentum, m.m2 / (m.count - 1));  // unbiased, as PyTorch
+    }
+  };
+
+  if (l.s == 1) {
+    std::vector<Moments> stats(l.c);
+    column_statistics(k, x, l.n, l.c, stats.data());
+    for (int64_t c = 0; c < l.c; ++c) finish_channel(c, stats[c]);
+    normalize_planes(k, x, y, l, scale.data(), shift.data(), act);
+    return;
+  }
+
+  const int threads = get_num_threads();
+  if (threads == 1 || l.c % threads == 0 || l.c >= 4 * threads) {
+    // One channel per task: its planes are still in L2 when the normalising pass rereads them.
+    parallel_for(0, l.c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        Moments m;
+        for (int64_t n = 0; n < l.n; ++n) run_moments(k, x + (n * l.c + c) * l.s, l.s, m);
+        finish_channel(c, m);
+        for (int64_t n = 0; n < l.n; ++n) {
+          const int64_t offset = (n * l.c + c) * l.s;
+          k.scale_shift(x + offset, y + offset, l.s, scale[c], shift[c], act);
+        }
+      }
+    });
+    return;
+  }
+
+  // Few channels for the threads: chunk statistics in parallel, merged in the same (n, chunk)
+  // order as above, so both paths give identical bits; then a separate normalising pass.
+  const int64_t chunks_per_plane = (l.s + kChunk<T> - 1) / kChunk<T>;
+  const int64_t units = l.n * l.c * chunks_per_plane;
+  std::vector<Moments> parts(units);
+  parallel_for(0, units, grain_for(std::min(l.s, kChunk<T>)), [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t plane = u / chunks_per_plane;
+      const int64_t start = (u - plane * chunks_per_plane) * kChunk<T>;
+      k.chunk_moments(x + plane * l.s + start, std::min(kChunk<T>, l.s - start), &parts[u]);
+    }
+  });
+  for (int64_t c = 0; c < l.c; ++c) {
+    Moments m;
+    for (int64_t n = 0; n < l.n; ++n)
+      for (int64_t j = 0; j < chunks_per_plane; ++j) merge(m, parts[(n * l.c + c) * chunks_per_plane + j]);
+    finish_channel(c, m);
+  }
+  normalize_planes(k, x, y, l, scale.data(), shift.data(), act);
+}
+
+template <class T>
+void instance_norm_impl(const TensorView& in, const TensorView& out, const TensorView& weight,
+                        const TensorView& bias, const TensorView& running_mean, const TensorView& running_var,
+                        double momentum, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const Layout l = channel_layout(in);
+  const int64_t planes = l.n * l.c;
+  if (planes == 0 || l.s == 0) return;  // running statistics stay, as in PyTorch
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  const bool track = running_mean.data != nullptr;
+  std::vector<Moments> stats(track ? planes : 0);
+  parallel_for(0, planes, grain_for(l.s), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      Moments m;
+      run_moments(k, x + p * l.s, l.s, m);
+      const int64_t c = p % l.c;
+      T scale, shift;
+      fold(m.mean, m.m2 / m.count, eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0), &scale, &shift);
+      k.scale_shift(x + p * l.s, y + p * l.s, l.s, scale, shift, act);
+      if (track) stats[p] = m;
+    }
+  });
+  if (!track) return;
+  // PyTorch updates each instance's copy of the running statistics, then averages the copies
+  // over the batch: the same as blending in the batch average of the instance statistics.
+  for (int64_t c = 0; c < l.c; ++c) {
+    double mean = 0, var = 0;
+    for (int64_t n = 0; n < l.n; ++n) {
+      const Moments& m = stats[n * l.c + c];
+      mean += m.mean;
+      var += m.m2 / (m.count - 1);
+    }
+    blend<T>(running_mean, c, momentum, mean / l.n);
+    blend<T>(running_var, c, momentum, var / l.n);
+  }
+}
+
+template <class T>
+void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups, const TensorView& weight,
+                     const TensorView& bias, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const Layout l = channel_layout(in);
+  const int64_t per_group = l.c / groups;
+  const int64_t run = per_group * l.s;
+  if (l.n * groups == 0 || run == 0) return;
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  const T* w = weight.data ? weight.ptr<const T>() : nullptr;
+  const T* b = bias.data ? bias.ptr<const T>() : nullptr;
+  parallel_for(0, l.n * groups, grain_for(run), [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t c0 = (u % groups) * per_group;
+      const int64_t offset = u * run;
+      Moments m;
+      run_moments(k, x + offset, run, m);
+      const double var = m.m2 / m.count;
+      if (l.s == 1) {
+        // One element per channel: the group is a row with per-element weight and bias.
+        const double rstd = 1.0 / std::sqrt(var + eps);
+        k.affine_rows(x + offset, y + offset, run, static_cast<T>(rstd), static_cast<T>(-m.mean * rstd),
+                      w ? w + c0 : nullptr, b ? b + c0 : nullptr, act);
+        continue;
+      }
+      for (int64_t j = 0; j < per_group; ++j) {
+        T scale, shift;
+        fold(m.mean, var, eps, w ? double(w[c0 + j]) : 1.0, b ? double(b[c0 + j]) : 0.0, &scale, &shift);
+        k.scale_shift(x + offset + j * l.s, y + offset + j * l.s, l.s, scale, shift, act);
+      }
+    }
+  });
+}
+
+template <class T>
+void layer_norm_impl(const TensorView& in, const TensorView& out, int64_t width, const TensorView& weight,
+                     const TensorView& bias, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const int64_t total = in.numel();
+  if (total == 0 || width == 0) return;
+  const int64_t rows = total / width;
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  const T* w = weight.data ? weight.ptr<const T>() : nullptr;
+  const T* b = bias.data ? bias.ptr<const T>() : nullptr;
+  parallel_for(0, rows, grain_for(width), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      Moments m;
+      run_moments(k, x + r * width, width, m);
+      const double rstd = 1.0 / std::sqrt(m.m2 / m.count + eps);
+      k.affine_rows(x + r * width, y + r * width, width, static_cast<T>(rstd), static_cast<T>(-m.mean * rstd), w, b,
+                    act);
+    }
+  });
+}
+
+// ---- invariants the kernels rely on (Python has validated with PyTorch's wording) --------
+
+void check_io(const TensorView& in, const TensorView& out, const char* op) {
+  TENSOROPS_CHECK(in.dtype == DType::float32 || in.dtype == DType::float64,
+                  std::string(op) + ": expected a float32 or float64 input");
+  TENSOROPS_CHECK(out.dtype == in.dtype, std::string(op) + ": out must have the input's dtype");
+  TENSOROPS_CHECK(in.is_contiguous() && out.is_contiguous(), std::string(op) + ": expected contiguous arrays");
+  bool same = in.ndim == out.ndim;
+  for (int d = 0; same && d < in.ndim; ++d) same = in.shape[d] == out.shape[d];
+  TENSOROPS_CHECK(same, std::string(op) + ": out shape does not match the input shape");
+}
+
+// An optional vector of `size` elements of the input's dtype; contiguous unless it is a
+// running statistic (those are updated through their stride).
+void check_vector(const TensorView& v, int64_t size, DType dtype, bool contiguous, const char* op, const char* arg) {
+  if (!v.data) return;
+  TENSOROPS_CHECK(v.dtype == dtype, std::string(op) + ": '" + arg + "' must have the input's dtype");
+  TENSOROPS_CHECK(v.numel() == size, std::string(op) + ": '" + arg + "' should contain " + std::to_string(size) +
+                                         " elements not " + std::to_string(v.numel()));
+  TENSOROPS_CHECK(contiguous ? v.is_contiguous() : v.ndim == 1,
+                  std::string(op) + ": unexpected layout for '" + arg + "'");
+}
+
+void check_channels(const TensorView& in, const char* op) {
+  TENSOROPS_CHECK(in.ndim >= 2, std::string(op) + ": expected an input with at least 2 dimensions");
+}
+
+}  // namespace
+
+void batch_norm(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                const TensorView& running_mean, const TensorView& running_var, bool training, double momentum,
+                double eps, Activation act) {
+  check_io(in, out, "batch_norm");
+  check_channels(in, "batch_norm");
+  const int64_t c = in.shape[1];
+  check_vector(weight, c, in.dtype, true, "batch_norm", "weight");
+  check_vector(bias, c, in.dtype, true, "batch_norm", "bias");
+  check_vector(running_mean, c, in.dtype, false, "batch_norm", "running_mean");
+  check_vector(running_var, c, in.dtype, false, "batch_norm", "running_var");
+  TENSOROPS_CHECK(training || (running_mean.data && running_var.data),
+                  "batch_norm: running statistics must be defined in evaluation mode");
+  TENSOROPS_CHECK(!running_mean.data == !running_var.data,
+                  "batch_norm: running_mean and running_var must either both be None or neither be None");
+  if (in.dtype == DType::float32)
+    batch_norm_impl<float>(in, out, weight, bias, running_mean, running_var, training, momentum, eps, act);
+  else
+    batch_norm_impl<double>(in, out, weight, bias, running_mean, running_var, training, momentum, eps, act);
+}
+
+void instance_norm(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                   const TensorView& running_mean, const TensorView& running_var, bool use_input_stats,
+                   double momentum, double eps, Activation act) {
+  if (!use_input_stats) {
+    batch_norm(in, out, weight, bias, running_mean, running_var, false, momentum, eps, act);
+    return;
+  }
+  check_io(in, out, "instance_norm");
+  check_channels(in, "instance_norm");
+  const int64_t c = in.shape[1];
+  check_vector(weight, c, in.dtype, true, "instance_norm", "weight");
+  check_vector(bias, c, in.dtype, true, "instance_norm", "bias");
+  check_vector(running_mean, c, in.dtype, false, "instance_norm", "running_mean");
+  check_vector(running_var, c, in.dtype, false, "instance_norm", "running_var");
+  TENSOROPS_CHECK(!running_mean.data == !running_var.data,
+                  "instance_norm: running_mean and running_var must either both be None or neither be None");
+  if (in.dtype == DType::float32)
+    instance_norm_impl<float>(in, out, weight, bias, running_mean, running_var, momentum, eps, act);
+  else
+    instance_norm_impl<double>(in, out, weight, bias, running_mean, running_var, momentum, eps, act);
+}
+
+void group_norm(const TensorView& in, const TensorView& out, int64_t num_groups, const TensorView& weight,
+                const TensorView& bias, double eps, Activation act) {
+  check_io(in, out, "group_norm");
+  check_channels(in, "group_norm");
+  const int64_t c = in.shape[1];
+  TENSOROPS_CHECK(num_groups > 0 && c % num_groups == 0,
+                  "group_norm: expected number of channels in input to be divisible by num_groups");
+  check_vector(weight, c, in.dtype, true, "group_norm", "weight");
+  check_vector(bias, c, in.dtype, true, "group_norm", "bias");
+  if (in.dtype == DType::float32)
+    group_norm_impl<float>(in, out, num_groups, weight, bias, eps, act);
+  else
+    group_norm_impl<double>(in, out, num_groups, weight, bias, eps, act);
+}
+
+void layer_norm(const TensorView& in, const TensorView& out, int64_t normalized_numel, const TensorView& weight,
+                const TensorView& bias, double eps, Activation act) {
+  check_io(in, out, "layer_norm");
+  TENSOROPS_CHECK(normalized_numel >= 0 && (normalized_numel == 0 ? in.numel() == 0 : in.numel() % normalized_numel == 0),
+                  "layer_norm: normalized_shape does not match the input's trailing dimensions");
+  check_vector(weight, normalized_numel, in.dtype, true, "layer_norm", "weight");
+  check_vector(bias, normalized_numel, in.dtype, true, "layer_norm", "bias");
+  if (in.dtype == DType::float32)
+    layer_norm_impl<float>(in, out, normalized_numel, weight, bias, eps, act);
+  else
+    layer_norm_impl<double>(in, out, normalized_numel, weight, bias, eps, act);
+}
+
+}  // namespace tensorops::norm
