@@ -147,49 +147,51 @@ void column_moments(const T* x, int64_t rows, int64_t cols, int64_t stride, Mome
   if (j < cols) column_vector_moments<false>(x + j, rows, cols - j, stride, out + j);
 }
 
+// y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant
+// run normalises to exactly shift) and x - mean exact when x is near a large mean.
 template <class T>
-void scale_shift(const T* x, T* y, int64_t n, T scale, T shift, Activation act) {
+void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   with_activation(act, [&](auto tag) {
     constexpr Activation A = decltype(tag)::value;
-    const V a(scale), b(shift);
+    const V m(mean), a(scale), b(shift);
     int64_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
-      const V y0 = activate<A>(fmadd(V::load(x + i), a, b));
-      const V y1 = activate<A>(fmadd(V::load(x + i + W), a, b));
+      const V y0 = activate<A>(fmadd(V::load(x + i) - m, a, b));
+      const V y1 = activate<A>(fmadd(V::load(x + i + W) - m, a, b));
       y0.store(y + i);
       y1.store(y + i + W);
     }
-    for (; i + W <= n; i += W) activate<A>(fmadd(V::load(x + i), a, b)).store(y + i);
-    if (i < n) activate<A>(fmadd(V::load_partial(x + i, n - i), a, b)).store_partial(y + i, n - i);
+    for (; i + W <= n; i += W) activate<A>(fmadd(V::load(x + i) - m, a, b)).store(y + i);
+    if (i < n) activate<A>(fmadd(V::load_partial(x + i, n - i) - m, a, b)).store_partial(y + i, n - i);
   });
 }
 
 template <class T>
-void column_scale_shift(const T* x, T* y, int64_t n, const T* scale, const T* shift, Activation act) {
+void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scale, const T* shift, Activation act) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   with_activation(act, [&](auto tag) {
     constexpr Activation A = decltype(tag)::value;
     int64_t i = 0;
     for (; i + W <= n; i += W)
-      activate<A>(fmadd(V::load(x + i), V::load(scale + i), V::load(shift + i))).store(y + i);
+      activate<A>(fmadd(V::load(x + i) - V::load(mean + i), V::load(scale + i), V::load(shift + i))).store(y + i);
     if (i < n) {
       const int64_t k = n - i;
-      activate<A>(fmadd(V::load_partial(x + i, k), V::load_partial(scale + i, k), V::load_partial(shift + i, k)))
-          .store_partial(y + i, k);
+      const V centred = V::load_partial(x + i, k) - V::load_partial(mean + i, k);
+      activate<A>(fmadd(centred, V::load_partial(scale + i, k), V::load_partial(shift + i, k))).store_partial(y + i, k);
     }
   });
 }
 
 template <Activation A, bool HasWeight, bool HasBias, class T>
-void affine_rows_loop(const T* x, T* y, int64_t n, T scale, T shift, const T* weight, const T* bias) {
+void normalize_affine_loop(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
-  const V a(scale), b(shift);
+  const V m(mean), r(rstd);
   const auto one = [&](V xv, V wv, V bv) {
-    V z = fmadd(xv, a, b);
+    V z = (xv - m) * r;
     if constexpr (HasWeight && HasBias) z = fmadd(z, wv, bv);
     else if constexpr (HasWeight) z = z * wv;
     else if constexpr (HasBias) z = z + bv;
@@ -210,19 +212,19 @@ void affine_rows_loop(const T* x, T* y, int64_t n, T scale, T shift, const T* we
 }
 
 template <class T>
-void affine_rows(const T* x, T* y, int64_t n, T scale, T shift, const T* weight, const T* bias, Activation act) {
+void normalize_affine(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias, Activation act) {
   with_activation(act, [&](auto tag) {
     constexpr Activation A = decltype(tag)::value;
-    if (weight && bias) affine_rows_loop<A, true, true>(x, y, n, scale, shift, weight, bias);
-    else if (weight) affine_rows_loop<A, true, false>(x, y, n, scale, shift, weight, bias);
-    else if (bias) affine_rows_loop<A, false, true>(x, y, n, scale, shift, weight, bias);
-    else affine_rows_loop<A, false, false>(x, y, n, scale, shift, weight, bias);
+    if (weight && bias) normalize_affine_loop<A, true, true>(x, y, n, mean, rstd, weight, bias);
+    else if (weight) normalize_affine_loop<A, true, false>(x, y, n, mean, rstd, weight, bias);
+    else if (bias) normalize_affine_loop<A, false, true>(x, y, n, mean, rstd, weight, bias);
+    else normalize_affine_loop<A, false, false>(x, y, n, mean, rstd, weight, bias);
   });
 }
 
 template <class T>
 NormKernelsOf<T> kernels_of() {
-  return {chunk_moments<T>, column_moments<T>, scale_shift<T>, column_scale_shift<T>, affine_rows<T>};
+  return {chunk_moments<T>, column_moments<T>, normalize<T>, normalize_columns<T>, normalize_affine<T>};
 }
 
 }  // namespace

@@ -62,13 +62,17 @@ void run_moments(const NormKernelsOf<T>& k, const T* x, int64_t n, Moments& acc)
   }
 }
 
-// (x - mean) * rstd * weight + bias == x * scale + shift.
+// Per-channel coefficients of y = (x - mean) * scale + shift, scale = weight / sqrt(var + eps).
 template <class T>
-void fold(double mean, double var, double eps, double weight, double bias, T* scale, T* shift) {
-  const double a = weight / std::sqrt(var + eps);
-  *scale = static_cast<T>(a);
-  *shift = static_cast<T>(bias - mean * a);
-}
+struct Coefficients {
+  std::vector<T> mean, scale, shift;
+  explicit Coefficients(int64_t channels) : mean(channels), scale(channels), shift(channels) {}
+  void set(int64_t c, double m, double var, double eps, double weight, double bias) {
+    mean[c] = static_cast<T>(m);
+    scale[c] = static_cast<T>(weight / std::sqrt(var + eps));
+    shift[c] = static_cast<T>(bias);
+  }
+};
 
 // Optional per-channel parameter (contiguous) with a default where absent.
 template <class T>
@@ -98,14 +102,15 @@ Layout channel_layout(const TensorView& in) {
   return l;
 }
 
-// y = act(x * scale[c] + shift[c]) over every (n, c) plane, split by elements so that
-// threads stay balanced whatever the plane size.
+// y = act((x - mean[c]) * scale[c] + shift[c]) over every (n, c) plane, split by elements
+// so that threads stay balanced whatever the plane size.
 template <class T>
-void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, const T* scale, const T* shift,
+void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, const Coefficients<T>& co,
                       Activation act) {
   if (l.s == 1) {
     parallel_for(0, l.n, grain_for(l.c), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) k.column_scale_shift(x + r * l.c, y + r * l.c, l.c, scale, shift, act);
+      for (int64_t r = r0; r < r1; ++r)
+        k.normalize_columns(x + r * l.c, y + r * l.c, l.c, co.mean.data(), co.scale.data(), co.shift.data(), act);
     });
     return;
   }
@@ -114,7 +119,7 @@ void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, con
       const int64_t plane = i / l.s;
       const int64_t len = std::min(l.s - (i - plane * l.s), e - i);
       const int64_t c = plane % l.c;
-      k.scale_shift(x + i, y + i, len, scale[c], shift[c], act);
+      k.normalize(x + i, y + i, len, co.mean[c], co.scale[c], co.shift[c], act);
       i += len;
     }
   });
@@ -146,13 +151,12 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
   if (l.c == 0) return;
   const T* x = in.ptr<const T>();
   T* y = out.ptr<T>();
-  std::vector<T> scale(l.c), shift(l.c);
+  Coefficients<T> co(l.c);
 
   if (!training) {
     for (int64_t c = 0; c < l.c; ++c)
-      fold(at<T>(running_mean, c), at<T>(running_var, c), eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0),
-           &scale[c], &shift[c]);
-    normalize_planes(k, x, y, l, scale.data(), shift.data(), act);
+      co.set(c, at<T>(running_mean, c), at<T>(running_var, c), eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0));
+    normalize_planes(k, x, y, l, co, act);
     return;
   }
   // No values: nothing to normalise and, as in PyTorch, the running statistics stay.
@@ -160,7 +164,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
 
   const bool track = running_mean.data != nullptr;
   const auto finish_channel = [&](int64_t c, const Moments& m) {
-    fold(m.mean, m.m2 / m.count, eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0), &scale[c], &shift[c]);
+    co.set(c, m.mean, m.m2 / m.count, eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0));
     if (track) {
       blend<T>(running_mean, c, momentum, m.mean);
       blend<T>(running_var, c, momentum, m.m2 / (m.count - 1));  // unbiased, as PyTorch
@@ -171,7 +175,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
     std::vector<Moments> stats(l.c);
     column_statistics(k, x, l.n, l.c, stats.data());
     for (int64_t c = 0; c < l.c; ++c) finish_channel(c, stats[c]);
-    normalize_planes(k, x, y, l, scale.data(), shift.data(), act);
+    normalize_planes(k, x, y, l, co, act);
     return;
   }
 
@@ -185,7 +189,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
         finish_channel(c, m);
         for (int64_t n = 0; n < l.n; ++n) {
           const int64_t offset = (n * l.c + c) * l.s;
-          k.scale_shift(x + offset, y + offset, l.s, scale[c], shift[c], act);
+          k.normalize(x + offset, y + offset, l.s, co.mean[c], co.scale[c], co.shift[c], act);
         }
       }
     });
@@ -210,7 +214,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
       for (int64_t j = 0; j < chunks_per_plane; ++j) merge(m, parts[(n * l.c + c) * chunks_per_plane + j]);
     finish_channel(c, m);
   }
-  normalize_planes(k, x, y, l, scale.data(), shift.data(), act);
+  normalize_planes(k, x, y, l, co, act);
 }
 
 template <class T>
@@ -230,9 +234,9 @@ void instance_norm_impl(const TensorView& in, const TensorView& out, const Tenso
       Moments m;
       run_moments(k, x + p * l.s, l.s, m);
       const int64_t c = p % l.c;
-      T scale, shift;
-      fold(m.mean, m.m2 / m.count, eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0), &scale, &shift);
-      k.scale_shift(x + p * l.s, y + p * l.s, l.s, scale, shift, act);
+      const double scale = param<T>(weight, c, 1.0) / std::sqrt(m.m2 / m.count + eps);
+      k.normalize(x + p * l.s, y + p * l.s, l.s, static_cast<T>(m.mean), static_cast<T>(scale),
+                  static_cast<T>(param<T>(bias, c, 0.0)), act);
       if (track) stats[p] = m;
     }
   });
@@ -269,18 +273,17 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
       const int64_t offset = u * run;
       Moments m;
       run_moments(k, x + offset, run, m);
-      const double var = m.m2 / m.count;
+      const double rstd = 1.0 / std::sqrt(m.m2 / m.count + eps);
+      const T mean = static_cast<T>(m.mean);
       if (l.s == 1) {
         // One element per channel: the group is a row with per-element weight and bias.
-        const double rstd = 1.0 / std::sqrt(var + eps);
-        k.affine_rows(x + offset, y + offset, run, static_cast<T>(rstd), static_cast<T>(-m.mean * rstd),
-                      w ? w + c0 : nullptr, b ? b + c0 : nullptr, act);
+        k.normalize_affine(x + offset, y + offset, run, mean, static_cast<T>(rstd), w ? w + c0 : nullptr,
+                           b ? b + c0 : nullptr, act);
         continue;
       }
       for (int64_t j = 0; j < per_group; ++j) {
-        T scale, shift;
-        fold(m.mean, var, eps, w ? double(w[c0 + j]) : 1.0, b ? double(b[c0 + j]) : 0.0, &scale, &shift);
-        k.scale_shift(x + offset + j * l.s, y + offset + j * l.s, l.s, scale, shift, act);
+        const T scale = static_cast<T>(w ? w[c0 + j] * rstd : rstd);
+        k.normalize(x + offset + j * l.s, y + offset + j * l.s, l.s, mean, scale, b ? b[c0 + j] : T(0), act);
       }
     }
   });
@@ -302,8 +305,8 @@ void layer_norm_impl(const TensorView& in, const TensorView& out, int64_t width,
       Moments m;
       run_moments(k, x + r * width, width, m);
       const double rstd = 1.0 / std::sqrt(m.m2 / m.count + eps);
-      k.affine_rows(x + r * width, y + r * width, width, static_cast<T>(rstd), static_cast<T>(-m.mean * rstd), w, b,
-                    act);
+      k.normalize_affine(x + r * width, y + r * width, width, static_cast<T>(m.mean), static_cast<T>(rstd), w, b,
+                         act);
     }
   });
 }

@@ -18,8 +18,10 @@
 // are merged in double with Chan's formula in a fixed order (n, then chunk), never in an
 // order that depends on the thread count, so results are bit-identical for any thread count.
 //
-// Normalisation: per channel the driver folds mean, rstd, weight and bias into one
-// scale/shift pair, and the kernel streams y = act(x * scale + shift) along the plane.
+// Normalisation: per channel the driver folds rstd and weight into one scale, and the kernel
+// streams y = act((x - mean) * scale + bias) along the plane. Subtracting the mean first (not
+// x * scale + shift with the mean folded into shift) keeps constant runs exactly at bias and
+// x - mean exact near a large mean; the extra subtraction is free in a memory-bound loop.
 // batch_norm in training processes one channel at a time per thread (statistics, then the
 // normalising pass while the channel's N planes are still in L2), so the data comes from
 // memory once for reading and once for writing. When S == 1 ((N, C) input) the channel axis
@@ -59,13 +61,14 @@ struct NormKernelsOf {
   // Per-column moments of a rows x cols tile (rows <= kRowTile) whose rows start
   // row_stride elements apart; out[j] for column j.
   void (*column_moments)(const T* x, int64_t rows, int64_t cols, int64_t row_stride, Moments* out);
-  // y[i] = act(x[i] * scale + shift).
-  void (*scale_shift)(const T* x, T* y, int64_t n, T scale, T shift, Activation act);
-  // y[i] = act(x[i] * scale[i] + shift[i]).
-  void (*column_scale_shift)(const T* x, T* y, int64_t n, const T* scale, const T* shift, Activation act);
-  // y[i] = act((x[i] * scale + shift) * weight[i] + bias[i]); weight and bias may be null.
-  void (*affine_rows)(const T* x, T* y, int64_t n, T scale, T shift, const T* weight, const T* bias,
-                      Activation act);
+  // y[i] = act((x[i] - mean) * scale + shift).
+  void (*normalize)(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act);
+  // y[i] = act((x[i] - mean[i]) * scale[i] + shift[i]).
+  void (*normalize_columns)(const T* x, T* y, int64_t n, const T* mean, const T* scale, const T* shift,
+                            Activation act);
+  // y[i] = act((x[i] - mean) * rstd * weight[i] + bias[i]); weight and bias may be null.
+  void (*normalize_affine)(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias,
+                           Activation act);
 };
 
 struct NormKernels {
