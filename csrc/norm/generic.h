@@ -1,6 +1,8 @@
 // Normalisation kernel bodies, written once against Vec<T> and compiled per ISA by the tiny
 // generic.cc / x86_avx2.cc / x86_avx512.cc files beside this one (see norm.h for the design).
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "core/simd/math.h"
@@ -66,17 +68,23 @@ void chunk_moments(const T* x, int64_t n, Moments* out) {
   const int64_t full = n - n % W;
   const int64_t tail = n - full;
 
+  // Eight sums: the first sweep is bound by loads and add latency, not by arithmetic.
   V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+  V s4 = V::zero(), s5 = V::zero(), s6 = V::zero(), s7 = V::zero();
   int64_t i = 0;
-  for (; i + 4 * W <= full; i += 4 * W) {
+  for (; i + 8 * W <= full; i += 8 * W) {
     s0 = s0 + V::load(x + i);
     s1 = s1 + V::load(x + i + W);
     s2 = s2 + V::load(x + i + 2 * W);
     s3 = s3 + V::load(x + i + 3 * W);
+    s4 = s4 + V::load(x + i + 4 * W);
+    s5 = s5 + V::load(x + i + 5 * W);
+    s6 = s6 + V::load(x + i + 6 * W);
+    s7 = s7 + V::load(x + i + 7 * W);
   }
   for (; i < full; i += W) s0 = s0 + V::load(x + i);
   if (tail) s1 = s1 + V::load_partial(x + full, tail);
-  const T rough_mean = reduce_add((s0 + s1) + (s2 + s3)) / T(n);
+  const T rough_mean = reduce_add(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) / T(n);
 
   const V m(rough_mean);
   V d0 = V::zero(), d1 = V::zero(), d2 = V::zero(), d3 = V::zero();
@@ -101,50 +109,74 @@ void chunk_moments(const T* x, int64_t n, Moments* out) {
                            reduce_add((q0 + q1) + (q2 + q3)));
 }
 
-// One vector of columns (all lanes valid when Full) over `rows` rows: the same two sweeps
-// as chunk_moments, four rows at a time for independent dependency chains.
-template <bool Full, class T>
-void column_vector_moments(const T* x, int64_t rows, int64_t lanes, int64_t stride, Moments* out) {
+// G vectors of columns (the last one `lanes` wide when Partial) over one tile of `rows` rows:
+// the same two sweeps as chunk_moments, with G independent dependency chains per sweep.
+// Writes the tile's mean and sums of deviations d and d^2 per column.
+template <int G, bool Partial, class T>
+void column_tile_sums(const T* x, int64_t rows, int64_t lanes, int64_t stride, T* mean_out, T* d_out, T* q_out) {
   using V = Vec<T>;
-  const auto load = [&](int64_t r) { return Full ? V::load(x + r * stride) : V::load_partial(x + r * stride, lanes); };
-  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    s0 = s0 + load(r);
-    s1 = s1 + load(r + 1);
-    s2 = s2 + load(r + 2);
-    s3 = s3 + load(r + 3);
+  constexpr int64_t W = V::width;
+  const auto load = [&](int64_t r, int g) {
+    const T* p = x + r * stride + g * W;
+    return (Partial && g == G - 1) ? V::load_partial(p, lanes) : V::load(p);
+  };
+  V s[G], d[G], q[G];
+  for (int g = 0; g < G; ++g) s[g] = d[g] = q[g] = V::zero();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int g = 0; g < G; ++g) s[g] = s[g] + load(r, g);
+  const V inv_rows(T(1) / T(rows));
+  V mean[G];
+  for (int g = 0; g < G; ++g) mean[g] = s[g] * inv_rows;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int g = 0; g < G; ++g) {
+      const V a = load(r, g) - mean[g];
+      d[g] = d[g] + a;
+      q[g] = fmadd(a, a, q[g]);
+    }
+  for (int g = 0; g < G; ++g) {
+    mean[g].store(mean_out + g * W);
+    d[g].store(d_out + g * W);
+    q[g].store(q_out + g * W);
   }
-  for (; r < rows; ++r) s0 = s0 + load(r);
-  const V mean = ((s0 + s1) + (s2 + s3)) / V(T(rows));
-
-  V d0 = V::zero(), d1 = V::zero(), q0 = V::zero(), q1 = V::zero();
-  for (r = 0; r + 2 <= rows; r += 2) {
-    const V a0 = load(r) - mean, a1 = load(r + 1) - mean;
-    d0 = d0 + a0; q0 = fmadd(a0, a0, q0);
-    d1 = d1 + a1; q1 = fmadd(a1, a1, q1);
-  }
-  if (r < rows) {
-    const V a = load(r) - mean;
-    d0 = d0 + a; q0 = fmadd(a, a, q0);
-  }
-  T mean_lanes[V::width], d_lanes[V::width], q_lanes[V::width];
-  mean.store(mean_lanes);
-  (d0 + d1).store(d_lanes);
-  (q0 + q1).store(q_lanes);
-  for (int64_t l = 0; l < lanes; ++l) out[l] = corrected_moments(double(rows), mean_lanes[l], d_lanes[l], q_lanes[l]);
 }
 
+// Rows are visited in tiles of kRowTile (outer loop), so each tile is a contiguous patch of
+// memory; a tile's moments are merged into per-column accumulators (structure of arrays, so
+// the merge loop vectorises: its factors depend only on the counts, shared by all columns).
 template <class T>
 void column_moments(const T* x, int64_t rows, int64_t cols, int64_t stride, Moments* out) {
-  constexpr int64_t W = Vec<T>::width;
-  if (rows <= 0) {
-    for (int64_t j = 0; j < cols; ++j) out[j] = Moments{};
-    return;
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  constexpr int kGroup = 4;
+  alignas(64) double acc_mean[kColumnBlock], acc_m2[kColumnBlock];
+  alignas(64) T tile_mean[kColumnBlock + 16], tile_d[kColumnBlock + 16], tile_q[kColumnBlock + 16];
+  for (int64_t j = 0; j < cols; ++j) acc_mean[j] = acc_m2[j] = 0.0;
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowTile) {
+    const int64_t tile = std::min(kRowTile, rows - r0);
+    const T* xt = x + r0 * stride;
+    int64_t j = 0;
+    for (; j + kGroup * W <= cols; j += kGroup * W)
+      column_tile_sums<kGroup, false>(xt + j, tile, W, stride, tile_mean + j, tile_d + j, tile_q + j);
+    for (; j + W <= cols; j += W)
+      column_tile_sums<1, false>(xt + j, tile, W, stride, tile_mean + j, tile_d + j, tile_q + j);
+    if (j < cols) column_tile_sums<1, true>(xt + j, tile, cols - j, stride, tile_mean + j, tile_d + j, tile_q + j);
+
+    // Chan's merge, as the driver's merge(); an infinite mean takes the weighted sum.
+    const double n = double(tile), before = double(r0), total = before + n;
+    const double inv_n = 1.0 / n, share = n / total, cross = before * n / total, keep = before / total;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double rough = tile_mean[c], dsum = tile_d[c];
+      const bool rough_finite = std::abs(rough) <= std::numeric_limits<double>::max();
+      const double m = rough_finite ? rough + dsum * inv_n : rough;
+      const double m2_raw = double(tile_q[c]) - dsum * dsum * inv_n;
+      const double m2 = m2_raw < 0 ? 0.0 : m2_raw;
+      const double delta = m - acc_mean[c];
+      const bool finite = std::abs(delta) <= std::numeric_limits<double>::max();
+      acc_mean[c] = finite ? acc_mean[c] + delta * share : acc_mean[c] * keep + m * share;
+      acc_m2[c] = acc_m2[c] + m2 + delta * delta * (finite ? cross : 1.0);
+    }
   }
-  int64_t j = 0;
-  for (; j + W <= cols; j += W) column_vector_moments<true>(x + j, rows, W, stride, out + j);
-  if (j < cols) column_vector_moments<false>(x + j, rows, cols - j, stride, out + j);
+  for (int64_t j = 0; j < cols; ++j) out[j] = Moments{double(rows), acc_mean[j], acc_m2[j]};
 }
 
 // y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant

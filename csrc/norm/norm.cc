@@ -24,8 +24,6 @@ const NormKernelsOf<double>& kernels_for<double>() { return select_kernels(kerne
 
 // Elements per parallel task: enough to amortise waking a thread.
 constexpr int64_t kGrainElements = 1 << 15;
-// Columns per task in the (N, C) statistics: rows of this many elements are read together.
-constexpr int64_t kColumnBlock = 128;
 
 int64_t grain_for(int64_t elements_per_item) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, elements_per_item));
@@ -125,21 +123,32 @@ void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, con
   });
 }
 
-// Per-channel statistics of (N, C) data: column tiles of kRowTile rows, merged down the rows.
+// Per-channel statistics of (N, C) data, a block of columns per task.
 template <class T>
 void column_statistics(const NormKernelsOf<T>& k, const T* x, int64_t rows, int64_t cols, Moments* stats) {
   const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
   parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    Moments part[kColumnBlock];
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t c0 = b * kColumnBlock;
-      const int64_t width = std::min(kColumnBlock, cols - c0);
-      for (int64_t r0 = 0; r0 < rows; r0 += kRowTile) {
-        k.column_moments(x + r0 * cols + c0, std::min(kRowTile, rows - r0), width, cols, part);
-        for (int64_t j = 0; j < width; ++j) merge(stats[c0 + j], part[j]);
-      }
+      k.column_moments(x + c0, rows, std::min(kColumnBlock, cols - c0), cols, stats + c0);
     }
   });
+}
+
+// Statistics, then normalisation, of units [u0, u1) that each consist of `pieces` pieces:
+// unit u's pieces are normalised interleaved with the statistics of unit u + 1, so the reads
+// of new data from memory overlap the previous unit's output writes rather than alternating
+// with them in long phases. Statistics still run unit by unit, piece by piece, in order.
+template <class Stats, class Finish, class Normalize>
+void pipeline(int64_t u0, int64_t u1, int64_t pieces, const Stats& stats, const Finish& finish,
+              const Normalize& normalize) {
+  for (int64_t u = u0; u <= u1; ++u) {
+    for (int64_t j = 0; j < pieces; ++j) {
+      if (u < u1) stats(u, j);
+      if (u > u0) normalize(u - 1, j);
+    }
+    if (u < u1) finish(u);
+  }
 }
 
 template <class T>
@@ -181,17 +190,35 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
 
   const int threads = get_num_threads();
   if (threads == 1 || l.c % threads == 0 || l.c >= 4 * threads) {
-    // One channel per task: its planes are still in L2 when the normalising pass rereads them.
+    // One channel per task: its planes are still in L2 when the normalising pass rereads them,
+    // and that pass is interleaved with the next channel's statistics (see pipeline()).
+    const int64_t chunks_per_plane = (l.s + kChunk<T> - 1) / kChunk<T>;
+    const auto piece = [&](int64_t c, int64_t j, int64_t* offset) {
+      const int64_t n = j / chunks_per_plane;
+      const int64_t start = (j - n * chunks_per_plane) * kChunk<T>;
+      *offset = (n * l.c + c) * l.s + start;
+      return std::min(kChunk<T>, l.s - start);
+    };
     parallel_for(0, l.c, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        Moments m;
-        for (int64_t n = 0; n < l.n; ++n) run_moments(k, x + (n * l.c + c) * l.s, l.s, m);
-        finish_channel(c, m);
-        for (int64_t n = 0; n < l.n; ++n) {
-          const int64_t offset = (n * l.c + c) * l.s;
-          k.normalize(x + offset, y + offset, l.s, co.mean[c], co.scale[c], co.shift[c], act);
-        }
-      }
+      Moments m;
+      pipeline(
+          c0, c1, l.n * chunks_per_plane,
+          [&](int64_t c, int64_t j) {
+            int64_t offset;
+            const int64_t len = piece(c, j, &offset);
+            Moments part;
+            k.chunk_moments(x + offset, len, &part);
+            merge(m, part);
+          },
+          [&](int64_t c) {
+            finish_channel(c, m);
+            m = Moments{};
+          },
+          [&](int64_t c, int64_t j) {
+            int64_t offset;
+            const int64_t len = piece(c, j, &offset);
+            k.normalize(x + offset, y + offset, len, co.mean[c], co.scale[c], co.shift[c], act);
+          });
     });
     return;
   }
@@ -217,6 +244,35 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
   normalize_planes(k, x, y, l, co, act);
 }
 
+// Units of `width` contiguous elements, unit u at x + u * width, cut into statistics chunks:
+// the common shape of instance, group and layer norm. on_stats(u, m) sees unit u's moments
+// once they are complete; normalize(u, m, begin, end) writes the unit's elements [begin, end).
+template <class T, class OnStats, class Normalize>
+void normalize_units(const NormKernelsOf<T>& k, const T* x, int64_t units, int64_t width, const OnStats& on_stats,
+                     const Normalize& normalize) {
+  const int64_t chunks = (width + kChunk<T> - 1) / kChunk<T>;
+  parallel_for(0, units, grain_for(width), [&](int64_t u0, int64_t u1) {
+    // pipeline() completes unit u + 1's statistics only after unit u is written, so one
+    // finished set per thread suffices.
+    Moments current, finished;
+    pipeline(
+        u0, u1, chunks,
+        [&](int64_t u, int64_t j) {
+          Moments part;
+          k.chunk_moments(x + u * width + j * kChunk<T>, std::min(kChunk<T>, width - j * kChunk<T>), &part);
+          merge(current, part);
+        },
+        [&](int64_t u) {
+          on_stats(u, current);
+          finished = current;
+          current = Moments{};
+        },
+        [&](int64_t u, int64_t j) { normalize(u, finished, j * kChunk<T>, std::min(width, (j + 1) * kChunk<T>)); });
+  });
+}
+
+double rstd_of(const Moments& m, double eps) { return 1.0 / std::sqrt(m.m2 / m.count + eps); }
+
 template <class T>
 void instance_norm_impl(const TensorView& in, const TensorView& out, const TensorView& weight,
                         const TensorView& bias, const TensorView& running_mean, const TensorView& running_var,
@@ -229,17 +285,18 @@ void instance_norm_impl(const TensorView& in, const TensorView& out, const Tenso
   T* y = out.ptr<T>();
   const bool track = running_mean.data != nullptr;
   std::vector<Moments> stats(track ? planes : 0);
-  parallel_for(0, planes, grain_for(l.s), [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      Moments m;
-      run_moments(k, x + p * l.s, l.s, m);
-      const int64_t c = p % l.c;
-      const double scale = param<T>(weight, c, 1.0) / std::sqrt(m.m2 / m.count + eps);
-      k.normalize(x + p * l.s, y + p * l.s, l.s, static_cast<T>(m.mean), static_cast<T>(scale),
-                  static_cast<T>(param<T>(bias, c, 0.0)), act);
-      if (track) stats[p] = m;
-    }
-  });
+  normalize_units(
+      k, x, planes, l.s,
+      [&](int64_t p, const Moments& m) {
+        if (track) stats[p] = m;
+      },
+      [&](int64_t p, const Moments& m, int64_t begin, int64_t end) {
+        const int64_t c = p % l.c;
+        const double scale = param<T>(weight, c, 1.0) * rstd_of(m, eps);
+        const int64_t offset = p * l.s + begin;
+        k.normalize(x + offset, y + offset, end - begin, static_cast<T>(m.mean), static_cast<T>(scale),
+                    static_cast<T>(param<T>(bias, c, 0.0)), act);
+      });
   if (!track) return;
   // PyTorch updates each instance's copy of the running statistics, then averages the copies
   // over the batch: the same as blending in the batch average of the instance statistics.
@@ -261,32 +318,33 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
   const auto& k = kernels_for<T>();
   const Layout l = channel_layout(in);
   const int64_t per_group = l.c / groups;
-  const int64_t run = per_group * l.s;
-  if (l.n * groups == 0 || run == 0) return;
+  const int64_t width = per_group * l.s;
+  if (l.n * groups == 0 || width == 0) return;
   const T* x = in.ptr<const T>();
   T* y = out.ptr<T>();
   const T* w = weight.data ? weight.ptr<const T>() : nullptr;
   const T* b = bias.data ? bias.ptr<const T>() : nullptr;
-  parallel_for(0, l.n * groups, grain_for(run), [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t c0 = (u % groups) * per_group;
-      const int64_t offset = u * run;
-      Moments m;
-      run_moments(k, x + offset, run, m);
-      const double rstd = 1.0 / std::sqrt(m.m2 / m.count + eps);
-      const T mean = static_cast<T>(m.mean);
-      if (l.s == 1) {
-        // One element per channel: the group is a row with per-element weight and bias.
-        k.normalize_affine(x + offset, y + offset, run, mean, static_cast<T>(rstd), w ? w + c0 : nullptr,
-                           b ? b + c0 : nullptr, act);
-        continue;
-      }
-      for (int64_t j = 0; j < per_group; ++j) {
-        const T scale = static_cast<T>(w ? w[c0 + j] * rstd : rstd);
-        k.normalize(x + offset + j * l.s, y + offset + j * l.s, l.s, mean, scale, b ? b[c0 + j] : T(0), act);
-      }
-    }
-  });
+  normalize_units(
+      k, x, l.n * groups, width, [](int64_t, const Moments&) {},
+      [&](int64_t u, const Moments& m, int64_t begin, int64_t end) {
+        const double rstd = rstd_of(m, eps);
+        const T mean = static_cast<T>(m.mean);
+        const int64_t c0 = (u % groups) * per_group;
+        const int64_t base = u * width;
+        if (l.s == 1) {
+          // One element per channel: per-element weight and bias, as a layer norm row.
+          k.normalize_affine(x + base + begin, y + base + begin, end - begin, mean, static_cast<T>(rstd),
+                             w ? w + c0 + begin : nullptr, b ? b + c0 + begin : nullptr, act);
+          return;
+        }
+        for (int64_t pos = begin; pos < end;) {
+          const int64_t j = pos / l.s;  // channel within the group
+          const int64_t stop = std::min(end, (j + 1) * l.s);
+          const T scale = static_cast<T>(w ? w[c0 + j] * rstd : rstd);
+          k.normalize(x + base + pos, y + base + pos, stop - pos, mean, scale, b ? b[c0 + j] : T(0), act);
+          pos = stop;
+        }
+      });
 }
 
 template <class T>
@@ -295,20 +353,17 @@ void layer_norm_impl(const TensorView& in, const TensorView& out, int64_t width,
   const auto& k = kernels_for<T>();
   const int64_t total = in.numel();
   if (total == 0 || width == 0) return;
-  const int64_t rows = total / width;
   const T* x = in.ptr<const T>();
   T* y = out.ptr<T>();
   const T* w = weight.data ? weight.ptr<const T>() : nullptr;
   const T* b = bias.data ? bias.ptr<const T>() : nullptr;
-  parallel_for(0, rows, grain_for(width), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      Moments m;
-      run_moments(k, x + r * width, width, m);
-      const double rstd = 1.0 / std::sqrt(m.m2 / m.count + eps);
-      k.normalize_affine(x + r * width, y + r * width, width, static_cast<T>(m.mean), static_cast<T>(rstd), w, b,
-                         act);
-    }
-  });
+  normalize_units(
+      k, x, total / width, width, [](int64_t, const Moments&) {},
+      [&](int64_t r, const Moments& m, int64_t begin, int64_t end) {
+        const int64_t offset = r * width + begin;
+        k.normalize_affine(x + offset, y + offset, end - begin, static_cast<T>(m.mean),
+                           static_cast<T>(rstd_of(m, eps)), w ? w + begin : nullptr, b ? b + begin : nullptr, act);
+      });
 }
 
 // ---- invariants the kernels rely on (Python has validated with PyTorch's wording) --------

@@ -51,14 +51,16 @@ struct Moments {
 // between the kernel's two sweeps. Fixed, so the order of summation never depends on threads.
 template <class T>
 constexpr int64_t kChunk = 16384 / sizeof(T);
-// Rows per tile in the column kernels.
+// The column kernels ((N, C) input): blocks of at most kColumnBlock columns, visited in tiles
+// of kRowTile rows whose moments are merged into the running ones.
+constexpr int64_t kColumnBlock = 128;
 constexpr int64_t kRowTile = 64;
 
 template <class T>
 struct NormKernelsOf {
   // Moments of x[0..n), n <= kChunk<T>.
   void (*chunk_moments)(const T* x, int64_t n, Moments* out);
-  // Per-column moments of a rows x cols tile (rows <= kRowTile) whose rows start
+  // Per-column moments of a rows x cols block (cols <= kColumnBlock) whose rows start
   // row_stride elements apart; out[j] for column j.
   void (*column_moments)(const T* x, int64_t rows, int64_t cols, int64_t row_stride, Moments* out);
   // y[i] = act((x[i] - mean) * scale + shift).
