@@ -8,24 +8,30 @@
 //   group_norm     one per (n, group), a contiguous run of (C / groups) * S elements;
 //   layer_norm     one per row of the trailing normalized_shape, a contiguous run.
 // So every statistic is gathered from contiguous runs, and every output element is one
-// multiply-add with a per-plane (or, for layer_norm, per-element) scale and shift.
+// subtract and multiply-add with per-plane (for layer_norm, per-element) coefficients.
 //
 // Statistics: runs are cut into chunks of a fixed number of elements that fit in L1. Each
 // chunk is read from memory once; while it sits in L1 the kernel sums it, then sums the
-// deviations from that chunk mean d and d^2 (the corrected two-pass algorithm: mean + sum(d)/n
+// deviations d from that chunk mean and d^2 (the corrected two-pass algorithm: mean + sum(d)/n
 // and sum(d^2) - sum(d)^2/n). This stays exact when the mean is large against the spread
-// (1000 + noise in float32), where E[x^2] - E[x]^2 collapses. Chunk results (count, mean, M2)
-// are merged in double with Chan's formula in a fixed order (n, then chunk), never in an
-// order that depends on the thread count, so results are bit-identical for any thread count.
+// (1000 + noise in float32), where E[x^2] - E[x]^2 collapses, and, unlike a sum shifted by
+// one sample, it cannot be spoilt by an outlier. Chunk results (count, mean, M2) are merged in
+// double with Chan's formula in a fixed order (n, then chunk), never in an order that depends
+// on the thread count, so results are bit-identical for any thread count.
 //
-// Normalisation: per channel the driver folds rstd and weight into one scale, and the kernel
-// streams y = act((x - mean) * scale + bias) along the plane. Subtracting the mean first (not
-// x * scale + shift with the mean folded into shift) keeps constant runs exactly at bias and
-// x - mean exact near a large mean; the extra subtraction is free in a memory-bound loop.
-// batch_norm in training processes one channel at a time per thread (statistics, then the
-// normalising pass while the channel's N planes are still in L2), so the data comes from
-// memory once for reading and once for writing. When S == 1 ((N, C) input) the channel axis
-// is the contiguous one, and the kernels vectorise across channels instead (column kernels).
+// Normalisation: the driver folds rstd and weight into one scale, and the kernel streams
+// y = act((x - mean) * scale + bias). Subtracting the mean first (not x * scale + shift with
+// the mean folded into shift) keeps a constant run exactly at bias and x - mean exact near a
+// large mean; the extra subtraction is free in a memory-bound loop.
+//
+// Memory traffic: work is split into units (a batch_norm channel, an instance plane, a group,
+// a layer_norm row), one thread per unit. A unit's normalising pass rereads it from L1/L2 and
+// runs interleaved with the next unit's statistics (pipeline() in norm.cc), so the data crosses
+// the memory bus once for reading and once for writing, with reads and writes overlapping. When
+// batch_norm has fewer channels than the threads can share evenly, chunk statistics are
+// gathered in parallel instead and merged in the same order (identical bits), then a separate
+// pass normalises. When S == 1 ((N, C) input) the channel axis is the contiguous one, and the
+// column kernels vectorise across channels, tile by tile of rows.
 //
 // Kernel contract: pointers and lengths, one thread, no allocation, no throwing. Drivers
 // own shapes, scratch and threads. Inputs and outputs are C-contiguous; running statistics

@@ -215,9 +215,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, activatio
     x = _input(input, op)
     if x.ndim < 2:
         raise ShapeError(f"{op}: Expected at least 2 dimensions for input tensor but received {x.ndim}")
-    if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, (numbers.Integral,)):
-        raise TypeError(f"{op}(): argument 'num_groups' (position 2) must be int, not {type(num_groups).__name__}")
-    num_groups = operator.index(num_groups)
+    if type(num_groups) is not int:
+        if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, numbers.Integral):
+            raise TypeError(f"{op}(): argument 'num_groups' (position 2) must be int, not {type(num_groups).__name__}")
+        num_groups = operator.index(num_groups)
     eps = _float(eps, op, "eps", 5)
     act = _activation(activation, op)
     shape = x.shape
@@ -252,6 +253,11 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, activatio
 
 
 def _normalized_shape(normalized_shape, op: str) -> tuple:
+    kind = type(normalized_shape)
+    if kind is int:
+        return (normalized_shape,)
+    if (kind is tuple or kind is list) and all(type(d) is int for d in normalized_shape):
+        return tuple(normalized_shape)
     if isinstance(normalized_shape, (numbers.Integral,)) and not isinstance(normalized_shape, (bool, np.bool_)):
         return (operator.index(normalized_shape),)  # an int, as torch.nn.LayerNorm accepts
     if isinstance(normalized_shape, (str, bytes)) or not hasattr(normalized_shape, "__iter__"):
