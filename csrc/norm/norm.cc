@@ -50,16 +50,6 @@ void merge(Moments& acc, const Moments& part) {
   acc.count = n;
 }
 
-// Moments of a contiguous run, chunk by chunk in order.
-template <class T>
-void run_moments(const NormKernelsOf<T>& k, const T* x, int64_t n, Moments& acc) {
-  for (int64_t i = 0; i < n; i += kChunk<T>) {
-    Moments part;
-    k.chunk_moments(x + i, std::min(kChunk<T>, n - i), &part);
-    merge(acc, part);
-  }
-}
-
 // Per-channel coefficients of y = (x - mean) * scale + shift, scale = weight / sqrt(var + eps).
 template <class T>
 struct Coefficients {
