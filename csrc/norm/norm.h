@@ -1,2 +1,103 @@
-// Placeholder: the norm family is being written (see csrc/README.md).
+// Normalisation: batch, instance, group and layer norm.
+//
+// All four compute y = (x - mean) / sqrt(var + eps) * weight + bias (optionally followed by
+// relu or silu, a tensorops extension) and differ only in which elements share a mean and
+// variance. With the input seen as C-contiguous (N, C, S), S the product of the spatial dims:
+//   batch_norm     one set of statistics per channel c, over the N planes x[:, c, :];
+//   instance_norm  one per (n, c) plane, a contiguous run of S elements;
+//   group_norm     one per (n, group), a contiguous run of (C / groups) * S elements;
+//   layer_norm     one per row of the trailing normalized_shape, a contiguous run.
+// So every statistic is gathered from contiguous runs, and every output element is one
+// subtract and multiply-add with per-plane (for layer_norm, per-element) coefficients.
+//
+// Statistics: runs are cut into chunks of a fixed number of elements that fit in L1. Each
+// chunk is read from memory once; while it sits in L1 the kernel sums it, then sums the
+// deviations d from that chunk mean and d^2 (the corrected two-pass algorithm: mean + sum(d)/n
+// and sum(d^2) - sum(d)^2/n). This stays exact when the mean is large against the spread
+// (1000 + noise in float32), where E[x^2] - E[x]^2 collapses, and, unlike a sum shifted by
+// one sample, it cannot be spoilt by an outlier. Chunk results (count, mean, M2) are merged in
+// double with Chan's formula in a fixed order (n, then chunk), never in an order that depends
+// on the thread count, so results are bit-identical for any thread count.
+//
+// Normalisation: the driver folds rstd and weight into one scale, and the kernel streams
+// y = act((x - mean) * scale + bias). Subtracting the mean first (not x * scale + shift with
+// the mean folded into shift) keeps a constant run exactly at bias and x - mean exact near a
+// large mean; the extra subtraction is free in a memory-bound loop.
+//
+// Memory traffic: work is split into units (a batch_norm channel, an instance plane, a group,
+// a layer_norm row), one thread per unit. A unit's normalising pass rereads it from L1/L2 and
+// runs interleaved with the next unit's statistics (pipeline() in norm.cc), so the data crosses
+// the memory bus once for reading and once for writing, with reads and writes overlapping. When
+// batch_norm has fewer channels than the threads can share evenly, chunk statistics are
+// gathered in parallel instead and merged in the same order (identical bits), then a separate
+// pass normalises. When S == 1 ((N, C) input) the channel axis is the contiguous one, and the
+// column kernels vectorise across channels, tile by tile of rows.
+//
+// Kernel contract: pointers and lengths, one thread, no allocation, no throwing. Drivers
+// own shapes, scratch and threads. Inputs and outputs are C-contiguous; running statistics
+// may carry any stride (they are updated in place, as PyTorch does).
 #pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace tensorops::norm {
+
+enum class Activation : int { none = 0, relu = 1, silu = 2 };
+
+// Statistics of a run: element count, mean and the sum of squared deviations M2.
+struct Moments {
+  double count = 0;
+  double mean = 0;
+  double m2 = 0;
+};
+
+// Elements per statistics chunk: 16 KiB, a multiple of every vector width, resident in L1
+// between the kernel's two sweeps. Fixed, so the order of summation never depends on threads.
+template <class T>
+constexpr int64_t kChunk = 16384 / sizeof(T);
+// The column kernels ((N, C) input): blocks of at most kColumnBlock columns, visited in tiles
+// of kRowTile rows whose moments are merged into the running ones.
+constexpr int64_t kColumnBlock = 128;
+constexpr int64_t kRowTile = 64;
+
+template <class T>
+struct NormKernelsOf {
+  // Moments of x[0..n), n <= kChunk<T>.
+  void (*chunk_moments)(const T* x, int64_t n, Moments* out);
+  // Per-column moments of a rows x cols block (cols <= kColumnBlock) whose rows start
+  // row_stride elements apart; out[j] for column j.
+  void (*column_moments)(const T* x, int64_t rows, int64_t cols, int64_t row_stride, Moments* out);
+  // y[i] = act((x[i] - mean) * scale + shift).
+  void (*normalize)(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act);
+  // y[i] = act((x[i] - mean[i]) * scale[i] + shift[i]).
+  void (*normalize_columns)(const T* x, T* y, int64_t n, const T* mean, const T* scale, const T* shift,
+                            Activation act);
+  // y[i] = act((x[i] - mean) * rstd * weight[i] + bias[i]); weight and bias may be null.
+  void (*normalize_affine)(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias,
+                           Activation act);
+};
+
+struct NormKernels {
+  NormKernelsOf<float> f32;
+  NormKernelsOf<double> f64;
+};
+
+// Drivers. `in` and `out` are C-contiguous with equal shapes and float dtype; optional
+// arguments are views with data == nullptr when absent. weight and bias are contiguous with
+// C elements (layer_norm: the normalized elements); running statistics hold C elements at
+// any stride. Python validates everything first; these re-check only what memory safety needs.
+void batch_norm(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                const TensorView& running_mean, const TensorView& running_var, bool training, double momentum,
+                double eps, Activation act);
+void instance_norm(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                   const TensorView& running_mean, const TensorView& running_var, bool use_input_stats,
+                   double momentum, double eps, Activation act);
+void group_norm(const TensorView& in, const TensorView& out, int64_t num_groups, const TensorView& weight,
+                const TensorView& bias, double eps, Activation act);
+// Normalises over the trailing `normalized_numel` elements of each row.
+void layer_norm(const TensorView& in, const TensorView& out, int64_t normalized_numel, const TensorView& weight,
+                const TensorView& bias, double eps, Activation act);
+
+}  // namespace tensorops::norm

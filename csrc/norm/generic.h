@@ -1,0 +1,269 @@
+// Normalisation kernel bodies, written once against Vec<T> and compiled per ISA by the tiny
+// generic.cc / x86_avx2.cc / x86_avx512.cc files beside this one (see norm.h for the design).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "core/simd/math.h"
+#include "core/simd/vec.h"
+#include "norm/norm.h"
+
+namespace tensorops::norm::TENSOROPS_ISA_NS {
+namespace {
+
+using simd::Vec;
+
+// Lane i holds i; compared with a count it masks off the lanes past a tail.
+template <class T>
+Vec<T> lane_index() {
+  static constexpr T kIndex[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  static_assert(Vec<T>::width <= 16, "lane_index covers at most 16 lanes");
+  return Vec<T>::load(kIndex);
+}
+
+template <Activation A, class T>
+Vec<T> activate(Vec<T> z) {
+  if constexpr (A == Activation::relu) {
+    return max(Vec<T>::zero(), z);  // x86 max returns its second operand for NaN: NaN stays
+  } else if constexpr (A == Activation::silu) {
+    return z / (Vec<T>(T(1)) + simd::exp(-z));
+  } else {
+    return z;
+  }
+}
+
+// Calls body(std::integral_constant<Activation, act>) so loops are compiled per activation.
+template <class Body>
+void with_activation(Activation act, const Body& body) {
+  switch (act) {
+    case Activation::relu: body(std::integral_constant<Activation, Activation::relu>{}); break;
+    case Activation::silu: body(std::integral_constant<Activation, Activation::silu>{}); break;
+    default: body(std::integral_constant<Activation, Activation::none>{}); break;
+  }
+}
+
+// (count, mean, M2) from the chunk mean and the sums of deviations from it. The sum of
+// deviations corrects the mean's rounding; an infinite or NaN mean is kept as it is (the
+// deviations are NaN then, and inf must stay inf as in PyTorch's mean).
+inline Moments corrected_moments(double n, double rough_mean, double sum_d, double sum_d2) {
+  Moments m;
+  m.count = n;
+  m.mean = std::isfinite(rough_mean) ? rough_mean + sum_d / n : rough_mean;
+  const double m2 = sum_d2 - sum_d * sum_d / n;
+  m.m2 = m2 < 0 ? 0 : m2;  // rounding can dip below zero; NaN passes through
+  return m;
+}
+
+// Two sweeps over an L1-resident chunk: the mean, then deviations from it (the chunk came
+// from memory once, in the first sweep).
+template <class T>
+void chunk_moments(const T* x, int64_t n, Moments* out) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  if (n <= 0) {
+    *out = Moments{};
+    return;
+  }
+  const int64_t full = n - n % W;
+  const int64_t tail = n - full;
+
+  // Eight sums: the first sweep is bound by loads and add latency, not by arithmetic.
+  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+  V s4 = V::zero(), s5 = V::zero(), s6 = V::zero(), s7 = V::zero();
+  int64_t i = 0;
+  for (; i + 8 * W <= full; i += 8 * W) {
+    s0 = s0 + V::load(x + i);
+    s1 = s1 + V::load(x + i + W);
+    s2 = s2 + V::load(x + i + 2 * W);
+    s3 = s3 + V::load(x + i + 3 * W);
+    s4 = s4 + V::load(x + i + 4 * W);
+    s5 = s5 + V::load(x + i + 5 * W);
+    s6 = s6 + V::load(x + i + 6 * W);
+    s7 = s7 + V::load(x + i + 7 * W);
+  }
+  for (; i < full; i += W) s0 = s0 + V::load(x + i);
+  if (tail) s1 = s1 + V::load_partial(x + full, tail);
+  const T rough_mean = reduce_add(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) / T(n);
+
+  const V m(rough_mean);
+  V d0 = V::zero(), d1 = V::zero(), d2 = V::zero(), d3 = V::zero();
+  V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
+  for (i = 0; i + 4 * W <= full; i += 4 * W) {
+    const V a0 = V::load(x + i) - m, a1 = V::load(x + i + W) - m;
+    const V a2 = V::load(x + i + 2 * W) - m, a3 = V::load(x + i + 3 * W) - m;
+    d0 = d0 + a0; q0 = fmadd(a0, a0, q0);
+    d1 = d1 + a1; q1 = fmadd(a1, a1, q1);
+    d2 = d2 + a2; q2 = fmadd(a2, a2, q2);
+    d3 = d3 + a3; q3 = fmadd(a3, a3, q3);
+  }
+  for (; i < full; i += W) {
+    const V a = V::load(x + i) - m;
+    d0 = d0 + a; q0 = fmadd(a, a, q0);
+  }
+  if (tail) {
+    const V a = select(lt(lane_index<T>(), V(T(tail))), V::load_partial(x + full, tail) - m, V::zero());
+    d1 = d1 + a; q1 = fmadd(a, a, q1);
+  }
+  *out = corrected_moments(double(n), rough_mean, reduce_add((d0 + d1) + (d2 + d3)),
+                           reduce_add((q0 + q1) + (q2 + q3)));
+}
+
+// G vectors of columns (the last one `lanes` wide when Partial) over one tile of `rows` rows:
+// the same two sweeps as chunk_moments, with G independent dependency chains per sweep.
+// Writes the tile's mean and sums of deviations d and d^2 per column.
+template <int G, bool Partial, class T>
+void column_tile_sums(const T* x, int64_t rows, int64_t lanes, int64_t stride, T* mean_out, T* d_out, T* q_out) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const auto load = [&](int64_t r, int g) {
+    const T* p = x + r * stride + g * W;
+    return (Partial && g == G - 1) ? V::load_partial(p, lanes) : V::load(p);
+  };
+  V s[G], d[G], q[G];
+  for (int g = 0; g < G; ++g) s[g] = d[g] = q[g] = V::zero();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int g = 0; g < G; ++g) s[g] = s[g] + load(r, g);
+  const V inv_rows(T(1) / T(rows));
+  V mean[G];
+  for (int g = 0; g < G; ++g) mean[g] = s[g] * inv_rows;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int g = 0; g < G; ++g) {
+      const V a = load(r, g) - mean[g];
+      d[g] = d[g] + a;
+      q[g] = fmadd(a, a, q[g]);
+    }
+  for (int g = 0; g < G; ++g) {
+    mean[g].store(mean_out + g * W);
+    d[g].store(d_out + g * W);
+    q[g].store(q_out + g * W);
+  }
+}
+
+// Rows are visited in tiles of kRowTile (outer loop), so each tile is a contiguous patch of
+// memory; a tile's moments are merged into per-column accumulators (structure of arrays, so
+// the merge loop vectorises: its factors depend only on the counts, shared by all columns).
+template <class T>
+void column_moments(const T* x, int64_t rows, int64_t cols, int64_t stride, Moments* out) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  constexpr int kGroup = 4;
+  alignas(64) double acc_mean[kColumnBlock], acc_m2[kColumnBlock];
+  alignas(64) T tile_mean[kColumnBlock + 16], tile_d[kColumnBlock + 16], tile_q[kColumnBlock + 16];
+  for (int64_t j = 0; j < cols; ++j) acc_mean[j] = acc_m2[j] = 0.0;
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowTile) {
+    const int64_t tile = std::min(kRowTile, rows - r0);
+    const T* xt = x + r0 * stride;
+    int64_t j = 0;
+    for (; j + kGroup * W <= cols; j += kGroup * W)
+      column_tile_sums<kGroup, false>(xt + j, tile, W, stride, tile_mean + j, tile_d + j, tile_q + j);
+    for (; j + W <= cols; j += W)
+      column_tile_sums<1, false>(xt + j, tile, W, stride, tile_mean + j, tile_d + j, tile_q + j);
+    if (j < cols) column_tile_sums<1, true>(xt + j, tile, cols - j, stride, tile_mean + j, tile_d + j, tile_q + j);
+
+    // Chan's merge, as the driver's merge(); an infinite mean takes the weighted sum.
+    const double n = double(tile), before = double(r0), total = before + n;
+    const double inv_n = 1.0 / n, share = n / total, cross = before * n / total, keep = before / total;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double rough = tile_mean[c], dsum = tile_d[c];
+      const bool rough_finite = std::abs(rough) <= std::numeric_limits<double>::max();
+      const double m = rough_finite ? rough + dsum * inv_n : rough;
+      const double m2_raw = double(tile_q[c]) - dsum * dsum * inv_n;
+      const double m2 = m2_raw < 0 ? 0.0 : m2_raw;
+      const double delta = m - acc_mean[c];
+      const bool finite = std::abs(delta) <= std::numeric_limits<double>::max();
+      acc_mean[c] = finite ? acc_mean[c] + delta * share : acc_mean[c] * keep + m * share;
+      acc_m2[c] = acc_m2[c] + m2 + delta * delta * (finite ? cross : 1.0);
+    }
+  }
+  for (int64_t j = 0; j < cols; ++j) out[j] = Moments{double(rows), acc_mean[j], acc_m2[j]};
+}
+
+// y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant
+// run normalises to exactly shift) and x - mean exact when x is near a large mean.
+template <class T>
+void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  with_activation(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    const V m(mean), a(scale), b(shift);
+    int64_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const V y0 = activate<A>(fmadd(V::load(x + i) - m, a, b));
+      const V y1 = activate<A>(fmadd(V::load(x + i + W) - m, a, b));
+      y0.store(y + i);
+      y1.store(y + i + W);
+    }
+    for (; i + W <= n; i += W) activate<A>(fmadd(V::load(x + i) - m, a, b)).store(y + i);
+    if (i < n) activate<A>(fmadd(V::load_partial(x + i, n - i) - m, a, b)).store_partial(y + i, n - i);
+  });
+}
+
+template <class T>
+void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scale, const T* shift, Activation act) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  with_activation(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    int64_t i = 0;
+    for (; i + W <= n; i += W)
+      activate<A>(fmadd(V::load(x + i) - V::load(mean + i), V::load(scale + i), V::load(shift + i))).store(y + i);
+    if (i < n) {
+      const int64_t k = n - i;
+      const V centred = V::load_partial(x + i, k) - V::load_partial(mean + i, k);
+      activate<A>(fmadd(centred, V::load_partial(scale + i, k), V::load_partial(shift + i, k))).store_partial(y + i, k);
+    }
+  });
+}
+
+template <Activation A, bool HasWeight, bool HasBias, class T>
+void normalize_affine_loop(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const V m(mean), r(rstd);
+  const auto one = [&](V xv, V wv, V bv) {
+    V z = (xv - m) * r;
+    if constexpr (HasWeight && HasBias) z = fmadd(z, wv, bv);
+    else if constexpr (HasWeight) z = z * wv;
+    else if constexpr (HasBias) z = z + bv;
+    return activate<A>(z);
+  };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const V wv = HasWeight ? V::load(weight + i) : V::zero();
+    const V bv = HasBias ? V::load(bias + i) : V::zero();
+    one(V::load(x + i), wv, bv).store(y + i);
+  }
+  if (i < n) {
+    const int64_t k = n - i;
+    const V wv = HasWeight ? V::load_partial(weight + i, k) : V::zero();
+    const V bv = HasBias ? V::load_partial(bias + i, k) : V::zero();
+    one(V::load_partial(x + i, k), wv, bv).store_partial(y + i, k);
+  }
+}
+
+template <class T>
+void normalize_affine(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias, Activation act) {
+  with_activation(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    if (weight && bias) normalize_affine_loop<A, true, true>(x, y, n, mean, rstd, weight, bias);
+    else if (weight) normalize_affine_loop<A, true, false>(x, y, n, mean, rstd, weight, bias);
+    else if (bias) normalize_affine_loop<A, false, true>(x, y, n, mean, rstd, weight, bias);
+    else normalize_affine_loop<A, false, false>(x, y, n, mean, rstd, weight, bias);
+  });
+}
+
+template <class T>
+NormKernelsOf<T> kernels_of() {
+  return {chunk_moments<T>, column_moments<T>, normalize<T>, normalize_columns<T>, normalize_affine<T>};
+}
+
+}  // namespace
+
+const NormKernels* kernel_table() {
+  static const NormKernels table{kernels_of<float>(), kernels_of<double>()};
+  return &table;
+}
+
+}  // namespace tensorops::norm::TENSOROPS_ISA_NS

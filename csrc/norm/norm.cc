@@ -1,0 +1,458 @@
+#include "norm/norm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace tensorops::norm {
+
+TENSOROPS_KERNEL_TABLES(NormKernels)
+
+namespace {
+
+template <class T>
+const NormKernelsOf<T>& kernels_for();
+template <>
+const NormKernelsOf<float>& kernels_for<float>() { return select_kernels(kernel_tables()).f32; }
+template <>
+const NormKernelsOf<double>& kernels_for<double>() { return select_kernels(kernel_tables()).f64; }
+
+// Elements per parallel task: enough to amortise waking a thread.
+constexpr int64_t kGrainElements = 1 << 15;
+
+int64_t grain_for(int64_t elements_per_item) {
+  return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, elements_per_item));
+}
+
+// Chan et al.'s pairwise update: acc absorbs part. Called in a fixed order only.
+void merge(Moments& acc, const Moments& part) {
+  if (part.count == 0) return;
+  if (acc.count == 0) {
+    acc = part;
+    return;
+  }
+  const double n = acc.count + part.count;
+  const double delta = part.mean - acc.mean;
+  if (std::isfinite(delta)) {
+    acc.mean += delta * (part.count / n);
+    acc.m2 += part.m2 + delta * delta * (acc.count * part.count / n);
+  } else {
+    // An infinite mean on either side: the weighted sum keeps inf + inf = inf (and
+    // inf - inf = NaN), as a plain sum would; M2 is NaN already in the infinite part.
+    acc.mean = acc.mean * (acc.count / n) + part.mean * (part.count / n);
+    acc.m2 += part.m2 + delta * delta;
+  }
+  acc.count = n;
+}
+
+// Per-channel coefficients of y = (x - mean) * scale + shift, scale = weight / sqrt(var + eps).
+template <class T>
+struct Coefficients {
+  std::vector<T> mean, scale, shift;
+  explicit Coefficients(int64_t channels) : mean(channels), scale(channels), shift(channels) {}
+  void set(int64_t c, double m, double var, double eps, double weight, double bias) {
+    mean[c] = static_cast<T>(m);
+    scale[c] = static_cast<T>(weight / std::sqrt(var + eps));
+    shift[c] = static_cast<T>(bias);
+  }
+};
+
+// Optional per-channel parameter (contiguous) with a default where absent.
+template <class T>
+double param(const TensorView& v, int64_t i, double absent) {
+  return v.data ? static_cast<double>(v.ptr<const T>()[i]) : absent;
+}
+
+// running = (1 - momentum) * running + momentum * value, in place at any stride.
+template <class T>
+void blend(const TensorView& running, int64_t i, double momentum, double value) {
+  T* p = running.ptr<T>() + i * running.strides[0];
+  *p = static_cast<T>((1.0 - momentum) * static_cast<double>(*p) + momentum * value);
+}
+
+template <class T>
+double at(const TensorView& running, int64_t i) {
+  return static_cast<double>(running.ptr<const T>()[i * running.strides[0]]);
+}
+
+struct Layout {
+  int64_t n, c, s;  // batch, channels, spatial elements per plane
+};
+
+Layout channel_layout(const TensorView& in) {
+  Layout l{in.shape[0], in.shape[1], 1};
+  for (int d = 2; d < in.ndim; ++d) l.s *= in.shape[d];
+  return l;
+}
+
+// y = act((x - mean[c]) * scale[c] + shift[c]) over every (n, c) plane, split by elements
+// so that threads stay balanced whatever the plane size.
+template <class T>
+void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, const Coefficients<T>& co,
+                      Activation act) {
+  if (l.s == 1) {
+    parallel_for(0, l.n, grain_for(l.c), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        k.normalize_columns(x + r * l.c, y + r * l.c, l.c, co.mean.data(), co.scale.data(), co.shift.data(), act);
+    });
+    return;
+  }
+  parallel_for(0, l.n * l.c * l.s, kGrainElements, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e;) {
+      const int64_t plane = i / l.s;
+      const int64_t len = std::min(l.s - (i - plane * l.s), e - i);
+      const int64_t c = plane % l.c;
+      k.normalize(x + i, y + i, len, co.mean[c], co.scale[c], co.shift[c], act);
+      i += len;
+    }
+  });
+}
+
+// Per-channel statistics of (N, C) data, a block of columns per task.
+template <class T>
+void column_statistics(const NormKernelsOf<T>& k, const T* x, int64_t rows, int64_t cols, Moments* stats) {
+  const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t c0 = b * kColumnBlock;
+      k.column_moments(x + c0, rows, std::min(kColumnBlock, cols - c0), cols, stats + c0);
+    }
+  });
+}
+
+// Statistics, then normalisation, of units [u0, u1) that each consist of `pieces` pieces:
+// unit u's pieces are normalised interleaved with the statistics of unit u + 1, so the reads
+// of new data from memory overlap the previous unit's output writes rather than alternating
+// with them in long phases. Statistics still run unit by unit, piece by piece, in order.
+template <class Stats, class Finish, class Normalize>
+void pipeline(int64_t u0, int64_t u1, int64_t pieces, const Stats& stats, const Finish& finish,
+              const Normalize& normalize) {
+  for (int64_t u = u0; u <= u1; ++u) {
+    for (int64_t j = 0; j < pieces; ++j) {
+      if (u < u1) stats(u, j);
+      if (u > u0) normalize(u - 1, j);
+    }
+    if (u < u1) finish(u);
+  }
+}
+
+template <class T>
+void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                     const TensorView& running_mean, const TensorView& running_var, bool training,
+                     double momentum, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const Layout l = channel_layout(in);
+  if (l.c == 0) return;
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  Coefficients<T> co(l.c);
+
+  if (!training) {
+    for (int64_t c = 0; c < l.c; ++c)
+      co.set(c, at<T>(running_mean, c), at<T>(running_var, c), eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0));
+    normalize_planes(k, x, y, l, co, act);
+    return;
+  }
+  // No values: nothing to normalise and, as in PyTorch, the running statistics stay.
+  if (l.n * l.s == 0) return;
+
+  const bool track = running_mean.data != nullptr;
+  const auto finish_channel = [&](int64_t c, const Moments& m) {
+    co.set(c, m.mean, m.m2 / m.count, eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0));
+    if (track) {
+      blend<T>(running_mean, c, momentum, m.mean);
+      blend<T>(running_var, c, momentum, m.m2 / (m.count - 1));  // unbiased, as PyTorch
+    }
+  };
+
+  if (l.s == 1) {
+    std::vector<Moments> stats(l.c);
+    column_statistics(k, x, l.n, l.c, stats.data());
+    for (int64_t c = 0; c < l.c; ++c) finish_channel(c, stats[c]);
+    normalize_planes(k, x, y, l, co, act);
+    return;
+  }
+
+  const int threads = get_num_threads();
+  if (threads == 1 || l.c % threads == 0 || l.c >= 4 * threads) {
+    // One channel per task: its planes are still in L2 when the normalising pass rereads them,
+    // and that pass is interleaved with the next channel's statistics (see pipeline()).
+    const int64_t chunks_per_plane = (l.s + kChunk<T> - 1) / kChunk<T>;
+    const auto piece = [&](int64_t c, int64_t j, int64_t* offset) {
+      const int64_t n = j / chunks_per_plane;
+      const int64_t start = (j - n * chunks_per_plane) * kChunk<T>;
+      *offset = (n * l.c + c) * l.s + start;
+      return std::min(kChunk<T>, l.s - start);
+    };
+    parallel_for(0, l.c, 1, [&](int64_t c0, int64_t c1) {
+      Moments m;
+      pipeline(
+          c0, c1, l.n * chunks_per_plane,
+          [&](int64_t c, int64_t j) {
+            int64_t offset;
+            const int64_t len = piece(c, j, &offset);
+            Moments part;
+            k.chunk_moments(x + offset, len, &part);
+            merge(m, part);
+          },
+          [&](int64_t c) {
+            finish_channel(c, m);
+            m = Moments{};
+          },
+          [&](int64_t c, int64_t j) {
+            int64_t offset;
+            const int64_t len = piece(c, j, &offset);
+            k.normalize(x + offset, y + offset, len, co.mean[c], co.scale[c], co.shift[c], act);
+          });
+    });
+    return;
+  }
+
+  // Few channels for the threads: chunk statistics in parallel, merged in the same (n, chunk)
+  // order as above, so both paths give identical bits; then a separate normalising pass.
+  const int64_t chunks_per_plane = (l.s + kChunk<T> - 1) / kChunk<T>;
+  const int64_t units = l.n * l.c * chunks_per_plane;
+  std::vector<Moments> parts(units);
+  parallel_for(0, units, grain_for(std::min(l.s, kChunk<T>)), [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t plane = u / chunks_per_plane;
+      const int64_t start = (u - plane * chunks_per_plane) * kChunk<T>;
+      k.chunk_moments(x + plane * l.s + start, std::min(kChunk<T>, l.s - start), &parts[u]);
+    }
+  });
+  for (int64_t c = 0; c < l.c; ++c) {
+    Moments m;
+    for (int64_t n = 0; n < l.n; ++n)
+      for (int64_t j = 0; j < chunks_per_plane; ++j) merge(m, parts[(n * l.c + c) * chunks_per_plane + j]);
+    finish_channel(c, m);
+  }
+  normalize_planes(k, x, y, l, co, act);
+}
+
+// Units of `width` contiguous elements, unit u at x + u * width, cut into statistics chunks:
+// the common shape of instance, group and layer norm. on_stats(u, m) sees unit u's moments
+// once they are complete; normalize(u, m, begin, end) writes the unit's elements [begin, end).
+template <class T, class OnStats, class Normalize>
+void normalize_units(const NormKernelsOf<T>& k, const T* x, int64_t units, int64_t width, const OnStats& on_stats,
+                     const Normalize& normalize) {
+  const int64_t chunks = (width + kChunk<T> - 1) / kChunk<T>;
+  parallel_for(0, units, grain_for(width), [&](int64_t u0, int64_t u1) {
+    // pipeline() completes unit u + 1's statistics only after unit u is written, so one
+    // finished set per thread suffices.
+    Moments current, finished;
+    pipeline(
+        u0, u1, chunks,
+        [&](int64_t u, int64_t j) {
+          Moments part;
+          k.chunk_moments(x + u * width + j * kChunk<T>, std::min(kChunk<T>, width - j * kChunk<T>), &part);
+          merge(current, part);
+        },
+        [&](int64_t u) {
+          on_stats(u, current);
+          finished = current;
+          current = Moments{};
+        },
+        [&](int64_t u, int64_t j) { normalize(u, finished, j * kChunk<T>, std::min(width, (j + 1) * kChunk<T>)); });
+  });
+}
+
+double rstd_of(const Moments& m, double eps) { return 1.0 / std::sqrt(m.m2 / m.count + eps); }
+
+template <class T>
+void instance_norm_impl(const TensorView& in, const TensorView& out, const TensorView& weight,
+                        const TensorView& bias, const TensorView& running_mean, const TensorView& running_var,
+                        double momentum, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const Layout l = channel_layout(in);
+  const int64_t planes = l.n * l.c;
+  if (planes == 0 || l.s == 0) return;  // running statistics stay, as in PyTorch
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  const bool track = running_mean.data != nullptr;
+  std::vector<Moments> stats(track ? planes : 0);
+  normalize_units(
+      k, x, planes, l.s,
+      [&](int64_t p, const Moments& m) {
+        if (track) stats[p] = m;
+      },
+      [&](int64_t p, const Moments& m, int64_t begin, int64_t end) {
+        const int64_t c = p % l.c;
+        const double scale = param<T>(weight, c, 1.0) * rstd_of(m, eps);
+        const int64_t offset = p * l.s + begin;
+        k.normalize(x + offset, y + offset, end - begin, static_cast<T>(m.mean), static_cast<T>(scale),
+                    static_cast<T>(param<T>(bias, c, 0.0)), act);
+      });
+  if (!track) return;
+  // PyTorch updates each instance's copy of the running statistics, then averages the copies
+  // over the batch: the same as blending in the batch average of the instance statistics.
+  for (int64_t c = 0; c < l.c; ++c) {
+    double mean = 0, var = 0;
+    for (int64_t n = 0; n < l.n; ++n) {
+      const Moments& m = stats[n * l.c + c];
+      mean += m.mean;
+      var += m.m2 / (m.count - 1);
+    }
+    blend<T>(running_mean, c, momentum, mean / l.n);
+    blend<T>(running_var, c, momentum, var / l.n);
+  }
+}
+
+template <class T>
+void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups, const TensorView& weight,
+                     const TensorView& bias, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const Layout l = channel_layout(in);
+  const int64_t per_group = l.c / groups;
+  const int64_t width = per_group * l.s;
+  if (l.n * groups == 0 || width == 0) return;
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  const T* w = weight.data ? weight.ptr<const T>() : nullptr;
+  const T* b = bias.data ? bias.ptr<const T>() : nullptr;
+  normalize_units(
+      k, x, l.n * groups, width, [](int64_t, const Moments&) {},
+      [&](int64_t u, const Moments& m, int64_t begin, int64_t end) {
+        const double rstd = rstd_of(m, eps);
+        const T mean = static_cast<T>(m.mean);
+        const int64_t c0 = (u % groups) * per_group;
+        const int64_t base = u * width;
+        if (l.s == 1) {
+          // One element per channel: per-element weight and bias, as a layer norm row.
+          k.normalize_affine(x + base + begin, y + base + begin, end - begin, mean, static_cast<T>(rstd),
+                             w ? w + c0 + begin : nullptr, b ? b + c0 + begin : nullptr, act);
+          return;
+        }
+        for (int64_t pos = begin; pos < end;) {
+          const int64_t j = pos / l.s;  // channel within the group
+          const int64_t stop = std::min(end, (j + 1) * l.s);
+          const T scale = static_cast<T>(w ? w[c0 + j] * rstd : rstd);
+          k.normalize(x + base + pos, y + base + pos, stop - pos, mean, scale, b ? b[c0 + j] : T(0), act);
+          pos = stop;
+        }
+      });
+}
+
+template <class T>
+void layer_norm_impl(const TensorView& in, const TensorView& out, int64_t width, const TensorView& weight,
+                     const TensorView& bias, double eps, Activation act) {
+  const auto& k = kernels_for<T>();
+  const int64_t total = in.numel();
+  if (total == 0 || width == 0) return;
+  const T* x = in.ptr<const T>();
+  T* y = out.ptr<T>();
+  const T* w = weight.data ? weight.ptr<const T>() : nullptr;
+  const T* b = bias.data ? bias.ptr<const T>() : nullptr;
+  normalize_units(
+      k, x, total / width, width, [](int64_t, const Moments&) {},
+      [&](int64_t r, const Moments& m, int64_t begin, int64_t end) {
+        const int64_t offset = r * width + begin;
+        k.normalize_affine(x + offset, y + offset, end - begin, static_cast<T>(m.mean),
+                           static_cast<T>(rstd_of(m, eps)), w ? w + begin : nullptr, b ? b + begin : nullptr, act);
+      });
+}
+
+// ---- invariants the kernels rely on (Python has validated with PyTorch's wording) --------
+
+void check_io(const TensorView& in, const TensorView& out, const char* op) {
+  TENSOROPS_CHECK(in.dtype == DType::float32 || in.dtype == DType::float64,
+                  std::string(op) + ": expected a float32 or float64 input");
+  TENSOROPS_CHECK(out.dtype == in.dtype, std::string(op) + ": out must have the input's dtype");
+  TENSOROPS_CHECK(in.is_contiguous() && out.is_contiguous(), std::string(op) + ": expected contiguous arrays");
+  bool same = in.ndim == out.ndim;
+  for (int d = 0; same && d < in.ndim; ++d) same = in.shape[d] == out.shape[d];
+  TENSOROPS_CHECK(same, std::string(op) + ": out shape does not match the input shape");
+}
+
+// An optional vector of `size` elements of the input's dtype; contiguous unless it is a
+// running statistic (those are updated through their stride).
+void check_vector(const TensorView& v, int64_t size, DType dtype, bool contiguous, const char* op, const char* arg) {
+  if (!v.data) return;
+  TENSOROPS_CHECK(v.dtype == dtype, std::string(op) + ": '" + arg + "' must have the input's dtype");
+  TENSOROPS_CHECK(v.numel() == size, std::string(op) + ": '" + arg + "' should contain " + std::to_string(size) +
+                                         " elements not " + std::to_string(v.numel()));
+  TENSOROPS_CHECK(contiguous ? v.is_contiguous() : v.ndim == 1,
+                  std::string(op) + ": unexpected layout for '" + arg + "'");
+}
+
+void check_channels(const TensorView& in, const char* op) {
+  TENSOROPS_CHECK(in.ndim >= 2, std::string(op) + ": expected an input with at least 2 dimensions");
+}
+
+}  // namespace
+
+void batch_norm(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                const TensorView& running_mean, const TensorView& running_var, bool training, double momentum,
+                double eps, Activation act) {
+  check_io(in, out, "batch_norm");
+  check_channels(in, "batch_norm");
+  const int64_t c = in.shape[1];
+  check_vector(weight, c, in.dtype, true, "batch_norm", "weight");
+  check_vector(bias, c, in.dtype, true, "batch_norm", "bias");
+  check_vector(running_mean, c, in.dtype, false, "batch_norm", "running_mean");
+  check_vector(running_var, c, in.dtype, false, "batch_norm", "running_var");
+  TENSOROPS_CHECK(training || (running_mean.data && running_var.data),
+                  "batch_norm: running statistics must be defined in evaluation mode");
+  TENSOROPS_CHECK(!running_mean.data == !running_var.data,
+                  "batch_norm: running_mean and running_var must either both be None or neither be None");
+  if (in.dtype == DType::float32)
+    batch_norm_impl<float>(in, out, weight, bias, running_mean, running_var, training, momentum, eps, act);
+  else
+    batch_norm_impl<double>(in, out, weight, bias, running_mean, running_var, training, momentum, eps, act);
+}
+
+void instance_norm(const TensorView& in, const TensorView& out, const TensorView& weight, const TensorView& bias,
+                   const TensorView& running_mean, const TensorView& running_var, bool use_input_stats,
+                   double momentum, double eps, Activation act) {
+  if (!use_input_stats) {
+    batch_norm(in, out, weight, bias, running_mean, running_var, false, momentum, eps, act);
+    return;
+  }
+  check_io(in, out, "instance_norm");
+  check_channels(in, "instance_norm");
+  const int64_t c = in.shape[1];
+  check_vector(weight, c, in.dtype, true, "instance_norm", "weight");
+  check_vector(bias, c, in.dtype, true, "instance_norm", "bias");
+  check_vector(running_mean, c, in.dtype, false, "instance_norm", "running_mean");
+  check_vector(running_var, c, in.dtype, false, "instance_norm", "running_var");
+  TENSOROPS_CHECK(!running_mean.data == !running_var.data,
+                  "instance_norm: running_mean and running_var must either both be None or neither be None");
+  if (in.dtype == DType::float32)
+    instance_norm_impl<float>(in, out, weight, bias, running_mean, running_var, momentum, eps, act);
+  else
+    instance_norm_impl<double>(in, out, weight, bias, running_mean, running_var, momentum, eps, act);
+}
+
+void group_norm(const TensorView& in, const TensorView& out, int64_t num_groups, const TensorView& weight,
+                const TensorView& bias, double eps, Activation act) {
+  check_io(in, out, "group_norm");
+  check_channels(in, "group_norm");
+  const int64_t c = in.shape[1];
+  TENSOROPS_CHECK(num_groups > 0 && c % num_groups == 0,
+                  "group_norm: expected number of channels in input to be divisible by num_groups");
+  check_vector(weight, c, in.dtype, true, "group_norm", "weight");
+  check_vector(bias, c, in.dtype, true, "group_norm", "bias");
+  if (in.dtype == DType::float32)
+    group_norm_impl<float>(in, out, num_groups, weight, bias, eps, act);
+  else
+    group_norm_impl<double>(in, out, num_groups, weight, bias, eps, act);
+}
+
+void layer_norm(const TensorView& in, const TensorView& out, int64_t normalized_numel, const TensorView& weight,
+                const TensorView& bias, double eps, Activation act) {
+  check_io(in, out, "layer_norm");
+  TENSOROPS_CHECK(normalized_numel >= 0 && (normalized_numel == 0 ? in.numel() == 0 : in.numel() % normalized_numel == 0),
+                  "layer_norm: normalized_shape does not match the input's trailing dimensions");
+  check_vector(weight, normalized_numel, in.dtype, true, "layer_norm", "weight");
+  check_vector(bias, normalized_numel, in.dtype, true, "layer_norm", "bias");
+  if (in.dtype == DType::float32)
+    layer_norm_impl<float>(in, out, normalized_numel, weight, bias, eps, act);
+  else
+    layer_norm_impl<double>(in, out, normalized_numel, weight, bias, eps, act);
+}
+
+}  // namespace tensorops::norm

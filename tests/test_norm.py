@@ -1,0 +1,590 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tensorops as tops
+from tensorops import ShapeError
+from tensorops.norm import batch_norm, group_norm, instance_norm, layer_norm
+from reference import DTYPES, ODD_SIZES, assert_close, layouts, randn, rng
+
+
+def tol(dtype):
+    """Normalised outputs are O(1); the statistics are summed in a different order than
+    torch's, so allow a few ulp of the output scale."""
+    return dict(rtol=1e-5, atol=2e-5) if np.dtype(dtype) == np.float32 else dict(rtol=1e-10, atol=1e-11)
+
+
+def t(a):
+    return None if a is None else torch.from_numpy(np.array(a))
+
+
+def channel_params(c, dtype, seed=1):
+    g = rng(seed)
+    return ((g.standard_normal(c) + 1).astype(dtype), g.standard_normal(c).astype(dtype),
+            g.standard_normal(c).astype(dtype), (g.random(c) + 0.5).astype(dtype))
+
+
+def check_op_against_torch(ours, theirs, x, dtype):
+    """The op's result against torch's on the same values; the input stays untouched."""
+    before = x.copy()
+    assert_close(ours(x), theirs(torch.from_numpy(x.copy())), **tol(dtype))
+    np.testing.assert_array_equal(x, before)
+
+
+# ---- batch_norm -------------------------------------------------------------------------------
+
+BN_SHAPES = [(2, 3), (7, 5), (1, 4, 5), (3, 5, 7, 11), (2, 3, 4, 5, 6), (4, 17, 1, 1), (2, 3, 4099), (64, 3),
+             (3, 130), (1, 2, 2), (130, 200)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_training_matches_torch_over_steps(dtype, shape, affine):
+    c = shape[1]
+    w, b, rm, rv = channel_params(c, dtype)
+    w, b = (w, b) if affine else (None, None)
+    trm, trv = t(rm), t(rv)
+    for step in range(3):
+        x = randn(shape, dtype, seed=step, scale=2.0) + step
+        y = batch_norm(x, rm, rv, w, b, training=True, momentum=0.3)
+        ref = F.batch_norm(t(x), trm, trv, t(w), t(b), training=True, momentum=0.3)
+        assert_close(y, ref, **tol(dtype))
+        assert_close(rm, trm, **tol(dtype))
+        assert_close(rv, trv, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_eval_matches_torch(dtype, shape):
+    w, b, rm, rv = channel_params(shape[1], dtype)
+    x = randn(shape, dtype, scale=3.0)
+    check_op_against_torch(lambda v: batch_norm(v, rm, rv, w, b),
+                           lambda v: F.batch_norm(v, t(rm), t(rv), t(w), t(b)), x, dtype)
+    check_op_against_torch(lambda v: batch_norm(v, rm, rv, eps=0.1),
+                           lambda v: F.batch_norm(v, t(rm), t(rv), eps=0.1), x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_training_without_running_stats(dtype):
+    x = randn((6, 4, 9), dtype)
+    assert_close(batch_norm(x, None, None, training=True, eps=1e-3),
+                 F.batch_norm(t(x), None, None, training=True, eps=1e-3), **tol(dtype))
+
+
+@pytest.mark.parametrize("spatial", ODD_SIZES[1:])
+def test_batch_norm_odd_plane_sizes(spatial):
+    x = randn((3, 4, spatial), np.float32, scale=2.0) + 0.5
+    w, b, rm, rv = channel_params(4, np.float32)
+    trm, trv = t(rm), t(rv)
+    if 3 * spatial == 1:
+        return
+    assert_close(batch_norm(x, rm, rv, w, b, training=True),
+                 F.batch_norm(t(x), trm, trv, t(w), t(b), training=True), **tol(np.float32))
+    assert_close(rv, trv, **tol(np.float32))
+
+
+@pytest.mark.parametrize("channels", ODD_SIZES[1:])
+def test_batch_norm_odd_channel_counts_2d(channels):
+    x = randn((37, channels), np.float32) * 3 - 1
+    w, b, rm, rv = channel_params(channels, np.float32)
+    trm, trv = t(rm), t(rv)
+    assert_close(batch_norm(x, rm, rv, w, b, training=True),
+                 F.batch_norm(t(x), trm, trv, t(w), t(b), training=True), **tol(np.float32))
+    assert_close(rm, trm, **tol(np.float32))
+    assert_close(rv, trv, **tol(np.float32))
+
+
+def test_batch_norm_updates_strided_running_stats_in_place():
+    x = randn((5, 3, 4), np.float32) + 4
+    store_m, store_v = np.zeros(6, np.float32), np.ones(6, np.float32)
+    rm, rv = store_m[::2], store_v[::2]
+    trm, trv = torch.zeros(3), torch.ones(3)
+    batch_norm(x, rm, rv, training=True)
+    F.batch_norm(t(x), trm, trv, training=True)
+    assert_close(store_m[::2], trm, **tol(np.float32))
+    assert_close(store_v[::2], trv, **tol(np.float32))
+    np.testing.assert_array_equal(store_m[1::2], 0)
+    np.testing.assert_array_equal(store_v[1::2], 1)
+
+
+def test_batch_norm_updates_torch_running_stats_in_place():
+    x = randn((5, 3, 4), np.float32) - 2
+    rm, rv = torch.zeros(3), torch.ones(3)
+    trm, trv = torch.zeros(3), torch.ones(3)
+    y = batch_norm(torch.from_numpy(x), rm, rv, training=True)
+    ref = F.batch_norm(t(x), trm, trv, training=True)
+    assert_close(y, ref, **tol(np.float32))
+    assert_close(rm.numpy(), trm, **tol(np.float32))
+    assert_close(rv.numpy(), trv, **tol(np.float32))
+
+
+# ---- instance_norm ----------------------------------------------------------------------------
+
+IN_SHAPES = [(2, 3, 5), (1, 4, 7, 9), (3, 2, 4099), (2, 3, 2), (1, 1, 17), (2, 5, 3, 4, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", IN_SHAPES, ids=str)
+@pytest.mark.parametrize("affine", [True, False])
+def test_instance_norm_matches_torch_over_steps(dtype, shape, affine):
+    w, b, rm, rv = channel_params(shape[1], dtype)
+    w, b = (w, b) if affine else (None, None)
+    trm, trv = t(rm), t(rv)
+    for step in range(3):
+        x = randn(shape, dtype, seed=step, scale=1.5) - step
+        y = instance_norm(x, rm, rv, w, b, momentum=0.2)
+        ref = F.instance_norm(t(x), trm, trv, t(w), t(b), momentum=0.2)
+        assert_close(y, ref, **tol(dtype))
+        assert_close(rm, trm, **tol(dtype))
+        assert_close(rv, trv, **tol(dtype))
+    x = randn(shape, dtype, seed=9)
+    assert_close(instance_norm(x, None, None, w, b), F.instance_norm(t(x), None, None, t(w), t(b)), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 3), (4, 3, 1)], ids=str)
+def test_instance_norm_running_stats_mode(dtype, shape):
+    w, b, rm, rv = channel_params(shape[1], dtype)
+    x = randn(shape, dtype)
+    check_op_against_torch(lambda v: instance_norm(v, rm, rv, w, b, use_input_stats=False),
+                           lambda v: F.instance_norm(v, t(rm), t(rv), t(w), t(b), use_input_stats=False), x, dtype)
+
+
+@pytest.mark.parametrize("spatial", ODD_SIZES[2:])
+def test_instance_norm_odd_plane_sizes(spatial):
+    x = randn((2, 3, spatial), np.float32) + 1
+    assert_close(instance_norm(x), F.instance_norm(t(x)), **tol(np.float32))
+
+
+# ---- group_norm -------------------------------------------------------------------------------
+
+GN_CASES = [((2, 6, 5), 1), ((2, 6, 5), 2), ((2, 6, 5), 3), ((2, 6, 5), 6), ((1, 32, 7, 7), 8), ((2, 6), 3),
+            ((3, 4, 4097), 2), ((4, 6), 1), ((1, 9, 2, 3), 3), ((2, 4, 3, 2, 2), 4)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,groups", GN_CASES, ids=str)
+@pytest.mark.parametrize("affine", [True, False])
+def test_group_norm_matches_torch(dtype, shape, groups, affine):
+    w, b, _, _ = channel_params(shape[1], dtype)
+    w, b = (w, b) if affine else (None, None)
+    x = randn(shape, dtype, scale=2.0) + 0.5
+    check_op_against_torch(lambda v: group_norm(v, groups, w, b),
+                           lambda v: F.group_norm(v, groups, t(w), t(b)), x, dtype)
+
+
+@pytest.mark.parametrize("spatial", ODD_SIZES[1:])
+def test_group_norm_odd_sizes(spatial):
+    x = randn((2, 4, spatial), np.float32)
+    w, b, _, _ = channel_params(4, np.float32)
+    assert_close(group_norm(x, 2, w, b), F.group_norm(t(x), 2, t(w), t(b)), **tol(np.float32))
+
+
+# ---- layer_norm -------------------------------------------------------------------------------
+
+LN_CASES = [((4, 7), (7,)), ((2, 3, 17), (3, 17)), ((5, 4099), (4099,)), ((3, 1), (1,)), ((2, 3, 8193), (8193,)),
+            ((1, 768), 768), ((16,), [16]), ((2, 2, 3, 5), (2, 3, 5))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,normalized", LN_CASES, ids=str)
+@pytest.mark.parametrize("with_weight,with_bias", [(True, True), (True, False), (False, True), (False, False)])
+def test_layer_norm_matches_torch(dtype, shape, normalized, with_weight, with_bias):
+    dims = (normalized,) if isinstance(normalized, int) else tuple(normalized)
+    g = rng(3)
+    w = (g.standard_normal(dims) + 1).astype(dtype) if with_weight else None
+    b = g.standard_normal(dims).astype(dtype) if with_bias else None
+    x = randn(shape, dtype, scale=2.0) - 1
+    check_op_against_torch(lambda v: layer_norm(v, normalized, w, b),
+                           lambda v: F.layer_norm(v, dims, t(w), t(b)), x, dtype)
+
+
+@pytest.mark.parametrize("width", ODD_SIZES[1:])
+def test_layer_norm_odd_widths(width):
+    x = randn((3, width), np.float32) + 2
+    w = randn((width,), np.float32, seed=5)
+    assert_close(layer_norm(x, (width,), w), F.layer_norm(t(x), (width,), t(w)), **tol(np.float32))
+
+
+# ---- every op: layouts, empty tensors, special values, accuracy, threads, extensions ---------
+
+OPS = {
+    "batch_norm_train": (lambda x, c: batch_norm(x, None, None, training=True),
+                         lambda x, c: F.batch_norm(x, None, None, training=True)),
+    "batch_norm_eval": (lambda x, c: batch_norm(x, np.full(c, 0.5, x.dtype), np.full(c, 2.0, x.dtype)),
+                        lambda x, c: F.batch_norm(x, torch.full((c,), 0.5, dtype=x.dtype),
+                                                  torch.full((c,), 2.0, dtype=x.dtype))),
+    "instance_norm": (lambda x, c: instance_norm(x), lambda x, c: F.instance_norm(x)),
+    "group_norm": (lambda x, c: group_norm(x, 2), lambda x, c: F.group_norm(x, 2)),
+    "layer_norm": (lambda x, c: layer_norm(x, x.shape[2:]), lambda x, c: F.layer_norm(x, x.shape[2:])),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_non_contiguous_inputs(dtype, op):
+    ours, theirs = OPS[op]
+    x = randn((3, 4, 5, 6), dtype)
+    expected = theirs(t(x), 4)
+    for name, v in layouts(x):
+        assert_close(ours(v, 4), expected, **tol(dtype))
+    transposed = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last memory
+    assert_close(ours(transposed, 4), expected, **tol(dtype))
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("shape", [(0, 4, 5), (2, 4, 0), (0, 4, 0, 3)], ids=str)
+def test_empty_inputs(op, shape):
+    ours, theirs = OPS[op]
+    x = np.zeros(shape, np.float32)
+    if op == "layer_norm" and 0 in shape[2:]:
+        assert_close(layer_norm(x, shape[2:]), F.layer_norm(t(x), shape[2:]))
+        return
+    assert_close(ours(x, 4), theirs(t(x), 4))
+
+
+def test_empty_batch_leaves_running_stats():
+    rm, rv = np.full(3, 0.5, np.float32), np.full(3, 2.0, np.float32)
+    for shape in [(0, 3, 4), (2, 3, 0), (0, 3)]:
+        y = batch_norm(np.zeros(shape, np.float32), rm, rv, training=True)
+        assert y.shape == shape
+        y = instance_norm(np.zeros(shape + (0,) if len(shape) == 2 else shape, np.float32), rm, rv)
+    np.testing.assert_array_equal(rm, 0.5)
+    np.testing.assert_array_equal(rv, 2.0)
+    x = np.zeros((2, 0, 3), np.float32)
+    assert batch_norm(x, np.zeros(0, np.float32), np.ones(0, np.float32), training=True).shape == (2, 0, 3)
+    assert group_norm(x, 1).shape == (2, 0, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_and_inf_propagate_like_torch(dtype):
+    x = randn((3, 4, 6), dtype)
+    x[0, 0, 0] = np.inf
+    x[1, 1, 2] = np.nan
+    x[2, 2, 3] = -np.inf
+    x[0, 2, 1] = np.inf
+    for op, (ours, theirs) in OPS.items():
+        assert_close(ours(x, 4), theirs(t(x), 4), **tol(dtype))
+    rm, rv = np.zeros(4, dtype), np.ones(4, dtype)
+    trm, trv = t(rm), t(rv)
+    batch_norm(x, rm, rv, training=True)
+    F.batch_norm(t(x), trm, trv, training=True)
+    assert_close(rm, trm, **tol(dtype))
+    assert_close(rv, trv, **tol(dtype))
+
+
+def test_infinite_mean_across_chunks():
+    # Two statistic chunks with +inf each: the merged mean is +inf (not inf - inf = NaN).
+    x = np.ones((1, 1, 2 * 4096 + 5), np.float32)
+    x[0, 0, 3] = x[0, 0, 5000] = np.inf
+    rm, rv = np.zeros(1, np.float32), np.ones(1, np.float32)
+    trm, trv = torch.zeros(1), torch.ones(1)
+    batch_norm(x, rm, rv, training=True)
+    F.batch_norm(t(x), trm, trv, training=True)
+    assert_close(rm, trm)
+    assert_close(rv, trv)
+
+
+def float64_reference(x, axes, eps=1e-5):
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = x64.var(axis=axes, keepdims=True)
+    return (x64 - mean) / np.sqrt(var + eps), mean, var
+
+
+@pytest.mark.parametrize("offset", [1000.0, -3e4])
+def test_large_mean_stays_accurate(offset):
+    x = (offset + randn((4, 3, 9000), np.float64)).astype(np.float32)
+    expected, mean, var = float64_reference(x, (0, 2))
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    y = batch_norm(x, rm, rv, training=True, momentum=1.0)
+    n = x.shape[0] * x.shape[2]
+    np.testing.assert_allclose(rv, var.ravel() * n / (n - 1), rtol=1e-5)
+    np.testing.assert_allclose(rm, mean.ravel(), rtol=1e-7)
+    # The output can be no better than float32 rounding of the mean (ulp(offset) / 2).
+    floor = np.spacing(np.float32(abs(offset))) * 2
+    torch_error = np.abs(F.batch_norm(t(x), None, None, training=True).numpy() - expected).max()
+    assert np.abs(y - expected).max() <= max(floor, 1.5 * torch_error)
+    for ours, axes in [(instance_norm(x), (2,)), (group_norm(x, 1), (1, 2)), (layer_norm(x, (3, 9000)), (1, 2))]:
+        expected = float64_reference(x, axes)[0]
+        assert np.abs(ours - expected).max() <= floor
+    x2 = (offset + randn((300, 5), np.float64)).astype(np.float32)  # (N, C): the column kernels
+    rm, rv = np.zeros(5, np.float32), np.ones(5, np.float32)
+    batch_norm(x2, rm, rv, training=True, momentum=1.0)
+    np.testing.assert_allclose(rv, x2.astype(np.float64).var(axis=0, ddof=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4099), (5, 4, 100), (6, 100, 35), (2, 3, 9000), (300, 70), (2, 1, 20000)],
+                         ids=str)
+def test_results_identical_for_any_thread_count(shape):
+    x = randn(shape, np.float32, scale=4.0) + 7
+    c = shape[1]
+    results = []
+    previous = tops.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            tops.set_num_threads(threads)
+            rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
+            irm, irv = np.zeros(c, np.float32), np.ones(c, np.float32)
+            outs = [batch_norm(x, rm, rv, training=True), rm, rv,
+                    batch_norm(x, rm, rv), layer_norm(x, shape[1:])]
+            if len(shape) > 2:
+                outs += [instance_norm(x, irm, irv), irm, irv, group_norm(x, 1)]
+            results.append(outs)
+    finally:
+        tops.set_num_threads(previous)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation,fn", [("relu", F.relu), ("silu", F.silu)])
+def test_fused_activation(dtype, activation, fn):
+    x = randn((3, 4, 37), dtype, scale=3.0)
+    x[0, 0, 0] = np.nan
+    w, b, rm, rv = channel_params(4, dtype)
+    checks = [
+        (batch_norm(x, rm.copy(), rv.copy(), w, b, training=True, activation=activation),
+         fn(F.batch_norm(t(x), t(rm), t(rv), t(w), t(b), training=True))),
+        (batch_norm(x, rm, rv, w, b, activation=activation), fn(F.batch_norm(t(x), t(rm), t(rv), t(w), t(b)))),
+        (batch_norm(x[:, :, 0], rm, rv, w, b, activation=activation),
+         fn(F.batch_norm(t(x[:, :, 0]), t(rm), t(rv), t(w), t(b)))),
+        (instance_norm(x, None, None, w, b, activation=activation), fn(F.instance_norm(t(x), None, None, t(w), t(b)))),
+        (group_norm(x, 2, w, b, activation=activation), fn(F.group_norm(t(x), 2, t(w), t(b)))),
+        (group_norm(x[:, :, 0], 2, w, b, activation=activation), fn(F.group_norm(t(x[:, :, 0]), 2, t(w), t(b)))),
+        (layer_norm(x, (37,), activation=activation), fn(F.layer_norm(t(x), (37,)))),
+    ]
+    for ours, ref in checks:
+        assert_close(ours, ref, **tol(dtype))
+
+
+@pytest.mark.parametrize("op", ["batch_norm", "instance_norm", "group_norm", "layer_norm"])
+def test_unknown_activation(op):
+    x = randn((2, 4, 3), np.float32)
+    call = {"batch_norm": lambda a: batch_norm(x, None, None, training=True, activation=a),
+            "instance_norm": lambda a: instance_norm(x, activation=a),
+            "group_norm": lambda a: group_norm(x, 2, activation=a),
+            "layer_norm": lambda a: layer_norm(x, 3, activation=a)}[op]
+    with pytest.raises(ShapeError, match=re.escape(f"{op}: activation must be None, 'relu' or 'silu', got 'gelu'")):
+        call("gelu")
+    with pytest.raises(ShapeError, match="activation must be None"):
+        call(1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_argument(dtype):
+    x = randn((2, 4, 5), dtype)
+    rm, rv = np.zeros(4, dtype), np.ones(4, dtype)
+    for call, ref in [
+        (lambda o: batch_norm(x, rm, rv, out=o), F.batch_norm(t(x), t(rm), t(rv))),
+        (lambda o: instance_norm(x, out=o), F.instance_norm(t(x))),
+        (lambda o: group_norm(x, 2, out=o), F.group_norm(t(x), 2)),
+        (lambda o: layer_norm(x, 5, out=o), F.layer_norm(t(x), (5,))),
+    ]:
+        out = np.full(x.shape, -7, dtype)
+        assert call(out) is out
+        assert_close(out, ref, **tol(dtype))
+        with pytest.raises(ShapeError, match=r"out has shape \[2, 4\], expected \[2, 4, 5\]"):
+            call(np.empty((2, 4), dtype))
+        with pytest.raises(TypeError, match="out has dtype"):
+            call(np.empty(x.shape, np.float64 if dtype == np.float32 else np.float32))
+        with pytest.raises(ShapeError, match="out must be C-contiguous"):
+            call(np.empty((5, 4, 2), dtype).T)
+
+
+def test_in_place_through_out():
+    x = randn((3, 4, 50), np.float32) + 3
+    expected = F.batch_norm(t(x), None, None, training=True)
+    y = batch_norm(x, None, None, training=True, out=x)
+    assert y is x
+    assert_close(x, expected, **tol(np.float32))
+
+
+def test_torch_tensor_inputs():
+    x = torch.randn(3, 4, 5)
+    w = torch.rand(4) + 0.5
+    assert_close(group_norm(x, 2, w, torch.zeros(4)), F.group_norm(x, 2, w, torch.zeros(4)), **tol(np.float32))
+    assert_close(layer_norm(x, (5,), torch.ones(5)), F.layer_norm(x, (5,), torch.ones(5)), **tol(np.float32))
+
+
+def test_python_sequence_parameters_take_the_input_dtype():
+    x = randn((3, 2, 4), np.float32)
+    assert_close(batch_norm(x, np.zeros(2, np.float32), np.ones(2, np.float32), [2.0, 3.0], [0.5, -1.0]),
+                 F.batch_norm(t(x), torch.zeros(2), torch.ones(2), torch.tensor([2.0, 3.0]), torch.tensor([0.5, -1.0])),
+                 **tol(np.float32))
+
+
+def test_batch_norm_weight_of_any_shape_with_c_elements():
+    x = randn((3, 4), np.float32)
+    w = randn((1, 4), np.float32, seed=4)
+    rm, rv = np.zeros(4, np.float32), np.ones(4, np.float32)
+    assert_close(batch_norm(x, rm, rv, w), F.batch_norm(t(x), t(rm), t(rv), t(w)), **tol(np.float32))
+
+
+# ---- errors: type and message as torch's ------------------------------------------------------
+
+X = np.zeros((2, 3, 4), np.float32)
+R3 = np.zeros(3, np.float32)
+
+
+def torch_message(fn):
+    with pytest.raises(Exception) as info:
+        fn()
+    return str(info.value)
+
+
+ERROR_CASES = [
+    # batch_norm
+    (lambda: batch_norm(np.zeros((1, 3), np.float32), R3, R3 + 1, training=True), ShapeError,
+     "Expected more than 1 value per channel when training, got input size torch.Size([1, 3])"),
+    (lambda: batch_norm(np.zeros((1, 3, 1), np.float32), None, None, training=True), ShapeError,
+     "Expected more than 1 value per channel when training, got input size torch.Size([1, 3, 1])"),
+    (lambda: batch_norm(X, None, None), ShapeError, "running_mean must be defined in evaluation mode"),
+    (lambda: batch_norm(X, R3, None), ShapeError, "running_var must be defined in evaluation mode"),
+    (lambda: batch_norm(X, R3, None, training=True), ShapeError,
+     "running_mean and running_var must either both be None or neither be None"),
+    (lambda: batch_norm(X, np.zeros(4, np.float32), R3), ShapeError, "running_mean should contain 3 elements not 4"),
+    (lambda: batch_norm(X, R3, np.ones(4, np.float32), training=True), ShapeError,
+     "running_var should contain 3 elements not 4"),
+    (lambda: batch_norm(X, R3, R3, np.ones(4, np.float32)), ShapeError, "weight should contain 3 elements not 4"),
+    (lambda: batch_norm(X, R3, R3, None, np.ones(4, np.float32)), ShapeError, "bias should contain 3 elements not 4"),
+    (lambda: batch_norm(X, np.zeros((1, 3), np.float32), R3), ShapeError,
+     "TensorAccessor expected 1 dims but tensor has 2"),
+    (lambda: batch_norm(X, R3.astype(np.float64), R3.astype(np.float64)), TypeError,
+     "mixed dtype (CPU): expect parameter to have scalar type of Float"),
+    (lambda: batch_norm(X, R3, R3, np.ones(3, np.float64)), TypeError,
+     "mixed dtype (CPU): expect parameter to have scalar type of Float"),
+    (lambda: batch_norm(X.astype(np.float64), R3, R3), TypeError,
+     "mixed dtype (CPU): all inputs must share same datatype."),
+    (lambda: batch_norm(X, R3, R3, eps=-1.0), ShapeError, "batch_norm eps must be non-negative, but got -1.0"),
+    (lambda: batch_norm(X, R3, R3, training=True, eps=0.0), ShapeError,
+     "batch_norm eps must be positive during training, but got 0.0"),
+    (lambda: batch_norm(X, R3, R3, training=True, momentum=None), TypeError,
+     "batch_norm(): argument 'momentum' (position 7) must be float, not NoneType"),
+    (lambda: batch_norm(X, R3, R3, training=1), TypeError,
+     "batch_norm(): argument 'training' (position 6) must be bool, not int"),
+    (lambda: batch_norm(X, R3, R3, eps="a"), TypeError, "batch_norm(): argument 'eps' (position 8) must be float"),
+    (lambda: batch_norm(np.zeros(3, np.float32), None, None, training=True), IndexError,
+     "Dimension out of range (expected to be in range of [-1, 0], but got 1)"),
+    (lambda: batch_norm(np.zeros(3, np.float32), R3, R3), ShapeError,
+     "running_mean should contain 0 elements not 3"),
+    (lambda: batch_norm(np.zeros((2, 3), np.int64), R3, R3), TypeError, "unsupported dtype int64"),
+    (lambda: batch_norm(X, [0.0, 0.0, 0.0], R3), TypeError,
+     "batch_norm(): argument 'running_mean' must be an array, not list"),
+    # instance_norm
+    (lambda: instance_norm(np.zeros((2, 3), np.float32)), ShapeError,
+     "Expected more than 1 spatial element when training, got input size torch.Size([2, 3])"),
+    (lambda: instance_norm(np.zeros((2, 3, 1), np.float32)), ShapeError,
+     "Expected more than 1 spatial element when training, got input size torch.Size([2, 3, 1])"),
+    (lambda: instance_norm(X, use_input_stats=False), ShapeError,
+     "Expected running_mean and running_var to be defined when use_input_stats is false"),
+    (lambda: instance_norm(X, R3, None), ShapeError,
+     "running_mean and running_var must either both be None or neither be None"),
+    (lambda: instance_norm(X, np.zeros(4, np.float32), np.ones(4, np.float32)), ShapeError,
+     "running_mean should contain 6 elements not 8"),
+    (lambda: instance_norm(X, None, None, np.ones(4, np.float32)), ShapeError,
+     "weight should contain 6 elements not 8"),
+    (lambda: instance_norm(X, None, None, None, np.ones(4, np.float32)), ShapeError,
+     "bias should contain 6 elements not 8"),
+    (lambda: instance_norm(X, None, None, np.ones(3, np.float64)), TypeError,
+     "mixed dtype (CPU): expect parameter to have scalar type of Float"),
+    (lambda: instance_norm(X, use_input_stats=None), TypeError,
+     "instance_norm(): argument 'use_input_stats' (position 6) must be bool, not NoneType"),
+    (lambda: instance_norm(X, momentum=None), TypeError,
+     "instance_norm(): argument 'momentum' (position 7) must be float, not NoneType"),
+    # group_norm
+    (lambda: group_norm(np.zeros((2, 6, 4), np.float32), 4), ShapeError,
+     "Expected number of channels in input to be divisible by num_groups, but got input of shape [2, 6, 4] and "
+     "num_groups=4"),
+    (lambda: group_norm(np.zeros((2, 6, 4), np.float32), 0), ZeroDivisionError, "integer division or modulo by zero"),
+    (lambda: group_norm(np.zeros((2, 6, 4), np.float32), -2), ShapeError,
+     "Expected num groups to be greater than 0, got -2"),
+    (lambda: group_norm(np.zeros((2, 6, 4), np.float32), 3, np.ones(5, np.float32)), ShapeError,
+     "Expected weight to be a vector of size equal to the number of channels in input, but got weight of shape [5] "
+     "and input of shape [2, 6, 4]"),
+    (lambda: group_norm(np.zeros((2, 6, 4), np.float32), 3, np.ones((1, 6), np.float32)), ShapeError,
+     "Expected weight to be a vector of size equal to the number of channels in input, but got weight of shape "
+     "[1, 6] and input of shape [2, 6, 4]"),
+    (lambda: group_norm(np.zeros((2, 6, 4), np.float32), 3, None, np.ones(5, np.float32)), ShapeError,
+     "Expected bias to be a vector of size equal to the number of channels in input, but got bias of shape [0] "
+     "and input of shape [2, 6, 4]"),
+    (lambda: group_norm(np.zeros(6, np.float32), 3), ShapeError,
+     "Expected at least 2 dimensions for input tensor but received 1"),
+    (lambda: group_norm(np.zeros((1, 6), np.float32), 6), ShapeError,
+     "Expected more than 1 value per channel when training, got input size [1, 6]"),
+    (lambda: group_norm(np.zeros((2, 6), np.float32), 3.0), TypeError,
+     "group_norm(): argument 'num_groups' (position 2) must be int, not float"),
+    (lambda: group_norm(np.zeros((2, 6), np.float32), True), TypeError,
+     "group_norm(): argument 'num_groups' (position 2) must be int, not bool"),
+    (lambda: group_norm(np.zeros((2, 6), np.float32), 3, eps="a"), TypeError,
+     "group_norm(): argument 'eps' (position 5) must be float, not str"),
+    (lambda: group_norm(np.zeros((2, 6), np.float64), 3, np.ones(6, np.float32)), TypeError,
+     "mixed dtype (CPU): all inputs must share same datatype."),
+    # layer_norm
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), [5]), ShapeError,
+     "Given normalized_shape=[5], expected input with shape [*, 5], but got input of size[2, 4]"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), (2, 5)), ShapeError,
+     "Given normalized_shape=[2, 5], expected input with shape [*, 2, 5], but got input of size[2, 4]"),
+    (lambda: layer_norm(np.zeros(4, np.float32), (2, 4)), ShapeError,
+     "Given normalized_shape=[2, 4], expected input with shape [*, 2, 4], but got input of size[4]"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), ()), ShapeError,
+     "Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one element, but got "
+     "normalized_shape = []"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), (4,), np.ones(5, np.float32)), ShapeError,
+     "Expected weight to be of same shape as normalized_shape, but got weight of shape [5] and normalized_shape = [4]"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), (4,), None, np.ones((1, 4), np.float32)), ShapeError,
+     "Expected bias to be of same shape as normalized_shape, but got bias of shape [1, 4] and normalized_shape = [4]"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), (4.0,)), TypeError,
+     "layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, but found element of type "
+     "float at pos 0"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), "ab"), TypeError,
+     "layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, not str"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), (4,), np.ones(4, np.float64)), TypeError,
+     "mixed dtype (CPU): expect parameter to have scalar type of Float"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), (4,), eps="a"), TypeError,
+     "layer_norm(): argument 'eps' (position 5) must be float, not str"),
+    (lambda: layer_norm(np.zeros((2, 4), np.float16), (4,)), TypeError, "unsupported dtype float16"),
+]
+
+
+@pytest.mark.single_isa
+@pytest.mark.parametrize("call,error,message", ERROR_CASES, ids=[c[2][:60] for c in ERROR_CASES])
+def test_errors(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+TORCH_ERROR_TWINS = [
+    (lambda: batch_norm(np.zeros((1, 3), np.float32), R3, R3 + 1, training=True),
+     lambda: F.batch_norm(torch.zeros(1, 3), torch.zeros(3), torch.ones(3), training=True)),
+    (lambda: batch_norm(X, np.zeros(4, np.float32), R3),
+     lambda: F.batch_norm(torch.zeros(2, 3, 4), torch.zeros(4), torch.zeros(3))),
+    (lambda: instance_norm(X, None, None, np.ones(4, np.float32)),
+     lambda: F.instance_norm(torch.zeros(2, 3, 4), None, None, torch.ones(4))),
+    (lambda: group_norm(np.zeros((2, 6, 4), np.float32), 3, None, np.ones(5, np.float32)),
+     lambda: F.group_norm(torch.zeros(2, 6, 4), 3, None, torch.ones(5))),
+    (lambda: layer_norm(np.zeros((2, 4), np.float32), [5]), lambda: F.layer_norm(torch.zeros(2, 4), [5])),
+]
+
+
+@pytest.mark.single_isa
+@pytest.mark.parametrize("ours,theirs", TORCH_ERROR_TWINS)
+def test_error_text_is_torchs(ours, theirs):
+    with pytest.raises(Exception) as info:
+        ours()
+    assert torch_message(theirs) in str(info.value)
+    assert isinstance(info.value, (ValueError, RuntimeError))
+
+
+@pytest.mark.single_isa
+def test_read_only_running_stats_in_training():
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    rm.flags.writeable = False
+    with pytest.raises(ShapeError, match="read-only"):
+        batch_norm(X, rm, rv, training=True)
+    batch_norm(X, rm, rv)  # evaluation mode only reads them
