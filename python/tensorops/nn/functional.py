@@ -28,6 +28,7 @@ from ..pointwise import (
     softsign,
     tanh,
 )
+from ..norm import batch_norm, group_norm, instance_norm, layer_norm
 from ..pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from ..reduce import log_softmax, softmax
 
@@ -35,6 +36,8 @@ __all__ = [
     # activations
     "celu", "elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "logsigmoid", "mish",
     "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign", "tanh", "softmax", "log_softmax",
+    # normalization
+    "batch_norm", "layer_norm", "instance_norm", "group_norm",
     # pooling
     "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
     # embedding and dropout
