@@ -588,3 +588,88 @@ def test_read_only_running_stats_in_training():
     with pytest.raises(ShapeError, match="read-only"):
         batch_norm(X, rm, rv, training=True)
     batch_norm(X, rm, rv)  # evaluation mode only reads them
+
+
+# ---- nn modules ------------------------------------------------------------------------------
+
+import tensorops.nn as tnn  # noqa: E402
+
+_MODULES = [
+    ("BatchNorm2d", (6,), {}),
+    ("BatchNorm2d", (6,), {"momentum": None}),
+    ("BatchNorm2d", (6,), {"affine": False, "track_running_stats": False}),
+    ("BatchNorm2d", (6,), {"bias": False, "eps": 1e-3}),
+    ("InstanceNorm2d", (6,), {}),
+    ("InstanceNorm2d", (6,), {"affine": True, "track_running_stats": True}),
+    ("InstanceNorm2d", (6,), {"affine": True, "momentum": 0.3}),
+    ("GroupNorm", (3, 6), {}),
+    ("GroupNorm", (2, 6), {"affine": False}),
+    ("LayerNorm", ((6, 5, 4),), {}),
+    ("LayerNorm", (4,), {"elementwise_affine": False}),
+    ("LayerNorm", (4,), {"bias": False}),
+]
+
+
+def _twin(name, args, kwargs):
+    theirs = getattr(torch.nn, name)(*args, **kwargs)
+    ours = getattr(tnn, name)(*args, **kwargs)
+    with torch.no_grad():  # non-trivial affine parameters, loaded into ours through state_dict
+        for p in theirs.parameters():
+            p.copy_(torch.randn(p.shape))
+    ours.load_state_dict(theirs.state_dict())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("name,args,kwargs", _MODULES)
+def test_norm_modules_track_torch_over_training_steps(name, args, kwargs):
+    ours, theirs = _twin(name, args, kwargs)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        x = (rng.standard_normal((4, 6, 5, 4)) * (step + 1) + step).astype(np.float32)
+        got, want = ours(x), theirs(torch.from_numpy(x))
+        assert_close(got, want.detach(), rtol=1e-4, atol=1e-5)
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(np.asarray(ours.state_dict()[key]), value.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal((2, 6, 5, 4)).astype(np.float32)
+    assert_close(ours(x), theirs(torch.from_numpy(x)).detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorm_module_errors_and_old_checkpoints():
+    bn = tnn.BatchNorm2d(3)
+    with pytest.raises(ValueError, match=r"expected 4D input \(got 3D input\)"):
+        bn(np.zeros((2, 3, 4), np.float32))
+    old = {k: v for k, v in torch.nn.BatchNorm2d(3).state_dict().items() if k != "num_batches_tracked"}
+    bn.load_state_dict(old)  # a checkpoint from before num_batches_tracked loads with a count of 0
+    assert int(bn.num_batches_tracked) == 0
+    assert bn.num_batches_tracked.dtype == np.int64
+
+
+def test_instancenorm_module_unbatched_and_checks():
+    ours, theirs = tnn.InstanceNorm2d(3), torch.nn.InstanceNorm2d(3)
+    x = np.random.default_rng(1).standard_normal((3, 5, 7)).astype(np.float32)
+    assert_close(ours(x), theirs(torch.from_numpy(x)), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"expected 3D or 4D input \(got 5D input\)"):
+        ours(np.zeros((1, 3, 2, 2, 2), np.float32))
+    with pytest.raises(ValueError, match=r"expected input's size at dim=1 to match num_features \(3\), but got: 4\."):
+        tnn.InstanceNorm2d(3, affine=True)(np.zeros((2, 4, 3, 3), np.float32))
+    with pytest.warns(UserWarning, match="input's size at dim=1 does not match num_features"):
+        ours(np.ones((2, 4, 3, 3), np.float32))
+
+
+def test_groupnorm_module_checks_divisibility():
+    with pytest.raises(ValueError, match=r"num_channels \(4\) must be divisible by num_groups \(3\)"):
+        tnn.GroupNorm(3, 4)
+
+
+def test_norm_modules_float64():
+    theirs = torch.nn.BatchNorm2d(4, dtype=torch.float64)
+    ours = tnn.BatchNorm2d(4, dtype=np.float64)
+    assert ours.weight.dtype == ours.running_var.dtype == np.float64
+    ours.load_state_dict(theirs.state_dict())
+    x = np.random.default_rng(2).standard_normal((3, 4, 2, 5))
+    assert_close(ours(x), theirs(torch.from_numpy(x)).detach())
+    assert_close(ours.running_var, theirs.running_var)

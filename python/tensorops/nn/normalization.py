@@ -1,0 +1,215 @@
+"""Normalization modules: torch.nn's BatchNorm2d, InstanceNorm2d, LayerNorm and GroupNorm,
+with torch's parameters, buffers (running statistics and ``num_batches_tracked``), state_dict
+keys, train/eval behaviour and reprs, over tensorops.nn.functional's normalization ops."""
+from __future__ import annotations
+
+import numbers
+import operator
+import warnings
+
+import numpy as np
+
+from .._validate import FLOAT_DTYPES, as_array
+from . import functional as F
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm"]
+
+
+def _dtype(dtype, owner: str) -> np.dtype:
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{owner}: unsupported dtype {dtype}; supported dtypes are float32 and float64")
+    return dtype
+
+
+class _NormBase(Module):
+    """Shared state of batch and instance norm: affine parameters and running statistics."""
+
+    def __init__(self, num_features: int, eps: float, momentum, affine: bool, track_running_stats: bool,
+                 dtype, bias: bool):
+        super().__init__()
+        self.num_features = operator.index(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        dt = _dtype(dtype, type(self).__name__)
+        if affine:
+            self.weight = Parameter(np.ones(self.num_features, dt))
+            if bias:
+                self.bias = Parameter(np.zeros(self.num_features, dt))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(self.num_features, dt))
+            self.register_buffer("running_var", np.ones(self.num_features, dt))
+            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            self.weight[...] = 1
+            if self.bias is not None:
+                self.bias[...] = 0
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # Checkpoints older than num_batches_tracked (version < 2) load with a count of 0.
+        version = local_metadata.get("version", None)
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and self.track_running_stats and key not in state_dict:
+            state_dict[key] = np.zeros((), np.int64)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm2d(_NormBase):
+    """Batch normalisation of (N, C, H, W) input over N, H and W, per channel.
+
+    Training mode normalises with the batch statistics and updates ``running_mean`` /
+    ``running_var`` in place (unbiased variance; ``momentum=None`` gives the cumulative
+    average over ``num_batches_tracked`` batches); eval mode uses the running statistics.
+    """
+
+    _version = 2
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype=None, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
+
+    def forward(self, input):
+        x = as_array(input, "BatchNorm2d")
+        if x.ndim != 4:
+            raise ValueError(f"expected 4D input (got {x.ndim}D input)")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked)
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+
+class InstanceNorm2d(_NormBase):
+    """Instance normalisation of (N, C, H, W) or unbatched (C, H, W) input: every plane by
+    its own statistics. With ``track_running_stats`` the running statistics are updated in
+    training mode and used in eval mode, as in torch."""
+
+    _version = 2
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, dtype=None, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
+
+    def forward(self, input):
+        x = as_array(input, "InstanceNorm2d")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"expected 3D or 4D input (got {x.ndim}D input)")
+        feature_dim = x.ndim - 3
+        if x.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"expected input's size at dim={feature_dim} to match num_features "
+                                 f"({self.num_features}), but got: {x.shape[feature_dim]}.")
+            warnings.warn(f"input's size at dim={feature_dim} does not match num_features. You can silence this "
+                          "warning by not passing in num_features, which is not used because affine=False",
+                          stacklevel=2)
+        batched = x if x.ndim == 4 else x[np.newaxis]
+        out = F.instance_norm(batched, self.running_mean, self.running_var, self.weight, self.bias,
+                              self.training or not self.track_running_stats,
+                              self.momentum if self.momentum is not None else 0.0, self.eps)
+        return out if x.ndim == 4 else out[0]
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the trailing ``normalized_shape`` dims."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(operator.index(s) for s in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dt = _dtype(dtype, "LayerNorm")
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dt))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dt))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            self.weight[...] = 1
+            if self.bias is not None:
+                self.bias[...] = 0
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    """Group normalisation: channels split into ``num_groups`` groups, each normalised per
+    sample, then a per-channel affine."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, dtype=None, *,
+                 bias: bool = True):
+        super().__init__()
+        if num_channels % num_groups != 0:
+            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        dt = _dtype(dtype, "GroupNorm")
+        if affine:
+            self.weight = Parameter(np.ones(num_channels, dt))
+            if bias:
+                self.bias = Parameter(np.zeros(num_channels, dt))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            self.weight[...] = 1
+            if self.bias is not None:
+                self.bias[...] = 0
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
