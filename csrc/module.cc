@@ -77,6 +77,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the threads a kernel may use.");
   m.def("openmp_version", [] { return static_cast<int>(_OPENMP); });
 
+  // ---- output buffers --------------------------------------------------------------------
+  m.def("empty", &new_output, py::arg("shape"), py::arg("dtype"),
+        "A new C-contiguous array; large ones come from the buffer pool.");
+  m.attr("POOLED_BYTES") = kPooledBytes;
+  m.def("empty_cache", &pool_empty, "Frees the idle blocks of the buffer pool.");
+  m.def("cache_idle_bytes", &pool_idle_bytes, "Bytes held by idle blocks of the buffer pool.");
+  m.def("cache_limit", &pool_limit, "The most bytes of idle blocks the pool keeps.");
+  m.def("set_cache_limit", &set_pool_limit, py::arg("bytes"), "Sets the most bytes of idle blocks the pool keeps.");
+
   // ---- families --------------------------------------------------------------------------
 #include "pointwise/bindings.inc"
 #include "reduce/bindings.inc"

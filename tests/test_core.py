@@ -220,15 +220,15 @@ def test_core_refuses_what_python_should_have_caught():
     relu = _core.UNARY_OPS["relu"]
     f32 = np.zeros(3, np.float32)
     with pytest.raises(tops.ShapeError, match="relu: output shape does not match the input shape"):
-        _core.unary(relu, f32, np.zeros(4, np.float32), 0.0, 0.0, 0.0, False)
+        _core.unary(relu, f32, np.zeros(4, np.float32), 0.0, 0.0, 0.0)
     with pytest.raises(TypeError, match="relu: operands must share the output dtype float64, got float32"):
-        _core.unary(relu, f32, np.zeros(3, np.float64), 0.0, 0.0, 0.0, False)
+        _core.unary(relu, f32, np.zeros(3, np.float64), 0.0, 0.0, 0.0)
     ro = np.zeros(3, np.float32)
     ro.flags.writeable = False
     with pytest.raises(tops.ShapeError, match="relu: output 'out' is read-only"):
-        _core.unary(relu, f32, ro, 0.0, 0.0, 0.0, False)
+        _core.unary(relu, f32, ro, 0.0, 0.0, 0.0)
     with pytest.raises(tops.ShapeError, match="unary: unknown op"):
-        _core.unary(10_000, f32, f32.copy(), 0.0, 0.0, 0.0, False)
+        _core.unary(10_000, f32, f32.copy(), 0.0, 0.0, 0.0)
 
 
 @pytest.mark.single_isa
@@ -270,3 +270,61 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+# ---- output buffer pool -------------------------------------------------------------------
+
+@pytest.mark.single_isa
+def test_large_outputs_come_from_the_pool_and_return_to_it():
+    tops.empty_cache()
+    assert _core.cache_idle_bytes() == 0
+    x = randn((1024, 1024 + 7), np.float32)  # over the 4 MiB threshold
+    y = tops.relu(x)
+    assert y.flags.c_contiguous and y.flags.writeable and y.flags.aligned
+    assert y.ctypes.data % (2 << 20) == 0  # a 2 MiB aligned pool block
+    address = y.ctypes.data
+    del y
+    assert _core.cache_idle_bytes() >= x.nbytes
+    z = tops.sigmoid(x)  # same size: the warm block is reused
+    assert z.ctypes.data == address
+    assert_close(z, torch.sigmoid(torch.from_numpy(x)))
+    w = tops.relu(x)  # z still alive: another block
+    assert w.ctypes.data != z.ctypes.data
+    tops.empty_cache()
+    assert _core.cache_idle_bytes() == 0
+
+
+@pytest.mark.single_isa
+def test_small_outputs_and_views_of_pool_blocks():
+    small = tops.relu(np.ones(10, np.float32))
+    assert small.base is None  # NumPy's own allocation
+    big = tops.relu(np.ones((2048, 1024), np.float32))
+    view = big[::2]
+    del big
+    before = _core.cache_idle_bytes()
+    view[...] = 3  # the block stays alive (and owned) while a view of it exists
+    assert np.all(view == 3)
+    del view
+    assert _core.cache_idle_bytes() > before
+
+
+@pytest.mark.single_isa
+def test_pool_limit_and_environment():
+    limit = _core.cache_limit()
+    try:
+        _core.set_cache_limit(0)
+        y = tops.relu(np.ones((1024, 1024 + 1), np.float32))
+        del y
+        assert _core.cache_idle_bytes() == 0  # nothing kept with a zero limit
+    finally:
+        _core.set_cache_limit(limit)
+    r = run_python("from tensorops import _core; print(_core.cache_limit())", TENSOROPS_CACHE_MB="64")
+    assert r.stdout.strip() == str(64 << 20), r.stderr
+
+
+@pytest.mark.single_isa
+def test_output_size_overflow_is_refused_before_allocating():
+    with pytest.raises(tops.ShapeError, match="array is too big"):
+        _core.empty((1 << 40, 1 << 30), np.dtype(np.float32))
+    with pytest.raises(tops.ShapeError, match="negative dimensions are not allowed"):
+        _core.empty((-1, 5), np.dtype(np.float32))

@@ -10,8 +10,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <new>
 #include <string>
+#include <vector>
 
+#include "core/buffer_pool.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -70,6 +75,35 @@ inline void check_dtype(const TensorView& v, DType dtype, const char* op, const 
 inline void check_float(const TensorView& v, const char* op, const char* arg) {
   if (v.dtype != DType::float32 && v.dtype != DType::float64)
     throw TypeError(std::string(op) + ": unsupported dtype " + dtype_name(v.dtype) + " for '" + arg + "'");
+}
+
+// A new C-contiguous array for an op's result. Large ones come from the buffer pool
+// (core/buffer_pool.h) and go back to it when the array dies; small ones from NumPy.
+inline py::array new_output(const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
+  std::size_t bytes = static_cast<std::size_t>(dtype.itemsize());
+  for (const py::ssize_t size : shape) {
+    TENSOROPS_CHECK(size >= 0, "negative dimensions are not allowed");
+    if (size != 0 && bytes > static_cast<std::size_t>(PTRDIFF_MAX) / static_cast<std::size_t>(size))
+      throw ShapeError("array is too big; `arr.size * arr.dtype.itemsize` is larger than the maximum possible size.");
+    bytes *= static_cast<std::size_t>(size);
+  }
+  if (bytes < kPooledBytes) return py::array(dtype, shape);
+  struct Block {
+    void* data;
+    std::size_t capacity;
+  };
+  auto* block = new Block{nullptr, 0};
+  block->data = pool_acquire(bytes, &block->capacity);
+  if (!block->data) {
+    delete block;
+    throw std::bad_alloc();
+  }
+  py::capsule owner(block, [](void* p) {
+    auto* b = static_cast<Block*>(p);
+    pool_release(b->data, b->capacity);
+    delete b;
+  });
+  return py::array(dtype, shape, {}, block->data, owner);
 }
 
 // Runs fn() with the GIL released: pointers and shapes have been read already.

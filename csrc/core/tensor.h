@@ -1,8 +1,9 @@
 // The tensor view every driver and kernel receives.
 //
-// tensorops never owns array memory in C++: Python allocates every output (NumPy's
-// allocator uses huge pages for large blocks, so a fresh 64 MB output does not fault in
-// 4 KiB at a time) and hands C++ a TensorView: a data pointer, a dtype, a shape and strides.
+// Kernels never allocate: the Python layer allocates every output (small ones with NumPy,
+// multi-megabyte ones from the buffer pool of core/buffer_pool.h, whose warm blocks spare
+// each call the page faults and zeroing of fresh memory) and hands C++ a TensorView: a data
+// pointer, a dtype, a shape and strides.
 // Strides are counted in elements, not bytes, and may be zero (broadcast) or negative
 // (reversed views). All sizes, strides and offsets are int64_t, so tensors of more than
 // 2^31 elements index correctly.

@@ -21,18 +21,16 @@ constexpr int64_t kGrain = 1 << 15;
 // 2-core AVX-512 machine, relu into a reused 64 MB buffer takes 5.5 ms streaming vs 9.9 ms
 // with ordinary stores (np.copyto: 9.6 ms); at 16 MB 1.4 vs 2.2 ms.
 constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
-// Except into memory the OS has just zero-filled: glibc serves blocks above 32 MiB (its
-// largest dynamic mmap threshold) with fresh pages, whose zeroing left the lines dirty in
-// cache; ordinary stores then hit, while streaming stores add a write-back (64 MB relu:
-// 15.6 ms ordinary vs 20.3 ms streaming). Smaller fresh outputs come from reused heap.
-constexpr int64_t kFreshPagesBytes = int64_t(32) << 20;
+// (Outputs tensorops allocates come warm from the buffer pool, core/buffer_pool.h, so the
+// same rule holds for them: fresh OS pages, whose zeroing leaves the lines dirty in cache and
+// makes streaming stores lose, never reach these kernels for outputs of this size.)
 
 // The output must also be aligned to its element size for the kernels' alignment peel to
 // reach the vector alignment that streaming stores need.
 template <class T>
-bool use_streaming(const TensorView& out, bool fresh_output) {
+bool use_streaming(const TensorView& out) {
   const int64_t bytes = out.numel() * static_cast<int64_t>(sizeof(T));
-  return bytes >= kStreamMinBytes && !(fresh_output && bytes > kFreshPagesBytes) &&
+  return bytes >= kStreamMinBytes &&
          reinterpret_cast<uintptr_t>(out.data) % sizeof(T) == 0;
 }
 
@@ -153,22 +151,21 @@ template <>
 const TypedKernels<double>& typed<double>(const PointwiseKernels& k) { return k.f64; }
 
 template <class T>
-void run_unary(UnaryOp op, const TensorView& x, const TensorView& out, const Scalars<T>& p, bool fresh_output) {
+void run_unary(UnaryOp op, const TensorView& x, const TensorView& out, const Scalars<T>& p) {
   const UnaryKernel<T> kernel = typed<T>(kernels()).unary[static_cast<int>(op)];
   const TensorView* inputs[1] = {&x};
   const Loop<1> loop = make_loop(inputs, out, unary_op_name(op));
   const T* in = x.ptr<const T>();
   T* dst = out.ptr<T>();
   const int64_t inner_stride = loop.strides[0][loop.ndim - 1];
-  const bool stream = use_streaming<T>(out, fresh_output);
+  const bool stream = use_streaming<T>(out);
   for_each_run(loop, [&](const int64_t* offsets, int64_t pos, int64_t count) {
     kernel(in + offsets[0], inner_stride, dst + pos, count, p, stream);
   });
 }
 
 template <class T>
-void run_binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, T alpha,
-                bool fresh_output) {
+void run_binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, T alpha) {
   const BinaryKernel<T> kernel = typed<T>(kernels()).binary[static_cast<int>(op)];
   const TensorView* inputs[2] = {&a, &b};
   const Loop<2> loop = make_loop(inputs, out, binary_op_name(op));
@@ -179,7 +176,7 @@ void run_binary(BinaryOp op, const TensorView& a, const TensorView& b, const Ten
   const int64_t sb = loop.strides[1][loop.ndim - 1];
   Scalars<T> p;
   p.a = alpha;
-  const bool stream = use_streaming<T>(out, fresh_output);
+  const bool stream = use_streaming<T>(out);
   for_each_run(loop, [&](const int64_t* offsets, int64_t pos, int64_t count) {
     kernel(pa + offsets[0], sa, pb + offsets[1], sb, dst + pos, count, p, stream);
   });
@@ -237,8 +234,7 @@ const char* binary_op_name(BinaryOp op) {
   return names[static_cast<int>(op)];
 }
 
-void unary(UnaryOp op, const TensorView& x, const TensorView& out, double pa, double pb, double pc,
-           bool fresh_output) {
+void unary(UnaryOp op, const TensorView& x, const TensorView& out, double pa, double pb, double pc) {
   TENSOROPS_CHECK(static_cast<int>(op) >= 0 && op < UnaryOp::count, "pointwise: unknown unary op");
   const char* name = unary_op_name(op);
   check_float_out(out, name);
@@ -247,24 +243,22 @@ void unary(UnaryOp op, const TensorView& x, const TensorView& out, double pa, do
   for (int d = 0; d < x.ndim; ++d)
     TENSOROPS_CHECK(x.shape[d] == out.shape[d], std::string(name) + ": output shape does not match the input shape");
   if (out.dtype == DType::float32) {
-    run_unary<float>(op, x, out, Scalars<float>{static_cast<float>(pa), static_cast<float>(pb), static_cast<float>(pc)},
-                     fresh_output);
+    run_unary<float>(op, x, out, Scalars<float>{static_cast<float>(pa), static_cast<float>(pb), static_cast<float>(pc)});
   } else {
-    run_unary<double>(op, x, out, Scalars<double>{pa, pb, pc}, fresh_output);
+    run_unary<double>(op, x, out, Scalars<double>{pa, pb, pc});
   }
 }
 
-void binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, double alpha,
-            bool fresh_output) {
+void binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, double alpha) {
   TENSOROPS_CHECK(static_cast<int>(op) >= 0 && op < BinaryOp::count, "pointwise: unknown binary op");
   const char* name = binary_op_name(op);
   check_float_out(out, name);
   check_operand_dtype(a, out.dtype, name);
   check_operand_dtype(b, out.dtype, name);
   if (out.dtype == DType::float32)
-    run_binary<float>(op, a, b, out, static_cast<float>(alpha), fresh_output);
+    run_binary<float>(op, a, b, out, static_cast<float>(alpha));
   else
-    run_binary<double>(op, a, b, out, alpha, fresh_output);
+    run_binary<double>(op, a, b, out, alpha);
 }
 
 void where(const TensorView& cond, const TensorView& a, const TensorView& b, const TensorView& out) {

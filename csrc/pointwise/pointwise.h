@@ -94,12 +94,8 @@ const char* binary_op_name(BinaryOp op);
 // The drivers. out is C-contiguous with the broadcast shape of the inputs; every operand has
 // out's dtype (where's cond is bool). Parameters arrive as double and are rounded to the
 // dtype once. Shapes and dtypes are re-checked (ShapeError / TypeError), never trusted.
-// fresh_output: out was allocated for this call (not a caller's out=), which changes whether
-// streaming stores pay off for very large outputs (see pointwise.cc).
-void unary(UnaryOp op, const TensorView& x, const TensorView& out, double pa, double pb, double pc,
-           bool fresh_output);
-void binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, double alpha,
-            bool fresh_output);
+void unary(UnaryOp op, const TensorView& x, const TensorView& out, double pa, double pb, double pc);
+void binary(BinaryOp op, const TensorView& a, const TensorView& b, const TensorView& out, double alpha);
 void where(const TensorView& cond, const TensorView& a, const TensorView& b, const TensorView& out);
 void clamp(const TensorView& x, const TensorView& lo, const TensorView& hi, const TensorView& out);
 

@@ -63,6 +63,16 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(n)
 
 
+def empty_cache() -> None:
+    """Frees the idle blocks of tensorops' output buffer pool.
+
+    Outputs of 4 MiB and more are carved from a pool whose blocks return, warm, when their
+    array dies, so the next output of that size skips the OS's page faults and zeroing. At
+    most ``TENSOROPS_CACHE_MB`` (default 1024) MiB of idle blocks are kept.
+    """
+    _core.empty_cache()
+
+
 from .pointwise import *  # noqa: E402,F401,F403
 from .pointwise import __all__ as _pointwise_all  # noqa: E402
 from .reduce import *  # noqa: E402,F401,F403
@@ -83,6 +93,7 @@ __all__ = [
     "cpu_info",
     "get_num_threads",
     "set_num_threads",
+    "empty_cache",
     "nn",
     *_pointwise_all,
     *_reduce_all,

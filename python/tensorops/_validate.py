@@ -10,6 +10,7 @@ import operator
 
 import numpy as np
 
+from . import _core
 from ._core import ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -58,6 +59,24 @@ def _from_dlpack(x, op: str, arg: str) -> np.ndarray:
         if hasattr(x, "__array__"):
             return np.asarray(x)
         raise TypeError(f"{op}: cannot read argument '{arg}' of type {type(x).__name__}: {exc}") from exc
+
+
+_POOLED_BYTES = _core.POOLED_BYTES
+_core_empty = _core.empty
+_np_empty = np.empty
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """A new C-contiguous array for an op's result. Multi-megabyte ones come from tensorops'
+    buffer pool, whose blocks come back warm when their array dies (no page faults on the next
+    output of that size); small ones from NumPy."""
+    dtype = np.dtype(dtype)
+    nbytes = dtype.itemsize
+    for size in shape:
+        nbytes *= size
+    if nbytes < _POOLED_BYTES:
+        return _np_empty(shape, dtype)
+    return _core_empty(tuple(shape), dtype)
 
 
 def check_float(x: np.ndarray, op: str, arg: str = "input") -> None:

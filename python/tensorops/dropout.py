@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validate import check_out, float_array
+from ._validate import check_out, empty, float_array
 
 __all__ = ["dropout", "manual_seed", "initial_seed"]
 
@@ -73,7 +73,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
         np.copyto(out, x)
         return out
     if out is None:
-        out = np.empty(x.shape, x.dtype)
+        out = empty(x.shape, x.dtype)
     else:
         check_out(out, x.shape, x.dtype, "dropout")
     if p == 0.0:

@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from . import _core
-from ._validate import INDEX_DTYPES, ShapeError, as_array, float_array
+from ._validate import INDEX_DTYPES, ShapeError, as_array, empty, float_array
 
 __all__ = ["embedding"]
 
@@ -43,7 +43,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
         _renorm_rows(idx, w, float(max_norm), float(norm_type))
     if w.shape[1] > 1 and w.strides[1] != w.itemsize:
         w = np.ascontiguousarray(w)
-    out = np.empty(idx.shape + (w.shape[1],), w.dtype)
+    out = empty(idx.shape + (w.shape[1],), w.dtype)
     _core.embedding(idx, w, out)
     return out
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import as_array, check_float, check_out
+from ._validate import as_array, check_float, check_out, empty
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm"]
 
@@ -105,7 +105,7 @@ def _running(r, x: np.ndarray, expected: int, op: str, arg: str, reported: int |
 
 def _output(out, x: np.ndarray, op: str) -> np.ndarray:
     if out is None:
-        return np.empty(x.shape, x.dtype)
+        return empty(x.shape, x.dtype)
     return check_out(out, x.shape, x.dtype, op)
 
 

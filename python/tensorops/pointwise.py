@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, as_array, broadcast_shapes, check_out
+from ._validate import FLOAT_DTYPES, as_array, broadcast_shapes, check_out, empty
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clamp",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 _nd = np.ndarray
-_empty = np.empty
+_empty = empty
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _I64 = np.dtype(np.int64)
@@ -157,12 +157,11 @@ def _unary(op, code, input, out, pa=0.0, pb=0.0, pc=0.0):
     x = as_array(input, op)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f'{op}: "input" has unsupported dtype {x.dtype}; supported dtypes are float32 and float64')
-    fresh = out is None
-    if fresh:
+    if out is None:
         out = _empty(x.shape, x.dtype)
     else:
         (x,) = _prepare_out(out, x.shape, x.dtype, op, [x])
-    _unary_core(code, x, out, pa, pb, pc, fresh)
+    _unary_core(code, x, out, pa, pb, pc)
     return out
 
 
@@ -266,12 +265,11 @@ def _binary(op, code, input, other, out, alpha=1.0):
         raise TypeError(f"{op}: expected at least one array argument, got two numbers")
     (a, b), dtype = _operands(op, (input, other), ("input", "other"))
     shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape)
-    fresh = out is None
-    if fresh:
+    if out is None:
         out = _empty(shape, dtype)
     else:
         a, b = _prepare_out(out, shape, dtype, op, [a, b])
-    _binary_core(code, a, b, out, alpha, fresh)
+    _binary_core(code, a, b, out, alpha)
     return out
 
 
@@ -532,10 +530,9 @@ def prelu(input, weight, *, out=None):
         w = w.reshape(())
     elif x.ndim > 2:
         w = w.reshape((channels,) + (1,) * (x.ndim - 2))
-    fresh = out is None
-    if fresh:
+    if out is None:
         out = _empty(x.shape, x.dtype)
     else:
         x, w = _prepare_out(out, x.shape, x.dtype, "prelu", [x, w])
-    _binary_core(_B["prelu"], x, w, out, 1.0, fresh)
+    _binary_core(_B["prelu"], x, w, out, 1.0)
     return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import float_array
+from ._validate import empty, float_array
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
@@ -131,8 +131,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     x4 = _as_batched(x)
     shape4 = (x4.shape[0], x4.shape[1], out_h, out_w)
-    out = np.empty(shape4, x.dtype)
-    indices = np.empty(shape4, np.int64) if return_indices else None
+    out = empty(shape4, x.dtype)
+    indices = empty(shape4, np.int64) if return_indices else None
     _core.max_pool2d(x4, out, indices, kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1],
                      dilations[0], dilations[1], ceil_mode)
     if x.ndim == 3:
@@ -182,7 +182,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     _shape_check(x, kernel, strides, pads, (1, 1), out_h, out_w)
 
     x4 = _as_batched(x)
-    out = np.empty((x4.shape[0], x4.shape[1], out_h, out_w), x.dtype)
+    out = empty((x4.shape[0], x4.shape[1], out_h, out_w), x.dtype)
     _core.avg_pool2d(x4, out, kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], ceil_mode,
                      count_include_pad, divisor)
     return out[0] if x.ndim == 3 else out
@@ -231,14 +231,14 @@ def adaptive_avg_pool2d(input, output_size):
         lead = x.shape[:-2]
         planes = x.reshape((1, -1) + x.shape[-2:]) if x.ndim != 4 else x
         planes = _as_batched(planes)
-        out = np.empty(planes.shape[:2] + (1, 1), x.dtype)
+        out = empty(planes.shape[:2] + (1, 1), x.dtype)
         _core.adaptive_avg_pool2d(planes, out)
         return out.reshape(lead + (1, 1))
     if x.ndim not in (3, 4):
         raise ShapeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {_shape_text(x.shape)}")
     _check_nonempty_planes(x, op, (x.ndim - 2, x.ndim - 1))
     x4 = _as_batched(x)
-    out = np.empty((x4.shape[0], x4.shape[1], sizes[0], sizes[1]), x.dtype)
+    out = empty((x4.shape[0], x4.shape[1], sizes[0], sizes[1]), x.dtype)
     _core.adaptive_avg_pool2d(x4, out)
     return out[0] if x.ndim == 3 else out
 
@@ -259,8 +259,8 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
             raise ShapeError(f"Trying to create tensor with negative dimension {s}: {_shape_text(shape)}")
     x4 = _as_batched(x)
     shape4 = (x4.shape[0], x4.shape[1], sizes[0], sizes[1])
-    out = np.empty(shape4, x.dtype)
-    indices = np.empty(shape4, np.int64) if return_indices else None
+    out = empty(shape4, x.dtype)
+    indices = empty(shape4, np.int64) if return_indices else None
     _core.adaptive_max_pool2d(x4, out, indices)
     if x.ndim == 3:
         out = out[0]

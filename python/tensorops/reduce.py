@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, as_array, normalize_dim, normalize_dims
+from ._validate import FLOAT_DTYPES, as_array, empty, normalize_dim, normalize_dims
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "argmax", "argmin", "logsumexp", "var", "std",
            "max", "min", "softmax", "log_softmax"]
@@ -82,7 +82,7 @@ def _run(kernel, x: np.ndarray, dims: tuple, keepdim: bool, *extra) -> np.ndarra
         kept = shape[:dims[0]] + shape[dims[0] + 1:]
     else:
         kept = tuple(s for i, s in enumerate(shape) if i not in dims)
-    out = np.empty(kept, x.dtype)
+    out = empty(kept, x.dtype)
     kernel(x, out, dims, *extra)
     if keepdim:
         return out.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
@@ -182,7 +182,7 @@ def _arg(op: str, kernel, input, dim, keepdim):
     if dim is None:
         if x.size == 0:
             raise IndexError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0.")
-        out = np.empty((), np.int64)
+        out = empty((), np.int64)
         kernel(x.reshape(-1), out, 0)
         return out.reshape((1,) * x.ndim) if keepdim else out
     d = normalize_dim(dim, x.ndim, op)
@@ -191,7 +191,7 @@ def _arg(op: str, kernel, input, dim, keepdim):
         x = x.reshape(1)
     if x.shape[d] == 0:
         raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
-    out = np.empty(x.shape[:d] + x.shape[d + 1:], np.int64)
+    out = empty(x.shape[:d] + x.shape[d + 1:], np.int64)
     kernel(x, out, d)
     return out.reshape(_kept_shape(shape, d, keepdim))
 
@@ -238,8 +238,8 @@ def _extremum(op: str, all_kernel, kernel, result_type, pair_name: str, input, d
     if x.shape[d] == 0:
         raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
     kept = x.shape[:d] + x.shape[d + 1:]
-    values = np.empty(kept, x.dtype)
-    indices = np.empty(kept, np.int64)
+    values = empty(kept, x.dtype)
+    indices = empty(kept, np.int64)
     kernel(x, values, indices, d)
     out_shape = _kept_shape(shape, d, keepdim)
     return result_type(values.reshape(out_shape), indices.reshape(out_shape))

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import as_array, normalize_dim
+from ._validate import as_array, empty, normalize_dim
 
 __all__ = ["reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "flatten", "cat", "concat", "stack",
            "expand", "split", "chunk", "narrow", "contiguous"]
@@ -34,7 +34,7 @@ def _check_copy_dtype(dtype, op: str) -> None:
 
 def _copy(x: np.ndarray, op: str) -> np.ndarray:
     _check_copy_dtype(x.dtype, op)
-    out = np.empty(x.shape, x.dtype)
+    out = empty(x.shape, x.dtype)
     _core.copy(x, out)
     return out
 
@@ -254,7 +254,7 @@ def cat(tensors, dim=0):
             first = a
             break
     if first is None:
-        return np.empty((0,), dtype)
+        return empty((0,), dtype)
     ndim = first.ndim
     d = normalize_dim(dim, ndim, "cat")
     kept = []
@@ -270,7 +270,7 @@ def cat(tensors, dim=0):
                                  f"{first.shape[k]} but got size {a.shape[k]} for tensor number {i} in the list.")
         total += a.shape[d]
         kept.append(a)
-    out = np.empty(first.shape[:d] + (total,) + first.shape[d + 1:], dtype)
+    out = empty(first.shape[:d] + (total,) + first.shape[d + 1:], dtype)
     _core.cat(kept, d, out)
     return out
 
@@ -289,7 +289,7 @@ def stack(tensors, dim=0):
         if a.shape != first.shape:
             raise ShapeError(f"stack expects each tensor to be equal size, but got {list(first.shape)} at entry 0 "
                              f"and {list(a.shape)} at entry {i}")
-    out = np.empty(first.shape[:d] + (len(arrays),) + first.shape[d:], _result_dtype(arrays, "stack"))
+    out = empty(first.shape[:d] + (len(arrays),) + first.shape[d:], _result_dtype(arrays, "stack"))
     _core.stack(arrays, d, out)
     return out
 
