@@ -1,0 +1,332 @@
+// GEMM kernel bodies, written once against Vec<T> and compiled per ISA by generic.cc /
+// x86_avx2.cc / x86_avx512.cc. Tile sizes come from tiles.h.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "core/simd/math.h"
+#include "core/simd/vec.h"
+#include "gemm/gemm.h"
+#include "gemm/tiles.h"
+
+namespace tensorops::gemm::TENSOROPS_ISA_NS {
+namespace {
+
+using simd::Vec;
+
+// ---- microkernel ------------------------------------------------------------------------
+
+// ROWS x (NV vectors) of C, accumulated over k in registers. The loops over the tile are
+// unrolled at compile time so the accumulators never leave the register file; each A
+// element is broadcast once per k and each B vector loaded once per k.
+template <class T, int ROWS, int NV>
+void microkernel(int64_t k, const T* __restrict a, int64_t a_step, const T* __restrict b, int64_t b_step,
+                 T* __restrict c, int64_t ldc, int64_t n_valid, bool accumulate) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V acc[ROWS][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      const V ai(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
+    }
+    a += a_step;
+    b += b_step;
+  }
+  if (n_valid >= NV * W) {
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      T* row = c + i * ldc;
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        V v = acc[i][j];
+        if (accumulate) v = v + V::load(row + j * W);
+        v.store(row + j * W);
+      }
+    }
+    return;
+  }
+  for (int i = 0; i < ROWS; ++i) {
+    T* row = c + i * ldc;
+    for (int j = 0; j < NV; ++j) {
+      const int64_t cols = std::min<int64_t>(W, n_valid - j * W);
+      if (cols <= 0) break;
+      V v = acc[i][j];
+      if (accumulate) v = v + V::load_partial(row + j * W, cols);
+      v.store_partial(row + j * W, cols);
+    }
+  }
+}
+
+template <class T, int... Rows>
+constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
+  using Micro = typename KernelSet<T>::Micro;
+  constexpr int MR = Tiles<T>::MR;
+  static_assert(MR <= KernelSet<T>::kMaxRows, "MR exceeds KernelSet::kMaxRows");
+  return std::array<Micro, KernelSet<T>::kMaxRows + 1>{
+      {(Rows >= 1 && Rows <= MR ? &microkernel<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV> : nullptr)...}};
+}
+
+// ---- packing ----------------------------------------------------------------------------
+
+template <class T>
+void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
+  constexpr int MR = Tiles<T>::MR;
+  for (int64_t i0 = 0; i0 < m; i0 += MR) {
+    const int64_t rows = std::min<int64_t>(MR, m - i0);
+    T* d = dst + i0 * k;
+    if (a.row_stride == 1 && rows == MR) {
+      for (int64_t p = 0; p < k; ++p) {
+        const T* src = a.at(i0, p);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) d[p * MR + r] = src[r];
+      }
+    } else if (rows == MR) {
+      const T* src[MR];
+      for (int r = 0; r < MR; ++r) src[r] = a.at(i0 + r, 0);
+      const int64_t cs = a.col_stride;
+      for (int64_t p = 0; p < k; ++p) {
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) d[p * MR + r] = src[r][p * cs];
+      }
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* src = a.at(i0 + r, 0);
+        for (int64_t p = 0; p < k; ++p) d[p * MR + r] = src[p * a.col_stride];
+      }
+    }
+  }
+}
+
+template <class T>
+void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  constexpr int64_t NR = Tiles<T>::NV * W;
+  for (int64_t j0 = 0; j0 < n; j0 += NR) {
+    const int64_t cols = std::min<int64_t>(NR, n - j0);
+    T* d = dst + (j0 / NR) * panel_stride;
+    if (b.col_stride == 1) {
+      for (int64_t p = 0; p < k; ++p) {
+        const T* src = b.at(p, j0);
+        T* out = d + p * NR;
+        if (cols == NR) {
+#pragma GCC unroll 8
+          for (int64_t j = 0; j < NR; j += W) V::load(src + j).store(out + j);
+        } else {
+          for (int64_t j = 0; j < NR; j += W) V::load_partial(src + j, std::max<int64_t>(0, cols - j)).store(out + j);
+        }
+      }
+      continue;
+    }
+    // Columns of B lie along memory (B = W^T for a linear weight W[N, K]): walk each source
+    // row in cache-line blocks of k so that reads stay sequential.
+    constexpr int64_t kBlock = 16;
+    for (int64_t p0 = 0; p0 < k; p0 += kBlock) {
+      const int64_t pend = std::min(k, p0 + kBlock);
+      for (int64_t j = 0; j < cols; ++j) {
+        const T* src = b.at(0, j0 + j);
+        for (int64_t p = p0; p < pend; ++p) d[p * NR + j] = src[p * b.row_stride];
+      }
+      for (int64_t j = cols; j < NR; ++j)
+        for (int64_t p = p0; p < pend; ++p) d[p * NR + j] = T(0);
+    }
+  }
+}
+
+// ---- epilogue ---------------------------------------------------------------------------
+
+template <class T>
+Vec<T> load_strided(const T* p, int64_t stride, int64_t n) {
+  using V = Vec<T>;
+  if (stride == 1) return n >= V::width ? V::load(p) : V::load_partial(p, n);
+  if (stride == 0) return V(*p);
+  T lanes[V::width] = {};
+  for (int64_t i = 0; i < n && i < V::width; ++i) lanes[i] = p[i * stride];
+  return V::load(lanes);
+}
+
+// erfc(z) with relative error below 1.2e-7 for float: t * exp(-z^2 + P(t)), t = 1/(1 + z/2),
+// for z >= 0 (Chebyshev fit of Numerical Recipes' erfcc); erfc(-z) = 2 - erfc(z).
+template <class T>
+Vec<T> erfc_float(Vec<T> z) {
+  using V = Vec<T>;
+  const V az = abs(z);
+  const V t = V(T(1)) / fmadd(V(T(0.5)), az, V(T(1)));
+  V p(T(0.17087277));
+  p = fmadd(p, t, V(T(-0.82215223)));
+  p = fmadd(p, t, V(T(1.48851587)));
+  p = fmadd(p, t, V(T(-1.13520398)));
+  p = fmadd(p, t, V(T(0.27886807)));
+  p = fmadd(p, t, V(T(-0.18628806)));
+  p = fmadd(p, t, V(T(0.09678418)));
+  p = fmadd(p, t, V(T(0.37409196)));
+  p = fmadd(p, t, V(T(1.00002368)));
+  p = fmadd(p, t, V(T(-1.26551223)));
+  const V r = t * simd::exp(fnmadd(az, az, p));
+  return select(lt(z, V::zero()), V(T(2)) - r, r);
+}
+
+template <class T, Activation Act>
+Vec<T> activate(Vec<T> x) {
+  using V = Vec<T>;
+  if constexpr (Act == Activation::relu) {
+    return max(V::zero(), x);  // a NaN x stays NaN (x86 max returns its second operand)
+  } else if constexpr (Act == Activation::silu) {
+    return x / (V(T(1)) + simd::exp(-x));
+  } else if constexpr (Act == Activation::gelu_tanh) {
+    // 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)): accurate for both signs of x.
+    const V kSqrt2OverPi(T(0.7978845608028654));
+    const V x3 = x * x * x;
+    const V u = kSqrt2OverPi * fmadd(V(T(0.044715)), x3, x);
+    return x / (V(T(1)) + simd::exp(V(T(-2)) * u));
+  } else if constexpr (Act == Activation::gelu) {
+    // 0.5 x erfc(-x / sqrt 2): no cancellation for negative x.
+    if constexpr (sizeof(T) == 4) {
+      return V(T(0.5)) * x * erfc_float<T>(x * V(T(-0.7071067811865476)));
+    } else {
+      T lanes[V::width];
+      x.store(lanes);
+      for (auto& v : lanes) v = T(0.5) * v * std::erfc(v * T(-0.7071067811865476));
+      return V::load(lanes);
+    }
+  } else {
+    return x;
+  }
+}
+
+template <class T, Activation Act>
+void epilogue_rows(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const V alpha(e.alpha), beta(e.beta);
+  const bool scale = e.alpha != T(1);
+  for (int64_t i = 0; i < m; ++i) {
+    T* row = c + i * ldc;
+    const T* add = e.addend.data ? e.addend.data + i * e.addend.row_stride : nullptr;
+    const T* res = e.residual.data ? e.residual.data + i * e.residual.row_stride : nullptr;
+    for (int64_t j = 0; j < n; j += W) {
+      const int64_t cnt = std::min(W, n - j);
+      V v = cnt == W ? V::load(row + j) : V::load_partial(row + j, cnt);
+      if (scale) v = v * alpha;
+      if (add) v = fmadd(beta, load_strided(add + j * e.addend.col_stride, e.addend.col_stride, cnt), v);
+      if (res) v = v + load_strided(res + j * e.residual.col_stride, e.residual.col_stride, cnt);
+      v = activate<T, Act>(v);
+      if (cnt == W) v.store(row + j);
+      else v.store_partial(row + j, cnt);
+    }
+  }
+}
+
+template <class T>
+void epilogue(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e) {
+  switch (e.activation) {
+    case Activation::none: return epilogue_rows<T, Activation::none>(m, n, c, ldc, e);
+    case Activation::relu: return epilogue_rows<T, Activation::relu>(m, n, c, ldc, e);
+    case Activation::gelu: return epilogue_rows<T, Activation::gelu>(m, n, c, ldc, e);
+    case Activation::gelu_tanh: return epilogue_rows<T, Activation::gelu_tanh>(m, n, c, ldc, e);
+    case Activation::silu: return epilogue_rows<T, Activation::silu>(m, n, c, ldc, e);
+  }
+}
+
+// ---- small-M dot products ---------------------------------------------------------------
+
+// C[RM, NB] = A[RM, k] . W[NB, k]^T: each W vector is loaded once and used RM times, each A
+// vector used NB times; lanes are summed at the end, in the same order for every element.
+template <class T, int RM, int NB>
+void rowdot_tile(int64_t k, const T* __restrict a, int64_t lda, const T* __restrict w, int64_t ldw,
+                 T* __restrict c, int64_t ldc) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V acc[RM][NB];
+#pragma GCC unroll 8
+  for (int i = 0; i < RM; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) acc[i][j] = V::zero();
+  }
+  int64_t p = 0;
+  for (; p + W <= k; p += W) {
+    V wv[NB];
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) wv[j] = V::load(w + j * ldw + p);
+#pragma GCC unroll 8
+    for (int i = 0; i < RM; ++i) {
+      const V av = V::load(a + i * lda + p);
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) acc[i][j] = fmadd(av, wv[j], acc[i][j]);
+    }
+  }
+  if (p < k) {
+    const int64_t rest = k - p;
+    for (int i = 0; i < RM; ++i) {
+      const V av = V::load_partial(a + i * lda + p, rest);
+      for (int j = 0; j < NB; ++j) acc[i][j] = fmadd(av, V::load_partial(w + j * ldw + p, rest), acc[i][j]);
+    }
+  }
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < NB; ++j) c[i * ldc + j] = reduce_add(acc[i][j]);
+}
+
+// All n rows of W against RM rows of A: NB rows at a time, then one at a time.
+template <class T, int RM, int NB>
+void rowdot_rows(int64_t n, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw, T* c, int64_t ldc) {
+  int64_t j = 0;
+  for (; j + NB <= n; j += NB) rowdot_tile<T, RM, NB>(k, a, lda, w + j * ldw, ldw, c + j, ldc);
+  for (; j < n; ++j) rowdot_tile<T, RM, 1>(k, a, lda, w + j * ldw, ldw, c + j, ldc);
+}
+
+template <class T>
+void rowdot(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw, T* c, int64_t ldc) {
+  constexpr int RM = Tiles<T>::ROWDOT_M, NB = Tiles<T>::ROWDOT_N, NB_THIN = Tiles<T>::ROWDOT_N_THIN;
+  // Blocks of W rows small enough to stay in L1 while every group of A rows passes over them.
+  const int64_t block = std::max<int64_t>(NB * NB_THIN, (int64_t(16) << 10) / (std::max<int64_t>(k, 1) * int64_t(sizeof(T))) / (NB * NB_THIN) * (NB * NB_THIN));
+  for (int64_t j0 = 0; j0 < n; j0 += block) {
+    const int64_t cols = std::min(block, n - j0);
+    const T* wb = w + j0 * ldw;
+    T* cb = c + j0;
+    int64_t i = 0;
+    for (; i + RM <= m; i += RM) rowdot_rows<T, RM, NB>(cols, k, a + i * lda, lda, wb, ldw, cb + i * ldc, ldc);
+    // The last few rows: a thinner tile with more W rows, so the accumulators still fill.
+    for (; i < m; ++i) rowdot_rows<T, 1, NB_THIN>(cols, k, a + i * lda, lda, wb, ldw, cb + i * ldc, ldc);
+  }
+}
+
+template <class T>
+KernelSet<T> make_kernel_set() {
+  using Tl = Tiles<T>;
+  KernelSet<T> s{};
+  s.mr = Tl::MR;
+  s.nr = Tl::NV * Vec<T>::width;
+  s.kc = Tl::KC;
+  s.mc = Tl::MC;
+  s.nc = Tl::NC;
+  s.small_m = Tl::SMALL_M;
+  const auto micro = micro_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{});
+  for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro[r] = micro[r];
+  s.pack_a = pack_a<T>;
+  s.pack_b = pack_b<T>;
+  s.epilogue = epilogue<T>;
+  s.rowdot = rowdot<T>;
+  return s;
+}
+
+}  // namespace
+
+const GemmKernels* kernel_table() {
+  static const GemmKernels table{make_kernel_set<float>(), make_kernel_set<double>()};
+  return &table;
+}
+
+}  // namespace tensorops::gemm::TENSOROPS_ISA_NS
