@@ -16,6 +16,18 @@ namespace {
 
 using simd::Vec;
 
+// a * b + c. Fused where the ISA has FMA; the generic build targets baseline x86-64 / arm64
+// code, where Vec's fmadd is a per-lane std::fma (a libm call without hardware FMA), so
+// there it is a multiply and an add.
+template <class V>
+inline V mul_add(V a, V b, V c) {
+#if TENSOROPS_ISA_ID == 0
+  return a * b + c;
+#else
+  return fmadd(a, b, c);
+#endif
+}
+
 // ---- microkernel ------------------------------------------------------------------------
 
 // ROWS x (NV vectors) of C, accumulated over k in registers. The loops over the tile are
@@ -31,7 +43,12 @@ void microkernel(int64_t k, const T* __restrict a, int64_t a_step, const T* __re
   for (int i = 0; i < ROWS; ++i) {
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    // The C tile is touched only after the k loop: fetch it now so that its cache misses
+    // (C rarely fits in L2) overlap the arithmetic instead of following it.
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NV * W - 1, 1);
   }
+#pragma GCC unroll 2
   for (int64_t p = 0; p < k; ++p) {
     V bv[NV];
 #pragma GCC unroll 8
@@ -40,7 +57,7 @@ void microkernel(int64_t k, const T* __restrict a, int64_t a_step, const T* __re
     for (int i = 0; i < ROWS; ++i) {
       const V ai(a[i]);
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
+      for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
     }
     a += a_step;
     b += b_step;
@@ -93,14 +110,27 @@ void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
 #pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) d[p * MR + r] = src[r];
       }
-    } else if (rows == MR) {
-      const T* src[MR];
-      for (int r = 0; r < MR; ++r) src[r] = a.at(i0 + r, 0);
-      const int64_t cs = a.col_stride;
-      for (int64_t p = 0; p < k; ++p) {
+    } else if (a.col_stride == 1 && rows == MR) {
+      // Rows of A lie along memory: read a vector from each row, then interleave the rows
+      // through a small L1 tile (one vector load per W elements instead of W scalar loads
+      // from MR different rows).
+      using V = Vec<T>;
+      constexpr int64_t W = V::width;
+      const T* src = a.at(i0, 0);
+      const int64_t rs = a.row_stride;
+      int64_t p0 = 0;
+      for (; p0 + W <= k; p0 += W) {
+        alignas(64) T tile[MR][W];
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) d[p * MR + r] = src[r][p * cs];
+        for (int r = 0; r < MR; ++r) V::load(src + r * rs + p0).store(tile[r]);
+#pragma GCC unroll 16
+        for (int64_t p = 0; p < W; ++p) {
+#pragma GCC unroll 16
+          for (int r = 0; r < MR; ++r) d[(p0 + p) * MR + r] = tile[r][p];
+        }
       }
+      for (; p0 < k; ++p0)
+        for (int r = 0; r < MR; ++r) d[p0 * MR + r] = src[r * rs + p0];
     } else {
       for (int64_t r = 0; r < rows; ++r) {
         const T* src = a.at(i0 + r, 0);
@@ -115,22 +145,28 @@ void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) 
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   constexpr int64_t NR = Tiles<T>::NV * W;
+  if (b.col_stride == 1) {
+    // Rows of B lie along memory: walk each row once, from panel to panel, so reads stay
+    // sequential (a panel at a time would read NR elements from every row, a page apart).
+    const int64_t full = n / NR * NR;
+    for (int64_t p = 0; p < k; ++p) {
+      const T* src = b.at(p, 0);
+      for (int64_t j0 = 0; j0 < full; j0 += NR) {
+        T* out = dst + (j0 / NR) * panel_stride + p * NR;
+#pragma GCC unroll 8
+        for (int64_t j = 0; j < NR; j += W) V::load(src + j0 + j).store(out + j);
+      }
+      if (full < n) {
+        T* out = dst + (full / NR) * panel_stride + p * NR;
+        for (int64_t j = 0; j < NR; j += W)
+          V::load_partial(src + full + j, std::max<int64_t>(0, n - full - j)).store(out + j);
+      }
+    }
+    return;
+  }
   for (int64_t j0 = 0; j0 < n; j0 += NR) {
     const int64_t cols = std::min<int64_t>(NR, n - j0);
     T* d = dst + (j0 / NR) * panel_stride;
-    if (b.col_stride == 1) {
-      for (int64_t p = 0; p < k; ++p) {
-        const T* src = b.at(p, j0);
-        T* out = d + p * NR;
-        if (cols == NR) {
-#pragma GCC unroll 8
-          for (int64_t j = 0; j < NR; j += W) V::load(src + j).store(out + j);
-        } else {
-          for (int64_t j = 0; j < NR; j += W) V::load_partial(src + j, std::max<int64_t>(0, cols - j)).store(out + j);
-        }
-      }
-      continue;
-    }
     // Columns of B lie along memory (B = W^T for a linear weight W[N, K]): walk each source
     // row in cache-line blocks of k so that reads stay sequential.
     constexpr int64_t kBlock = 16;
@@ -164,17 +200,17 @@ template <class T>
 Vec<T> erfc_float(Vec<T> z) {
   using V = Vec<T>;
   const V az = abs(z);
-  const V t = V(T(1)) / fmadd(V(T(0.5)), az, V(T(1)));
+  const V t = V(T(1)) / mul_add(V(T(0.5)), az, V(T(1)));
   V p(T(0.17087277));
-  p = fmadd(p, t, V(T(-0.82215223)));
-  p = fmadd(p, t, V(T(1.48851587)));
-  p = fmadd(p, t, V(T(-1.13520398)));
-  p = fmadd(p, t, V(T(0.27886807)));
-  p = fmadd(p, t, V(T(-0.18628806)));
-  p = fmadd(p, t, V(T(0.09678418)));
-  p = fmadd(p, t, V(T(0.37409196)));
-  p = fmadd(p, t, V(T(1.00002368)));
-  p = fmadd(p, t, V(T(-1.26551223)));
+  p = mul_add(p, t, V(T(-0.82215223)));
+  p = mul_add(p, t, V(T(1.48851587)));
+  p = mul_add(p, t, V(T(-1.13520398)));
+  p = mul_add(p, t, V(T(0.27886807)));
+  p = mul_add(p, t, V(T(-0.18628806)));
+  p = mul_add(p, t, V(T(0.09678418)));
+  p = mul_add(p, t, V(T(0.37409196)));
+  p = mul_add(p, t, V(T(1.00002368)));
+  p = mul_add(p, t, V(T(-1.26551223)));
   const V r = t * simd::exp(fnmadd(az, az, p));
   return select(lt(z, V::zero()), V(T(2)) - r, r);
 }
@@ -190,7 +226,7 @@ Vec<T> activate(Vec<T> x) {
     // 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)): accurate for both signs of x.
     const V kSqrt2OverPi(T(0.7978845608028654));
     const V x3 = x * x * x;
-    const V u = kSqrt2OverPi * fmadd(V(T(0.044715)), x3, x);
+    const V u = kSqrt2OverPi * mul_add(V(T(0.044715)), x3, x);
     return x / (V(T(1)) + simd::exp(V(T(-2)) * u));
   } else if constexpr (Act == Activation::gelu) {
     // 0.5 x erfc(-x / sqrt 2): no cancellation for negative x.
@@ -221,7 +257,7 @@ void epilogue_rows(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e
       const int64_t cnt = std::min(W, n - j);
       V v = cnt == W ? V::load(row + j) : V::load_partial(row + j, cnt);
       if (scale) v = v * alpha;
-      if (add) v = fmadd(beta, load_strided(add + j * e.addend.col_stride, e.addend.col_stride, cnt), v);
+      if (add) v = mul_add(beta, load_strided(add + j * e.addend.col_stride, e.addend.col_stride, cnt), v);
       if (res) v = v + load_strided(res + j * e.residual.col_stride, e.residual.col_stride, cnt);
       v = activate<T, Act>(v);
       if (cnt == W) v.store(row + j);
@@ -265,14 +301,14 @@ void rowdot_tile(int64_t k, const T* __restrict a, int64_t lda, const T* __restr
     for (int i = 0; i < RM; ++i) {
       const V av = V::load(a + i * lda + p);
 #pragma GCC unroll 8
-      for (int j = 0; j < NB; ++j) acc[i][j] = fmadd(av, wv[j], acc[i][j]);
+      for (int j = 0; j < NB; ++j) acc[i][j] = mul_add(av, wv[j], acc[i][j]);
     }
   }
   if (p < k) {
     const int64_t rest = k - p;
     for (int i = 0; i < RM; ++i) {
       const V av = V::load_partial(a + i * lda + p, rest);
-      for (int j = 0; j < NB; ++j) acc[i][j] = fmadd(av, V::load_partial(w + j * ldw + p, rest), acc[i][j]);
+      for (int j = 0; j < NB; ++j) acc[i][j] = mul_add(av, V::load_partial(w + j * ldw + p, rest), acc[i][j]);
     }
   }
   for (int i = 0; i < RM; ++i)
