@@ -85,7 +85,8 @@ void without_product(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, in
 }
 
 // The BLIS loop nest over C[m0:m1, n0:n1]: jc (NC) > pc (KC, pack B) > ic (MC, pack A) >
-// jr (NR) > ir (MR) > microkernel. The epilogue runs on each tile after its last K block.
+// ir (MR, the A micro-panel held in L1) > jr (NR, B micro-panels streamed from L2) >
+// microkernel. The epilogue runs on each tile after its last K block.
 template <class T>
 void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr;
@@ -112,13 +113,13 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
         const int64_t mc = std::min(ks.mc, m1 - ic);
         MatrixRef<T> asub{p.a.at(ic, pc), p.a.row_stride, p.a.col_stride};
         ks.pack_a(mc, kc, asub, abuf);
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t cols = std::min(NR, nc - jr);
-          const T* bpanel = bp + (jr / NR) * b_panel_stride;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t rows = std::min(MR, mc - ir);
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const int64_t rows = std::min(MR, mc - ir);
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int64_t cols = std::min(NR, nc - jr);
+            const T* bpanel = bp + (jr / NR) * b_panel_stride;
             T* ctile = p.c + (ic + ir) * p.ldc + jc + jr;
-            ks.micro[rows](kc, abuf + ir * kc, MR, bpanel, NR, ctile, p.ldc, cols, pc > 0);
+            ks.micro[rows](kc, abuf + ir * kc, bpanel, NR, ctile, p.ldc, cols, pc > 0);
             if (last) finish(ks, p, ic + ir, jc + jr, rows, cols);
           }
         }
@@ -176,7 +177,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
     }
     for (int64_t i = 0; i < m; i += MR) {
       const int64_t rows = std::min(MR, m - i);
-      ks.micro[rows](k, apack + i * k, MR, bp, b_step, p.c + i * p.ldc + j, p.ldc, cols, false);
+      ks.micro[rows](k, apack + i * k, bp, b_step, p.c + i * p.ldc + j, p.ldc, cols, false);
     }
     finish(ks, p, 0, j, m, cols);
   }

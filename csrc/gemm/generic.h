@@ -34,7 +34,7 @@ inline V mul_add(V a, V b, V c) {
 // unrolled at compile time so the accumulators never leave the register file; each A
 // element is broadcast once per k and each B vector loaded once per k.
 template <class T, int ROWS, int NV>
-void microkernel(int64_t k, const T* __restrict a, int64_t a_step, const T* __restrict b, int64_t b_step,
+void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_t b_step,
                  T* __restrict c, int64_t ldc, int64_t n_valid, bool accumulate) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
@@ -59,7 +59,7 @@ void microkernel(int64_t k, const T* __restrict a, int64_t a_step, const T* __re
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
     }
-    a += a_step;
+    a += Tiles<T>::MR;
     b += b_step;
   }
   if (n_valid >= NV * W) {

@@ -22,39 +22,39 @@ struct Tiles;
 template <>
 struct Tiles<float> {
   static constexpr int MR = 14, NV = 2;
-  static constexpr int64_t KC = 256, MC = 140, NC = 2048, SMALL_M = 32;
+  static constexpr int64_t KC = 384, MC = 560, NC = 512, SMALL_M = 32;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 6, ROWDOT_N_THIN = 8;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 14, NV = 2;
-  static constexpr int64_t KC = 256, MC = 140, NC = 2048, SMALL_M = 32;
+  static constexpr int64_t KC = 256, MC = 560, NC = 512, SMALL_M = 32;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 6, ROWDOT_N_THIN = 8;
 };
 #elif TENSOROPS_ISA_ID == 1
 template <>
 struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 120, NC = 2048, SMALL_M = 32;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 120, NC = 2048, SMALL_M = 32;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
 };
 #else
 template <>
 struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 120, NC = 2048, SMALL_M = 32;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 120, NC = 2048, SMALL_M = 32;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
 };
 #endif
