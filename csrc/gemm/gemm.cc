@@ -25,6 +25,8 @@ constexpr double kMinParallelFlops = double(1 << 19);
 // The streaming paths pack all of K for up to small_m rows; beyond this K the blocked path,
 // whose buffers are bounded by the blocking, takes over.
 constexpr int64_t kSmallMaxK = int64_t(1) << 16;
+// The blocked path reads B in place (no packing) up to this many columns when K fits one block.
+constexpr int64_t kDirectMaxN = 256;
 // Columns of C per rowdot pass: the tile is still in L1 when the epilogue runs over it.
 constexpr int64_t kRowdotChunk = 256;
 
@@ -91,6 +93,9 @@ template <class T>
 void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr;
   const int64_t kc_max = std::min(ks.kc, p.k);
+  // A small row-major B (one K block, a few KB per row range) is read in place: packing it
+  // would cost as much as the product (batched attention products are this shape).
+  const bool direct_b = !p.packed && p.b.col_stride == 1 && p.k <= ks.kc && n1 - n0 <= kDirectMaxN;
   T* abuf = scratch<T>(kPackA, ceil_div(std::min(ks.mc, m1 - m0), MR) * MR * kc_max);
   T* bbuf = p.packed ? nullptr : scratch<T>(kPackB, ceil_div(std::min(ks.nc, n1 - n0), NR) * NR * kc_max);
   for (int64_t jc = n0; jc < n1; jc += ks.nc) {
@@ -100,9 +105,14 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
       const bool last = pc + kc == p.k;
       const T* bp;
       int64_t b_panel_stride;
+      int64_t b_step = NR;
       if (p.packed) {
         bp = p.packed->panel(jc / NR) + pc * NR;
         b_panel_stride = p.packed->panel_stride();
+      } else if (direct_b) {
+        bp = p.b.at(pc, jc);
+        b_panel_stride = NR;
+        b_step = p.b.row_stride;
       } else {
         MatrixRef<T> bsub{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride};
         ks.pack_b(kc, nc, bsub, bbuf, kc * NR);
@@ -118,8 +128,14 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
           for (int64_t jr = 0; jr < nc; jr += NR) {
             const int64_t cols = std::min(NR, nc - jr);
             const T* bpanel = bp + (jr / NR) * b_panel_stride;
+            int64_t step = b_step;
+            if (direct_b && cols < NR) {
+              ks.pack_b(kc, cols, MatrixRef<T>{p.b.at(pc, jc + jr), p.b.row_stride, 1}, bbuf, kc * NR);
+              bpanel = bbuf;
+              step = NR;
+            }
             T* ctile = p.c + (ic + ir) * p.ldc + jc + jr;
-            ks.micro[rows](kc, abuf + ir * kc, bpanel, NR, ctile, p.ldc, cols, pc > 0);
+            ks.micro[rows](kc, abuf + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0);
             if (last) finish(ks, p, ic + ir, jc + jr, rows, cols);
           }
         }
@@ -137,7 +153,7 @@ bool takes_small_path(const KernelSet<T>& ks, const Problem<T>& p) {
 template <class T>
 void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr, m = p.m, k = p.k;
-  if (!p.packed && p.b.col_stride != 1) {
+  if (!p.packed && p.b.col_stride != 1 && m <= ks.rowdot_max_m) {
     // B = W^T with W rows contiguous: dot products of A rows with W rows.
     const T* a = p.a.data;
     int64_t lda = p.a.row_stride;
@@ -164,12 +180,13 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
     if (p.packed) {
       bp = p.packed->panel(j / NR);
       b_step = NR;
-    } else if (cols == NR) {
+    } else if (cols == NR && p.b.col_stride == 1) {
       bp = p.b.at(0, j);
       b_step = p.b.row_stride;
     } else {
-      // The right edge is narrower than a vector tile: pack it (zero-padded) so that no load
-      // reads past the last column.
+      // A transposed B (more rows of A than the dot-product kernel serves well), or the right
+      // edge narrower than a vector tile: pack this panel (zero-padded, so that no load reads
+      // past the last column) and reuse it for every row panel of A.
       T* edge = scratch<T>(kEdge, k * NR);
       ks.pack_b(k, cols, MatrixRef<T>{p.b.at(0, j), p.b.row_stride, p.b.col_stride}, edge, k * NR);
       bp = edge;

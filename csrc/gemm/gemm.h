@@ -150,6 +150,7 @@ struct KernelSet {
   int64_t mr, nr;                      // microkernel tile
   int64_t kc, mc, nc;                  // cache blocking
   int64_t small_m;                     // M up to this takes the streaming paths
+  int64_t rowdot_max_m;                // ... and up to this, with B = W^T, the dot products
   // C[rows, nr] (= or +=) an A panel (pack_a layout: k-major, mr apart) times B (rows
   // b_step apart, nr wide); only the first n_valid columns are stored. micro[r] has r rows,
   // r in 1..mr.

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "core/simd/math.h"
@@ -98,6 +99,38 @@ constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
 
 // ---- packing ----------------------------------------------------------------------------
 
+#if TENSOROPS_ISA_ID == 2
+// Columns p0..p0+15 of `rows` (<= 16) rows, `stride` apart, as 16 vectors: col[j] lane i =
+// src[i * stride + j] (lanes past `rows` are 0). Four rounds of 16 shuffles: pairs of rows
+// interleave, then 4x4 blocks transpose inside each 128-bit lane, then the 128-bit blocks
+// transpose across lanes; packing a transposed operand costs about a third of a cycle per
+// element instead of a scalar load and store each.
+inline void transpose16(const float* src, int64_t stride, int rows, __m512 col[16]) {
+  __m512 r[16], t[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(src + i * stride) : _mm512_setzero_ps();
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + c], 128-bit lane q: column 4q + c of rows 4i..4i+3.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 ab_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), ab_hi = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 cd_lo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44),
+                 cd_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    col[c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);
+    col[4 + c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xDD);
+    col[8 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);
+    col[12 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);
+  }
+}
+#endif
+
 template <class T>
 void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
   constexpr int MR = Tiles<T>::MR;
@@ -119,6 +152,16 @@ void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
       const T* src = a.at(i0, 0);
       const int64_t rs = a.row_stride;
       int64_t p0 = 0;
+#if TENSOROPS_ISA_ID == 2
+      if constexpr (std::is_same_v<T, float>) {
+        const __mmask16 lanes = static_cast<__mmask16>((1u << MR) - 1u);
+        for (; p0 + 16 <= k; p0 += 16) {
+          __m512 col[16];
+          transpose16(src + p0, rs, MR, col);
+          for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(d + (p0 + j) * MR, lanes, col[j]);
+        }
+      }
+#endif
       for (; p0 + W <= k; p0 += W) {
         alignas(64) T tile[MR][W];
 #pragma GCC unroll 16
@@ -170,7 +213,21 @@ void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) 
     // Columns of B lie along memory (B = W^T for a linear weight W[N, K]): walk each source
     // row in cache-line blocks of k so that reads stay sequential.
     constexpr int64_t kBlock = 16;
-    for (int64_t p0 = 0; p0 < k; p0 += kBlock) {
+    int64_t p_start = 0;
+#if TENSOROPS_ISA_ID == 2
+    if constexpr (std::is_same_v<T, float>) {
+      if (b.row_stride == 1) {
+        for (; p_start + 16 <= k; p_start += 16) {
+          for (int64_t j = 0; j < NR; j += 16) {
+            __m512 col[16];
+            transpose16(b.at(p_start, j0 + j), b.col_stride, static_cast<int>(std::clamp<int64_t>(cols - j, 0, 16)), col);
+            for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + (p_start + p) * NR + j, col[p]);
+          }
+        }
+      }
+    }
+#endif
+    for (int64_t p0 = p_start; p0 < k; p0 += kBlock) {
       const int64_t pend = std::min(k, p0 + kBlock);
       for (int64_t j = 0; j < cols; ++j) {
         const T* src = b.at(0, j0 + j);
@@ -279,6 +336,32 @@ void epilogue(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e) {
 
 // ---- small-M dot products ---------------------------------------------------------------
 
+#if TENSOROPS_ISA_ID == 2
+// The lane sums of 16 accumulators at once: a transposing tree of shuffles and adds leaves
+// the sum of v[4 * (f % 4) + f / 4] in lane f, one third of the shuffles of 16 separate
+// reductions. Every sum adds its lanes in the same pairwise tree as reduce_add
+// (l + l^8, then l + l^4, l + l^2, l + l^1), so a tile's results do not depend on whether it
+// took this path.
+inline void store_sums16(const Vec<float>* acc_rowmajor, float* c, int64_t ldc, int nb) {
+  __m512 v[16];
+  for (int f = 0; f < 16; ++f) v[4 * (f % 4) + f / 4] = acc_rowmajor[f].v;
+  __m512 t[8], u[4], w[2];
+  for (int i = 0; i < 8; ++i)
+    t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)
+    u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)
+    w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44), _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+  const int rows = 16 / nb;
+  const __mmask16 row_mask = static_cast<__mmask16>((1u << nb) - 1u);
+  for (int i = 0; i < rows; ++i)
+    _mm512_mask_storeu_ps(c + i * ldc - i * nb, static_cast<__mmask16>(row_mask << (i * nb)), sums);
+}
+#endif
+
 // C[RM, NB] = A[RM, k] . W[NB, k]^T: each W vector is loaded once and used RM times, each A
 // vector used NB times; lanes are summed at the end, in the same order for every element.
 template <class T, int RM, int NB>
@@ -311,6 +394,12 @@ void rowdot_tile(int64_t k, const T* __restrict a, int64_t lda, const T* __restr
       for (int j = 0; j < NB; ++j) acc[i][j] = mul_add(av, V::load_partial(w + j * ldw + p, rest), acc[i][j]);
     }
   }
+#if TENSOROPS_ISA_ID == 2
+  if constexpr (std::is_same_v<T, float> && RM * NB == 16) {
+    store_sums16(&acc[0][0], c, ldc, NB);
+    return;
+  }
+#endif
   for (int i = 0; i < RM; ++i)
     for (int j = 0; j < NB; ++j) c[i * ldc + j] = reduce_add(acc[i][j]);
 }
@@ -349,6 +438,7 @@ KernelSet<T> make_kernel_set() {
   s.mc = Tl::MC;
   s.nc = Tl::NC;
   s.small_m = Tl::SMALL_M;
+  s.rowdot_max_m = Tl::ROWDOT_MAX_M;
   const auto micro = micro_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{});
   for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro[r] = micro[r];
   s.pack_a = pack_a<T>;
