@@ -1,2 +1,186 @@
-// Placeholder: the gemm family is being written (see csrc/README.md).
+// GEMM: C = epilogue(A @ B), the engine behind mm, bmm, matmul, addmm, linear and (through
+// the C++ entry points below) convolution.
+//
+// The large-matrix path follows BLIS. B is cut into KC x NC blocks and packed into
+// NR-column micro-panels (k-major, zero-padded at the right edge); A is cut into MC x KC
+// blocks packed into MR-row micro-panels. A register-blocked microkernel multiplies one
+// MR-row A panel by one NR-column B panel over KC, keeping the MR x NR tile of C in
+// registers. The A micro-panel stays in L1 while the microkernel sweeps it across every B
+// micro-panel of the block, which streams from L2 (KC x NC sized to fit there); measured
+// faster on this machine's 48 KiB L1 than BLIS's usual order (B micro-panel resident in L1,
+// A streaming), which leaves too little L1 for a 14x32 tile's panels. Packing reads the operands
+// through their strides, so transposed and non-contiguous operands are packed from where they
+// lie, never copied first. Tile sizes are per ISA and per dtype and were chosen by measurement
+// (table in gemm/tiles.h).
+//
+// Threads split the M and N loops, never K, on tile boundaries: every element of C is
+// produced by the same sequence of fused multiply-adds whatever the thread count, so results
+// are bit-identical for 1 or N threads.
+//
+// The epilogue  C = act(alpha * (A @ B) + beta * addend + residual)  runs on each C tile
+// right after its last K block, while the tile is still in L1: addend and residual are
+// strided matrices whose strides may be zero (bias per column: row_stride 0; bias per row:
+// col_stride 0), and act is relu, gelu (erf or tanh form) or silu.
+//
+// Small M (1..32 rows, batch-1 inference) skips the loop nest: the weight is streamed once.
+// When B is a linear weight W[N, K] read as W^T (unit K stride), each output is a dot
+// product of an A row with a W row, computed for a few rows of A and of W at a time; when B
+// has unit N stride, the microkernel reads B rows in place. A weight used many times can be
+// packed once (PackedB) and the microkernel then streams the packed panels.
+//
+// C++ callers (convolution) use gemm<T>() below; C has unit column stride and row stride ldc.
 #pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace tensorops::gemm {
+
+enum class Activation : int { none = 0, relu = 1, gelu = 2, gelu_tanh = 3, silu = 4 };
+
+// Element (i, j) is data[i * row_stride + j * col_stride]; zero strides broadcast.
+template <class T>
+struct MatrixRef {
+  const T* data = nullptr;
+  int64_t row_stride = 0;
+  int64_t col_stride = 0;
+  const T* at(int64_t i, int64_t j) const { return data + i * row_stride + j * col_stride; }
+};
+
+// C = act(alpha * (A @ B) + beta * addend + residual); a null addend or residual is absent.
+// alpha == 0 skips the product entirely (NaN or Inf in A or B do not reach C, as in BLAS and
+// torch.addmm); callers drop the addend when beta == 0 for the same reason.
+template <class T>
+struct Epilogue {
+  T alpha = T(1);
+  T beta = T(1);
+  MatrixRef<T> addend;
+  MatrixRef<T> residual;
+  Activation activation = Activation::none;
+
+  bool is_identity() const {
+    return alpha == T(1) && !addend.data && !residual.data && activation == Activation::none;
+  }
+  // The same epilogue for the sub-matrix starting at (row, col).
+  Epilogue shifted(int64_t row, int64_t col) const {
+    Epilogue e = *this;
+    if (e.addend.data) e.addend.data = addend.at(row, col);
+    if (e.residual.data) e.residual.data = residual.at(row, col);
+    return e;
+  }
+};
+
+struct GemmKernels;
+
+// B[K, N] packed once into the microkernel's NR-column panels over the whole of K, for the
+// kernel set active when it was packed (it keeps using that set: a lowered ISA cap later does
+// not invalidate it). Used for weights that serve many calls (nn.Linear).
+template <class T>
+class PackedB {
+ public:
+  PackedB(int64_t k, int64_t n, MatrixRef<T> b);
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  const GemmKernels& kernels() const { return *kernels_; }
+  // Panel j covers columns [j * NR, j * NR + NR), rows 0..K-1, k-major, zero-padded.
+  const T* panel(int64_t j) const { return data_.get() + j * panel_stride_; }
+  int64_t panel_stride() const { return panel_stride_; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const;
+  };
+  int64_t k_, n_, panel_stride_;
+  const GemmKernels* kernels_;
+  std::unique_ptr<T, Free> data_;
+};
+
+// C[M, N] (unit column stride, row stride ldc) = epilogue(A[M, K] @ B[K, N]), threaded with
+// parallel_for. C must not overlap A, B, the addend or the residual (C is written before the
+// epilogue reads them).
+template <class T>
+void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
+          const Epilogue<T>& epilogue = {});
+
+// The same with a pre-packed B (k and n come from it).
+template <class T>
+void gemm(int64_t m, MatrixRef<T> a, const PackedB<T>& b, T* c, int64_t ldc, const Epilogue<T>& epilogue = {});
+
+// A linear weight W[N, K] packed once as B = W^T, in either dtype (what Python holds).
+class PackedWeight {
+ public:
+  explicit PackedWeight(const TensorView& weight);  // weight: [N, K] float32 or float64
+  DType dtype() const { return dtype_; }
+  int64_t out_features() const { return n_; }
+  int64_t in_features() const { return k_; }
+  const PackedB<float>& f32() const { return *f32_; }
+  const PackedB<double>& f64() const { return *f64_; }
+
+ private:
+  DType dtype_;
+  int64_t n_, k_;
+  std::unique_ptr<PackedB<float>> f32_;
+  std::unique_ptr<PackedB<double>> f64_;
+};
+
+// The tensor-level entry points behind the Python bindings. a: [M, K]; b: [K, N] (any
+// strides) or a packed weight; out: C-contiguous [M, N]; addend and residual: [M, N] views
+// (zero strides broadcast) or null.
+struct EpilogueArgs {
+  const TensorView* addend = nullptr;
+  const TensorView* residual = nullptr;
+  double alpha = 1.0;
+  double beta = 1.0;
+  Activation activation = Activation::none;
+};
+void addmm(const TensorView& a, const TensorView& b, const TensorView& out, const EpilogueArgs& epilogue);
+void addmm(const TensorView& a, const PackedWeight& b, const TensorView& out, const EpilogueArgs& epilogue);
+
+// Batched: a is [..., M, K], b is [..., K, N], out is C-contiguous [..., M, N]; all three have
+// the same rank and the batch dims of a and b broadcast (size 1) to those of out.
+void matmul(const TensorView& a, const TensorView& b, const TensorView& out);
+
+// ---- kernel tables (one per ISA, see generic.h) -------------------------------------------
+
+template <class T>
+struct KernelSet {
+  static constexpr int kMaxRows = 16;  // largest MR of any ISA
+  int64_t mr, nr;                      // microkernel tile
+  int64_t kc, mc, nc;                  // cache blocking
+  int64_t small_m;                     // M up to this takes the streaming paths
+  int64_t rowdot_max_m;                // ... and up to this, with B = W^T, the dot products
+  // C[rows, nr] (= or +=) an A panel (pack_a layout: k-major, mr apart) times B (rows
+  // b_step apart, nr wide); only the first n_valid columns are stored. micro[r] has r rows,
+  // r in 1..mr.
+  using Micro = void (*)(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc,
+                         int64_t n_valid, bool accumulate);
+  Micro micro[kMaxRows + 1];
+  // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r.
+  void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst);
+  // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c,
+  // columns past n zero-filled.
+  void (*pack_b)(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride);
+  // The epilogue on an m x n tile of C, the epilogue's matrices already shifted to the tile.
+  void (*epilogue)(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e);
+  // C[m, n] = A[m, k] . W[n, k]^T with unit k stride in both (small m).
+  void (*rowdot)(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw, T* c,
+                 int64_t ldc);
+};
+
+struct GemmKernels {
+  KernelSet<float> f32;
+  KernelSet<double> f64;
+  template <class T>
+  const KernelSet<T>& get() const;
+};
+
+template <>
+inline const KernelSet<float>& GemmKernels::get<float>() const { return f32; }
+template <>
+inline const KernelSet<double>& GemmKernels::get<double>() const { return f64; }
+
+const GemmKernels& active_kernels();
+
+}  // namespace tensorops::gemm

@@ -1,0 +1,408 @@
+// The GEMM driver: picks the path (streaming small-M or blocked), splits C between threads
+// on tile boundaries, owns the packing buffers and runs the loop nest. Kernels come from the
+// active ISA's table (generic.h).
+#include "gemm/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace tensorops::gemm {
+
+TENSOROPS_KERNEL_TABLES(GemmKernels)
+
+const GemmKernels& active_kernels() { return select_kernels(kernel_tables()); }
+
+namespace {
+
+// Below this many flops a product runs on one thread: waking the team costs more.
+constexpr double kMinParallelFlops = double(1 << 19);
+// The streaming paths pack all of K for up to small_m rows; beyond this K the blocked path,
+// whose buffers are bounded by the blocking, takes over.
+constexpr int64_t kSmallMaxK = int64_t(1) << 16;
+// The blocked path reads B in place (no packing) up to this many columns when K fits one block.
+constexpr int64_t kDirectMaxN = 256;
+// Columns of C per rowdot pass: the tile is still in L1 when the epilogue runs over it.
+constexpr int64_t kRowdotChunk = 256;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Packing buffers: a few per thread, 64-byte aligned, grown on demand and kept for the
+// thread's lifetime (OpenMP threads persist, so steady-state calls never allocate). Sizes are
+// bounded by the blocking, so the allocation cannot be asked for more than a few MB.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { std::free(data_); }
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      std::free(data_);
+      size_ = (bytes + 4095) & ~size_t(4095);
+      data_ = std::aligned_alloc(64, size_);
+      if (!data_) std::abort();
+    }
+    return data_;
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+enum ScratchSlot { kPackA = 0, kPackB = 1, kEdge = 2 };
+
+template <class T>
+T* scratch(ScratchSlot slot, int64_t count) {
+  thread_local Scratch buffers[3];
+  return static_cast<T*>(buffers[slot].get(size_t(count) * sizeof(T)));
+}
+
+template <class T>
+struct Problem {
+  int64_t m = 0, n = 0, k = 0;
+  MatrixRef<T> a, b;
+  const PackedB<T>* packed = nullptr;
+  T* c = nullptr;
+  int64_t ldc = 0;
+  Epilogue<T> ep;
+};
+
+template <class T>
+void finish(const KernelSet<T>& ks, const Problem<T>& p, int64_t i, int64_t j, int64_t rows, int64_t cols) {
+  if (!p.ep.is_identity()) ks.epilogue(rows, cols, p.c + i * p.ldc + j, p.ldc, p.ep.shifted(i, j));
+}
+
+// K == 0 or alpha == 0: the product contributes nothing, only the epilogue remains.
+template <class T>
+void without_product(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  for (int64_t i = m0; i < m1; ++i) std::fill(p.c + i * p.ldc + n0, p.c + i * p.ldc + n1, T(0));
+  finish(ks, p, m0, n0, m1 - m0, n1 - n0);
+}
+
+// The BLIS loop nest over C[m0:m1, n0:n1]: jc (NC) > pc (KC, pack B) > ic (MC, pack A) >
+// ir (MR, the A micro-panel held in L1) > jr (NR, B micro-panels streamed from L2) >
+// microkernel. The epilogue runs on each tile after its last K block.
+template <class T>
+void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t MR = ks.mr, NR = ks.nr;
+  const int64_t kc_max = std::min(ks.kc, p.k);
+  // A small row-major B (one K block, a few KB per row range) is read in place: packing it
+  // would cost as much as the product (batched attention products are this shape).
+  const bool direct_b = !p.packed && p.b.col_stride == 1 && p.k <= ks.kc && n1 - n0 <= kDirectMaxN;
+  T* abuf = scratch<T>(kPackA, ceil_div(std::min(ks.mc, m1 - m0), MR) * MR * kc_max);
+  T* bbuf = p.packed ? nullptr : scratch<T>(kPackB, ceil_div(std::min(ks.nc, n1 - n0), NR) * NR * kc_max);
+  for (int64_t jc = n0; jc < n1; jc += ks.nc) {
+    const int64_t nc = std::min(ks.nc, n1 - jc);
+    for (int64_t pc = 0; pc < p.k; pc += ks.kc) {
+      const int64_t kc = std::min(ks.kc, p.k - pc);
+      const bool last = pc + kc == p.k;
+      const T* bp;
+      int64_t b_panel_stride;
+      int64_t b_step = NR;
+      if (p.packed) {
+        bp = p.packed->panel(jc / NR) + pc * NR;
+        b_panel_stride = p.packed->panel_stride();
+      } else if (direct_b) {
+        bp = p.b.at(pc, jc);
+        b_panel_stride = NR;
+        b_step = p.b.row_stride;
+      } else {
+        MatrixRef<T> bsub{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride};
+        ks.pack_b(kc, nc, bsub, bbuf, kc * NR);
+        bp = bbuf;
+        b_panel_stride = kc * NR;
+      }
+      for (int64_t ic = m0; ic < m1; ic += ks.mc) {
+        const int64_t mc = std::min(ks.mc, m1 - ic);
+        MatrixRef<T> asub{p.a.at(ic, pc), p.a.row_stride, p.a.col_stride};
+        ks.pack_a(mc, kc, asub, abuf);
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const int64_t rows = std::min(MR, mc - ir);
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int64_t cols = std::min(NR, nc - jr);
+            const T* bpanel = bp + (jr / NR) * b_panel_stride;
+            int64_t step = b_step;
+            if (direct_b && cols < NR) {
+              ks.pack_b(kc, cols, MatrixRef<T>{p.b.at(pc, jc + jr), p.b.row_stride, 1}, bbuf, kc * NR);
+              bpanel = bbuf;
+              step = NR;
+            }
+            T* ctile = p.c + (ic + ir) * p.ldc + jc + jr;
+            ks.micro[rows](kc, abuf + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0);
+            if (last) finish(ks, p, ic + ir, jc + jr, rows, cols);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+bool takes_small_path(const KernelSet<T>& ks, const Problem<T>& p) {
+  return p.m <= ks.small_m && p.k <= kSmallMaxK && (p.packed || p.b.col_stride == 1 || p.b.row_stride == 1);
+}
+
+// Small M over columns [n0, n1): B (or W) is streamed once, A is packed whole (it is small).
+template <class T>
+void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1) {
+  const int64_t MR = ks.mr, NR = ks.nr, m = p.m, k = p.k;
+  if (!p.packed && p.b.col_stride != 1 && m <= ks.rowdot_max_m) {
+    // B = W^T with W rows contiguous: dot products of A rows with W rows.
+    const T* a = p.a.data;
+    int64_t lda = p.a.row_stride;
+    if (p.a.col_stride != 1) {
+      T* copy = scratch<T>(kPackA, m * k);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t q = 0; q < k; ++q) copy[i * k + q] = *p.a.at(i, q);
+      a = copy;
+      lda = k;
+    }
+    for (int64_t j0 = n0; j0 < n1; j0 += kRowdotChunk) {
+      const int64_t cols = std::min(kRowdotChunk, n1 - j0);
+      ks.rowdot(m, cols, k, a, lda, p.b.at(0, j0), p.b.col_stride, p.c + j0, p.ldc);
+      finish(ks, p, 0, j0, m, cols);
+    }
+    return;
+  }
+  T* apack = scratch<T>(kPackA, ceil_div(m, MR) * MR * k);
+  ks.pack_a(m, k, p.a, apack);
+  for (int64_t j = n0; j < n1; j += NR) {
+    const int64_t cols = std::min(NR, n1 - j);
+    const T* bp;
+    int64_t b_step;
+    if (p.packed) {
+      bp = p.packed->panel(j / NR);
+      b_step = NR;
+    } else if (cols == NR && p.b.col_stride == 1) {
+      bp = p.b.at(0, j);
+      b_step = p.b.row_stride;
+    } else {
+      // A transposed B (more rows of A than the dot-product kernel serves well), or the right
+      // edge narrower than a vector tile: pack this panel (zero-padded, so that no load reads
+      // past the last column) and reuse it for every row panel of A.
+      T* edge = scratch<T>(kEdge, k * NR);
+      ks.pack_b(k, cols, MatrixRef<T>{p.b.at(0, j), p.b.row_stride, p.b.col_stride}, edge, k * NR);
+      bp = edge;
+      b_step = NR;
+    }
+    for (int64_t i = 0; i < m; i += MR) {
+      const int64_t rows = std::min(MR, m - i);
+      ks.micro[rows](k, apack + i * k, bp, b_step, p.c + i * p.ldc + j, p.ldc, cols, false);
+    }
+    finish(ks, p, 0, j, m, cols);
+  }
+}
+
+// Splits `batch` problems of one shape into tasks (whole problems, or tile-aligned blocks of
+// one when there are fewer problems than threads) and runs them with parallel_for. The split
+// never changes what any element of C computes.
+template <class T, class ProblemAt>
+void run(const KernelSet<T>& ks, int64_t batch, int64_t m, int64_t n, int64_t k, const ProblemAt& problem_at) {
+  if (batch <= 0 || m <= 0 || n <= 0) return;
+  const Problem<T> first = problem_at(0);
+  const bool small = takes_small_path(ks, first);
+  const int64_t MR = small ? m : ks.mr, NR = ks.nr;
+  const int64_t m_tiles = ceil_div(m, MR), n_tiles = ceil_div(n, NR);
+  const int threads = get_num_threads();
+  const double flops = 2.0 * double(batch) * double(m) * double(n) * double(std::max<int64_t>(k, 1));
+  int64_t pm = 1, pn = 1;
+  if (threads > 1 && batch < threads && flops >= kMinParallelFlops) {
+    const int64_t parts = ceil_div(threads, batch);
+    // Of the factorisations pm x pn = parts that fit the tile grid, the one with the most
+    // square blocks packs the least.
+    double best = -1;
+    for (int64_t d = 1; d <= parts; ++d) {
+      if (parts % d || d > m_tiles || parts / d > n_tiles) continue;
+      const double bm = double(m) / double(d), bn = double(n) / double(parts / d);
+      const double score = std::min(bm, bn) / std::max(bm, bn);
+      if (score > best) best = score, pm = d, pn = parts / d;
+    }
+    if (best < 0) pn = std::min(parts, n_tiles);
+  }
+  const int64_t per_problem = pm * pn;
+  parallel_for(0, batch * per_problem, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const Problem<T> p = t / per_problem == 0 ? first : problem_at(t / per_problem);
+      const int64_t im = (t % per_problem) / pn, in = (t % per_problem) % pn;
+      const int64_t m0 = std::min(m, m_tiles * im / pm * MR), m1 = std::min(m, m_tiles * (im + 1) / pm * MR);
+      const int64_t n0 = std::min(n, n_tiles * in / pn * NR), n1 = std::min(n, n_tiles * (in + 1) / pn * NR);
+      if (m0 >= m1 || n0 >= n1) continue;
+      if (k == 0 || p.ep.alpha == T(0)) without_product(ks, p, m0, m1, n0, n1);
+      else if (small) small_m(ks, p, n0, n1);
+      else blocked(ks, p, m0, m1, n0, n1);
+    }
+  });
+}
+
+template <class T>
+void matmul_typed(const TensorView& a, const TensorView& b, const TensorView& out) {
+  const int nd = out.ndim, bd = nd - 2;
+  const int64_t m = out.shape[nd - 2], n = out.shape[nd - 1], k = a.shape[nd - 1];
+  int64_t batch = 1;
+  for (int d = 0; d < bd; ++d) batch *= out.shape[d];
+  const T* a_data = a.ptr<const T>();
+  const T* b_data = b.ptr<const T>();
+  T* c_data = out.ptr<T>();
+  auto problem_at = [&](int64_t index) {
+    Problem<T> p;
+    p.m = m, p.n = n, p.k = k;
+    int64_t a_off = 0, b_off = 0, rest = index;
+    for (int d = bd - 1; d >= 0; --d) {
+      const int64_t i = rest % out.shape[d];
+      rest /= out.shape[d];
+      if (a.shape[d] != 1) a_off += i * a.strides[d];
+      if (b.shape[d] != 1) b_off += i * b.strides[d];
+    }
+    p.a = {a_data + a_off, a.strides[nd - 2], a.strides[nd - 1]};
+    p.b = {b_data + b_off, b.strides[nd - 2], b.strides[nd - 1]};
+    p.c = c_data + index * m * n;
+    p.ldc = n;
+    return p;
+  };
+  run(active_kernels().get<T>(), batch, m, n, k, problem_at);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
+          const Epilogue<T>& epilogue) {
+  Problem<T> p;
+  p.m = m, p.n = n, p.k = k, p.a = a, p.b = b, p.c = c, p.ldc = ldc, p.ep = epilogue;
+  run(active_kernels().get<T>(), 1, m, n, k, [&](int64_t) { return p; });
+}
+
+template <class T>
+void gemm(int64_t m, MatrixRef<T> a, const PackedB<T>& b, T* c, int64_t ldc, const Epilogue<T>& epilogue) {
+  Problem<T> p;
+  p.m = m, p.n = b.n(), p.k = b.k(), p.a = a, p.packed = &b, p.c = c, p.ldc = ldc, p.ep = epilogue;
+  run(b.kernels().template get<T>(), 1, p.m, p.n, p.k, [&](int64_t) { return p; });
+}
+
+template <class T>
+void PackedB<T>::Free::operator()(T* p) const { std::free(p); }
+
+template <class T>
+PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b) : k_(k), n_(n), kernels_(&active_kernels()) {
+  const KernelSet<T>& ks = kernels_->get<T>();
+  panel_stride_ = std::max<int64_t>(k, 1) * ks.nr;
+  const int64_t panels = std::max<int64_t>(ceil_div(n, ks.nr), 1);
+  const size_t bytes = size_t(panels * panel_stride_) * sizeof(T);
+  T* data = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) & ~size_t(63)));
+  if (!data) throw std::bad_alloc();
+  data_.reset(data);
+  if (k > 0 && n > 0) {
+    const int64_t per_task = ceil_div(std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1)), ks.nr);
+    parallel_for(0, ceil_div(n, ks.nr), per_task, [&](int64_t j0, int64_t j1) {
+      const int64_t c0 = j0 * ks.nr, c1 = std::min(n, j1 * ks.nr);
+      ks.pack_b(k, c1 - c0, MatrixRef<T>{b.at(0, c0), b.row_stride, b.col_stride}, data + j0 * panel_stride_,
+                panel_stride_);
+    });
+  }
+}
+
+template class PackedB<float>;
+template class PackedB<double>;
+template void gemm<float>(int64_t, int64_t, int64_t, MatrixRef<float>, MatrixRef<float>, float*, int64_t,
+                          const Epilogue<float>&);
+template void gemm<double>(int64_t, int64_t, int64_t, MatrixRef<double>, MatrixRef<double>, double*, int64_t,
+                           const Epilogue<double>&);
+template void gemm<float>(int64_t, MatrixRef<float>, const PackedB<float>&, float*, int64_t,
+                          const Epilogue<float>&);
+template void gemm<double>(int64_t, MatrixRef<double>, const PackedB<double>&, double*, int64_t,
+                           const Epilogue<double>&);
+
+namespace {
+
+void check_matrix(const TensorView& v, const TensorView& out, int64_t rows, int64_t cols, const char* what) {
+  TENSOROPS_CHECK(v.ndim == 2 && v.shape[0] == rows && v.shape[1] == cols,
+                  std::string("addmm: ") + what + " has the wrong shape");
+  TENSOROPS_CHECK(v.dtype == out.dtype, std::string("addmm: ") + what + " has the wrong dtype");
+}
+
+template <class T>
+MatrixRef<T> matrix_of(const TensorView& v) {
+  return {v.ptr<const T>(), v.strides[0], v.strides[1]};
+}
+
+template <class T>
+Epilogue<T> epilogue_of(const EpilogueArgs& args) {
+  Epilogue<T> e;
+  e.alpha = T(args.alpha);
+  e.beta = T(args.beta);
+  if (args.addend) e.addend = matrix_of<T>(*args.addend);
+  if (args.residual) e.residual = matrix_of<T>(*args.residual);
+  e.activation = args.activation;
+  return e;
+}
+
+void check_out_and_epilogue(const TensorView& out, int64_t m, int64_t n, const EpilogueArgs& args) {
+  TENSOROPS_CHECK(out.ndim == 2 && out.shape[0] == m && out.shape[1] == n && out.is_contiguous(),
+                  "addmm: output must be a C-contiguous [M, N] array");
+  if (args.addend) check_matrix(*args.addend, out, m, n, "addend");
+  if (args.residual) check_matrix(*args.residual, out, m, n, "residual");
+}
+
+}  // namespace
+
+void addmm(const TensorView& a, const TensorView& b, const TensorView& out, const EpilogueArgs& args) {
+  TENSOROPS_CHECK(a.ndim == 2 && b.ndim == 2 && a.shape[1] == b.shape[0], "addmm: operand shapes do not match");
+  TENSOROPS_CHECK(a.dtype == out.dtype && b.dtype == out.dtype, "addmm: operands and output must share a dtype");
+  const int64_t m = a.shape[0], n = b.shape[1], k = a.shape[1];
+  check_out_and_epilogue(out, m, n, args);
+  if (out.dtype == DType::float32)
+    gemm<float>(m, n, k, matrix_of<float>(a), matrix_of<float>(b), out.ptr<float>(), n, epilogue_of<float>(args));
+  else if (out.dtype == DType::float64)
+    gemm<double>(m, n, k, matrix_of<double>(a), matrix_of<double>(b), out.ptr<double>(), n, epilogue_of<double>(args));
+  else
+    throw TypeError(std::string("addmm: unsupported dtype ") + dtype_name(out.dtype));
+}
+
+void addmm(const TensorView& a, const PackedWeight& b, const TensorView& out, const EpilogueArgs& args) {
+  TENSOROPS_CHECK(a.ndim == 2 && a.shape[1] == b.in_features(), "linear: input does not match the packed weight");
+  TENSOROPS_CHECK(a.dtype == b.dtype() && out.dtype == b.dtype(), "linear: input, weight and output must share a dtype");
+  const int64_t m = a.shape[0], n = b.out_features();
+  check_out_and_epilogue(out, m, n, args);
+  if (out.dtype == DType::float32)
+    gemm<float>(m, matrix_of<float>(a), b.f32(), out.ptr<float>(), n, epilogue_of<float>(args));
+  else
+    gemm<double>(m, matrix_of<double>(a), b.f64(), out.ptr<double>(), n, epilogue_of<double>(args));
+}
+
+PackedWeight::PackedWeight(const TensorView& weight) : dtype_(weight.dtype) {
+  TENSOROPS_CHECK(weight.ndim == 2, "pack_linear_weight: weight must be 2-D [out_features, in_features]");
+  n_ = weight.shape[0];
+  k_ = weight.shape[1];
+  // B = W^T: B(k, n) = W(n, k).
+  if (dtype_ == DType::float32)
+    f32_ = std::make_unique<PackedB<float>>(k_, n_, MatrixRef<float>{weight.ptr<const float>(), weight.strides[1], weight.strides[0]});
+  else if (dtype_ == DType::float64)
+    f64_ = std::make_unique<PackedB<double>>(k_, n_, MatrixRef<double>{weight.ptr<const double>(), weight.strides[1], weight.strides[0]});
+  else
+    throw TypeError(std::string("pack_linear_weight: unsupported dtype ") + dtype_name(dtype_));
+}
+
+void matmul(const TensorView& a, const TensorView& b, const TensorView& out) {
+  const int nd = out.ndim;
+  TENSOROPS_CHECK(nd >= 2 && a.ndim == nd && b.ndim == nd, "matmul: operands must have the output's rank (>= 2)");
+  TENSOROPS_CHECK(a.dtype == out.dtype && b.dtype == out.dtype, "matmul: operands and output must share a dtype");
+  TENSOROPS_CHECK(out.is_contiguous(), "matmul: output must be C-contiguous");
+  TENSOROPS_CHECK(a.shape[nd - 2] == out.shape[nd - 2] && b.shape[nd - 1] == out.shape[nd - 1] &&
+                      a.shape[nd - 1] == b.shape[nd - 2],
+                  "matmul: operand shapes do not match the output");
+  for (int d = 0; d < nd - 2; ++d)
+    TENSOROPS_CHECK((a.shape[d] == out.shape[d] || a.shape[d] == 1) && (b.shape[d] == out.shape[d] || b.shape[d] == 1),
+                    "matmul: batch dimensions do not broadcast to the output's");
+  if (out.dtype == DType::float32) matmul_typed<float>(a, b, out);
+  else if (out.dtype == DType::float64) matmul_typed<double>(a, b, out);
+  else throw TypeError(std::string("matmul: unsupported dtype ") + dtype_name(out.dtype));
+}
+
+}  // namespace tensorops::gemm

@@ -1,0 +1,458 @@
+// GEMM kernel bodies, written once against Vec<T> and compiled per ISA by generic.cc /
+// x86_avx2.cc / x86_avx512.cc. Tile sizes come from tiles.h.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#include "core/simd/math.h"
+#include "core/simd/vec.h"
+#include "gemm/gemm.h"
+#include "gemm/tiles.h"
+
+namespace tensorops::gemm::TENSOROPS_ISA_NS {
+namespace {
+
+using simd::Vec;
+
+// a * b + c. Fused where the ISA has FMA; the generic build targets baseline x86-64 / arm64
+// code, where Vec's fmadd is a per-lane std::fma (a libm call without hardware FMA), so
+// there it is a multiply and an add.
+template <class V>
+inline V mul_add(V a, V b, V c) {
+#if TENSOROPS_ISA_ID == 0
+  return a * b + c;
+#else
+  return fmadd(a, b, c);
+#endif
+}
+
+// ---- microkernel ------------------------------------------------------------------------
+
+// ROWS x (NV vectors) of C, accumulated over k in registers. The loops over the tile are
+// unrolled at compile time so the accumulators never leave the register file; each A
+// element is broadcast once per k and each B vector loaded once per k.
+template <class T, int ROWS, int NV>
+void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_t b_step,
+                 T* __restrict c, int64_t ldc, int64_t n_valid, bool accumulate) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V acc[ROWS][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    // The C tile is touched only after the k loop: fetch it now so that its cache misses
+    // (C rarely fits in L2) overlap the arithmetic instead of following it.
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NV * W - 1, 1);
+  }
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < k; ++p) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      const V ai(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
+    }
+    a += Tiles<T>::MR;
+    b += b_step;
+  }
+  if (n_valid >= NV * W) {
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      T* row = c + i * ldc;
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        V v = acc[i][j];
+        if (accumulate) v = v + V::load(row + j * W);
+        v.store(row + j * W);
+      }
+    }
+    return;
+  }
+  for (int i = 0; i < ROWS; ++i) {
+    T* row = c + i * ldc;
+    for (int j = 0; j < NV; ++j) {
+      const int64_t cols = std::min<int64_t>(W, n_valid - j * W);
+      if (cols <= 0) break;
+      V v = acc[i][j];
+      if (accumulate) v = v + V::load_partial(row + j * W, cols);
+      v.store_partial(row + j * W, cols);
+    }
+  }
+}
+
+template <class T, int... Rows>
+constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
+  using Micro = typename KernelSet<T>::Micro;
+  constexpr int MR = Tiles<T>::MR;
+  static_assert(MR <= KernelSet<T>::kMaxRows, "MR exceeds KernelSet::kMaxRows");
+  return std::array<Micro, KernelSet<T>::kMaxRows + 1>{
+      {(Rows >= 1 && Rows <= MR ? &microkernel<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV> : nullptr)...}};
+}
+
+// ---- packing ----------------------------------------------------------------------------
+
+#if TENSOROPS_ISA_ID == 2
+// Columns p0..p0+15 of `rows` (<= 16) rows, `stride` apart, as 16 vectors: col[j] lane i =
+// src[i * stride + j] (lanes past `rows` are 0). Four rounds of 16 shuffles: pairs of rows
+// interleave, then 4x4 blocks transpose inside each 128-bit lane, then the 128-bit blocks
+// transpose across lanes; packing a transposed operand costs about a third of a cycle per
+// element instead of a scalar load and store each.
+inline void transpose16(const float* src, int64_t stride, int rows, __m512 col[16]) {
+  __m512 r[16], t[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(src + i * stride) : _mm512_setzero_ps();
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + c], 128-bit lane q: column 4q + c of rows 4i..4i+3.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 ab_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), ab_hi = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 cd_lo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44),
+                 cd_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    col[c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);
+    col[4 + c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xDD);
+    col[8 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);
+    col[12 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);
+  }
+}
+#endif
+
+template <class T>
+void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
+  constexpr int MR = Tiles<T>::MR;
+  for (int64_t i0 = 0; i0 < m; i0 += MR) {
+    const int64_t rows = std::min<int64_t>(MR, m - i0);
+    T* d = dst + i0 * k;
+    if (a.row_stride == 1 && rows == MR) {
+      for (int64_t p = 0; p < k; ++p) {
+        const T* src = a.at(i0, p);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) d[p * MR + r] = src[r];
+      }
+    } else if (a.col_stride == 1 && rows == MR) {
+      // Rows of A lie along memory: read a vector from each row, then interleave the rows
+      // through a small L1 tile (one vector load per W elements instead of W scalar loads
+      // from MR different rows).
+      using V = Vec<T>;
+      constexpr int64_t W = V::width;
+      const T* src = a.at(i0, 0);
+      const int64_t rs = a.row_stride;
+      int64_t p0 = 0;
+#if TENSOROPS_ISA_ID == 2
+      if constexpr (std::is_same_v<T, float>) {
+        const __mmask16 lanes = static_cast<__mmask16>((1u << MR) - 1u);
+        for (; p0 + 16 <= k; p0 += 16) {
+          __m512 col[16];
+          transpose16(src + p0, rs, MR, col);
+          for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(d + (p0 + j) * MR, lanes, col[j]);
+        }
+      }
+#endif
+      for (; p0 + W <= k; p0 += W) {
+        alignas(64) T tile[MR][W];
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) V::load(src + r * rs + p0).store(tile[r]);
+#pragma GCC unroll 16
+        for (int64_t p = 0; p < W; ++p) {
+#pragma GCC unroll 16
+          for (int r = 0; r < MR; ++r) d[(p0 + p) * MR + r] = tile[r][p];
+        }
+      }
+      for (; p0 < k; ++p0)
+        for (int r = 0; r < MR; ++r) d[p0 * MR + r] = src[r * rs + p0];
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* src = a.at(i0 + r, 0);
+        for (int64_t p = 0; p < k; ++p) d[p * MR + r] = src[p * a.col_stride];
+      }
+    }
+  }
+}
+
+template <class T>
+void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  constexpr int64_t NR = Tiles<T>::NV * W;
+  if (b.col_stride == 1) {
+    // Rows of B lie along memory: walk each row once, from panel to panel, so reads stay
+    // sequential (a panel at a time would read NR elements from every row, a page apart).
+    const int64_t full = n / NR * NR;
+    for (int64_t p = 0; p < k; ++p) {
+      const T* src = b.at(p, 0);
+      for (int64_t j0 = 0; j0 < full; j0 += NR) {
+        T* out = dst + (j0 / NR) * panel_stride + p * NR;
+#pragma GCC unroll 8
+        for (int64_t j = 0; j < NR; j += W) V::load(src + j0 + j).store(out + j);
+      }
+      if (full < n) {
+        T* out = dst + (full / NR) * panel_stride + p * NR;
+        for (int64_t j = 0; j < NR; j += W)
+          V::load_partial(src + full + j, std::max<int64_t>(0, n - full - j)).store(out + j);
+      }
+    }
+    return;
+  }
+  for (int64_t j0 = 0; j0 < n; j0 += NR) {
+    const int64_t cols = std::min<int64_t>(NR, n - j0);
+    T* d = dst + (j0 / NR) * panel_stride;
+    // Columns of B lie along memory (B = W^T for a linear weight W[N, K]): walk each source
+    // row in cache-line blocks of k so that reads stay sequential.
+    constexpr int64_t kBlock = 16;
+    int64_t p_start = 0;
+#if TENSOROPS_ISA_ID == 2
+    if constexpr (std::is_same_v<T, float>) {
+      if (b.row_stride == 1) {
+        for (; p_start + 16 <= k; p_start += 16) {
+          for (int64_t j = 0; j < NR; j += 16) {
+            __m512 col[16];
+            transpose16(b.at(p_start, j0 + j), b.col_stride, static_cast<int>(std::clamp<int64_t>(cols - j, 0, 16)), col);
+            for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + (p_start + p) * NR + j, col[p]);
+          }
+        }
+      }
+    }
+#endif
+    for (int64_t p0 = p_start; p0 < k; p0 += kBlock) {
+      const int64_t pend = std::min(k, p0 + kBlock);
+      for (int64_t j = 0; j < cols; ++j) {
+        const T* src = b.at(0, j0 + j);
+        for (int64_t p = p0; p < pend; ++p) d[p * NR + j] = src[p * b.row_stride];
+      }
+      for (int64_t j = cols; j < NR; ++j)
+        for (int64_t p = p0; p < pend; ++p) d[p * NR + j] = T(0);
+    }
+  }
+}
+
+// ---- epilogue ---------------------------------------------------------------------------
+
+template <class T>
+Vec<T> load_strided(const T* p, int64_t stride, int64_t n) {
+  using V = Vec<T>;
+  if (stride == 1) return n >= V::width ? V::load(p) : V::load_partial(p, n);
+  if (stride == 0) return V(*p);
+  T lanes[V::width] = {};
+  for (int64_t i = 0; i < n && i < V::width; ++i) lanes[i] = p[i * stride];
+  return V::load(lanes);
+}
+
+// erfc(z) with relative error below 1.2e-7 for float: t * exp(-z^2 + P(t)), t = 1/(1 + z/2),
+// for z >= 0 (Chebyshev fit of Numerical Recipes' erfcc); erfc(-z) = 2 - erfc(z).
+template <class T>
+Vec<T> erfc_float(Vec<T> z) {
+  using V = Vec<T>;
+  const V az = abs(z);
+  const V t = V(T(1)) / mul_add(V(T(0.5)), az, V(T(1)));
+  V p(T(0.17087277));
+  p = mul_add(p, t, V(T(-0.82215223)));
+  p = mul_add(p, t, V(T(1.48851587)));
+  p = mul_add(p, t, V(T(-1.13520398)));
+  p = mul_add(p, t, V(T(0.27886807)));
+  p = mul_add(p, t, V(T(-0.18628806)));
+  p = mul_add(p, t, V(T(0.09678418)));
+  p = mul_add(p, t, V(T(0.37409196)));
+  p = mul_add(p, t, V(T(1.00002368)));
+  p = mul_add(p, t, V(T(-1.26551223)));
+  const V r = t * simd::exp(fnmadd(az, az, p));
+  return select(lt(z, V::zero()), V(T(2)) - r, r);
+}
+
+template <class T, Activation Act>
+Vec<T> activate(Vec<T> x) {
+  using V = Vec<T>;
+  if constexpr (Act == Activation::relu) {
+    return max(V::zero(), x);  // a NaN x stays NaN (x86 max returns its second operand)
+  } else if constexpr (Act == Activation::silu) {
+    return x / (V(T(1)) + simd::exp(-x));
+  } else if constexpr (Act == Activation::gelu_tanh) {
+    // 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)): accurate for both signs of x.
+    const V kSqrt2OverPi(T(0.7978845608028654));
+    const V x3 = x * x * x;
+    const V u = kSqrt2OverPi * mul_add(V(T(0.044715)), x3, x);
+    return x / (V(T(1)) + simd::exp(V(T(-2)) * u));
+  } else if constexpr (Act == Activation::gelu) {
+    // 0.5 x erfc(-x / sqrt 2): no cancellation for negative x.
+    if constexpr (sizeof(T) == 4) {
+      return V(T(0.5)) * x * erfc_float<T>(x * V(T(-0.7071067811865476)));
+    } else {
+      T lanes[V::width];
+      x.store(lanes);
+      for (auto& v : lanes) v = T(0.5) * v * std::erfc(v * T(-0.7071067811865476));
+      return V::load(lanes);
+    }
+  } else {
+    return x;
+  }
+}
+
+template <class T, Activation Act>
+void epilogue_rows(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const V alpha(e.alpha), beta(e.beta);
+  const bool scale = e.alpha != T(1);
+  for (int64_t i = 0; i < m; ++i) {
+    T* row = c + i * ldc;
+    const T* add = e.addend.data ? e.addend.data + i * e.addend.row_stride : nullptr;
+    const T* res = e.residual.data ? e.residual.data + i * e.residual.row_stride : nullptr;
+    for (int64_t j = 0; j < n; j += W) {
+      const int64_t cnt = std::min(W, n - j);
+      V v = cnt == W ? V::load(row + j) : V::load_partial(row + j, cnt);
+      if (scale) v = v * alpha;
+      if (add) v = mul_add(beta, load_strided(add + j * e.addend.col_stride, e.addend.col_stride, cnt), v);
+      if (res) v = v + load_strided(res + j * e.residual.col_stride, e.residual.col_stride, cnt);
+      v = activate<T, Act>(v);
+      if (cnt == W) v.store(row + j);
+      else v.store_partial(row + j, cnt);
+    }
+  }
+}
+
+template <class T>
+void epilogue(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e) {
+  switch (e.activation) {
+    case Activation::none: return epilogue_rows<T, Activation::none>(m, n, c, ldc, e);
+    case Activation::relu: return epilogue_rows<T, Activation::relu>(m, n, c, ldc, e);
+    case Activation::gelu: return epilogue_rows<T, Activation::gelu>(m, n, c, ldc, e);
+    case Activation::gelu_tanh: return epilogue_rows<T, Activation::gelu_tanh>(m, n, c, ldc, e);
+    case Activation::silu: return epilogue_rows<T, Activation::silu>(m, n, c, ldc, e);
+  }
+}
+
+// ---- small-M dot products ---------------------------------------------------------------
+
+#if TENSOROPS_ISA_ID == 2
+// The lane sums of 16 accumulators at once: a transposing tree of shuffles and adds leaves
+// the sum of v[4 * (f % 4) + f / 4] in lane f, one third of the shuffles of 16 separate
+// reductions. Every sum adds its lanes in the same pairwise tree as reduce_add
+// (l + l^8, then l + l^4, l + l^2, l + l^1), so a tile's results do not depend on whether it
+// took this path.
+inline void store_sums16(const Vec<float>* acc_rowmajor, float* c, int64_t ldc, int nb) {
+  __m512 v[16];
+  for (int f = 0; f < 16; ++f) v[4 * (f % 4) + f / 4] = acc_rowmajor[f].v;
+  __m512 t[8], u[4], w[2];
+  for (int i = 0; i < 8; ++i)
+    t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)
+    u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)
+    w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44), _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+  const int rows = 16 / nb;
+  const __mmask16 row_mask = static_cast<__mmask16>((1u << nb) - 1u);
+  for (int i = 0; i < rows; ++i)
+    _mm512_mask_storeu_ps(c + i * ldc - i * nb, static_cast<__mmask16>(row_mask << (i * nb)), sums);
+}
+#endif
+
+// C[RM, NB] = A[RM, k] . W[NB, k]^T: each W vector is loaded once and used RM times, each A
+// vector used NB times; lanes are summed at the end, in the same order for every element.
+template <class T, int RM, int NB>
+void rowdot_tile(int64_t k, const T* __restrict a, int64_t lda, const T* __restrict w, int64_t ldw,
+                 T* __restrict c, int64_t ldc) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V acc[RM][NB];
+#pragma GCC unroll 8
+  for (int i = 0; i < RM; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) acc[i][j] = V::zero();
+  }
+  int64_t p = 0;
+  for (; p + W <= k; p += W) {
+    V wv[NB];
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) wv[j] = V::load(w + j * ldw + p);
+#pragma GCC unroll 8
+    for (int i = 0; i < RM; ++i) {
+      const V av = V::load(a + i * lda + p);
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) acc[i][j] = mul_add(av, wv[j], acc[i][j]);
+    }
+  }
+  if (p < k) {
+    const int64_t rest = k - p;
+    for (int i = 0; i < RM; ++i) {
+      const V av = V::load_partial(a + i * lda + p, rest);
+      for (int j = 0; j < NB; ++j) acc[i][j] = mul_add(av, V::load_partial(w + j * ldw + p, rest), acc[i][j]);
+    }
+  }
+#if TENSOROPS_ISA_ID == 2
+  if constexpr (std::is_same_v<T, float> && RM * NB == 16) {
+    store_sums16(&acc[0][0], c, ldc, NB);
+    return;
+  }
+#endif
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < NB; ++j) c[i * ldc + j] = reduce_add(acc[i][j]);
+}
+
+// All n rows of W against RM rows of A: NB rows at a time, then one at a time.
+template <class T, int RM, int NB>
+void rowdot_rows(int64_t n, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw, T* c, int64_t ldc) {
+  int64_t j = 0;
+  for (; j + NB <= n; j += NB) rowdot_tile<T, RM, NB>(k, a, lda, w + j * ldw, ldw, c + j, ldc);
+  for (; j < n; ++j) rowdot_tile<T, RM, 1>(k, a, lda, w + j * ldw, ldw, c + j, ldc);
+}
+
+template <class T>
+void rowdot(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw, T* c, int64_t ldc) {
+  constexpr int RM = Tiles<T>::ROWDOT_M, NB = Tiles<T>::ROWDOT_N, NB_THIN = Tiles<T>::ROWDOT_N_THIN;
+  // Blocks of W rows small enough to stay in L1 while every group of A rows passes over them.
+  const int64_t block = std::max<int64_t>(NB * NB_THIN, (int64_t(16) << 10) / (std::max<int64_t>(k, 1) * int64_t(sizeof(T))) / (NB * NB_THIN) * (NB * NB_THIN));
+  for (int64_t j0 = 0; j0 < n; j0 += block) {
+    const int64_t cols = std::min(block, n - j0);
+    const T* wb = w + j0 * ldw;
+    T* cb = c + j0;
+    int64_t i = 0;
+    for (; i + RM <= m; i += RM) rowdot_rows<T, RM, NB>(cols, k, a + i * lda, lda, wb, ldw, cb + i * ldc, ldc);
+    // The last few rows: a thinner tile with more W rows, so the accumulators still fill.
+    for (; i < m; ++i) rowdot_rows<T, 1, NB_THIN>(cols, k, a + i * lda, lda, wb, ldw, cb + i * ldc, ldc);
+  }
+}
+
+template <class T>
+KernelSet<T> make_kernel_set() {
+  using Tl = Tiles<T>;
+  KernelSet<T> s{};
+  s.mr = Tl::MR;
+  s.nr = Tl::NV * Vec<T>::width;
+  s.kc = Tl::KC;
+  s.mc = Tl::MC;
+  s.nc = Tl::NC;
+  s.small_m = Tl::SMALL_M;
+  s.rowdot_max_m = Tl::ROWDOT_MAX_M;
+  const auto micro = micro_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{});
+  for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro[r] = micro[r];
+  s.pack_a = pack_a<T>;
+  s.pack_b = pack_b<T>;
+  s.epilogue = epilogue<T>;
+  s.rowdot = rowdot<T>;
+  return s;
+}
+
+}  // namespace
+
+const GemmKernels* kernel_table() {
+  static const GemmKernels table{make_kernel_set<float>(), make_kernel_set<double>()};
+  return &table;
+}
+
+}  // namespace tensorops::gemm::TENSOROPS_ISA_NS

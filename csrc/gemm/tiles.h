@@ -1,0 +1,79 @@
+// Per-ISA tile and blocking sizes for the GEMM kernels, included by generic.h only (so each
+// ISA's translation unit sees its own values).
+//
+// MR x NR is the microkernel's C tile (NR = NV vectors); KC x NR of packed B stays in L1
+// while MC x KC of packed A stays in L2; NC bounds the packed B block. SMALL_M is the
+// largest M that takes the streaming paths. ROWDOT_* shape the small-M dot-product kernel
+// (rows of A x rows of W per tile; the accumulators fill the register file).
+//
+// ROWDOT_MAX_M: with B = W^T, M up to this uses the dot products; above it each W panel is
+// transposed into the microkernel's layout on the fly (fast only where transpose16 exists).
+//
+// Measured on the project machine (2-core Xeon with AVX-512, 48 KiB L1d, 2 MiB L2 per core;
+// FMA peak per core 225 GFLOP/s with zmm, 115 with ymm), bench/gemm.cc, 1 thread, GFLOP/s per
+// CPU second, median of 3 on a loaded machine (+-5%):
+//
+//   AVX-512 fp32 microkernel alone (KC 128, L1-resident): 14x32 185-190, 12x32 178-182,
+//     8x48 163-175, 6x64 162-186, 10x48 161-170, 4x96 145-168. 14x32 kept (28 accumulators,
+//     16 loads per 28 FMAs).
+//   AVX-512 fp32 mm 1024 / 2048 by (KC, MC, NC) with the A micro-panel resident in L1:
+//     (256,280,1024) 168/159, (256,140,512) 166/147, (384,280,512) 166/165,
+//     (384,560,512) 169/167 <- kept, (512,280,384) 163/155, (320,420,640) 149/159.
+//     The BLIS order (B micro-panel in L1) peaked at 151/146 for every blocking tried.
+//   AVX-512 fp64 mm 1024: 14x16 KC 256 80, KC 128 74, 8x24 80, 12x16 79 -> 14x16, KC 256.
+//   AVX2 fp32 6x16 microkernel 115-118 (100% of the ymm peak); mm 1024 96.
+//   Linear W^T, M = 32, K/N 768/3072: dot products 103, panels transposed on the fly 114
+//     -> ROWDOT_MAX_M 16 on AVX-512 fp32; at M = 8 dot products 92 vs 59.
+#pragma once
+
+#include <cstdint>
+
+namespace tensorops::gemm::TENSOROPS_ISA_NS {
+namespace {
+
+template <class T>
+struct Tiles;
+
+#if TENSOROPS_ISA_ID == 2
+template <>
+struct Tiles<float> {
+  static constexpr int MR = 14, NV = 2;
+  static constexpr int64_t KC = 384, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 16;
+  static constexpr int ROWDOT_M = 4, ROWDOT_N = 4, ROWDOT_N_THIN = 8;
+};
+template <>
+struct Tiles<double> {
+  static constexpr int MR = 14, NV = 2;
+  static constexpr int64_t KC = 256, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int ROWDOT_M = 4, ROWDOT_N = 6, ROWDOT_N_THIN = 8;
+};
+#elif TENSOROPS_ISA_ID == 1
+template <>
+struct Tiles<float> {
+  static constexpr int MR = 6, NV = 2;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+};
+template <>
+struct Tiles<double> {
+  static constexpr int MR = 6, NV = 2;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+};
+#else
+template <>
+struct Tiles<float> {
+  static constexpr int MR = 6, NV = 2;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+};
+template <>
+struct Tiles<double> {
+  static constexpr int MR = 6, NV = 2;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+};
+#endif
+
+}  // namespace
+}  // namespace tensorops::gemm::TENSOROPS_ISA_NS

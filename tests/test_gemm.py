@@ -1,0 +1,304 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import tensorops as tops
+from reference import DTYPES, assert_close, layouts, randn
+
+T = torch.from_numpy
+
+# Tile edges of every ISA (MR x NR: avx512 14x32 / 14x16, avx2 and generic 6x16 / 6x8 / 6x4),
+# the KC = 256 and MC = 120/140 block edges, primes and the degenerate sizes.
+SHAPES = [(0, 5, 3), (4, 0, 3), (3, 4, 0), (1, 1, 1), (1, 7, 5), (7, 1, 5), (13, 31, 17), (14, 32, 16),
+          (15, 33, 9), (29, 65, 31), (6, 16, 8), (5, 15, 7), (13, 17, 3), (33, 40, 257), (141, 97, 300),
+          (37, 260, 11), (33, 70, 400), (40, 530, 50), (570, 40, 20)]
+
+
+def tol(dtype, k):
+    """Tolerances that grow with the reduction length K."""
+    if np.dtype(dtype) == np.float32:
+        return dict(rtol=1e-5, atol=1e-6 + 4e-7 * k)
+    return dict(rtol=1e-12, atol=1e-14 + 1e-15 * k)
+
+
+@pytest.fixture
+def threads():
+    before = tops.get_num_threads()
+    yield
+    tops.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_mm_sizes(dtype, m, n, k):
+    a, b = randn((m, k), dtype, 1), randn((k, n), dtype, 2)
+    assert_close(tops.mm(a, b), torch.mm(T(a), T(b)), **tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 3, 8, 17, 32, 33, 70])
+def test_small_and_large_m_every_b_layout(dtype, m):
+    # Row-major B (streamed in place), transposed B (dot products) and a strided B.
+    k, n = 45, 70
+    a = randn((m, k), dtype, 3)
+    b = randn((k, n), dtype, 4)
+    expected = torch.mm(T(a), T(b))
+    for _, bv in layouts(b):
+        assert_close(tops.mm(a, bv), expected, **tol(dtype, k))
+    assert_close(tops.mm(a, np.ascontiguousarray(b.T).T), expected, **tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mm_layouts(dtype):
+    a, b = randn((19, 23), dtype, 5), randn((23, 37), dtype, 6)
+    expected = torch.mm(T(a), T(b))
+    for name_a, av in layouts(a):
+        for name_b, bv in layouts(b):
+            assert_close(tops.mm(av, bv), expected, **tol(dtype, 23)), (name_a, name_b)
+
+
+def test_mm_special_values():
+    a = randn((5, 4), np.float32, 7)
+    b = randn((4, 6), np.float32, 8)
+    a[1, 2] = np.nan
+    b[3, 4] = np.inf
+    assert_close(tops.mm(a, b), torch.mm(T(a), T(b)), rtol=1e-5, atol=1e-5)
+
+
+def test_mm_torch_tensors_and_lists():
+    a, b = torch.randn(4, 5), torch.randn(5, 3)
+    assert_close(tops.mm(a, b), torch.mm(a, b), rtol=1e-5, atol=1e-5)
+    assert_close(tops.mm([[1.0, 2.0]], [[3.0], [4.0]]), torch.tensor([[11.0]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bmm(dtype):
+    a, b = randn((5, 17, 9), dtype, 9), randn((5, 9, 33), dtype, 10)
+    assert_close(tops.bmm(a, b), torch.bmm(T(a), T(b)), **tol(dtype, 9))
+    # Transposed and sliced batches, read through their strides.
+    at = np.ascontiguousarray(a.transpose(0, 2, 1)).transpose(0, 2, 1)
+    assert_close(tops.bmm(at, b[:, :, ::-1]), torch.bmm(T(a), T(np.ascontiguousarray(b[:, :, ::-1]))), **tol(dtype, 9))
+    assert_close(tops.bmm(a[:0], b[:0]), torch.bmm(T(a[:0]), T(b[:0])))
+
+
+MATMUL_SHAPES = [((4,), (4,)), ((3, 4), (4,)), ((4,), (4, 5)), ((3, 4), (4, 5)), ((2, 3, 4), (4,)),
+                 ((4,), (2, 4, 5)), ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)), ((2, 3, 4), (2, 4, 5)),
+                 ((2, 1, 3, 4), (5, 4, 6)), ((1, 3, 4), (7, 4, 2)), ((2, 1, 1, 3, 4), (3, 1, 4, 2)),
+                 ((0, 3, 4), (4, 5)), ((2, 3, 0), (2, 0, 5)), ((40, 33), (33,)), ((3, 2, 5, 4), (4,))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
+def test_matmul_ranks(dtype, sa, sb):
+    a, b = randn(sa, dtype, 11), randn(sb, dtype, 12)
+    assert_close(tops.matmul(a, b), torch.matmul(T(a), T(b)), **tol(dtype, sa[-1]))
+
+
+def test_matmul_unfoldable_batch():
+    # The batch dims of a cannot merge with M without a copy: the batched path with a
+    # broadcast B takes it.
+    a = randn((6, 3, 4), np.float32, 13).transpose(1, 0, 2)
+    b = randn((4, 5), np.float32, 14)
+    assert_close(tops.matmul(a, b), torch.matmul(T(np.ascontiguousarray(a)), T(b)), **tol(np.float32, 4))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias_shape", [(), (1,), (23,), (1, 23), (17, 1), (17, 23)])
+def test_addmm_bias_shapes(dtype, bias_shape):
+    a, b, bias = randn((17, 9), dtype, 15), randn((9, 23), dtype, 16), np.asarray(randn(bias_shape, dtype, 17))
+    for beta, alpha in [(1, 1), (0.5, 2.0), (-1, 0.25)]:
+        assert_close(tops.addmm(bias, a, b, beta=beta, alpha=alpha),
+                     torch.addmm(T(bias), T(a), T(b), beta=beta, alpha=alpha), **tol(dtype, 9))
+
+
+def test_addmm_zero_beta_and_alpha_ignore_nan():
+    a, b = randn((4, 3), np.float32, 18), randn((3, 5), np.float32, 19)
+    bias = np.full((4, 5), np.nan, np.float32)
+    assert_close(tops.addmm(bias, a, b, beta=0), torch.addmm(T(bias), T(a), T(b), beta=0), **tol(np.float32, 3))
+    a_nan = a.copy()
+    a_nan[0, 0] = np.nan
+    bias = randn((5,), np.float32, 20)
+    assert_close(tops.addmm(bias, a_nan, b, alpha=0), torch.addmm(T(bias), T(a_nan), T(b), alpha=0))
+    assert_close(tops.addmm(bias, a[:, :0], b[:0]), torch.addmm(T(bias), T(a[:, :0]), T(b[:0])))
+
+
+ACTIVATIONS = {None: lambda t: t, "relu": torch.relu, "gelu": TF.gelu,
+               "gelu_tanh": lambda t: TF.gelu(t, approximate="tanh"), "silu": TF.silu}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("lead", [(), (1,), (8,), (2, 3), (70,)])
+def test_linear_epilogue(dtype, activation, lead):
+    k, n = 37, 45
+    x, w, bias = randn(lead + (k,), dtype, 21, 2.0), randn((n, k), dtype, 22), randn((n,), dtype, 23)
+    residual = randn(lead + (n,), dtype, 24)
+    act = ACTIVATIONS[activation]
+    ref = TF.linear(T(x), T(w), T(bias))
+    t = tol(dtype, k)
+    assert_close(tops.linear(x, w, bias, activation=activation), act(ref), **t)
+    assert_close(tops.linear(x, w, bias, activation=activation, residual=residual), act(ref + T(residual)), **t)
+    packed = tops.pack_linear_weight(w)
+    assert_close(tops.linear(x, packed, bias, activation=activation), act(ref), **t)
+    assert_close(tops.linear(x, w, activation=activation), act(TF.linear(T(x), T(w))), **t)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_range_and_specials(dtype):
+    # Pre-activations spanning the range where gelu/silu change regime, plus NaN and +-inf.
+    x = np.linspace(-12, 12, 97).astype(dtype)[:, None]
+    w = np.ones((1, 1), dtype)
+    for activation, act in ACTIVATIONS.items():
+        assert_close(tops.linear(x, w, activation=activation), act(T(x)), **tol(dtype, 1))
+    s = np.array([[np.nan], [1.0], [-1.0]], dtype)
+    assert np.isnan(tops.linear(s, w, activation="relu")[0, 0])
+    assert np.isnan(tops.linear(s, w, activation="gelu")[0, 0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_layouts_and_bias_broadcast(dtype):
+    x, w = randn((5, 2, 12), dtype, 25), randn((7, 12), dtype, 26)
+    ref = TF.linear(T(x), T(w))
+    for _, xv in layouts(x):
+        for _, wv in layouts(w):
+            assert_close(tops.linear(xv, wv), ref, **tol(dtype, 12))
+    bias2 = randn((2, 7), dtype, 27)
+    assert_close(tops.linear(x, w, bias2), TF.linear(T(x), T(w), T(bias2)), **tol(dtype, 12))
+    assert_close(tops.linear(x, w, np.asarray(randn((), dtype, 28))), TF.linear(T(x), T(w), torch.tensor(randn((), dtype, 28))), **tol(dtype, 12))
+    # 1-D weight (a dot product over the last dim), 1-D input.
+    assert_close(tops.linear(x, w[0]), TF.linear(T(x), T(w[0])), **tol(dtype, 12))
+    assert_close(tops.linear(x[0, 0], w), TF.linear(T(x[0, 0]), T(w)), **tol(dtype, 12))
+
+
+def test_out_argument():
+    a, b = randn((6, 5), np.float32, 29), randn((5, 4), np.float32, 30)
+    out = np.full((6, 4), 7.0, np.float32)
+    r = tops.mm(a, b, out=out)
+    assert r is out
+    assert_close(out, torch.mm(T(a), T(b)), **tol(np.float32, 5))
+    out3 = np.empty((2, 6, 4), np.float32)
+    assert tops.matmul(np.stack([a, a]), b, out=out3) is out3
+    assert_close(out3, torch.matmul(T(np.stack([a, a])), T(b)), **tol(np.float32, 5))
+    outl = np.empty((6, 4), np.float32)
+    assert tops.linear(a, b.T, out=outl) is outl
+    assert_close(outl, torch.mm(T(a), T(b)), **tol(np.float32, 5))
+    # out overlapping an input still gets the right answer.
+    sq = randn((5, 5), np.float32, 31)
+    expected = torch.mm(T(sq), T(sq))
+    assert tops.mm(sq, sq, out=sq) is sq
+    assert_close(sq, expected, **tol(np.float32, 5))
+
+
+def test_out_errors():
+    a, b = randn((6, 5), np.float32, 32), randn((5, 4), np.float32, 33)
+    with pytest.raises(TypeError, match="Expected out tensor to have dtype float, but got double instead"):
+        tops.mm(a, b, out=np.empty((6, 4), np.float64))
+    with pytest.raises(tops.ShapeError, match=r"out has shape \[4, 6\], expected \[6, 4\]"):
+        tops.matmul(a, b, out=np.empty((4, 6), np.float32))
+    with pytest.raises(tops.ShapeError, match="out must be C-contiguous"):
+        tops.linear(a, b.T, out=np.empty((4, 6), np.float32).T)
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray, got list"):
+        tops.mm(a, b, out=[])
+
+
+def _raises(exc, msg, fn, *args, **kwargs):
+    with pytest.raises(exc) as info:
+        fn(*args, **kwargs)
+    assert str(info.value) == msg
+
+
+def z(*shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+@pytest.mark.single_isa
+def test_errors_match_torch():
+    S = tops.ShapeError
+    d = np.float64
+    _raises(S, "mat1 and mat2 shapes cannot be multiplied (3x2 and 3x2)", tops.mm, z(3, 2), z(3, 2))
+    _raises(S, "self must be a matrix", tops.mm, z(3), z(3, 2))
+    _raises(S, "mat2 must be a matrix", tops.mm, z(3, 2), z(2))
+    _raises(TypeError, "expected m1 and m2 to have the same dtype, but got: float != double", tops.mm, z(3, 2), z(2, 2, dtype=d))
+    _raises(S, "batch1 must be a 3D tensor", tops.bmm, z(3, 2), z(3, 2, 2))
+    _raises(S, "batch2 must be a 3D tensor", tops.bmm, z(2, 3, 2), z(2, 2))
+    _raises(S, "Expected size for first two dimensions of batch2 tensor to be: [2, 2] but got: [3, 2].",
+            tops.bmm, z(2, 3, 2), z(3, 2, 2))
+    _raises(TypeError, "expected scalar type Float but found Double", tops.bmm, z(2, 3, 2), z(2, 2, 2, dtype=d))
+    _raises(S, "both arguments to matmul need to be at least 1D, but they are 0D and 1D", tops.matmul, z(), z(3))
+    _raises(S, "inconsistent tensor size, expected tensor [3] and src [4] to have the same number of elements, "
+            "but got 3 and 4 elements respectively", tops.matmul, z(3), z(4))
+    _raises(TypeError, "dot : expected both vectors to have same dtype, but found Float and Double",
+            tops.matmul, z(3), z(3, dtype=d))
+    _raises(S, "mat1 and mat2 shapes cannot be multiplied (1x3 and 4x2)", tops.matmul, z(3), z(4, 2))
+    _raises(S, "size mismatch, got input (2), mat (2x3), vec (4)", tops.matmul, z(2, 3), z(4))
+    _raises(S, "size mismatch, got input (20), mat (20x2), vec (3)", tops.matmul, z(5, 4, 2), z(3))
+    _raises(TypeError, "addmv input tensors must have the same dtype, but got Double, Float, and Double",
+            tops.matmul, z(2, 3), z(3, dtype=d))
+    _raises(S, "mat1 and mat2 shapes cannot be multiplied (10x3 and 4x2)", tops.matmul, z(5, 2, 3), z(4, 2))
+    _raises(S, "The size of tensor a (5) must match the size of tensor b (4) at non-singleton dimension 0",
+            tops.matmul, z(5, 2, 3), z(4, 3, 2))
+    _raises(S, "Expected size for first two dimensions of batch2 tensor to be: [10, 3] but got: [10, 4].",
+            tops.matmul, z(2, 1, 2, 3), z(5, 4, 2))
+    _raises(S, "Expected size for first two dimensions of batch2 tensor to be: [5, 3] but got: [5, 4].",
+            tops.matmul, z(3), z(5, 4, 2))
+    _raises(TypeError, "expected scalar type Float but found Double", tops.matmul, z(2, 2, 3), z(2, 3, 2, dtype=d))
+    _raises(S, "The expanded size of the tensor (2) must match the existing size (3) at non-singleton dimension 1.  "
+            "Target sizes: [2, 2].  Tensor sizes: [3]", tops.addmm, z(3), z(2, 2), z(2, 2))
+    _raises(S, "expand(torch.FloatTensor{[2, 2, 2]}, size=[2, 2]): the number of sizes provided (2) must be "
+            "greater or equal to the number of dimensions in the tensor (3)", tops.addmm, z(2, 2, 2), z(2, 2), z(2, 2))
+    _raises(TypeError, "self and mat2 must have the same dtype, but got Double and Float",
+            tops.addmm, z(2, dtype=d), z(2, 2), z(2, 2))
+    _raises(TypeError, "mat1 and mat2 must have the same dtype, but got Double and Float",
+            tops.addmm, z(2), z(2, 2, dtype=d), z(2, 2))
+    _raises(S, "mat1 must be a matrix, got 1-D tensor", tops.addmm, z(2), z(2), z(2, 2))
+    _raises(S, "mat1 and mat2 shapes cannot be multiplied (2x3 and 2x2)", tops.addmm, z(2), z(2, 3), z(2, 2))
+    _raises(S, "mat1 and mat2 shapes cannot be multiplied (2x3 and 2x4)", tops.linear, z(2, 3), z(4, 2))
+    _raises(S, "mat1 and mat2 shapes cannot be multiplied (70x3 and 2x4)", tops.linear, z(7, 5, 2, 3), z(4, 2))
+    _raises(S, "The expanded size of the tensor (4) must match the existing size (5) at non-singleton dimension 1.  "
+            "Target sizes: [2, 4].  Tensor sizes: [5]", tops.linear, z(2, 3), z(4, 3), z(5))
+    _raises(S, "The expanded size of the tensor (4) must match the existing size (5) at non-singleton dimension 1.  "
+            "Target sizes: [70, 4].  Tensor sizes: [5]", tops.linear, z(7, 5, 2, 3), z(4, 3), z(5))
+    _raises(S, "both arguments to linear need to be at least 1D, but they are 0D and 2D", tops.linear, z(), z(4, 3))
+    _raises(S, "t() expects a tensor with <= 2 dimensions, but self is 3D", tops.linear, z(2, 3), z(2, 4, 3))
+    _raises(S, "mat2 must be a matrix, got 1-D tensor", tops.linear, z(2, 3), z(3), z(2))
+    _raises(TypeError, "expected m1 and m2 to have the same dtype, but got: float != double",
+            tops.linear, z(2, 3), z(4, 3, dtype=d))
+    _raises(TypeError, "self and mat2 must have the same dtype, but got Double and Float",
+            tops.linear, z(2, 3), z(4, 3), z(4, dtype=d))
+    _raises(S, "linear: unknown activation 'tanh'; expected None, 'relu', 'gelu', 'gelu_tanh' or 'silu'",
+            tops.linear, z(2, 3), z(4, 3), activation="tanh")
+    _raises(S, "The size of tensor a (2) must match the size of tensor b (3) at non-singleton dimension 0",
+            tops.linear, z(2, 3), z(4, 3), residual=z(3, 4))
+    _raises(S, "linear: residual of shape [5, 2, 4] does not broadcast to the output shape [2, 4]",
+            tops.linear, z(2, 3), z(4, 3), residual=z(5, 2, 4))
+    _raises(TypeError, 'mm: "input" has unsupported dtype int64; supported dtypes are float32 and float64',
+            tops.mm, np.zeros((2, 2), np.int64), z(2, 2))
+    _raises(TypeError, 'matmul: "other" has unsupported dtype float16; supported dtypes are float32 and float64',
+            tops.matmul, z(2, 2), np.zeros((2, 2), np.float16))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_results_identical_for_any_thread_count(dtype, threads):
+    cases = [
+        lambda: tops.mm(randn((300, 270), dtype, 34), randn((270, 290), dtype, 35)),
+        lambda: tops.linear(randn((5, 300), dtype, 36), randn((290, 300), dtype, 37), activation="gelu"),
+        lambda: tops.matmul(randn((4, 33, 40), dtype, 38), randn((40, 70), dtype, 39)),
+        lambda: tops.bmm(randn((3, 40, 50), dtype, 40), randn((3, 50, 200), dtype, 41)),
+        lambda: tops.linear(randn((9, 300), dtype, 36), tops.pack_linear_weight(randn((290, 300), dtype, 37))),
+    ]
+    for case in cases:
+        tops.set_num_threads(1)
+        one = case()
+        tops.set_num_threads(2)
+        two = case()
+        assert one.tobytes() == two.tobytes()
+
+
+def test_inputs_not_modified():
+    a, b, bias = randn((40, 30), np.float32, 42), randn((30, 20), np.float32, 43), randn((20,), np.float32, 44)
+    copies = [a.copy(), b.copy(), bias.copy()]
+    tops.linear(a, b.T, bias, activation="relu", residual=np.ones((40, 20), np.float32))
+    tops.addmm(bias, a, b, beta=2)
+    for before, after in zip(copies, [a, b, bias]):
+        assert before.tobytes() == after.tobytes()
