@@ -302,3 +302,47 @@ def test_inputs_not_modified():
     tops.addmm(bias, a, b, beta=2)
     for before, after in zip(copies, [a, b, bias]):
         assert before.tobytes() == after.tobytes()
+
+
+# ---- nn.Linear ---------------------------------------------------------------------------------
+
+def test_linear_module_matches_torch_and_repacks_on_new_weights():
+    import tensorops.nn as tnn
+
+    theirs = torch.nn.Linear(37, 19)
+    ours = tnn.Linear(37, 19)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias"]
+    bound = 1 / np.sqrt(37)
+    assert np.abs(ours.weight).max() <= bound and np.abs(ours.bias).max() <= bound
+    ours.load_state_dict(theirs.state_dict())
+    for rows in (1, 5, 33):
+        x = torch.randn(rows, 37)
+        np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+    x = torch.randn(2, 3, 37)
+    np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+    # New weights through load_state_dict, assignment and in-place arithmetic drop the packing.
+    other = torch.nn.Linear(37, 19)
+    ours.load_state_dict(other.state_dict())
+    np.testing.assert_allclose(ours(x), other(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+    ours.weight = np.zeros((19, 37), np.float32)
+    np.testing.assert_allclose(ours(x), np.broadcast_to(ours.bias, (2, 3, 19)), rtol=1e-6)
+    ours.weight += 1
+    np.testing.assert_allclose(ours(x), x.numpy().sum(-1, keepdims=True) + ours.bias, rtol=1e-5, atol=1e-5)
+    # A write through an index is not seen until reset_packed_weight().
+    ours.weight[...] = 2
+    ours.reset_packed_weight()
+    np.testing.assert_allclose(ours(x), 2 * x.numpy().sum(-1, keepdims=True) + ours.bias, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_module_without_bias_and_float64():
+    import tensorops.nn as tnn
+
+    theirs = torch.nn.Linear(8, 3, bias=False, dtype=torch.float64)
+    ours = tnn.Linear(8, 3, bias=False, dtype=np.float64)
+    assert repr(ours) == repr(theirs) and ours.bias is None
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(4, 8, dtype=torch.float64)
+    np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-12)
+    with pytest.raises(tops.ShapeError, match=r"mat1 and mat2 shapes cannot be multiplied \(4x7 and 8x3\)"):
+        ours(np.zeros((4, 7)))

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import as_array, broadcast_shapes
+from ._validate import as_array, broadcast_shapes, empty
 
 __all__ = ["mm", "bmm", "matmul", "addmm", "linear", "pack_linear_weight"]
 
@@ -61,7 +61,7 @@ def _result(out, shape, dtype, inputs):
     """The array to compute into: a fresh one, out itself, or a temporary when out overlaps
     an input (the kernel writes C before it has read everything)."""
     if out is None:
-        return np.empty(shape, dtype), None
+        return empty(shape, dtype), None
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype:
@@ -74,7 +74,7 @@ def _result(out, shape, dtype, inputs):
         raise ValueError("out is read-only")
     for x in inputs:
         if x is not None and np.may_share_memory(out, x):
-            return np.empty(shape, dtype), out
+            return empty(shape, dtype), out
     return out, None
 
 

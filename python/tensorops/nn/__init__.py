@@ -14,10 +14,13 @@ from .sparse import *  # noqa: F401,F403
 from .sparse import __all__ as _sparse_all
 from .dropout import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403
+from .linear import __all__ as _linear_all
 from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization_all
 from .pooling import __all__ as _pooling_all
 from .dropout import __all__ as _dropout_all
 
 __all__ = ["functional", *_module_all, *_parameter_all, *_container_all, *_shape_all, *_activation_all, *_sparse_all,
-           *_dropout_all, *_pooling_all, *_normalization_all]
+           *_dropout_all, *_pooling_all, *_normalization_all,
+           *_linear_all]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..dropout import dropout
 from ..embedding import embedding
+from ..gemm import linear
 from ..pointwise import (
     celu,
     elu,
@@ -36,6 +37,8 @@ __all__ = [
     # activations
     "celu", "elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "logsigmoid", "mish",
     "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign", "tanh", "softmax", "log_softmax",
+    # linear
+    "linear",
     # normalization
     "batch_norm", "layer_norm", "instance_norm", "group_norm",
     # pooling

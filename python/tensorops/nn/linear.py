@@ -1,0 +1,69 @@
+"""Linear: ``y = x @ weight.T + bias``, with the weight packed once for the GEMM engine."""
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+
+from .._validate import FLOAT_DTYPES
+from ..gemm import pack_linear_weight
+from . import functional as F
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["Linear"]
+
+
+class Linear(Module):
+    """``torch.nn.Linear(in_features, out_features, bias=True)``.
+
+    The first forward packs the weight into the GEMM microkernel's panel layout
+    (``tensorops.pack_linear_weight``), which makes small batches (M = 2..32 rows) stream
+    the weight once at full speed; the packed copy is dropped whenever the weight is
+    replaced - by ``load_state_dict``, by assigning ``self.weight``, by ``to(dtype)`` or by
+    in-place arithmetic on the parameter (``m.weight *= 2``). Writes through an index or
+    ``np.copyto`` into ``m.weight`` are invisible to the module: call
+    ``m.reset_packed_weight()`` after those.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+        super().__init__()
+        self.in_features = operator.index(in_features)
+        self.out_features = operator.index(out_features)
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"Linear: unsupported dtype {dtype}; supported dtypes are float32 and float64")
+        self._packed = None
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_features, dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch's initialisation: weight and bias uniform in +-1/sqrt(in_features)."""
+        rng = np.random.default_rng()
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        self.weight[...] = rng.uniform(-bound, bound, self.weight.shape)
+        if self.bias is not None:
+            self.bias[...] = rng.uniform(-bound, bound, self.bias.shape)
+        self.reset_packed_weight()
+
+    def reset_packed_weight(self) -> None:
+        """Drops the packed weight; the next forward packs the current one."""
+        self.__dict__["_packed"] = None
+
+    def _weights_changed(self) -> None:
+        self.reset_packed_weight()
+
+    def forward(self, input):
+        packed = self.__dict__.get("_packed")
+        if packed is None:
+            packed = pack_linear_weight(self.weight)
+            self.__dict__["_packed"] = packed
+        return F.linear(input, packed, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
