@@ -62,7 +62,7 @@ class Case:
     name: str
     family: str
     setup: Callable[[np.dtype], tuple]
-    tensorops: op
+    tensorops: PeerCall  # an ``op`` on tensorops, or a function for calls that are not one op
     torch: PeerCall = None
     numpy: PeerCall = None
     onnx: Optional[Callable[[tuple], tuple]] = None

@@ -86,7 +86,7 @@ def _resolve(declared, module, library: str) -> tuple:
 
 def _contenders(case: Case, inputs: tuple, libs: Libraries) -> dict:
     found = {}
-    fn = case.tensorops.resolve(libs.tensorops)
+    fn = case.tensorops.resolve(libs.tensorops) if isinstance(case.tensorops, op) else case.tensorops
     if fn is None:
         found["tensorops"] = _Contender("tensorops", status="n/a", reason=f"tensorops.{case.tensorops.path} does not exist yet")
     else:

@@ -1,0 +1,88 @@
+"""Matrix products: compute-bound, rated in GFLOP/s (2*M*N*K per product). Square mm from
+256 to 2048, BERT-base linear layers (K, N in {768, 3072}) at batch rows M = 1, 8 and 32
+with the weight as torch stores it ([N, K]), and the attention-sized bmm."""
+from __future__ import annotations
+
+import numpy as np
+
+from .case import Case, op, randn
+
+FAMILY = "gemm"
+
+
+def _onnx_matmul(inputs):
+    from onnx import helper
+
+    from .onnx_models import IR_VERSION, OPSET
+
+    feeds = {f"x{i}": np.ascontiguousarray(a) for i, a in enumerate(inputs)}
+    elem = helper.np_dtype_to_tensor_dtype(inputs[0].dtype)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", list(feeds), ["y0"])], "tensorops_bench",
+        [helper.make_tensor_value_info(k, elem, list(v.shape)) for k, v in feeds.items()],
+        [helper.make_tensor_value_info("y0", elem, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    return model, feeds
+
+
+def _onnx_linear(inputs):
+    """Gemm with transB=1 and the weight and bias as initializers: onnxruntime pre-packs
+    constant weights, as an inference deployment would."""
+    from onnx import helper, numpy_helper
+
+    from .onnx_models import IR_VERSION, OPSET
+
+    x, weight, bias = inputs
+    elem = helper.np_dtype_to_tensor_dtype(x.dtype)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x0", "w", "b"], ["y0"], transB=1)], "tensorops_bench",
+        [helper.make_tensor_value_info("x0", elem, list(x.shape))],
+        [helper.make_tensor_value_info("y0", elem, None)],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(weight), "w"),
+                     numpy_helper.from_array(np.ascontiguousarray(bias), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    return model, {"x0": np.ascontiguousarray(x)}
+
+
+def _square(n: int) -> Case:
+    return Case(
+        name=f"mm_{n}",
+        family=FAMILY,
+        setup=lambda dtype: (randn((n, n), dtype, seed=1), randn((n, n), dtype, seed=2)),
+        tensorops=op("mm"),
+        torch=op("mm"),
+        numpy=np.matmul,
+        onnx=_onnx_matmul,
+        flops=lambda inputs: 2.0 * n * n * n,
+    )
+
+
+def _linear(m: int, k: int, n: int) -> Case:
+    return Case(
+        name=f"linear_M{m}_K{k}_N{n}",
+        family=FAMILY,
+        setup=lambda dtype: (randn((m, k), dtype, seed=1), randn((n, k), dtype, seed=2), randn((n,), dtype, seed=3)),
+        tensorops=op("nn.functional.linear"),
+        torch=op("nn.functional.linear"),
+        numpy=lambda x, w, b: x @ w.T + b,
+        onnx=_onnx_linear,
+        flops=lambda inputs: 2.0 * m * k * n,
+    )
+
+
+CASES = [
+    *[_square(n) for n in (256, 512, 1024, 2048)],
+    *[_linear(m, k, n) for m in (1, 8, 32) for k, n in ((768, 768), (768, 3072), (3072, 768))],
+    Case(
+        name="bmm_12x128x64x128",
+        family=FAMILY,
+        setup=lambda dtype: (randn((12, 128, 64), dtype, seed=1), randn((12, 64, 128), dtype, seed=2)),
+        tensorops=op("bmm"),
+        torch=op("bmm"),
+        numpy=np.matmul,
+        onnx=_onnx_matmul,
+        flops=lambda inputs: 2.0 * 12 * 128 * 64 * 128,
+    ),
+]
