@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "core/simd/math.h"
+#include "core/simd/sum.h"
 #include "core/simd/vec.h"
 #include "norm/norm.h"
 
@@ -68,28 +69,13 @@ void chunk_moments(const T* x, int64_t n, Moments* out) {
   const int64_t full = n - n % W;
   const int64_t tail = n - full;
 
-  // Eight sums: the first sweep is bound by loads and add latency, not by arithmetic.
-  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
-  V s4 = V::zero(), s5 = V::zero(), s6 = V::zero(), s7 = V::zero();
-  int64_t i = 0;
-  for (; i + 8 * W <= full; i += 8 * W) {
-    s0 = s0 + V::load(x + i);
-    s1 = s1 + V::load(x + i + W);
-    s2 = s2 + V::load(x + i + 2 * W);
-    s3 = s3 + V::load(x + i + 3 * W);
-    s4 = s4 + V::load(x + i + 4 * W);
-    s5 = s5 + V::load(x + i + 5 * W);
-    s6 = s6 + V::load(x + i + 6 * W);
-    s7 = s7 + V::load(x + i + 7 * W);
-  }
-  for (; i < full; i += W) s0 = s0 + V::load(x + i);
-  if (tail) s1 = s1 + V::load_partial(x + full, tail);
-  const T rough_mean = reduce_add(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) / T(n);
+  const T rough_mean = simd::sum(x, n) / T(n);
 
   const V m(rough_mean);
   V d0 = V::zero(), d1 = V::zero(), d2 = V::zero(), d3 = V::zero();
   V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
-  for (i = 0; i + 4 * W <= full; i += 4 * W) {
+  int64_t i = 0;
+  for (; i + 4 * W <= full; i += 4 * W) {
     const V a0 = V::load(x + i) - m, a1 = V::load(x + i + W) - m;
     const V a2 = V::load(x + i + 2 * W) - m, a3 = V::load(x + i + 3 * W) - m;
     d0 = d0 + a0; q0 = fmadd(a0, a0, q0);

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "core/simd/math.h"
+#include "core/simd/sum.h"
 #include "core/simd/vec.h"
 #include "reduce/reduce.h"
 
@@ -68,24 +69,7 @@ T min_nan(T a, T b) { return (a != a || b != b) ? a + b : (a < b ? a : b); }
 
 template <class T>
 T sum_row(const T* x, int64_t n) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  V a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-  V a4 = V::zero(), a5 = V::zero(), a6 = V::zero(), a7 = V::zero();
-  int64_t i = 0;
-  for (; i + 8 * W <= n; i += 8 * W) {
-    a0 = a0 + V::load(x + i);
-    a1 = a1 + V::load(x + i + W);
-    a2 = a2 + V::load(x + i + 2 * W);
-    a3 = a3 + V::load(x + i + 3 * W);
-    a4 = a4 + V::load(x + i + 4 * W);
-    a5 = a5 + V::load(x + i + 5 * W);
-    a6 = a6 + V::load(x + i + 6 * W);
-    a7 = a7 + V::load(x + i + 7 * W);
-  }
-  for (; i + W <= n; i += W) a0 = a0 + V::load(x + i);
-  if (i < n) a1 = a1 + V::load_partial(x + i, n - i);
-  return reduce_add(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)));
+  return simd::sum(x, n);
 }
 
 template <class T>

@@ -79,6 +79,15 @@ def empty(shape, dtype) -> np.ndarray:
     return _core_empty(tuple(shape), dtype)
 
 
+def module_dtype(dtype, owner: str) -> np.dtype:
+    """The dtype of a module's parameters: float32 by default (torch's default dtype),
+    float64 on request, anything else a TypeError naming the module."""
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{owner}: unsupported dtype {dtype}; supported dtypes are float32 and float64")
+    return dtype
+
+
 def check_float(x: np.ndarray, op: str, arg: str = "input") -> None:
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f'{op}: "{arg}" has unsupported dtype {x.dtype}; supported dtypes are float32 and float64')

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import FLOAT_DTYPES
+from .._validate import module_dtype
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -201,10 +201,7 @@ class PReLU(Module):
         super().__init__()
         self.num_parameters = num_parameters
         self.init = init
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"PReLU: unsupported dtype {dtype}; supported dtypes are float32 and float64")
-        self.weight = Parameter(np.empty(num_parameters, dtype))
+        self.weight = Parameter(np.empty(num_parameters, module_dtype(dtype, "PReLU")))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

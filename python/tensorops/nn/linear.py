@@ -6,7 +6,7 @@ import operator
 
 import numpy as np
 
-from .._validate import FLOAT_DTYPES
+from .._validate import module_dtype
 from ..gemm import pack_linear_weight
 from . import functional as F
 from .module import Module
@@ -31,9 +31,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = operator.index(in_features)
         self.out_features = operator.index(out_features)
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"Linear: unsupported dtype {dtype}; supported dtypes are float32 and float64")
+        dtype = module_dtype(dtype, "Linear")
         self._packed = None
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
         if bias:

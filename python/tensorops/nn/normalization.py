@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .._validate import FLOAT_DTYPES, as_array
+from .._validate import as_array, module_dtype
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -17,11 +17,24 @@ from .parameter import Parameter
 __all__ = ["BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm"]
 
 
-def _dtype(dtype, owner: str) -> np.dtype:
-    dtype = np.dtype(np.float32 if dtype is None else dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{owner}: unsupported dtype {dtype}; supported dtypes are float32 and float64")
-    return dtype
+def _affine(module: Module, shape, dtype: np.dtype, affine: bool, bias: bool) -> None:
+    """torch's affine parameters: weight ones and bias zeros of ``shape``, or None."""
+    if affine:
+        module.weight = Parameter(np.ones(shape, dtype))
+        if bias:
+            module.bias = Parameter(np.zeros(shape, dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _reset_affine(module: Module) -> None:
+    if module.weight is not None:
+        module.weight[...] = 1
+    if module.bias is not None:
+        module.bias[...] = 0
 
 
 class _NormBase(Module):
@@ -35,16 +48,8 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        dt = _dtype(dtype, type(self).__name__)
-        if affine:
-            self.weight = Parameter(np.ones(self.num_features, dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_features, dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        dt = module_dtype(dtype, type(self).__name__)
+        _affine(self, self.num_features, dt, affine, bias)
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(self.num_features, dt))
             self.register_buffer("running_var", np.ones(self.num_features, dt))
@@ -62,10 +67,7 @@ class _NormBase(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
-            self.weight[...] = 1
-            if self.bias is not None:
-                self.bias[...] = 0
+        _reset_affine(self)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -152,22 +154,10 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(operator.index(s) for s in normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dt = _dtype(dtype, "LayerNorm")
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.normalized_shape, module_dtype(dtype, "LayerNorm"), elementwise_affine, bias)
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            self.weight[...] = 1
-            if self.bias is not None:
-                self.bias[...] = 0
+        _reset_affine(self)
 
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -190,22 +180,10 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        dt = _dtype(dtype, "GroupNorm")
-        if affine:
-            self.weight = Parameter(np.ones(num_channels, dt))
-            if bias:
-                self.bias = Parameter(np.zeros(num_channels, dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, num_channels, module_dtype(dtype, "GroupNorm"), affine, bias)
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            self.weight[...] = 1
-            if self.bias is not None:
-                self.bias[...] = 0
+        _reset_affine(self)
 
     def forward(self, input):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)

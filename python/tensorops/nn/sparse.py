@@ -6,19 +6,12 @@ import operator
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import FLOAT_DTYPES, as_array
+from .._validate import FLOAT_DTYPES, as_array, module_dtype
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
 
 __all__ = ["Embedding"]
-
-
-def _float_dtype(dtype, owner: str) -> np.dtype:
-    dtype = np.dtype(np.float32 if dtype is None else dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{owner}: unsupported dtype {dtype}; supported dtypes are float32 and float64")
-    return dtype
 
 
 class Embedding(Module):
@@ -48,7 +41,7 @@ class Embedding(Module):
         self.scale_grad_by_freq = scale_grad_by_freq
         self.sparse = sparse
         if _weight is None:
-            self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), _float_dtype(dtype, "Embedding")),
+            self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), module_dtype(dtype, "Embedding")),
                                     requires_grad=not _freeze)
             self.reset_parameters()
         else:
