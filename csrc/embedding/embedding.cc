@@ -64,7 +64,9 @@ void gather_rows(const TensorView& indices, const TensorView& weight, const Tens
 
 void embedding(const TensorView& indices, const TensorView& weight, const TensorView& out) {
   TENSOROPS_CHECK(weight.ndim == 2, "'weight' must be 2-D");
-  TENSOROPS_CHECK(weight.shape[1] <= 1 || weight.strides[1] == 1, "embedding: weight rows must be contiguous");
+  // An empty weight has no row to read (NumPy gives empty arrays any strides, even zero).
+  TENSOROPS_CHECK(weight.shape[0] == 0 || weight.shape[1] <= 1 || weight.strides[1] == 1,
+                  "embedding: weight rows must be contiguous");
   TENSOROPS_CHECK(out.is_contiguous() && out.ndim == indices.ndim + 1, "embedding: bad output");
   if (indices.numel() == 0) return;
   if (indices.dtype == DType::int64)

@@ -37,7 +37,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     num_embeddings = w.shape[0]
     if padding_idx is not None:
         padding_idx = operator.index(padding_idx)
-        if not -num_embeddings <= padding_idx < num_embeddings:
+        # torch checks only a nonzero padding_idx, so 0 passes even for an empty weight.
+        if (padding_idx > 0 and padding_idx >= num_embeddings) or padding_idx < -num_embeddings:
             raise ShapeError("embedding: Padding_idx must be within num_embeddings")
     if max_norm is not None:
         _renorm_rows(idx, w, float(max_norm), float(norm_type))
