@@ -452,3 +452,26 @@ def test_oracle_maps_torch_errors_to_ours():
     matches_torch(lambda: tops.narrow(np.zeros(3), 0, 5, 1), lambda: torch.narrow(torch.zeros(3), 0, 5, 1))
     with pytest.raises(tops.ShapeError):  # torch raises IndexError: another class escapes and fails the test
         matches_torch(lambda: (_ for _ in ()).throw(tops.ShapeError("x")), lambda: torch.zeros(2).transpose(0, 3))
+
+
+# ---- what these properties found, kept as plain regression tests ------------------------------
+
+def test_embedding_of_an_empty_weight_with_zero_strides():
+    weight = np.zeros((2, 0), np.float32).T  # shape (0, 2), strides (0, 0): NumPy's choice for empty arrays
+    indices = np.zeros((0,), np.int64)
+    matches_torch(lambda: F.embedding(indices, weight), lambda: TF.embedding(torch.from_numpy(indices),
+                                                                            torch.zeros(0, 2)), [indices])
+
+
+def test_embedding_padding_idx_zero_with_an_empty_weight():
+    indices = np.zeros((0,), np.int32)
+    weight = np.zeros((0, 3), np.float64)
+    matches_torch(lambda: F.embedding(indices, weight, padding_idx=0),
+                  lambda: TF.embedding(torch.from_numpy(indices), torch.from_numpy(weight), padding_idx=0), [indices])
+    with pytest.raises(tops.ShapeError, match="Padding_idx must be within num_embeddings"):
+        F.embedding(indices, weight, padding_idx=1)
+
+
+def test_permute_reports_a_duplicate_before_a_later_out_of_range_dim():
+    x = np.zeros((0, 0, 0, 0), np.float32)
+    matches_torch(lambda: tops.permute(x, [0, 0, 0, 4]), lambda: to_torch(x).permute([0, 0, 0, 4]), [x])

@@ -25,6 +25,7 @@ _KIND_RANK = {"b": 0, "i": 1, "f": 2}
 _TORCH_TENSOR_TYPE = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "int32": "torch.IntTensor",
                       "int64": "torch.LongTensor", "bool": "CPUBoolType"}
 _as_strided = np.lib.stride_tricks.as_strided
+_MAX_BYTES = np.iinfo(np.intp).max
 
 
 def _check_copy_dtype(dtype, op: str) -> None:
@@ -165,9 +166,12 @@ def permute(input, *dims):
         raise ShapeError("permute(sparse_coo): number of dimensions in the tensor input does not match the length of "
                          f"the desired ordering of dimensions i.e. input.dim() = {x.ndim} is not equal to "
                          f"len(dims) = {len(dims)}")
-    order = [normalize_dim(d, x.ndim, "permute") for d in dims]
-    if len(set(order)) != len(order):
-        raise ShapeError("permute(): duplicate dims are not allowed.")
+    order = []
+    for d in dims:  # one at a time, as torch: a duplicate before an out-of-range dim is reported first
+        nd = normalize_dim(d, x.ndim, "permute")
+        if nd in order:
+            raise ShapeError("permute(): duplicate dims are not allowed.")
+        order.append(nd)
     return x.transpose(order)
 
 
@@ -325,6 +329,9 @@ def expand(input, *sizes):
         strides[i] = stride
     if min(shape, default=0) < 0:
         raise ShapeError("numel: integer multiplication overflow")  # torch's words for a negative size
+    if prod(shape) * x.itemsize > _MAX_BYTES:
+        # torch can hold such a view; NumPy cannot describe an array of more bytes than intp counts.
+        raise ShapeError(f"expand: size {list(shape)} has more elements of {x.dtype} than an array can address")
     return _as_strided(x, tuple(shape), tuple(strides))
 
 
