@@ -27,6 +27,7 @@ one must pass once the finding is fixed.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import importlib
 import importlib.util
@@ -325,24 +326,41 @@ def _snapshot(value):
     return None
 
 
-def _writable_arguments(case: dict) -> set:
-    """Arguments an op may legitimately write: out=, inplace=True, embedding's max_norm renorm."""
-    allowed = {"out"}
-    kwargs = {**case.get("kwargs", {}), **case.get("init_kwargs", {})}
-    if kwargs.get("inplace") is True or True in case.get("args", [])[1:2]:
-        allowed |= {"input", 0}
+def _writable_arguments(case: dict, built: dict) -> set:
+    """Arguments (names and positions) an op may legitimately write: out=, the input under
+    inplace=True, and embedding's weight (max_norm renormalises rows in place)."""
+    names = {"out"}
+    if built["kwargs"].get("inplace") is True or built["init_kwargs"].get("inplace") is True:
+        names.add("input")
     if case["op"].lower().endswith("embedding"):
-        allowed |= {"weight", 1}
-    return allowed
+        names.add("weight")
+    obj = resolve(case["op"])
+    target = getattr(obj, "forward", obj) if isinstance(obj, type) else obj
+    try:
+        params = [p for p in inspect.signature(target).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        params = []
+    positions = {i for i, p in enumerate(params[:len(built["args"])])
+                 if p.name in names and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if any(p.name == "inplace" and i < len(built["args"]) and built["args"][i] is True for i, p in enumerate(params)):
+        positions |= {i for i, p in enumerate(params[:len(built["args"])]) if p.name == "input"}
+    return names | positions
 
 
-def _call(case: dict, built: dict):
+def _call(case: dict, built: dict, instance=None):
+    """Calls the target; a class is constructed first (or `instance` is used: modules draw
+    random initial weights, so a comparison must reuse one instance's weights)."""
     obj = resolve(case["op"])
     if isinstance(obj, type):
-        obj = obj(*built["init_args"], **built["init_kwargs"])
+        obj = instance if instance is not None else obj(*built["init_args"], **built["init_kwargs"])
         if not callable(obj):
             return obj
     return obj(*built["args"], **built["kwargs"])
+
+
+def _construct(case: dict, built: dict):
+    obj = resolve(case["op"])
+    return obj(*built["init_args"], **built["init_kwargs"]) if isinstance(obj, type) else None
 
 
 def _same_bits(a, b) -> bool:
@@ -373,9 +391,12 @@ def run_case(case: dict) -> dict:
                                                                               "kwargs")}
     before = {i: _snapshot(v) for i, v in enumerate(built["args"])}
     before.update({k: _snapshot(v) for k, v in built["kwargs"].items()})
+    instance = twin = None
     try:
         with np.errstate(all="ignore"):
-            result = _call(case, built)
+            instance = _construct(case, built)
+            twin = copy.deepcopy(instance) if instance is not None else None
+            result = _call(case, built, instance)
     except ACCEPTED as exc:
         return {"outcome": "error", "detail": f"{type(exc).__name__}: {str(exc)[:200]}"}
     except Exception as exc:  # noqa: BLE001 - this is what a fuzzer is for
@@ -385,7 +406,7 @@ def run_case(case: dict) -> dict:
     finally:
         tensorops.set_num_threads(threads)
         _core.set_isa_cap(cap)
-    writable = _writable_arguments(case)
+    writable = _writable_arguments(case, built)
     after = {i: _snapshot(v) for i, v in enumerate(built["args"])}
     after.update({k: _snapshot(v) for k, v in built["kwargs"].items()})
     for key, value in before.items():
@@ -399,7 +420,7 @@ def run_case(case: dict) -> dict:
             tensorops.set_num_threads(1)
             _core.set_isa_cap("generic")
             with np.errstate(all="ignore"):
-                reference = _call(case, built2)
+                reference = _call(case, built2, twin)
         except MemoryError:  # the first result still holds memory under the address-space limit
             return {"outcome": "ok"}
         except Exception as exc:  # noqa: BLE001

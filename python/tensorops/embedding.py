@@ -52,6 +52,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
 def _renorm_rows(idx: np.ndarray, weight: np.ndarray, max_norm: float, norm_type: float) -> None:
     if idx.size == 0:
         return
+    # Dims repeated by a zero stride hold no new index: scan each element once, so a broadcast
+    # index array costs what its memory holds, not what its shape says.
+    idx = np.lib.stride_tricks.as_strided(
+        idx, tuple(1 if st == 0 else n for n, st in zip(idx.shape, idx.strides)), idx.strides)
     if idx.min() < 0 or idx.max() >= weight.shape[0]:
         raise IndexError("index out of range in self")
     if not weight.flags.writeable:
