@@ -249,7 +249,26 @@ def draw_case(c: RandomChooser, targets: list) -> dict:
         case["args"], case["kwargs"] = draw_call(c, target, forward) if forward else ([], {})
     else:
         case["args"], case["kwargs"] = draw_call(c, target, obj)
+    if target.rpartition(".")[2] in PIECEWISE:
+        _cap_broadcast_leads(case, 2**20)
     return case
+
+
+# Ops returning one Python object per piece: splitting a 2^31-long broadcast dim into pieces of
+# a few elements asks for hundreds of millions of views, which exhausts memory in torch and
+# here alike (NumPy may then surface it as a SystemError), so their broadcast dims stay smaller.
+PIECEWISE = {"split", "chunk"}
+
+
+def _cap_broadcast_leads(spec, cap: int) -> None:
+    if isinstance(spec, dict):
+        if "lead" in spec:
+            spec["lead"] = [min(n, cap) for n in spec["lead"]]
+        for value in spec.values():
+            _cap_broadcast_leads(value, cap)
+    elif isinstance(spec, list):
+        for value in spec:
+            _cap_broadcast_leads(value, cap)
 
 
 # ---- building and running a case --------------------------------------------------------------
@@ -387,7 +406,7 @@ def run_case(case: dict) -> dict:
     import tensorops
     from tensorops import _core
     threads, cap = tensorops.get_num_threads(), _core.isa_cap()
-    built = {k: build(case.get(k, [] if k.endswith("args") else {})) for k in ("init_args", "init_kwargs", "args",
+    built = {k: build(case.get(k, {} if k.endswith("kwargs") else [])) for k in ("init_args", "init_kwargs", "args",
                                                                               "kwargs")}
     before = {i: _snapshot(v) for i, v in enumerate(built["args"])}
     before.update({k: _snapshot(v) for k, v in built["kwargs"].items()})
@@ -415,7 +434,7 @@ def run_case(case: dict) -> dict:
     short = case["op"].rpartition(".")[2]
     if short not in STATEFUL and isinstance(result, (np.ndarray, tuple, list)):
         # The same call under the generic kernels on one thread must give the same bits.
-        built2 = {k: build(case.get(k, [] if k.endswith("args") else {})) for k in built}
+        built2 = {k: build(case.get(k, {} if k.endswith("kwargs") else [])) for k in built}
         try:
             tensorops.set_num_threads(1)
             _core.set_isa_cap("generic")
