@@ -9,8 +9,10 @@
 # runtime must come first in the link order).
 #
 # detect_leaks=0: CPython keeps interned objects and arenas until exit by design, so leak
-# reports would be noise. Nothing else is needed: torch 2.13's CPU wheel, imported by the
-# tests beside tensorops, runs clean under ASan with the defaults (odr checks included).
+# reports would be noise. allocator_may_return_null=1: an impossible allocation (tests ask
+# NumPy for exabytes to check the MemoryError) returns NULL, as glibc's malloc does, instead of
+# aborting the process. Nothing else is needed: torch 2.13's CPU wheel, imported by the tests
+# beside tensorops, runs clean under ASan with the defaults (odr checks included).
 # UBSan stops at the first finding (the build also passes -fno-sanitize-recover=undefined).
 # Extra ASAN_OPTIONS / UBSAN_OPTIONS from the environment are appended.
 # TENSOROPS_SANITIZE_SKIP_BUILD=1 reuses the last build.
@@ -38,7 +40,7 @@ libasan="$(gcc -print-file-name=libasan.so)"
 libubsan="$(gcc -print-file-name=libubsan.so)"
 cd "$root"
 export LD_PRELOAD="$libasan $libubsan${LD_PRELOAD:+ $LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export PYTHONPATH="$asan/python${PYTHONPATH:+:$PYTHONPATH}"
 export TENSOROPS_SANITIZED=1
