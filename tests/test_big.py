@@ -153,6 +153,8 @@ def test_expand_to_sizes_no_array_can_hold():
     with pytest.raises(tops.ShapeError, match="than an array can address"):
         tops.expand(one, 2**63)
     with pytest.raises(tops.ShapeError, match="than an array can address"):
+        tops.expand(one, 0, 2**63)  # no elements, but a size past int64 (found by the fuzzer)
+    with pytest.raises(tops.ShapeError, match="than an array can address"):
         tops.expand(one, 2**62)  # 2^62 float32 elements are 2^64 bytes
     view = tops.expand(np.zeros(1, np.bool_), 2**62)  # 2^62 bytes: NumPy can describe it, as a view
     assert view.shape == (2**62,) and view.strides == (0,)

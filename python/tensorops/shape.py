@@ -329,7 +329,7 @@ def expand(input, *sizes):
         strides[i] = stride
     if min(shape, default=0) < 0:
         raise ShapeError("numel: integer multiplication overflow")  # torch's words for a negative size
-    if prod(shape) * x.itemsize > _MAX_BYTES:
+    if max(shape, default=0) > _MAX_BYTES or prod(shape) * x.itemsize > _MAX_BYTES:
         # torch can hold such a view; NumPy cannot describe an array of more bytes than intp counts.
         raise ShapeError(f"expand: size {list(shape)} has more elements of {x.dtype} than an array can address")
     return _as_strided(x, tuple(shape), tuple(strides))
