@@ -22,7 +22,7 @@ JSON description written to a scratch file before it runs, so when the worker di
 sanitizer abort) or stops making progress (hang), the supervisor saves that case to the corpus
 directory; unexpected exceptions, modified inputs and kernel-set mismatches are saved by the
 worker itself, one file per distinct finding. Corpus files are regression tests: replaying
-one must pass once the finding is fixed.
+one must pass once the finding is fixed. The exit status is 1 when a run added a finding.
 """
 from __future__ import annotations
 
@@ -541,6 +541,7 @@ def supervise(args) -> int:
         except ImportError:
             engine = "random"
     end = time.time() + args.seconds
+    known = set(corpus.glob("*.json")) if corpus.exists() else set()
     crashes = 0
     seed = args.seed
     with tempfile.TemporaryDirectory() as scratch:
@@ -580,8 +581,10 @@ def supervise(args) -> int:
                 print(f"worker failed before its first case (exit status {rc}):\n{tail}", file=sys.stderr)
                 return 2
             seed += 1
-    print(f"fuzz: {args.seconds:.0f} s with {engine}, {crashes} crash(es)/hang(s)")
-    return 1 if crashes else 0
+    new = sorted(p.name for p in (set(corpus.glob("*.json")) if corpus.exists() else set()) - known)
+    print(f"fuzz: {args.seconds:.0f} s with {engine}, {crashes} crash(es)/hang(s), {len(new)} new finding(s)"
+          + "".join(f"\n  {corpus / name}" for name in new))
+    return 1 if new else 0
 
 
 def replay(corpus: Path) -> int:
