@@ -227,3 +227,35 @@ def test_grandchild_of_a_fork_still_works():
         sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     """)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.single_isa
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_repeated_calls_and_errors_do_not_grow_memory():
+    # A reference kept or an exception object leaked per call in the bindings shows up here as
+    # megabytes after thousands of calls.
+    import gc
+    x = randn((64, 65), np.float32)
+    weight = randn((10, 8), np.float64)
+    indices = np.arange(30) % 10
+    calls = [lambda: tops.relu(x), lambda: tops.contiguous(x.T), lambda: tops.cat([x, x]),
+             lambda: tops.stack([x, x]), lambda: F.embedding(indices, weight), lambda: F.dropout(x),
+             lambda: F.embedding(indices + 20, weight), lambda: tops.cat([x, x[:, :3]]),
+             lambda: tops.relu(np.zeros(3, np.int64)), lambda: _core.embedding(indices, weight, np.zeros(3))]
+    for call in calls:
+        def repeat(n):
+            for _ in range(n):
+                try:
+                    call()
+                except (ValueError, TypeError, IndexError, RuntimeError):
+                    pass
+            gc.collect()
+        repeat(500)
+        before = _resident_mib()
+        repeat(3000)
+        assert _resident_mib() - before < 8, "memory grew with repeated calls"
