@@ -188,10 +188,14 @@ def test_narrow_split_chunk_with_enormous_arguments():
     x = np.zeros((4, 3), np.float32)
     with pytest.raises(tops.ShapeError, match=r"start \(0\) \+ length \(9223372036854775807\) exceeds dimension size"):
         tops.narrow(x, 0, 0, 2**63 - 1)
-    with pytest.raises(IndexError, match="start out of range"):
+    with pytest.raises(tops.ShapeError, match=r"narrow\(\): argument 'start' \(position 2\): Overflow when unpacking long long"):
         tops.narrow(x, 0, 2**63, 1)
     assert [p.shape for p in tops.split(x, 2**62)] == [(4, 3)]
     assert [p.shape for p in tops.chunk(x, 2**62)] == [(1, 3)] * 4
+    with pytest.raises(tops.ShapeError, match="Overflow when unpacking long long"):
+        tops.chunk(np.zeros(0, np.float32), 2**63)  # was an OverflowError from [0] * chunks (fuzzer finding)
+    with pytest.raises(tops.ShapeError, match="Overflow when unpacking long long"):
+        tops.split(x, -(2**63) - 1)
     with pytest.raises(IndexError, match="Dimension out of range"):
         tops.unsqueeze(x, 2**63)
 

@@ -26,6 +26,7 @@ _TORCH_TENSOR_TYPE = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTe
                       "int64": "torch.LongTensor", "bool": "CPUBoolType"}
 _as_strided = np.lib.stride_tricks.as_strided
 _MAX_BYTES = np.iinfo(np.intp).max
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _check_copy_dtype(dtype, op: str) -> None:
@@ -44,9 +45,12 @@ def _int(value, op: str, arg: str, position: int) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be int, not bool")
     try:
-        return operator.index(value)
+        value = operator.index(value)
     except TypeError:
         raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be int, not {type(value).__name__}") from None
+    if not _INT64_MIN <= value <= _INT64_MAX:  # torch's argument parser refuses these outright
+        raise ShapeError(f"{op}(): argument '{arg}' (position {position}): Overflow when unpacking long long")
+    return value
 
 
 def _int_tuple(values, op: str, arg: str, position: int) -> tuple:
