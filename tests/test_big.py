@@ -217,3 +217,46 @@ def test_embedding_with_an_enormous_broadcast_index_costs_what_its_memory_holds(
         F.embedding(indices, weight, max_norm=1.0)
     np.testing.assert_allclose(np.linalg.norm(weight[1:], axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(weight[0], [4.0, 4.0])
+
+
+# ---- data off its item size -------------------------------------------------------------------
+
+def _unaligned(values: np.ndarray) -> np.ndarray:
+    raw = np.zeros(values.nbytes + 1, np.uint8)[1:].view(values.dtype).reshape(values.shape)
+    raw[...] = values
+    assert not raw.flags.aligned
+    return raw
+
+
+def test_unaligned_data_is_read_correctly():
+    # Found by the fuzzer under UBSan: kernels read through float*, and a pointer one byte off
+    # is undefined behaviour (a misaligned load in the generic kernels' tail).
+    x = _unaligned(np.random.default_rng(0).standard_normal((2, 7, 33)).astype(np.float32))
+    np.testing.assert_array_equal(tops.relu(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(tops.contiguous(x.transpose(2, 0, 1)), x.transpose(2, 0, 1))
+    np.testing.assert_array_equal(tops.cat([x, x], 1), np.concatenate([x, x], 1))
+    weight = _unaligned(np.arange(12, dtype=np.float64).reshape(4, 3))
+    indices = _unaligned(np.array([3, 0, 2], np.int64))
+    np.testing.assert_array_equal(F.embedding(indices, weight), np.asarray(weight)[[3, 0, 2]])
+    tops.manual_seed(3)
+    dropped = F.dropout(x, 0.5)
+    assert set(np.unique(dropped[dropped != 0] / x[dropped != 0]).round(5)) <= {2.0}
+
+
+def test_unaligned_out_and_direct_core_calls_are_refused():
+    x = np.ones(9, np.float32)
+    out = _unaligned(np.zeros(9, np.float32))
+    with pytest.raises(tops.ShapeError, match="relu: out must be aligned to its item size"):
+        tops.relu(x, out=out)
+    with pytest.raises(tops.ShapeError, match="relu: data of 'input' is not aligned to its item size"):
+        tops._core.relu(_unaligned(x), np.zeros(9, np.float32))
+    with pytest.raises(tops.ShapeError, match="copy: data of 'out' is not aligned to its item size"):
+        tops._core.copy(x, out)
+
+
+def test_max_norm_renormalises_an_unaligned_weight_in_place():
+    weight = _unaligned(np.full((3, 2), 4.0, np.float32))
+    out = F.embedding(np.array([1]), weight, max_norm=1.0)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(weight[1]), 1.0, rtol=1e-6)  # the caller's row, as torch
+    np.testing.assert_array_equal(weight[0], [4.0, 4.0])

@@ -4,7 +4,8 @@ Every call either gives torch's result (values, shape, dtype) or raises the clas
 torch raises (torch's RuntimeError is our ShapeError or another RuntimeError; IndexError,
 TypeError and ValueError map to themselves); it never crashes, and never modifies its input.
 Inputs come in every memory layout: contiguous, permuted, strided, reversed (negative
-strides), broadcast (zero strides, read-only), with 0-size dims and 0-d arrays.
+strides), broadcast (zero strides, read-only), unaligned (data off its item size), with 0-size
+dims and 0-d arrays.
 
 The example count comes from a hypothesis profile: the default keeps the run short;
 `HYPOTHESIS_PROFILE=long` runs a thousand examples per property. Families that have not landed
@@ -33,7 +34,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 FLOATS = (np.float32, np.float64)
 COPYABLE = (np.float32, np.float64, np.int32, np.int64, np.bool_)
-LAYOUTS = ("contiguous", "permuted", "strided", "negative", "broadcast")
+LAYOUTS = ("contiguous", "permuted", "strided", "negative", "broadcast", "unaligned")
 _TORCH_TO_OURS = ((IndexError, IndexError), (TypeError, TypeError), (ValueError, ValueError),
                   (RuntimeError, RuntimeError))
 
@@ -69,6 +70,11 @@ def arrays(draw, dtypes=FLOATS, shape=None, min_dims=0, max_dims=4, max_side=5, 
     layout = draw(st.sampled_from(layouts)) if values.ndim else "contiguous"
     if layout == "contiguous":
         return values
+    if layout == "unaligned":
+        # Data one byte off its item size: a view at an odd offset of a byte buffer.
+        raw = np.zeros(values.nbytes + 1, np.uint8)[1:].view(dtype).reshape(values.shape)
+        raw[...] = values
+        return raw
     if layout == "broadcast":
         # Dims chosen here are repeated by a zero stride; the array is read-only, as NumPy makes it.
         repeated = draw(st.lists(st.booleans(), min_size=values.ndim, max_size=values.ndim))

@@ -551,8 +551,14 @@ def supervise(args) -> int:
             cmd = [sys.executable, __file__, "--worker", "--engine", engine, "--seconds", f"{remaining:.0f}",
                    "--corpus", str(corpus), "--current", str(current), "--seed", str(seed)]
             log = Path(scratch) / "worker.log"
+            env = dict(os.environ)
+            if env.get("TENSOROPS_SANITIZED"):
+                # No address-space limit under ASan (its shadow needs terabytes): cap single
+                # allocations instead, so a huge result is a MemoryError, not gigabytes written.
+                cap = f"max_allocation_size_mb={ADDRESS_SPACE_BYTES >> 20}:allocator_may_return_null=1"
+                env["ASAN_OPTIONS"] = f"{env['ASAN_OPTIONS']}:{cap}" if env.get("ASAN_OPTIONS") else cap
             with open(log, "w") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=scratch)
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=scratch, env=env)
                 last_stamp, last_change = None, time.time()
                 while proc.poll() is None:
                     time.sleep(0.5)

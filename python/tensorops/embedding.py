@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from . import _core
-from ._validate import INDEX_DTYPES, ShapeError, as_array, float_array
+from ._validate import INDEX_DTYPES, ShapeError, aligned, as_array, check_float
 
 __all__ = ["embedding"]
 
@@ -31,7 +31,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
         raise TypeError(
             "embedding: Expected tensor for argument #1 'indices' to have one of the following scalar types: "
             f"Long, Int; but got {name} instead (dtype {idx.dtype})")
-    w = float_array(weight, "embedding", "weight")
+    w = as_array(weight, "embedding", "weight")  # not float_array: max_norm must renorm the caller's rows
+    check_float(w, "embedding", "weight")
     if w.ndim != 2:
         raise ShapeError("embedding: 'weight' must be 2-D")
     num_embeddings = w.shape[0]
@@ -45,7 +46,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     if w.shape[1] > 1 and w.strides[1] != w.itemsize:
         w = np.ascontiguousarray(w)
     out = np.empty(idx.shape + (w.shape[1],), w.dtype)
-    _core.embedding(idx, w, out)
+    _core.embedding(aligned(idx), aligned(w), out)
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import as_array, normalize_dim
+from ._validate import aligned, as_array, normalize_dim
 
 __all__ = ["reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "flatten", "cat", "concat", "stack",
            "expand", "split", "chunk", "narrow", "contiguous"]
@@ -37,7 +37,7 @@ def _check_copy_dtype(dtype, op: str) -> None:
 def _copy(x: np.ndarray, op: str) -> np.ndarray:
     _check_copy_dtype(x.dtype, op)
     out = np.empty(x.shape, x.dtype)
-    _core.copy(x, out)
+    _core.copy(aligned(x), out)
     return out
 
 
@@ -279,7 +279,7 @@ def cat(tensors, dim=0):
         total += a.shape[d]
         kept.append(a)
     out = np.empty(first.shape[:d] + (total,) + first.shape[d + 1:], dtype)
-    _core.cat(kept, d, out)
+    _core.cat([aligned(a) for a in kept], d, out)
     return out
 
 
@@ -298,7 +298,7 @@ def stack(tensors, dim=0):
             raise ShapeError(f"stack expects each tensor to be equal size, but got {list(first.shape)} at entry 0 "
                              f"and {list(a.shape)} at entry {i}")
     out = np.empty(first.shape[:d] + (len(arrays),) + first.shape[d:], _result_dtype(arrays, "stack"))
-    _core.stack(arrays, d, out)
+    _core.stack([aligned(a) for a in arrays], d, out)
     return out
 
 
