@@ -237,7 +237,7 @@ def _resident_mib() -> float:
 @pytest.mark.single_isa
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
 @pytest.mark.skipif(bool(os.environ.get("TENSOROPS_SANITIZED")),
-                    reason="ASan keeps freed memory in quarantine on purpose (and finds leaks itself)")
+                    reason="ASan keeps freed memory in quarantine on purpose")
 def test_repeated_calls_and_errors_do_not_grow_memory():
     # A reference kept or an exception object leaked per call in the bindings shows up here as
     # megabytes after thousands of calls.
