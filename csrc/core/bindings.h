@@ -35,8 +35,9 @@ inline DType dtype_of(const py::array& a, const char* op, const char* arg) {
   throw TypeError(std::string(op) + ": unsupported dtype " + std::string(py::str(dt)) + " for argument '" + arg + "'");
 }
 
-// Read-only view of an input array. Byte strides that are not a multiple of the item size
-// never reach here (the Python layer copies such arrays first); C++ refuses them anyway.
+// Read-only view of an input array. Byte strides that are not a multiple of the item size,
+// and data not aligned to it, never reach here (the Python layer copies such arrays first);
+// C++ refuses them anyway, since kernels read through typed pointers.
 inline TensorView view_of(const py::array& a, const char* op, const char* arg) {
   TensorView v;
   v.dtype = dtype_of(a, op, arg);
@@ -50,6 +51,8 @@ inline TensorView view_of(const py::array& a, const char* op, const char* arg) {
     v.strides[d] = bytes / item;
   }
   v.data = const_cast<void*>(a.data());
+  TENSOROPS_CHECK(reinterpret_cast<uintptr_t>(v.data) % item == 0,
+                  std::string(op) + ": data of '" + arg + "' is not aligned to its item size");
   return v;
 }
 

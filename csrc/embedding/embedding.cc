@@ -36,19 +36,31 @@ void for_each_index(const TensorView& indices, int64_t begin, int64_t end, const
   }
 }
 
+// The distinct index elements: dims repeated by a zero stride shown once. A broadcast index
+// tensor can have far more elements than memory (2^62 with no bytes behind them); checking
+// its range costs what its memory holds, not what its shape says.
+TensorView distinct_elements(const TensorView& indices) {
+  TensorView compact = indices;
+  for (int d = 0; d < compact.ndim; ++d)
+    if (compact.strides[d] == 0 && compact.shape[d] > 1) compact.shape[d] = 1;
+  return compact;
+}
+
 template <class Index>
 void gather_rows(const TensorView& indices, const TensorView& weight, const TensorView& out) {
-  const int64_t count = indices.numel();
   const int64_t rows = weight.shape[0];
+  const TensorView distinct = distinct_elements(indices);
   std::atomic<bool> out_of_range{false};
-  parallel_for(0, count, kGrain * 16, [&](int64_t begin, int64_t end) {
+  parallel_for(0, distinct.numel(), kGrain * 16, [&](int64_t begin, int64_t end) {
     bool bad = false;
-    for_each_index<Index>(indices, begin, end, [&](int64_t, int64_t v) { bad |= (v < 0) | (v >= rows); });
+    for_each_index<Index>(distinct, begin, end, [&](int64_t, int64_t v) { bad |= (v < 0) | (v >= rows); });
     if (bad) out_of_range.store(true, std::memory_order_relaxed);
   });
   if (out_of_range.load()) throw IndexError("index out of range in self");
 
   const int64_t dim = weight.shape[1];
+  if (dim == 0) return;  // nothing to copy, however many indices
+  const int64_t count = indices.numel();
   const int64_t row_bytes = dim * itemsize(weight.dtype);
   const int64_t row_stride_bytes = weight.strides[0] * itemsize(weight.dtype);
   const auto* src = static_cast<const char*>(weight.data);
@@ -64,7 +76,9 @@ void gather_rows(const TensorView& indices, const TensorView& weight, const Tens
 
 void embedding(const TensorView& indices, const TensorView& weight, const TensorView& out) {
   TENSOROPS_CHECK(weight.ndim == 2, "'weight' must be 2-D");
-  TENSOROPS_CHECK(weight.shape[1] <= 1 || weight.strides[1] == 1, "embedding: weight rows must be contiguous");
+  // An empty weight has no row to read (NumPy gives empty arrays any strides, even zero).
+  TENSOROPS_CHECK(weight.shape[0] == 0 || weight.shape[1] <= 1 || weight.strides[1] == 1,
+                  "embedding: weight rows must be contiguous");
   TENSOROPS_CHECK(out.is_contiguous() && out.ndim == indices.ndim + 1, "embedding: bad output");
   if (indices.numel() == 0) return;
   if (indices.dtype == DType::int64)

@@ -46,6 +46,13 @@ def as_array(x, op: str, arg: str = "input") -> np.ndarray:
     return x
 
 
+def aligned(x: np.ndarray) -> np.ndarray:
+    """x, or an aligned copy when its data pointer is off the item size (a view at an odd byte
+    offset): kernels read through typed pointers, where that is undefined behaviour, and C++
+    refuses it. Views stay views: only arrays about to reach a kernel go through here."""
+    return x if x.flags.aligned else x.copy()
+
+
 def _from_dlpack(x, op: str, arg: str) -> np.ndarray:
     detach = getattr(x, "detach", None)
     if detach is not None and getattr(x, "requires_grad", False):
@@ -96,7 +103,7 @@ def check_float(x: np.ndarray, op: str, arg: str = "input") -> None:
 def float_array(x, op: str, arg: str = "input") -> np.ndarray:
     x = as_array(x, op, arg)
     check_float(x, op, arg)
-    return x
+    return x if x.flags.aligned else x.copy()
 
 
 def normalize_dim(dim, ndim: int, op: str = "") -> int:
@@ -159,6 +166,8 @@ def check_out(out, shape: tuple, dtype, op: str) -> np.ndarray:
         raise ShapeError(f"{op}: out must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError(f"{op}: out is read-only")
+    if not out.flags.aligned:
+        raise ShapeError(f"{op}: out must be aligned to its item size")
     return out
 
 

@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from . import _core
-from ._validate import INDEX_DTYPES, ShapeError, as_array, empty, float_array
+from ._validate import INDEX_DTYPES, ShapeError, aligned, as_array, check_float, empty
 
 __all__ = ["embedding"]
 
@@ -31,26 +31,32 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
         raise TypeError(
             "embedding: Expected tensor for argument #1 'indices' to have one of the following scalar types: "
             f"Long, Int; but got {name} instead (dtype {idx.dtype})")
-    w = float_array(weight, "embedding", "weight")
+    w = as_array(weight, "embedding", "weight")  # not float_array: max_norm must renorm the caller's rows
+    check_float(w, "embedding", "weight")
     if w.ndim != 2:
         raise ShapeError("embedding: 'weight' must be 2-D")
     num_embeddings = w.shape[0]
     if padding_idx is not None:
         padding_idx = operator.index(padding_idx)
-        if not -num_embeddings <= padding_idx < num_embeddings:
+        # torch checks only a nonzero padding_idx, so 0 passes even for an empty weight.
+        if (padding_idx > 0 and padding_idx >= num_embeddings) or padding_idx < -num_embeddings:
             raise ShapeError("embedding: Padding_idx must be within num_embeddings")
     if max_norm is not None:
         _renorm_rows(idx, w, float(max_norm), float(norm_type))
     if w.shape[1] > 1 and w.strides[1] != w.itemsize:
         w = np.ascontiguousarray(w)
     out = empty(idx.shape + (w.shape[1],), w.dtype)
-    _core.embedding(idx, w, out)
+    _core.embedding(aligned(idx), aligned(w), out)
     return out
 
 
 def _renorm_rows(idx: np.ndarray, weight: np.ndarray, max_norm: float, norm_type: float) -> None:
     if idx.size == 0:
         return
+    # Dims repeated by a zero stride hold no new index: scan each element once, so a broadcast
+    # index array costs what its memory holds, not what its shape says.
+    idx = np.lib.stride_tricks.as_strided(
+        idx, tuple(1 if st == 0 else n for n, st in zip(idx.shape, idx.strides)), idx.strides)
     if idx.min() < 0 or idx.max() >= weight.shape[0]:
         raise IndexError("index out of range in self")
     if not weight.flags.writeable:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import as_array, empty, normalize_dim
+from ._validate import aligned, as_array, empty, normalize_dim
 
 __all__ = ["reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "flatten", "cat", "concat", "stack",
            "expand", "split", "chunk", "narrow", "contiguous"]
@@ -25,6 +25,8 @@ _KIND_RANK = {"b": 0, "i": 1, "f": 2}
 _TORCH_TENSOR_TYPE = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "int32": "torch.IntTensor",
                       "int64": "torch.LongTensor", "bool": "CPUBoolType"}
 _as_strided = np.lib.stride_tricks.as_strided
+_MAX_BYTES = np.iinfo(np.intp).max
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _check_copy_dtype(dtype, op: str) -> None:
@@ -35,7 +37,7 @@ def _check_copy_dtype(dtype, op: str) -> None:
 def _copy(x: np.ndarray, op: str) -> np.ndarray:
     _check_copy_dtype(x.dtype, op)
     out = empty(x.shape, x.dtype)
-    _core.copy(x, out)
+    _core.copy(aligned(x), out)
     return out
 
 
@@ -43,9 +45,12 @@ def _int(value, op: str, arg: str, position: int) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be int, not bool")
     try:
-        return operator.index(value)
+        value = operator.index(value)
     except TypeError:
         raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be int, not {type(value).__name__}") from None
+    if not _INT64_MIN <= value <= _INT64_MAX:  # torch's argument parser refuses these outright
+        raise ShapeError(f"{op}(): argument '{arg}' (position {position}): Overflow when unpacking long long")
+    return value
 
 
 def _int_tuple(values, op: str, arg: str, position: int) -> tuple:
@@ -165,9 +170,12 @@ def permute(input, *dims):
         raise ShapeError("permute(sparse_coo): number of dimensions in the tensor input does not match the length of "
                          f"the desired ordering of dimensions i.e. input.dim() = {x.ndim} is not equal to "
                          f"len(dims) = {len(dims)}")
-    order = [normalize_dim(d, x.ndim, "permute") for d in dims]
-    if len(set(order)) != len(order):
-        raise ShapeError("permute(): duplicate dims are not allowed.")
+    order = []
+    for d in dims:  # one at a time, as torch: a duplicate before an out-of-range dim is reported first
+        nd = normalize_dim(d, x.ndim, "permute")
+        if nd in order:
+            raise ShapeError("permute(): duplicate dims are not allowed.")
+        order.append(nd)
     return x.transpose(order)
 
 
@@ -271,7 +279,7 @@ def cat(tensors, dim=0):
         total += a.shape[d]
         kept.append(a)
     out = empty(first.shape[:d] + (total,) + first.shape[d + 1:], dtype)
-    _core.cat(kept, d, out)
+    _core.cat([aligned(a) for a in kept], d, out)
     return out
 
 
@@ -290,7 +298,7 @@ def stack(tensors, dim=0):
             raise ShapeError(f"stack expects each tensor to be equal size, but got {list(first.shape)} at entry 0 "
                              f"and {list(a.shape)} at entry {i}")
     out = empty(first.shape[:d] + (len(arrays),) + first.shape[d:], _result_dtype(arrays, "stack"))
-    _core.stack(arrays, d, out)
+    _core.stack([aligned(a) for a in arrays], d, out)
     return out
 
 
@@ -325,6 +333,9 @@ def expand(input, *sizes):
         strides[i] = stride
     if min(shape, default=0) < 0:
         raise ShapeError("numel: integer multiplication overflow")  # torch's words for a negative size
+    if max(shape, default=0) > _MAX_BYTES or prod(shape) * x.itemsize > _MAX_BYTES:
+        # torch can hold such a view; NumPy cannot describe an array of more bytes than intp counts.
+        raise ShapeError(f"expand: size {list(shape)} has more elements of {x.dtype} than an array can address")
     return _as_strided(x, tuple(shape), tuple(strides))
 
 

@@ -57,12 +57,16 @@ class _SoftmaxFamily(Module):
 
 
 class ReLU(_InplaceActivation):
+    """``max(x, 0)`` (``F.relu``)."""
+
     def forward(self, input):
         # The plain call is the hot path; the keyword goes along only when asked for.
         return F.relu(input, inplace=True) if self.inplace else F.relu(input)
 
 
 class Hardtanh(Module):
+    """``x`` clamped to ``[min_val, max_val]`` (``F.hardtanh``)."""
+
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         super().__init__()
         if not max_val > min_val:
@@ -79,6 +83,8 @@ class Hardtanh(Module):
 
 
 class ReLU6(Hardtanh):
+    """``min(max(x, 0), 6)`` (``F.relu6``)."""
+
     def __init__(self, inplace: bool = False):
         super().__init__(0.0, 6.0, inplace)
 
@@ -90,6 +96,8 @@ class ReLU6(Hardtanh):
 
 
 class LeakyReLU(Module):
+    """``x`` where positive, ``negative_slope * x`` elsewhere (``F.leaky_relu``)."""
+
     def __init__(self, negative_slope: float = 1e-2, inplace: bool = False):
         super().__init__()
         self.negative_slope = negative_slope
@@ -103,21 +111,29 @@ class LeakyReLU(Module):
 
 
 class ELU(_AlphaActivation):
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere (``F.elu``)."""
+
     def forward(self, input):
         return F.elu(input, alpha=self.alpha, inplace=self.inplace)
 
 
 class CELU(_AlphaActivation):
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`` (``F.celu``)."""
+
     def forward(self, input):
         return F.celu(input, alpha=self.alpha, inplace=self.inplace)
 
 
 class SELU(_InplaceActivation):
+    """Scaled ELU with torch's fixed alpha and scale (``F.selu``)."""
+
     def forward(self, input):
         return F.selu(input, inplace=self.inplace)
 
 
 class GELU(Module):
+    """``x * Phi(x)``, exact or with the tanh approximation (``F.gelu``)."""
+
     def __init__(self, approximate: str = "none"):
         super().__init__()
         self.approximate = approximate
@@ -130,17 +146,21 @@ class GELU(Module):
 
 
 class SiLU(_InplaceActivation):
+    """``x * sigmoid(x)`` (``F.silu``)."""
+
     def forward(self, input):
         return F.silu(input, inplace=self.inplace)
 
 
 class Mish(_InplaceActivation):
+    """``x * tanh(softplus(x))`` (``F.mish``)."""
+
     def forward(self, input):
         return F.mish(input, inplace=self.inplace)
 
 
 class Hardsigmoid(Module):
-    """torch prints no arguments for Hardsigmoid, even with inplace=True."""
+    """``relu6(x + 3) / 6`` (``F.hardsigmoid``); torch prints no arguments for it, even with inplace=True."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -151,7 +171,7 @@ class Hardsigmoid(Module):
 
 
 class Hardswish(Module):
-    """torch prints no arguments for Hardswish, even with inplace=True."""
+    """``x * relu6(x + 3) / 6`` (``F.hardswish``); torch prints no arguments for it, even with inplace=True."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -162,26 +182,36 @@ class Hardswish(Module):
 
 
 class Sigmoid(Module):
+    """``1 / (1 + exp(-x))`` (``F.sigmoid``)."""
+
     def forward(self, input):
         return F.sigmoid(input)
 
 
 class Tanh(Module):
+    """Hyperbolic tangent (``F.tanh``)."""
+
     def forward(self, input):
         return F.tanh(input)
 
 
 class Softsign(Module):
+    """``x / (1 + |x|)`` (``F.softsign``)."""
+
     def forward(self, input):
         return F.softsign(input)
 
 
 class LogSigmoid(Module):
+    """``log(sigmoid(x))`` (``F.logsigmoid``)."""
+
     def forward(self, input):
         return F.logsigmoid(input)
 
 
 class Softplus(Module):
+    """``log(1 + exp(beta * x)) / beta``, linear above ``threshold`` (``F.softplus``)."""
+
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()
         self.beta = beta
@@ -216,10 +246,14 @@ class PReLU(Module):
 
 
 class Softmax(_SoftmaxFamily):
+    """Softmax along ``dim`` (``F.softmax``)."""
+
     def forward(self, input):
         return F.softmax(input, self.dim)
 
 
 class LogSoftmax(_SoftmaxFamily):
+    """Log of the softmax along ``dim`` (``F.log_softmax``)."""
+
     def forward(self, input):
         return F.log_softmax(input, self.dim)

@@ -9,6 +9,9 @@ __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
 
 
 class MaxPool2d(Module):
+    """``torch.nn.MaxPool2d``: max over windows (``stride`` defaults to ``kernel_size``), with
+    ``padding``, ``dilation``, ``ceil_mode`` and optional flat per-plane ``return_indices``."""
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
         super().__init__()
@@ -29,6 +32,9 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
+    """``torch.nn.AvgPool2d``: mean over windows, with ``ceil_mode``, ``count_include_pad`` and
+    ``divisor_override``."""
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None):
         super().__init__()
@@ -48,6 +54,8 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
+    """``torch.nn.AdaptiveAvgPool2d``: mean pooling to ``output_size`` (entries may be None)."""
+
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
@@ -60,6 +68,8 @@ class AdaptiveAvgPool2d(Module):
 
 
 class AdaptiveMaxPool2d(Module):
+    """``torch.nn.AdaptiveMaxPool2d``: max pooling to ``output_size``, optionally with indices."""
+
     def __init__(self, output_size, return_indices: bool = False):
         super().__init__()
         self.output_size = output_size
