@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import as_array, broadcast_shapes, empty
+from ._validate import aligned, as_array, broadcast_shapes, empty
 
 __all__ = ["mm", "bmm", "matmul", "addmm", "linear", "pack_linear_weight"]
 
@@ -37,7 +37,7 @@ def _operand(x, op: str, arg: str) -> np.ndarray:
     x = x if type(x) is _ndarray else as_array(x, op, arg)
     if x.dtype != _FLOAT32 and x.dtype != _FLOAT64:
         raise TypeError(f'{op}: "{arg}" has unsupported dtype {x.dtype}; supported dtypes are float32 and float64')
-    return x
+    return aligned(x)
 
 
 def _lower(dtype) -> str:
@@ -243,7 +243,7 @@ def _expand_to(bias: np.ndarray, target: tuple) -> np.ndarray:
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * (mat1 @ mat2), input broadcast to the result (torch.addmm).
     beta == 0 ignores input (NaN included) and alpha == 0 ignores the product, as torch."""
-    bias = as_array(input, "addmm", "input")
+    bias = aligned(as_array(input, "addmm", "input"))
     a = _operand(mat1, "addmm", "mat1")
     b = _operand(mat2, "addmm", "mat2")
     if a.ndim != 2:
@@ -319,7 +319,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
     shape = x.shape[:-1] + (n,)
     addend = None
     if bias is not None:
-        b = as_array(bias, "linear", "bias")
+        b = aligned(as_array(bias, "linear", "bias"))
         if b.dtype != wdtype:
             raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(b.dtype)} and {_upper(wdtype)}")
         if b.ndim <= 1 or x.ndim <= 2:

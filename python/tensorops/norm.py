@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import as_array, check_float, check_out, empty
+from ._validate import aligned, as_array, check_float, check_out, empty
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm"]
 
@@ -44,7 +44,7 @@ def _input(input, op: str) -> np.ndarray:
     check_float(x, op)
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
-    return x
+    return aligned(x)
 
 
 def _float(value, op: str, arg: str, position: int) -> float:
@@ -83,7 +83,7 @@ def _param(p, x: np.ndarray, op: str, arg: str) -> np.ndarray:
         raise _mixed_dtype(x, op)
     if not p.flags.c_contiguous:
         p = np.ascontiguousarray(p)
-    return p
+    return aligned(p)
 
 
 def _running(r, x: np.ndarray, expected: int, op: str, arg: str, reported: int | None = None) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, as_array, broadcast_shapes, check_out, empty
+from ._validate import FLOAT_DTYPES, aligned, as_array, broadcast_shapes, check_out, empty
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clamp",
@@ -111,7 +111,7 @@ def _operands(op, values, names):
             wrapped = _promote(wrapped, dtype)
             items.append((None, value))
             continue
-        arr = as_array(value, op, name)
+        arr = aligned(as_array(value, op, name))
         if arr.ndim:
             dim = _promote(dim, arr.dtype)
         else:
@@ -154,7 +154,7 @@ def _unary(op, code, input, out, pa=0.0, pb=0.0, pc=0.0):
         result = _unary_fast(code, input, pa, pb, pc)
         if result is not None:
             return result
-    x = as_array(input, op)
+    x = aligned(as_array(input, op))
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f'{op}: "input" has unsupported dtype {x.dtype}; supported dtypes are float32 and float64')
     if out is None:
@@ -416,7 +416,7 @@ def _activation(op, code, input, out, inplace, *params):
     x = as_array(input, op)
     if not x.flags.writeable:
         raise ValueError(f"{op}: inplace=True needs a writeable input, but the input array is read-only")
-    if x.flags.c_contiguous:
+    if x.flags.c_contiguous and x.flags.aligned:
         return _unary(op, code, x, x, *params)
     np.copyto(x, _unary(op, code, x, None, *params))
     return x
@@ -512,8 +512,8 @@ def logsigmoid(input, *, out=None):
 
 def prelu(input, weight, *, out=None):
     """input if input > 0 else weight * input, with one weight or one per channel (dim 1)."""
-    x = as_array(input, "prelu")
-    w = as_array(weight, "prelu", "weight")
+    x = aligned(as_array(input, "prelu"))
+    w = aligned(as_array(weight, "prelu", "weight"))
     for arr, name in ((x, "input"), (w, "weight")):
         if arr.dtype not in FLOAT_DTYPES:
             raise TypeError(f'prelu: "{name}" has unsupported dtype {arr.dtype}; supported dtypes are float32 and float64')

@@ -229,7 +229,9 @@ def adaptive_avg_pool2d(input, output_size):
             raise IndexError(f"Dimension out of range (expected to be in range of [{-max(x.ndim, 1)}, "
                              f"{max(x.ndim, 1) - 1}], but got -2)")
         lead = x.shape[:-2]
-        planes = x.reshape((1, -1) + x.shape[-2:]) if x.ndim != 4 else x
+        # (-1 cannot be inferred when a plane is empty: spell the plane count out.)
+        count = int(np.prod(lead, dtype=np.int64))
+        planes = x.reshape((1, count) + x.shape[-2:]) if x.ndim != 4 else x
         planes = _as_batched(planes)
         out = empty(planes.shape[:2] + (1, 1), x.dtype)
         _core.adaptive_avg_pool2d(planes, out)

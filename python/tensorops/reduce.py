@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, as_array, empty, normalize_dim, normalize_dims
+from ._validate import FLOAT_DTYPES, aligned, as_array, empty, normalize_dim, normalize_dims
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "argmax", "argmin", "logsumexp", "var", "std",
            "max", "min", "softmax", "log_softmax"]
@@ -41,7 +41,7 @@ def _as_float_dtype(dtype, op: str) -> np.dtype:
 
 
 def _float_input(input, op: str, dtype=None) -> np.ndarray:
-    x = as_array(input, op)
+    x = aligned(as_array(input, op))
     if dtype is not None:
         dt = _as_float_dtype(dtype, op)
         if x.dtype != dt:
