@@ -99,24 +99,37 @@ template <class T, bool kMax>
 T extreme_row(const T* x, int64_t n) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
-  const auto pick = [](V a, V b) { return kMax ? maximum(a, b) : minimum(a, b); };
   if (n < W) {
     T r = x[0];
     for (int64_t i = 1; i < n; ++i) r = kMax ? max_nan(r, x[i]) : min_nan(r, x[i]);
     return r;
   }
+  // The running extremes use the one-instruction x86 max/min (which may drop a NaN); NaNs
+  // are caught by a separate mask, so the loop carries no three-op NaN-propagating chain.
+  const auto fast = [](V a, V b) { return kMax ? max(a, b) : min(a, b); };
   V a0 = V::load(x), a1 = a0, a2 = a0, a3 = a0;
+  auto nan = is_nan(a0);
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
-    a0 = pick(a0, V::load(x + i));
-    a1 = pick(a1, V::load(x + i + W));
-    a2 = pick(a2, V::load(x + i + 2 * W));
-    a3 = pick(a3, V::load(x + i + 3 * W));
+    const V v0 = V::load(x + i), v1 = V::load(x + i + W), v2 = V::load(x + i + 2 * W), v3 = V::load(x + i + 3 * W);
+    a0 = fast(a0, v0);
+    a1 = fast(a1, v1);
+    a2 = fast(a2, v2);
+    a3 = fast(a3, v3);
+    nan = nan | (is_nan(v0) | is_nan(v1)) | (is_nan(v2) | is_nan(v3));
   }
-  for (; i + W <= n; i += W) a0 = pick(a0, V::load(x + i));
-  if (i < n) a1 = pick(a1, V::load(x + n - W));
-  const V a = pick(pick(a0, a1), pick(a2, a3));
-  if (any(is_nan(a))) return kNaN<T>;
+  for (; i + W <= n; i += W) {
+    const V v = V::load(x + i);
+    a0 = fast(a0, v);
+    nan = nan | is_nan(v);
+  }
+  if (i < n) {
+    const V v = V::load(x + n - W);
+    a1 = fast(a1, v);
+    nan = nan | is_nan(v);
+  }
+  if (any(nan)) return kNaN<T>;
+  const V a = fast(fast(a0, a1), fast(a2, a3));
   return kMax ? reduce_max(a) : reduce_min(a);
 }
 
