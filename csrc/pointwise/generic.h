@@ -269,7 +269,8 @@ struct prelu_op : Cheap {
 
 // Writes out[0, n) from full(i) (the vector at element i) and part(i, m) (the first m < width
 // lanes at i). kStream: whole vectors go out with non-temporal stores, after one partial
-// vector that brings `out` to the vector alignment (the store instruction needs it).
+// vector that brings `out` to the vector alignment (the store instruction needs it); the
+// caller fences before anyone reads `out`.
 // flatten: GCC otherwise calls the larger ops (sigmoid, erf, tanh) out of line once per
 // vector, which measured 1.5-2x slower than the inlined loop.
 template <bool kStream, class T, class Full, class Part>
@@ -282,8 +283,9 @@ __attribute__((flatten)) void write_run(T* out, int64_t n, const Full& full, con
       i = n < V::width - misalign ? n : V::width - misalign;
       part(0, i).store_partial(out, i);
     }
+    // No fence here: one per run would stall every row of a broadcast op on the write-
+    // combining buffers; the driver fences once per thread's chunk (pointwise.cc).
     for (; i + V::width <= n; i += V::width) store_stream(out + i, full(i));
-    simd::TENSOROPS_ISA_NS::stream_fence();
   } else {
     for (; i + V::width <= n; i += V::width) full(i).store(out + i);
   }

@@ -1,5 +1,7 @@
 #include "pointwise/pointwise.h"
 
+#include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "core/dispatch.h"
@@ -129,6 +131,9 @@ void for_each_run(const Loop<kOperands>& loop, const Fn& fn) {
         index[d] = 0;
       }
     }
+    // Streaming stores (large outputs) bypass the cache through write-combining buffers:
+    // one full fence per chunk makes them visible before the parallel region's join.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
   });
 }
 

@@ -124,7 +124,6 @@ struct Vec {
 namespace tensorops::simd::generic {
 template <class T>
 void store_stream(T* p, Vec<T> v) { v.store(p); }
-inline void stream_fence() {}
 }  // namespace tensorops::simd::generic
 
 // ---- Appended for pointwise: reciprocal estimate (see x86_avx512.h); exact here ---------------

@@ -153,11 +153,10 @@ struct Vec<double> {
 // ---- Appended for pointwise: streaming (non-temporal) stores -------------------------------
 // For outputs far larger than the caches: the line is written without being read first and
 // without displacing cached data. p must be aligned to the vector width (64 bytes); callers
-// issue stream_fence() after their last streaming store, before other threads read the data.
+// must fence (a full memory fence) after their last streaming store, before other threads read the data.
 namespace tensorops::simd::x86_avx512 {
 inline void store_stream(float* p, Vec<float> v) { _mm512_stream_ps(p, v.v); }
 inline void store_stream(double* p, Vec<double> v) { _mm512_stream_pd(p, v.v); }
-inline void stream_fence() { _mm_sfence(); }
 }  // namespace tensorops::simd::x86_avx512
 
 // ---- Appended for pointwise: reciprocal estimate ------------------------------------------------
