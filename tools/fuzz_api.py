@@ -135,7 +135,9 @@ def resolve(dotted: str):
 def draw_shape(c: RandomChooser, max_dims: int = 4) -> list:
     ndim = c.pick([0, 1, 1, 2, 2, 3, 3, 4, max_dims]) if c.chance(95) else c.int(5, 8)
     shape = [c.pick(SIZES) for _ in range(ndim)]
-    while math.prod(shape) > MAX_ELEMENTS:  # big sizes come from zero-stride views, not from memory
+    # Big sizes come from zero-stride views, not from memory; a 0 dim does not make the other
+    # dims free (a nested Python list of an empty array still has one list per row).
+    while math.prod(max(n, 1) for n in shape) > MAX_ELEMENTS:
         shape[shape.index(max(shape))] //= 2
     return shape
 
