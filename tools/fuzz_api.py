@@ -135,7 +135,9 @@ def resolve(dotted: str):
 def draw_shape(c: RandomChooser, max_dims: int = 4) -> list:
     ndim = c.pick([0, 1, 1, 2, 2, 3, 3, 4, max_dims]) if c.chance(95) else c.int(5, 8)
     shape = [c.pick(SIZES) for _ in range(ndim)]
-    while math.prod(shape) > MAX_ELEMENTS:  # big sizes come from zero-stride views, not from memory
+    # Big sizes come from zero-stride views, not from memory; a 0 dim does not make the other
+    # dims free (a nested Python list of an empty array still has one list per row).
+    while math.prod(max(n, 1) for n in shape) > MAX_ELEMENTS:
         shape[shape.index(max(shape))] //= 2
     return shape
 
@@ -554,8 +556,9 @@ def supervise(args) -> int:
             env = dict(os.environ)
             if env.get("TENSOROPS_SANITIZED"):
                 # No address-space limit under ASan (its shadow needs terabytes): cap single
-                # allocations instead, so a huge result is a MemoryError, not gigabytes written.
-                cap = f"max_allocation_size_mb={ADDRESS_SPACE_BYTES >> 20}:allocator_may_return_null=1"
+                # allocations instead, so a huge result is a MemoryError, not gigabytes written
+                # (1 GiB: instrumented copies of several GiB take longer than the hang timeout).
+                cap = "max_allocation_size_mb=1024:allocator_may_return_null=1"
                 env["ASAN_OPTIONS"] = f"{env['ASAN_OPTIONS']}:{cap}" if env.get("ASAN_OPTIONS") else cap
             with open(log, "w") as out:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=scratch, env=env)
