@@ -15,14 +15,6 @@ namespace {
 
 using simd::Vec;
 
-// Lane i holds i; compared with a count it masks off the lanes past a tail.
-template <class T>
-Vec<T> lane_index() {
-  static constexpr T kIndex[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  static_assert(Vec<T>::width <= 16, "lane_index covers at most 16 lanes");
-  return Vec<T>::load(kIndex);
-}
-
 template <Activation A, class T>
 Vec<T> activate(Vec<T> z) {
   if constexpr (A == Activation::relu) {
@@ -60,39 +52,13 @@ inline Moments corrected_moments(double n, double rough_mean, double sum_d, doub
 // from memory once, in the first sweep).
 template <class T>
 void chunk_moments(const T* x, int64_t n, Moments* out) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
   if (n <= 0) {
     *out = Moments{};
     return;
   }
-  const int64_t full = n - n % W;
-  const int64_t tail = n - full;
-
   const T rough_mean = simd::sum(x, n) / T(n);
-
-  const V m(rough_mean);
-  V d0 = V::zero(), d1 = V::zero(), d2 = V::zero(), d3 = V::zero();
-  V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
-  int64_t i = 0;
-  for (; i + 4 * W <= full; i += 4 * W) {
-    const V a0 = V::load(x + i) - m, a1 = V::load(x + i + W) - m;
-    const V a2 = V::load(x + i + 2 * W) - m, a3 = V::load(x + i + 3 * W) - m;
-    d0 = d0 + a0; q0 = fmadd(a0, a0, q0);
-    d1 = d1 + a1; q1 = fmadd(a1, a1, q1);
-    d2 = d2 + a2; q2 = fmadd(a2, a2, q2);
-    d3 = d3 + a3; q3 = fmadd(a3, a3, q3);
-  }
-  for (; i < full; i += W) {
-    const V a = V::load(x + i) - m;
-    d0 = d0 + a; q0 = fmadd(a, a, q0);
-  }
-  if (tail) {
-    const V a = select(lt(lane_index<T>(), V(T(tail))), V::load_partial(x + full, tail) - m, V::zero());
-    d1 = d1 + a; q1 = fmadd(a, a, q1);
-  }
-  *out = corrected_moments(double(n), rough_mean, reduce_add((d0 + d1) + (d2 + d3)),
-                           reduce_add((q0 + q1) + (q2 + q3)));
+  const auto [deviations, squares] = simd::shifted_sums(x, n, rough_mean);
+  *out = corrected_moments(double(n), rough_mean, deviations, squares);
 }
 
 // G vectors of columns (the last one `lanes` wide when Partial) over one tile of `rows` rows:

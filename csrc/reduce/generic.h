@@ -27,13 +27,6 @@ template <class T>
 constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
 
 // 0, 1, ..., width-1: lane numbers, for tail masks and for carrying indices in lanes.
-template <class T>
-Vec<T> lane_numbers() {
-  T lanes[Vec<T>::width];
-  for (int64_t l = 0; l < Vec<T>::width; ++l) lanes[l] = static_cast<T>(l);
-  return Vec<T>::load(lanes);
-}
-
 // The whole vector at p, or its first k lanes (the rest read as 0, memory untouched).
 template <class T>
 struct FullLanes {
@@ -47,7 +40,7 @@ struct PartLanes {
   Vec<T> load(const T* p) const { return Vec<T>::load_partial(p, k); }
   void store(Vec<T> v, T* p) const { v.store_partial(p, k); }
   // v in the first k lanes, fill in the others (which hold no element).
-  Vec<T> keep(Vec<T> v, Vec<T> fill) const { return select(lt(lane_numbers<T>(), Vec<T>(T(k))), v, fill); }
+  Vec<T> keep(Vec<T> v, Vec<T> fill) const { return select(lt(simd::lane_index<T>(), Vec<T>(T(k))), v, fill); }
 };
 
 // body(j, lanes) for j = 0, W, 2W, ... < n; the last call gets PartLanes when n % W != 0.
@@ -85,7 +78,7 @@ T prod_row(const T* x, int64_t n) {
     a3 = a3 * V::load(x + i + 3 * W);
   }
   for (; i + W <= n; i += W) a0 = a0 * V::load(x + i);
-  if (i < n) a1 = a1 * select(lt(lane_numbers<T>(), V(T(n - i))), V::load_partial(x + i, n - i), V(T(1)));
+  if (i < n) a1 = a1 * select(lt(simd::lane_index<T>(), V(T(n - i))), V::load_partial(x + i, n - i), V(T(1)));
   T lanes[W];
   ((a0 * a1) * (a2 * a3)).store(lanes);
   T p = lanes[0];
@@ -180,31 +173,8 @@ T softmax_max_row(const T* x, int64_t n) {
 // Sums of d = x - K and d^2, K = x[0]: differences are exact when the data sit far from 0.
 template <class T>
 Moments moments_row(const T* x, int64_t n) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
   const T shift = x[0];
-  const V k(shift);
-  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
-  V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
-  int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    const V d0 = V::load(x + i) - k, d1 = V::load(x + i + W) - k;
-    const V d2 = V::load(x + i + 2 * W) - k, d3 = V::load(x + i + 3 * W) - k;
-    s0 = s0 + d0; q0 = fmadd(d0, d0, q0);
-    s1 = s1 + d1; q1 = fmadd(d1, d1, q1);
-    s2 = s2 + d2; q2 = fmadd(d2, d2, q2);
-    s3 = s3 + d3; q3 = fmadd(d3, d3, q3);
-  }
-  for (; i + W <= n; i += W) {
-    const V d = V::load(x + i) - k;
-    s0 = s0 + d; q0 = fmadd(d, d, q0);
-  }
-  if (i < n) {
-    const V d = select(lt(lane_numbers<T>(), V(T(n - i))), V::load_partial(x + i, n - i) - k, V::zero());
-    s1 = s1 + d; q1 = fmadd(d, d, q1);
-  }
-  const T s = reduce_add((s0 + s1) + (s2 + s3));
-  const T q = reduce_add((q0 + q1) + (q2 + q3));
+  const auto [s, q] = simd::shifted_sums(x, n, shift);
   if (q == kInf<T>) return welford(x, n, 1);
   return moments_from_sums(shift, s, q, n);
 }
@@ -226,7 +196,7 @@ T sum_exp_row(const T* x, int64_t n, T max) {
   for (; i + W <= n; i += W) a0 = a0 + exp_nonpositive(V::load(x + i) - m);
   if (i < n) {
     const V e = exp_nonpositive(V::load_partial(x + i, n - i) - m);
-    a1 = a1 + select(lt(lane_numbers<T>(), V(T(n - i))), e, V::zero());
+    a1 = a1 + select(lt(simd::lane_index<T>(), V(T(n - i))), e, V::zero());
   }
   return reduce_add((a0 + a1) + (a2 + a3));
 }
@@ -252,7 +222,7 @@ Extremum<T> arg_row(const T* x, int64_t n) {
   V b0 = worst, b1 = worst, b2 = worst, b3 = worst;
   V i0 = V::zero(), i1 = V::zero(), i2 = V::zero(), i3 = V::zero();
   auto nan = is_nan(V::zero());
-  V idx = lane_numbers<T>();
+  V idx = simd::lane_index<T>();
   const V step(static_cast<T>(W));
   const auto update = [&](V& best, V& at, V v, V index) {
     const auto m = better(v, best);
@@ -272,7 +242,7 @@ Extremum<T> arg_row(const T* x, int64_t n) {
     update(b0, i0, V::load(x + i), idx);
     idx = idx + step;
   }
-  if (i < n) update(b1, i1, select(lt(lane_numbers<T>(), V(T(n - i))), V::load_partial(x + i, n - i), worst), idx);
+  if (i < n) update(b1, i1, select(lt(simd::lane_index<T>(), V(T(n - i))), V::load_partial(x + i, n - i), worst), idx);
   if (any(nan)) {
     for (int64_t j = 0; j < n; ++j)
       if (x[j] != x[j]) return {x[j], j};

@@ -1,9 +1,11 @@
-// The sum of a contiguous run, shared by the reduction and normalisation kernels.
+// Sums over a contiguous run, shared by the reduction and normalisation kernels: the plain
+// sum, and the sums of deviations from a shift and of their squares (the one-pass moments
+// behind var/std and the norms' statistics).
 //
-// Eight vector accumulators: the sweep is bound by loads and add latency, not arithmetic.
+// Several vector accumulators: the sweeps are bound by loads and add latency, not arithmetic.
 // They are combined pairwise in a fixed order, so the bits depend only on the data and n.
-// The function takes no Vec argument, so its name would be the same in every ISA's
-// compilation: it lives in an anonymous namespace to keep each ISA's copy to itself.
+// These functions take no Vec argument, so their names would be the same in every ISA's
+// compilation: they live in an anonymous namespace to keep each ISA's copy to itself.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +35,47 @@ T sum(const T* x, int64_t n) {
   for (; i + W <= n; i += W) a0 = a0 + V::load(x + i);
   if (i < n) a1 = a1 + V::load_partial(x + i, n - i);
   return reduce_add(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)));
+}
+
+// Lane l holds l; compared with a count it masks off the lanes past a tail.
+template <class T>
+Vec<T> lane_index() {
+  static constexpr T kIndex[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  static_assert(Vec<T>::width <= 16, "lane_index covers at most 16 lanes");
+  return Vec<T>::load(kIndex);
+}
+
+template <class T>
+struct ShiftedSums {
+  T deviations;  // sum of (x - shift)
+  T squares;     // sum of (x - shift)^2
+};
+
+template <class T>
+ShiftedSums<T> shifted_sums(const T* x, int64_t n, T shift) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const V k(shift);
+  V s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+  V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    const V d0 = V::load(x + i) - k, d1 = V::load(x + i + W) - k;
+    const V d2 = V::load(x + i + 2 * W) - k, d3 = V::load(x + i + 3 * W) - k;
+    s0 = s0 + d0; q0 = fmadd(d0, d0, q0);
+    s1 = s1 + d1; q1 = fmadd(d1, d1, q1);
+    s2 = s2 + d2; q2 = fmadd(d2, d2, q2);
+    s3 = s3 + d3; q3 = fmadd(d3, d3, q3);
+  }
+  for (; i + W <= n; i += W) {
+    const V d = V::load(x + i) - k;
+    s0 = s0 + d; q0 = fmadd(d, d, q0);
+  }
+  if (i < n) {
+    const V d = select(lt(lane_index<T>(), V(T(n - i))), V::load_partial(x + i, n - i) - k, V::zero());
+    s1 = s1 + d; q1 = fmadd(d, d, q1);
+  }
+  return {reduce_add((s0 + s1) + (s2 + s3)), reduce_add((q0 + q1) + (q2 + q3))};
 }
 
 }  // namespace
