@@ -123,10 +123,10 @@ struct Im2colView {
 };
 
 // A run of pixels of one output row that lands in one panel row: panel element `dst`
-// (panel * panel_stride + column) takes pixels (y, x .. x + length) of the grid. A run
-// with padding = true is the zero fill past the last column.
+// (panel * panel_stride + column) takes pixels (y, x .. x + length) of the grid of the image
+// at input + image_offset. A run with padding = true is the zero fill past the last column.
 struct PixelRun {
-  int64_t dst, y, x, length;
+  int64_t dst, image_offset, y, x, length;
   bool padding;
 };
 
@@ -136,6 +136,7 @@ struct DepthwisePlane {
   const T* input;  // element (0, 0) of the input plane
   int64_t row_stride, col_stride, h, w;
   const T* taps;   // KH x KW, row-major
+  T bias;          // every output starts from it
   T* out;          // C-contiguous OH x OW
   int64_t out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
 };
@@ -146,14 +147,19 @@ struct ConvKernelsFor {
   // run.dst + kk * nr).
   void (*pack_im2col)(const Im2colView<T>& view, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
                       int64_t nr, T* dst);
-  // Rows of a phase tile (`rows` output channels, tile row stride ldt, grid_h x grid_w
-  // pixels) into the output: pixel (j, i) of row r goes to out[r * plane_stride +
-  // j * row_step + i * col_step].
-  void (*store_phase)(const T* tile, int64_t ldt, int64_t rows, int64_t grid_h, int64_t grid_w, T* out,
-                      int64_t plane_stride, int64_t row_step, int64_t col_step);
+  // The output rows of one row phase of conv_transpose2d, from its sw column-phase tiles:
+  // tile rx holds `rows` output channels (row stride ldt[rx]) of grid_h x grid_w[rx]
+  // pixels, and output pixel (j, ox) of channel r, at out[r * plane_stride + j * row_step +
+  // ox], is tile (ox % sw) at (j, ox / sw), plus bias[r * bias_stride] when bias is non-null.
+  void (*store_row_phase)(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
+                          int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step,
+                          const T* bias, int64_t bias_stride);
+  // Depthwise output rows [row_begin, row_end) of one plane. A thread calls
+  // depthwise_prepare once with its scratch (depthwise_scratch elements) for the call's
+  // geometry, then depthwise for each plane with the same scratch.
+  void (*depthwise_prepare)(const DepthwisePlane<T>& geometry, T* scratch);
   void (*depthwise)(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end, T* scratch);
-  // Scratch elements depthwise needs (per thread) for a plane of this geometry.
-  int64_t (*depthwise_scratch)(const DepthwisePlane<T>& plane);
+  int64_t (*depthwise_scratch)(const DepthwisePlane<T>& geometry);
 };
 
 struct ConvKernels {
