@@ -124,10 +124,13 @@ struct Im2colView {
 
 // A run of pixels of one output row that lands in one panel row: panel element `dst`
 // (panel * panel_stride + column) takes pixels (y, x .. x + length) of the grid of the image
-// at input + image_offset. A run with padding = true is the zero fill past the last column.
+// at input + image_offset. `kind` says what the run reads for every tap: zeros (the fill
+// past the last column), columns all inside the input row (a plain copy when the column
+// step is 1), or columns some of which fall in the padding.
 struct PixelRun {
+  enum Kind : int64_t { padding = 0, inside = 1, clipped = 2 };
   int64_t dst, image_offset, y, x, length;
-  bool padding;
+  Kind kind;
 };
 
 // Depthwise: one output plane from one input plane and its KH x KW taps.
@@ -151,9 +154,23 @@ struct ConvKernelsFor {
   // tile rx holds `rows` output channels (row stride ldt[rx]) of grid_h x grid_w[rx]
   // pixels, and output pixel (j, ox) of channel r, at out[r * plane_stride + j * row_step +
   // ox], is tile (ox % sw) at (j, ox / sw), plus bias[r * bias_stride] when bias is non-null.
+  // With `stream`, whole vectors bypass the cache (the caller fences before the output is
+  // read): for outputs far larger than the cache, which would otherwise be read in before
+  // being overwritten.
   void (*store_row_phase)(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
                           int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step,
-                          const T* bias, int64_t bias_stride);
+                          const T* bias, int64_t bias_stride, bool stream);
+  // The shifted-window path of stride-1 conv2d. pad_band copies input rows first_row ..
+  // first_row + rows - 1 of `channels` planes (rows outside [0, h) as zeros) into band
+  // rows `wp` apart, planes `plane` apart, each row starting with pad_left zeros and
+  // zero-filled after the input's w columns (or cut at wp). store_band copies the first ow
+  // columns of each of `rows` rows (wp apart) of `channels` tile rows (ldt apart) to the
+  // output (rows ow apart, planes out_plane apart), adding bias[c * bias_stride] if non-null.
+  void (*pad_band)(const T* image, int64_t channel_stride, int64_t row_stride, int64_t col_stride, int64_t h,
+                   int64_t w, int64_t channels, int64_t first_row, int64_t rows, int64_t pad_left, int64_t wp, T* band,
+                   int64_t plane);
+  void (*store_band)(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
+                     int64_t out_plane, const T* bias, int64_t bias_stride);
   // Depthwise output rows [row_begin, row_end) of one plane. A thread calls
   // depthwise_prepare once with its scratch (depthwise_scratch elements) for the call's
   // geometry, then depthwise for each plane with the same scratch.

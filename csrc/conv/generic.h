@@ -3,6 +3,7 @@
 // microkernel's; what lives here is moving pixels into and out of its panels, and the
 // depthwise kernel.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "conv/conv.h"
@@ -52,7 +53,10 @@ inline void copy_run(T* __restrict out, const T* __restrict row, int64_t ix0, in
 template <class T>
 void pack_im2col(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
                  int64_t nr, T* dst) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
   const int64_t taps = v.taps_y * v.taps_x;
+  const bool unit_step = v.stride_x == 1 && v.col_stride == 1;
   int64_t channel = k0 / taps, tap = k0 % taps;
   for (int64_t kk = 0; kk < kc; ++kk) {
     const T* plane = v.input + channel * v.channel_stride;
@@ -62,46 +66,104 @@ void pack_im2col(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count
       const PixelRun& run = runs[r];
       T* out = d + run.dst;
       const int64_t iy = run.y * v.stride_y + row_offset;
-      if (run.padding || iy < 0 || iy >= v.h) {
+      if (run.kind == PixelRun::padding || iy < 0 || iy >= v.h) {
         std::fill(out, out + run.length, T(0));
         continue;
       }
-      copy_run(out, plane + run.image_offset + iy * v.row_stride, run.x * v.stride_x + col_offset, v.stride_x, v.col_stride,
-               run.length, v.w);
+      const T* row = plane + run.image_offset + iy * v.row_stride;
+      const int64_t ix0 = run.x * v.stride_x + col_offset;
+      if (run.kind == PixelRun::inside && unit_step) {
+        // The common case: a straight copy of whole vectors.
+        const T* src = row + ix0;
+        int64_t c = 0;
+        for (; c + W <= run.length; c += W) V::load(src + c).store(out + c);
+        if (c < run.length) V::load_partial(src + c, run.length - c).store_partial(out + c, run.length - c);
+        continue;
+      }
+      copy_run(out, row, ix0, v.stride_x, v.col_stride, run.length, v.w);
     }
     if (++tap == taps) tap = 0, ++channel;
   }
 }
 
 template <class T>
-void store_row_phase(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
-                     int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step, const T* bias,
-                     int64_t bias_stride) {
+void pad_band(const T* image, int64_t channel_stride, int64_t row_stride, int64_t col_stride, int64_t h, int64_t w,
+              int64_t channels, int64_t first_row, int64_t rows, int64_t pad_left, int64_t wp, T* band, int64_t plane) {
+  const int64_t copied = std::min(w, wp - pad_left);
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t r = 0; r < rows; ++r) {
+      T* dst = band + c * plane + r * wp;
+      const int64_t iy = first_row + r;
+      if (iy < 0 || iy >= h) {
+        std::fill(dst, dst + wp, T(0));
+        continue;
+      }
+      std::fill(dst, dst + pad_left, T(0));
+      copy_run(dst + pad_left, image + c * channel_stride + iy * row_stride, 0, 1, col_stride, copied, w);
+      std::fill(dst + pad_left + copied, dst + wp, T(0));
+    }
+  }
+}
+
+template <class T>
+void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
+                int64_t out_plane, const T* bias, int64_t bias_stride) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
+  for (int64_t c = 0; c < channels; ++c) {
+    const V b(bias ? bias[c * bias_stride] : T(0));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = tile + c * ldt + r * wp;
+      T* dst = out + c * out_plane + r * ow;
+      int64_t x = 0;
+      for (; x + W <= ow; x += W) (V::load(src + x) + b).store(dst + x);
+      if (x < ow) (V::load_partial(src + x, ow - x) + b).store_partial(dst + x, ow - x);
+    }
+  }
+}
+
+// Streamed stores need 64-byte alignment; the first `head` outputs of a row are stored
+// plainly so that the vectors after them are aligned.
+template <class T>
+int64_t elements_to_alignment(const T* p) {
+  return int64_t((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) / int64_t(sizeof(T));
+}
+
+template <class T>
+void store_row_phase(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
+                     int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step, const T* bias,
+                     int64_t bias_stride, bool stream) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  auto put = [stream](T* p, V v) {
+    if (stream) store_stream(p, v);
+    else v.store(p);
+  };
   for (int64_t r = 0; r < rows; ++r) {
     const T b = bias ? bias[r * bias_stride] : T(0);
     const V bv(b);
     for (int64_t j = 0; j < grid_h; ++j) {
       T* dst = out + r * plane_stride + j * row_step;
       const T* even = tiles[0] + r * ldt[0] + j * grid_w[0];
+      const T* odd = sw > 1 ? tiles[1] + r * ldt[1] + j * grid_w[1] : nullptr;
       int64_t ox = 0;
+      const int64_t head = stream ? std::min(elements_to_alignment(dst), out_w) : 0;
+      for (; ox < head; ++ox) dst[ox] = tiles[ox % sw][r * ldt[ox % sw] + j * grid_w[ox % sw] + ox / sw] + b;
       if (sw == 1) {
-        for (; ox + W <= out_w; ox += W) (V::load(even + ox) + bv).store(dst + ox);
+        for (; ox + W <= out_w; ox += W) put(dst + ox, V::load(even + ox) + bv);
       } else if (sw == 2) {
-        // Columns alternate between the two phase tiles: interleave whole vectors.
-        const T* odd = tiles[1] + r * ldt[1] + j * grid_w[1];
-        for (int64_t i = 0; 2 * (i + W) <= out_w; i += W, ox += 2 * W) {
+        // Columns alternate between the two phase tiles: interleave whole vectors. From an
+        // odd column the pairs are (odd[i], even[i + 1]).
+        const T* first = ox % 2 ? odd : even;
+        const T* second = ox % 2 ? even + 1 : odd;
+        for (int64_t i = ox / 2; ox + 2 * W <= out_w; i += W, ox += 2 * W) {
           V lo, hi;
-          interleave(V::load(even + i), V::load(odd + i), &lo, &hi);
-          (lo + bv).store(dst + ox);
-          (hi + bv).store(dst + ox + W);
+          interleave(V::load(first + i), V::load(second + i), &lo, &hi);
+          put(dst + ox, lo + bv);
+          put(dst + ox + W, hi + bv);
         }
       }
-      for (; ox < out_w; ++ox) {
-        const int64_t rx = ox % sw;
-        dst[ox] = tiles[rx][r * ldt[rx] + j * grid_w[rx] + ox / sw] + b;
-      }
+      for (; ox < out_w; ++ox) dst[ox] = tiles[ox % sw][r * ldt[ox % sw] + j * grid_w[ox % sw] + ox / sw] + b;
     }
   }
 }
@@ -404,7 +466,8 @@ void depthwise(const DepthwisePlane<T>& p, int64_t row_begin, int64_t row_end, T
 
 template <class T>
 constexpr ConvKernelsFor<T> kernels_for() {
-  return {pack_im2col<T>, store_row_phase<T>, depthwise_prepare<T>, depthwise<T>, depthwise_scratch<T>};
+  return {pack_im2col<T>, store_row_phase<T>, pad_band<T>, store_band<T>, depthwise_prepare<T>, depthwise<T>,
+          depthwise_scratch<T>};
 }
 
 }  // namespace
