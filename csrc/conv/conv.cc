@@ -369,7 +369,7 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
             const T* a_panel = a.block(pc, ic);
             for (int64_t jr = 0; jr < columns; jr += ks.nr)
               ks.micro[panel_rows](kc, a_panel, shifted + pc * plane + jr, plane, tile + ic * columns + jr, columns,
-                                   std::min(ks.nr, columns - jr), tap > 0 || pc > 0);
+                                   std::min(ks.nr, columns - jr), tap > 0 || pc > 0, nullptr, 0);
           }
         }
       }
