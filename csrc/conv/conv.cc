@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <string>
 
 #include "core/dispatch.h"
@@ -25,6 +26,10 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // A phase-tile of conv_transpose2d holds about this many bytes (it stays in L2 between the
 // GEMM that writes it and the stores that spread it over the output).
 constexpr int64_t kPhaseTileBytes = 256 << 10;
+// Stride-1 conv2d takes the shifted-window path (conv2d_shifted) from this many input
+// channels per group: each tap is a GEMM with K = C_in/g, and with fewer channels the C
+// tile's reloads between taps cost more than the im2col packing they replace.
+constexpr int64_t kShiftedMinChannels = 32;
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.
 constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;
 
@@ -49,16 +54,32 @@ struct PhaseTaps {
   std::vector<int64_t> taps, offsets;
 };
 
-PhaseTaps phase_taps(int64_t phase, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
-  PhaseTaps t;
-  for (int64_t k = 0; k < kernel; ++k) {
-    const int64_t reach = phase + padding - k * dilation;
-    if (reach % stride == 0) {
-      t.taps.push_back(k);
-      t.offsets.push_back(reach / stride);
-    }
+// The phases of one axis that some tap reaches, at most `kernel` of them whatever the
+// stride (the other phases receive only the bias), in increasing order.
+struct AxisPhases {
+  std::vector<int64_t> phases;
+  std::vector<PhaseTaps> taps;  // taps[i] for phases[i]
+  // The index of phase r, or -1 when no tap reaches it.
+  int64_t find(int64_t r) const {
+    const auto it = std::lower_bound(phases.begin(), phases.end(), r);
+    return it != phases.end() && *it == r ? int64_t(it - phases.begin()) : -1;
   }
-  return t;
+};
+
+AxisPhases axis_phases(int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  AxisPhases a;
+  for (int64_t k = 0; k < kernel; ++k) {
+    const int64_t r = ((k * dilation - padding) % stride + stride) % stride;
+    if (a.find(r) < 0) {
+      const auto at = std::lower_bound(a.phases.begin(), a.phases.end(), r) - a.phases.begin();
+      a.phases.insert(a.phases.begin() + at, r);
+      a.taps.insert(a.taps.begin() + at, PhaseTaps{});
+    }
+    PhaseTaps& t = a.taps[size_t(a.find(r))];
+    t.taps.push_back(k);
+    t.offsets.push_back((r + padding - k * dilation) / stride);
+  }
+  return a;
 }
 
 }  // namespace
@@ -71,7 +92,9 @@ struct PackedConvWeight::Filters {
   // conv2d with several taps: also one [C_out/g, C_in/g] set per (group, tap), for the
   // shifted-window path of stride-1 convolutions.
   std::vector<std::unique_ptr<gemm::PackedA<T>>> tap_panels;
-  std::vector<PhaseTaps> row_phases, col_phases;  // transposed only
+  // Transposed only: the phases with taps; panels[(g * rows + i) * cols + j] serves row
+  // phase row_phases.phases[i] and column phase col_phases.phases[j].
+  AxisPhases row_phases, col_phases;
   std::vector<T> depthwise_taps;                  // depthwise only: [C_out, KH * KW]
 };
 
@@ -97,7 +120,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     const int64_t cig = weight.shape[1];
     for (int64_t g = 0; g < groups; ++g) {
       f->panels.push_back(std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1}));
-      for (int64_t t = 0; taps > 1 && t < taps; ++t)
+      for (int64_t t = 0; taps > 1 && cig >= kShiftedMinChannels && t < taps; ++t)
         f->tap_panels.push_back(
             std::make_unique<gemm::PackedA<T>>(cog, cig, gemm::MatrixRef<T>{w.data() + g * cog * k + t, k, taps}));
     }
@@ -106,12 +129,12 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   // Transposed: w is [C_in, C_out/g, KH, KW]; phase (ry, rx) of group g multiplies
   // A[co, (ci, ty, tx)] = w[g*C_in/g + ci, co, row_taps[ty], col_taps[tx]].
   const int64_t cig = weight.shape[0] / groups, cog = weight.shape[1];
-  for (int64_t r = 0; r < stride[0]; ++r) f->row_phases.push_back(phase_taps(r, kh, stride[0], padding[0], dilation[0]));
-  for (int64_t r = 0; r < stride[1]; ++r) f->col_phases.push_back(phase_taps(r, kw, stride[1], padding[1], dilation[1]));
+  f->row_phases = axis_phases(kh, stride[0], padding[0], dilation[0]);
+  f->col_phases = axis_phases(kw, stride[1], padding[1], dilation[1]);
   std::vector<T> sub;
   for (int64_t g = 0; g < groups; ++g) {
-    for (const PhaseTaps& rows : f->row_phases) {
-      for (const PhaseTaps& cols : f->col_phases) {
+    for (const PhaseTaps& rows : f->row_phases.taps) {
+      for (const PhaseTaps& cols : f->col_phases.taps) {
         const int64_t ty = int64_t(rows.taps.size()), tx = int64_t(cols.taps.size()), k = cig * ty * tx;
         sub.assign(size_t(cog * k), T(0));
         for (int64_t co = 0; co < cog; ++co)
@@ -317,8 +340,7 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const PackedConvWei
   ShiftedGeometry<T> s;
   const auto& ws = weight.weight_shape();
   const int64_t cig = ws[1], kh = ws[2], kw = ws[3], w = input.shape[3], oh = out.shape[2], ow = out.shape[3];
-  if (args.stride != Pair{1, 1} || kh * kw == 1 || weight.filters<T>().tap_panels.empty() || oh == 0 || ow == 0)
-    return s;
+  if (args.stride != Pair{1, 1} || kh * kw == 1 || cig < kShiftedMinChannels || oh == 0 || ow == 0) return s;
   s.padded_w = std::max(args.padding[1] + w, ow + (kw - 1) * args.dilation[1]);
   s.span_rows = (kh - 1) * args.dilation[0];
   s.band_rows = std::clamp<int64_t>(kShiftedBandColumns / s.padded_w, 1, oh);
@@ -450,7 +472,9 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   // A task is a band of phase-grid rows of one group. Rows count across images (row r is
   // grid row r % grid_h of image r / grid_h), so the small grids of a generator's early
   // layers still fill the GEMM's panels.
-  const int64_t tile_elements = kPhaseTileBytes / int64_t(sizeof(T)) / sw;
+  // Column phases past the output width are empty: a huge stride costs nothing.
+  const int64_t col_phases = std::min(sw, ow), row_phases = std::min(sh, oh);
+  const int64_t tile_elements = kPhaseTileBytes / int64_t(sizeof(T)) / col_phases;
   const int64_t band_rows =
       std::clamp<int64_t>(tile_elements / std::max<int64_t>(cog * grid_w_max, 1), 1, batch * grid_h_max);
   const int64_t bands = ceil_div(batch * grid_h_max, band_rows);
@@ -461,18 +485,20 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   const bool bias_in_gemm = !late_residual && args.activation != gemm::Activation::none;
   const gemm::Activation tile_activation = late_residual ? gemm::Activation::none : args.activation;
   const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes;
-  std::vector<int64_t> grid_w(static_cast<size_t>(sw));
-  for (int64_t rx = 0; rx < sw; ++rx) grid_w[size_t(rx)] = grid_of(ow, rx, sw);
+  std::vector<int64_t> grid_w(static_cast<size_t>(col_phases));
+  for (int64_t rx = 0; rx < col_phases; ++rx) grid_w[size_t(rx)] = grid_of(ow, rx, sw);
+  const int64_t tap_rows = int64_t(filters.row_phases.phases.size()), tap_cols = int64_t(filters.col_phases.phases.size());
   parallel_for(0, groups * bands, 1, [&](int64_t t0, int64_t t1) {
     thread_local Workspace tile_buffer;
-    T* tile_memory = tile_buffer.get<T>(size_t(sw * cog * band_rows * grid_w_max));
-    thread_local std::vector<const T*> tiles;
+    T* tile_memory = tile_buffer.get<T>(size_t(col_phases * cog * band_rows * grid_w_max));
+    thread_local std::vector<const T*> tiles, image_tiles;
     thread_local std::vector<int64_t> ldt;
-    tiles.assign(size_t(sw), nullptr);
-    ldt.assign(size_t(sw), 0);
+    tiles.assign(size_t(col_phases), nullptr);
+    image_tiles.assign(size_t(col_phases), nullptr);
+    ldt.assign(size_t(col_phases), 0);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t g = t / bands, band = t % bands;
-      for (int64_t ry = 0; ry < sh; ++ry) {
+      for (int64_t ry = 0; ry < row_phases; ++ry) {
         // This phase's rows of the band, in (image, grid row) order.
         const int64_t grid_h = grid_of(oh, ry, sh);
         if (grid_h == 0) continue;
@@ -481,18 +507,25 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
         auto phase_row = [&](int64_t r) { return (r / grid_h_max) * grid_h + std::min(r % grid_h_max, grid_h); };
         const int64_t p0 = phase_row(r0), p1 = phase_row(r1);
         if (p0 >= p1) continue;
-        const PhaseTaps& rows = filters.row_phases[size_t(ry)];
-        for (int64_t rx = 0; rx < sw && rx < ow; ++rx) {
-          const PhaseTaps& cols = filters.col_phases[size_t(rx)];
-          const Im2colView<T> view{o.input + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, 1, 1,
-                                   rows.offsets.data(), int64_t(rows.taps.size()), cols.offsets.data(),
-                                   int64_t(cols.taps.size())};
-          const Im2colSource<T> source(kernels, view, grid_h, grid_w[size_t(rx)], p0, xs[0]);
+        const int64_t i = filters.row_phases.find(ry);
+        for (int64_t rx = 0; rx < col_phases; ++rx) {
+          const int64_t j = filters.col_phases.find(rx);
           gemm::GemmProblem<T> p;
-          p.m = cog, p.n = (p1 - p0) * grid_w[size_t(rx)], p.k = cig * view.taps_y * view.taps_x;
-          p.packed_a = filters.panels[size_t((g * sh + ry) * sw + rx)].get();
-          p.b_source = &source;
+          p.m = cog, p.n = (p1 - p0) * grid_w[size_t(rx)], p.k = 0;
           p.c = tile_memory + rx * cog * band_rows * grid_w_max, p.ldc = p.n;
+          std::optional<Im2colSource<T>> source;
+          if (i >= 0 && j >= 0) {
+            // (With no tap reaching the phase, k = 0 leaves the epilogue: bias only.)
+            const PhaseTaps& rows = filters.row_phases.taps[size_t(i)];
+            const PhaseTaps& cols = filters.col_phases.taps[size_t(j)];
+            const Im2colView<T> view{o.input + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, 1, 1,
+                                     rows.offsets.data(), int64_t(rows.taps.size()), cols.offsets.data(),
+                                     int64_t(cols.taps.size())};
+            source.emplace(kernels, view, grid_h, grid_w[size_t(rx)], p0, xs[0]);
+            p.k = cig * view.taps_y * view.taps_x;
+            p.packed_a = filters.panels[size_t((g * tap_rows + i) * tap_cols + j)].get();
+            p.b_source = &*source;
+          }
           // The epilogue's bias is per channel, the same in every image (n = 0).
           p.epilogue = epilogue_for(o, 0, g * cog, bias_in_gemm, false, tile_activation);
           gemm::gemm_on_this_thread(p);
@@ -501,10 +534,9 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
         }
         const T* bias = bias_in_gemm || !o.bias ? nullptr : o.bias + g * cog * o.bias_stride;
         // Store image by image: each image's rows go to its own output planes.
-        std::vector<const T*> image_tiles(tiles.size());
         for (int64_t q = p0; q < p1;) {
           const int64_t n = q / grid_h, j = q % grid_h, count = std::min(grid_h - j, p1 - q);
-          for (int64_t rx = 0; rx < sw && rx < ow; ++rx)
+          for (int64_t rx = 0; rx < col_phases; ++rx)
             image_tiles[size_t(rx)] = tiles[size_t(rx)] + (q - p0) * grid_w[size_t(rx)];
           kernels.store_row_phase(image_tiles.data(), ldt.data(), grid_w.data(), sw, cog, count, ow,
                                   o.out + (n * cout + g * cog) * ohw + (ry + sh * j) * ow, ohw, sh * ow, bias,

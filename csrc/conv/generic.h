@@ -145,13 +145,13 @@ void store_row_phase(const T* const* tiles, const int64_t* ldt, const int64_t* g
     for (int64_t j = 0; j < grid_h; ++j) {
       T* dst = out + r * plane_stride + j * row_step;
       const T* even = tiles[0] + r * ldt[0] + j * grid_w[0];
-      const T* odd = sw > 1 ? tiles[1] + r * ldt[1] + j * grid_w[1] : nullptr;
+      const T* odd = sw > 1 && out_w > 1 ? tiles[1] + r * ldt[1] + j * grid_w[1] : nullptr;
       int64_t ox = 0;
       const int64_t head = stream ? std::min(elements_to_alignment(dst), out_w) : 0;
       for (; ox < head; ++ox) dst[ox] = tiles[ox % sw][r * ldt[ox % sw] + j * grid_w[ox % sw] + ox / sw] + b;
       if (sw == 1) {
         for (; ox + W <= out_w; ox += W) put(dst + ox, V::load(even + ox) + bv);
-      } else if (sw == 2) {
+      } else if (sw == 2 && odd) {
         // Columns alternate between the two phase tiles: interleave whole vectors. From an
         // odd column the pairs are (odd[i], even[i + 1]).
         const T* first = ox % 2 ? odd : even;
