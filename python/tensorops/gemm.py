@@ -39,6 +39,16 @@ def _operand(x, op: str, arg: str) -> np.ndarray:
     return aligned(x)
 
 
+def epilogue_activation(activation, op: str) -> int:
+    """The GEMM epilogue's code for ``activation`` (None, "relu", "gelu", "gelu_tanh",
+    "silu"); convolution's epilogue is the GEMM's, so conv shares the codes and the message."""
+    try:
+        return _ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ShapeError(f"{op}: unknown activation {activation!r}; expected None, 'relu', 'gelu', 'gelu_tanh' "
+                         f"or 'silu'") from None
+
+
 def _mm_shape_error(m, k, k2, n) -> ShapeError:
     return ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and {k2}x{n})")
 
@@ -250,11 +260,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
     ``activation`` (None, "relu", "gelu", "gelu_tanh" or "silu", applied last).
     ``weight`` may be an array [out_features, in_features] (or 1-D [in_features]) or the
     result of ``pack_linear_weight``."""
-    try:
-        act = _ACTIVATIONS[activation]
-    except (KeyError, TypeError):
-        raise ShapeError(f"linear: unknown activation {activation!r}; expected None, 'relu', 'gelu', 'gelu_tanh' "
-                         f"or 'silu'") from None
+    act = epilogue_activation(activation, "linear")
     x = _operand(input, "linear", "input")
     packed = isinstance(weight, PackedLinearWeight)
     if packed:
