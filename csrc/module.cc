@@ -10,6 +10,8 @@
 #include "reduce/reduce.h"
 #include "shape/shape.h"
 #include "gemm/gemm.h"
+#include "conv/conv.h"
+#include "core/workspace.h"
 #include "norm/norm.h"
 #include "pool/pool.h"
 #include "embedding/embedding.h"
@@ -85,12 +87,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("cache_idle_bytes", &pool_idle_bytes, "Bytes held by idle blocks of the buffer pool.");
   m.def("cache_limit", &pool_limit, "The most bytes of idle blocks the pool keeps.");
   m.def("set_cache_limit", &set_pool_limit, py::arg("bytes"), "Sets the most bytes of idle blocks the pool keeps.");
+  m.def("workspace_bytes", &workspace_bytes,
+        "Bytes held by the kernels' per-thread workspaces (GEMM packing buffers, convolution tiles).");
 
   // ---- families --------------------------------------------------------------------------
 #include "pointwise/bindings.inc"
 #include "reduce/bindings.inc"
 #include "shape/bindings.inc"
 #include "gemm/bindings.inc"
+#include "conv/bindings.inc"
 #include "norm/bindings.inc"
 #include "pool/bindings.inc"
 #include "embedding/bindings.inc"

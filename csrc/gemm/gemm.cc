@@ -11,6 +11,7 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/workspace.h"
 
 namespace tensorops::gemm {
 
@@ -32,51 +33,21 @@ constexpr int64_t kRowdotChunk = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Packing buffers: a few per thread, 64-byte aligned, grown on demand and kept for the
-// thread's lifetime (OpenMP threads persist, so steady-state calls never allocate). Sizes are
-// bounded by the blocking, so the allocation cannot be asked for more than a few MB.
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { std::free(data_); }
-  void* get(size_t bytes) {
-    if (bytes > size_) {
-      std::free(data_);
-      size_ = (bytes + 4095) & ~size_t(4095);
-      data_ = std::aligned_alloc(64, size_);
-      if (!data_) std::abort();
-    }
-    return data_;
-  }
-
- private:
-  void* data_ = nullptr;
-  size_t size_ = 0;
-};
-
 enum ScratchSlot { kPackA = 0, kPackB = 1, kEdge = 2 };
 
+// Packing buffers: a few per thread, sized by the blocking (see core/workspace.h).
 template <class T>
 T* scratch(ScratchSlot slot, int64_t count) {
-  thread_local Scratch buffers[3];
-  return static_cast<T*>(buffers[slot].get(size_t(count) * sizeof(T)));
+  thread_local Workspace buffers[3];
+  return buffers[slot].get<T>(size_t(count));
 }
 
 template <class T>
-struct Problem {
-  int64_t m = 0, n = 0, k = 0;
-  MatrixRef<T> a, b;
-  const PackedB<T>* packed = nullptr;
-  T* c = nullptr;
-  int64_t ldc = 0;
-  Epilogue<T> ep;
-};
+using Problem = GemmProblem<T>;
 
 template <class T>
 void finish(const KernelSet<T>& ks, const Problem<T>& p, int64_t i, int64_t j, int64_t rows, int64_t cols) {
-  if (!p.ep.is_identity()) ks.epilogue(rows, cols, p.c + i * p.ldc + j, p.ldc, p.ep.shifted(i, j));
+  if (!p.epilogue.is_identity()) ks.epilogue(rows, cols, p.c + i * p.ldc + j, p.ldc, p.epilogue.shifted(i, j));
 }
 
 // K == 0 or alpha == 0: the product contributes nothing, only the epilogue remains.
@@ -95,9 +66,9 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
   const int64_t kc_max = std::min(ks.kc, p.k);
   // A small row-major B (one K block, a few KB per row range) is read in place: packing it
   // would cost as much as the product (batched attention products are this shape).
-  const bool direct_b = !p.packed && p.b.col_stride == 1 && p.k <= ks.kc && n1 - n0 <= kDirectMaxN;
-  T* abuf = scratch<T>(kPackA, ceil_div(std::min(ks.mc, m1 - m0), MR) * MR * kc_max);
-  T* bbuf = p.packed ? nullptr : scratch<T>(kPackB, ceil_div(std::min(ks.nc, n1 - n0), NR) * NR * kc_max);
+  const bool direct_b = !p.packed_b && !p.b_source && p.b.col_stride == 1 && p.k <= ks.kc && n1 - n0 <= kDirectMaxN;
+  T* abuf = p.packed_a ? nullptr : scratch<T>(kPackA, ceil_div(std::min(ks.mc, m1 - m0), MR) * MR * kc_max);
+  T* bbuf = p.packed_b ? nullptr : scratch<T>(kPackB, ceil_div(std::min(ks.nc, n1 - n0), NR) * NR * kc_max);
   for (int64_t jc = n0; jc < n1; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, n1 - jc);
     for (int64_t pc = 0; pc < p.k; pc += ks.kc) {
@@ -106,23 +77,24 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
       const T* bp;
       int64_t b_panel_stride;
       int64_t b_step = NR;
-      if (p.packed) {
-        bp = p.packed->panel(jc / NR) + pc * NR;
-        b_panel_stride = p.packed->panel_stride();
+      if (p.packed_b) {
+        bp = p.packed_b->panel(jc / NR) + pc * NR;
+        b_panel_stride = p.packed_b->panel_stride();
       } else if (direct_b) {
         bp = p.b.at(pc, jc);
         b_panel_stride = NR;
         b_step = p.b.row_stride;
       } else {
-        MatrixRef<T> bsub{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride};
-        ks.pack_b(kc, nc, bsub, bbuf, kc * NR);
+        if (p.b_source) p.b_source->pack(pc, kc, jc, nc, NR, bbuf, kc * NR);
+        else ks.pack_b(kc, nc, MatrixRef<T>{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride}, bbuf, kc * NR);
         bp = bbuf;
         b_panel_stride = kc * NR;
       }
       for (int64_t ic = m0; ic < m1; ic += ks.mc) {
         const int64_t mc = std::min(ks.mc, m1 - ic);
-        MatrixRef<T> asub{p.a.at(ic, pc), p.a.row_stride, p.a.col_stride};
-        ks.pack_a(mc, kc, asub, abuf);
+        const T* ap = abuf;
+        if (p.packed_a) ap = p.packed_a->block(pc, ic);
+        else ks.pack_a(mc, kc, MatrixRef<T>{p.a.at(ic, pc), p.a.row_stride, p.a.col_stride}, abuf);
         for (int64_t ir = 0; ir < mc; ir += MR) {
           const int64_t rows = std::min(MR, mc - ir);
           for (int64_t jr = 0; jr < nc; jr += NR) {
@@ -135,7 +107,7 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
               step = NR;
             }
             T* ctile = p.c + (ic + ir) * p.ldc + jc + jr;
-            ks.micro[rows](kc, abuf + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0);
+            ks.micro[rows](kc, ap + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0);
             if (last) finish(ks, p, ic + ir, jc + jr, rows, cols);
           }
         }
@@ -146,14 +118,15 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
 
 template <class T>
 bool takes_small_path(const KernelSet<T>& ks, const Problem<T>& p) {
-  return p.m <= ks.small_m && p.k <= kSmallMaxK && (p.packed || p.b.col_stride == 1 || p.b.row_stride == 1);
+  return p.m <= ks.small_m && p.k <= kSmallMaxK && !p.packed_a && !p.b_source &&
+         (p.packed_b || p.b.col_stride == 1 || p.b.row_stride == 1);
 }
 
 // Small M over columns [n0, n1): B (or W) is streamed once, A is packed whole (it is small).
 template <class T>
 void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr, m = p.m, k = p.k;
-  if (!p.packed && p.b.col_stride != 1 && m <= ks.rowdot_max_m) {
+  if (!p.packed_b && p.b.col_stride != 1 && m <= ks.rowdot_max_m) {
     // B = W^T with W rows contiguous: dot products of A rows with W rows.
     const T* a = p.a.data;
     int64_t lda = p.a.row_stride;
@@ -177,8 +150,8 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
     const int64_t cols = std::min(NR, n1 - j);
     const T* bp;
     int64_t b_step;
-    if (p.packed) {
-      bp = p.packed->panel(j / NR);
+    if (p.packed_b) {
+      bp = p.packed_b->panel(j / NR);
       b_step = NR;
     } else if (cols == NR && p.b.col_stride == 1) {
       bp = p.b.at(0, j);
@@ -198,6 +171,14 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
     }
     finish(ks, p, 0, j, m, cols);
   }
+}
+
+// The kernel set a problem's packed operands were made for, else the active one.
+template <class T>
+const KernelSet<T>& kernels_of(const Problem<T>& p) {
+  if (p.packed_a) return p.packed_a->kernels().template get<T>();
+  if (p.packed_b) return p.packed_b->kernels().template get<T>();
+  return active_kernels().get<T>();
 }
 
 // Splits `batch` problems of one shape into tasks (whole problems, or tile-aligned blocks of
@@ -234,7 +215,7 @@ void run(const KernelSet<T>& ks, int64_t batch, int64_t m, int64_t n, int64_t k,
       const int64_t m0 = std::min(m, m_tiles * im / pm * MR), m1 = std::min(m, m_tiles * (im + 1) / pm * MR);
       const int64_t n0 = std::min(n, n_tiles * in / pn * NR), n1 = std::min(n, n_tiles * (in + 1) / pn * NR);
       if (m0 >= m1 || n0 >= n1) continue;
-      if (k == 0 || p.ep.alpha == T(0)) without_product(ks, p, m0, m1, n0, n1);
+      if (k == 0 || p.epilogue.alpha == T(0)) without_product(ks, p, m0, m1, n0, n1);
       else if (small) small_m(ks, p, n0, n1);
       else blocked(ks, p, m0, m1, n0, n1);
     }
@@ -275,15 +256,49 @@ template <class T>
 void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
           const Epilogue<T>& epilogue) {
   Problem<T> p;
-  p.m = m, p.n = n, p.k = k, p.a = a, p.b = b, p.c = c, p.ldc = ldc, p.ep = epilogue;
+  p.m = m, p.n = n, p.k = k, p.a = a, p.b = b, p.c = c, p.ldc = ldc, p.epilogue = epilogue;
   run(active_kernels().get<T>(), 1, m, n, k, [&](int64_t) { return p; });
 }
 
 template <class T>
 void gemm(int64_t m, MatrixRef<T> a, const PackedB<T>& b, T* c, int64_t ldc, const Epilogue<T>& epilogue) {
   Problem<T> p;
-  p.m = m, p.n = b.n(), p.k = b.k(), p.a = a, p.packed = &b, p.c = c, p.ldc = ldc, p.ep = epilogue;
+  p.m = m, p.n = b.n(), p.k = b.k(), p.a = a, p.packed_b = &b, p.c = c, p.ldc = ldc, p.epilogue = epilogue;
   run(b.kernels().template get<T>(), 1, p.m, p.n, p.k, [&](int64_t) { return p; });
+}
+
+template <class T>
+void gemm_batch(int64_t batch, const std::function<GemmProblem<T>(int64_t)>& problem_at) {
+  if (batch <= 0) return;
+  const Problem<T> first = problem_at(0);
+  run(kernels_of(first), batch, first.m, first.n, first.k, problem_at);
+}
+
+template <class T>
+void gemm_on_this_thread(const GemmProblem<T>& p) {
+  if (p.m <= 0 || p.n <= 0) return;
+  const KernelSet<T>& ks = kernels_of(p);
+  if (p.k == 0 || p.epilogue.alpha == T(0)) without_product(ks, p, 0, p.m, 0, p.n);
+  else if (takes_small_path(ks, p)) small_m(ks, p, 0, p.n);
+  else blocked(ks, p, 0, p.m, 0, p.n);
+}
+
+template <class T>
+void PackedA<T>::Free::operator()(T* p) const { std::free(p); }
+
+template <class T>
+PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a) : m_(m), k_(k), kernels_(&active_kernels()) {
+  const KernelSet<T>& ks = kernels_->get<T>();
+  m_padded_ = ceil_div(m, ks.mr) * ks.mr;
+  kc_ = ks.kc;
+  const size_t bytes = size_t(std::max<int64_t>(m_padded_ * k, 1)) * sizeof(T);
+  T* data = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) & ~size_t(63)));
+  if (!data) throw std::bad_alloc();
+  data_.reset(data);
+  for (int64_t k0 = 0; k0 < k; k0 += kc_) {
+    const int64_t kc = std::min(kc_, k - k0);
+    ks.pack_a(m, kc, MatrixRef<T>{a.at(0, k0), a.row_stride, a.col_stride}, data + k0 * m_padded_);
+  }
 }
 
 template <class T>
@@ -308,8 +323,14 @@ PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b) : k_(k), n_(n), kernel
   }
 }
 
+template class PackedA<float>;
+template class PackedA<double>;
 template class PackedB<float>;
 template class PackedB<double>;
+template void gemm_batch<float>(int64_t, const std::function<GemmProblem<float>(int64_t)>&);
+template void gemm_batch<double>(int64_t, const std::function<GemmProblem<double>(int64_t)>&);
+template void gemm_on_this_thread<float>(const GemmProblem<float>&);
+template void gemm_on_this_thread<double>(const GemmProblem<double>&);
 template void gemm<float>(int64_t, int64_t, int64_t, MatrixRef<float>, MatrixRef<float>, float*, int64_t,
                           const Epilogue<float>&);
 template void gemm<double>(int64_t, int64_t, int64_t, MatrixRef<double>, MatrixRef<double>, double*, int64_t,

@@ -28,10 +28,17 @@
 // has unit N stride, the microkernel reads B rows in place. A weight used many times can be
 // packed once (PackedB) and the microkernel then streams the packed panels.
 //
-// C++ callers (convolution) use gemm<T>() below; C has unit column stride and row stride ldc.
+// C++ callers (convolution) describe each product as a GemmProblem: A as a strided matrix or
+// pre-packed panels (PackedA, a filter packed once), B as a strided matrix, pre-packed panels
+// (PackedB) or a BlockSource that packs B's blocks itself (convolution's implicit im2col,
+// which never materialises the whole im2col matrix); C has unit column stride and row stride
+// ldc. gemm_batch threads a batch of same-shaped problems; gemm_on_this_thread runs one on
+// the calling thread (for drivers that own their threading).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "core/tensor.h"
@@ -96,6 +103,69 @@ class PackedB {
   const GemmKernels* kernels_;
   std::unique_ptr<T, Free> data_;
 };
+
+// A[M, K] packed once into the microkernel's MR-row panels, one block per KC slice of K (the
+// layout the loop nest reads), for the kernel set active when it was packed. Convolution
+// packs its filters this way: once per call, or once per module.
+template <class T>
+class PackedA {
+ public:
+  PackedA(int64_t m, int64_t k, MatrixRef<T> a);
+  int64_t m() const { return m_; }
+  int64_t k() const { return k_; }
+  const GemmKernels& kernels() const { return *kernels_; }
+  // Rows [row, ...) of K block [k0, k0 + KC): row a multiple of MR, k0 a multiple of KC.
+  const T* block(int64_t k0, int64_t row) const {
+    return data_.get() + k0 * m_padded_ + row * std::min(kc_, k_ - k0);
+  }
+
+ private:
+  struct Free {
+    void operator()(T* p) const;
+  };
+  int64_t m_, k_, m_padded_, kc_;
+  const GemmKernels* kernels_;
+  std::unique_ptr<T, Free> data_;
+};
+
+// A B operand that is not a strided matrix (convolution's implicit im2col): it packs the
+// block B[k0:k0+kc, n0:n0+nc] into nr-column panels itself, panel j at dst + j *
+// panel_stride, element (p, c) at p * nr + c, columns past nc zero-filled. Called from
+// worker threads, concurrently: pack() must only read shared state.
+template <class T>
+class BlockSource {
+ public:
+  virtual void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst,
+                    int64_t panel_stride) const = 0;
+
+ protected:
+  ~BlockSource() = default;
+};
+
+// C[m, n] = epilogue(A @ B) with each operand in one of its forms (exactly one of a /
+// packed_a and one of b / packed_b / b_source).
+template <class T>
+struct GemmProblem {
+  int64_t m = 0, n = 0, k = 0;
+  MatrixRef<T> a;
+  const PackedA<T>* packed_a = nullptr;
+  MatrixRef<T> b;
+  const PackedB<T>* packed_b = nullptr;
+  const BlockSource<T>* b_source = nullptr;
+  T* c = nullptr;
+  int64_t ldc = 0;
+  Epilogue<T> epilogue;
+};
+
+// `batch` problems of one shape (m, n, k and operand forms as problem_at(0)'s), threaded
+// with parallel_for: whole problems per task, or tile-aligned blocks of one when there are
+// fewer problems than threads. problem_at is called from worker threads.
+template <class T>
+void gemm_batch(int64_t batch, const std::function<GemmProblem<T>(int64_t)>& problem_at);
+
+// One problem on the calling thread.
+template <class T>
+void gemm_on_this_thread(const GemmProblem<T>& problem);
 
 // C[M, N] (unit column stride, row stride ldc) = epilogue(A[M, K] @ B[K, N]), threaded with
 // parallel_for. C must not overlap A, B, the addend or the residual (C is written before the

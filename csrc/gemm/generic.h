@@ -17,17 +17,7 @@ namespace {
 
 using simd::Vec;
 
-// a * b + c. Fused where the ISA has FMA; the generic build targets baseline x86-64 / arm64
-// code, where Vec's fmadd is a per-lane std::fma (a libm call without hardware FMA), so
-// there it is a multiply and an add.
-template <class V>
-inline V mul_add(V a, V b, V c) {
-#if TENSOROPS_ISA_ID == 0
-  return a * b + c;
-#else
-  return fmadd(a, b, c);
-#endif
-}
+using simd::mul_add;
 
 // ---- microkernel ------------------------------------------------------------------------
 

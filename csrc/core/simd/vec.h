@@ -12,8 +12,11 @@
 //   Vec<T>::width                      lanes per vector (generic 16 bytes, avx2 32, avx512 64)
 //   Vec<T>(scalar), Vec<T>::zero()     broadcast
 //   Vec<T>::load(p), load_partial(p, n)   (lanes >= n read as 0 and never touch memory)
+//   Vec<T>::load_lanes(p, lo, hi)      lanes [lo, hi) from p, the others 0 and untouched
 //   v.store(p), v.store_partial(p, n)
 //   + - * / and unary -, fmadd(a, b, c) = a*b + c, fnmadd(a, b, c) = c - a*b
+//   mul_add(a, b, c) = a*b + c, fused where the ISA has FMA (the hot loops of GEMM and
+//                                      convolution; fmadd is fused everywhere)
 //   min(a, b), max(a, b)               x86 semantics: b where either is NaN (fast, for
 //                                      clamps whose NaN handling the caller arranges)
 //   minimum(a, b), maximum(a, b)       NaN-propagating, as torch.minimum / torch.maximum
@@ -44,4 +47,15 @@
 namespace tensorops::simd {
 template <class T>
 using Vec = TENSOROPS_ISA_NS::Vec<T>;
+
+// The generic build targets baseline x86-64 / arm64 code, where fmadd is a per-lane std::fma
+// (a libm call without hardware FMA), so there the hot loops multiply and add.
+template <class V>
+inline V mul_add(V a, V b, V c) {
+#if TENSOROPS_ISA_ID == 0
+  return a * b + c;
+#else
+  return fmadd(a, b, c);
+#endif
+}
 }  // namespace tensorops::simd

@@ -36,6 +36,10 @@ struct Vec<float> {
   }
   static Vec load(const float* p) { return _mm256_loadu_ps(p); }
   static Vec load_partial(const float* p, int64_t n) { return _mm256_maskload_ps(p, lanes_below(n)); }
+  // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
+  static Vec load_lanes(const float* p, int64_t lo, int64_t hi) {
+    return _mm256_maskload_ps(p, _mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)));
+  }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm256_maskstore_ps(p, lanes_below(n), v); }
 
@@ -131,6 +135,10 @@ struct Vec<double> {
   }
   static Vec load(const double* p) { return _mm256_loadu_pd(p); }
   static Vec load_partial(const double* p, int64_t n) { return _mm256_maskload_pd(p, lanes_below(n)); }
+  // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
+  static Vec load_lanes(const double* p, int64_t lo, int64_t hi) {
+    return _mm256_maskload_pd(p, _mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)));
+  }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
   void store_partial(double* p, int64_t n) const { _mm256_maskstore_pd(p, lanes_below(n), v); }
 

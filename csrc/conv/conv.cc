@@ -1,0 +1,418 @@
+// The convolution driver: packs filters, describes each image x group (x stride phase) as a
+// GEMM problem or a depthwise plane, and owns the threading. Kernels come from the active
+// ISA's table (generic.h) and from the GEMM engine.
+#include "conv/conv.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/workspace.h"
+
+namespace tensorops::conv {
+
+TENSOROPS_KERNEL_TABLES(ConvKernels)
+
+namespace {
+
+const ConvKernels& active_kernels() { return select_kernels(kernel_tables()); }
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A phase-tile of conv_transpose2d holds about this many bytes (it stays in L2 between the
+// GEMM that writes it and the stores that spread it over the output).
+constexpr int64_t kPhaseTileBytes = 256 << 10;
+
+// The weight as a dense C-contiguous copy (filters are small; this frees the packing below
+// from the caller's strides).
+template <class T>
+std::vector<T> dense_copy(const TensorView& w) {
+  std::vector<T> dense(size_t(w.numel()));
+  const T* src = w.ptr<const T>();
+  size_t i = 0;
+  for (int64_t a = 0; a < w.shape[0]; ++a)
+    for (int64_t b = 0; b < w.shape[1]; ++b)
+      for (int64_t c = 0; c < w.shape[2]; ++c)
+        for (int64_t d = 0; d < w.shape[3]; ++d)
+          dense[i++] = src[a * w.strides[0] + b * w.strides[1] + c * w.strides[2] + d * w.strides[3]];
+  return dense;
+}
+
+// The kernel taps of one transposed-conv stride phase along one axis: output index
+// r + s*j reads input index j + offset for every tap k with (r + p - k*d) divisible by s.
+struct PhaseTaps {
+  std::vector<int64_t> taps, offsets;
+};
+
+PhaseTaps phase_taps(int64_t phase, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  PhaseTaps t;
+  for (int64_t k = 0; k < kernel; ++k) {
+    const int64_t reach = phase + padding - k * dilation;
+    if (reach % stride == 0) {
+      t.taps.push_back(k);
+      t.offsets.push_back(reach / stride);
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+template <class T>
+struct PackedConvWeight::Filters {
+  // conv2d: one [C_out/g, C_in/g * KH * KW] panel set per group. Transposed: one
+  // [C_out/g, C_in/g * taps] set per (group, phase), phase = ry * stride_w + rx.
+  std::vector<std::unique_ptr<gemm::PackedA<T>>> panels;
+  std::vector<PhaseTaps> row_phases, col_phases;  // transposed only
+  std::vector<T> depthwise_taps;                  // depthwise only: [C_out, KH * KW]
+};
+
+template <>
+const PackedConvWeight::Filters<float>& PackedConvWeight::filters<float>() const { return *f32_; }
+template <>
+const PackedConvWeight::Filters<double>& PackedConvWeight::filters<double>() const { return *f64_; }
+
+namespace {
+
+template <class T>
+std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& weight, int64_t groups, bool transposed,
+                                                           bool depthwise, Pair stride, Pair padding, Pair dilation) {
+  auto f = std::make_unique<PackedConvWeight::Filters<T>>();
+  const std::vector<T> w = dense_copy<T>(weight);
+  const int64_t kh = weight.shape[2], kw = weight.shape[3], taps = kh * kw;
+  if (depthwise) {
+    f->depthwise_taps = w;
+    return f;
+  }
+  if (!transposed) {
+    const int64_t cog = weight.shape[0] / groups, k = weight.shape[1] * taps;
+    for (int64_t g = 0; g < groups; ++g)
+      f->panels.push_back(std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1}));
+    return f;
+  }
+  // Transposed: w is [C_in, C_out/g, KH, KW]; phase (ry, rx) of group g multiplies
+  // A[co, (ci, ty, tx)] = w[g*C_in/g + ci, co, row_taps[ty], col_taps[tx]].
+  const int64_t cig = weight.shape[0] / groups, cog = weight.shape[1];
+  for (int64_t r = 0; r < stride[0]; ++r) f->row_phases.push_back(phase_taps(r, kh, stride[0], padding[0], dilation[0]));
+  for (int64_t r = 0; r < stride[1]; ++r) f->col_phases.push_back(phase_taps(r, kw, stride[1], padding[1], dilation[1]));
+  std::vector<T> sub;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (const PhaseTaps& rows : f->row_phases) {
+      for (const PhaseTaps& cols : f->col_phases) {
+        const int64_t ty = int64_t(rows.taps.size()), tx = int64_t(cols.taps.size()), k = cig * ty * tx;
+        sub.assign(size_t(cog * k), T(0));
+        for (int64_t co = 0; co < cog; ++co)
+          for (int64_t ci = 0; ci < cig; ++ci)
+            for (int64_t a = 0; a < ty; ++a)
+              for (int64_t b = 0; b < tx; ++b)
+                sub[size_t(co * k + (ci * ty + a) * tx + b)] =
+                    w[size_t(((g * cig + ci) * cog + co) * taps + rows.taps[size_t(a)] * kw + cols.taps[size_t(b)])];
+        f->panels.push_back(std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{sub.data(), k, 1}));
+      }
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+PackedConvWeight::PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride,
+                                   Pair padding, Pair dilation)
+    : dtype_(weight.dtype), groups_(groups), transposed_(transposed), stride_(stride), padding_(padding),
+      dilation_(dilation) {
+  TENSOROPS_CHECK(weight.ndim == 4, "pack_conv_weight: weight must be 4-D");
+  TENSOROPS_CHECK(groups >= 1 && weight.shape[0] % groups == 0,
+                  "pack_conv_weight: groups must be positive and divide the weight's first dimension");
+  for (int i = 0; i < 2; ++i)
+    TENSOROPS_CHECK(stride[i] >= 1 && dilation[i] >= 1 && padding[i] >= 0,
+                    "pack_conv_weight: stride and dilation must be positive and padding non-negative");
+  for (int d = 0; d < 4; ++d) shape_[size_t(d)] = weight.shape[d];
+  // One input channel per group and several groups: no reduction over channels, so the
+  // depthwise kernel rather than a GEMM with K = KH * KW.
+  depthwise_ = !transposed && groups > 1 && weight.shape[1] == 1;
+  if (dtype_ == DType::float32)
+    f32_ = pack_filters<float>(weight, groups, transposed, depthwise_, stride, padding, dilation);
+  else if (dtype_ == DType::float64)
+    f64_ = pack_filters<double>(weight, groups, transposed, depthwise_, stride, padding, dilation);
+  else
+    throw TypeError(std::string("pack_conv_weight: unsupported dtype ") + dtype_name(dtype_));
+}
+
+PackedConvWeight::~PackedConvWeight() = default;
+
+namespace {
+
+// Implicit im2col for one GEMM problem: B(k, p) read from the image as Im2colView
+// describes, over an output grid `grid_w` pixels wide whose row 0 is grid row `first_row`.
+template <class T>
+class Im2colSource final : public gemm::BlockSource<T> {
+ public:
+  Im2colSource(const ConvKernelsFor<T>& kernels, const Im2colView<T>& view, int64_t grid_w, int64_t first_row)
+      : kernels_(&kernels), view_(view), grid_w_(grid_w), first_row_(first_row) {}
+
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst, int64_t panel_stride) const override {
+    // The runs depend only on the pixel block: worked out once, replayed for every K row.
+    thread_local Workspace run_buffer;
+    PixelRun* runs = run_buffer.get<PixelRun>(size_t(nc + 2));
+    int64_t count = 0;
+    for (int64_t p = n0; p < n0 + nc;) {
+      const int64_t y = p / grid_w_, x = p % grid_w_, col = (p - n0) % nr, panel = (p - n0) / nr;
+      const int64_t length = std::min({grid_w_ - x, n0 + nc - p, nr - col});
+      runs[count++] = {panel * panel_stride + col, first_row_ + y, x, length, false};
+      p += length;
+    }
+    if (nc % nr) runs[count++] = {(nc / nr) * panel_stride + nc % nr, 0, 0, nr - nc % nr, true};
+    kernels_->pack_im2col(view_, runs, count, k0, kc, nr, dst);
+  }
+
+ private:
+  const ConvKernelsFor<T>* kernels_;
+  Im2colView<T> view_;
+  int64_t grid_w_, first_row_;
+};
+
+template <class T>
+struct Operands {
+  const T* input = nullptr;
+  const T* bias = nullptr;
+  int64_t bias_stride = 0;
+  const T* residual = nullptr;
+  const int64_t* residual_strides = nullptr;
+  int64_t residual_pixel_stride = 0;  // between pixels of the folded (OH*OW) axis
+  T* out = nullptr;
+};
+
+template <class T>
+Operands<T> operands_of(const TensorView& input, const TensorView& out, const ConvArgs& args) {
+  Operands<T> o;
+  o.input = input.ptr<const T>();
+  if (args.bias) o.bias = args.bias->ptr<const T>(), o.bias_stride = args.bias->strides[0];
+  if (args.residual) {
+    const TensorView& r = *args.residual;
+    o.residual = r.ptr<const T>(), o.residual_strides = r.strides;
+    o.residual_pixel_stride = r.shape[3] == 1 ? r.strides[2] : r.strides[3];
+  }
+  o.out = out.ptr<T>();
+  return o;
+}
+
+// The GEMM epilogue for output channels [c0, ...) of image n, as a [channels, OH*OW] matrix.
+template <class T>
+gemm::Epilogue<T> epilogue_for(const Operands<T>& o, int64_t n, int64_t c0, bool with_bias, bool with_residual,
+                               gemm::Activation activation) {
+  gemm::Epilogue<T> e;
+  if (with_bias && o.bias) e.addend = {o.bias + c0 * o.bias_stride, o.bias_stride, 0};
+  if (with_residual && o.residual) {
+    const int64_t* rs = o.residual_strides;
+    e.residual = {o.residual + n * rs[0] + c0 * rs[1], rs[1], o.residual_pixel_stride};
+  }
+  e.activation = activation;
+  return e;
+}
+
+template <class T>
+void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
+                      const ConvArgs& args) {
+  const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
+  const gemm::KernelSet<T>& gemm_kernels = gemm::active_kernels().get<T>();
+  const Operands<T> o = operands_of<T>(input, out, args);
+  const int64_t batch = out.shape[0], channels = out.shape[1], oh = out.shape[2], ow = out.shape[3];
+  const int64_t multiplier = channels / weight.groups();
+  const int64_t kh = weight.weight_shape()[2], kw = weight.weight_shape()[3];
+  const T* taps = weight.filters<T>().depthwise_taps.data();
+  const int64_t planes = batch * channels;
+  if (planes == 0 || oh == 0 || ow == 0) return;
+  // Few planes (batch 1, late layers): split planes into row blocks so every thread works.
+  const int threads = get_num_threads();
+  const int64_t row_blocks = planes >= 4 * threads ? 1 : std::min(oh, ceil_div(4 * threads, planes));
+  const bool fused = o.bias || o.residual || args.activation != gemm::Activation::none;
+  parallel_for(0, planes * row_blocks, 1, [&](int64_t t0, int64_t t1) {
+    thread_local Workspace scratch_buffer;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t plane = t / row_blocks, block = t % row_blocks;
+      const int64_t n = plane / channels, c = plane % channels;
+      const int64_t r0 = oh * block / row_blocks, r1 = oh * (block + 1) / row_blocks;
+      if (r0 == r1) continue;
+      DepthwisePlane<T> p;
+      p.input = o.input + n * input.strides[0] + (c / multiplier) * input.strides[1];
+      p.row_stride = input.strides[2], p.col_stride = input.strides[3];
+      p.h = input.shape[2], p.w = input.shape[3];
+      p.taps = taps + c * kh * kw;
+      p.out = o.out + plane * oh * ow;
+      p.out_h = oh, p.out_w = ow, p.kernel_h = kh, p.kernel_w = kw;
+      p.stride_h = args.stride[0], p.stride_w = args.stride[1], p.pad_h = args.padding[0], p.pad_w = args.padding[1];
+      p.dilation_h = args.dilation[0], p.dilation_w = args.dilation[1];
+      T* scratch = scratch_buffer.get<T>(size_t(kernels.depthwise_scratch(p)));
+      kernels.depthwise(p, r0, r1, scratch);
+      if (fused) {
+        gemm::Epilogue<T> e;
+        if (o.bias) e.addend = {o.bias + c * o.bias_stride, 0, 0};
+        if (o.residual) {
+          const int64_t* rs = o.residual_strides;
+          e.residual = {o.residual + n * rs[0] + c * rs[1] + r0 * rs[2], rs[2], rs[3]};
+        }
+        e.activation = args.activation;
+        gemm_kernels.epilogue(r1 - r0, ow, p.out + r0 * ow, ow, e);
+      }
+    }
+  });
+}
+
+template <class T>
+void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args) {
+  if (weight.depthwise()) {
+    depthwise_conv2d<T>(input, weight, out, args);
+    return;
+  }
+  const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
+  const Operands<T> o = operands_of<T>(input, out, args);
+  const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3];
+  const int64_t groups = weight.groups(), cig = weight.weight_shape()[1], cog = weight.weight_shape()[0] / groups;
+  const int64_t kh = weight.weight_shape()[2], kw = weight.weight_shape()[3];
+  const int64_t oh = out.shape[2], ow = out.shape[3], ohw = oh * ow, cout = out.shape[1];
+  const int64_t* xs = input.strides;
+  // 1x1, stride 1, no padding, rows folding into one: the image is B as it lies.
+  const bool direct = kh == 1 && kw == 1 && args.stride == Pair{1, 1} && args.padding == Pair{0, 0} && oh == h &&
+                      ow == w && xs[3] == 1 && xs[2] == w;
+  std::vector<int64_t> row_offset(static_cast<size_t>(kh)), col_offset(static_cast<size_t>(kw));
+  for (int64_t k = 0; k < kh; ++k) row_offset[size_t(k)] = k * args.dilation[0] - args.padding[0];
+  for (int64_t k = 0; k < kw; ++k) col_offset[size_t(k)] = k * args.dilation[1] - args.padding[1];
+  std::vector<Im2colSource<T>> sources;
+  if (!direct) {
+    sources.reserve(size_t(batch * groups));
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t g = 0; g < groups; ++g) {
+        const Im2colView<T> view{o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w,
+                                 args.stride[0], args.stride[1], row_offset.data(), kh, col_offset.data(), kw};
+        sources.emplace_back(kernels, view, ow, 0);
+      }
+  }
+  const auto& panels = weight.filters<T>().panels;
+  gemm::gemm_batch<T>(batch * groups, [&](int64_t index) {
+    const int64_t n = index / groups, g = index % groups;
+    gemm::GemmProblem<T> p;
+    p.m = cog, p.n = ohw, p.k = cig * kh * kw;
+    p.packed_a = panels[size_t(g)].get();
+    if (direct) p.b = {o.input + n * xs[0] + g * cig * xs[1], xs[1], 1};
+    else p.b_source = &sources[size_t(index)];
+    p.c = o.out + (n * cout + g * cog) * ohw;
+    p.ldc = ohw;
+    p.epilogue = epilogue_for(o, n, g * cog, true, true, args.activation);
+    return p;
+  });
+}
+
+template <class T>
+void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
+                            const ConvArgs& args) {
+  const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
+  const Operands<T> o = operands_of<T>(input, out, args);
+  const PackedConvWeight::Filters<T>& filters = weight.filters<T>();
+  const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3];
+  const int64_t groups = weight.groups(), cig = input.shape[1] / groups, cog = weight.weight_shape()[1];
+  const int64_t cout = cog * groups, oh = out.shape[2], ow = out.shape[3], ohw = oh * ow;
+  const int64_t sh = args.stride[0], sw = args.stride[1];
+  const int64_t* xs = input.strides;
+  if (batch == 0 || cout == 0 || ohw == 0) return;
+  // Phase (ry, rx) covers output rows ry, ry + sh, ... and columns rx, rx + sw, ...
+  auto grid_of = [](int64_t size, int64_t phase, int64_t stride) { return phase < size ? ceil_div(size - phase, stride) : 0; };
+  const int64_t grid_h_max = ceil_div(oh, sh), grid_w_max = ceil_div(ow, sw);
+  const int64_t band_rows =
+      std::clamp<int64_t>(kPhaseTileBytes / int64_t(sizeof(T)) / std::max<int64_t>(cog * grid_w_max, 1), 1, grid_h_max);
+  const int64_t bands = ceil_div(grid_h_max, band_rows);
+  // With a residual, the activation must follow the residual, which lies in output
+  // coordinates: both are applied in a last pass.
+  const bool late_residual = o.residual != nullptr;
+  const gemm::Activation tile_activation = late_residual ? gemm::Activation::none : args.activation;
+  parallel_for(0, batch * groups * bands, 1, [&](int64_t t0, int64_t t1) {
+    thread_local Workspace tile_buffer;
+    T* tile = tile_buffer.get<T>(size_t(cog * band_rows * grid_w_max));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / (groups * bands), g = (t / bands) % groups, band = t % bands;
+      for (int64_t ry = 0; ry < sh; ++ry) {
+        const int64_t j0 = band * band_rows, j1 = std::min(j0 + band_rows, grid_of(oh, ry, sh));
+        if (j0 >= j1) continue;
+        const PhaseTaps& rows = filters.row_phases[size_t(ry)];
+        for (int64_t rx = 0; rx < sw; ++rx) {
+          const int64_t grid_w = grid_of(ow, rx, sw);
+          if (grid_w == 0) continue;
+          const PhaseTaps& cols = filters.col_phases[size_t(rx)];
+          const Im2colView<T> view{o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, 1, 1,
+                                   rows.offsets.data(), int64_t(rows.taps.size()), cols.offsets.data(),
+                                   int64_t(cols.taps.size())};
+          const Im2colSource<T> source(kernels, view, grid_w, j0);
+          gemm::GemmProblem<T> p;
+          p.m = cog, p.n = (j1 - j0) * grid_w, p.k = cig * view.taps_y * view.taps_x;
+          p.packed_a = filters.panels[size_t((g * sh + ry) * sw + rx)].get();
+          p.b_source = &source;
+          p.c = tile, p.ldc = p.n;
+          p.epilogue = epilogue_for(o, n, g * cog, true, false, tile_activation);
+          gemm::gemm_on_this_thread(p);
+          kernels.store_phase(tile, p.n, cog, j1 - j0, grid_w, o.out + (n * cout + g * cog) * ohw + (ry + sh * j0) * ow + rx,
+                              ohw, sh * ow, sw);
+        }
+      }
+    }
+  });
+  if (late_residual) {
+    const gemm::KernelSet<T>& gemm_kernels = gemm::active_kernels().get<T>();
+    parallel_for(0, batch * cout, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t plane = p0; plane < p1; ++plane) {
+        const int64_t n = plane / cout, c = plane % cout;
+        gemm_kernels.epilogue(1, ohw, o.out + plane * ohw, ohw, epilogue_for(o, n, c, false, true, args.activation));
+      }
+    });
+  }
+}
+
+void check_call(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args,
+                const char* op, bool transposed) {
+  TENSOROPS_CHECK(weight.transposed() == transposed,
+                  std::string(op) + ": the packed weight was made for " + (transposed ? "conv2d" : "conv_transpose2d"));
+  TENSOROPS_CHECK(input.ndim == 4 && out.ndim == 4, std::string(op) + ": input and output must be 4-D");
+  TENSOROPS_CHECK(input.dtype == weight.dtype() && out.dtype == weight.dtype(),
+                  std::string(op) + ": input, weight and output must share a dtype");
+  TENSOROPS_CHECK(out.is_contiguous(), std::string(op) + ": output must be C-contiguous");
+  TENSOROPS_CHECK(args.groups == weight.groups(), std::string(op) + ": groups differ from the packed weight's");
+  const auto& ws = weight.weight_shape();
+  const int64_t in_channels = transposed ? ws[0] : ws[1] * weight.groups();
+  TENSOROPS_CHECK(input.shape[1] == in_channels, std::string(op) + ": input channels do not match the weight");
+  TENSOROPS_CHECK(out.shape[0] == input.shape[0] && out.shape[1] == weight.out_channels(),
+                  std::string(op) + ": output shape does not match the input and weight");
+  for (int i = 0; i < 2; ++i)
+    TENSOROPS_CHECK(args.stride[i] >= 1 && args.dilation[i] >= 1 && args.padding[i] >= 0,
+                    std::string(op) + ": stride and dilation must be positive and padding non-negative");
+  if (transposed)
+    TENSOROPS_CHECK(args.stride == weight.stride() && args.padding == weight.padding() && args.dilation == weight.dilation(),
+                    std::string(op) + ": stride, padding and dilation differ from the packed weight's");
+  if (args.bias)
+    TENSOROPS_CHECK(args.bias->ndim == 1 && args.bias->shape[0] == out.shape[1] && args.bias->dtype == out.dtype,
+                    std::string(op) + ": bias must be a [C_out] array of the output's dtype");
+  if (args.residual) {
+    const TensorView& r = *args.residual;
+    TENSOROPS_CHECK(r.ndim == 4 && r.dtype == out.dtype, std::string(op) + ": residual must be 4-D of the output's dtype");
+    for (int d = 0; d < 4; ++d)
+      TENSOROPS_CHECK(r.shape[d] == out.shape[d], std::string(op) + ": residual must have the output's shape");
+    TENSOROPS_CHECK(r.shape[2] <= 1 || r.shape[3] == 1 || r.strides[2] == r.strides[3] * r.shape[3],
+                    std::string(op) + ": residual rows must fold into one (make it contiguous)");
+  }
+}
+
+}  // namespace
+
+void conv2d(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args) {
+  check_call(input, weight, out, args, "conv2d", false);
+  if (weight.dtype() == DType::float32) conv2d_typed<float>(input, weight, out, args);
+  else conv2d_typed<double>(input, weight, out, args);
+}
+
+void conv_transpose2d(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
+                      const ConvArgs& args) {
+  check_call(input, weight, out, args, "conv_transpose2d", true);
+  if (weight.dtype() == DType::float32) conv_transpose2d_typed<float>(input, weight, out, args);
+  else conv_transpose2d_typed<double>(input, weight, out, args);
+}
+
+}  // namespace tensorops::conv

@@ -1,0 +1,171 @@
+// Convolution: conv2d and conv_transpose2d on NCHW arrays, with PyTorch's semantics
+// (cross-correlation, zero padding, stride, dilation, groups).
+//
+// Convolution is a matrix product, so it rides on the GEMM engine (gemm/gemm.h). For one
+// image and one group, with M = output channels, N = output pixels and K = input channels x
+// kernel taps,  out[M, N] = filter[M, K] @ im2col[K, N]:  the filter is the A operand,
+// packed once into MR-row panels (PackedA; a module keeps it across calls), and the output
+// plane of NCHW is exactly C with row stride OH*OW, so results land in place, with the bias
+// (a per-row addend), the residual and the activation fused into the GEMM epilogue while
+// each tile is in L1. The shape classes differ only in how B is produced:
+//
+//   1x1, stride 1, no padding: B is the input image itself ([C_in, H*W], read in place).
+//   general: B is an implicit im2col. The GEMM asks the Im2col block source for one
+//     KC x NC block at a time and the pack_im2col kernel writes it straight into the
+//     microkernel's NR-column panels from the image (zeros where a tap falls in the
+//     padding), so the workspace is one cache-sized block per thread, never a whole-image
+//     im2col matrix. The pixel runs of a block (where output rows and panels break) are
+//     worked out once per block and replayed for every K row.
+//   depthwise (groups == C_in, one input channel per group, any channel multiplier): no
+//     reduction over channels, so GEMM has nothing to block; a dedicated kernel works on
+//     one plane at a time, vectorised along the output row, with stride and dilation.
+//   transposed: out[oy] gathers input rows iy with oy = iy*s - p + ky*d. Splitting the
+//     output into its s_h x s_w stride phases (oy = ry + s*j) makes each phase an ordinary
+//     stride-1 convolution of the input with the subset of taps whose ky*d is congruent to
+//     ry + p (mod s), at input row j + (ry + p - ky*d)/s. Each phase is one GEMM over that
+//     sub-filter (packed per phase), computed into a cache-sized tile and stored to its
+//     strided output positions with the bias added: no col2im, no scatter-add, no
+//     multiplications by the zeros that a dilated-input formulation would insert.
+//
+// Threads: conv2d hands gemm_batch one problem per (image, group), which it splits further
+// on tile boundaries when there are fewer problems than threads; conv_transpose2d splits
+// (image, group, band of output rows). Each element is computed by the same sequence of
+// operations whatever the thread count.
+//
+// Arguments are validated in Python with torch's wording; the checks here keep a bad call
+// from reaching a kernel.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+#include "gemm/gemm.h"
+
+namespace tensorops::conv {
+
+using Pair = std::array<int64_t, 2>;  // (height, width)
+
+// Everything about one call that is not data. padding is (top, left); the bottom/right
+// padding is whatever the output size implies (asymmetric "same" padding, output_padding).
+struct ConvShape {
+  int64_t batch = 0, in_channels = 0, out_channels = 0, groups = 1;
+  Pair in{}, out{}, kernel{};
+  Pair stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  bool transposed = false;
+};
+
+// A filter prepared once: GEMM panels per group (and per stride phase when transposed), or
+// a contiguous copy of the taps for depthwise. Tied to the stride, padding and dilation it
+// was made for when transposed (they select each phase's taps).
+class PackedConvWeight {
+ public:
+  // weight: [C_out, C_in/groups, KH, KW], or [C_in, C_out/groups, KH, KW] when transposed.
+  PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride, Pair padding, Pair dilation);
+  ~PackedConvWeight();
+  DType dtype() const { return dtype_; }
+  int64_t groups() const { return groups_; }
+  bool transposed() const { return transposed_; }
+  Pair stride() const { return stride_; }
+  Pair padding() const { return padding_; }
+  Pair dilation() const { return dilation_; }
+  const std::array<int64_t, 4>& weight_shape() const { return shape_; }
+  int64_t out_channels() const { return transposed_ ? shape_[1] * groups_ : shape_[0]; }
+  bool depthwise() const { return depthwise_; }
+
+  // Implementation detail shared with conv.cc: the per-dtype filter storage.
+  template <class T>
+  struct Filters;
+  template <class T>
+  const Filters<T>& filters() const;
+
+ private:
+  DType dtype_;
+  int64_t groups_;
+  bool transposed_, depthwise_;
+  Pair stride_, padding_, dilation_;
+  std::array<int64_t, 4> shape_;
+  std::unique_ptr<Filters<float>> f32_;
+  std::unique_ptr<Filters<double>> f64_;
+};
+
+// out (C-contiguous [N, C_out, OH, OW]) = act(conv(input, weight) + bias + residual).
+// input: [N, C_in, H, W], any strides; bias: [C_out] or null; residual: [N, C_out, OH, OW]
+// whose (OH, OW) dims fold into one (zero strides allowed) or null.
+struct ConvArgs {
+  const TensorView* bias = nullptr;
+  const TensorView* residual = nullptr;
+  gemm::Activation activation = gemm::Activation::none;
+  Pair stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  int64_t groups = 1;
+};
+void conv2d(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args);
+// weight: [C_in, C_out/groups, KH, KW] packed with transposed = true and args' geometry.
+void conv_transpose2d(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
+                      const ConvArgs& args);
+
+// ---- kernel tables (one per ISA, see generic.h) -------------------------------------------
+
+// B(k, p) of an implicit im2col, k = (channel, ty, tx), p = (y, x) a pixel of the output
+// grid: the input at plane `channel`, row y*stride_y + row_offset[ty], column
+// x*stride_x + col_offset[tx]; zero outside the h x w plane.
+template <class T>
+struct Im2colView {
+  const T* input;
+  int64_t channel_stride, row_stride, col_stride, h, w;
+  int64_t stride_y, stride_x;
+  const int64_t* row_offset;
+  int64_t taps_y;
+  const int64_t* col_offset;
+  int64_t taps_x;
+};
+
+// A run of pixels of one output row that lands in one panel row: panel element `dst`
+// (panel * panel_stride + column) takes pixels (y, x .. x + length) of the grid. A run
+// with padding = true is the zero fill past the last column.
+struct PixelRun {
+  int64_t dst, y, x, length;
+  bool padding;
+};
+
+// Depthwise: one output plane from one input plane and its KH x KW taps.
+template <class T>
+struct DepthwisePlane {
+  const T* input;  // element (0, 0) of the input plane
+  int64_t row_stride, col_stride, h, w;
+  const T* taps;   // KH x KW, row-major
+  T* out;          // C-contiguous OH x OW
+  int64_t out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+};
+
+template <class T>
+struct ConvKernelsFor {
+  // K rows [k0, k0 + kc) of the runs' pixels into nr-wide panels (row kk of a run at
+  // run.dst + kk * nr).
+  void (*pack_im2col)(const Im2colView<T>& view, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
+                      int64_t nr, T* dst);
+  // Rows of a phase tile (`rows` output channels, tile row stride ldt, grid_h x grid_w
+  // pixels) into the output: pixel (j, i) of row r goes to out[r * plane_stride +
+  // j * row_step + i * col_step].
+  void (*store_phase)(const T* tile, int64_t ldt, int64_t rows, int64_t grid_h, int64_t grid_w, T* out,
+                      int64_t plane_stride, int64_t row_step, int64_t col_step);
+  void (*depthwise)(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end, T* scratch);
+  // Scratch elements depthwise needs (per thread) for a plane of this geometry.
+  int64_t (*depthwise_scratch)(const DepthwisePlane<T>& plane);
+};
+
+struct ConvKernels {
+  ConvKernelsFor<float> f32;
+  ConvKernelsFor<double> f64;
+  template <class T>
+  const ConvKernelsFor<T>& get() const;
+};
+
+template <>
+inline const ConvKernelsFor<float>& ConvKernels::get<float>() const { return f32; }
+template <>
+inline const ConvKernelsFor<double>& ConvKernels::get<double>() const { return f64; }
+
+}  // namespace tensorops::conv
