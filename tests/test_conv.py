@@ -9,6 +9,7 @@ torch module computes, every padding_mode included. Every invalid call raises to
 type (ShapeError for torch's RuntimeError) with torch's message, prefixed with the op.
 """
 import math
+import re
 
 import numpy as np
 import pytest
@@ -298,10 +299,11 @@ def test_activation_and_residual(dtype, activation):
 
 def test_activation_specials():
     # Pre-activations across the range where gelu and silu change regime, NaN and infinities.
+    # The reference is torch in float64: torch's float32 gelu makes NaN of +inf.
     x = np.concatenate([np.linspace(-12, 12, 61), [np.nan, np.inf, -np.inf]]).astype(np.float32).reshape(1, 1, 1, -1)
     w = np.ones((1, 1, 1, 1), np.float32)
     for activation, act in ACTIVATIONS.items():
-        assert_close(F.conv2d(x, w, activation=activation), act(T(x)), rtol=1e-5, atol=1e-6)
+        assert_close(F.conv2d(x, w, activation=activation), act(T(x).double()).float(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -349,10 +351,11 @@ def test_out_errors():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_packed_weights(dtype):
-    x, b = randn((2, 6, 10, 9), dtype, 1), randn(8, dtype, 2)
-    cases = [(randn((8, 6, 3, 3), dtype, 3), 1), (randn((8, 3, 3, 2), dtype, 4), 2), (randn((8, 1, 3, 3), dtype, 5), 6),
+    x = randn((2, 6, 10, 9), dtype, 1)
+    cases = [(randn((8, 6, 3, 3), dtype, 3), 1), (randn((8, 3, 3, 2), dtype, 4), 2), (randn((12, 1, 3, 3), dtype, 5), 6),
              (randn((8, 6, 1, 1), dtype, 6), 1)]
     for w, groups in cases:
+        b = randn(w.shape[0], dtype, 2)
         packed = tops.pack_conv_weight(w, groups)
         assert (packed.dtype, packed.groups, packed.transposed) == (np.dtype(dtype).name, groups, False)
         assert tuple(packed.weight_shape) == w.shape
@@ -360,13 +363,14 @@ def test_packed_weights(dtype):
         for kwargs in [dict(padding=1), dict(stride=2), dict(padding="same", dilation=2), dict(padding=(2, 0))]:
             want = _torch(TF.conv2d, x, w, b, groups=groups, **kwargs)
             assert_close(F.conv2d(x, packed, b, groups=groups, **kwargs), want, **tol(dtype, w[0].size))
-        assert_close(F.conv2d(x, packed, groups=groups, activation="relu", residual=x[:, :1]),
-                     torch.relu(_torch(TF.conv2d, x, w, None, groups=groups) + T(x[:, :1])), **tol(dtype, w[0].size))
-    wt = randn((6, 4, 3, 3), dtype, 7)
+        assert_close(F.conv2d(x, packed, groups=groups, padding="same", activation="relu", residual=x[:, :1]),
+                     torch.relu(_torch(TF.conv2d, x, w, None, groups=groups, padding="same") + T(x[:, :1])),
+                     **tol(dtype, w[0].size))
+    wt, b = randn((6, 4, 3, 3), dtype, 7), randn(8, dtype, 8)
     for kwargs in [dict(stride=2, padding=1), dict(stride=(3, 2), dilation=(1, 2)), dict()]:
         packed = tops.pack_conv_weight(wt, 2, True, **kwargs)
         assert packed.transposed and packed.groups == 2
-        for output_padding in ([0, 0], [min(s, 1) for s in packed.stride]):
+        for output_padding in ([0, 0], [min(1, max(s, d) - 1) for s, d in zip(packed.stride, packed.dilation)]):
             want = _torch(TF.conv_transpose2d, x, wt, b, groups=2, output_padding=output_padding, **kwargs)
             got = F.conv_transpose2d(x, packed, b, groups=2, output_padding=output_padding, **kwargs)
             assert_close(got, want, **tol(dtype, 6 * 9))
@@ -716,10 +720,10 @@ def test_conv_transpose2d_output_size():
     ours = tnn.ConvTranspose2d(2, 3, 3, stride=(3, 2), padding=1, dilation=(1, 2))
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(1, 2, 5, 5)
-    for size in ([13, 12], [15, 13], (14, 12), [1, 3, 13, 13], torch.Size([15, 12])):
+    for size in ([13, 12], [15, 11], (14, 12), [1, 3, 13, 11], torch.Size([15, 12])):
         assert_close(ours(x, output_size=size), theirs(x, output_size=size).detach(), **tol(np.float32, 18))
     xu = torch.randn(2, 5, 5)
-    for size in ([13, 12], [3, 14, 13]):
+    for size in ([13, 12], [3, 14, 11]):
         assert_close(ours(xu, output_size=size), theirs(xu, output_size=size).detach(), **tol(np.float32, 18))
     module = tnn.ConvTranspose2d(2, 3, 3, stride=2)
     reference = torch.nn.ConvTranspose2d(2, 3, 3, stride=2)
@@ -734,33 +738,33 @@ def test_conv_transpose2d_output_size():
 
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
-def test_padding_mode_errors_match_torch(mode):
+def test_padding_modes_at_the_edges_match_torch(mode):
+    """Pads as large as the input and beyond, empty planes and wrong ranks: the values where
+    torch computes, torch's error where it refuses (F.pad's, or conv2d's after padding)."""
     cases = [((2, 3, 3), 3, 3), ((2, 3, 3), (3, 0), 3), ((2, 3, 3), (0, 3), 3), ((1, 2, 3, 3), 4, 3),
-             ((1, 2, 0, 3), 1, 3), ((1, 2, 1, 5), 1, 1), ((1, 2, 1, 5), (2, 0), 1), ((1, 0, 4, 4), 1, 3),
-             ((1, 2, 0, 5), 0, 1), ((1, 2, 2, 2), 1, 5), ((1, 4, 5, 5), 1, 3), ((4, 4), 1, 3), ((1, 1, 2, 4, 4), 1, 3)]
+             ((1, 2, 3, 3), 2, 3), ((1, 2, 0, 3), 1, 3), ((1, 2, 1, 5), 1, 1), ((1, 2, 1, 5), (2, 0), 1),
+             ((1, 0, 4, 4), 1, 3), ((1, 2, 0, 5), 0, 1), ((1, 2, 2, 2), 1, 5), ((1, 4, 5, 5), 1, 3), ((0, 2, 4, 4), 1, 3),
+             ((4, 4), 1, 3), ((1, 1, 2, 4, 4), 1, 3)]
     for x_shape, padding, kernel in cases:
         theirs = torch.nn.Conv2d(2, 3, kernel, padding=padding, padding_mode=mode)
         ours = tnn.Conv2d(2, 3, kernel, padding=padding, padding_mode=mode)
+        ours.load_state_dict(theirs.state_dict())
         x = randn(x_shape, np.float32, 1)
-        expected = _expect_torch_error(theirs, (x,), {})
-        if type(expected) is NotImplementedError:  # torch's F.pad: a rank it has no mode for
+        try:
+            want = theirs(T(x)).detach()
+        except (RuntimeError, NotImplementedError) as expected:
             with pytest.raises(tops.ShapeError) as ours_error:
                 ours(x)
-            assert str(ours_error.value) == str(expected)
-        elif type(expected) is RuntimeError and str(expected).startswith(("Given groups", "Calculated padded")):
-            _assert_module_conv_error(ours, x, expected)
+            conv_error = str(expected).startswith(("Given groups", "Calculated padded"))
+            assert str(ours_error.value) == (f"conv2d: {expected}" if conv_error else str(expected))
         else:
-            with pytest.raises(type(expected)) as ours_error:
-                ours(x)
-            assert str(ours_error.value) == str(expected)
-            if type(expected) is RuntimeError:
-                assert isinstance(ours_error.value, tops.ShapeError)
+            assert_close(ours(x), want, **tol(np.float32, 2 * kernel * kernel))
 
 
-def _assert_module_conv_error(module, x, expected):
-    with pytest.raises(tops.ShapeError) as ours_error:
-        module(x)
-    assert str(ours_error.value) == f"conv2d: {expected}"
+def _sets_sorted(message: str) -> str:
+    """The message with the members of each printed set sorted: torch prints Python sets,
+    whose order changes from process to process."""
+    return re.sub(r"\{([^{}]*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", message)
 
 
 @pytest.mark.single_isa
@@ -786,7 +790,7 @@ def test_module_constructor_errors_match_torch():
         expected = caught.value
         with pytest.raises(type(expected)) as ours:
             getattr(tnn, name)(*args, **kwargs)
-        assert str(ours.value) == str(expected)
+        assert _sets_sorted(str(ours.value)) == _sets_sorted(str(expected))
     with pytest.raises(TypeError, match="Conv2d: unsupported dtype int32"):
         tnn.Conv2d(2, 3, 3, dtype=np.int32)
     with pytest.raises(TypeError, match="Conv2d: tensorops computes on the CPU, got device 'cuda'"):

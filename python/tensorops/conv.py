@@ -166,7 +166,8 @@ def _weight(weight, op: str, transposed: bool):
 
 def _check_packed_geometry(op: str, weight, groups: int, stride, padding, dilation) -> None:
     """A packed filter serves calls with its groups; a transposed one also only its stride,
-    padding and dilation, which decided how its taps were split into stride phases."""
+    padding and dilation, which decided how its taps were split into stride phases. Checked
+    before torch's checks, which would word a mismatch as a wrong input or weight."""
     if not isinstance(weight, PackedConvWeight):
         return
     packed = {"groups": weight.groups}
@@ -271,6 +272,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     elif pad_mode is not None:
         raise ShapeError(f"{op}: Invalid padding string: {pad_mode!r}")
     stride, padding, dilation, _ = _check_geometry(op, wshape, groups, stride, padding, dilation, [0, 0])
+    _check_packed_geometry(op, w, groups, stride, padding, dilation)
     _check_weight_groups(op, shown, wshape, groups)
     if shown[1] != wshape[1] * groups:
         raise ShapeError(f"{op}: Given groups={groups}, weight of size {_shape_text(wshape)}, expected "
@@ -289,7 +291,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     empty_input = _empty_batch_or_channels(op, shown)
     if not empty_input and (dilation[0] == 0 or dilation[1] == 0):
         raise ShapeError(f"{op}: non-positive dilation is not supported")
-    _check_packed_geometry(op, w, groups, stride, padding, dilation)
     out_hw = [(padded[i] - extent[i]) // stride[i] + 1 for i in range(2)]
     # torch reports zero output channels for an input with zero channels, whatever the weight.
     channels = 0 if shown[1] == 0 else wshape[0]
@@ -321,6 +322,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     shown = x4.shape
     stride, padding, dilation, output_padding = _check_geometry(op, wshape, groups, stride, padding, dilation,
                                                                 output_padding)
+    _check_packed_geometry(op, w, groups, stride, padding, dilation)
     _check_weight_groups(op, shown, wshape, groups)
     if shown[1] != wshape[0]:
         raise ShapeError(f"{op}: Given transposed=1, weight of size {_shape_text(wshape)}, expected "
@@ -341,7 +343,6 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                 raise ShapeError(f"{op}: invalid shape dimension {size} at index {index} of shape {_shape_text(shape4)}")
     else:
         _check_transposed_kernel_args(op, shown, wshape, stride, dilation, output_padding, out_hw)
-    _check_packed_geometry(op, w, groups, stride, padding, dilation)
     return _run(_core.conv_transpose2d, x, x4, w, b, shape4, (stride, padding, dilation), groups, act, residual, out,
                 empty_input, op)
 
