@@ -54,23 +54,31 @@ def check_conv_transpose2d(x, w, b=None, **kwargs):
 
 # ---- seeded sweeps ---------------------------------------------------------------------------
 
+def _draw(rng, max_size: int) -> tuple:
+    """One sweep case's groups, channels per group (in, out), batch, input size, kernel,
+    stride and dilation: non-square everything, now and then depthwise (multiplier 1 or 2)."""
+    groups = int(rng.choice([1, 1, 1, 2, 3]))
+    in_per_group, out_per_group = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    if rng.random() < 0.15:
+        groups, in_per_group, out_per_group = int(rng.integers(2, 9)), 1, int(rng.integers(1, 3))
+    batch = int(rng.choice([0, 1, 1, 2, 3]))
+    size, kernel = tuple(int(v) for v in rng.integers(1, max_size + 1, 2)), tuple(int(v) for v in rng.integers(1, 6, 2))
+    stride, dilation = tuple(int(v) for v in rng.integers(1, 4, 2)), tuple(int(v) for v in rng.choice([1, 1, 2, 3], 2))
+    return groups, in_per_group, out_per_group, batch, size, kernel, stride, dilation
+
+
+def _input_shape(rng, batch: int, channels: int, size: tuple) -> tuple:
+    """(N, C, H, W), or now and then (when N would be 0 or 1) the unbatched (C, H, W)."""
+    return (batch, channels, *size) if batch > 1 or rng.random() < 0.6 else (channels, *size)
+
+
 def _conv2d_cases(count: int) -> list:
-    """(input shape, weight shape, with bias, kwargs) that torch accepts: non-square
-    everything, groups (depthwise with multipliers 1 and 2 among them), "same"/"valid",
-    kernels as large as the padded input, batch 0 and unbatched inputs."""
-    rng = np.random.default_rng(2024)
+    """(input shape, weight shape, with bias, kwargs) that torch accepts, "same"/"valid"
+    padding and kernels as large as the padded input among them."""
+    rng = np.random.default_rng(2034)
     cases = []
     while len(cases) < count:
-        groups = int(rng.choice([1, 1, 1, 2, 3]))
-        cin_g, cout_g = int(rng.integers(1, 5)), int(rng.integers(1, 5))
-        depthwise = rng.random() < 0.15
-        if depthwise:
-            groups, cin_g, cout_g = int(rng.integers(2, 9)), 1, int(rng.integers(1, 3))
-        n = int(rng.choice([0, 1, 1, 2, 3]))
-        h, w = (int(v) for v in rng.integers(1, 13, 2))
-        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
-        stride = tuple(int(v) for v in rng.integers(1, 4, 2))
-        dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], 2))
+        groups, cin_g, cout_g, n, size, kernel, stride, dilation = _draw(rng, 12)
         kind = rng.random()
         if kind < 0.15:
             padding, stride = "same", 1
@@ -79,12 +87,10 @@ def _conv2d_cases(count: int) -> list:
         else:
             padding = tuple(int(v) for v in rng.integers(0, 3, 2))
         pads = (0, 0) if isinstance(padding, str) else padding
-        if padding != "same" and any(s + 2 * p < d * (k - 1) + 1 for s, p, d, k in
-                                     zip((h, w), pads, dilation, (kh, kw))):
+        if padding != "same" and any(s + 2 * p < d * (k - 1) + 1 for s, p, d, k in zip(size, pads, dilation, kernel)):
             continue  # the kernel is larger than the padded input: an error case, tested below
-        x_shape = (n, cin_g * groups, h, w) if n or rng.random() < 0.5 else (cin_g * groups, h, w)
-        cases.append((x_shape, (cout_g * groups, cin_g, kh, kw), bool(rng.random() < 0.7),
-                      dict(stride=stride, padding=padding, dilation=dilation, groups=groups)))
+        cases.append((_input_shape(rng, n, cin_g * groups, size), (cout_g * groups, cin_g, *kernel),
+                      bool(rng.random() < 0.7), dict(stride=stride, padding=padding, dilation=dilation, groups=groups)))
     return cases
 
 
@@ -92,25 +98,16 @@ def _conv_transpose2d_cases(count: int) -> list:
     rng = np.random.default_rng(4048)
     cases = []
     while len(cases) < count:
-        groups = int(rng.choice([1, 1, 2, 3]))
-        cin_g, cout_g = int(rng.integers(1, 5)), int(rng.integers(1, 5))
-        if rng.random() < 0.15:
-            groups, cin_g, cout_g = int(rng.integers(2, 7)), 1, int(rng.integers(1, 3))
-        n = int(rng.choice([0, 1, 1, 2, 3]))
-        h, w = (int(v) for v in rng.integers(1, 9, 2))
-        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
-        stride = tuple(int(v) for v in rng.integers(1, 4, 2))
-        dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], 2))
+        groups, cin_g, cout_g, n, size, kernel, stride, dilation = _draw(rng, 8)
         padding = tuple(int(v) for v in rng.integers(0, 3, 2))
         output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
         out = [(i - 1) * s - 2 * p + d * (k - 1) + op + 1 for i, s, p, d, k, op in
-               zip((h, w), stride, padding, dilation, (kh, kw), output_padding)]
+               zip(size, stride, padding, dilation, kernel, output_padding)]
         if min(out) < 1:
             continue
-        x_shape = (n, cin_g * groups, h, w) if n or rng.random() < 0.5 else (cin_g * groups, h, w)
-        cases.append((x_shape, (cin_g * groups, cout_g, kh, kw), bool(rng.random() < 0.7),
-                      dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
-                           groups=groups)))
+        cases.append((_input_shape(rng, n, cin_g * groups, size), (cin_g * groups, cout_g, *kernel),
+                      bool(rng.random() < 0.7), dict(stride=stride, padding=padding, output_padding=output_padding,
+                                                     dilation=dilation, groups=groups)))
     return cases
 
 

@@ -41,12 +41,14 @@ PackedConvWeight = _core.PackedConvWeight
 
 def _is_int(value) -> bool:
     # torch's parser takes anything with __index__ (NumPy and 0-d torch integers) but bools.
-    return hasattr(value, "__index__") and not isinstance(value, (bool, np.bool_))
+    return type(value) is int or (hasattr(value, "__index__") and not isinstance(value, (bool, np.bool_)))
 
 
 def _int_list(value, op: str, name: str) -> list:
     """An int-list argument as torch parses it: an int n is [n, n]; a sequence is kept as it
     is, whatever its length (which torch checks later, against the weight's rank)."""
+    if type(value) is int:
+        return [value, value]
     if isinstance(value, (list, tuple)):
         for pos, item in enumerate(value):
             if not _is_int(item):
@@ -94,13 +96,13 @@ def _check_geometry(op: str, wshape, groups: int, stride: list, padding: list, d
     padding = _expand(padding, "padding", dims, op)
     dilation = _expand(dilation, "dilation", dims, op)
     output_padding = _expand(output_padding, "output_padding", dims, op)
-    if any(p < 0 for p in padding):
+    if min(padding) < 0:
         raise ShapeError(f"{op}: negative padding is not supported")
-    if any(p < 0 for p in output_padding):
+    if min(output_padding) < 0:
         raise ShapeError(f"{op}: negative output_padding is not supported")
-    if any(s <= 0 for s in stride):
+    if min(stride) <= 0:
         raise ShapeError(f"{op}: non-positive stride is not supported")
-    if any(d < 0 for d in dilation):  # zero is refused later, where torch's kernels refuse it
+    if min(dilation) < 0:  # zero is refused later, where torch's kernels refuse it
         raise ShapeError(f"{op}: dilation should be greater than zero")
     return stride, padding, dilation, output_padding
 
@@ -135,12 +137,11 @@ def _empty_batch_or_channels(op: str, shown) -> bool:
     return False
 
 
-def _check_dtypes(op: str, x: np.ndarray, wdtype, b) -> None:
+def _check_weight_dtype(op: str, x: np.ndarray, wdtype) -> None:
     # torch words a weight mismatch by its backend; this is its reference (non-oneDNN) wording.
     if wdtype != x.dtype:
         raise TypeError(f"{op}: expected scalar type {torch_dtype_name(x.dtype, True)} but found "
                         f"{torch_dtype_name(wdtype, True)}")
-    _check_bias_dtype(op, x, b)
 
 
 def _check_bias_dtype(op: str, x: np.ndarray, b) -> None:
@@ -287,7 +288,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         raise ShapeError(f"{op}: Calculated padded input size per channel: ({padded[0]} x {padded[1]}). Kernel size: "
                          f"({extent[0]} x {extent[1]}). Kernel size can't be greater than actual input size")
     _check_kernel_nonzero(op, wshape)
-    _check_dtypes(op, x, wdtype, None)
+    _check_weight_dtype(op, x, wdtype)
     empty_input = _empty_batch_or_channels(op, shown)
     if not empty_input and (dilation[0] == 0 or dilation[1] == 0):
         raise ShapeError(f"{op}: non-positive dilation is not supported")
@@ -332,7 +333,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         raise ShapeError(f"{op}: Given transposed=1, weight of size {_shape_text(wshape)}, expected bias to be "
                          f"1-dimensional with {channels} elements, but got bias of size {_shape_text(b.shape)} instead")
     _check_kernel_nonzero(op, wshape)
-    _check_dtypes(op, x, wdtype, b)
+    _check_weight_dtype(op, x, wdtype)
+    _check_bias_dtype(op, x, b)
     empty_input = _empty_batch_or_channels(op, shown)
     out_hw = [(shown[i + 2] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (wshape[i + 2] - 1)
               + output_padding[i] + 1 for i in range(2)]

@@ -13,7 +13,7 @@ figure covers the cases before it too).
 """
 from __future__ import annotations
 
-from .case import Case, randn
+from .case import Case, op, randn
 from .onnx_models import constant_weights
 
 FAMILY = "conv"
@@ -29,86 +29,60 @@ def _workspace() -> dict:
     return {"workspace_bytes": _core.workspace_bytes()}
 
 
-def _conv2d(name: str, batch: int, in_channels: int, out_channels: int, size, kernel, stride=1, padding=0,
-            dilation=1, groups: int = 1) -> Case:
-    (h, w), (kh, kw) = _pair(size), _pair(kernel)
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    geometry = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
-    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-
-    def setup(dtype):
-        return (randn((batch, in_channels, h, w), dtype, seed=1),
-                randn((out_channels, in_channels // groups, kh, kw), dtype, seed=2),
-                randn((out_channels,), dtype, seed=3))
+def _packer(groups: int, transposed: bool, geometry: dict):
+    """Case.prepare: the filter (the second input) packed once, as a module packs it; a
+    transposed filter is packed for the call's stride, padding and dilation."""
 
     def pack(inputs):
         import tensorops
 
         x, weight, bias = inputs
-        return x, tensorops.pack_conv_weight(weight, groups), bias
+        placement = geometry if transposed else {}
+        return x, tensorops.pack_conv_weight(weight, groups, transposed, **placement), bias
 
-    def tensorops_call(x, packed, bias):
-        import tensorops
+    return pack
 
-        return tensorops.conv2d(x, packed, bias, **geometry)
 
-    def torch_call(x, weight, bias):
-        import torch
-
-        return torch.nn.functional.conv2d(x, weight, bias, **geometry)
-
+def _case(name: str, function: str, x_shape: tuple, w_shape: tuple, channels: int, geometry: dict, onnx_op: str,
+          flops: float) -> Case:
+    """``function`` (conv2d or conv_transpose2d) on inputs (x, weight, bias), the same call in
+    tensorops (with the packed filter) and torch.nn.functional."""
+    (kh, kw), (sh, sw), (ph, pw) = w_shape[2:], geometry["stride"], geometry["padding"]
+    groups = geometry.get("groups", 1)
+    onnx_attributes = dict(kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw], group=groups)
+    if "dilation" in geometry:
+        onnx_attributes["dilations"] = list(geometry["dilation"])
     return Case(
         name=name,
         family=FAMILY,
-        setup=setup,
-        tensorops=tensorops_call,
-        torch=torch_call,
-        onnx=constant_weights("Conv", kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw],
-                              dilations=[dh, dw], group=groups),
-        flops=lambda inputs: 2.0 * batch * out_channels * out_h * out_w * (in_channels // groups) * kh * kw,
-        prepare=pack,
+        setup=lambda dtype: (randn(x_shape, dtype, seed=1), randn(w_shape, dtype, seed=2), randn((channels,), dtype, seed=3)),
+        tensorops=op(function, **geometry),
+        torch=op(f"nn.functional.{function}", **geometry),
+        onnx=constant_weights(onnx_op, **onnx_attributes),
+        flops=lambda inputs: flops,
+        prepare=_packer(groups, function == "conv_transpose2d", geometry),
         extra=_workspace,
     )
+
+
+def _conv2d(name: str, batch: int, in_channels: int, out_channels: int, size, kernel, stride=1, padding=0,
+            dilation=1, groups: int = 1) -> Case:
+    (h, w), (kh, kw) = _pair(size), _pair(kernel)
+    geometry = dict(stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation), groups=groups)
+    out_h, out_w = ((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, p, d, k, s in
+                    zip((h, w), geometry["padding"], geometry["dilation"], (kh, kw), geometry["stride"]))
+    flops = 2.0 * batch * out_channels * out_h * out_w * (in_channels // groups) * kh * kw
+    return _case(name, "conv2d", (batch, in_channels, h, w), (out_channels, in_channels // groups, kh, kw),
+                 out_channels, geometry, "Conv", flops)
 
 
 def _conv_transpose2d(name: str, batch: int, in_channels: int, out_channels: int, size, kernel, stride=1,
                       padding=0) -> Case:
     (h, w), (kh, kw) = _pair(size), _pair(kernel)
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    geometry = dict(stride=(sh, sw), padding=(ph, pw))
-
-    def setup(dtype):
-        return (randn((batch, in_channels, h, w), dtype, seed=1), randn((in_channels, out_channels, kh, kw), dtype, seed=2),
-                randn((out_channels,), dtype, seed=3))
-
-    def pack(inputs):
-        import tensorops
-
-        x, weight, bias = inputs
-        return x, tensorops.pack_conv_weight(weight, 1, True, **geometry), bias
-
-    def tensorops_call(x, packed, bias):
-        import tensorops
-
-        return tensorops.conv_transpose2d(x, packed, bias, **geometry)
-
-    def torch_call(x, weight, bias):
-        import torch
-
-        return torch.nn.functional.conv_transpose2d(x, weight, bias, **geometry)
-
-    return Case(
-        name=name,
-        family=FAMILY,
-        setup=setup,
-        tensorops=tensorops_call,
-        torch=torch_call,
-        onnx=constant_weights("ConvTranspose", kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw]),
-        flops=lambda inputs: 2.0 * batch * in_channels * h * w * out_channels * kh * kw,
-        prepare=pack,
-        extra=_workspace,
-    )
+    geometry = dict(stride=_pair(stride), padding=_pair(padding))
+    flops = 2.0 * batch * in_channels * h * w * out_channels * kh * kw
+    return _case(name, "conv_transpose2d", (batch, in_channels, h, w), (in_channels, out_channels, kh, kw),
+                 out_channels, geometry, "ConvTranspose", flops)
 
 
 def _resnet50(batch: int) -> list:

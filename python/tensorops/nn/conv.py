@@ -26,8 +26,7 @@ from .._core import ShapeError
 from .._validate import as_array, float_array, module_dtype
 from ..conv import pack_conv_weight
 from . import functional as F
-from .module import Module
-from .parameter import Parameter
+from ._packed import PackedLayer
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
@@ -50,7 +49,7 @@ def _check_device(device, owner: str) -> None:
         raise TypeError(f"{owner}: tensorops computes on the CPU, got device '{device}'")
 
 
-class _ConvNd(Module):
+class _ConvNd(PackedLayer):
     """What Conv2d and ConvTranspose2d share: torch's _ConvNd constructor, parameters,
     initialisation, repr and the packed filter."""
 
@@ -86,19 +85,13 @@ class _ConvNd(Module):
         self.groups = operator.index(groups)
         self.padding_mode = padding_mode
         self._reversed_padding_repeated_twice = self._padding_for_pad()
-        self._packed = None
         if transposed:
             shape = (self.in_channels, self.out_channels // self.groups, *kernel_size)
         else:
             shape = (self.out_channels, self.in_channels // self.groups, *kernel_size)
         if any(size < 0 for size in shape):
             raise ShapeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
-        self.weight = Parameter(np.empty(shape, dtype))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        self._create_parameters(shape, self.out_channels if bias else None, dtype)
 
     def _padding_for_pad(self) -> list:
         """torch's _reversed_padding_repeated_twice: [left, right, top, bottom], what F.pad
@@ -113,23 +106,10 @@ class _ConvNd(Module):
         return pads
 
     def reset_parameters(self) -> None:
-        """torch's initialisation: kaiming_uniform(a=sqrt(5)) for the weight, which is uniform
-        in +-1/sqrt(fan_in), and the bias uniform in the same bound, with fan_in the weight's
-        size(1) times its kernel area (for ConvTranspose2d too, as torch computes it)."""
-        rng = np.random.default_rng()
-        fan_in = math.prod(self.weight.shape[1:])
-        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        self.weight[...] = rng.uniform(-bound, bound, self.weight.shape)
-        if self.bias is not None:
-            self.bias[...] = rng.uniform(-bound, bound, self.bias.shape)
-        self.reset_packed_weight()
-
-    def reset_packed_weight(self) -> None:
-        """Drops the packed filter; the next forward packs the current weight."""
-        self.__dict__["_packed"] = None
-
-    def _weights_changed(self) -> None:
-        self.reset_packed_weight()
+        """torch's initialisation: weight and bias uniform in +-1/sqrt(fan_in), with fan_in
+        the weight's size(1) times its kernel area (for ConvTranspose2d too, as torch
+        computes it)."""
+        self._init_uniform(math.prod(self.weight.shape[1:]))
 
     def _packed_weight(self):
         """The filter packed for the current groups and kernel set (and, transposed, the
