@@ -642,6 +642,25 @@ def test_argument_type_errors():
 
 
 @pytest.mark.single_isa
+def test_huge_sizes_raise_before_allocating():
+    x, w = _r(1, 1, 3, 3), _r(1, 1, 1, 1)
+    for fn, torch_fn in [(F.conv2d, TF.conv2d), (F.conv_transpose2d, TF.conv_transpose2d)]:
+        expected = _expect_torch_error(torch_fn, (x, w), dict(stride=2**70))
+        with pytest.raises(ValueError) as ours:
+            fn(x, w, stride=2**70)
+        assert str(ours.value) == str(expected) == "Overflow when unpacking long long"
+    with pytest.raises(tops.ShapeError, match=r"conv2d: an output of shape \[1, 1, 2199023255555, 2199023255555\] is "
+                                              r"too large to allocate"):
+        F.conv2d(x, w, padding=2**40)
+    with pytest.raises(tops.ShapeError, match="conv_transpose2d: an output of shape .* is too large to allocate"):
+        F.conv_transpose2d(x[:0], w, stride=2**62)
+    # Dilations and strides far beyond the input are fine when the output is small.
+    w2 = _r(1, 1, 2, 2)
+    check_conv2d(x, w2, dilation=2**40, padding=2**39)
+    check_conv2d(x, w2, stride=2**62, padding=1)
+
+
+@pytest.mark.single_isa
 def test_extension_errors():
     for op, fn, w in [("conv2d", F.conv2d, W), ("conv_transpose2d", F.conv_transpose2d, WT)]:
         with pytest.raises(tops.ShapeError, match=rf"{op}: unknown activation 'tanh'; expected None, 'relu', 'gelu', "

@@ -23,6 +23,7 @@ applied last: ``act(conv + bias + residual)``; ``residual`` broadcasts to the ou
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -39,6 +40,17 @@ PackedConvWeight = _core.PackedConvWeight
 
 # ---- argument parsing: torch's Python argument parser ---------------------------------------
 
+_INT64_MAX = 2**63 - 1
+
+
+def _index(value) -> int:
+    """An int argument as torch's parser reads it, into an int64."""
+    value = operator.index(value)
+    if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        raise ValueError("Overflow when unpacking long long")
+    return value
+
+
 def _is_int(value) -> bool:
     # torch's parser takes anything with __index__ (NumPy and 0-d torch integers) but bools.
     return type(value) is int or (hasattr(value, "__index__") and not isinstance(value, (bool, np.bool_)))
@@ -47,23 +59,21 @@ def _is_int(value) -> bool:
 def _int_list(value, op: str, name: str) -> list:
     """An int-list argument as torch parses it: an int n is [n, n]; a sequence is kept as it
     is, whatever its length (which torch checks later, against the weight's rank)."""
-    if type(value) is int:
-        return [value, value]
     if isinstance(value, (list, tuple)):
         for pos, item in enumerate(value):
             if not _is_int(item):
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                                 f"{type(item).__name__} at pos {pos}")
-        return [operator.index(item) for item in value]
+        return [_index(item) for item in value]
     if not _is_int(value):
         raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
-    return [operator.index(value)] * 2
+    return [_index(value)] * 2
 
 
 def _int_arg(value, op: str, name: str) -> int:
     if not _is_int(value):
         raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}")
-    return operator.index(value)
+    return _index(value)
 
 
 def _expand(values: list, name: str, dims: int, op: str) -> list:
@@ -208,6 +218,8 @@ def _run(kernel, x: np.ndarray, x4: np.ndarray, w, b, shape4: tuple, geometry: t
          residual, out, empty_input: bool, op: str):
     """Allocates (or checks) the output, then runs the kernel unless the result is empty."""
     shape = shape4 if x.ndim == 4 else shape4[1:]
+    if max(shape) > _INT64_MAX or math.prod(shape) * x.itemsize > _INT64_MAX:
+        raise ShapeError(f"{op}: an output of shape {_shape_text(shape)} is too large to allocate")
     r = _residual(residual, shape, x, op)
     result, final = result_buffer(out, shape, x.dtype, (x, None if isinstance(w, PackedConvWeight) else w, b, r), op)
     if not empty_input:
