@@ -69,7 +69,7 @@ class _ConvNd(PackedLayer):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of {_set_text(_PADDING_STRINGS)}")
             if padding == "same" and any(s != 1 for s in stride):
                 raise ValueError("padding='same' is not supported for strided convolutions")
-        if padding_mode not in _PADDING_MODES:
+        if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_set_text(_PADDING_MODES)}, but got "
                              f"padding_mode='{padding_mode}'")
         _check_device(device, type(self).__name__)
@@ -175,7 +175,8 @@ class ConvTranspose2d(_ConvNd):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
-        if padding_mode != "zeros":
+        # (compared only as a string: an array would be compared element by element)
+        if not isinstance(padding_mode, str) or padding_mode != "zeros":
             raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         super().__init__(in_channels, out_channels, _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation),
                          True, _pair(output_padding), groups, bias, padding_mode, device, dtype)
