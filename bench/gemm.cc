@@ -110,7 +110,7 @@ void microkernel(benchmark::State& state, Isa isa) {
   const auto a = random_vector<T>(ks.mr * kc, 8), b = random_vector<T>(ks.nr * kc, 9);
   std::vector<T> c(static_cast<size_t>(ks.mr * ks.nr));
   for (auto _ : state) {
-    ks.micro[ks.mr](kc, a.data(), b.data(), ks.nr, c.data(), ks.nr, ks.nr, false);
+    ks.micro[ks.mr](kc, a.data(), b.data(), ks.nr, c.data(), ks.nr, ks.nr, false, nullptr, 0);
     benchmark::DoNotOptimize(c.data());
   }
   state.SetLabel(std::to_string(ks.mr) + "x" + std::to_string(ks.nr));

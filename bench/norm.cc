@@ -11,6 +11,7 @@
 #include "core/cpu.h"
 #include "core/dispatch.h"
 #include "core/parallel.h"
+#include "bench_util.h"
 #include "norm/norm.h"
 
 namespace tensorops::norm {
@@ -37,18 +38,8 @@ bool isa_available(int isa) {
   return isa <= static_cast<int>(detected_isa()) && kernel_tables()[isa] != nullptr;
 }
 
-TensorView view(float* data, std::vector<int64_t> shape) {
-  TensorView v;
-  v.data = data;
-  v.dtype = DType::float32;
-  v.ndim = static_cast<int>(shape.size());
-  int64_t stride = 1;
-  for (int d = v.ndim - 1; d >= 0; --d) {
-    v.shape[d] = shape[d];
-    v.strides[d] = stride;
-    stride *= shape[d];
-  }
-  return v;
+TensorView view(float* data, const std::vector<int64_t>& shape) {
+  return bench::contiguous_view(data, DType::float32, shape);
 }
 
 // ---- microkernels, one ISA each (args: isa) ------------------------------------------------

@@ -13,26 +13,12 @@
 #include "core/cpu.h"
 #include "core/parallel.h"
 #include "core/tensor.h"
+#include "bench_util.h"
 #include "pool/pool.h"
 
 namespace {
 
 using namespace tensorops;
-
-TensorView view4(void* data, DType dtype, int64_t n, int64_t c, int64_t h, int64_t w) {
-  TensorView v;
-  v.data = data;
-  v.dtype = dtype;
-  v.ndim = 4;
-  const int64_t shape[4] = {n, c, h, w};
-  int64_t stride = 1;
-  for (int d = 3; d >= 0; --d) {
-    v.shape[d] = shape[d];
-    v.strides[d] = stride;
-    stride *= shape[d];
-  }
-  return v;
-}
 
 struct Case {
   const char* name;
@@ -66,7 +52,7 @@ void run_case(benchmark::State& state, const Case& k, Isa isa, int threads) {
   std::mt19937 gen(0);
   std::normal_distribution<float> normal;
   for (float& x : input) x = normal(gen);
-  const TensorView in = view4(input.data(), DType::float32, k.n, k.c, k.h, k.w);
+  const TensorView in = bench::contiguous_view(input.data(), DType::float32, {k.n, k.c, k.h, k.w});
 
   pool::Window2d g{};
   g.kernel_h = g.kernel_w = k.kernel;
@@ -78,8 +64,8 @@ void run_case(benchmark::State& state, const Case& k, Isa isa, int threads) {
   const int64_t ow = adaptive ? k.out : (k.w + 2 * k.pad - k.kernel) / k.stride + 1;
   std::vector<float> output(static_cast<size_t>(k.n * k.c * oh * ow));
   std::vector<int64_t> indices(k.op == Case::kMaxIndices ? output.size() : 0);
-  const TensorView out = view4(output.data(), DType::float32, k.n, k.c, oh, ow);
-  const TensorView idx = view4(indices.data(), DType::int64, k.n, k.c, oh, ow);
+  const TensorView out = bench::contiguous_view(output.data(), DType::float32, {k.n, k.c, oh, ow});
+  const TensorView idx = bench::contiguous_view(indices.data(), DType::int64, {k.n, k.c, oh, ow});
 
   for (auto _ : state) {
     switch (k.op) {

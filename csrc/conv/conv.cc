@@ -4,6 +4,7 @@
 #include "conv/conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "core/dispatch.h"
@@ -24,6 +25,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // A phase-tile of conv_transpose2d holds about this many bytes (it stays in L2 between the
 // GEMM that writes it and the stores that spread it over the output).
 constexpr int64_t kPhaseTileBytes = 256 << 10;
+// conv_transpose2d outputs at least this large bypass the cache as they are stored.
+constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;
 
 // The weight as a dense C-contiguous copy (filters are small; this frees the packing below
 // from the caller's strides).
@@ -65,6 +68,9 @@ struct PackedConvWeight::Filters {
   // conv2d: one [C_out/g, C_in/g * KH * KW] panel set per group. Transposed: one
   // [C_out/g, C_in/g * taps] set per (group, phase), phase = ry * stride_w + rx.
   std::vector<std::unique_ptr<gemm::PackedA<T>>> panels;
+  // conv2d with several taps: also one [C_out/g, C_in/g] set per (group, tap), for the
+  // shifted-window path of stride-1 convolutions.
+  std::vector<std::unique_ptr<gemm::PackedA<T>>> tap_panels;
   std::vector<PhaseTaps> row_phases, col_phases;  // transposed only
   std::vector<T> depthwise_taps;                  // depthwise only: [C_out, KH * KW]
 };
@@ -88,8 +94,13 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   }
   if (!transposed) {
     const int64_t cog = weight.shape[0] / groups, k = weight.shape[1] * taps;
-    for (int64_t g = 0; g < groups; ++g)
+    const int64_t cig = weight.shape[1];
+    for (int64_t g = 0; g < groups; ++g) {
       f->panels.push_back(std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1}));
+      for (int64_t t = 0; taps > 1 && t < taps; ++t)
+        f->tap_panels.push_back(
+            std::make_unique<gemm::PackedA<T>>(cog, cig, gemm::MatrixRef<T>{w.data() + g * cog * k + t, k, taps}));
+    }
     return f;
   }
   // Transposed: w is [C_in, C_out/g, KH, KW]; phase (ry, rx) of group g multiplies
@@ -146,11 +157,21 @@ namespace {
 
 // Implicit im2col for one GEMM problem: B(k, p) read from the image as Im2colView
 // describes, over an output grid `grid_w` pixels wide whose row 0 is grid row `first_row`.
+// Rows past `grid_h` continue in the next image (image_stride elements further on), so one
+// problem can span several small images (conv_transpose2d's phase grids).
 template <class T>
 class Im2colSource final : public gemm::BlockSource<T> {
  public:
-  Im2colSource(const ConvKernelsFor<T>& kernels, const Im2colView<T>& view, int64_t grid_w, int64_t first_row)
-      : kernels_(&kernels), view_(view), grid_w_(grid_w), first_row_(first_row) {}
+  Im2colSource(const ConvKernelsFor<T>& kernels, const Im2colView<T>& view, int64_t grid_h, int64_t grid_w,
+               int64_t first_row, int64_t image_stride)
+      : kernels_(&kernels), view_(view), grid_h_(grid_h), grid_w_(grid_w), first_row_(first_row),
+        image_stride_(image_stride) {
+    min_col_offset_ = max_col_offset_ = view.taps_x ? view.col_offset[0] : 0;
+    for (int64_t t = 1; t < view.taps_x; ++t) {
+      min_col_offset_ = std::min(min_col_offset_, view.col_offset[t]);
+      max_col_offset_ = std::max(max_col_offset_, view.col_offset[t]);
+    }
+  }
 
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst, int64_t panel_stride) const override {
     // The runs depend only on the pixel block: worked out once, replayed for every K row.
@@ -158,19 +179,23 @@ class Im2colSource final : public gemm::BlockSource<T> {
     PixelRun* runs = run_buffer.get<PixelRun>(size_t(nc + 2));
     int64_t count = 0;
     for (int64_t p = n0; p < n0 + nc;) {
-      const int64_t y = p / grid_w_, x = p % grid_w_, col = (p - n0) % nr, panel = (p - n0) / nr;
+      const int64_t row = first_row_ + p / grid_w_, x = p % grid_w_, col = (p - n0) % nr, panel = (p - n0) / nr;
       const int64_t length = std::min({grid_w_ - x, n0 + nc - p, nr - col});
-      runs[count++] = {panel * panel_stride + col, first_row_ + y, x, length, false};
+      const int64_t ix_first = x * view_.stride_x + min_col_offset_;
+      const int64_t ix_last = (x + length - 1) * view_.stride_x + max_col_offset_;
+      const auto kind = ix_first >= 0 && ix_last < view_.w ? PixelRun::inside : PixelRun::clipped;
+      runs[count++] = {panel * panel_stride + col, (row / grid_h_) * image_stride_, row % grid_h_, x, length, kind};
       p += length;
     }
-    if (nc % nr) runs[count++] = {(nc / nr) * panel_stride + nc % nr, 0, 0, nr - nc % nr, true};
+    if (nc % nr) runs[count++] = {(nc / nr) * panel_stride + nc % nr, 0, 0, 0, nr - nc % nr, PixelRun::padding};
     kernels_->pack_im2col(view_, runs, count, k0, kc, nr, dst);
   }
 
  private:
   const ConvKernelsFor<T>* kernels_;
   Im2colView<T> view_;
-  int64_t grid_w_, first_row_;
+  int64_t grid_h_, grid_w_, first_row_, image_stride_;
+  int64_t min_col_offset_, max_col_offset_;  // over the taps, for PixelRun::kind
 };
 
 template <class T>
@@ -227,28 +252,31 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
   // Few planes (batch 1, late layers): split planes into row blocks so every thread works.
   const int threads = get_num_threads();
   const int64_t row_blocks = planes >= 4 * threads ? 1 : std::min(oh, ceil_div(4 * threads, planes));
-  const bool fused = o.bias || o.residual || args.activation != gemm::Activation::none;
+  const bool fused = o.residual || args.activation != gemm::Activation::none;
+  DepthwisePlane<T> geometry;
+  geometry.row_stride = input.strides[2], geometry.col_stride = input.strides[3];
+  geometry.h = input.shape[2], geometry.w = input.shape[3];
+  geometry.out_h = oh, geometry.out_w = ow, geometry.kernel_h = kh, geometry.kernel_w = kw;
+  geometry.stride_h = args.stride[0], geometry.stride_w = args.stride[1];
+  geometry.pad_h = args.padding[0], geometry.pad_w = args.padding[1];
+  geometry.dilation_h = args.dilation[0], geometry.dilation_w = args.dilation[1];
   parallel_for(0, planes * row_blocks, 1, [&](int64_t t0, int64_t t1) {
     thread_local Workspace scratch_buffer;
+    T* scratch = scratch_buffer.get<T>(size_t(kernels.depthwise_scratch(geometry)));
+    kernels.depthwise_prepare(geometry, scratch);
+    // Counters advance with t (no divisions per plane: a 7x7 plane costs only ~50 cycles).
+    int64_t plane = t0 / row_blocks, block = t0 % row_blocks;
+    int64_t n = plane / channels, c = plane % channels;
+    DepthwisePlane<T> p = geometry;
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t plane = t / row_blocks, block = t % row_blocks;
-      const int64_t n = plane / channels, c = plane % channels;
       const int64_t r0 = oh * block / row_blocks, r1 = oh * (block + 1) / row_blocks;
-      if (r0 == r1) continue;
-      DepthwisePlane<T> p;
-      p.input = o.input + n * input.strides[0] + (c / multiplier) * input.strides[1];
-      p.row_stride = input.strides[2], p.col_stride = input.strides[3];
-      p.h = input.shape[2], p.w = input.shape[3];
+      p.input = o.input + n * input.strides[0] + (multiplier == 1 ? c : c / multiplier) * input.strides[1];
       p.taps = taps + c * kh * kw;
+      p.bias = o.bias ? o.bias[c * o.bias_stride] : T(0);
       p.out = o.out + plane * oh * ow;
-      p.out_h = oh, p.out_w = ow, p.kernel_h = kh, p.kernel_w = kw;
-      p.stride_h = args.stride[0], p.stride_w = args.stride[1], p.pad_h = args.padding[0], p.pad_w = args.padding[1];
-      p.dilation_h = args.dilation[0], p.dilation_w = args.dilation[1];
-      T* scratch = scratch_buffer.get<T>(size_t(kernels.depthwise_scratch(p)));
       kernels.depthwise(p, r0, r1, scratch);
       if (fused) {
         gemm::Epilogue<T> e;
-        if (o.bias) e.addend = {o.bias + c * o.bias_stride, 0, 0};
         if (o.residual) {
           const int64_t* rs = o.residual_strides;
           e.residual = {o.residual + n * rs[0] + c * rs[1] + r0 * rs[2], rs[2], rs[3]};
@@ -256,6 +284,101 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
         e.activation = args.activation;
         gemm_kernels.epilogue(r1 - r0, ow, p.out + r0 * ow, ow, e);
       }
+      if (++block == row_blocks) {
+        block = 0, ++plane;
+        if (++c == channels) c = 0, ++n;
+      }
+    }
+  });
+}
+
+// Stride-1 convolution as a sum over taps of GEMMs that read the image in place.
+//
+// Copy a band of input rows into a zero-padded buffer whose rows are Wp = the padded width
+// apart, and index output pixels on the same padded-width grid (p' = oy * Wp + ox; the
+// columns ox >= OW are computed and thrown away). Then for each tap (ky, kx) the im2col
+// rows of all input channels are slices of that buffer, one plane apart, starting at
+// ky*dh*Wp + kx*dw: a strided matrix the microkernel reads directly. The convolution is
+// sum over taps of W[:, :, ky, kx] @ slice, accumulated in a C tile, so nothing is packed
+// but the filter (once) and the band (one copy of the input instead of KH*KW). The valid
+// columns of the tile are then copied to the output and the epilogue runs there.
+constexpr int64_t kShiftedBandColumns = 512;
+constexpr int64_t kShiftedMaxBandBytes = int64_t(4) << 20;
+
+template <class T>
+struct ShiftedGeometry {
+  int64_t padded_w = 0, band_rows = 0, span_rows = 0;
+  bool usable = false;
+};
+
+template <class T>
+ShiftedGeometry<T> shifted_geometry(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
+                                    const ConvArgs& args) {
+  ShiftedGeometry<T> s;
+  const auto& ws = weight.weight_shape();
+  const int64_t cig = ws[1], kh = ws[2], kw = ws[3], w = input.shape[3], oh = out.shape[2], ow = out.shape[3];
+  if (args.stride != Pair{1, 1} || kh * kw == 1 || weight.filters<T>().tap_panels.empty() || oh == 0 || ow == 0)
+    return s;
+  s.padded_w = std::max(args.padding[1] + w, ow + (kw - 1) * args.dilation[1]);
+  s.span_rows = (kh - 1) * args.dilation[0];
+  s.band_rows = std::clamp<int64_t>(kShiftedBandColumns / s.padded_w, 1, oh);
+  // Enough bands for every thread to have several.
+  const int64_t problems = input.shape[0] * weight.groups(), threads = get_num_threads();
+  while (s.band_rows > 1 && problems * ceil_div(oh, s.band_rows) < 4 * threads) s.band_rows = ceil_div(s.band_rows, 2);
+  const int64_t band_bytes = cig * (s.band_rows + s.span_rows) * s.padded_w * int64_t(sizeof(T));
+  s.usable = band_bytes <= kShiftedMaxBandBytes;
+  return s;
+}
+
+template <class T>
+void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
+                    const ConvArgs& args, const ShiftedGeometry<T>& geo) {
+  const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
+  const Operands<T> o = operands_of<T>(input, out, args);
+  const auto& tap_panels = weight.filters<T>().tap_panels;
+  const gemm::KernelSet<T>& ks = tap_panels[0]->kernels().template get<T>();
+  const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3];
+  const int64_t groups = weight.groups(), cig = weight.weight_shape()[1], cog = weight.weight_shape()[0] / groups;
+  const int64_t kh = weight.weight_shape()[2], kw = weight.weight_shape()[3], taps = kh * kw;
+  const int64_t oh = out.shape[2], ow = out.shape[3], ohw = oh * ow, cout = out.shape[1];
+  const int64_t wp = geo.padded_w, pad_top = args.padding[0], pad_left = args.padding[1];
+  const int64_t band_rows = geo.band_rows, bands = ceil_div(oh, band_rows);
+  const int64_t buffer_rows = band_rows + geo.span_rows, plane = buffer_rows * wp;
+  // The microkernel reads whole NR-column panels: the last one overruns the band by up to
+  // NR columns, plus the furthest tap offset.
+  const int64_t slack = ks.nr + (kw - 1) * args.dilation[1] + wp;
+  const int64_t* xs = input.strides;
+  parallel_for(0, batch * groups * bands, 1, [&](int64_t t0, int64_t t1) {
+    thread_local Workspace band_buffer, tile_buffer;
+    T* band = band_buffer.get<T>(size_t(cig * plane + slack));
+    T* tile = tile_buffer.get<T>(size_t(cog * band_rows * wp));
+    std::fill(band + cig * plane, band + cig * plane + slack, T(0));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / (groups * bands), g = (t / bands) % groups, b = t % bands;
+      const int64_t oy0 = b * band_rows, rows = std::min(band_rows, oh - oy0), columns = rows * wp;
+      // The band: padded rows oy0 .. oy0 + rows + span - 1, i.e. input rows shifted by pad_top.
+      kernels.pad_band(o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, cig, oy0 - pad_top,
+                       rows + geo.span_rows, pad_left, wp, band, plane);
+      for (int64_t ic = 0; ic < cog; ic += ks.mr) {
+        const int64_t panel_rows = std::min(ks.mr, cog - ic);
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          const gemm::PackedA<T>& a = *tap_panels[size_t(g * taps + tap)];
+          const T* shifted = band + (tap / kw) * args.dilation[0] * wp + (tap % kw) * args.dilation[1];
+          for (int64_t pc = 0; pc < cig; pc += ks.kc) {
+            const int64_t kc = std::min(ks.kc, cig - pc);
+            const T* a_panel = a.block(pc, ic);
+            for (int64_t jr = 0; jr < columns; jr += ks.nr)
+              ks.micro[panel_rows](kc, a_panel, shifted + pc * plane + jr, plane, tile + ic * columns + jr, columns,
+                                   std::min(ks.nr, columns - jr), tap > 0 || pc > 0, nullptr, 0);
+          }
+        }
+      }
+      // The valid columns to the output with the bias; a residual or activation follows there.
+      T* dst = o.out + (n * cout + g * cog) * ohw + oy0 * ow;
+      kernels.store_band(tile, columns, wp, cog, rows, ow, dst, ohw, o.bias ? o.bias + g * cog * o.bias_stride : nullptr,
+                         o.bias_stride);
+      const gemm::Epilogue<T> e = epilogue_for(o, n, g * cog, false, true, args.activation).shifted(0, oy0 * ow);
+      if (!e.is_identity()) ks.epilogue(cog, rows * ow, dst, ohw, e);
     }
   });
 }
@@ -264,6 +387,11 @@ template <class T>
 void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args) {
   if (weight.depthwise()) {
     depthwise_conv2d<T>(input, weight, out, args);
+    return;
+  }
+  const ShiftedGeometry<T> shifted = shifted_geometry<T>(input, weight, out, args);
+  if (shifted.usable) {
+    conv2d_shifted<T>(input, weight, out, args, shifted);
     return;
   }
   const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
@@ -286,7 +414,7 @@ void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const
       for (int64_t g = 0; g < groups; ++g) {
         const Im2colView<T> view{o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w,
                                  args.stride[0], args.stride[1], row_offset.data(), kh, col_offset.data(), kw};
-        sources.emplace_back(kernels, view, ow, 0);
+        sources.emplace_back(kernels, view, oh, ow, 0, 0);
       }
   }
   const auto& panels = weight.filters<T>().panels;
@@ -319,42 +447,74 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   // Phase (ry, rx) covers output rows ry, ry + sh, ... and columns rx, rx + sw, ...
   auto grid_of = [](int64_t size, int64_t phase, int64_t stride) { return phase < size ? ceil_div(size - phase, stride) : 0; };
   const int64_t grid_h_max = ceil_div(oh, sh), grid_w_max = ceil_div(ow, sw);
+  // A task is a band of phase-grid rows of one group. Rows count across images (row r is
+  // grid row r % grid_h of image r / grid_h), so the small grids of a generator's early
+  // layers still fill the GEMM's panels.
+  const int64_t tile_elements = kPhaseTileBytes / int64_t(sizeof(T)) / sw;
   const int64_t band_rows =
-      std::clamp<int64_t>(kPhaseTileBytes / int64_t(sizeof(T)) / std::max<int64_t>(cog * grid_w_max, 1), 1, grid_h_max);
-  const int64_t bands = ceil_div(grid_h_max, band_rows);
+      std::clamp<int64_t>(tile_elements / std::max<int64_t>(cog * grid_w_max, 1), 1, batch * grid_h_max);
+  const int64_t bands = ceil_div(batch * grid_h_max, band_rows);
   // With a residual, the activation must follow the residual, which lies in output
-  // coordinates: both are applied in a last pass.
+  // coordinates: both are applied in a last pass. Otherwise an activation runs in the GEMM
+  // epilogue (after the bias), and without one the bias is added as the tiles are stored.
   const bool late_residual = o.residual != nullptr;
+  const bool bias_in_gemm = !late_residual && args.activation != gemm::Activation::none;
   const gemm::Activation tile_activation = late_residual ? gemm::Activation::none : args.activation;
-  parallel_for(0, batch * groups * bands, 1, [&](int64_t t0, int64_t t1) {
+  const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes;
+  std::vector<int64_t> grid_w(static_cast<size_t>(sw));
+  for (int64_t rx = 0; rx < sw; ++rx) grid_w[size_t(rx)] = grid_of(ow, rx, sw);
+  parallel_for(0, groups * bands, 1, [&](int64_t t0, int64_t t1) {
     thread_local Workspace tile_buffer;
-    T* tile = tile_buffer.get<T>(size_t(cog * band_rows * grid_w_max));
+    T* tile_memory = tile_buffer.get<T>(size_t(sw * cog * band_rows * grid_w_max));
+    thread_local std::vector<const T*> tiles;
+    thread_local std::vector<int64_t> ldt;
+    tiles.assign(size_t(sw), nullptr);
+    ldt.assign(size_t(sw), 0);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / (groups * bands), g = (t / bands) % groups, band = t % bands;
+      const int64_t g = t / bands, band = t % bands;
       for (int64_t ry = 0; ry < sh; ++ry) {
-        const int64_t j0 = band * band_rows, j1 = std::min(j0 + band_rows, grid_of(oh, ry, sh));
-        if (j0 >= j1) continue;
+        // This phase's rows of the band, in (image, grid row) order.
+        const int64_t grid_h = grid_of(oh, ry, sh);
+        if (grid_h == 0) continue;
+        const int64_t r0 = band * band_rows, r1 = std::min(r0 + band_rows, batch * grid_h_max);
+        // Rows j >= grid_h of an image exist only in phases with the longest grid.
+        auto phase_row = [&](int64_t r) { return (r / grid_h_max) * grid_h + std::min(r % grid_h_max, grid_h); };
+        const int64_t p0 = phase_row(r0), p1 = phase_row(r1);
+        if (p0 >= p1) continue;
         const PhaseTaps& rows = filters.row_phases[size_t(ry)];
-        for (int64_t rx = 0; rx < sw; ++rx) {
-          const int64_t grid_w = grid_of(ow, rx, sw);
-          if (grid_w == 0) continue;
+        for (int64_t rx = 0; rx < sw && rx < ow; ++rx) {
           const PhaseTaps& cols = filters.col_phases[size_t(rx)];
-          const Im2colView<T> view{o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, 1, 1,
+          const Im2colView<T> view{o.input + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, 1, 1,
                                    rows.offsets.data(), int64_t(rows.taps.size()), cols.offsets.data(),
                                    int64_t(cols.taps.size())};
-          const Im2colSource<T> source(kernels, view, grid_w, j0);
+          const Im2colSource<T> source(kernels, view, grid_h, grid_w[size_t(rx)], p0, xs[0]);
           gemm::GemmProblem<T> p;
-          p.m = cog, p.n = (j1 - j0) * grid_w, p.k = cig * view.taps_y * view.taps_x;
+          p.m = cog, p.n = (p1 - p0) * grid_w[size_t(rx)], p.k = cig * view.taps_y * view.taps_x;
           p.packed_a = filters.panels[size_t((g * sh + ry) * sw + rx)].get();
           p.b_source = &source;
-          p.c = tile, p.ldc = p.n;
-          p.epilogue = epilogue_for(o, n, g * cog, true, false, tile_activation);
+          p.c = tile_memory + rx * cog * band_rows * grid_w_max, p.ldc = p.n;
+          // The epilogue's bias is per channel, the same in every image (n = 0).
+          p.epilogue = epilogue_for(o, 0, g * cog, bias_in_gemm, false, tile_activation);
           gemm::gemm_on_this_thread(p);
-          kernels.store_phase(tile, p.n, cog, j1 - j0, grid_w, o.out + (n * cout + g * cog) * ohw + (ry + sh * j0) * ow + rx,
-                              ohw, sh * ow, sw);
+          tiles[size_t(rx)] = p.c;
+          ldt[size_t(rx)] = p.ldc;
+        }
+        const T* bias = bias_in_gemm || !o.bias ? nullptr : o.bias + g * cog * o.bias_stride;
+        // Store image by image: each image's rows go to its own output planes.
+        std::vector<const T*> image_tiles(tiles.size());
+        for (int64_t q = p0; q < p1;) {
+          const int64_t n = q / grid_h, j = q % grid_h, count = std::min(grid_h - j, p1 - q);
+          for (int64_t rx = 0; rx < sw && rx < ow; ++rx)
+            image_tiles[size_t(rx)] = tiles[size_t(rx)] + (q - p0) * grid_w[size_t(rx)];
+          kernels.store_row_phase(image_tiles.data(), ldt.data(), grid_w.data(), sw, cog, count, ow,
+                                  o.out + (n * cout + g * cog) * ohw + (ry + sh * j) * ow, ohw, sh * ow, bias,
+                                  o.bias_stride, stream);
+          q += count;
         }
       }
     }
+    // Streamed stores become visible to other threads only after a fence.
+    if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
   });
   if (late_residual) {
     const gemm::KernelSet<T>& gemm_kernels = gemm::active_kernels().get<T>();

@@ -123,11 +123,14 @@ struct Im2colView {
 };
 
 // A run of pixels of one output row that lands in one panel row: panel element `dst`
-// (panel * panel_stride + column) takes pixels (y, x .. x + length) of the grid. A run
-// with padding = true is the zero fill past the last column.
+// (panel * panel_stride + column) takes pixels (y, x .. x + length) of the grid of the image
+// at input + image_offset. `kind` says what the run reads for every tap: zeros (the fill
+// past the last column), columns all inside the input row (a plain copy when the column
+// step is 1), or columns some of which fall in the padding.
 struct PixelRun {
-  int64_t dst, y, x, length;
-  bool padding;
+  enum Kind : int64_t { padding = 0, inside = 1, clipped = 2 };
+  int64_t dst, image_offset, y, x, length;
+  Kind kind;
 };
 
 // Depthwise: one output plane from one input plane and its KH x KW taps.
@@ -136,6 +139,7 @@ struct DepthwisePlane {
   const T* input;  // element (0, 0) of the input plane
   int64_t row_stride, col_stride, h, w;
   const T* taps;   // KH x KW, row-major
+  T bias;          // every output starts from it
   T* out;          // C-contiguous OH x OW
   int64_t out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
 };
@@ -146,14 +150,33 @@ struct ConvKernelsFor {
   // run.dst + kk * nr).
   void (*pack_im2col)(const Im2colView<T>& view, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
                       int64_t nr, T* dst);
-  // Rows of a phase tile (`rows` output channels, tile row stride ldt, grid_h x grid_w
-  // pixels) into the output: pixel (j, i) of row r goes to out[r * plane_stride +
-  // j * row_step + i * col_step].
-  void (*store_phase)(const T* tile, int64_t ldt, int64_t rows, int64_t grid_h, int64_t grid_w, T* out,
-                      int64_t plane_stride, int64_t row_step, int64_t col_step);
+  // The output rows of one row phase of conv_transpose2d, from its sw column-phase tiles:
+  // tile rx holds `rows` output channels (row stride ldt[rx]) of grid_h x grid_w[rx]
+  // pixels, and output pixel (j, ox) of channel r, at out[r * plane_stride + j * row_step +
+  // ox], is tile (ox % sw) at (j, ox / sw), plus bias[r * bias_stride] when bias is non-null.
+  // With `stream`, whole vectors bypass the cache (the caller fences before the output is
+  // read): for outputs far larger than the cache, which would otherwise be read in before
+  // being overwritten.
+  void (*store_row_phase)(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
+                          int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step,
+                          const T* bias, int64_t bias_stride, bool stream);
+  // The shifted-window path of stride-1 conv2d. pad_band copies input rows first_row ..
+  // first_row + rows - 1 of `channels` planes (rows outside [0, h) as zeros) into band
+  // rows `wp` apart, planes `plane` apart, each row starting with pad_left zeros and
+  // zero-filled after the input's w columns (or cut at wp). store_band copies the first ow
+  // columns of each of `rows` rows (wp apart) of `channels` tile rows (ldt apart) to the
+  // output (rows ow apart, planes out_plane apart), adding bias[c * bias_stride] if non-null.
+  void (*pad_band)(const T* image, int64_t channel_stride, int64_t row_stride, int64_t col_stride, int64_t h,
+                   int64_t w, int64_t channels, int64_t first_row, int64_t rows, int64_t pad_left, int64_t wp, T* band,
+                   int64_t plane);
+  void (*store_band)(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
+                     int64_t out_plane, const T* bias, int64_t bias_stride);
+  // Depthwise output rows [row_begin, row_end) of one plane. A thread calls
+  // depthwise_prepare once with its scratch (depthwise_scratch elements) for the call's
+  // geometry, then depthwise for each plane with the same scratch.
+  void (*depthwise_prepare)(const DepthwisePlane<T>& geometry, T* scratch);
   void (*depthwise)(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end, T* scratch);
-  // Scratch elements depthwise needs (per thread) for a plane of this geometry.
-  int64_t (*depthwise_scratch)(const DepthwisePlane<T>& plane);
+  int64_t (*depthwise_scratch)(const DepthwisePlane<T>& geometry);
 };
 
 struct ConvKernels {

@@ -3,6 +3,7 @@
 // microkernel's; what lives here is moving pixels into and out of its panels, and the
 // depthwise kernel.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "conv/conv.h"
@@ -33,7 +34,17 @@ inline void copy_run(T* __restrict out, const T* __restrict row, int64_t ix0, in
     if (c < length) V::load_lanes(src + c, lo - c, hi - c).store_partial(out + c, length - c);
     return;
   }
-  for (int64_t c = 0; c < length; ++c) {
+  int64_t c = 0;
+  if (step == 2 && col_stride == 1) {
+    // Stride 2 (stems, downsampling layers): two vectors and an even-lane shuffle wherever
+    // the chunk's 2 * width columns lie inside the row.
+    for (; c + W <= length; c += W) {
+      const int64_t ix = ix0 + 2 * c;
+      if (ix < 0 || ix + 2 * W > w) break;
+      V::load_even(row + ix).store(out + c);
+    }
+  }
+  for (; c < length; ++c) {
     const int64_t ix = ix0 + c * step;
     out[c] = ix >= 0 && ix < w ? row[ix * col_stride] : T(0);
   }
@@ -42,7 +53,10 @@ inline void copy_run(T* __restrict out, const T* __restrict row, int64_t ix0, in
 template <class T>
 void pack_im2col(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
                  int64_t nr, T* dst) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
   const int64_t taps = v.taps_y * v.taps_x;
+  const bool unit_step = v.stride_x == 1 && v.col_stride == 1;
   int64_t channel = k0 / taps, tap = k0 % taps;
   for (int64_t kk = 0; kk < kc; ++kk) {
     const T* plane = v.input + channel * v.channel_stride;
@@ -52,67 +66,362 @@ void pack_im2col(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count
       const PixelRun& run = runs[r];
       T* out = d + run.dst;
       const int64_t iy = run.y * v.stride_y + row_offset;
-      if (run.padding || iy < 0 || iy >= v.h) {
+      if (run.kind == PixelRun::padding || iy < 0 || iy >= v.h) {
         std::fill(out, out + run.length, T(0));
         continue;
       }
-      copy_run(out, plane + iy * v.row_stride, run.x * v.stride_x + col_offset, v.stride_x, v.col_stride,
-               run.length, v.w);
+      const T* row = plane + run.image_offset + iy * v.row_stride;
+      const int64_t ix0 = run.x * v.stride_x + col_offset;
+      if (run.kind == PixelRun::inside && unit_step) {
+        // The common case: a straight copy of whole vectors.
+        const T* src = row + ix0;
+        int64_t c = 0;
+        for (; c + W <= run.length; c += W) V::load(src + c).store(out + c);
+        if (c < run.length) V::load_partial(src + c, run.length - c).store_partial(out + c, run.length - c);
+        continue;
+      }
+      copy_run(out, row, ix0, v.stride_x, v.col_stride, run.length, v.w);
     }
     if (++tap == taps) tap = 0, ++channel;
   }
 }
 
 template <class T>
-void store_phase(const T* tile, int64_t ldt, int64_t rows, int64_t grid_h, int64_t grid_w, T* out,
-                 int64_t plane_stride, int64_t row_step, int64_t col_step) {
+void pad_band(const T* image, int64_t channel_stride, int64_t row_stride, int64_t col_stride, int64_t h, int64_t w,
+              int64_t channels, int64_t first_row, int64_t rows, int64_t pad_left, int64_t wp, T* band, int64_t plane) {
+  const int64_t copied = std::min(w, wp - pad_left);
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t r = 0; r < rows; ++r) {
+      T* dst = band + c * plane + r * wp;
+      const int64_t iy = first_row + r;
+      if (iy < 0 || iy >= h) {
+        std::fill(dst, dst + wp, T(0));
+        continue;
+      }
+      std::fill(dst, dst + pad_left, T(0));
+      copy_run(dst + pad_left, image + c * channel_stride + iy * row_stride, 0, 1, col_stride, copied, w);
+      std::fill(dst + pad_left + copied, dst + wp, T(0));
+    }
+  }
+}
+
+template <class T>
+void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
+                int64_t out_plane, const T* bias, int64_t bias_stride) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  for (int64_t c = 0; c < channels; ++c) {
+    const V b(bias ? bias[c * bias_stride] : T(0));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = tile + c * ldt + r * wp;
+      T* dst = out + c * out_plane + r * ow;
+      int64_t x = 0;
+      for (; x + W <= ow; x += W) (V::load(src + x) + b).store(dst + x);
+      if (x < ow) (V::load_partial(src + x, ow - x) + b).store_partial(dst + x, ow - x);
+    }
+  }
+}
+
+// Streamed stores need 64-byte alignment; the first `head` outputs of a row are stored
+// plainly so that the vectors after them are aligned.
+template <class T>
+int64_t elements_to_alignment(const T* p) {
+  return int64_t((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) / int64_t(sizeof(T));
+}
+
+template <class T>
+void store_row_phase(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
+                     int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step, const T* bias,
+                     int64_t bias_stride, bool stream) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  auto put = [stream](T* p, V v) {
+    if (stream) store_stream(p, v);
+    else v.store(p);
+  };
   for (int64_t r = 0; r < rows; ++r) {
+    const T b = bias ? bias[r * bias_stride] : T(0);
+    const V bv(b);
     for (int64_t j = 0; j < grid_h; ++j) {
-      const T* src = tile + r * ldt + j * grid_w;
       T* dst = out + r * plane_stride + j * row_step;
-      for (int64_t i = 0; i < grid_w; ++i) dst[i * col_step] = src[i];
+      const T* even = tiles[0] + r * ldt[0] + j * grid_w[0];
+      const T* odd = sw > 1 ? tiles[1] + r * ldt[1] + j * grid_w[1] : nullptr;
+      int64_t ox = 0;
+      const int64_t head = stream ? std::min(elements_to_alignment(dst), out_w) : 0;
+      for (; ox < head; ++ox) dst[ox] = tiles[ox % sw][r * ldt[ox % sw] + j * grid_w[ox % sw] + ox / sw] + b;
+      if (sw == 1) {
+        for (; ox + W <= out_w; ox += W) put(dst + ox, V::load(even + ox) + bv);
+      } else if (sw == 2) {
+        // Columns alternate between the two phase tiles: interleave whole vectors. From an
+        // odd column the pairs are (odd[i], even[i + 1]).
+        const T* first = ox % 2 ? odd : even;
+        const T* second = ox % 2 ? even + 1 : odd;
+        for (int64_t i = ox / 2; ox + 2 * W <= out_w; i += W, ox += 2 * W) {
+          V lo, hi;
+          interleave(V::load(first + i), V::load(second + i), &lo, &hi);
+          put(dst + ox, lo + bv);
+          put(dst + ox + W, hi + bv);
+        }
+      }
+      for (; ox < out_w; ++ox) dst[ox] = tiles[ox % sw][r * ldt[ox % sw] + j * grid_w[ox % sw] + ox / sw] + b;
     }
   }
 }
 
 // ---- depthwise ------------------------------------------------------------------------------
 
-// ROWS output rows x NV vectors of one plane at a time, so that ROWS * NV independent
-// accumulator chains hide the FMA latency (a 3x3 window is a chain of 9 dependent FMAs).
-// Unit-stride rows read the input directly; a vector that straddles the padding loads only
-// its in-bounds lanes.
-template <class T, int ROWS, int NV>
-inline void depthwise_block(const DepthwisePlane<T>& p, int64_t oy0, int64_t ox0) {
+// The input rows that output rows oy0 .. oy0 + R - 1 read for kernel row ky (null where the
+// tap falls in the padding).
+template <class T, int R>
+[[gnu::always_inline]] inline bool tap_rows(const DepthwisePlane<T>& p, int64_t oy0, int64_t ky, const T* (&rows)[R]) {
+  bool any = false;
+  for (int r = 0; r < R; ++r) {
+    const int64_t iy = (oy0 + r) * p.stride_h - p.pad_h + ky * p.dilation_h;
+    rows[r] = iy >= 0 && iy < p.h ? p.input + iy * p.row_stride : nullptr;
+    any |= rows[r] != nullptr;
+  }
+  return any;
+}
+
+// R unit-stride output rows x NV vectors from column ox0, where every tap falls inside the
+// input row: plain loads, R * NV independent accumulator chains (a 3x3 window alone is a
+// chain of 9 dependent FMAs, four times the FMA latency), each tap broadcast once for all
+// of them. KW > 0 fixes the kernel width at compile time; 0 reads it from the plane.
+template <class T, int KW, int R, int NV>
+[[gnu::always_inline]] inline void depthwise_interior(const DepthwisePlane<T>& p, int64_t oy0, int64_t ox0) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
-  V acc[ROWS][NV];
-  for (int r = 0; r < ROWS; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j] = V::zero();
+  const int64_t kw = KW > 0 ? KW : p.kernel_w;
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
   for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-    for (int r = 0; r < ROWS; ++r) {
-      const int64_t iy = (oy0 + r) * p.stride_h - p.pad_h + ky * p.dilation_h;
-      if (iy < 0 || iy >= p.h) continue;
-      const T* row = p.input + iy * p.row_stride;
-      for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-        const V tap(p.taps[ky * p.kernel_w + kx]);
-        const int64_t c0 = ox0 - p.pad_w + kx * p.dilation_w;
-        for (int j = 0; j < NV; ++j) {
-          const int64_t c = c0 + j * W;
-          const int64_t lo = -c, hi = std::min(p.w - c, p.out_w - ox0 - j * W);
-          const V x = lo <= 0 && hi >= W ? V::load(row + c) : V::load_lanes(row + c, lo, hi);
-          acc[r][j] = mul_add(tap, x, acc[r][j]);
+    const T* rows[R];
+    if (!tap_rows<T, R>(p, oy0, ky, rows)) continue;
+    const T* taps = p.taps + ky * kw;
+#pragma GCC unroll 8
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      const V tap(taps[kx]);
+      const int64_t c = ox0 - p.pad_w + kx * p.dilation_w;
+      for (int r = 0; r < R; ++r) {
+        if (!rows[r]) continue;
+        for (int j = 0; j < NV; ++j) acc[r][j] = mul_add(tap, V::load(rows[r] + c + j * W), acc[r][j]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j].store(p.out + (oy0 + r) * p.out_w + ox0 + j * W);
+}
+
+// R rows x one vector at ox0 where some taps reach into the padding (or the row ends): each
+// load takes only its in-bounds lanes.
+template <class T, int KW, int R>
+[[gnu::always_inline]] inline void depthwise_edge(const DepthwisePlane<T>& p, int64_t oy0, int64_t ox0) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const int64_t kw = KW > 0 ? KW : p.kernel_w;
+  const int64_t lanes = std::min(W, p.out_w - ox0);
+  V acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = V(p.bias);
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+    const T* rows[R];
+    if (!tap_rows<T, R>(p, oy0, ky, rows)) continue;
+#pragma GCC unroll 8
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      const V tap(p.taps[ky * kw + kx]);
+      const int64_t c = ox0 - p.pad_w + kx * p.dilation_w, hi = std::min(p.w - c, lanes);
+      for (int r = 0; r < R; ++r)
+        if (rows[r]) acc[r] = mul_add(tap, V::load_lanes(rows[r] + c, -c, hi), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    T* out = p.out + (oy0 + r) * p.out_w + ox0;
+    if (lanes == W) acc[r].store(out);
+    else acc[r].store_partial(out, lanes);
+  }
+}
+
+// One band of R output rows: interior stretches in blocks of up to NV_MAX vectors, the ends
+// (where taps reach the padding) one masked vector at a time.
+template <class T, int KW, int R>
+[[gnu::always_inline]] inline void depthwise_band(const DepthwisePlane<T>& p, int64_t oy0, int64_t first, int64_t last) {
+  constexpr int64_t W = Vec<T>::width;
+  constexpr int NV_MAX = R >= 4 ? 2 : 4;
+  int64_t ox = 0;
+  while (ox < p.out_w) {
+    const int64_t inside = ox >= first ? (last - ox) / W : 0;
+    if (inside >= NV_MAX) depthwise_interior<T, KW, R, NV_MAX>(p, oy0, ox), ox += NV_MAX * W;
+    else if (inside >= 1) depthwise_interior<T, KW, R, 1>(p, oy0, ox), ox += W;
+    else depthwise_edge<T, KW, R>(p, oy0, ox), ox += W;
+  }
+}
+
+// 3x3, stride 1, dilation 1 (most depthwise layers): the nine taps live in registers and
+// the band walks its R + 2 input rows once, each loaded vector feeding every output row
+// whose window covers it (up to three), so a 3x3 window costs three loads, not nine. The
+// row and tap conditions are compile-time after unrolling; only an input row outside the
+// plane is tested at run time. MASKED blocks (the ends of a row) load only in-bounds lanes.
+template <class T, int R, int NV, bool MASKED>
+[[gnu::always_inline]] inline void depthwise3x3_block(const DepthwisePlane<T>& p, const Vec<T> (&taps)[9], int64_t oy0,
+                                                      int64_t ox0) {
+  using V = Vec<T>;
+  using Mask = typename V::Mask;
+  constexpr int64_t W = V::width;
+  const int64_t lanes = std::min(NV * W, p.out_w - ox0);
+  Mask mask[3];
+  if constexpr (MASKED)
+    for (int kx = 0; kx < 3; ++kx) {
+      const int64_t c = ox0 - p.pad_w + kx;
+      mask[kx] = V::lanes_between(-c, std::min(p.w - c, lanes));
+    }
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
+#pragma GCC unroll 8
+  for (int i = 0; i < R + 2; ++i) {
+    const int64_t iy = oy0 - p.pad_h + i;
+    if (iy < 0 || iy >= p.h) continue;
+    const T* row = p.input + iy * p.row_stride + ox0 - p.pad_w;
+#pragma GCC unroll 3
+    for (int kx = 0; kx < 3; ++kx) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) {
+        const V x = MASKED ? V::load_masked(row + kx + j * W, mask[kx]) : V::load(row + kx + j * W);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const int ky = i - r;
+          if (ky >= 0 && ky < 3) acc[r][j] = mul_add(taps[ky * 3 + kx], x, acc[r][j]);
         }
       }
     }
   }
-  for (int r = 0; r < ROWS; ++r) {
+  for (int r = 0; r < R; ++r) {
     T* out = p.out + (oy0 + r) * p.out_w + ox0;
     for (int j = 0; j < NV; ++j) {
-      const int64_t left = p.out_w - ox0 - j * W;
-      if (left >= W) acc[r][j].store(out + j * W);
-      else if (left > 0) acc[r][j].store_partial(out + j * W, left);
+      if constexpr (MASKED) acc[r][j].store_partial(out + j * W, lanes - j * W);
+      else acc[r][j].store(out + j * W);
     }
   }
+}
+
+template <class T, int R>
+[[gnu::always_inline]] inline void depthwise3x3_band(const DepthwisePlane<T>& p, const Vec<T> (&taps)[9], int64_t oy0,
+                                                     int64_t first, int64_t last) {
+  constexpr int64_t W = Vec<T>::width;
+  // Two vectors per row where the registers allow it (taps 9 + accumulators R * NV).
+  constexpr int NV = (W == 16 || (W == 8 && sizeof(T) == 8)) ? 2 : 1;
+  int64_t ox = 0;
+  while (ox < p.out_w) {
+    const int64_t inside = ox >= first ? (last - ox) / W : 0;
+    if (inside >= NV) depthwise3x3_block<T, R, NV, false>(p, taps, oy0, ox), ox += NV * W;
+    else if (inside >= 1) depthwise3x3_block<T, R, 1, false>(p, taps, oy0, ox), ox += W;
+    else depthwise3x3_block<T, R, 1, true>(p, taps, oy0, ox), ox += W;
+  }
+}
+
+template <class T>
+void depthwise3x3(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end) {
+  using V = Vec<T>;
+  const DepthwisePlane<T> p = plane;
+  V taps[9];
+  for (int t = 0; t < 9; ++t) taps[t] = V(p.taps[t]);
+  const int64_t first = p.pad_w, last = std::min(p.out_w, p.w + p.pad_w - 2);
+  int64_t oy = row_begin;
+  for (; oy + 4 <= row_end; oy += 4) depthwise3x3_band<T, 4>(p, taps, oy, first, last);
+  for (; oy < row_end; ++oy) depthwise3x3_band<T, 1>(p, taps, oy, first, last);
+}
+
+// Unit-stride rows of any width, four rows at a time.
+template <class T, int KW>
+void depthwise_rows(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end) {
+  // A private copy: the output stores cannot alias it, so its fields stay in registers.
+  const DepthwisePlane<T> p = plane;
+  const int64_t kw = KW > 0 ? KW : p.kernel_w;
+  // Output columns [first, last) read only inside the row for every tap.
+  const int64_t first = p.pad_w, last = std::min(p.out_w, p.w + p.pad_w - (kw - 1) * p.dilation_w);
+  int64_t oy = row_begin;
+  for (; oy + 4 <= row_end; oy += 4) depthwise_band<T, KW, 4>(p, oy, first, last);
+  for (; oy < row_end; ++oy) depthwise_band<T, KW, 1>(p, oy, first, last);
+}
+
+// Small planes whose output has the input's shape (stride 1, "same" padding, contiguous
+// rows): the plane is one flat run of OH*OW outputs and tap (ky, kx) reads the input at the
+// same flat index plus (ky*dh - ph)*w + kx*dw - pw, so a 7x7 plane is four vectors rather
+// than seven 7-lane rows. Lanes whose tap falls in the padding are masked off; the masks
+// depend only on the geometry and are built once per call (depthwise_prepare).
+constexpr int64_t kFlatMaxVectors = 8;
+constexpr int64_t kFlatMaxTaps = 49;
+
+template <class T>
+int64_t flat_vectors(const DepthwisePlane<T>& p) {
+  constexpr int64_t W = Vec<T>::width;
+  const bool flat = p.stride_h == 1 && p.stride_w == 1 && p.col_stride == 1 && p.row_stride == p.w &&
+                    p.out_h == p.h && p.out_w == p.w && p.kernel_h * p.kernel_w <= kFlatMaxTaps &&
+                    p.out_h * p.out_w <= kFlatMaxVectors * W;
+  return flat ? (p.out_h * p.out_w + W - 1) / W : 0;
+}
+
+template <class T, int NVEC>
+void depthwise_flat(const DepthwisePlane<T>& plane, const typename Vec<T>::Mask* __restrict masks) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const DepthwisePlane<T> p = plane;
+  const int64_t taps = p.kernel_h * p.kernel_w;
+  V acc[NVEC];
+#pragma GCC unroll 8
+  for (int v = 0; v < NVEC; ++v) acc[v] = V(p.bias);
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t ky = t / p.kernel_w, kx = t % p.kernel_w;
+    const V tap(p.taps[t]);
+    const T* x = p.input + (ky * p.dilation_h - p.pad_h) * p.w + kx * p.dilation_w - p.pad_w;
+    const typename V::Mask* m = masks + t * NVEC;
+#pragma GCC unroll 8
+    for (int v = 0; v < NVEC; ++v) acc[v] = mul_add(tap, V::load_masked(x + v * W, m[v]), acc[v]);
+  }
+  const int64_t n = p.out_h * p.out_w;
+#pragma GCC unroll 8
+  for (int v = 0; v < NVEC; ++v) {
+    if ((v + 1) * W <= n) acc[v].store(p.out + v * W);
+    else acc[v].store_partial(p.out + v * W, n - v * W);
+  }
+}
+
+template <class T, int NVEC>
+void depthwise_flat_dispatch(const DepthwisePlane<T>& p, const typename Vec<T>::Mask* masks, int64_t vectors) {
+  if constexpr (NVEC <= kFlatMaxVectors) {
+    if (vectors == NVEC) depthwise_flat<T, NVEC>(p, masks);
+    else depthwise_flat_dispatch<T, NVEC + 1>(p, masks, vectors);
+  }
+}
+
+template <class T>
+int64_t depthwise_scratch(const DepthwisePlane<T>& p) {
+  using Mask = typename Vec<T>::Mask;
+  const int64_t mask_elements = (kFlatMaxVectors * kFlatMaxTaps * int64_t(sizeof(Mask)) + sizeof(T) - 1) / int64_t(sizeof(T));
+  return std::max(p.out_w + Vec<T>::width, mask_elements);
+}
+
+// Lane l of vector v reads tap (ky, kx) of flat output q = v*W + l: valid when q is in the
+// plane and the tap's input row and column are.
+template <class T>
+void depthwise_prepare(const DepthwisePlane<T>& p, T* scratch) {
+  using V = Vec<T>;
+  using Mask = typename V::Mask;
+  constexpr int64_t W = V::width;
+  const int64_t vectors = flat_vectors(p);
+  if (!vectors) return;
+  Mask* masks = reinterpret_cast<Mask*>(scratch);
+  alignas(64) T valid[W];
+  for (int64_t ky = 0, t = 0; ky < p.kernel_h; ++ky)
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx, ++t)
+      for (int64_t v = 0; v < vectors; ++v) {
+        for (int64_t l = 0; l < W; ++l) {
+          const int64_t q = v * W + l, oy = q / p.out_w, ox = q % p.out_w;
+          const int64_t iy = oy - p.pad_h + ky * p.dilation_h, ix = ox - p.pad_w + kx * p.dilation_w;
+          valid[l] = q < p.out_h * p.out_w && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w ? T(1) : T(0);
+        }
+        masks[t * vectors + v] = ne(V::load(valid), V::zero());
+      }
 }
 
 // Any stride or column stride: each tap's input columns are gathered into a contiguous row
@@ -123,7 +432,7 @@ void depthwise_gathered(const DepthwisePlane<T>& p, int64_t row_begin, int64_t r
   constexpr int64_t W = V::width;
   for (int64_t oy = row_begin; oy < row_end; ++oy) {
     T* out = p.out + oy * p.out_w;
-    std::fill(out, out + p.out_w, T(0));
+    std::fill(out, out + p.out_w, p.bias);
     for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
       const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dilation_h;
       if (iy < 0 || iy >= p.h) continue;
@@ -144,33 +453,21 @@ void depthwise_gathered(const DepthwisePlane<T>& p, int64_t row_begin, int64_t r
 
 template <class T>
 void depthwise(const DepthwisePlane<T>& p, int64_t row_begin, int64_t row_end, T* scratch) {
-  constexpr int64_t W = Vec<T>::width;
-  if (p.stride_w != 1 || p.col_stride != 1) {
-    depthwise_gathered(p, row_begin, row_end, scratch);
-    return;
-  }
-  if (p.out_w <= W) {
-    // Narrow planes (7x7 late in a network): four rows at a time, one vector each.
-    int64_t oy = row_begin;
-    for (; oy + 4 <= row_end; oy += 4) depthwise_block<T, 4, 1>(p, oy, 0);
-    for (; oy < row_end; ++oy) depthwise_block<T, 1, 1>(p, oy, 0);
-    return;
-  }
-  for (int64_t oy = row_begin; oy < row_end; ++oy) {
-    int64_t ox = 0;
-    for (; ox + 3 * W < p.out_w; ox += 4 * W) depthwise_block<T, 1, 4>(p, oy, ox);
-    for (; ox < p.out_w; ox += W) depthwise_block<T, 1, 1>(p, oy, ox);
-  }
-}
-
-template <class T>
-int64_t depthwise_scratch(const DepthwisePlane<T>& p) {
-  return p.out_w + Vec<T>::width;
+  const int64_t vectors = flat_vectors(p);
+  if (vectors && row_begin == 0 && row_end == p.out_h)
+    depthwise_flat_dispatch<T, 1>(p, reinterpret_cast<const typename Vec<T>::Mask*>(scratch), vectors);
+  else if (p.stride_w != 1 || p.col_stride != 1) depthwise_gathered(p, row_begin, row_end, scratch);
+  else if (p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.dilation_h == 1 && p.dilation_w == 1)
+    depthwise3x3(p, row_begin, row_end);
+  else if (p.kernel_w == 3) depthwise_rows<T, 3>(p, row_begin, row_end);
+  else if (p.kernel_w == 5) depthwise_rows<T, 5>(p, row_begin, row_end);
+  else depthwise_rows<T, 0>(p, row_begin, row_end);
 }
 
 template <class T>
 constexpr ConvKernelsFor<T> kernels_for() {
-  return {pack_im2col<T>, store_phase<T>, depthwise<T>, depthwise_scratch<T>};
+  return {pack_im2col<T>, store_row_phase<T>, pad_band<T>, store_band<T>, depthwise_prepare<T>, depthwise<T>,
+          depthwise_scratch<T>};
 }
 
 }  // namespace

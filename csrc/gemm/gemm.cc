@@ -68,6 +68,11 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
   // would cost as much as the product (batched attention products are this shape).
   const bool direct_b = !p.packed_b && !p.b_source && p.b.col_stride == 1 && p.k <= ks.kc && n1 - n0 <= kDirectMaxN;
   T* abuf = p.packed_a ? nullptr : scratch<T>(kPackA, ceil_div(std::min(ks.mc, m1 - m0), MR) * MR * kc_max);
+  // A per-row bias and nothing else (convolution's usual epilogue) is added by the
+  // microkernel as it stores the last K block.
+  const Epilogue<T>& e = p.epilogue;
+  const bool row_bias_only = e.addend.data && e.addend.col_stride == 0 && e.alpha == T(1) && e.beta == T(1) &&
+                             !e.residual.data && e.activation == Activation::none;
   T* bbuf = p.packed_b ? nullptr : scratch<T>(kPackB, ceil_div(std::min(ks.nc, n1 - n0), NR) * NR * kc_max);
   for (int64_t jc = n0; jc < n1; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, n1 - jc);
@@ -107,8 +112,9 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
               step = NR;
             }
             T* ctile = p.c + (ic + ir) * p.ldc + jc + jr;
-            ks.micro[rows](kc, ap + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0);
-            if (last) finish(ks, p, ic + ir, jc + jr, rows, cols);
+            const T* bias = last && row_bias_only ? p.epilogue.addend.at(ic + ir, 0) : nullptr;
+            ks.micro[rows](kc, ap + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0, bias, p.epilogue.addend.row_stride);
+            if (last && !row_bias_only) finish(ks, p, ic + ir, jc + jr, rows, cols);
           }
         }
       }
@@ -167,7 +173,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
     }
     for (int64_t i = 0; i < m; i += MR) {
       const int64_t rows = std::min(MR, m - i);
-      ks.micro[rows](k, apack + i * k, bp, b_step, p.c + i * p.ldc + j, p.ldc, cols, false);
+      ks.micro[rows](k, apack + i * k, bp, b_step, p.c + i * p.ldc + j, p.ldc, cols, false, nullptr, 0);
     }
     finish(ks, p, 0, j, m, cols);
   }

@@ -224,8 +224,10 @@ struct KernelSet {
   // C[rows, nr] (= or +=) an A panel (pack_a layout: k-major, mr apart) times B (rows
   // b_step apart, nr wide); only the first n_valid columns are stored. micro[r] has r rows,
   // r in 1..mr.
+  // With row_bias non-null, row r's result also gets row_bias[r * row_bias_stride] (a conv
+  // bias fused into the last K block instead of an epilogue pass over the tile).
   using Micro = void (*)(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc,
-                         int64_t n_valid, bool accumulate);
+                         int64_t n_valid, bool accumulate, const T* row_bias, int64_t row_bias_stride);
   Micro micro[kMaxRows + 1];
   // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r.
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst);

@@ -26,7 +26,8 @@ using simd::mul_add;
 // element is broadcast once per k and each B vector loaded once per k.
 template <class T, int ROWS, int NV>
 void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_t b_step,
-                 T* __restrict c, int64_t ldc, int64_t n_valid, bool accumulate) {
+                 T* __restrict c, int64_t ldc, int64_t n_valid, bool accumulate, const T* row_bias,
+                 int64_t row_bias_stride) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   V acc[ROWS][NV];
@@ -61,6 +62,7 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
       for (int j = 0; j < NV; ++j) {
         V v = acc[i][j];
         if (accumulate) v = v + V::load(row + j * W);
+        if (row_bias) v = v + V(row_bias[i * row_bias_stride]);
         v.store(row + j * W);
       }
     }
@@ -73,6 +75,7 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
       if (cols <= 0) break;
       V v = acc[i][j];
       if (accumulate) v = v + V::load_partial(row + j * W, cols);
+      if (row_bias) v = v + V(row_bias[i * row_bias_stride]);
       v.store_partial(row + j * W, cols);
     }
   }

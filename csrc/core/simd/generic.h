@@ -39,6 +39,19 @@ struct Vec {
     for (int64_t i = 0; i < n && i < width; ++i) v.lane[i] = p[i];
     return v;
   }
+  // Lanes lo <= i < hi.
+  static Mask lanes_between(int64_t lo, int64_t hi) {
+    Mask m;
+    for (int i = 0; i < width; ++i) m.lane[i] = i >= lo && i < hi;
+    return m;
+  }
+  // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
+  static Vec load_masked(const T* p, Mask m) {
+    Vec v(T(0));
+    for (int i = 0; i < width; ++i)
+      if (m.lane[i]) v.lane[i] = p[i];
+    return v;
+  }
   // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_lanes(const T* p, int64_t lo, int64_t hi) {
     Vec v(T(0));
@@ -121,6 +134,20 @@ struct Vec {
       e->lane[i] = static_cast<T>(ex - 1);
     }
     return m;
+  }
+  // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
+  static Vec load_even(const T* p) {
+    Vec v;
+    for (int i = 0; i < width; ++i) v.lane[i] = p[2 * i];
+    return v;
+  }
+  // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
+  friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
+    for (int i = 0; i < width; ++i) {
+      Vec* half = 2 * i < width ? lo : hi;
+      half->lane[(2 * i) % width] = a.lane[i];
+      half->lane[(2 * i) % width + 1] = b.lane[i];
+    }
   }
 };
 

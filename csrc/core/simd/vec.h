@@ -13,6 +13,10 @@
 //   Vec<T>(scalar), Vec<T>::zero()     broadcast
 //   Vec<T>::load(p), load_partial(p, n)   (lanes >= n read as 0 and never touch memory)
 //   Vec<T>::load_lanes(p, lo, hi)      lanes [lo, hi) from p, the others 0 and untouched
+//   Vec<T>::load_masked(p, m)          the lanes set in m from p, the others 0 and untouched
+//   Vec<T>::lanes_between(lo, hi)      Mask of lanes lo <= i < hi
+//   Vec<T>::load_even(p)               p[0], p[2], ..., p[2*width - 2]
+//   interleave(a, b, &lo, &hi)         a0 b0 a1 b1 ... split into two vectors
 //   v.store(p), v.store_partial(p, n)
 //   + - * / and unary -, fmadd(a, b, c) = a*b + c, fnmadd(a, b, c) = c - a*b
 //   mul_add(a, b, c) = a*b + c, fused where the ISA has FMA (the hot loops of GEMM and

@@ -36,6 +36,12 @@ struct Vec<float> {
   }
   static Vec load(const float* p) { return _mm256_loadu_ps(p); }
   static Vec load_partial(const float* p, int64_t n) { return _mm256_maskload_ps(p, lanes_below(n)); }
+  // Lanes lo <= i < hi.
+  static Mask lanes_between(int64_t lo, int64_t hi) {
+    return {_mm256_castsi256_ps(_mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)))};
+  }
+  // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
+  static Vec load_masked(const float* p, Mask m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m.m)); }
   // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_lanes(const float* p, int64_t lo, int64_t hi) {
     return _mm256_maskload_ps(p, _mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)));
@@ -110,6 +116,17 @@ struct Vec<float> {
                                          _mm256_set1_epi32(0x3f800000));
     return _mm256_castsi256_ps(mant);
   }
+  // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
+  static Vec load_even(const float* p) {
+    const __m256 pairs = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
+  friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
+    const __m256 low = _mm256_unpacklo_ps(a.v, b.v), high = _mm256_unpackhi_ps(a.v, b.v);
+    lo->v = _mm256_permute2f128_ps(low, high, 0x20);
+    hi->v = _mm256_permute2f128_ps(low, high, 0x31);
+  }
 };
 
 template <>
@@ -135,6 +152,12 @@ struct Vec<double> {
   }
   static Vec load(const double* p) { return _mm256_loadu_pd(p); }
   static Vec load_partial(const double* p, int64_t n) { return _mm256_maskload_pd(p, lanes_below(n)); }
+  // Lanes lo <= i < hi.
+  static Mask lanes_between(int64_t lo, int64_t hi) {
+    return {_mm256_castsi256_pd(_mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)))};
+  }
+  // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
+  static Vec load_masked(const double* p, Mask m) { return _mm256_maskload_pd(p, _mm256_castpd_si256(m.m)); }
   // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_lanes(const double* p, int64_t lo, int64_t hi) {
     return _mm256_maskload_pd(p, _mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)));
@@ -206,6 +229,16 @@ struct Vec<double> {
     const __m256i mant = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi64x(0x000fffffffffffffLL)),
                                          _mm256_set1_epi64x(0x3ff0000000000000LL));
     return _mm256_castsi256_pd(mant);
+  }
+  // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
+  static Vec load_even(const double* p) {
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)), _MM_SHUFFLE(3, 1, 2, 0));
+  }
+  // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
+  friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
+    const __m256d low = _mm256_unpacklo_pd(a.v, b.v), high = _mm256_unpackhi_pd(a.v, b.v);
+    lo->v = _mm256_permute2f128_pd(low, high, 0x20);
+    hi->v = _mm256_permute2f128_pd(low, high, 0x31);
   }
 };
 

@@ -35,6 +35,13 @@ struct Vec<float> {
   }
   static Vec load(const float* p) { return _mm512_loadu_ps(p); }
   static Vec load_partial(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(lanes_below(n), p); }
+  // Lanes lo <= i < hi.
+  static Mask lanes_between(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo;
+    return {hi <= lo ? static_cast<__mmask16>(0) : static_cast<__mmask16>(lanes_below(hi) & ~lanes_below(lo))};
+  }
+  // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
+  static Vec load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m.m, p); }
   // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_lanes(const float* p, int64_t lo, int64_t hi) {
     lo = lo < 0 ? 0 : lo;
@@ -84,6 +91,16 @@ struct Vec<float> {
     *e = Vec(_mm512_getexp_ps(x.v));
     return _mm512_getmant_ps(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
   }
+  // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
+  static Vec load_even(const float* p) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+  }
+  // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
+  friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
+    lo->v = _mm512_permutex2var_ps(a.v, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), b.v);
+    hi->v = _mm512_permutex2var_ps(a.v, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), b.v);
+  }
 };
 
 template <>
@@ -109,6 +126,13 @@ struct Vec<double> {
   }
   static Vec load(const double* p) { return _mm512_loadu_pd(p); }
   static Vec load_partial(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(lanes_below(n), p); }
+  // Lanes lo <= i < hi.
+  static Mask lanes_between(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo;
+    return {hi <= lo ? static_cast<__mmask8>(0) : static_cast<__mmask8>(lanes_below(hi) & ~lanes_below(lo))};
+  }
+  // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
+  static Vec load_masked(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m.m, p); }
   // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_lanes(const double* p, int64_t lo, int64_t hi) {
     lo = lo < 0 ? 0 : lo;
@@ -157,6 +181,15 @@ struct Vec<double> {
   friend Vec split_exponent(Vec x, Vec* e) {
     *e = Vec(_mm512_getexp_pd(x.v));
     return _mm512_getmant_pd(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+  }
+  // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
+  static Vec load_even(const double* p) {
+    return _mm512_permutex2var_pd(_mm512_loadu_pd(p), _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_loadu_pd(p + 8));
+  }
+  // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
+  friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
+    lo->v = _mm512_permutex2var_pd(a.v, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), b.v);
+    hi->v = _mm512_permutex2var_pd(a.v, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), b.v);
   }
 };
 
