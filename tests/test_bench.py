@@ -166,6 +166,55 @@ def test_registry_has_the_required_cases():
     assert next(c for c in all_cases() if c.name == "add_1elem").unit == "us/call"
 
 
+def test_registry_has_the_conv_cases():
+    conv = {c.name: c for c in select_cases("^conv$")}
+    resnet = ["r50_stem7x7", "r50_3x3_64_56", "r50_1x1_256to64_56", "r50_3x3_256_14", "r50_1x1_1024to256_14"]
+    assert set(conv) == {
+        "conv_seed_16x33_k3s2", "conv_seed_16x33_k3x5_dil", *(f"{r}_b{b}" for r in resnet for b in (1, 8)),
+        "mbv2_dw3x3_c144_56", "mbv2_dw3x3_c960_7", "convT_seed_16x33_k3s2", "convT_dcgan_512to256_k4s2p1",
+    }
+    for case in conv.values():
+        assert case.unit == "GFLOP/s" and case.prepare is not None and case.extra is not None
+
+
+def test_a_conv_case_runs_packed_and_reports_its_workspace():
+    (case,) = select_cases("^mbv2_dw3x3_c960_7$")
+    (entry,) = run_cases([case], Settings(threads=(1,), min_repeat=1, min_time=0.0), progress=lambda line: None)
+    (run,) = entry["runs"]
+    tops = run["results"]["tensorops"]
+    assert tops["status"] == "ok" and run["checks"]["tensorops"]["ok"]
+    assert tops["extra"]["workspace_bytes"] == tensorops._core.workspace_bytes()
+    assert entry["flops"] == 2.0 * 960 * 7 * 7 * 9
+    assert "tensorops extra" in format_tables([entry], "float32")
+
+
+def test_runner_prepares_tensorops_inputs_once_and_reports_extras():
+    prepared = []
+
+    def prepare(inputs):
+        prepared.append(inputs)
+        (x,) = inputs
+        return (x, 2.0)  # tensorops' own form of the inputs: the scale it was "packed" with
+
+    def broken_prepare(inputs):
+        raise ValueError("cannot pack")
+
+    scale = Case("scale", "fake", _small, lambda x, factor: x * factor, numpy=lambda x: 2 * x, prepare=prepare,
+                 extra=lambda: {"workspace_bytes": 3 * 2**20, "calls": 2})
+    broken = Case("broken", "fake", _small, lambda x: x, numpy=lambda x: x, prepare=broken_prepare)
+    libs = Libraries()
+    entries = run_cases([scale, broken], Settings(threads=(1, 2), min_repeat=1, min_time=0.0), libs,
+                        progress=lambda line: None)
+    assert len(prepared) == 1  # once per case, not per thread count or call
+    for run in entries[0]["runs"]:
+        assert run["checks"]["tensorops"]["ok"]
+        assert run["results"]["tensorops"]["extra"] == {"workspace_bytes": 3 * 2**20, "calls": 2}
+    assert entries[1]["runs"][0]["results"]["tensorops"] == {"status": "error",
+                                                            "reason": "preparing its inputs: ValueError: cannot pack"}
+    table = format_tables(entries, "float32")
+    assert "tensorops extra" in table and "workspace 3 MiB, calls 2" in table
+
+
 def test_op_resolves_late_and_missing_ops_are_none():
     assert op("definitely_not_an_op").resolve(tensorops) is None
     assert op("nn.functional.no_such_activation").resolve(tensorops) is None

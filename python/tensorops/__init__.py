@@ -81,6 +81,8 @@ from .shape import *  # noqa: E402,F401,F403
 from .shape import __all__ as _shape_all  # noqa: E402
 from .gemm import *  # noqa: E402,F401,F403
 from .gemm import __all__ as _gemm_all  # noqa: E402
+from .conv import *  # noqa: E402,F401,F403
+from .conv import __all__ as _conv_all  # noqa: E402
 from . import norm as _norm, pool as _pool, embedding as _embedding  # noqa: E402,F401  (nn.functional)
 from .dropout import dropout, initial_seed, manual_seed  # noqa: E402,F401
 from . import nn  # noqa: E402,F401
@@ -99,6 +101,7 @@ __all__ = [
     *_reduce_all,
     *_shape_all,
     *_gemm_all,
+    *_conv_all,
     "dropout",
     "manual_seed",
     "initial_seed",

@@ -12,6 +12,9 @@ BINARY_OPS: dict
 
 POOLED_BYTES: int
 
+class PackedConvWeight(pybind11_builtins.pybind11_object):
+    """A conv2d / conv_transpose2d filter packed once for the convolution kernels."""
+
 class PackedWeight(pybind11_builtins.pybind11_object):
     """A linear weight [out_features, in_features] packed once for the GEMM microkernel."""
 
@@ -57,6 +60,12 @@ def cat(inputs: collections.abc.Sequence[numpy.ndarray], dim: typing.SupportsInt
 
 def clamp(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: numpy.ndarray) -> None:
     """out = min(max(x, lo), hi), NaN-propagating, with broadcasting."""
+
+def conv2d(input: numpy.ndarray, weight: object, bias: object, out: numpy.ndarray, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], groups: typing.SupportsInt | typing.SupportsIndex, activation: typing.SupportsInt | typing.SupportsIndex = ..., residual: object = ...) -> None:
+    """out = act(conv2d(input, weight) + bias + residual); padding is (top, left), the output's shape implies the rest."""
+
+def conv_transpose2d(input: numpy.ndarray, weight: object, bias: object, out: numpy.ndarray, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], groups: typing.SupportsInt | typing.SupportsIndex, activation: typing.SupportsInt | typing.SupportsIndex = ..., residual: object = ...) -> None:
+    """out = act(conv_transpose2d(input, weight) + bias + residual); the output's shape implies output_padding."""
 
 def copy(src: numpy.ndarray, dst: numpy.ndarray) -> None:
     """dst[...] = src (same shape; any strides; dtypes may differ)."""
@@ -136,3 +145,6 @@ def var(x: numpy.ndarray, out: numpy.ndarray, dims: collections.abc.Sequence[typ
 
 def where(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: numpy.ndarray) -> None:
     """out = cond ? a : b with broadcasting; cond bool."""
+
+def workspace_bytes() -> int:
+    """Bytes held by the kernels' per-thread workspaces (GEMM packing buffers, convolution tiles)."""

@@ -171,6 +171,51 @@ def check_out(out, shape: tuple, dtype, op: str) -> np.ndarray:
     return out
 
 
+_TORCH_DTYPE_NAMES = {np.dtype(np.float32): ("float", "Float"), np.dtype(np.float64): ("double", "Double")}
+
+
+def torch_dtype_name(dtype, capitalized: bool = False) -> str:
+    """A float dtype as torch's C++ messages print it: "float"/"double" ("Float"/"Double"
+    capitalized, as in "expected scalar type Float"); other dtypes by their NumPy name."""
+    dtype = np.dtype(dtype)
+    names = _TORCH_DTYPE_NAMES.get(dtype)
+    return str(dtype) if names is None else names[capitalized]
+
+
+def result_buffer(out, shape, dtype, inputs, op: str = ""):
+    """``(array to compute into, final)`` for an op with ``out=``: a fresh array when out is
+    None, else out itself after torch's checks, or a temporary when out overlaps one of
+    ``inputs`` (kernels write the result before they have read every input); ``finish``
+    then copies the temporary into ``final``. ``op`` prefixes the messages when given."""
+    if out is None:
+        return empty(shape, dtype), None
+    prefix = f"{op}: " if op else ""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{prefix}out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{prefix}Expected out tensor to have dtype {torch_dtype_name(dtype)}, but got "
+                        f"{torch_dtype_name(out.dtype)} instead")
+    if out.shape != tuple(shape):
+        raise ShapeError(f"{prefix}out has shape {list(out.shape)}, expected {list(shape)}")
+    if not out.flags.c_contiguous:
+        raise ShapeError(f"{prefix}out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{prefix}out is read-only")
+    for x in inputs:
+        if x is not None and np.may_share_memory(out, x):
+            return empty(shape, dtype), out
+    return out, None
+
+
+def finish(result: np.ndarray, final):
+    """The value an ``out=`` op returns: ``result``, or ``final`` with ``result`` copied in
+    when ``result_buffer`` had to compute into a temporary."""
+    if final is None:
+        return result
+    np.copyto(final, result)
+    return final
+
+
 def to_pair(value, op: str, arg: str) -> tuple:
     """int or length-2 sequence -> (int, int)."""
     if isinstance(value, (list, tuple)):

@@ -21,14 +21,13 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import aligned, as_array, broadcast_shapes, empty
+from ._validate import aligned, as_array, broadcast_shapes, finish, result_buffer, torch_dtype_name
 
 __all__ = ["mm", "bmm", "matmul", "addmm", "linear", "pack_linear_weight"]
 
 _ACTIVATIONS = {None: 0, "relu": 1, "gelu": 2, "gelu_tanh": 3, "silu": 4}
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
-_TORCH_NAMES = {_FLOAT32: ("float", "Float"), _FLOAT64: ("double", "Double")}
 _ndarray = np.ndarray
 PackedLinearWeight = _core.PackedWeight
 
@@ -40,12 +39,14 @@ def _operand(x, op: str, arg: str) -> np.ndarray:
     return aligned(x)
 
 
-def _lower(dtype) -> str:
-    return _TORCH_NAMES[np.dtype(dtype)][0]
-
-
-def _upper(dtype) -> str:
-    return _TORCH_NAMES[np.dtype(dtype)][1]
+def epilogue_activation(activation, op: str) -> int:
+    """The GEMM epilogue's code for ``activation`` (None, "relu", "gelu", "gelu_tanh",
+    "silu"); convolution's epilogue is the GEMM's, so conv shares the codes and the message."""
+    try:
+        return _ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ShapeError(f"{op}: unknown activation {activation!r}; expected None, 'relu', 'gelu', 'gelu_tanh' "
+                         f"or 'silu'") from None
 
 
 def _mm_shape_error(m, k, k2, n) -> ShapeError:
@@ -54,39 +55,8 @@ def _mm_shape_error(m, k, k2, n) -> ShapeError:
 
 def _check_mm_dtypes(a, b) -> None:
     if a.dtype != b.dtype:
-        raise TypeError(f"expected m1 and m2 to have the same dtype, but got: {_lower(a.dtype)} != {_lower(b.dtype)}")
-
-
-def _result(out, shape, dtype, inputs):
-    """The array to compute into: a fresh one, out itself, or a temporary when out overlaps
-    an input (the kernel writes C before it has read everything)."""
-    if out is None:
-        return empty(shape, dtype), None
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != dtype:
-        raise TypeError(f"Expected out tensor to have dtype {_lower(dtype)}, but got {_lower_any(out.dtype)} instead")
-    if out.shape != tuple(shape):
-        raise ShapeError(f"out has shape {list(out.shape)}, expected {list(shape)}")
-    if not out.flags.c_contiguous:
-        raise ShapeError("out must be C-contiguous")
-    if not out.flags.writeable:
-        raise ValueError("out is read-only")
-    for x in inputs:
-        if x is not None and np.may_share_memory(out, x):
-            return empty(shape, dtype), out
-    return out, None
-
-
-def _lower_any(dtype) -> str:
-    return _TORCH_NAMES[dtype][0] if dtype in _TORCH_NAMES else str(dtype)
-
-
-def _finish(result, final):
-    if final is None:
-        return result
-    np.copyto(final, result)
-    return final
+        raise TypeError(f"expected m1 and m2 to have the same dtype, but got: {torch_dtype_name(a.dtype)} != "
+                        f"{torch_dtype_name(b.dtype)}")
 
 
 def _foldable(x: np.ndarray) -> bool:
@@ -119,9 +89,9 @@ def mm(input, mat2, *, out=None):
     if a.shape[1] != b.shape[0]:
         raise _mm_shape_error(a.shape[0], a.shape[1], b.shape[0], b.shape[1])
     _check_mm_dtypes(a, b)
-    c, final = _result(out, (a.shape[0], b.shape[1]), a.dtype, (a, b))
+    c, final = result_buffer(out, (a.shape[0], b.shape[1]), a.dtype, (a, b))
     _core.addmm(a, b, c)
-    return _finish(c, final)
+    return finish(c, final)
 
 
 def bmm(input, mat2, *, out=None):
@@ -136,10 +106,11 @@ def bmm(input, mat2, *, out=None):
         raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                          f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
     if a.dtype != b.dtype:
-        raise TypeError(f"expected scalar type {_upper(a.dtype)} but found {_upper(b.dtype)}")
-    c, final = _result(out, (a.shape[0], a.shape[1], b.shape[2]), a.dtype, (a, b))
+        raise TypeError(f"expected scalar type {torch_dtype_name(a.dtype, True)} but found "
+                        f"{torch_dtype_name(b.dtype, True)}")
+    c, final = result_buffer(out, (a.shape[0], a.shape[1], b.shape[2]), a.dtype, (a, b))
     _core.matmul(a, b, c)
-    return _finish(c, final)
+    return finish(c, final)
 
 
 # ---- matmul --------------------------------------------------------------------------------
@@ -157,10 +128,11 @@ def matmul(input, other, *, out=None):
             raise ShapeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src [{b.shape[0]}] to have "
                              f"the same number of elements, but got {a.shape[0]} and {b.shape[0]} elements respectively")
         if a.dtype != b.dtype:
-            raise TypeError(f"dot : expected both vectors to have same dtype, but found {_upper(a.dtype)} and {_upper(b.dtype)}")
-        c, final = _result(out, (), a.dtype, (a, b))
+            raise TypeError(f"dot : expected both vectors to have same dtype, but found {torch_dtype_name(a.dtype, True)} "
+                            f"and {torch_dtype_name(b.dtype, True)}")
+        c, final = result_buffer(out, (), a.dtype, (a, b))
         _core.addmm(a[None, :], b[:, None], c.reshape(1, 1))
-        return _finish(c, final)
+        return finish(c, final)
     if db == 1 and da >= 2:
         # Matrix (or folded batch of matrices) times vector: computed as out^T = v^T A^T, so the
         # rows of A are streamed as dot products.
@@ -170,32 +142,32 @@ def matmul(input, other, *, out=None):
             shown = f"{rows}x{a.shape[-1]}"
             raise ShapeError(f"size mismatch, got input ({rows}), mat ({shown}), vec ({b.shape[0]})")
         if a.dtype != b.dtype:
-            raise TypeError(f"addmv input tensors must have the same dtype, but got {_upper(b.dtype)}, {_upper(a.dtype)}, "
-                            f"and {_upper(b.dtype)}")
-        c, final = _result(out, lead, a.dtype, (a, b))
+            raise TypeError(f"addmv input tensors must have the same dtype, but got {torch_dtype_name(b.dtype, True)}, "
+                            f"{torch_dtype_name(a.dtype, True)}, and {torch_dtype_name(b.dtype, True)}")
+        c, final = result_buffer(out, lead, a.dtype, (a, b))
         a2 = _fold(a)
         _core.addmm(b[None, :], a2.T, c.reshape(1, rows))
-        return _finish(c, final)
+        return finish(c, final)
     if da <= 2 and db == 2:
         a2 = a[None, :] if da == 1 else a
         if a2.shape[1] != b.shape[0]:
             raise _mm_shape_error(a2.shape[0], a2.shape[1], b.shape[0], b.shape[1])
         _check_mm_dtypes(a, b)
         shape = (b.shape[1],) if da == 1 else (a.shape[0], b.shape[1])
-        c, final = _result(out, shape, a.dtype, (a, b))
+        c, final = result_buffer(out, shape, a.dtype, (a, b))
         _core.addmm(a2, b, c.reshape(a2.shape[0], b.shape[1]))
-        return _finish(c, final)
+        return finish(c, final)
     if db == 2:  # da >= 3: fold the batch into M (torch does the same)
         rows = math.prod(a.shape[:-1])
         if a.shape[-1] != b.shape[0]:
             raise _mm_shape_error(rows, a.shape[-1], b.shape[0], b.shape[1])
         _check_mm_dtypes(a, b)
-        c, final = _result(out, a.shape[:-1] + (b.shape[1],), a.dtype, (a, b))
+        c, final = result_buffer(out, a.shape[:-1] + (b.shape[1],), a.dtype, (a, b))
         if _foldable(a):
             _core.addmm(a.reshape(rows, a.shape[-1]), b, c.reshape(rows, b.shape[1]))
         else:
             _core.matmul(a, b.reshape((1,) * (da - 2) + b.shape), c)
-        return _finish(c, final)
+        return finish(c, final)
     # Batched: at least one operand has rank >= 3.
     a3 = a[None, :] if da == 1 else a
     b3 = b[:, None] if db == 1 else b
@@ -205,15 +177,16 @@ def matmul(input, other, *, out=None):
         raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                          f"[{nbatch}, {a3.shape[-1]}] but got: [{nbatch}, {b3.shape[-2]}].")
     if a.dtype != b.dtype:
-        raise TypeError(f"expected scalar type {_upper(a.dtype)} but found {_upper(b.dtype)}")
+        raise TypeError(f"expected scalar type {torch_dtype_name(a.dtype, True)} but found "
+                        f"{torch_dtype_name(b.dtype, True)}")
     m, n = a3.shape[-2], b3.shape[-1]
     shape = batch + ((m,) if da > 1 else ()) + ((n,) if db > 1 else ())
-    c, final = _result(out, shape, a.dtype, (a, b))
+    c, final = result_buffer(out, shape, a.dtype, (a, b))
     nd = len(batch) + 2
     a3 = a3.reshape((1,) * (nd - a3.ndim) + a3.shape)
     b3 = b3.reshape((1,) * (nd - b3.ndim) + b3.shape)
     _core.matmul(a3, b3, c.reshape(batch + (m, n)))
-    return _finish(c, final)
+    return finish(c, final)
 
 
 # ---- addmm / linear ------------------------------------------------------------------------
@@ -231,9 +204,9 @@ def _expand_error(target, bias_shape) -> ShapeError:
 def _expand_to(bias: np.ndarray, target: tuple) -> np.ndarray:
     """bias broadcast to target as a view (zero strides), with torch's expand message."""
     if bias.ndim > len(target):
-        raise ShapeError(f"expand(torch.{_upper(bias.dtype)}Tensor{{{list(bias.shape)}}}, size={list(target)}): the number "
-                         f"of sizes provided ({len(target)}) must be greater or equal to the number of dimensions in the "
-                         f"tensor ({bias.ndim})")
+        raise ShapeError(f"expand(torch.{torch_dtype_name(bias.dtype, True)}Tensor{{{list(bias.shape)}}}, "
+                         f"size={list(target)}): the number of sizes provided ({len(target)}) must be greater or equal "
+                         f"to the number of dimensions in the tensor ({bias.ndim})")
     for i in range(1, bias.ndim + 1):
         if bias.shape[-i] != 1 and bias.shape[-i] != target[-i]:
             raise _expand_error(target, bias.shape)
@@ -253,20 +226,22 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     if a.shape[1] != b.shape[0]:
         raise _mm_shape_error(a.shape[0], a.shape[1], b.shape[0], b.shape[1])
     if a.dtype != b.dtype:
-        raise TypeError(f"mat1 and mat2 must have the same dtype, but got {_upper(a.dtype)} and {_upper(b.dtype)}")
+        raise TypeError(f"mat1 and mat2 must have the same dtype, but got {torch_dtype_name(a.dtype, True)} and "
+                        f"{torch_dtype_name(b.dtype, True)}")
     if bias.dtype != b.dtype:
-        raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(bias.dtype)} and {_upper(b.dtype)}")
+        raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(bias.dtype)} and "
+                        f"{torch_dtype_name(b.dtype, True)}")
     shape = (a.shape[0], b.shape[1])
     addend = _expand_to(bias, shape)
-    c, final = _result(out, shape, a.dtype, (a, b, bias))
+    c, final = result_buffer(out, shape, a.dtype, (a, b, bias))
     _core.addmm(a, b, c, addend if beta != 0 else None, None, float(alpha), float(beta), 0)
-    return _finish(c, final)
+    return finish(c, final)
 
 
 def _torch_upper_any(dtype) -> str:
     names = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
              "float16": "Half", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
-    return _TORCH_NAMES[dtype][1] if dtype in _TORCH_NAMES else names.get(str(dtype), str(dtype))
+    return torch_dtype_name(dtype, True) if dtype in (_FLOAT32, _FLOAT64) else names.get(str(dtype), str(dtype))
 
 
 def pack_linear_weight(weight):
@@ -285,11 +260,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
     ``activation`` (None, "relu", "gelu", "gelu_tanh" or "silu", applied last).
     ``weight`` may be an array [out_features, in_features] (or 1-D [in_features]) or the
     result of ``pack_linear_weight``."""
-    try:
-        act = _ACTIVATIONS[activation]
-    except (KeyError, TypeError):
-        raise ShapeError(f"linear: unknown activation {activation!r}; expected None, 'relu', 'gelu', 'gelu_tanh' "
-                         f"or 'silu'") from None
+    act = epilogue_activation(activation, "linear")
     x = _operand(input, "linear", "input")
     packed = isinstance(weight, PackedLinearWeight)
     if packed:
@@ -315,13 +286,15 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
     if x.shape[-1] != k:
         raise _mm_shape_error(rows, x.shape[-1], k, n)
     if x.dtype != wdtype:
-        raise TypeError(f"expected m1 and m2 to have the same dtype, but got: {_lower(x.dtype)} != {_lower(wdtype)}")
+        raise TypeError(f"expected m1 and m2 to have the same dtype, but got: {torch_dtype_name(x.dtype)} != "
+                        f"{torch_dtype_name(wdtype)}")
     shape = x.shape[:-1] + (n,)
     addend = None
     if bias is not None:
         b = aligned(as_array(bias, "linear", "bias"))
         if b.dtype != wdtype:
-            raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(b.dtype)} and {_upper(wdtype)}")
+            raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(b.dtype)} and "
+                            f"{torch_dtype_name(wdtype, True)}")
         if b.ndim <= 1 or x.ndim <= 2:
             addend = _expand_to(b, (rows, n))
         else:
@@ -337,7 +310,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
             raise ShapeError(f"linear: residual of shape {list(r.shape)} does not broadcast to the output shape {list(shape)}")
         rv = np.broadcast_to(r, shape)
         res2 = _fold(rv) if rv.ndim != 1 else rv.reshape(1, n)
-    c, final = _result(out, shape, x.dtype, (x, None if packed else w, bias, residual))
+    c, final = result_buffer(out, shape, x.dtype, (x, None if packed else w, bias, residual))
     x2 = _fold(x) if x.ndim != 1 else x.reshape(1, k)
     _core.addmm(x2, w if packed else w.T, c.reshape(rows, n), addend, res2, 1.0, 1.0, act)
-    return _finish(c, final)
+    return finish(c, final)

@@ -57,6 +57,13 @@ class Case:
     ``flops(inputs)`` gives the work; with neither, the case reports microseconds per call.
     ``random=True`` marks ops whose outputs are random draws (dropout): libraries are then
     checked to agree on shapes only.
+
+    ``prepare(inputs)``, when given, makes tensorops' own inputs from the case's once, outside
+    every timed region, the way a model prepares them once (a filter packed on a module's
+    first call); the peers keep the case's inputs. ``extra()``, when given, is read after
+    tensorops' measurement at each thread count and returns named numbers that the report
+    prints beside the rate and keeps in the JSON (a byte count whose name ends in
+    ``_bytes`` prints in MiB), such as the memory the kernels' workspaces hold.
     """
 
     name: str
@@ -69,6 +76,8 @@ class Case:
     bytes_moved: Optional[Callable[[tuple], int]] = None
     flops: Optional[Callable[[tuple], float]] = None
     random: bool = False
+    prepare: Optional[Callable[[tuple], tuple]] = None
+    extra: Optional[Callable[[], dict]] = None
 
     @property
     def unit(self) -> str:

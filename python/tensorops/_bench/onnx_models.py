@@ -89,3 +89,19 @@ def transpose_copy():
         return _model([node], {"x0": base}, 1)
 
     return build
+
+
+def constant_weights(op_type: str, **attributes):
+    """One ``op_type`` node on the first input, with the other inputs as initializers in
+    order: the constant weights of a deployed model, which onnxruntime may pre-pack."""
+
+    def build(inputs):
+        from onnx import numpy_helper, helper
+
+        x, *params = inputs
+        names = [f"w{i}" for i in range(len(params))]
+        node = helper.make_node(op_type, ["x0", *names], ["y0"], **attributes)
+        initializers = [numpy_helper.from_array(np.ascontiguousarray(p), name) for p, name in zip(params, names)]
+        return _model([node], {"x0": np.ascontiguousarray(x)}, 1, initializers)
+
+    return build

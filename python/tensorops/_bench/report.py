@@ -2,7 +2,8 @@
 
 Table cells: tensorops' median time per call and its rate (GB/s or GFLOP/s), its share
 of the same-footprint ``np.copyto`` bandwidth for memory-bound cases, then per peer its
-median time and ``peer / tensorops`` (above 1: tensorops is faster). A cell that could
+median time and ``peer / tensorops`` (above 1: tensorops is faster), and last, for
+families whose cases declare ``extra`` numbers, those numbers. A cell that could
 not be measured says ``n/a`` or ``ERROR``; the reasons follow the table.
 """
 from __future__ import annotations
@@ -56,12 +57,27 @@ def _families(entries: list) -> dict:
     return grouped
 
 
+def _extra_cell(extra: Optional[dict]) -> str:
+    """A case's extra numbers as ``name value`` pairs; ``*_bytes`` ones in MiB."""
+    if not extra:
+        return "-"
+    cells = []
+    for name, value in extra.items():
+        if name.endswith("_bytes"):
+            cells.append(f"{name[:-len('_bytes')]} {value / 2**20:.3g} MiB")
+        else:
+            cells.append(f"{name} {_number(value)}")
+    return ", ".join(cells)
+
+
 def format_tables(entries: list, dtype: str) -> str:
     header = ["case", "thr", "unit", "tensorops", "rate", "%copy", "copy GB/s", *(f"{_PEER_LABEL[p]} (x)" for p in PEERS)]
     blocks = []
     for family, members in _families(entries).items():
         rows = []
         notes = []
+        # A family whose cases report extra numbers (conv: workspace memory) gets a last column.
+        with_extra = any("extra" in run["results"]["tensorops"] for entry in members for run in entry["runs"])
         for entry in members:
             for run in entry["runs"]:
                 tops = run["results"]["tensorops"]
@@ -76,6 +92,7 @@ def format_tables(entries: list, dtype: str) -> str:
                     _number(tops.get("pct_copy"), "%"),
                     _number(copy["rate"]) if copy else "-",
                     *(_peer_cell(run["results"][p], run["ratios"][p], checks.get(p)) for p in PEERS),
+                    *([_extra_cell(tops.get("extra"))] if with_extra else []),
                 ])
                 for name, result in run["results"].items():
                     if result["status"] != "ok":
@@ -83,13 +100,14 @@ def format_tables(entries: list, dtype: str) -> str:
                 for name, check in checks.items():
                     if not check["ok"]:
                         notes.append(f"{entry['name']} at {run['threads']} threads: the {name} result differs from {run['check_reference']}'s: {check['detail']}")
-        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-        left_aligned = {0, 2}
+        columns = header + ["tensorops extra"] if with_extra else header
+        widths = [max(len(r[i]) for r in [columns] + rows) for i in range(len(columns))]
+        left_aligned = {0, 2, len(header)}
 
         def line(cells):
             return "  ".join(c.ljust(w) if i in left_aligned else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
-        out = [f"== {family} ({dtype}) ==", line(header), line(["-" * w for w in widths])]
+        out = [f"== {family} ({dtype}) ==", line(columns), line(["-" * w for w in widths])]
         out += [line(r) for r in rows]
         # Each distinct reason once: the same absence repeats at every thread count.
         out += [f"  note: {n}" for n in dict.fromkeys(notes)]

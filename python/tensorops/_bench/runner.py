@@ -1,9 +1,11 @@
 """Runs the selected cases: every contender, at every thread count, in this process.
 
 Per case the inputs are made once (outside every timed region), torch gets
-``torch.from_numpy`` views of them, and the ONNX graph is built once. Then, per thread
-count, inside ``pinned_threads``: a same-footprint ``np.copyto`` for memory-bound cases
-(the bandwidth reference), tensorops, and each peer in ``PEERS`` order. Nothing is
+``torch.from_numpy`` views of them, tensorops gets them through the case's ``prepare``
+(filters packed once, as a module packs them), and the ONNX graph is built once. Then, per
+thread count, inside ``pinned_threads``: a same-footprint ``np.copyto`` for memory-bound
+cases (the bandwidth reference), tensorops (then the case's ``extra`` numbers), and each
+peer in ``PEERS`` order. Nothing is
 skipped without a recorded reason: a tensorops op that does not exist yet is ``n/a``, an
 absent peer library or a peer form that the case does not declare is ``n/a`` with its
 reason, and anything that raises is an ``error`` with the exception text. Every
@@ -90,7 +92,11 @@ def _contenders(case: Case, inputs: tuple, libs: Libraries) -> dict:
     if fn is None:
         found["tensorops"] = _Contender("tensorops", status="n/a", reason=f"tensorops.{case.tensorops.path} does not exist yet")
     else:
-        found["tensorops"] = _Contender("tensorops", fn, inputs)
+        try:
+            prepared = case.prepare(inputs) if case.prepare is not None else inputs
+            found["tensorops"] = _Contender("tensorops", fn, prepared)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            found["tensorops"] = _Contender("tensorops", status="error", reason=f"preparing its inputs: {_describe(exc)}")
 
     fn, status, reason = _resolve(case.numpy, np, "NumPy")
     found["numpy"] = _Contender("numpy", fn, inputs, status, reason)
@@ -195,6 +201,8 @@ def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, s
                 results[name] = {"status": "error", "reason": _describe(exc)}
                 continue
             entry = {"status": "ok", **measured.as_dict()}
+            if name == "tensorops" and case.extra is not None:
+                entry["extra"] = case.extra()
             if work is not None:
                 entry["rate"] = rate(work, measured.median)
                 if copy is not None:

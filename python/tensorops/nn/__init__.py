@@ -16,6 +16,8 @@ from .dropout import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .linear import __all__ as _linear_all
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv_all
 from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization_all
 from .pooling import __all__ as _pooling_all
@@ -23,4 +25,4 @@ from .dropout import __all__ as _dropout_all
 
 __all__ = ["functional", *_module_all, *_parameter_all, *_container_all, *_shape_all, *_activation_all, *_sparse_all,
            *_dropout_all, *_pooling_all, *_normalization_all,
-           *_linear_all]
+           *_linear_all, *_conv_all]

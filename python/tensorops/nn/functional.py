@@ -6,6 +6,7 @@ writeable float ndarray, or a torch tensor shared zero-copy), as torch does.
 """
 from __future__ import annotations
 
+from ..conv import conv2d, conv_transpose2d
 from ..dropout import dropout
 from ..embedding import embedding
 from ..gemm import linear
@@ -37,8 +38,8 @@ __all__ = [
     # activations
     "celu", "elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "logsigmoid", "mish",
     "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign", "tanh", "softmax", "log_softmax",
-    # linear
-    "linear",
+    # convolution and linear
+    "conv2d", "conv_transpose2d", "linear",
     # normalization
     "batch_norm", "layer_norm", "instance_norm", "group_norm",
     # pooling

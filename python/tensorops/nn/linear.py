@@ -1,21 +1,17 @@
 """Linear: ``y = x @ weight.T + bias``, with the weight packed once for the GEMM engine."""
 from __future__ import annotations
 
-import math
 import operator
-
-import numpy as np
 
 from .._validate import module_dtype
 from ..gemm import pack_linear_weight
 from . import functional as F
-from .module import Module
-from .parameter import Parameter
+from ._packed import PackedLayer
 
 __all__ = ["Linear"]
 
 
-class Linear(Module):
+class Linear(PackedLayer):
     """``torch.nn.Linear(in_features, out_features, bias=True)``.
 
     The first forward packs the weight into the GEMM microkernel's panel layout
@@ -31,30 +27,12 @@ class Linear(Module):
         super().__init__()
         self.in_features = operator.index(in_features)
         self.out_features = operator.index(out_features)
-        dtype = module_dtype(dtype, "Linear")
-        self._packed = None
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_features, dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        self._create_parameters((self.out_features, self.in_features), self.out_features if bias else None,
+                                module_dtype(dtype, "Linear"))
 
     def reset_parameters(self) -> None:
         """torch's initialisation: weight and bias uniform in +-1/sqrt(in_features)."""
-        rng = np.random.default_rng()
-        bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-        self.weight[...] = rng.uniform(-bound, bound, self.weight.shape)
-        if self.bias is not None:
-            self.bias[...] = rng.uniform(-bound, bound, self.bias.shape)
-        self.reset_packed_weight()
-
-    def reset_packed_weight(self) -> None:
-        """Drops the packed weight; the next forward packs the current one."""
-        self.__dict__["_packed"] = None
-
-    def _weights_changed(self) -> None:
-        self.reset_packed_weight()
+        self._init_uniform(self.in_features)
 
     def forward(self, input):
         packed = self.__dict__.get("_packed")

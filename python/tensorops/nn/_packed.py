@@ -1,0 +1,47 @@
+"""What the layers that pack their weight once (Linear, Conv2d, ConvTranspose2d) share.
+
+They prepare their weight for the kernels on the first forward (GEMM panels, reordered
+filters) and keep the result under ``_packed`` until the weights change: ``_weights_changed``,
+which Module calls whenever a parameter is replaced, loaded or converted, drops it. They
+also share torch's default initialisation of such layers.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .module import Module
+from .parameter import Parameter
+
+
+class PackedLayer(Module):
+    """A Module whose forward uses a packed copy of its weight, kept in ``_packed``."""
+
+    def _create_parameters(self, weight_shape: tuple, bias_size, dtype) -> None:
+        """Registers ``weight`` and ``bias`` (``bias_size`` values, or None when it is None) in
+        torch's order, then initialises them with the layer's ``reset_parameters``."""
+        self._packed = None
+        self.weight = Parameter(np.empty(weight_shape, dtype))
+        if bias_size is None:
+            self.register_parameter("bias", None)
+        else:
+            self.bias = Parameter(np.empty(bias_size, dtype))
+        self.reset_parameters()
+
+    def reset_packed_weight(self) -> None:
+        """Drops the packed weight; the next forward packs the current one."""
+        self.__dict__["_packed"] = None
+
+    def _weights_changed(self) -> None:
+        self.reset_packed_weight()
+
+    def _init_uniform(self, fan_in: int) -> None:
+        """torch's default for linear and convolution layers: the weight and the bias uniform
+        in +-1/sqrt(fan_in) (kaiming_uniform with a=sqrt(5) is that bound for the weight)."""
+        rng = np.random.default_rng()
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        self.weight[...] = rng.uniform(-bound, bound, self.weight.shape)
+        if self.bias is not None:
+            self.bias[...] = rng.uniform(-bound, bound, self.bias.shape)
+        self.reset_packed_weight()
