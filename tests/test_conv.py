@@ -892,3 +892,43 @@ def test_modules_inside_a_torch_model():
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(2, 3, 12, 10)
     assert_close(ours(x), theirs(x).detach(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_wide_stride1_paths(dtype):
+    """Stride-1 convolutions with 32+ input channels per group take the shifted-window path
+    (a padded input band read in place per tap) and 3x3 depthwise its row-walking kernel:
+    every padding, dilation, group count and layout they handle, against torch."""
+    x = randn((2, 64, 11, 13), dtype, 1)
+    w = randn((20, 64, 3, 3), dtype, 2)
+    b = randn(20, dtype, 3)
+    check_conv2d(x, w, b, padding=1)
+    check_conv2d(x, w, b, padding=(0, 2), dilation=(2, 3))
+    check_conv2d(x, randn((20, 64, 2, 4), dtype, 4), b, padding="same")
+    check_conv2d(x, randn((20, 64, 5, 1), dtype, 5), None, padding=(3, 0))
+    check_conv2d(x, w, b, padding="valid")
+    check_conv2d(x, randn((30, 32, 3, 3), dtype, 6), randn(30, dtype, 7), padding=1, groups=2)
+    check_conv2d(x[:, :, ::-1, 1:], w, b, padding=1)  # negative and offset strides
+    check_conv2d(np.asfortranarray(x), w, b, padding=2)
+    check_conv2d(randn((1, 40, 3, 70), dtype, 8), randn((17, 40, 3, 3), dtype, 9), None, padding=1)
+    # The fused extensions on this path.
+    r = randn((2, 20, 11, 13), dtype, 10)
+    got = F.conv2d(x, w, b, padding=1, residual=r, activation="relu")
+    want = torch.relu(_torch(TF.conv2d, x, w, b, padding=1) + T(r))
+    assert_close(got, want, **tol(dtype, 64 * 9))
+    # Depthwise 3x3 over wide planes, every row count mod 4, and small same-size planes.
+    for h in (5, 6, 7, 8, 21):
+        xd = randn((2, 3, h, 37), dtype, 11 + h)
+        check_conv2d(xd, randn((3, 1, 3, 3), dtype, 12), randn(3, dtype, 13), padding=1, groups=3)
+        check_conv2d(xd, randn((6, 1, 3, 3), dtype, 14), None, padding=(0, 2), groups=3)
+    check_conv2d(randn((1, 8, 7, 7), dtype, 15), randn((8, 1, 3, 3), dtype, 16), randn(8, dtype, 17), padding=1,
+                 groups=8)
+    check_conv2d(randn((1, 8, 5, 6), dtype, 15), randn((8, 1, 5, 5), dtype, 16), None, padding=2, groups=8)
+
+
+def test_transposed_strides_far_beyond_the_kernel():
+    """Only the stride phases a tap reaches cost anything: the rest are the bias."""
+    x = np.ones((1, 1, 1, 1), np.float32)
+    np.testing.assert_array_equal(F.conv_transpose2d(x, x, stride=2**20), [[[[1.0]]]])
+    check_conv_transpose2d(randn((1, 2, 3, 2), np.float64, 1), randn((2, 3, 2, 2), np.float64, 2),
+                           randn(3, np.float64, 3), stride=(1000, 7), padding=(0, 1))
