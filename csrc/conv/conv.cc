@@ -326,11 +326,13 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
 // but the filter (once) and the band (one copy of the input instead of KH*KW). The valid
 // columns of the tile are then copied to the output and the epilogue runs there.
 constexpr int64_t kShiftedBandColumns = 512;
+constexpr int64_t kShiftedMinBandColumns = 128;
 constexpr int64_t kShiftedMaxBandBytes = int64_t(4) << 20;
 
 template <class T>
 struct ShiftedGeometry {
   int64_t padded_w = 0, band_rows = 0, span_rows = 0;
+  int64_t channel_parts = 1;  // output channels split this many ways (in MR multiples)
   bool usable = false;
 };
 
@@ -344,9 +346,15 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const PackedConvWei
   s.padded_w = std::max(args.padding[1] + w, ow + (kw - 1) * args.dilation[1]);
   s.span_rows = (kh - 1) * args.dilation[0];
   s.band_rows = std::clamp<int64_t>(kShiftedBandColumns / s.padded_w, 1, oh);
-  // Enough bands for every thread to have several.
+  // Enough tasks for every thread to have several: thinner bands while they stay wide
+  // enough to fill the GEMM's panels, then output channels split between tasks.
   const int64_t problems = input.shape[0] * weight.groups(), threads = get_num_threads();
-  while (s.band_rows > 1 && problems * ceil_div(oh, s.band_rows) < 4 * threads) s.band_rows = ceil_div(s.band_rows, 2);
+  auto tasks = [&] { return problems * ceil_div(oh, s.band_rows) * s.channel_parts; };
+  while (s.band_rows > 1 && ceil_div(s.band_rows, 2) * s.padded_w >= kShiftedMinBandColumns && tasks() < 4 * threads)
+    s.band_rows = ceil_div(s.band_rows, 2);
+  const int64_t cog = ws[0] / weight.groups();
+  const int64_t mr = weight.filters<T>().tap_panels[0]->kernels().template get<T>().mr;
+  while (tasks() < 2 * threads && s.channel_parts < ceil_div(cog, mr)) ++s.channel_parts;
   const int64_t band_bytes = cig * (s.band_rows + s.span_rows) * s.padded_w * int64_t(sizeof(T));
   s.usable = band_bytes <= kShiftedMaxBandBytes;
   return s;
@@ -370,19 +378,25 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
   // NR columns, plus the furthest tap offset.
   const int64_t slack = ks.nr + (kw - 1) * args.dilation[1] + wp;
   const int64_t* xs = input.strides;
-  parallel_for(0, batch * groups * bands, 1, [&](int64_t t0, int64_t t1) {
+  const int64_t parts = geo.channel_parts, m_panels = ceil_div(cog, ks.mr);
+  parallel_for(0, batch * groups * bands * parts, 1, [&](int64_t t0, int64_t t1) {
     thread_local Workspace band_buffer, tile_buffer;
     T* band = band_buffer.get<T>(size_t(cig * plane + slack));
     T* tile = tile_buffer.get<T>(size_t(cog * band_rows * wp));
     std::fill(band + cig * plane, band + cig * plane + slack, T(0));
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / (groups * bands), g = (t / bands) % groups, b = t % bands;
+      const int64_t n = t / (groups * bands * parts), g = (t / (bands * parts)) % groups;
+      const int64_t b = (t / parts) % bands, part = t % parts;
+      // Output channels [m0, m1) of this part, on MR-panel boundaries.
+      const int64_t m0 = std::min(cog, m_panels * part / parts * ks.mr);
+      const int64_t m1 = std::min(cog, m_panels * (part + 1) / parts * ks.mr);
+      if (m0 >= m1) continue;
       const int64_t oy0 = b * band_rows, rows = std::min(band_rows, oh - oy0), columns = rows * wp;
       // The band: padded rows oy0 .. oy0 + rows + span - 1, i.e. input rows shifted by pad_top.
       kernels.pad_band(o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, cig, oy0 - pad_top,
                        rows + geo.span_rows, pad_left, wp, band, plane);
-      for (int64_t ic = 0; ic < cog; ic += ks.mr) {
-        const int64_t panel_rows = std::min(ks.mr, cog - ic);
+      for (int64_t ic = m0; ic < m1; ic += ks.mr) {
+        const int64_t panel_rows = std::min(ks.mr, m1 - ic);
         for (int64_t tap = 0; tap < taps; ++tap) {
           const gemm::PackedA<T>& a = *tap_panels[size_t(g * taps + tap)];
           const T* shifted = band + (tap / kw) * args.dilation[0] * wp + (tap % kw) * args.dilation[1];
@@ -396,11 +410,12 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
         }
       }
       // The valid columns to the output with the bias; a residual or activation follows there.
-      T* dst = o.out + (n * cout + g * cog) * ohw + oy0 * ow;
-      kernels.store_band(tile, columns, wp, cog, rows, ow, dst, ohw, o.bias ? o.bias + g * cog * o.bias_stride : nullptr,
-                         o.bias_stride);
-      const gemm::Epilogue<T> e = epilogue_for(o, n, g * cog, false, true, args.activation).shifted(0, oy0 * ow);
-      if (!e.is_identity()) ks.epilogue(cog, rows * ow, dst, ohw, e);
+      const int64_t c0 = g * cog + m0;
+      T* dst = o.out + (n * cout + c0) * ohw + oy0 * ow;
+      kernels.store_band(tile + m0 * columns, columns, wp, m1 - m0, rows, ow, dst, ohw,
+                         o.bias ? o.bias + c0 * o.bias_stride : nullptr, o.bias_stride);
+      const gemm::Epilogue<T> e = epilogue_for(o, n, c0, false, true, args.activation).shifted(0, oy0 * ow);
+      if (!e.is_identity()) ks.epilogue(m1 - m0, rows * ow, dst, ohw, e);
     }
   });
 }
