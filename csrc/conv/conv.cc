@@ -292,7 +292,8 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
     int64_t n = plane / channels, c = plane % channels;
     DepthwisePlane<T> p = geometry;
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r0 = oh * block / row_blocks, r1 = oh * (block + 1) / row_blocks;
+      const int64_t r0 = row_blocks == 1 ? 0 : oh * block / row_blocks;
+      const int64_t r1 = row_blocks == 1 ? oh : oh * (block + 1) / row_blocks;
       p.input = o.input + n * input.strides[0] + (multiplier == 1 ? c : c / multiplier) * input.strides[1];
       p.taps = taps + c * kh * kw;
       p.bias = o.bias ? o.bias[c * o.bias_stride] : T(0);

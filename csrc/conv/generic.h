@@ -366,17 +366,19 @@ void depthwise_flat(const DepthwisePlane<T>& plane, const typename Vec<T>::Mask*
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   const DepthwisePlane<T> p = plane;
-  const int64_t taps = p.kernel_h * p.kernel_w;
   V acc[NVEC];
 #pragma GCC unroll 8
   for (int v = 0; v < NVEC; ++v) acc[v] = V(p.bias);
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t ky = t / p.kernel_w, kx = t % p.kernel_w;
-    const V tap(p.taps[t]);
-    const T* x = p.input + (ky * p.dilation_h - p.pad_h) * p.w + kx * p.dilation_w - p.pad_w;
-    const typename V::Mask* m = masks + t * NVEC;
+  const T* tap = p.taps;
+  const typename V::Mask* m = masks;
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+    const T* row = p.input + (ky * p.dilation_h - p.pad_h) * p.w - p.pad_w;
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx, ++tap, m += NVEC) {
+      const V t(*tap);
+      const T* x = row + kx * p.dilation_w;
 #pragma GCC unroll 8
-    for (int v = 0; v < NVEC; ++v) acc[v] = mul_add(tap, V::load_masked(x + v * W, m[v]), acc[v]);
+      for (int v = 0; v < NVEC; ++v) acc[v] = mul_add(t, V::load_masked(x + v * W, m[v]), acc[v]);
+    }
   }
   const int64_t n = p.out_h * p.out_w;
 #pragma GCC unroll 8
