@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "bench_util.h"
@@ -58,12 +57,7 @@ int64_t output_size(const Case& k, int axis) {
 }
 
 void run_case(benchmark::State& state, const Case& k, Isa isa, int threads) {
-  if (static_cast<int>(isa) > static_cast<int>(detected_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return;
-  }
-  set_isa_cap(isa);
-  set_num_threads(threads);
+  if (!bench::prepare(state, isa, threads)) return;
   std::mt19937 gen(0);
   std::normal_distribution<float> normal;
   auto random = [&](int64_t count) {
@@ -96,21 +90,10 @@ void run_case(benchmark::State& state, const Case& k, Isa isa, int threads) {
   const int64_t pixels = k.transposed ? k.h * k.w : oh * ow;
   const double flops =
       2.0 * double(k.n) * double(pixels) * double(k.out_channels) * double(k.in_channels / k.groups * k.kernel[0] * k.kernel[1]);
-  state.counters["GFLOPS"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  bench::report_gflops(state, flops);
   state.counters["workspace_MB"] = double(workspace_bytes()) / double(1 << 20);
 }
 
-const int kRegistered = [] {
-  const Isa isas[] = {Isa::generic, Isa::x86_avx2, Isa::x86_avx512};
-  for (const Case& k : kCases)
-    for (Isa isa : isas)
-      for (int threads : {1, 2}) {
-        const std::string name = std::string(k.name) + "/" + isa_token(isa) + "/threads:" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), [&k, isa, threads](benchmark::State& s) { run_case(s, k, isa, threads); })
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
-      }
-  return 0;
-}();
+const int kRegistered = bench::register_cases(kCases, run_case, benchmark::kMillisecond);
 
 }  // namespace

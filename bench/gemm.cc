@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "core/cpu.h"
 #include "core/parallel.h"
 #include "gemm/gemm.h"
@@ -32,25 +33,10 @@ std::vector<T> random_vector(int64_t n, unsigned seed) {
   return v;
 }
 
-// Sets the ISA cap and thread count for one benchmark; false (and the run skipped) when the
-// CPU lacks the ISA.
-bool prepare(benchmark::State& state, Isa isa, int threads) {
-  if (static_cast<int>(isa) > static_cast<int>(detected_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return false;
-  }
-  set_isa_cap(isa);
-  set_num_threads(threads);
-  return true;
-}
-
-void report(benchmark::State& state, double flops) {
-  state.counters["GFLOPS"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-}
 
 template <class T>
 void square(benchmark::State& state, Isa isa, int threads) {
-  if (!prepare(state, isa, threads)) return;
+  if (!bench::prepare(state, isa, threads)) return;
   const int64_t n = state.range(0);
   const auto a = random_vector<T>(n * n, 1), b = random_vector<T>(n * n, 2);
   std::vector<T> c(static_cast<size_t>(n * n));
@@ -58,12 +44,12 @@ void square(benchmark::State& state, Isa isa, int threads) {
     gemm::gemm<T>(n, n, n, {a.data(), n, 1}, {b.data(), n, 1}, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
-  report(state, 2.0 * n * n * n);
+  bench::report_gflops(state, 2.0 * n * n * n);
 }
 
 // x[M, K] @ W[N, K]^T + bias: the weight read through its strides, or packed once.
 void linear(benchmark::State& state, Isa isa, int threads, bool packed) {
-  if (!prepare(state, isa, threads)) return;
+  if (!bench::prepare(state, isa, threads)) return;
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const auto x = random_vector<float>(m * k, 3), w = random_vector<float>(n * k, 4), bias = random_vector<float>(n, 5);
   std::vector<float> y(static_cast<size_t>(m * n));
@@ -76,11 +62,11 @@ void linear(benchmark::State& state, Isa isa, int threads, bool packed) {
     else gemm::gemm<float>(m, n, k, {x.data(), k, 1}, wt, y.data(), n, ep);
     benchmark::DoNotOptimize(y.data());
   }
-  report(state, 2.0 * m * n * k);
+  bench::report_gflops(state, 2.0 * m * n * k);
 }
 
 void attention_bmm(benchmark::State& state, Isa isa, int threads) {
-  if (!prepare(state, isa, threads)) return;
+  if (!bench::prepare(state, isa, threads)) return;
   const int64_t batch = 12, m = 128, k = 64, n = 128;
   auto a = random_vector<float>(batch * m * k, 6), b = random_vector<float>(batch * k * n, 7);
   std::vector<float> c(static_cast<size_t>(batch * m * n));
@@ -98,13 +84,13 @@ void attention_bmm(benchmark::State& state, Isa isa, int threads) {
     gemm::matmul(av, bv, cv);
     benchmark::DoNotOptimize(c.data());
   }
-  report(state, 2.0 * batch * m * n * k);
+  bench::report_gflops(state, 2.0 * batch * m * n * k);
 }
 
 // The microkernel alone: a full MR x NR tile over KC from L1-resident panels.
 template <class T>
 void microkernel(benchmark::State& state, Isa isa) {
-  if (!prepare(state, isa, 1)) return;
+  if (!bench::prepare(state, isa, 1)) return;
   const auto& ks = gemm::active_kernels().get<T>();
   const int64_t kc = state.range(0);
   const auto a = random_vector<T>(ks.mr * kc, 8), b = random_vector<T>(ks.nr * kc, 9);
@@ -114,14 +100,14 @@ void microkernel(benchmark::State& state, Isa isa) {
     benchmark::DoNotOptimize(c.data());
   }
   state.SetLabel(std::to_string(ks.mr) + "x" + std::to_string(ks.nr));
-  report(state, 2.0 * ks.mr * ks.nr * kc);
+  bench::report_gflops(state, 2.0 * ks.mr * ks.nr * kc);
 }
 
 // The FMA peak the microkernel is judged against: independent multiply-add chains, enough of
 // them to cover the FMA latency on both ports.
 #if TENSOROPS_X86
 __attribute__((target("avx512f"))) void fma_peak_avx512(benchmark::State& state) {
-  if (!prepare(state, Isa::x86_avx512, 1)) return;
+  if (!bench::prepare(state, Isa::x86_avx512, 1)) return;
   const __m512 x = _mm512_set1_ps(0.5f), y = _mm512_set1_ps(0.25f);
   for (auto _ : state) {
     __m512 acc[16];
@@ -130,11 +116,11 @@ __attribute__((target("avx512f"))) void fma_peak_avx512(benchmark::State& state)
       for (auto& v : acc) v = _mm512_fmadd_ps(x, v, y);
     for (auto& v : acc) benchmark::DoNotOptimize(v);
   }
-  report(state, 2.0 * 16 * 16 * 1024);
+  bench::report_gflops(state, 2.0 * 16 * 16 * 1024);
 }
 
 __attribute__((target("avx2,fma"))) void fma_peak_avx2(benchmark::State& state) {
-  if (!prepare(state, Isa::x86_avx2, 1)) return;
+  if (!bench::prepare(state, Isa::x86_avx2, 1)) return;
   const __m256 x = _mm256_set1_ps(0.5f), y = _mm256_set1_ps(0.25f);
   for (auto _ : state) {
     __m256 acc[12];
@@ -143,7 +129,7 @@ __attribute__((target("avx2,fma"))) void fma_peak_avx2(benchmark::State& state) 
       for (auto& v : acc) v = _mm256_fmadd_ps(x, v, y);
     for (auto& v : acc) benchmark::DoNotOptimize(v);
   }
-  report(state, 2.0 * 8 * 12 * 1024);
+  bench::report_gflops(state, 2.0 * 8 * 12 * 1024);
 }
 #endif
 

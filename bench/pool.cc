@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "core/cpu.h"
@@ -42,12 +41,7 @@ const Case kCases[] = {
 };
 
 void run_case(benchmark::State& state, const Case& k, Isa isa, int threads) {
-  if (static_cast<int>(isa) > static_cast<int>(detected_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return;
-  }
-  set_isa_cap(isa);
-  set_num_threads(threads);
+  if (!bench::prepare(state, isa, threads)) return;
   std::vector<float> input(static_cast<size_t>(k.n * k.c * k.h * k.w));
   std::mt19937 gen(0);
   std::normal_distribution<float> normal;
@@ -82,17 +76,6 @@ void run_case(benchmark::State& state, const Case& k, Isa isa, int threads) {
   state.SetBytesProcessed(state.iterations() * bytes);
 }
 
-const int kRegistered = [] {
-  const Isa isas[] = {Isa::generic, Isa::x86_avx2, Isa::x86_avx512};
-  for (const Case& k : kCases)
-    for (Isa isa : isas)
-      for (int threads : {1, 2}) {
-        const std::string name = std::string(k.name) + "/" + isa_token(isa) + "/threads:" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), [&k, isa, threads](benchmark::State& s) { run_case(s, k, isa, threads); })
-            ->Unit(benchmark::kMicrosecond)
-            ->UseRealTime();
-      }
-  return 0;
-}();
+const int kRegistered = bench::register_cases(kCases, run_case, benchmark::kMicrosecond);
 
 }  // namespace
