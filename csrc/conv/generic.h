@@ -12,6 +12,7 @@
 namespace tensorops::conv::TENSOROPS_ISA_NS {
 namespace {
 
+using simd::load_lanes;
 using simd::mul_add;
 using simd::Vec;
 
@@ -29,9 +30,9 @@ inline void copy_run(T* __restrict out, const T* __restrict row, int64_t ix0, in
     int64_t c = 0;
     for (; c + W <= length; c += W) {
       if (c >= lo && c + W <= hi) V::load(src + c).store(out + c);
-      else V::load_lanes(src + c, lo - c, hi - c).store(out + c);
+      else load_lanes(src + c, lo - c, hi - c).store(out + c);
     }
-    if (c < length) V::load_lanes(src + c, lo - c, hi - c).store_partial(out + c, length - c);
+    if (c < length) load_lanes(src + c, lo - c, hi - c).store_partial(out + c, length - c);
     return;
   }
   int64_t c = 0;
@@ -231,7 +232,7 @@ template <class T, int KW, int R>
       const V tap(p.taps[ky * kw + kx]);
       const int64_t c = ox0 - p.pad_w + kx * p.dilation_w, hi = std::min(p.w - c, lanes);
       for (int r = 0; r < R; ++r)
-        if (rows[r]) acc[r] = mul_add(tap, V::load_lanes(rows[r] + c, -c, hi), acc[r]);
+        if (rows[r]) acc[r] = mul_add(tap, load_lanes(rows[r] + c, -c, hi), acc[r]);
     }
   }
   for (int r = 0; r < R; ++r) {

@@ -52,12 +52,6 @@ struct Vec {
       if (m.lane[i]) v.lane[i] = p[i];
     return v;
   }
-  // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
-  static Vec load_lanes(const T* p, int64_t lo, int64_t hi) {
-    Vec v(T(0));
-    for (int64_t i = lo < 0 ? 0 : lo; i < hi && i < width; ++i) v.lane[i] = p[i];
-    return v;
-  }
   void store(T* p) const { std::memcpy(p, lane, sizeof(lane)); }
   void store_partial(T* p, int64_t n) const { for (int64_t i = 0; i < n && i < width; ++i) p[i] = lane[i]; }
 

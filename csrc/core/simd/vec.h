@@ -12,7 +12,6 @@
 //   Vec<T>::width                      lanes per vector (generic 16 bytes, avx2 32, avx512 64)
 //   Vec<T>(scalar), Vec<T>::zero()     broadcast
 //   Vec<T>::load(p), load_partial(p, n)   (lanes >= n read as 0 and never touch memory)
-//   Vec<T>::load_lanes(p, lo, hi)      lanes [lo, hi) from p, the others 0 and untouched
 //   Vec<T>::load_masked(p, m)          the lanes set in m from p, the others 0 and untouched
 //   Vec<T>::lanes_between(lo, hi)      Mask of lanes lo <= i < hi
 //   Vec<T>::load_even(p)               p[0], p[2], ..., p[2*width - 2]
@@ -51,6 +50,12 @@
 namespace tensorops::simd {
 template <class T>
 using Vec = TENSOROPS_ISA_NS::Vec<T>;
+
+// Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
+template <class T>
+inline Vec<T> load_lanes(const T* p, int64_t lo, int64_t hi) {
+  return Vec<T>::load_masked(p, Vec<T>::lanes_between(lo, hi));
+}
 
 // The generic build targets baseline x86-64 / arm64 code, where fmadd is a per-lane std::fma
 // (a libm call without hardware FMA), so there the hot loops multiply and add.

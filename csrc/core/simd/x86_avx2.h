@@ -42,10 +42,6 @@ struct Vec<float> {
   }
   // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_masked(const float* p, Mask m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m.m)); }
-  // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
-  static Vec load_lanes(const float* p, int64_t lo, int64_t hi) {
-    return _mm256_maskload_ps(p, _mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)));
-  }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm256_maskstore_ps(p, lanes_below(n), v); }
 
@@ -158,10 +154,6 @@ struct Vec<double> {
   }
   // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_masked(const double* p, Mask m) { return _mm256_maskload_pd(p, _mm256_castpd_si256(m.m)); }
-  // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
-  static Vec load_lanes(const double* p, int64_t lo, int64_t hi) {
-    return _mm256_maskload_pd(p, _mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)));
-  }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
   void store_partial(double* p, int64_t n) const { _mm256_maskstore_pd(p, lanes_below(n), v); }
 

@@ -42,12 +42,6 @@ struct Vec<float> {
   }
   // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m.m, p); }
-  // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
-  static Vec load_lanes(const float* p, int64_t lo, int64_t hi) {
-    lo = lo < 0 ? 0 : lo;
-    if (hi <= lo) return zero();
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(lanes_below(hi) & ~lanes_below(lo)), p);
-  }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store_partial(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, lanes_below(n), v); }
 
@@ -133,12 +127,6 @@ struct Vec<double> {
   }
   // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_masked(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m.m, p); }
-  // Lanes [lo, hi) from p[lane], zero elsewhere; memory of the other lanes is not read.
-  static Vec load_lanes(const double* p, int64_t lo, int64_t hi) {
-    lo = lo < 0 ? 0 : lo;
-    if (hi <= lo) return zero();
-    return _mm512_maskz_loadu_pd(static_cast<__mmask8>(lanes_below(hi) & ~lanes_below(lo)), p);
-  }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
   void store_partial(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, lanes_below(n), v); }
 
