@@ -36,8 +36,10 @@ def tolerance(dtype):
     return (1e-5, 1e-6) if np.dtype(dtype) == np.float32 else (1e-12, 1e-14)
 
 
-def assert_close(actual, expected, dtype=None, rtol=None, atol=None, check_dtype=True):
-    """Values, shape and dtype equal within tolerance; NaN where torch has NaN, same infinities."""
+def assert_close(actual, expected, dtype=None, rtol=None, atol=None, check_dtype=True, signed_zeros=False):
+    """Values, shape and dtype equal within tolerance; NaN where torch has NaN, same infinities.
+    With signed_zeros, also the sign of every zero both give (ceil(-0.5) and tanh(-0.0) are -0):
+    for ops whose zero sign is defined, not for sums whose cancellation order decides it."""
     expected = to_numpy(expected)
     assert isinstance(actual, np.ndarray), f"expected an ndarray, got {type(actual).__name__}"
     assert actual.shape == tuple(expected.shape), f"shape {actual.shape} != {tuple(expected.shape)}"
@@ -48,6 +50,10 @@ def assert_close(actual, expected, dtype=None, rtol=None, atol=None, check_dtype
     np.testing.assert_allclose(
         actual, expected, rtol=default_rtol if rtol is None else rtol,
         atol=default_atol if atol is None else atol, equal_nan=True)
+    if signed_zeros:
+        zeros = (expected == 0) & (actual == 0)
+        mismatch = np.signbit(actual[zeros]) != np.signbit(np.asarray(expected)[zeros])
+        assert not mismatch.any(), f"{int(mismatch.sum())} zeros with the wrong sign"
 
 
 def layouts(x: np.ndarray):

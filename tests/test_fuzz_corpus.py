@@ -41,4 +41,4 @@ def test_corpus_entries_are_well_formed():
         entry = json.loads(path.read_text())
         assert entry["case"]["op"].startswith("tensorops"), path.name
         assert entry["found"]["outcome"] in ("crash", "hang", "unexpected-exception", "modified-input",
-                                             "isa-mismatch"), path.name
+                                             "isa-mismatch", "thread-mismatch"), path.name

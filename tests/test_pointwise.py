@@ -76,7 +76,7 @@ def test_unary_sizes(name, dtype):
     ours, theirs, _ = UNARY[name]
     for n in ODD_SIZES:
         x = unary_input(name, randn((n,), dtype, seed=n, scale=3.0))
-        assert_close(ours(x), theirs(T(x)))
+        assert_close(ours(x), theirs(T(x)), signed_zeros=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -89,7 +89,7 @@ def test_unary_layouts_and_special_values(name, dtype):
         assert_close(ours(v), expected)
     s = special_values(dtype)
     with np.errstate(all="ignore"):
-        assert_close(ours(s), theirs(T(s)), rtol=2e-6 if dtype == np.float32 else None)
+        assert_close(ours(s), theirs(T(s)), rtol=2e-6 if dtype == np.float32 else None, signed_zeros=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -118,7 +118,7 @@ def test_activations_special_values(name, dtype):
         # torch's vectorised float32 gelu gives NaN at +inf and overflows to inf at float32's
         # max (its scalar path and float64 give x, the mathematical value); tensorops gives x.
         expected[s > 1e30] = s[s > 1e30]
-    assert_close(ours(s), expected)
+    assert_close(ours(s), expected, signed_zeros=True)
 
 
 def test_transcendental_accuracy_float32():
@@ -141,7 +141,7 @@ def test_transcendental_accuracy_float32():
 def test_round_decimals(decimals, dtype):
     x = np.array([0.5, 1.5, 2.5, -0.5, 1.2345, 125.0, 135.0, 15.0, -2.675, 1e30, np.nan, np.inf], dtype)
     x = np.concatenate([x, randn((37,), dtype, scale=100.0)])
-    assert_close(tops.round(x, decimals=decimals), torch.round(T(x), decimals=decimals))
+    assert_close(tops.round(x, decimals=decimals), torch.round(T(x), decimals=decimals), signed_zeros=True)
 
 
 def test_round_decimals_must_be_int():
@@ -609,3 +609,16 @@ def test_streaming_stores_into_large_out():
         tops.add(a, b, out=out2)
         assert out2.tobytes() == tops.add(a, b).tobytes()
     assert_close(tops.sigmoid(x, out=np.empty(n, np.float32)), torch.sigmoid(T(x)))
+
+
+def test_signed_zero_ties_follow_torch():
+    # On a tie between -0 and +0 torch.maximum / minimum / clamp keep their first operand.
+    a = np.array([-0.0, 0.0, -0.0, 0.0, 1.0, np.nan], np.float32)
+    b = np.array([0.0, -0.0, -0.0, 0.0, -0.0, 0.0], np.float32)
+    for ours, theirs in [(tops.maximum, torch.maximum), (tops.minimum, torch.minimum)]:
+        assert_close(ours(a, b), theirs(T(a), T(b)), signed_zeros=True)
+        assert_close(ours(b, a), theirs(T(b), T(a)), signed_zeros=True)
+    assert_close(tops.clamp(a, 0.0, 6.0), torch.clamp(T(a), 0.0, 6.0), signed_zeros=True)
+    assert_close(tops.clamp(a, -0.0, 0.0), torch.clamp(T(a), -0.0, 0.0), signed_zeros=True)
+    assert_close(F.relu6(a), TF.relu6(T(a)), signed_zeros=True)
+    assert_close(F.hardtanh(a, 0.0, 1.0), TF.hardtanh(T(a), 0.0, 1.0), signed_zeros=True)

@@ -156,8 +156,9 @@ struct gelu_op : Costly {
   template <class T> static Vec<T> apply(Vec<T> x, const P<T>&) {
     const Vec<T> half_x = x * Vec<T>(T(0.5));
     const Vec<T> e = erf_any(x * Vec<T>(T(0.70710678118654752440)));
-    // +inf: 0.5 * inf * (1 + 1) = inf; -inf: -inf * 0 = NaN, as torch.
-    return fmadd(half_x, e, half_x);
+    // torch's own product x/2 (1 + erf): +inf gives inf; -inf gives -inf * 0 = NaN; x << 0
+    // gives -0, where a fused x/2 e + x/2 would round to +0.
+    return half_x * (Vec<T>(T(1)) + e);
   }
 };
 struct gelu_tanh_op : Costly {
@@ -166,7 +167,7 @@ struct gelu_tanh_op : Costly {
     const Vec<T> kappa(T(0.044715));
     const Vec<T> inner = beta * fmadd(kappa * x, x * x, x);
     const Vec<T> half_x = x * Vec<T>(T(0.5));
-    return fmadd(half_x, simd::tanh(inner), half_x);
+    return half_x * (Vec<T>(T(1)) + simd::tanh(inner));
   }
 };
 struct silu_op : Costly {

@@ -19,6 +19,7 @@ tensor, which is shared zero-copy).
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -238,9 +239,12 @@ def round(input, *, decimals=0, out=None):  # noqa: A001 - torch's name
         raise TypeError(f"round: decimals must be an int, got {type(decimals).__name__}") from None
     if decimals == 0:
         return _unary("round", _U["round"], input, out)
+    # A power of ten beyond the float range is inf, which makes every result NaN, as in torch.
+    places = decimals if decimals > 0 else -decimals  # this module's abs is the elementwise op
+    scale = 10.0 ** places if places <= 308 else math.inf
     if decimals > 0:
-        return _unary("round", _U["round_scaled"], input, out, 10.0 ** decimals)
-    return _unary("round", _U["round_unscaled"], input, out, 10.0 ** -decimals)
+        return _unary("round", _U["round_scaled"], input, out, scale)
+    return _unary("round", _U["round_unscaled"], input, out, scale)
 
 
 def sign(input, *, out=None):

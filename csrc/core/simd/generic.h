@@ -71,8 +71,8 @@ struct Vec {
   friend Vec fnmadd(Vec a, Vec b, Vec c) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = std::fma(-a.lane[i], b.lane[i], c.lane[i]); return r; }
   friend Vec min(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x < y ? x : y; }); }
   friend Vec max(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return x > y ? x : y; }); }
-  friend Vec minimum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (x < y ? x : y); }); }
-  friend Vec maximum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (x > y ? x : y); }); }
+  friend Vec minimum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (y < x ? y : x); }); }
+  friend Vec maximum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (y > x ? y : x); }); }
   friend Vec abs(Vec a) { return map(a, [](T x) { return std::fabs(x); }); }
   friend Vec sqrt(Vec a) { return map(a, [](T x) { return std::sqrt(x); }); }
   // Nearest integer, ties to even: below 2^(digits-1) adding and removing that power rounds
@@ -84,7 +84,8 @@ struct Vec {
   }
   friend Vec round(Vec a) { return map(a, round_lane); }
   friend Vec floor(Vec a) { return map(a, [](T x) { const T t = round_lane(x); return t > x ? t - T(1) : t; }); }
-  friend Vec ceil(Vec a) { return map(a, [](T x) { const T t = round_lane(x); return t < x ? t + T(1) : t; }); }
+  // ceil keeps the sign of x: ceil(-0.5) is -0, as IEEE and torch have it.
+  friend Vec ceil(Vec a) { return map(a, [](T x) { const T t = round_lane(x); return std::copysign(t < x ? t + T(1) : t, x); }); }
   friend Vec trunc(Vec a) {
     return map(a, [](T x) {
       const T magnitude = std::fabs(x);

@@ -160,6 +160,8 @@ Vec<T> expm1(Vec<T> x) {
   V result = fmadd(p, scale, scale - V(T(1)));
   const auto big = gt(x, V(L::use_exp_above));
   if (any(big)) result = select(big, exp(x), result);
+  // expm1(-0) is -0 (the reduction above loses the sign), and so are tanh, elu and selu of -0.
+  result = select(eq(x, V::zero()), x, result);
   return select(is_nan(x), x, result);
 }
 

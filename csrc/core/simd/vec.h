@@ -22,7 +22,7 @@
 //                                      convolution; fmadd is fused everywhere)
 //   min(a, b), max(a, b)               x86 semantics: b where either is NaN (fast, for
 //                                      clamps whose NaN handling the caller arranges)
-//   minimum(a, b), maximum(a, b)       NaN-propagating, as torch.minimum / torch.maximum
+//   minimum(a, b), maximum(a, b)       NaN-propagating, as torch.minimum / torch.maximum; a on a tie (-0 vs 0)
 //   abs, sqrt, floor, ceil, trunc, round (half to even, as torch.round)
 //   lt, le, gt, ge, eq, ne, is_nan -> Mask;  select(m, a, b) = m ? a : b
 //   Mask: &, |, ~, any(m), all(m)

@@ -57,11 +57,11 @@ struct Vec<float> {
   friend Mask is_nan(Vec a) { return {_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __m256 nan = _mm256_cmp_ps(a.v, b.v, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(_mm256_min_ps(a.v, b.v), _mm256_add_ps(a.v, b.v), nan);
+    return _mm256_blendv_ps(_mm256_min_ps(b.v, a.v), _mm256_add_ps(a.v, b.v), nan);
   }
   friend Vec maximum(Vec a, Vec b) {
     const __m256 nan = _mm256_cmp_ps(a.v, b.v, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(_mm256_max_ps(a.v, b.v), _mm256_add_ps(a.v, b.v), nan);
+    return _mm256_blendv_ps(_mm256_max_ps(b.v, a.v), _mm256_add_ps(a.v, b.v), nan);
   }
   friend Vec abs(Vec a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
   friend Vec sqrt(Vec a) { return _mm256_sqrt_ps(a.v); }
@@ -169,11 +169,11 @@ struct Vec<double> {
   friend Mask is_nan(Vec a) { return {_mm256_cmp_pd(a.v, a.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __m256d nan = _mm256_cmp_pd(a.v, b.v, _CMP_UNORD_Q);
-    return _mm256_blendv_pd(_mm256_min_pd(a.v, b.v), _mm256_add_pd(a.v, b.v), nan);
+    return _mm256_blendv_pd(_mm256_min_pd(b.v, a.v), _mm256_add_pd(a.v, b.v), nan);
   }
   friend Vec maximum(Vec a, Vec b) {
     const __m256d nan = _mm256_cmp_pd(a.v, b.v, _CMP_UNORD_Q);
-    return _mm256_blendv_pd(_mm256_max_pd(a.v, b.v), _mm256_add_pd(a.v, b.v), nan);
+    return _mm256_blendv_pd(_mm256_max_pd(b.v, a.v), _mm256_add_pd(a.v, b.v), nan);
   }
   friend Vec abs(Vec a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v); }
   friend Vec sqrt(Vec a) { return _mm256_sqrt_pd(a.v); }

@@ -57,11 +57,11 @@ struct Vec<float> {
   friend Mask is_nan(Vec a) { return {_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __mmask16 nan = _mm512_cmp_ps_mask(a.v, b.v, _CMP_UNORD_Q);
-    return _mm512_mask_add_ps(_mm512_min_ps(a.v, b.v), nan, a.v, b.v);
+    return _mm512_mask_add_ps(_mm512_min_ps(b.v, a.v), nan, a.v, b.v);
   }
   friend Vec maximum(Vec a, Vec b) {
     const __mmask16 nan = _mm512_cmp_ps_mask(a.v, b.v, _CMP_UNORD_Q);
-    return _mm512_mask_add_ps(_mm512_max_ps(a.v, b.v), nan, a.v, b.v);
+    return _mm512_mask_add_ps(_mm512_max_ps(b.v, a.v), nan, a.v, b.v);
   }
   friend Vec abs(Vec a) { return _mm512_abs_ps(a.v); }
   friend Vec sqrt(Vec a) { return _mm512_sqrt_ps(a.v); }
@@ -142,11 +142,11 @@ struct Vec<double> {
   friend Mask is_nan(Vec a) { return {_mm512_cmp_pd_mask(a.v, a.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __mmask8 nan = _mm512_cmp_pd_mask(a.v, b.v, _CMP_UNORD_Q);
-    return _mm512_mask_add_pd(_mm512_min_pd(a.v, b.v), nan, a.v, b.v);
+    return _mm512_mask_add_pd(_mm512_min_pd(b.v, a.v), nan, a.v, b.v);
   }
   friend Vec maximum(Vec a, Vec b) {
     const __mmask8 nan = _mm512_cmp_pd_mask(a.v, b.v, _CMP_UNORD_Q);
-    return _mm512_mask_add_pd(_mm512_max_pd(a.v, b.v), nan, a.v, b.v);
+    return _mm512_mask_add_pd(_mm512_max_pd(b.v, a.v), nan, a.v, b.v);
   }
   friend Vec abs(Vec a) { return _mm512_abs_pd(a.v); }
   friend Vec sqrt(Vec a) { return _mm512_sqrt_pd(a.v); }
