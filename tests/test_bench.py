@@ -83,6 +83,8 @@ def test_cli_list_and_selection(capsys):
     assert main(["bench", "--list", "--ops", "relu"]) == 0
     out = capsys.readouterr().out
     assert "relu_16M" in out and "sigmoid_16M" not in out
+    assert main(["bench", "--list"]) == 0  # every case, composite calls included
+    assert "layernorm_8x128x768" in capsys.readouterr().out
     assert main(["bench", "--ops", "^no_such_case$"]) == 2
     assert "no case matches" in capsys.readouterr().err
 

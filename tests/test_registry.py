@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import tensorops as tops
 from tensorops import _core
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,3 +170,17 @@ def test_exercised_check_ignores_torch_and_numpy_calls():
     sources = {"a.py": "torch.narrow(x, 0, 1, 2)\nnp.concat([a])\n", "b.py": "m.narrow(x, 0, 1, 2)\n"}
     assert _exercised_in("narrow", sources) == ["b.py"]
     assert _exercised_in("concat", sources) == []
+
+
+def test_readme_quickstart_runs():
+    # The README's first python block is what a new user pastes first: it must work as written.
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```python\n") + len("```python\n")
+    code = text[start:text.index("```", start)]
+    namespace = {}
+    threads = tops.get_num_threads()
+    try:
+        exec(compile(code, "README.md quickstart", "exec"), namespace)
+    finally:
+        tops.set_num_threads(threads)
+    assert namespace["logits"].shape == (8, 10)

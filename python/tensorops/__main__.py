@@ -66,7 +66,9 @@ def _info() -> int:
 def _list(cases) -> int:
     for case in cases:
         peers = [name for name, declared in (("numpy", case.numpy), ("torch", case.torch), ("onnxruntime", case.onnx)) if declared is not None]
-        print(f"{case.family:10s} {case.name:40s} {case.unit:8s} tensorops.{case.tensorops.path}; peers: {', '.join(peers) or 'none'}")
+        call = getattr(case.tensorops, "path", None)
+        call = f"tensorops.{call}" if call else "a composite call"
+        print(f"{case.family:10s} {case.name:40s} {case.unit:8s} {call}; peers: {', '.join(peers) or 'none'}")
     return 0
 
 
