@@ -629,6 +629,10 @@ def supervise(args) -> int:
                    "--corpus", str(corpus), "--current", str(current), "--seed", str(seed)]
             log = Path(scratch) / "worker.log"
             env = dict(os.environ)
+            # The worker runs in the scratch directory: a relative PYTHONPATH (PYTHONPATH=python
+            # from the checkout) would silently import some other installed tensorops there.
+            if env.get("PYTHONPATH"):
+                env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
             if env.get("TENSOROPS_SANITIZED"):
                 # No address-space limit under ASan (its shadow needs terabytes): cap single
                 # allocations instead, so a huge result is a MemoryError, not gigabytes written
