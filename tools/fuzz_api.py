@@ -55,6 +55,7 @@ HANG_SECONDS = 30
 ADDRESS_SPACE_BYTES = 6 << 30
 SAMPLED_ABOVE = 1 << 16
 MAX_ELEMENTS = 1 << 13
+BROADCAST_WORK = 1 << 33
 HARNESS_BUG = 3  # worker exit status: the harness itself failed
 
 # The in-tree build (tools/dev_build.sh) when tensorops is not importable otherwise; an
@@ -161,7 +162,15 @@ def draw_array(c: RandomChooser, dtype: str | None = None, shape: list | None = 
     elif layout == "broadcast":
         spec["repeat"] = [c.chance(50) for _ in range(nd)]
     elif layout == "huge_broadcast":
-        spec["lead"] = [c.pick([2**10, 2**16, 2**20, 2**31 + 1]) for _ in range(c.int(1, 2))]
+        # Past 2^31 elements without unbounded work: an op that must read every element (a
+        # reduction, an adaptive pool) takes time in proportion, so the view stays below
+        # BROADCAST_WORK elements (a dim of 2^31 + 1 still comes with the smallest shapes).
+        inner, lead = max(1, math.prod(shape)), []
+        for _ in range(c.int(1, 2)):
+            n = c.pick([2**10, 2**16, 2**20, 2**31 + 1])
+            if math.prod(lead) * n * inner <= BROADCAST_WORK:
+                lead.append(n)
+        spec["lead"] = lead or [2**10]
     return {"array": spec}
 
 
