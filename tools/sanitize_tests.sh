@@ -39,9 +39,20 @@ done
 libasan="$(gcc -print-file-name=libasan.so)"
 libubsan="$(gcc -print-file-name=libubsan.so)"
 cd "$root"
+# Reports go to files as well as stderr: pytest captures each test's stderr at the file
+# descriptor, so a report printed just before the sanitizer stops the process would be lost.
+reports="$asan/reports"
+rm -rf "$reports" && mkdir -p "$reports"
 export LD_PRELOAD="$libasan $libubsan${LD_PRELOAD:+ $LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:log_path=$reports/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export PYTHONPATH="$asan/python${PYTHONPATH:+:$PYTHONPATH}"
 export TENSOROPS_SANITIZED=1
-exec python -m pytest -p no:cacheprovider "${@:-tests}"
+status=0
+python -m pytest -p no:cacheprovider "${@:-tests}" || status=$?
+if compgen -G "$reports/*" >/dev/null; then
+  echo "sanitizer reports ($reports):" >&2
+  cat "$reports"/* >&2
+  status=1
+fi
+exit "$status"

@@ -107,9 +107,15 @@ struct Vec {
   friend Vec pow2n(Vec n) {
     return map(n, [](T x) {
       using Bits = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+      using UBits = std::make_unsigned_t<Bits>;
       constexpr int mantissa_bits = std::numeric_limits<T>::digits - 1;
       constexpr Bits bias = std::numeric_limits<T>::max_exponent - 1;
-      const Bits bits = (static_cast<Bits>(x) + bias) << mantissa_bits;
+      // Bit for bit what the vector ISAs compute, without C++'s undefined behaviour: NaN and
+      // out-of-range n convert to the integer minimum (x86's "integer indefinite"), and the
+      // add and shift wrap (done unsigned). Callers overwrite the lanes where that matters.
+      constexpr T lowest = T(std::numeric_limits<Bits>::min());
+      const Bits n = x >= lowest && x < -lowest ? static_cast<Bits>(x) : std::numeric_limits<Bits>::min();
+      const Bits bits = static_cast<Bits>((static_cast<UBits>(n) + static_cast<UBits>(bias)) << mantissa_bits);
       T result;
       std::memcpy(&result, &bits, sizeof(result));
       return result;
