@@ -296,6 +296,13 @@ ERROR_CASES = [
     ("avg_pool2d", randn((4, 4), np.float32), (3,), {}),
     ("avg_pool2d", randn((4,), np.float32), (3,), {}),
     ("avg_pool2d", np.float32(1.0), (3,), {}),
+    # window values beyond C int, which torch refuses
+    ("max_pool2d", X4, (2,), dict(stride=2**31)),
+    ("max_pool2d", X4, (2,), dict(padding=2**31)),
+    ("max_pool2d", X4, (2,), dict(dilation=(1, 2**31))),
+    ("max_pool2d", X4, (-2**31 - 1,), {}),
+    ("avg_pool2d", X4, ((2, 2**40),), {}),
+    ("avg_pool2d", X4, (2,), dict(stride=(1, 2**31))),
     # adaptive_avg_pool2d
     ("adaptive_avg_pool2d", X4, ((3, 3, 3),), {}),
     ("adaptive_avg_pool2d", X4, ((3,),), {}),
@@ -324,6 +331,22 @@ ERROR_CASES = [
     ("adaptive_max_pool2d", randn((0, 3, 0, 4), np.float32), (2,), {}),
     ("adaptive_max_pool2d", randn((3, 0, 4), np.float32), (2,), {}),
 ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_windows_far_larger_than_the_input(dtype):
+    # ceil_mode lets a window of 2^31 - 1 taps (or a huge dilation) through torch's checks; only
+    # the taps over the padded input count, so scratch and work scale with the input.
+    x = randn((2, 5, 7, 3), dtype)
+    x[0, 1, 2, 1] = np.nan
+    for kwargs in (dict(kernel_size=2**31 - 1, ceil_mode=True), dict(kernel_size=(2**30, 3), padding=(0, 1), ceil_mode=True),
+                   dict(kernel_size=(2**30, 3), stride=(2**30, 2), padding=(0, 1), ceil_mode=True),
+                   dict(kernel_size=(3, 2), stride=2**30, padding=1, dilation=(2**29, 1), ceil_mode=True)):
+        _check_max(x, **kwargs)
+        if "dilation" not in kwargs:
+            for include in (True, False):
+                expected = F.avg_pool2d(torch.from_numpy(x), count_include_pad=include, **kwargs)
+                assert_close(P.avg_pool2d(x, count_include_pad=include, **kwargs), expected)
 
 
 @pytest.mark.single_isa

@@ -50,9 +50,12 @@ export PYTHONPATH="$asan/python${PYTHONPATH:+:$PYTHONPATH}"
 export TENSOROPS_SANITIZED=1
 status=0
 python -m pytest -p no:cacheprovider "${@:-tests}" || status=$?
-if compgen -G "$reports/*" >/dev/null; then
-  echo "sanitizer reports ($reports):" >&2
-  cat "$reports"/* >&2
+# (Files holding only allocator_may_return_null's warnings about refused allocations are not
+# findings: the tests ask for those on purpose.)
+findings="$(grep -l -e 'ERROR: ' -e 'runtime error' "$reports"/* 2>/dev/null || true)"
+if [[ -n "$findings" ]]; then
+  echo "sanitizer reports:" >&2
+  cat $findings >&2
   status=1
 fi
 exit "$status"

@@ -58,6 +58,13 @@ void complete_window(Window2d& g, bool ceil_mode, const char* op) {
   g.out_h = pooled_size(g.in_h, g.kernel_h, g.pad_h, g.stride_h, g.dilation_h, ceil_mode);
   g.out_w = pooled_size(g.in_w, g.kernel_w, g.pad_w, g.stride_w, g.dilation_w, ceil_mode);
   TENSOROPS_CHECK(g.out_h >= 1 && g.out_w >= 1, std::string(op) + ": output size is too small");
+  // Once the output size is known, taps past the padded input are dropped: a window starts at
+  // or after -pad, so a tap at (in + 2 pad) / dilation or beyond lands past in + pad, where max
+  // pooling sees no cell and average pooling's divisor is clipped anyway (torch clips its
+  // window end to in + pad). The kernels' scratch rows and loops then scale with the input,
+  // not with a kernel_size of 2^31.
+  g.kernel_h = std::min(g.kernel_h, (g.in_h + 2 * g.pad_h + g.dilation_h - 1) / g.dilation_h);
+  g.kernel_w = std::min(g.kernel_w, (g.in_w + 2 * g.pad_w + g.dilation_w - 1) / g.dilation_w);
 }
 
 // Runs fn(plane_pointer, plane_index, oh_begin, oh_end, scratch) over every output row of

@@ -41,6 +41,12 @@ def _int_list(value, op: str, name: str, position) -> list:
     return [operator.index(value)]
 
 
+def _window_ints(*lists) -> None:
+    """torch narrows pooling windows to C int: a value outside int32 is refused in its words."""
+    if any(not -2**31 <= v < 2**31 for values in lists for v in values):
+        raise ShapeError("value cannot be converted to type int without overflow")
+
+
 def _check_bool(value, op: str, name: str, position) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         where = f" (position {position})" if position else ""
@@ -111,6 +117,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     pads = _int_list(padding, op, "padding", 4)
     dilations = _int_list(dilation, op, "dilation", 5)
     ceil_mode = _check_bool(ceil_mode, op, "ceil_mode", 6)
+    _window_ints(kernel, strides, pads, dilations)
     if len(kernel) not in (1, 2):
         raise ShapeError("max_pool2d: kernel_size must either be a single int, or a tuple of two ints")
     if len(strides) not in (0, 1, 2):
@@ -160,6 +167,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     pads = _int_list(padding, op, "padding", None)
     ceil_mode = _check_bool(ceil_mode, op, "ceil_mode", None)
     count_include_pad = _check_bool(count_include_pad, op, "count_include_pad", None)
+    _window_ints(kernel, strides, pads)
     if divisor_override is not None and (isinstance(divisor_override, bool)
                                          or not hasattr(divisor_override, "__index__")):
         raise TypeError(f"avg_pool2d(): argument 'divisor_override' must be int, not {type(divisor_override).__name__}")

@@ -56,6 +56,8 @@ class _ConvNd(PackedLayer):
     def __init__(self, in_channels, out_channels, kernel_size: tuple, stride: tuple, padding, dilation: tuple,
                  transposed: bool, output_padding: tuple, groups, bias: bool, padding_mode: str, device, dtype):
         super().__init__()
+        # Integers first (TypeError for anything else, an array included), then torch's checks.
+        in_channels, out_channels, groups = (operator.index(v) for v in (in_channels, out_channels, groups))
         if groups <= 0:
             raise ValueError("groups must be a positive integer")
         if in_channels % groups != 0:
@@ -74,15 +76,15 @@ class _ConvNd(PackedLayer):
                              f"padding_mode='{padding_mode}'")
         _check_device(device, type(self).__name__)
         dtype = module_dtype(dtype, type(self).__name__)
-        self.in_channels = operator.index(in_channels)
-        self.out_channels = operator.index(out_channels)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
         self.transposed = transposed
         self.output_padding = output_padding
-        self.groups = operator.index(groups)
+        self.groups = groups
         self.padding_mode = padding_mode
         self._reversed_padding_repeated_twice = self._padding_for_pad()
         if transposed:

@@ -174,7 +174,8 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, dtype=None, *,
                  bias: bool = True):
         super().__init__()
-        if num_channels % num_groups != 0:
+        num_groups, num_channels = operator.index(num_groups), operator.index(num_channels)
+        if num_channels % num_groups != 0:  # ZeroDivisionError for num_groups=0, as torch
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups = num_groups
         self.num_channels = num_channels
