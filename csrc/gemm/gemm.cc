@@ -173,7 +173,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
     }
     for (int64_t i = 0; i < m; i += MR) {
       const int64_t rows = std::min(MR, m - i);
-      ks.micro[rows](k, apack + i * k, bp, b_step, p.c + i * p.ldc + j, p.ldc, cols, false, nullptr, 0);
+      ks.micro_streaming[rows](k, apack + i * k, bp, b_step, p.c + i * p.ldc + j, p.ldc, cols, false, nullptr, 0);
     }
     finish(ks, p, 0, j, m, cols);
   }

@@ -229,6 +229,8 @@ struct KernelSet {
   using Micro = void (*)(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc,
                          int64_t n_valid, bool accumulate, const T* row_bias, int64_t row_bias_stride);
   Micro micro[kMaxRows + 1];
+  // The same, for a B read once from beyond L2 (the small-M path): prefetches B ahead.
+  Micro micro_streaming[kMaxRows + 1];
   // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r.
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst);
   // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c,

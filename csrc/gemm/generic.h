@@ -24,7 +24,13 @@ using simd::mul_add;
 // ROWS x (NV vectors) of C, accumulated over k in registers. The loops over the tile are
 // unrolled at compile time so the accumulators never leave the register file; each A
 // element is broadcast once per k and each B vector loaded once per k.
-template <class T, int ROWS, int NV>
+// kStreamB: B streams from L3 or memory, read once per call (the small-M path), so the
+// kernel prefetches it kPrefetchSteps k steps ahead (2 KiB of a 32-float panel): the hardware
+// prefetcher alone leaves the FMAs waiting (linear M = 8: 5-15% faster). In the blocked path
+// B's block sits in L2 and the same prefetches cost 5-8% on mm 1024.
+constexpr int64_t kPrefetchSteps = 16;
+
+template <class T, int ROWS, int NV, bool kStreamB>
 void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_t b_step,
                  T* __restrict c, int64_t ldc, int64_t n_valid, bool accumulate, const T* row_bias,
                  int64_t row_bias_stride) {
@@ -44,7 +50,10 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
   for (int64_t p = 0; p < k; ++p) {
     V bv[NV];
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+    for (int j = 0; j < NV; ++j) {
+      if constexpr (kStreamB) __builtin_prefetch(b + kPrefetchSteps * b_step + j * W);
+      bv[j] = V::load(b + j * W);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
       const V ai(a[i]);
@@ -81,13 +90,14 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
   }
 }
 
-template <class T, int... Rows>
+template <class T, bool kStreamB, int... Rows>
 constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
   using Micro = typename KernelSet<T>::Micro;
   constexpr int MR = Tiles<T>::MR;
   static_assert(MR <= KernelSet<T>::kMaxRows, "MR exceeds KernelSet::kMaxRows");
   return std::array<Micro, KernelSet<T>::kMaxRows + 1>{
-      {(Rows >= 1 && Rows <= MR ? &microkernel<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV> : nullptr)...}};
+      {(Rows >= 1 && Rows <= MR ? &microkernel<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV, kStreamB>
+                                : nullptr)...}};
 }
 
 // ---- packing ----------------------------------------------------------------------------
@@ -432,8 +442,13 @@ KernelSet<T> make_kernel_set() {
   s.nc = Tl::NC;
   s.small_m = Tl::SMALL_M;
   s.rowdot_max_m = Tl::ROWDOT_MAX_M;
-  const auto micro = micro_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{});
-  for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro[r] = micro[r];
+  constexpr auto rows = std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{};
+  const auto micro = micro_table<T, false>(rows);
+  const auto micro_streaming = micro_table<T, true>(rows);
+  for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) {
+    s.micro[r] = micro[r];
+    s.micro_streaming[r] = micro_streaming[r];
+  }
   s.pack_a = pack_a<T>;
   s.pack_b = pack_b<T>;
   s.epilogue = epilogue<T>;

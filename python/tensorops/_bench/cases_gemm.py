@@ -1,6 +1,7 @@
 """Matrix products: compute-bound, rated in GFLOP/s (2*M*N*K per product). Square mm from
 256 to 2048, BERT-base linear layers (K, N in {768, 3072}) at batch rows M = 1, 8 and 32
-with the weight as torch stores it ([N, K]), and the attention-sized bmm."""
+with the weight as torch stores it ([N, K]; tensorops packs it once, as nn.Linear does, and
+onnxruntime pre-packs it as a constant), and the attention-sized bmm."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,12 +60,22 @@ def _square(n: int) -> Case:
     )
 
 
+def _pack_weight(inputs):
+    """Case.prepare: the weight packed once, as nn.Linear packs it on its first forward (and
+    as onnxruntime pre-packs the constant weight of its Gemm)."""
+    import tensorops
+
+    x, weight, bias = inputs
+    return x, tensorops.pack_linear_weight(weight), bias
+
+
 def _linear(m: int, k: int, n: int) -> Case:
     return Case(
         name=f"linear_M{m}_K{k}_N{n}",
         family=FAMILY,
         setup=lambda dtype: (randn((m, k), dtype, seed=1), randn((n, k), dtype, seed=2), randn((n,), dtype, seed=3)),
         tensorops=op("nn.functional.linear"),
+        prepare=_pack_weight,
         torch=op("nn.functional.linear"),
         numpy=lambda x, w, b: x @ w.T + b,
         onnx=_onnx_linear,
