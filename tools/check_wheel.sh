@@ -19,7 +19,10 @@ echo "built $wheel"
 if command -v auditwheel >/dev/null; then
   auditwheel repair -w "$out/repaired" "$wheel"
   wheel="$(ls "$out"/repaired/tensorops-*.whl)"
-  "$python" -m zipfile -l "$wheel" | grep -q 'tensorops.libs/libgomp' || { echo "libgomp was not vendored"; exit 1; }
+  # (The listing is read whole first: grep -q would stop reading early and, under pipefail,
+  # the listing's broken pipe would fail the check.)
+  listing="$("$python" -m zipfile -l "$wheel")"
+  grep -q 'tensorops.libs/libgomp' <<<"$listing" || { echo "libgomp was not vendored"; exit 1; }
   echo "repaired $wheel (libgomp vendored)"
 fi
 "$python" -m zipfile -l "$wheel" | awk '{print "  " $1}'
