@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from tensorops._bench.runner import Libraries, Settings, errors_in, run_cases
 from tensorops._bench.timing import calls_per_sample, measure, rate, ratio, summarise
 
 pytestmark = pytest.mark.single_isa
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PEERS = ("numpy", "torch", "onnxruntime")
 
@@ -70,6 +73,14 @@ def test_cli_bench_writes_every_number_to_json(tmp_path):
     assert run["check_reference"] in ("torch", "numpy")
     assert run["checks"]["tensorops"]["ok"]
     assert all(check["ok"] for check in run["checks"].values())
+    # tools/bench_summary.py turns the same file into the README's table.
+    summary = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_summary.py"), str(path)], capture_output=True,
+                             text=True, timeout=60)
+    assert summary.returncode == 0, summary.stderr
+    header, rule, row = summary.stdout.strip().splitlines()
+    assert header == "| case | 1t tensorops | 1t vs torch | 1t vs onnxruntime | 1t vs numpy |"
+    assert row.startswith("| `relu_16M` | ") and " GB/s | " in row
+    assert f"{run['ratios']['numpy']:.2f}x" in row
 
 
 def test_cli_info():
