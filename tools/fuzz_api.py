@@ -487,14 +487,19 @@ def _close_across_isas(a, b) -> bool:
     return True
 
 
+def _build_call(case: dict) -> dict:
+    """Fresh arguments of a case (each run gets its own: an op may write its out= or input)."""
+    return {k: build(case.get(k, {} if k.endswith("kwargs") else [])) for k in ("init_args", "init_kwargs", "args",
+                                                                              "kwargs")}
+
+
 def run_case(case: dict) -> dict:
     """Runs one case; returns {"outcome": "ok"|"error"|finding kind, "detail": ...}."""
     import numpy as np
     import tensorops
     from tensorops import _core
     threads, cap = tensorops.get_num_threads(), _core.isa_cap()
-    built = {k: build(case.get(k, {} if k.endswith("kwargs") else [])) for k in ("init_args", "init_kwargs", "args",
-                                                                              "kwargs")}
+    built = _build_call(case)
     before = {i: _snapshot(v) for i, v in enumerate(built["args"])}
     before.update({k: _snapshot(v) for k, v in built["kwargs"].items()})
     # Reruns (and the module copy they start from) only for inputs of a bounded size: a copy
@@ -528,7 +533,7 @@ def run_case(case: dict) -> dict:
         # One thread must give the same bits as all threads; the generic kernels must give
         # the same answer as the best ones, up to rounding.
         for isa, same, check in ((cap, "bits", _same_bits), ("generic", "values", _close_across_isas)):
-            built2 = {k: build(case.get(k, {} if k.endswith("kwargs") else [])) for k in built}
+            built2 = _build_call(case)
             try:
                 tensorops.set_num_threads(1)
                 _core.set_isa_cap(isa)
