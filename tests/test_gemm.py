@@ -282,6 +282,8 @@ def test_errors_match_torch():
 def test_results_identical_for_any_thread_count(dtype, threads):
     cases = [
         lambda: tops.mm(randn((300, 270), dtype, 34), randn((270, 290), dtype, 35)),
+        # B read in place (one K block, at most 256 columns): the threads split M instead.
+        lambda: tops.mm(randn((251, 200), dtype, 45), randn((200, 230), dtype, 46)),
         lambda: tops.linear(randn((5, 300), dtype, 36), randn((290, 300), dtype, 37), activation="gelu"),
         lambda: tops.matmul(randn((4, 33, 40), dtype, 38), randn((40, 70), dtype, 39)),
         lambda: tops.bmm(randn((3, 40, 50), dtype, 40), randn((3, 50, 200), dtype, 41)),

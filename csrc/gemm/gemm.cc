@@ -57,6 +57,14 @@ void without_product(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, in
   finish(ks, p, m0, n0, m1 - m0, n1 - n0);
 }
 
+// A small row-major B (one K block, a few KB per row range) is read in place by the blocked
+// path: packing it would cost as much as the product (batched attention products are this
+// shape).
+template <class T>
+bool reads_b_in_place(const KernelSet<T>& ks, const Problem<T>& p, int64_t columns) {
+  return !p.packed_b && !p.b_source && p.b.col_stride == 1 && p.k <= ks.kc && columns <= kDirectMaxN;
+}
+
 // The BLIS loop nest over C[m0:m1, n0:n1]: jc (NC) > pc (KC, pack B) > ic (MC, pack A) >
 // ir (MR, the A micro-panel held in L1) > jr (NR, B micro-panels streamed from L2) >
 // microkernel. The epilogue runs on each tile after its last K block.
@@ -64,9 +72,7 @@ template <class T>
 void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr;
   const int64_t kc_max = std::min(ks.kc, p.k);
-  // A small row-major B (one K block, a few KB per row range) is read in place: packing it
-  // would cost as much as the product (batched attention products are this shape).
-  const bool direct_b = !p.packed_b && !p.b_source && p.b.col_stride == 1 && p.k <= ks.kc && n1 - n0 <= kDirectMaxN;
+  const bool direct_b = reads_b_in_place(ks, p, n1 - n0);
   T* abuf = p.packed_a ? nullptr : scratch<T>(kPackA, ceil_div(std::min(ks.mc, m1 - m0), MR) * MR * kc_max);
   // A per-row bias and nothing else (convolution's usual epilogue) is added by the
   // microkernel as it stores the last K block.
@@ -202,16 +208,23 @@ void run(const KernelSet<T>& ks, int64_t batch, int64_t m, int64_t n, int64_t k,
   int64_t pm = 1, pn = 1;
   if (threads > 1 && batch < threads && flops >= kMinParallelFlops) {
     const int64_t parts = ceil_div(threads, batch);
-    // Of the factorisations pm x pn = parts that fit the tile grid, the one with the most
-    // square blocks packs the least.
-    double best = -1;
+    // Every task packs the A rows and the B columns of its block: splitting N repacks A in
+    // each task, splitting M repacks B. Of the factorisations pm x pn = parts that fit the
+    // tile grid, the one that packs the fewest elements wins (operands that are pre-packed
+    // or read in place cost nothing); ties go to the squarer blocks.
+    const bool packs_a = !small && !first.packed_a;
+    double best_cost = -1, best_shape = -1;
     for (int64_t d = 1; d <= parts; ++d) {
       if (parts % d || d > m_tiles || parts / d > n_tiles) continue;
+      const int64_t block_n = ceil_div(n_tiles, parts / d) * NR;
+      const bool packs_b = !first.packed_b && !reads_b_in_place(ks, first, block_n);
+      const double cost = (packs_a ? double(parts / d) * double(m) : 0) + (packs_b ? double(d) * double(n) : 0);
       const double bm = double(m) / double(d), bn = double(n) / double(parts / d);
-      const double score = std::min(bm, bn) / std::max(bm, bn);
-      if (score > best) best = score, pm = d, pn = parts / d;
+      const double shape = std::min(bm, bn) / std::max(bm, bn);
+      if (best_cost < 0 || cost < best_cost || (cost == best_cost && shape > best_shape))
+        best_cost = cost, best_shape = shape, pm = d, pn = parts / d;
     }
-    if (best < 0) pn = std::min(parts, n_tiles);
+    if (best_cost < 0) pn = std::min(parts, n_tiles);
   }
   const int64_t per_problem = pm * pn;
   parallel_for(0, batch * per_problem, 1, [&](int64_t t0, int64_t t1) {

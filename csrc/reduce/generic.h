@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/prefetch.h"
 #include "core/simd/math.h"
 #include "core/simd/sum.h"
 #include "core/simd/vec.h"
@@ -384,7 +385,9 @@ void arg_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* value, T* inde
 // ---- softmax ------------------------------------------------------------------------------
 
 // The sum of exp(x - max) over a run, stored to out when kStore; spans of kRowSpan are
-// summed apart and then added, so long rows keep their accuracy.
+// summed apart and then added, so long rows keep their accuracy. exp is a long dependency
+// chain per vector, so the run prefetches ahead (core/prefetch.h); rows are usually
+// consecutive, so this also brings in the next rows.
 template <class T, bool kStore>
 T exp_sum_row(const T* x, T* out, int64_t n, T max) {
   using V = Vec<T>;
@@ -394,6 +397,8 @@ T exp_sum_row(const T* x, T* out, int64_t n, T max) {
     const int64_t len = std::min(kRowSpan, n - start);
     V sum = V::zero();
     each_vector<T>(len, [&](int64_t j, auto lanes) {
+      prefetch_ahead(x + start + j);
+      if (kStore) prefetch_ahead_for_write(out + start + j);
       const V e = exp_nonpositive(lanes.load(x + start + j) - m);
       if (kStore) lanes.store(e, out + start + j);
       sum = sum + lanes.keep(e, V::zero());
