@@ -77,11 +77,16 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
     }
     return;
   }
+  // The right edge: the vectors of each row that hold valid columns. The loops keep
+  // compile-time indices into acc (the column count only masks), so acc never has to live
+  // in memory: indexing it at run time made GCC zero a stack copy of the tile on every call.
+#pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i) {
     T* row = c + i * ldc;
+#pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       const int64_t cols = std::min<int64_t>(W, n_valid - j * W);
-      if (cols <= 0) break;
+      if (cols <= 0) continue;
       V v = acc[i][j];
       if (accumulate) v = v + V::load_partial(row + j * W, cols);
       if (row_bias) v = v + V(row_bias[i * row_bias_stride]);

@@ -62,8 +62,10 @@ def _renorm_rows(idx: np.ndarray, weight: np.ndarray, max_norm: float, norm_type
     if not weight.flags.writeable:
         raise ValueError("embedding: max_norm rescales rows of 'weight' in place, but 'weight' is read-only")
     rows = np.unique(idx)
-    norms = np.linalg.norm(weight[rows].astype(np.float64, copy=False), ord=norm_type, axis=1)
-    over = norms > max_norm
-    if over.any():
-        scale = (max_norm / (norms[over] + 1e-7)).astype(weight.dtype)
-        weight[rows[over]] *= scale[:, None]
+    # Rows holding inf or NaN renormalise to NaN as in torch, which does not warn either.
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.linalg.norm(weight[rows].astype(np.float64, copy=False), ord=norm_type, axis=1)
+        over = norms > max_norm
+        if over.any():
+            scale = (max_norm / (norms[over] + 1e-7)).astype(weight.dtype)
+            weight[rows[over]] *= scale[:, None]
