@@ -180,7 +180,8 @@ Moments moments_row(const T* x, int64_t n) {
   return moments_from_sums(shift, s, q, n);
 }
 
-// The sum of exp(x - max) for a run whose max is finite.
+// The sum of exp(x - max) for a run whose max is finite. Four independent chains per step
+// keep enough loads in flight: prefetching ahead, as exp_sum_row does, measured no faster.
 template <class T>
 T sum_exp_row(const T* x, int64_t n, T max) {
   using V = Vec<T>;
@@ -441,6 +442,8 @@ void softmax_cols(const T* x, T* out, int64_t rows, int64_t rs, int64_t n, T* sc
       const T* row = x + r * rs;
       T* out_row = out + r * rs;
       each_vector<T>(n, [&](int64_t j, auto lanes) {
+        prefetch_ahead(row + j);
+        if (!kLog) prefetch_ahead_for_write(out_row + j);
         const V e = exp_nonpositive(lanes.load(row + j) - lanes.load(peak + j));
         if (!kLog) lanes.store(e, out_row + j);
         lanes.store(lanes.load(block + j) + e, block + j);
