@@ -869,6 +869,35 @@ def test_modules_repack_when_weights_change():
         assert_close(ours(x64), other.double()(x64).detach(), **tol(np.float64, 54))
 
 
+def test_conv2d_module_reuses_its_checks_only_for_a_like_call():
+    # nn.Conv2d keeps the plan of its last call; any change of the input's shape or dtype, the
+    # int arguments, the bias or the filter must go through torch's checks again.
+    torch.manual_seed(0)
+    theirs = torch.nn.Conv2d(4, 6, 3, padding=1)
+    ours = tnn.Conv2d(4, 6, 3, padding=1)
+    ours.load_state_dict(theirs.state_dict())
+    t = tol(np.float32, 36)
+    for shape in [(2, 4, 7, 7), (2, 4, 7, 7), (1, 4, 5, 9), (4, 6, 6), (0, 4, 5, 5)]:
+        x = torch.randn(*shape)
+        assert_close(ours(x), theirs(x).detach(), **t)
+    with pytest.raises(tops.ShapeError, match="expected input.* to have 4 channels, but got 3 channels"):
+        ours(np.zeros((1, 3, 7, 7), np.float32))
+    x = torch.randn(2, 4, 7, 7)
+    for attr, value in [("stride", (2, 1)), ("padding", (0, 2)), ("stride", (1, 1)), ("dilation", (2, 2)),
+                        ("padding", "same")]:
+        setattr(ours, attr, value)
+        setattr(theirs, attr, value)
+        assert_close(ours(x), theirs(x).detach(), **t)
+    ours.bias = None
+    with torch.no_grad():
+        theirs.bias = None
+    assert_close(ours(x), theirs(x).detach(), **t)
+    with pytest.raises(TypeError, match="conv2d"):
+        ours(x.double())  # float32 filter, float64 input: refused as torch refuses it
+    ours.double()
+    assert_close(ours(x.double()), theirs.double()(x.double()).detach(), **tol(np.float64, 36))
+
+
 def _twice(module, x):
     with torch.no_grad():
         weight = module.weight.clone()

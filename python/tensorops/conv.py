@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import operator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -225,8 +226,8 @@ def _run(kernel, x: np.ndarray, x4: np.ndarray, w, b, shape4: tuple, geometry: t
     if not empty_input:
         result4 = result if x.ndim == 4 else result[None]
         r4 = r if r is None or x.ndim == 4 else r[None]
-        stride, padding, dilation = (tuple(v) for v in geometry)
-        kernel(x4, w, b, result4, stride, padding, dilation, groups, act, r4)
+        stride, padding, dilation = geometry
+        kernel(x4, w, b, result4, tuple(stride), tuple(padding), tuple(dilation), groups, act, r4)
     return finish(result, final)
 
 
@@ -267,6 +268,26 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     ``activation``, ``residual`` and ``out`` (see the module docstring)."""
     op = "conv2d"
     act = epilogue_activation(activation, op)
+    x, w, b, plan = conv2d_plan(input, weight, bias, stride, padding, dilation, groups)
+    return run_conv2d(plan, x, w, b, act, residual, out)
+
+
+class Conv2dPlan(NamedTuple):
+    """What conv2d's checks establish about one call beyond its arrays: the output shape of
+    the 4-D call, the (stride, padding, dilation) pairs, groups and whether the input is
+    empty. It holds for any later call whose input, weight and bias have the same shapes and
+    dtypes and whose int arguments are the same, which is what lets nn.Conv2d skip the
+    checks on a repeated call (the checks cost more than the kernel on small layers)."""
+    shape4: tuple
+    geometry: tuple
+    groups: int
+    empty_input: bool
+
+
+def conv2d_plan(input, weight, bias, stride, padding, dilation, groups) -> tuple:
+    """conv2d's argument parsing and torch's checks, in torch's order: (x, weight for the
+    kernel, bias, Conv2dPlan)."""
+    op = "conv2d"
     stride = _int_list(stride, op, "stride")
     pad_mode = padding if isinstance(padding, str) else None
     padding = None if pad_mode is not None else _int_list(padding, op, "padding")
@@ -308,8 +329,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     # torch reports zero output channels for an input with zero channels, whatever the weight.
     channels = 0 if shown[1] == 0 else wshape[0]
     shape4 = (shown[0], channels, out_hw[0], out_hw[1])
-    return _run(_core.conv2d, x, x4, w, b, shape4, (stride, padding, dilation), groups, act, residual, out,
-                empty_input, op)
+    geometry = tuple(tuple(v) for v in (stride, padding, dilation))
+    return x, w, b, Conv2dPlan(shape4, geometry, groups, empty_input)
+
+
+def run_conv2d(plan: Conv2dPlan, x: np.ndarray, w, b, act: int = 0, residual=None, out=None):
+    """Runs a conv2d call that conv2d_plan has checked (x, w and b as it returned them)."""
+    return _run(_core.conv2d, x, _batched(x, "conv2d"), w, b, plan.shape4, plan.geometry, plan.groups, act, residual,
+                out, plan.empty_input, "conv2d")
 
 
 # ---- conv_transpose2d --------------------------------------------------------------------------
