@@ -923,6 +923,24 @@ def test_modules_inside_a_torch_model():
     assert_close(ours(x), theirs(x).detach(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shifted_window_band_buffer_left_by_another_call(threads):
+    """The shifted-window path's band rows share their zero columns with the next row, and a
+    plane's first row reads the zeros that end the plane before it: a short last band must
+    write them too rather than read what an earlier call left in the thread's buffer."""
+    before = tops.get_num_threads()
+    tops.set_num_threads(threads)
+    try:
+        w = randn((17, 40, 3, 3), np.float32, 2)
+        F.conv2d(np.full((1, 40, 9, 70), 1e6, np.float32), w, None, padding=1)  # another row pitch
+        for h in (3, 5, 11):
+            x = randn((1, 40, h, 64), np.float32, h)
+            assert_close(F.conv2d(x, w, None, padding=1), _torch(TF.conv2d, x, w, None, padding=1),
+                         **tol(np.float32, 360))
+    finally:
+        tops.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_wide_stride1_paths(dtype):
     """Stride-1 convolutions with 32+ input channels per group take the shifted-window path
