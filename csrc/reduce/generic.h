@@ -104,13 +104,17 @@ T extreme_row(const T* x, int64_t n) {
   V a0 = V::load(x), a1 = a0, a2 = a0, a3 = a0;
   auto nan = is_nan(a0);
   int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
+  // Eight vectors (512 bytes) per step, as simd::sum reads: with four, max over data in
+  // memory ran 3-4% behind sum.
+  for (; i + 8 * W <= n; i += 8 * W) {
     const V v0 = V::load(x + i), v1 = V::load(x + i + W), v2 = V::load(x + i + 2 * W), v3 = V::load(x + i + 3 * W);
-    a0 = fast(a0, v0);
-    a1 = fast(a1, v1);
-    a2 = fast(a2, v2);
-    a3 = fast(a3, v3);
-    nan = nan | (is_nan(v0) | is_nan(v1)) | (is_nan(v2) | is_nan(v3));
+    const V v4 = V::load(x + i + 4 * W), v5 = V::load(x + i + 5 * W), v6 = V::load(x + i + 6 * W),
+            v7 = V::load(x + i + 7 * W);
+    a0 = fast(a0, fast(v0, v4));
+    a1 = fast(a1, fast(v1, v5));
+    a2 = fast(a2, fast(v2, v6));
+    a3 = fast(a3, fast(v3, v7));
+    nan = nan | (either_nan(v0, v1) | either_nan(v2, v3)) | (either_nan(v4, v5) | either_nan(v6, v7));
   }
   for (; i + W <= n; i += W) {
     const V v = V::load(x + i);

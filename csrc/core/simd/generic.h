@@ -100,6 +100,7 @@ struct Vec {
   friend Mask eq(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x == y; }); }
   friend Mask ne(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x != y; }); }
   friend Mask is_nan(Vec a) { return test(a, a, [](T x, T) { return x != x; }); }
+  friend Mask either_nan(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x != x || y != y; }); }
   friend Vec select(Mask m, Vec a, Vec b) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = m.lane[i] ? a.lane[i] : b.lane[i]; return r; }
   friend T reduce_add(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s += a.lane[i]; return s; }
   friend T reduce_min(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s = a.lane[i] < s ? a.lane[i] : s; return s; }

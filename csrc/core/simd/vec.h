@@ -25,6 +25,7 @@
 //   minimum(a, b), maximum(a, b)       NaN-propagating, as torch.minimum / torch.maximum; a on a tie (-0 vs 0)
 //   abs, sqrt, floor, ceil, trunc, round (half to even, as torch.round)
 //   lt, le, gt, ge, eq, ne, is_nan -> Mask;  select(m, a, b) = m ? a : b
+//   either_nan(a, b) -> Mask           a or b NaN (one compare for two vectors)
 //   Mask: &, |, ~, any(m), all(m)
 //   reduce_add, reduce_min, reduce_max (over lanes; min/max ignore nothing: NaN lanes give
 //                                      an unspecified lane, callers test is_nan first)

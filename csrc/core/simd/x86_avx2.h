@@ -55,6 +55,7 @@ struct Vec<float> {
   friend Vec min(Vec a, Vec b) { return _mm256_min_ps(a.v, b.v); }
   friend Vec max(Vec a, Vec b) { return _mm256_max_ps(a.v, b.v); }
   friend Mask is_nan(Vec a) { return {_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Mask either_nan(Vec a, Vec b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __m256 nan = _mm256_cmp_ps(a.v, b.v, _CMP_UNORD_Q);
     return _mm256_blendv_ps(_mm256_min_ps(b.v, a.v), _mm256_add_ps(a.v, b.v), nan);
@@ -167,6 +168,7 @@ struct Vec<double> {
   friend Vec min(Vec a, Vec b) { return _mm256_min_pd(a.v, b.v); }
   friend Vec max(Vec a, Vec b) { return _mm256_max_pd(a.v, b.v); }
   friend Mask is_nan(Vec a) { return {_mm256_cmp_pd(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Mask either_nan(Vec a, Vec b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __m256d nan = _mm256_cmp_pd(a.v, b.v, _CMP_UNORD_Q);
     return _mm256_blendv_pd(_mm256_min_pd(b.v, a.v), _mm256_add_pd(a.v, b.v), nan);

@@ -55,6 +55,7 @@ struct Vec<float> {
   friend Vec min(Vec a, Vec b) { return _mm512_min_ps(a.v, b.v); }
   friend Vec max(Vec a, Vec b) { return _mm512_max_ps(a.v, b.v); }
   friend Mask is_nan(Vec a) { return {_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Mask either_nan(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __mmask16 nan = _mm512_cmp_ps_mask(a.v, b.v, _CMP_UNORD_Q);
     return _mm512_mask_add_ps(_mm512_min_ps(b.v, a.v), nan, a.v, b.v);
@@ -140,6 +141,7 @@ struct Vec<double> {
   friend Vec min(Vec a, Vec b) { return _mm512_min_pd(a.v, b.v); }
   friend Vec max(Vec a, Vec b) { return _mm512_max_pd(a.v, b.v); }
   friend Mask is_nan(Vec a) { return {_mm512_cmp_pd_mask(a.v, a.v, _CMP_UNORD_Q)}; }
+  friend Mask either_nan(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_UNORD_Q)}; }
   friend Vec minimum(Vec a, Vec b) {
     const __mmask8 nan = _mm512_cmp_pd_mask(a.v, b.v, _CMP_UNORD_Q);
     return _mm512_mask_add_pd(_mm512_min_pd(b.v, a.v), nan, a.v, b.v);
