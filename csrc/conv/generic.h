@@ -414,14 +414,23 @@ void depthwise_prepare(const DepthwisePlane<T>& p, T* scratch) {
   const int64_t vectors = flat_vectors(p);
   if (!vectors) return;
   Mask* masks = reinterpret_cast<Mask*>(scratch);
+  // Each output's row and column, found once rather than by a division per tap and lane
+  // (the masks are rebuilt on every call: at 3x3 they took 2 of the 44 us of 960 7x7
+  // planes).
+  int64_t row[kFlatMaxVectors * W], col[kFlatMaxVectors * W];
+  for (int64_t q = 0, oy = 0, ox = 0; q < vectors * W; ++q) {
+    row[q] = q < p.out_h * p.out_w ? oy : -p.h - p.kernel_h * p.dilation_h;  // past the plane: never valid
+    col[q] = ox;
+    if (++ox == p.out_w) ox = 0, ++oy;
+  }
   alignas(64) T valid[W];
   for (int64_t ky = 0, t = 0; ky < p.kernel_h; ++ky)
     for (int64_t kx = 0; kx < p.kernel_w; ++kx, ++t)
       for (int64_t v = 0; v < vectors; ++v) {
         for (int64_t l = 0; l < W; ++l) {
-          const int64_t q = v * W + l, oy = q / p.out_w, ox = q % p.out_w;
-          const int64_t iy = oy - p.pad_h + ky * p.dilation_h, ix = ox - p.pad_w + kx * p.dilation_w;
-          valid[l] = q < p.out_h * p.out_w && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w ? T(1) : T(0);
+          const int64_t iy = row[v * W + l] - p.pad_h + ky * p.dilation_h;
+          const int64_t ix = col[v * W + l] - p.pad_w + kx * p.dilation_w;
+          valid[l] = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w ? T(1) : T(0);
         }
         masks[t * vectors + v] = ne(V::load(valid), V::zero());
       }
