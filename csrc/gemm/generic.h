@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/prefetch.h"
 #include "core/simd/math.h"
 #include "core/simd/vec.h"
 #include "gemm/gemm.h"
@@ -57,7 +58,8 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
     V bv[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
-      if constexpr (kStreamB) __builtin_prefetch(b + kPrefetchSteps * b_step + j * W);
+      if constexpr (kStreamB)
+        __builtin_prefetch(address_past(b + j * W, uintptr_t(kPrefetchSteps * b_step) * sizeof(T)));
       bv[j] = V::load(b + j * W);
     }
 #pragma GCC unroll 16
