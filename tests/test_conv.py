@@ -942,10 +942,33 @@ def test_shifted_window_band_buffer_left_by_another_call(threads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_shifted_window_strides(dtype):
+    """Convolutions with more than one tap take the shifted-window path at any stride: the
+    band holds each stride phase (row phase x column phase) that some tap reads as a plane
+    of its own, and phases no tap reads are left out. Strides past the kernel, dilations
+    that put every tap in one phase, paddings wider than the kernel, phases with no inside
+    column, every channel count around the microkernel's blocks, non-contiguous inputs."""
+    x = randn((2, 5, 23, 19), dtype, 1)
+    for i, (kernel, stride, padding, dilation) in enumerate([
+            ((7, 7), 2, 3, 1), ((3, 3), 2, 1, 1), ((3, 3), 2, 0, 1), ((3, 5), (2, 1), (4, 2), (3, 1)),
+            ((2, 2), 3, 1, (3, 1)), ((3, 3), 4, 2, 1), ((3, 3), 2, 1, 2), ((2, 3), (1, 3), (0, 5), 1),
+            ((4, 4), 3, 4, 2), ((1, 3), (2, 2), (0, 1), 1), ((5, 5), (3, 2), (2, 6), (1, 3))]):
+        w = randn((9, 5, *kernel), dtype, 10 + i)
+        check_conv2d(x, w, randn(9, dtype, 30 + i), stride=stride, padding=padding, dilation=dilation)
+        check_conv2d(x[:, :, ::-1, ::2], w, None, stride=stride, padding=padding, dilation=dilation)
+    # Narrow inputs: column phases whose every position is padding.
+    check_conv2d(randn((1, 3, 6, 2), dtype, 40), randn((4, 3, 3, 3), dtype, 41), None, stride=3, padding=3)
+    check_conv2d(randn((1, 3, 2, 1), dtype, 42), randn((4, 3, 2, 5), dtype, 43), None, stride=(1, 4), padding=(1, 4))
+    for cin in (1, 63, 64, 65, 129):
+        check_conv2d(randn((1, cin, 9, 8), dtype, cin), randn((15, cin, 3, 3), dtype, cin + 1), None, stride=2,
+                     padding=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_wide_stride1_paths(dtype):
-    """Stride-1 convolutions with 32+ input channels per group take the shifted-window path
-    (a padded input band read in place per tap) and 3x3 depthwise its row-walking kernel:
-    every padding, dilation, group count and layout they handle, against torch."""
+    """Stride-1 convolutions take the shifted-window path (a padded input band read in place
+    per tap) and 3x3 depthwise its row-walking kernel: every padding, dilation, group count
+    and layout they handle, against torch."""
     x = randn((2, 64, 11, 13), dtype, 1)
     w = randn((20, 64, 3, 3), dtype, 2)
     b = randn(20, dtype, 3)

@@ -10,7 +10,13 @@
 // each tile is in L1. The shape classes differ only in how B is produced:
 //
 //   1x1, stride 1, no padding: B is the input image itself ([C_in, H*W], read in place).
-//   general: B is an implicit im2col. The GEMM asks the Im2col block source for one
+//   more than one tap, any stride (the shifted-window path): a band of input rows is copied
+//     once into a zero-padded buffer, one plane per stride phase, and every tap's im2col
+//     rows are slices of it at a fixed offset, read in place by a microkernel that sums all
+//     the taps of a block of channels in registers (conv2d_shifted in conv.cc). The copy is
+//     one input's worth, not KH*KW of them.
+//   general (1x1 with stride or padding, bands too large for the cache): B is an implicit
+//     im2col. The GEMM asks the Im2col block source for one
 //     KC x NC block at a time and the pack_im2col kernel writes it straight into the
 //     microkernel's NR-column panels from the image (zeros where a tap falls in the
 //     padding), so the workspace is one cache-sized block per thread, never a whole-image
@@ -27,8 +33,10 @@
 //     strided output positions with the bias added: no col2im, no scatter-add, no
 //     multiplications by the zeros that a dilated-input formulation would insert.
 //
-// Threads: conv2d hands gemm_batch one problem per (image, group), which it splits further
-// on tile boundaries when there are fewer problems than threads; conv_transpose2d splits
+// Threads: conv2d's shifted-window path splits (image, group, band of output rows, and part
+// of the output channels when that leaves a thread idle); its other paths hand gemm_batch
+// one problem per (image, group), which it splits further on tile boundaries when there are
+// fewer problems than threads; conv_transpose2d splits
 // (image, group, band of output rows). Each element is computed by the same sequence of
 // operations whatever the thread count.
 //
@@ -160,17 +168,18 @@ struct ConvKernelsFor {
   void (*store_row_phase)(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
                           int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step,
                           const T* bias, int64_t bias_stride, bool stream);
-  // The shifted-window path of stride-1 conv2d. pad_band copies input rows first_row ..
-  // first_row + rows - 1 of `channels` planes (rows outside [0, h) as zeros) into band
-  // rows `wp` apart, planes `plane` apart, each row starting with pad_left zeros and
-  // zero-filled after the input's w columns (or cut at wp). store_band copies the first ow
-  // columns of each of `rows` rows (wp apart) of `channels` tile rows (ldt apart) to the
-  // output (rows ow apart, planes out_plane apart), adding bias[c * bias_stride] if non-null.
+  // The shifted-window path of conv2d. pad_band fills one stride phase of a band for
+  // `channels` planes (`plane` apart): band row r holds input row first_row + r * row_step
+  // (zeros when outside [0, h)) as `inside` values from columns first_column,
+  // first_column + column_step, ..., followed by zeros up to wp. store_band copies the
+  // first ow columns of each of `rows` rows (wp apart) of `channels` tile rows (ldt apart) to
+  // the output (rows ow apart, planes out_plane apart), adding bias[c * bias_stride] if
+  // non-null; `stream` as for store_row_phase.
   void (*pad_band)(const T* image, int64_t channel_stride, int64_t row_stride, int64_t col_stride, int64_t h,
-                   int64_t w, int64_t channels, int64_t first_row, int64_t rows, int64_t pad_left, int64_t wp, T* band,
-                   int64_t plane);
+                   int64_t w, int64_t channels, int64_t first_row, int64_t row_step, int64_t rows,
+                   int64_t first_column, int64_t column_step, int64_t inside, int64_t wp, T* band, int64_t plane);
   void (*store_band)(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
-                     int64_t out_plane, const T* bias, int64_t bias_stride);
+                     int64_t out_plane, const T* bias, int64_t bias_stride, bool stream);
   // Depthwise output rows [row_begin, row_end) of one plane. A thread calls
   // depthwise_prepare once with its scratch (depthwise_scratch elements) for the call's
   // geometry, then depthwise for each plane with the same scratch.

@@ -37,13 +37,25 @@ inline void copy_run(T* __restrict out, const T* __restrict row, int64_t ix0, in
   }
   int64_t c = 0;
   if (step == 2 && col_stride == 1) {
-    // Stride 2 (stems, downsampling layers): two vectors and an even-lane shuffle wherever
-    // the chunk's 2 * width columns lie inside the row.
-    for (; c + W <= length; c += W) {
-      const int64_t ix = ix0 + 2 * c;
-      if (ix < 0 || ix + 2 * W > w) break;
-      V::load_even(row + ix).store(out + c);
+    // Stride 2 (stems, downsampling layers): two vectors and an even-lane shuffle. A chunk
+    // that reaches into the padding loads only its columns inside the row (through a small
+    // buffer, as load_even reads memory): the runs at either end of a row would otherwise
+    // be copied a scalar at a time (ResNet's 7x7 stem: a third of its packing).
+    for (; c < length; c += W) {
+      const int64_t ix = ix0 + 2 * c, count = std::min(W, length - c);
+      V even;
+      if (ix >= 0 && ix + 2 * W <= w) {
+        even = V::load_even(row + ix);
+      } else {
+        alignas(64) T pair[2 * W];
+        load_lanes(row + ix, -ix, w - ix).store(pair);
+        load_lanes(row + ix + W, -ix - W, w - ix - W).store(pair + W);
+        even = V::load_even(pair);
+      }
+      if (count == W) even.store(out + c);
+      else even.store_partial(out + c, count);
     }
+    return;
   }
   for (; c < length; ++c) {
     const int64_t ix = ix0 + c * step;
@@ -89,36 +101,18 @@ void pack_im2col(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count
 
 template <class T>
 void pad_band(const T* image, int64_t channel_stride, int64_t row_stride, int64_t col_stride, int64_t h, int64_t w,
-              int64_t channels, int64_t first_row, int64_t rows, int64_t pad_left, int64_t wp, T* band, int64_t plane) {
-  const int64_t copied = std::min(w, wp - pad_left);
+              int64_t channels, int64_t first_row, int64_t row_step, int64_t rows, int64_t first_column,
+              int64_t column_step, int64_t inside, int64_t wp, T* band, int64_t plane) {
   for (int64_t c = 0; c < channels; ++c) {
     for (int64_t r = 0; r < rows; ++r) {
       T* dst = band + c * plane + r * wp;
-      const int64_t iy = first_row + r;
-      if (iy < 0 || iy >= h) {
+      const int64_t iy = first_row + r * row_step;
+      if (iy < 0 || iy >= h || inside == 0) {
         std::fill(dst, dst + wp, T(0));
         continue;
       }
-      std::fill(dst, dst + pad_left, T(0));
-      copy_run(dst + pad_left, image + c * channel_stride + iy * row_stride, 0, 1, col_stride, copied, w);
-      std::fill(dst + pad_left + copied, dst + wp, T(0));
-    }
-  }
-}
-
-template <class T>
-void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
-                int64_t out_plane, const T* bias, int64_t bias_stride) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  for (int64_t c = 0; c < channels; ++c) {
-    const V b(bias ? bias[c * bias_stride] : T(0));
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* src = tile + c * ldt + r * wp;
-      T* dst = out + c * out_plane + r * ow;
-      int64_t x = 0;
-      for (; x + W <= ow; x += W) (V::load(src + x) + b).store(dst + x);
-      if (x < ow) (V::load_partial(src + x, ow - x) + b).store_partial(dst + x, ow - x);
+      copy_run(dst, image + c * channel_stride + iy * row_stride, first_column, column_step, col_stride, inside, w);
+      std::fill(dst + inside, dst + wp, T(0));
     }
   }
 }
@@ -128,6 +122,28 @@ void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_
 template <class T>
 int64_t elements_to_alignment(const T* p) {
   return int64_t((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) / int64_t(sizeof(T));
+}
+
+template <class T>
+void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
+                int64_t out_plane, const T* bias, int64_t bias_stride, bool stream) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  for (int64_t c = 0; c < channels; ++c) {
+    const T b = bias ? bias[c * bias_stride] : T(0);
+    const V bv(b);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = tile + c * ldt + r * wp;
+      T* dst = out + c * out_plane + r * ow;
+      int64_t x = 0;
+      if (stream) {
+        for (const int64_t head = std::min(elements_to_alignment(dst), ow); x < head; ++x) dst[x] = src[x] + b;
+        for (; x + W <= ow; x += W) store_stream(dst + x, V::load(src + x) + bv);
+      }
+      for (; x + W <= ow; x += W) (V::load(src + x) + bv).store(dst + x);
+      if (x < ow) (V::load_partial(src + x, ow - x) + bv).store_partial(dst + x, ow - x);
+    }
+  }
 }
 
 template <class T>

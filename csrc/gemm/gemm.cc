@@ -306,10 +306,11 @@ template <class T>
 void PackedA<T>::Free::operator()(T* p) const { std::free(p); }
 
 template <class T>
-PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a) : m_(m), k_(k), kernels_(&active_kernels()) {
+PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k)
+    : m_(m), k_(k), kernels_(&active_kernels()) {
   const KernelSet<T>& ks = kernels_->get<T>();
   m_padded_ = ceil_div(m, ks.mr) * ks.mr;
-  kc_ = ks.kc;
+  kc_ = block_k > 0 ? block_k : ks.kc;
   const size_t bytes = size_t(std::max<int64_t>(m_padded_ * k, 1)) * sizeof(T);
   T* data = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) & ~size_t(63)));
   if (!data) throw std::bad_alloc();

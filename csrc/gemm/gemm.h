@@ -106,11 +106,12 @@ class PackedB {
 
 // A[M, K] packed once into the microkernel's MR-row panels, one block per KC slice of K (the
 // layout the loop nest reads), for the kernel set active when it was packed. Convolution
-// packs its filters this way: once per call, or once per module.
+// packs its filters this way: once per call, or once per module. block_k > 0 replaces KC
+// (the shifted-window convolution packs each channel block's taps as one block).
 template <class T>
 class PackedA {
  public:
-  PackedA(int64_t m, int64_t k, MatrixRef<T> a);
+  PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k = 0);
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
   const GemmKernels& kernels() const { return *kernels_; }
@@ -231,6 +232,12 @@ struct KernelSet {
   Micro micro[kMaxRows + 1];
   // The same, for a B read once from beyond L2 (the small-M path): prefetches B ahead.
   Micro micro_streaming[kMaxRows + 1];
+  // The same over `taps` stretches of K, the stretch t reading B from b + tap_offsets[t] (rows
+  // b_step apart, k rows each) and A continuing through its panel: a shifted-window
+  // convolution's whole filter in one call, C loaded and stored once.
+  using MicroTaps = void (*)(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b,
+                             int64_t b_step, T* c, int64_t ldc, int64_t n_valid, bool accumulate);
+  MicroTaps micro_taps[kMaxRows + 1];
   // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r.
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst);
   // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c,

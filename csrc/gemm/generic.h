@@ -31,10 +31,15 @@ using simd::mul_add;
 // B's block sits in L2 and the same prefetches cost 5-8% on mm 1024.
 constexpr int64_t kPrefetchSteps = 16;
 
+// `taps` > 1 (convolution's shifted windows): the k loop runs once per tap over B rows
+// starting tap_offsets[t] elements past b, A's panel continuing from tap to tap, so a
+// whole 3x3 filter is one call and the C tile is loaded and stored once, not nine times.
 template <class T, int ROWS, int NV, bool kStreamB>
-void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_t b_step,
-                 T* __restrict c, int64_t ldc, int64_t n_valid, bool accumulate, const T* row_bias,
-                 int64_t row_bias_stride) {
+__attribute__((always_inline)) inline void microkernel_body(int64_t taps, const int64_t* tap_offsets, int64_t k,
+                                                            const T* __restrict a, const T* __restrict b,
+                                                            int64_t b_step, T* __restrict c, int64_t ldc,
+                                                            int64_t n_valid, bool accumulate, const T* row_bias,
+                                                            int64_t row_bias_stride) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   V acc[ROWS][NV];
@@ -53,23 +58,26 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
       __builtin_prefetch(c + i * ldc + NV * W - 1, 1);
     }
   }
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* bt = tap_offsets ? b + tap_offsets[t] : b;
 #pragma GCC unroll 2
-  for (int64_t p = 0; p < k; ++p) {
-    V bv[NV];
+    for (int64_t p = 0; p < k; ++p) {
+      V bv[NV];
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) {
-      if constexpr (kStreamB)
-        __builtin_prefetch(address_past(b + j * W, uintptr_t(kPrefetchSteps * b_step) * sizeof(T)));
-      bv[j] = V::load(b + j * W);
-    }
+      for (int j = 0; j < NV; ++j) {
+        if constexpr (kStreamB)
+          __builtin_prefetch(address_past(bt + j * W, uintptr_t(kPrefetchSteps * b_step) * sizeof(T)));
+        bv[j] = V::load(bt + j * W);
+      }
 #pragma GCC unroll 16
-    for (int i = 0; i < ROWS; ++i) {
-      const V ai(a[i]);
+      for (int i = 0; i < ROWS; ++i) {
+        const V ai(a[i]);
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
+        for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
+      }
+      a += Tiles<T>::MR;
+      bt += b_step;
     }
-    a += Tiles<T>::MR;
-    b += b_step;
   }
   if (n_valid >= NV * W) {
 #pragma GCC unroll 16
@@ -103,6 +111,19 @@ void microkernel(int64_t k, const T* __restrict a, const T* __restrict b, int64_
   }
 }
 
+template <class T, int ROWS, int NV, bool kStreamB>
+void microkernel(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc, int64_t n_valid,
+                 bool accumulate, const T* row_bias, int64_t row_bias_stride) {
+  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, b, b_step, c, ldc, n_valid, accumulate, row_bias,
+                                          row_bias_stride);
+}
+
+template <class T, int ROWS, int NV>
+void microkernel_taps(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b, int64_t b_step,
+                      T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
+  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, b, b_step, c, ldc, n_valid, accumulate, nullptr, 0);
+}
+
 template <class T, bool kStreamB, int... Rows>
 constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
   using Micro = typename KernelSet<T>::Micro;
@@ -110,6 +131,15 @@ constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
   static_assert(MR <= KernelSet<T>::kMaxRows, "MR exceeds KernelSet::kMaxRows");
   return std::array<Micro, KernelSet<T>::kMaxRows + 1>{
       {(Rows >= 1 && Rows <= MR ? &microkernel<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV, kStreamB>
+                                : nullptr)...}};
+}
+
+template <class T, int... Rows>
+constexpr auto micro_taps_table(std::integer_sequence<int, Rows...>) {
+  using MicroTaps = typename KernelSet<T>::MicroTaps;
+  constexpr int MR = Tiles<T>::MR;
+  return std::array<MicroTaps, KernelSet<T>::kMaxRows + 1>{
+      {(Rows >= 1 && Rows <= MR ? &microkernel_taps<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV>
                                 : nullptr)...}};
 }
 
@@ -458,9 +488,11 @@ KernelSet<T> make_kernel_set() {
   constexpr auto rows = std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{};
   const auto micro = micro_table<T, false>(rows);
   const auto micro_streaming = micro_table<T, true>(rows);
+  const auto micro_taps = micro_taps_table<T>(rows);
   for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) {
     s.micro[r] = micro[r];
     s.micro_streaming[r] = micro_streaming[r];
+    s.micro_taps[r] = micro_taps[r];
   }
   s.pack_a = pack_a<T>;
   s.pack_b = pack_b<T>;
