@@ -1002,3 +1002,37 @@ def test_transposed_strides_far_beyond_the_kernel():
     np.testing.assert_array_equal(F.conv_transpose2d(x, x, stride=2**20), [[[[1.0]]]])
     check_conv_transpose2d(randn((1, 2, 3, 2), np.float64, 1), randn((2, 3, 2, 2), np.float64, 2),
                            randn(3, np.float64, 3), stride=(1000, 7), padding=(0, 1))
+
+
+@pytest.mark.single_isa
+def test_repeated_calls_reuse_checked_plans():
+    """conv2d remembers the checks of a call for later calls with inputs, filter and bias of
+    the same shapes and dtypes and the same int arguments; anything else is checked anew,
+    so a float or bool that equals an int is still refused, and views of a known shape are
+    read through their own strides."""
+    x, w, b = randn((2, 6, 9, 8), np.float32, 1), randn((5, 6, 3, 3), np.float32, 2), randn(5, np.float32, 3)
+    pw = tops.pack_conv_weight(w)
+    want = _torch(TF.conv2d, x, w, b, stride=2, padding=1)
+    for _ in range(2):
+        assert_close(F.conv2d(x, pw, b, stride=2, padding=1), want, **tol(np.float32, 54))
+        assert_close(F.conv2d(x, w, b, [2, 2], (1, 1)), want, **tol(np.float32, 54))
+    for bad in (2.0, True, [2, 2.0]):
+        with pytest.raises(TypeError, match="argument 'stride' must be tuple of ints"):
+            F.conv2d(x, pw, b, stride=bad, padding=1)
+    with pytest.raises(TypeError, match="argument 'groups' must be int"):
+        F.conv2d(x, pw, b, stride=2, padding=1, groups=True)
+    # The same shapes through other strides, unbatched, and with a bias of another shape.
+    view = randn((2, 6, 18, 8), np.float32, 4)[:, :, ::2]
+    assert_close(F.conv2d(view, pw, b, stride=2, padding=1), _torch(TF.conv2d, view, w, b, stride=2, padding=1),
+                 **tol(np.float32, 54))
+    assert_close(F.conv2d(x[0], pw, b, stride=2, padding=1), want[0], **tol(np.float32, 54))
+    with pytest.raises(tops.ShapeError, match="expected bias to be 1-dimensional with 5 elements"):
+        F.conv2d(x, pw, b[:4], stride=2, padding=1)
+    # A filter packed with another shape under the same arguments.
+    w2 = randn((5, 3, 3, 3), np.float32, 5)
+    with pytest.raises(tops.ShapeError, match="expected input\\[2, 6, 9, 8\\] to have 3 channels"):
+        F.conv2d(x, tops.pack_conv_weight(w2), b, stride=2, padding=1)
+    # More distinct calls than the cache holds.
+    for size in range(8, 8 + 300):
+        F.conv2d(np.zeros((1, 1, 3, size), np.float32), np.ones((1, 1, 1, 1), np.float32))
+    assert_close(F.conv2d(x, pw, b, stride=2, padding=1), want, **tol(np.float32, 54))

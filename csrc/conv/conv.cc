@@ -31,6 +31,8 @@ constexpr int64_t kPhaseTileBytes = 256 << 10;
 constexpr int64_t kShiftedMinChannels = 1;
 // The shifted-window microkernel covers every tap of this many input channels per call.
 constexpr int64_t kShiftedChannelBlock = 64;
+// Whole depthwise planes go to the kernel this many at a time.
+constexpr int64_t kDepthwiseRun = 4;
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.
 constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;
 
@@ -299,30 +301,40 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
     T* scratch = scratch_buffer.get<T>(size_t(kernels.depthwise_scratch(geometry)));
     kernels.depthwise_prepare(geometry, scratch);
     // Counters advance with t (no divisions per plane: a 7x7 plane costs only ~50 cycles).
+    // Whole planes go to the kernel in runs of kDepthwiseRun, which small planes share work
+    // across; a row block goes alone.
     int64_t plane = t0 / row_blocks, block = t0 % row_blocks;
     int64_t n = plane / channels, c = plane % channels;
-    DepthwisePlane<T> p = geometry;
-    for (int64_t t = t0; t < t1; ++t) {
+    DepthwisePlane<T> run[kDepthwiseRun];
+    int64_t run_channel[kDepthwiseRun], run_image[kDepthwiseRun];
+    for (int64_t t = t0; t < t1;) {
       const int64_t r0 = row_blocks == 1 ? 0 : oh * block / row_blocks;
       const int64_t r1 = row_blocks == 1 ? oh : oh * (block + 1) / row_blocks;
-      p.input = o.input + n * input.strides[0] + (multiplier == 1 ? c : c / multiplier) * input.strides[1];
-      p.taps = taps + c * kh * kw;
-      p.bias = o.bias ? o.bias[c * o.bias_stride] : T(0);
-      p.out = o.out + plane * oh * ow;
-      kernels.depthwise(p, r0, r1, scratch);
-      if (fused) {
+      const int64_t count = row_blocks == 1 ? std::min(kDepthwiseRun, t1 - t) : 1;
+      for (int64_t i = 0; i < count; ++i) {
+        DepthwisePlane<T>& p = run[i];
+        p = geometry;
+        p.input = o.input + n * input.strides[0] + (multiplier == 1 ? c : c / multiplier) * input.strides[1];
+        p.taps = taps + c * kh * kw;
+        p.bias = o.bias ? o.bias[c * o.bias_stride] : T(0);
+        p.out = o.out + plane * oh * ow;
+        run_channel[i] = c, run_image[i] = n;
+        if (++block == row_blocks) {
+          block = 0, ++plane;
+          if (++c == channels) c = 0, ++n;
+        }
+      }
+      kernels.depthwise(run, count, r0, r1, scratch);
+      for (int64_t i = 0; fused && i < count; ++i) {
         gemm::Epilogue<T> e;
         if (o.residual) {
           const int64_t* rs = o.residual_strides;
-          e.residual = {o.residual + n * rs[0] + c * rs[1] + r0 * rs[2], rs[2], rs[3]};
+          e.residual = {o.residual + run_image[i] * rs[0] + run_channel[i] * rs[1] + r0 * rs[2], rs[2], rs[3]};
         }
         e.activation = args.activation;
-        gemm_kernels.epilogue(r1 - r0, ow, p.out + r0 * ow, ow, e);
+        gemm_kernels.epilogue(r1 - r0, ow, run[i].out + r0 * ow, ow, e);
       }
-      if (++block == row_blocks) {
-        block = 0, ++plane;
-        if (++c == channels) c = 0, ++n;
-      }
+      t += count;
     }
   });
 }

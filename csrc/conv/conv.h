@@ -180,11 +180,12 @@ struct ConvKernelsFor {
                    int64_t first_column, int64_t column_step, int64_t inside, int64_t wp, T* band, int64_t plane);
   void (*store_band)(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
                      int64_t out_plane, const T* bias, int64_t bias_stride, bool stream);
-  // Depthwise output rows [row_begin, row_end) of one plane. A thread calls
-  // depthwise_prepare once with its scratch (depthwise_scratch elements) for the call's
-  // geometry, then depthwise for each plane with the same scratch.
+  // Depthwise output rows [row_begin, row_end) of `count` planes of one geometry (they
+  // differ only in input, taps, bias and output). A thread calls depthwise_prepare once with
+  // its scratch (depthwise_scratch elements) for the call's geometry, then depthwise for
+  // each run of planes with the same scratch.
   void (*depthwise_prepare)(const DepthwisePlane<T>& geometry, T* scratch);
-  void (*depthwise)(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end, T* scratch);
+  void (*depthwise)(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin, int64_t row_end, T* scratch);
   int64_t (*depthwise_scratch)(const DepthwisePlane<T>& geometry);
 };
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import finish, float_array, result_buffer, torch_dtype_name
+from ._validate import empty, finish, float_array, result_buffer, torch_dtype_name
 from .gemm import epilogue_activation
 
 __all__ = ["conv2d", "conv_transpose2d", "pack_conv_weight"]
@@ -268,8 +268,53 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     ``activation``, ``residual`` and ``out`` (see the module docstring)."""
     op = "conv2d"
     act = epilogue_activation(activation, op)
-    x, w, b, plan = conv2d_plan(input, weight, bias, stride, padding, dilation, groups)
+    x, w, b, plan = _cached_conv2d_plan(input, weight, bias, stride, padding, dilation, groups)
     return run_conv2d(plan, x, w, b, act, residual, out)
+
+
+# ---- plans of repeated calls -------------------------------------------------------------------
+
+_PLANS: dict = {}
+_PLANS_MAX = 256
+
+
+def _exact_ints(value):
+    """value as a hashable key when it is an int, a padding string or a tuple or list of ints
+    (what a repeated call passes), else None. Only exact ints: a float or bool that equals
+    an int must still reach the parser, which refuses it."""
+    kind = type(value)
+    if kind is int or kind is str:
+        return value
+    if kind is tuple or kind is list:
+        for item in value:
+            if type(item) is not int:
+                return None
+        return tuple(value)
+    return None
+
+
+def _cached_conv2d_plan(input, weight, bias, stride, padding, dilation, groups) -> tuple:
+    """conv2d_plan, remembered for calls whose input, weight and bias have the same shapes
+    and dtypes and whose int arguments are the same: they pass the same checks (which cost
+    more than the kernel on small layers), so only the arrays themselves are read again."""
+    args = (_exact_ints(stride), _exact_ints(padding), _exact_ints(dilation), groups if type(groups) is int else None)
+    if None in args:
+        return conv2d_plan(input, weight, bias, stride, padding, dilation, groups)
+    x = float_array(input, "conv2d")
+    if isinstance(weight, PackedConvWeight):
+        w, wkey = weight, (weight.key,)
+    else:
+        w = float_array(weight, "conv2d", "weight")
+        wkey = (w.shape, w.dtype)
+    b = None if bias is None else float_array(bias, "conv2d", "bias")
+    key = (x.shape, x.dtype, wkey, None if b is None else (b.shape, b.dtype), args)
+    plan = _PLANS.get(key)
+    if plan is None:
+        x, w, b, plan = conv2d_plan(x, w, b, stride, padding, dilation, groups)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return x, w, b, plan
 
 
 class Conv2dPlan(NamedTuple):
@@ -282,6 +327,7 @@ class Conv2dPlan(NamedTuple):
     geometry: tuple
     groups: int
     empty_input: bool
+    allocatable: bool  # the output's size fits an int64 (else _run raises)
 
 
 def conv2d_plan(input, weight, bias, stride, padding, dilation, groups) -> tuple:
@@ -330,11 +376,19 @@ def conv2d_plan(input, weight, bias, stride, padding, dilation, groups) -> tuple
     channels = 0 if shown[1] == 0 else wshape[0]
     shape4 = (shown[0], channels, out_hw[0], out_hw[1])
     geometry = tuple(tuple(v) for v in (stride, padding, dilation))
-    return x, w, b, Conv2dPlan(shape4, geometry, groups, empty_input)
+    allocatable = max(shape4) <= _INT64_MAX and math.prod(shape4) * x.itemsize <= _INT64_MAX
+    return x, w, b, Conv2dPlan(shape4, geometry, groups, empty_input, allocatable)
 
 
 def run_conv2d(plan: Conv2dPlan, x: np.ndarray, w, b, act: int = 0, residual=None, out=None):
     """Runs a conv2d call that conv2d_plan has checked (x, w and b as it returned them)."""
+    if residual is None and out is None and plan.allocatable and not plan.empty_input:
+        result = empty(plan.shape4, x.dtype)
+        if x.ndim == 4:
+            _core.conv2d(x, w, b, result, *plan.geometry, plan.groups, act, None)
+            return result
+        _core.conv2d(x[None], w, b, result, *plan.geometry, plan.groups, act, None)
+        return result[0]
     return _run(_core.conv2d, x, _batched(x, "conv2d"), w, b, plan.shape4, plan.geometry, plan.groups, act, residual,
                 out, plan.empty_input, "conv2d")
 

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _core
 from .._core import ShapeError
 from .._validate import as_array, float_array, module_dtype
-from ..conv import PackedConvWeight, conv2d_plan, pack_conv_weight, run_conv2d
+from ..conv import PackedConvWeight, pack_conv_weight
 from . import functional as F
 from ._packed import PackedLayer
 
@@ -165,20 +165,9 @@ class Conv2d(_ConvNd):
         if self.padding_mode != "zeros":
             padded = _pad(input, self._reversed_padding_repeated_twice, self.padding_mode)
             return F.conv2d(padded, weight, self.bias, self.stride, (0, 0), self.dilation, self.groups)
-        if not isinstance(weight, PackedConvWeight):
-            return F.conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        # A call like the last one (input, filter and bias of the same shapes and dtypes, the
-        # same int arguments) passes the same checks: reuse their plan. On a small layer the
-        # checks take longer than the convolution.
-        x = float_array(input, "conv2d")
-        b = None if self.bias is None else float_array(self.bias, "conv2d", "bias")
-        key = (x.shape, x.dtype, tuple(weight.weight_shape), weight.dtype, None if b is None else (b.shape, b.dtype),
-               self.stride, self.padding, self.dilation, self.groups)
-        cached = self.__dict__.get("_plan")
-        if cached is None or cached[0] != key:
-            x, weight, b, plan = conv2d_plan(x, weight, b, self.stride, self.padding, self.dilation, self.groups)
-            self.__dict__["_plan"] = cached = (key, plan)
-        return run_conv2d(cached[1], x, weight, b)
+        # A call like an earlier one (input, filter and bias of the same shapes and dtypes, the
+        # same int arguments) reuses the plan of its checks (tensorops.conv2d keeps them).
+        return F.conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
