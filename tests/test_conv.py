@@ -1036,3 +1036,24 @@ def test_repeated_calls_reuse_checked_plans():
     for size in range(8, 8 + 300):
         F.conv2d(np.zeros((1, 1, 3, size), np.float32), np.ones((1, 1, 1, 1), np.float32))
     assert_close(F.conv2d(x, pw, b, stride=2, padding=1), want, **tol(np.float32, 54))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_small_planes(dtype):
+    """Depthwise layers with small planes (MobileNet's 14x14 and 7x7) run with one channel per
+    vector lane where the ISA has that kernel: channel counts around the lane count, strides,
+    dilations, kernels up to the plane's size, batches, the fused extensions, and the layouts
+    that fall back to the plane-at-a-time kernel."""
+    for i, (c, hw, k, stride, padding, dilation) in enumerate([
+            (16, 7, 3, 1, 1, 1), (20, 7, 3, 1, 1, 1), (37, 14, 3, 2, 1, 1), (5, 6, 5, 1, 2, 1),
+            (33, 9, 3, 1, 2, 2), (48, 7, 7, 1, 3, 1), (17, (5, 11), (3, 1), (1, 2), (1, 0), 1), (1, 3, 3, 1, 0, 1)]):
+        x = randn((2, c, *((hw, hw) if isinstance(hw, int) else hw)), dtype, i)
+        w = randn((c, 1, *((k, k) if isinstance(k, int) else k)), dtype, 50 + i)
+        b = randn(c, dtype, 100 + i) if i % 2 == 0 else None
+        check_conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=c)
+    x, w, b = randn((3, 40, 7, 7), dtype, 200), randn((40, 1, 3, 3), dtype, 201), randn(40, dtype, 202)
+    r = randn((3, 40, 7, 7), dtype, 203)
+    got = F.conv2d(x, w, b, padding=1, groups=40, residual=r, activation="relu")
+    assert_close(got, torch.relu(_torch(TF.conv2d, x, w, b, padding=1, groups=40) + T(r)), **tol(dtype, 9))
+    check_conv2d(x[:, :, :, ::-1], w, b, padding=1, groups=40)  # rows not contiguous: the other kernel
+    check_conv2d(np.ascontiguousarray(x[:, ::2]), w[::2], b[::2], padding=1, groups=20)

@@ -33,6 +33,10 @@ constexpr int64_t kShiftedMinChannels = 1;
 constexpr int64_t kShiftedChannelBlock = 64;
 // Whole depthwise planes go to the kernel this many at a time.
 constexpr int64_t kDepthwiseRun = 4;
+// Depthwise planes of at most this many outputs, whose tile and staging fit this many bytes,
+// take the kernel with one channel per lane (depthwise_channels).
+constexpr int64_t kLanesMaxOutputs = 256;
+constexpr int64_t kLanesMaxScratchBytes = int64_t(64) << 10;
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.
 constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;
 
@@ -100,6 +104,10 @@ struct PackedConvWeight::Filters {
   // phase row_phases.phases[i] and column phase col_phases.phases[j].
   AxisPhases row_phases, col_phases;
   std::vector<T> depthwise_taps;                  // depthwise only: [C_out, KH * KW]
+  // Depthwise with one output channel per input channel, where the kernel set has a
+  // depthwise_channels kernel: the taps as [C_out / lanes][KH * KW][lanes], zero-padded.
+  std::vector<T> depthwise_lane_taps;
+  int64_t lane_width = 0;
 };
 
 template <>
@@ -117,6 +125,14 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   const int64_t kh = weight.shape[2], kw = weight.shape[3], taps = kh * kw;
   if (depthwise) {
     f->depthwise_taps = w;
+    const int64_t lanes = active_kernels().get<T>().depthwise_lanes, channels = weight.shape[0];
+    if (lanes > 0 && channels == groups) {
+      f->lane_width = lanes;
+      f->depthwise_lane_taps.assign(size_t(ceil_div(channels, lanes) * taps * lanes), T(0));
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t t = 0; t < taps; ++t)
+          f->depthwise_lane_taps[size_t(((c / lanes) * taps + t) * lanes + c % lanes)] = w[size_t(c * taps + t)];
+    }
     return f;
   }
   if (!transposed) {
@@ -296,6 +312,37 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
   geometry.stride_h = args.stride[0], geometry.stride_w = args.stride[1];
   geometry.pad_h = args.padding[0], geometry.pad_w = args.padding[1];
   geometry.dilation_h = args.dilation[0], geometry.dilation_w = args.dilation[1];
+  const auto& filters = weight.filters<T>();
+  if (filters.lane_width > 0 && filters.lane_width == kernels.depthwise_lanes && multiplier == 1 &&
+      input.strides[3] == 1 && input.strides[2] == input.shape[3] && oh * ow <= kLanesMaxOutputs &&
+      kernels.depthwise_channels_scratch(geometry) * int64_t(sizeof(T)) <= kLanesMaxScratchBytes) {
+    // Small planes: `lanes` channels at a time, one per vector lane.
+    const int64_t lanes = filters.lane_width, blocks = ceil_div(channels, lanes);
+    parallel_for(0, batch * blocks, 1, [&](int64_t t0, int64_t t1) {
+      thread_local Workspace scratch_buffer;
+      T* scratch = scratch_buffer.get<T>(size_t(kernels.depthwise_channels_scratch(geometry)));
+      kernels.depthwise_channels_prepare(geometry, scratch);
+      std::vector<T> bias_lanes(static_cast<size_t>(lanes));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = t / blocks, c0 = (t % blocks) * lanes, count = std::min(lanes, channels - c0);
+        for (int64_t i = 0; i < lanes; ++i) bias_lanes[i] = o.bias && i < count ? o.bias[(c0 + i) * o.bias_stride] : T(0);
+        T* out_planes = o.out + (n * channels + c0) * oh * ow;
+        kernels.depthwise_channels(geometry, o.input + n * input.strides[0] + c0 * input.strides[1], input.strides[1],
+                                   count, filters.depthwise_lane_taps.data() + (c0 / lanes) * kh * kw * lanes,
+                                   bias_lanes.data(), out_planes, scratch);
+        for (int64_t i = 0; fused && i < count; ++i) {
+          gemm::Epilogue<T> e;
+          if (o.residual) {
+            const int64_t* rs = o.residual_strides;
+            e.residual = {o.residual + n * rs[0] + (c0 + i) * rs[1], rs[2], rs[3]};
+          }
+          e.activation = args.activation;
+          gemm_kernels.epilogue(oh, ow, out_planes + i * oh * ow, ow, e);
+        }
+      }
+    });
+    return;
+  }
   parallel_for(0, planes * row_blocks, 1, [&](int64_t t0, int64_t t1) {
     thread_local Workspace scratch_buffer;
     T* scratch = scratch_buffer.get<T>(size_t(kernels.depthwise_scratch(geometry)));

@@ -187,6 +187,16 @@ struct ConvKernelsFor {
   void (*depthwise_prepare)(const DepthwisePlane<T>& geometry, T* scratch);
   void (*depthwise)(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin, int64_t row_end, T* scratch);
   int64_t (*depthwise_scratch)(const DepthwisePlane<T>& geometry);
+  // Depthwise with one channel per vector lane, for small planes (depthwise_lanes channels
+  // at a time; 0 and null where the ISA and dtype have no such kernel). `channels` planes of
+  // the geometry's shape, channel_stride apart in the input (rows contiguous) and
+  // out_h * out_w apart in the output; taps: [KH * KW][depthwise_lanes], bias:
+  // [depthwise_lanes]. Prepared once per thread and geometry, as depthwise is.
+  int64_t depthwise_lanes;
+  void (*depthwise_channels_prepare)(const DepthwisePlane<T>& geometry, T* scratch);
+  void (*depthwise_channels)(const DepthwisePlane<T>& geometry, const T* input, int64_t channel_stride,
+                             int64_t channels, const T* taps, const T* bias, T* out, T* scratch);
+  int64_t (*depthwise_channels_scratch)(const DepthwisePlane<T>& geometry);
 };
 
 struct ConvKernels {

@@ -3,8 +3,10 @@
 // microkernel's; what lives here is moving pixels into and out of its panels, and the
 // depthwise kernel.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "conv/conv.h"
 #include "core/simd/vec.h"
@@ -526,10 +528,138 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
   }
 }
 
+// ---- depthwise with one channel per lane (small planes, AVX-512 float) ----------------------
+//
+// A 7x7 plane is too small to vectorise along its rows (seven lanes of sixteen) or even
+// flat (49 = 3 x 16 + 1, every tap a masked load crossing lines). With sixteen channels in
+// the lanes instead, every tap of every output is one aligned load and one FMA; the planes
+// are transposed into a zero-bordered tile of the padded input ([row][column][channel]) and
+// the results back, sixteen pixels at a time with transpose16.
+#if TENSOROPS_ISA_ID == 2
+// N outputs of one row, from output column ox0: N chains of KH*KW FMAs. UNIT: column
+// stride 1, known at compile time (else the N column offsets outgrow the registers).
+template <int N, bool UNIT>
+[[gnu::always_inline]] inline void depthwise_lanes_row(const DepthwisePlane<float>& g, const float* tile,
+                                                       int64_t tile_w, const float* taps, __m512 bias, int64_t oy,
+                                                       int64_t ox0, float* staging) {
+  const int64_t step = UNIT ? 16 : g.stride_w * 16;
+  __m512 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = bias;
+  for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+    const float* row = tile + ((oy * g.stride_h + ky * g.dilation_h) * tile_w + ox0 * (step / 16)) * 16;
+    for (int64_t kx = 0; kx < g.kernel_w; ++kx, taps += 16) {
+      const __m512 t = _mm512_loadu_ps(taps);
+      const float* x = row + kx * g.dilation_w * 16;
+      for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(x + i * step), t, acc[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) _mm512_store_ps(staging + (oy * g.out_w + ox0 + i) * 16, acc[i]);
+}
+
+template <bool UNIT>
+void depthwise_lanes_rows(const DepthwisePlane<float>& g, const float* tile, int64_t tile_w, const float* taps,
+                          __m512 b, float* staging) {
+  for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    int64_t ox = 0;
+    for (; ox + 8 <= g.out_w; ox += 8) depthwise_lanes_row<8, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging);
+    switch (g.out_w - ox) {
+      case 7: depthwise_lanes_row<7, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
+      case 6: depthwise_lanes_row<6, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
+      case 5: depthwise_lanes_row<5, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
+      case 4: depthwise_lanes_row<4, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
+      case 3: depthwise_lanes_row<3, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
+      case 2: depthwise_lanes_row<2, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
+      case 1: depthwise_lanes_row<1, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
+      default: break;
+    }
+  }
+}
+
+// The tile's extent: the padded rows and columns some output reads.
+inline std::array<int64_t, 2> lanes_tile(const DepthwisePlane<float>& g) {
+  return {(g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
+          (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1};
+}
+
+// Scratch: the tile, the staging area for the outputs ([pixel][channel]), and each input
+// pixel's place in the tile (in floats; -1 for pixels no output reads), as int32 after them.
+int64_t depthwise_lanes_scratch(const DepthwisePlane<float>& g) {
+  const auto [tile_h, tile_w] = lanes_tile(g);
+  return (tile_h * tile_w + g.out_h * g.out_w) * 16 + g.h * g.w + 16;  // + 16: room to align to 64 bytes
+}
+
+float* lanes_scratch_aligned(float* scratch) {
+  return scratch + (64 - reinterpret_cast<uintptr_t>(scratch) % 64) % 64 / sizeof(float);
+}
+
+int32_t* lanes_pixel_places(const DepthwisePlane<float>& g, float* scratch) {
+  const auto [tile_h, tile_w] = lanes_tile(g);
+  return reinterpret_cast<int32_t*>(lanes_scratch_aligned(scratch) + (tile_h * tile_w + g.out_h * g.out_w) * 16);
+}
+
+// The padding of the tile stays zero from call to call: only input pixels are written.
+void depthwise_lanes_prepare(const DepthwisePlane<float>& g, float* scratch) {
+  const auto [tile_h, tile_w] = lanes_tile(g);
+  float* tile = lanes_scratch_aligned(scratch);
+  std::fill(tile, tile + tile_h * tile_w * 16, 0.0f);
+  int32_t* places = lanes_pixel_places(g, scratch);
+  for (int64_t iy = 0; iy < g.h; ++iy)
+    for (int64_t ix = 0; ix < g.w; ++ix) {
+      const int64_t ty = iy + g.pad_h, tx = ix + g.pad_w;
+      places[iy * g.w + ix] = ty < tile_h && tx < tile_w ? static_cast<int32_t>((ty * tile_w + tx) * 16) : -1;
+    }
+}
+
+// `channels` (<= 16) planes of g's geometry, `channel_stride` apart in the input and
+// out_h * out_w apart in the output; taps: [KH * KW][16] for these channels, bias: [16].
+// The input planes are contiguous (row stride w, column stride 1).
+void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t channel_stride, int64_t channels,
+                     const float* taps, const float* bias, float* out, float* scratch) {
+  const auto [tile_h, tile_w] = lanes_tile(g);
+  float* tile = lanes_scratch_aligned(scratch);
+  float* staging = tile + tile_h * tile_w * 16;
+  const int64_t pixels = g.h * g.w, outputs = g.out_h * g.out_w;
+  const int rows = static_cast<int>(channels);
+  const int32_t* places = lanes_pixel_places(g, scratch);
+  __m512 col[16];
+  // In: sixteen input pixels of every channel at a time, each pixel to its tile position.
+  for (int64_t p0 = 0; p0 < pixels; p0 += 16) {
+    const int cols = static_cast<int>(std::min<int64_t>(16, pixels - p0));
+    simd::x86_avx512::transpose16(input + p0, channel_stride, rows, cols, col);
+    for (int j = 0; j < cols; ++j)
+      if (places[p0 + j] >= 0) _mm512_store_ps(tile + places[p0 + j], col[j]);
+  }
+  const __m512 b = _mm512_loadu_ps(bias);
+  if (g.stride_w == 1) depthwise_lanes_rows<true>(g, tile, tile_w, taps, b, staging);
+  else depthwise_lanes_rows<false>(g, tile, tile_w, taps, b, staging);
+  // Out: sixteen output pixels of every channel at a time, back to the channel planes.
+  for (int64_t q0 = 0; q0 < outputs; q0 += 16) {
+    const int count = static_cast<int>(std::min<int64_t>(16, outputs - q0));
+    simd::x86_avx512::transpose16(staging + q0 * 16, 16, count, 16, col);
+    const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
+    if (rows == 16) {
+      for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(out + c * outputs + q0, lanes, col[c]);
+    } else {
+      for (int c = 0; c < rows; ++c) _mm512_mask_storeu_ps(out + c * outputs + q0, lanes, col[c]);
+    }
+  }
+}
+#endif
+
 template <class T>
 constexpr ConvKernelsFor<T> kernels_for() {
-  return {pack_im2col<T>, store_row_phase<T>, pad_band<T>, store_band<T>, depthwise_prepare<T>, depthwise<T>,
-          depthwise_scratch<T>};
+  ConvKernelsFor<T> k{pack_im2col<T>,       store_row_phase<T>, pad_band<T>, store_band<T>, depthwise_prepare<T>,
+                      depthwise<T>,         depthwise_scratch<T>, 0,         nullptr,       nullptr,
+                      nullptr};
+#if TENSOROPS_ISA_ID == 2
+  if constexpr (std::is_same_v<T, float>) {
+    k.depthwise_lanes = 16;
+    k.depthwise_channels_prepare = depthwise_lanes_prepare;
+    k.depthwise_channels = depthwise_lanes;
+    k.depthwise_channels_scratch = depthwise_lanes_scratch;
+  }
+#endif
+  return k;
 }
 
 }  // namespace

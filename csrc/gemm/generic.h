@@ -145,37 +145,6 @@ constexpr auto micro_taps_table(std::integer_sequence<int, Rows...>) {
 
 // ---- packing ----------------------------------------------------------------------------
 
-#if TENSOROPS_ISA_ID == 2
-// Columns p0..p0+15 of `rows` (<= 16) rows, `stride` apart, as 16 vectors: col[j] lane i =
-// src[i * stride + j] (lanes past `rows` are 0). Four rounds of 16 shuffles: pairs of rows
-// interleave, then 4x4 blocks transpose inside each 128-bit lane, then the 128-bit blocks
-// transpose across lanes; packing a transposed operand costs about a third of a cycle per
-// element instead of a scalar load and store each.
-inline void transpose16(const float* src, int64_t stride, int rows, __m512 col[16]) {
-  __m512 r[16], t[16], u[16];
-  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(src + i * stride) : _mm512_setzero_ps();
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4i + c], 128-bit lane q: column 4q + c of rows 4i..4i+3.
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 ab_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), ab_hi = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-    const __m512 cd_lo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44),
-                 cd_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    col[c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);
-    col[4 + c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xDD);
-    col[8 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);
-    col[12 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);
-  }
-}
-#endif
 
 template <class T>
 void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
@@ -203,7 +172,7 @@ void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
         const __mmask16 lanes = static_cast<__mmask16>((1u << MR) - 1u);
         for (; p0 + 16 <= k; p0 += 16) {
           __m512 col[16];
-          transpose16(src + p0, rs, MR, col);
+          simd::x86_avx512::transpose16(src + p0, rs, MR, 16, col);
           for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(d + (p0 + j) * MR, lanes, col[j]);
         }
       }
@@ -266,7 +235,8 @@ void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) 
         for (; p_start + 16 <= k; p_start += 16) {
           for (int64_t j = 0; j < NR; j += 16) {
             __m512 col[16];
-            transpose16(b.at(p_start, j0 + j), b.col_stride, static_cast<int>(std::clamp<int64_t>(cols - j, 0, 16)), col);
+            simd::x86_avx512::transpose16(b.at(p_start, j0 + j), b.col_stride, static_cast<int>(std::clamp<int64_t>(cols - j, 0, 16)), 16,
+                              col);
             for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + (p_start + p) * NR + j, col[p]);
           }
         }

@@ -200,3 +200,37 @@ inline void store_stream(double* p, Vec<double> v) { _mm512_stream_pd(p, v.v); }
 namespace tensorops::simd::x86_avx512 {
 inline Vec<float> reciprocal_estimate(Vec<float> d) { return _mm512_rcp14_ps(d.v); }
 }  // namespace tensorops::simd::x86_avx512
+
+// ---- 16 x 16 float transpose (GEMM packing, depthwise convolution on small planes) --------
+// Columns 0..15 of `rows` (<= 16) rows, `stride` apart, as 16 vectors: col[j] lane i =
+// src[i * stride + j] for j < cols (lanes past `rows` and columns past `cols` are 0, and
+// memory past them is not read). Four rounds of 16 shuffles: pairs of rows interleave, then
+// 4x4 blocks transpose inside each 128-bit lane, then the 128-bit blocks transpose across
+// lanes; about a third of a cycle per element instead of a scalar load and store each.
+namespace tensorops::simd::x86_avx512 {
+inline void transpose16(const float* src, int64_t stride, int rows, int cols, __m512 col[16]) {
+  __m512 r[16], t[16], u[16];
+  const __mmask16 loaded = cols >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << cols) - 1u);
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(loaded, src + i * stride) : _mm512_setzero_ps();
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + c], 128-bit lane q: column 4q + c of rows 4i..4i+3.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 ab_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), ab_hi = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 cd_lo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44),
+                 cd_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    col[c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);
+    col[4 + c] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xDD);
+    col[8 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);
+    col[12 + c] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);
+  }
+}
+}  // namespace tensorops::simd::x86_avx512
