@@ -295,7 +295,9 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
         if b.dtype != wdtype:
             raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(b.dtype)} and "
                             f"{torch_dtype_name(wdtype, True)}")
-        if b.ndim <= 1 or x.ndim <= 2:
+        if b.ndim == 1 and b.shape[0] == n:
+            addend = b  # the kernel adds it to every row
+        elif b.ndim <= 1 or x.ndim <= 2:
             addend = _expand_to(b, (rows, n))
         else:
             if len(broadcast_shapes(shape, b.shape)) != len(shape):
