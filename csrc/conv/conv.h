@@ -25,6 +25,8 @@
 //   depthwise (groups == C_in, one input channel per group, any channel multiplier): no
 //     reduction over channels, so GEMM has nothing to block; a dedicated kernel works on
 //     one plane at a time, vectorised along the output row, with stride and dilation.
+//     Planes too small for that (MobileNet's 7x7 and 14x14) put one channel in each vector
+//     lane instead, where the ISA has that kernel (depthwise_channels).
 //   transposed: out[oy] gathers input rows iy with oy = iy*s - p + ky*d. Splitting the
 //     output into its s_h x s_w stride phases (oy = ry + s*j) makes each phase an ordinary
 //     stride-1 convolution of the input with the subset of taps whose ky*d is congruent to
