@@ -325,7 +325,8 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
       std::vector<T> bias_lanes(static_cast<size_t>(lanes));
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = t / blocks, c0 = (t % blocks) * lanes, count = std::min(lanes, channels - c0);
-        for (int64_t i = 0; i < lanes; ++i) bias_lanes[i] = o.bias && i < count ? o.bias[(c0 + i) * o.bias_stride] : T(0);
+        for (int64_t i = 0; i < lanes; ++i)
+          bias_lanes[size_t(i)] = o.bias && i < count ? o.bias[(c0 + i) * o.bias_stride] : T(0);
         T* out_planes = o.out + (n * channels + c0) * oh * ow;
         kernels.depthwise_channels(geometry, o.input + n * input.strides[0] + c0 * input.strides[1], input.strides[1],
                                    count, filters.depthwise_lane_taps.data() + (c0 / lanes) * kh * kw * lanes,
@@ -582,9 +583,9 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
         const gemm::PackedA<T>& a = *window_panels[size_t(g * channel_blocks + block)];
         for (int64_t jr = 0; jr < columns; jr += ks.nr)
           for (int64_t ic = m0; ic < m1; ic += ks.mr)
-            ks.micro_taps[std::min(ks.mr, m1 - ic)](taps, tap_offsets.data(), cb, a.block(0, ic), band + c0 * plane + jr,
-                                                    plane, tile + ic * columns + jr, columns,
-                                                    std::min(ks.nr, columns - jr), block > 0);
+            ks.micro_taps[std::min(ks.mr, m1 - ic)](taps, tap_offsets.data(), cb, a.block(0, ic),
+                                                    band + c0 * plane + jr, plane, tile + ic * columns + jr,
+                                                    columns, std::min(ks.nr, columns - jr), block > 0);
       }
       // The valid columns to the output with the bias; a residual or activation follows there.
       const int64_t c0 = g * cog + m0;

@@ -648,8 +648,9 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
 
 template <class T>
 constexpr ConvKernelsFor<T> kernels_for() {
-  ConvKernelsFor<T> k{pack_im2col<T>,       store_row_phase<T>, pad_band<T>, store_band<T>, depthwise_prepare<T>,
-                      depthwise<T>,         depthwise_scratch<T>, 0,         nullptr,       nullptr,
+  // The lane kernel is filled in below where it exists.
+  ConvKernelsFor<T> k{pack_im2col<T>, store_row_phase<T>,   pad_band<T>, store_band<T>, depthwise_prepare<T>,
+                      depthwise<T>,   depthwise_scratch<T>, 0,           nullptr,       nullptr,
                       nullptr};
 #if TENSOROPS_ISA_ID == 2
   if constexpr (std::is_same_v<T, float>) {

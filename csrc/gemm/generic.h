@@ -235,8 +235,8 @@ void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) 
         for (; p_start + 16 <= k; p_start += 16) {
           for (int64_t j = 0; j < NR; j += 16) {
             __m512 col[16];
-            simd::x86_avx512::transpose16(b.at(p_start, j0 + j), b.col_stride, static_cast<int>(std::clamp<int64_t>(cols - j, 0, 16)), 16,
-                              col);
+            const int rows = static_cast<int>(std::clamp<int64_t>(cols - j, 0, 16));
+            simd::x86_avx512::transpose16(b.at(p_start, j0 + j), b.col_stride, rows, 16, col);
             for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + (p_start + p) * NR + j, col[p]);
           }
         }
