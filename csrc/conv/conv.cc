@@ -97,8 +97,8 @@ struct PackedConvWeight::Filters {
   // [C_out/g, C_in/g * taps] set per (group, phase), phase = ry * stride_w + rx.
   std::vector<std::unique_ptr<gemm::PackedA<T>>> panels;
   // conv2d with several taps: also one set per (group, block of kShiftedChannelBlock input
-  // channels) with K ordered (tap, channel), one KC block, for the shifted-window path of
-  // stride-1 convolutions (window_panels[g * blocks + block]).
+  // channels) with K ordered (tap, channel), one KC block, for the shifted-window path
+  // (window_panels[g * blocks + block]).
   std::vector<std::unique_ptr<gemm::PackedA<T>>> window_panels;
   // Transposed only: the phases with taps; panels[(g * rows + i) * cols + j] serves row
   // phase row_phases.phases[i] and column phase col_phases.phases[j].
@@ -312,6 +312,17 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
   geometry.stride_h = args.stride[0], geometry.stride_w = args.stride[1];
   geometry.pad_h = args.padding[0], geometry.pad_w = args.padding[1];
   geometry.dilation_h = args.dilation[0], geometry.dilation_w = args.dilation[1];
+  // The residual and activation of output plane (n, c), rows [r0, r1), once the kernel has
+  // written them.
+  auto finish_rows = [&](int64_t n, int64_t c, int64_t r0, int64_t r1, T* plane_out) {
+    gemm::Epilogue<T> e;
+    if (o.residual) {
+      const int64_t* rs = o.residual_strides;
+      e.residual = {o.residual + n * rs[0] + c * rs[1] + r0 * rs[2], rs[2], rs[3]};
+    }
+    e.activation = args.activation;
+    gemm_kernels.epilogue(r1 - r0, ow, plane_out + r0 * ow, ow, e);
+  };
   const auto& filters = weight.filters<T>();
   if (filters.lane_width > 0 && filters.lane_width == kernels.depthwise_lanes && multiplier == 1 &&
       input.strides[3] == 1 && input.strides[2] == input.shape[3] && oh * ow <= kLanesMaxOutputs &&
@@ -331,15 +342,7 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
         kernels.depthwise_channels(geometry, o.input + n * input.strides[0] + c0 * input.strides[1], input.strides[1],
                                    count, filters.depthwise_lane_taps.data() + (c0 / lanes) * kh * kw * lanes,
                                    bias_lanes.data(), out_planes, scratch);
-        for (int64_t i = 0; fused && i < count; ++i) {
-          gemm::Epilogue<T> e;
-          if (o.residual) {
-            const int64_t* rs = o.residual_strides;
-            e.residual = {o.residual + n * rs[0] + (c0 + i) * rs[1], rs[2], rs[3]};
-          }
-          e.activation = args.activation;
-          gemm_kernels.epilogue(oh, ow, out_planes + i * oh * ow, ow, e);
-        }
+        for (int64_t i = 0; fused && i < count; ++i) finish_rows(n, c0 + i, 0, oh, out_planes + i * oh * ow);
       }
     });
     return;
@@ -373,15 +376,7 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
         }
       }
       kernels.depthwise(run, count, r0, r1, scratch);
-      for (int64_t i = 0; fused && i < count; ++i) {
-        gemm::Epilogue<T> e;
-        if (o.residual) {
-          const int64_t* rs = o.residual_strides;
-          e.residual = {o.residual + run_image[i] * rs[0] + run_channel[i] * rs[1] + r0 * rs[2], rs[2], rs[3]};
-        }
-        e.activation = args.activation;
-        gemm_kernels.epilogue(r1 - r0, ow, run[i].out + r0 * ow, ow, e);
-      }
+      for (int64_t i = 0; fused && i < count; ++i) finish_rows(run_image[i], run_channel[i], r0, r1, run[i].out);
       t += count;
     }
   });

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _core
 from .._core import ShapeError
 from .._validate import as_array, float_array, module_dtype
-from ..conv import PackedConvWeight, pack_conv_weight
+from ..conv import pack_conv_weight
 from . import functional as F
 from ._packed import PackedLayer
 
@@ -162,12 +162,10 @@ class Conv2d(_ConvNd):
 
     def forward(self, input):
         weight = self._packed_weight()
-        if self.padding_mode != "zeros":
-            padded = _pad(input, self._reversed_padding_repeated_twice, self.padding_mode)
-            return F.conv2d(padded, weight, self.bias, self.stride, (0, 0), self.dilation, self.groups)
-        # A call like an earlier one (input, filter and bias of the same shapes and dtypes, the
-        # same int arguments) reuses the plan of its checks (tensorops.conv2d keeps them).
-        return F.conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return F.conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        padded = _pad(input, self._reversed_padding_repeated_twice, self.padding_mode)
+        return F.conv2d(padded, weight, self.bias, self.stride, (0, 0), self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
