@@ -318,8 +318,8 @@ def test_large_mean_stays_accurate(offset):
     np.testing.assert_allclose(rv, x2.astype(np.float64).var(axis=0, ddof=1), rtol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(5, 3, 4099), (5, 4, 100), (6, 100, 35), (2, 3, 9000), (300, 70), (2, 1, 20000)],
-                         ids=str)
+@pytest.mark.parametrize("shape", [(5, 3, 4099), (5, 4, 100), (6, 100, 35), (2, 3, 9000), (300, 70), (2, 1, 20000),
+                                   (4, 6, 700), (3, 8, 300)], ids=str)
 def test_results_identical_for_any_thread_count(shape):
     x = randn(shape, np.float32, scale=4.0) + 7
     c = shape[1]
@@ -333,7 +333,9 @@ def test_results_identical_for_any_thread_count(shape):
             outs = [batch_norm(x, rm, rv, training=True), rm, rv,
                     batch_norm(x, rm, rv), layer_norm(x, shape[1:])]
             if len(shape) > 2:
-                outs += [instance_norm(x, irm, irv), irm, irv, group_norm(x, 1)]
+                # Group norm pieces within a channel (one sweep with the next unit's statistics)
+                # and pieces across channels (two sweeps) must agree on every thread split.
+                outs += [instance_norm(x, irm, irv), irm, irv] + [group_norm(x, g) for g in (1, 2, c) if c % g == 0]
             results.append(outs)
     finally:
         tops.set_num_threads(previous)

@@ -48,17 +48,19 @@ inline Moments corrected_moments(double n, double rough_mean, double sum_d, doub
   return m;
 }
 
-// Two sweeps over an L1-resident chunk: the mean, then deviations from it (the chunk came
-// from memory once, in the first sweep).
+// The second sweep over an L1-resident chunk whose sum the first sweep found: deviations from
+// the rough mean. (The chunk came from memory once, in the first sweep.)
+template <class T>
+Moments moments_about(const T* x, int64_t n, T sum) {
+  if (n <= 0) return Moments{};
+  const T rough_mean = sum / T(n);
+  const auto [deviations, squares] = simd::shifted_sums(x, n, rough_mean);
+  return corrected_moments(double(n), rough_mean, deviations, squares);
+}
+
 template <class T>
 void chunk_moments(const T* x, int64_t n, Moments* out) {
-  if (n <= 0) {
-    *out = Moments{};
-    return;
-  }
-  const T rough_mean = simd::sum(x, n) / T(n);
-  const auto [deviations, squares] = simd::shifted_sums(x, n, rough_mean);
-  *out = corrected_moments(double(n), rough_mean, deviations, squares);
+  *out = moments_about(x, n, n > 0 ? simd::sum(x, n) : T(0));
 }
 
 // G vectors of columns (the last one `lanes` wide when Partial) over one tile of `rows` rows:
@@ -133,6 +135,13 @@ void column_moments(const T* x, int64_t rows, int64_t cols, int64_t stride, Mome
 
 // y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant
 // run normalises to exactly shift) and x - mean exact when x is near a large mean.
+template <Activation A, class T>
+void normalize_block(const T* x, T* y, int64_t lanes, Vec<T> mean, Vec<T> scale, Vec<T> shift) {
+  using V = Vec<T>;
+  if (lanes == V::width) activate<A>(fmadd(V::load(x) - mean, scale, shift)).store(y);
+  else activate<A>(fmadd(V::load_partial(x, lanes) - mean, scale, shift)).store_partial(y, lanes);
+}
+
 template <class T>
 void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act) {
   using V = Vec<T>;
@@ -147,8 +156,22 @@ void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation
       y0.store(y + i);
       y1.store(y + i + W);
     }
-    for (; i + W <= n; i += W) activate<A>(fmadd(V::load(x + i) - m, a, b)).store(y + i);
-    if (i < n) activate<A>(fmadd(V::load_partial(x + i, n - i) - m, a, b)).store_partial(y + i, n - i);
+    for (; i < n; i += W) normalize_block<A>(x + i, y + i, std::min(W, n - i), m, a, b);
+  });
+}
+
+// normalize() of x while the first sweep of chunk_moments(next) runs in the same loop, with the
+// same bits: one pass that keeps both memory streams (next's reads, y's writes) busy instead
+// of alternating a read-only phase with a write phase.
+template <class T>
+void normalize_with_moments(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act, const T* next,
+                            Moments* next_moments) {
+  with_activation(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    const Vec<T> m(mean), a(scale), b(shift);
+    const T sum =
+        simd::sum(next, n, [&](int64_t i, int64_t lanes) { normalize_block<A>(x + i, y + i, lanes, m, a, b); });
+    *next_moments = moments_about(next, n, sum);
   });
 }
 
@@ -169,46 +192,62 @@ void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scal
   });
 }
 
+// Block [i, i + lanes) (lanes <= W) of y = act((x - mean) * rstd * weight + bias).
 template <Activation A, bool HasWeight, bool HasBias, class T>
-void normalize_affine_loop(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias) {
+void normalize_affine_block(const T* x, T* y, int64_t i, int64_t lanes, Vec<T> mean, Vec<T> rstd, const T* weight,
+                            const T* bias) {
   using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  const V m(mean), r(rstd);
-  const auto one = [&](V xv, V wv, V bv) {
-    V z = (xv - m) * r;
-    if constexpr (HasWeight && HasBias) z = fmadd(z, wv, bv);
-    else if constexpr (HasWeight) z = z * wv;
-    else if constexpr (HasBias) z = z + bv;
-    return activate<A>(z);
-  };
-  int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const V wv = HasWeight ? V::load(weight + i) : V::zero();
-    const V bv = HasBias ? V::load(bias + i) : V::zero();
-    one(V::load(x + i), wv, bv).store(y + i);
-  }
-  if (i < n) {
-    const int64_t k = n - i;
-    const V wv = HasWeight ? V::load_partial(weight + i, k) : V::zero();
-    const V bv = HasBias ? V::load_partial(bias + i, k) : V::zero();
-    one(V::load_partial(x + i, k), wv, bv).store_partial(y + i, k);
-  }
+  const bool full = lanes == V::width;
+  const auto load = [&](const T* p) { return full ? V::load(p + i) : V::load_partial(p + i, lanes); };
+  V z = (load(x) - mean) * rstd;
+  if constexpr (HasWeight && HasBias) z = fmadd(z, load(weight), load(bias));
+  else if constexpr (HasWeight) z = z * load(weight);
+  else if constexpr (HasBias) z = z + load(bias);
+  z = activate<A>(z);
+  if (full) z.store(y + i);
+  else z.store_partial(y + i, lanes);
+}
+
+// Calls body(activation tag, has-weight tag, has-bias tag): one loop per combination.
+template <class T, class Body>
+void with_affine(Activation act, const T* weight, const T* bias, const Body& body) {
+  with_activation(act, [&](auto a) {
+    if (weight && bias) body(a, std::true_type{}, std::true_type{});
+    else if (weight) body(a, std::true_type{}, std::false_type{});
+    else if (bias) body(a, std::false_type{}, std::true_type{});
+    else body(a, std::false_type{}, std::false_type{});
+  });
 }
 
 template <class T>
 void normalize_affine(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias, Activation act) {
-  with_activation(act, [&](auto tag) {
-    constexpr Activation A = decltype(tag)::value;
-    if (weight && bias) normalize_affine_loop<A, true, true>(x, y, n, mean, rstd, weight, bias);
-    else if (weight) normalize_affine_loop<A, true, false>(x, y, n, mean, rstd, weight, bias);
-    else if (bias) normalize_affine_loop<A, false, true>(x, y, n, mean, rstd, weight, bias);
-    else normalize_affine_loop<A, false, false>(x, y, n, mean, rstd, weight, bias);
+  constexpr int64_t W = Vec<T>::width;
+  with_affine(act, weight, bias, [&](auto a, auto has_weight, auto has_bias) {
+    const Vec<T> m(mean), r(rstd);
+    for (int64_t i = 0; i < n; i += W)
+      normalize_affine_block<decltype(a)::value, has_weight, has_bias>(x, y, i, std::min(W, n - i), m, r, weight,
+                                                                        bias);
+  });
+}
+
+// normalize_affine() of x with the first sweep of chunk_moments(next) in the same loop, as
+// normalize_with_moments.
+template <class T>
+void normalize_affine_with_moments(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias,
+                                   Activation act, const T* next, Moments* next_moments) {
+  with_affine(act, weight, bias, [&](auto a, auto has_weight, auto has_bias) {
+    const Vec<T> m(mean), r(rstd);
+    const T sum = simd::sum(next, n, [&](int64_t i, int64_t lanes) {
+      normalize_affine_block<decltype(a)::value, has_weight, has_bias>(x, y, i, lanes, m, r, weight, bias);
+    });
+    *next_moments = moments_about(next, n, sum);
   });
 }
 
 template <class T>
 NormKernelsOf<T> kernels_of() {
-  return {chunk_moments<T>, column_moments<T>, normalize<T>, normalize_columns<T>, normalize_affine<T>};
+  return {chunk_moments<T>,    column_moments<T>,   normalize<T>, normalize_with_moments<T>, normalize_columns<T>,
+          normalize_affine<T>, normalize_affine_with_moments<T>};
 }
 
 }  // namespace

@@ -125,20 +125,38 @@ void column_statistics(const NormKernelsOf<T>& k, const T* x, int64_t rows, int6
   });
 }
 
-// Statistics, then normalisation, of units [u0, u1) that each consist of `pieces` pieces:
-// unit u's pieces are normalised interleaved with the statistics of unit u + 1, so the reads
-// of new data from memory overlap the previous unit's output writes rather than alternating
-// with them in long phases. Statistics still run unit by unit, piece by piece, in order.
-template <class Stats, class Finish, class Normalize>
-void pipeline(int64_t u0, int64_t u1, int64_t pieces, const Stats& stats, const Finish& finish,
-              const Normalize& normalize) {
+// Statistics, then normalisation, of units [u0, u1) that each consist of `pieces` pieces, the
+// same pieces in every unit. step(stats_unit, normalize_unit, j) gathers the statistics of
+// piece j of stats_unit and normalises piece j of normalize_unit, either of them -1 for none:
+// unit u's pieces are normalised together with the statistics of unit u + 1, in one sweep
+// where the piece allows (normalize_with_moments), so the reads of new data from memory
+// overlap the previous unit's output writes. Statistics still run unit by unit, piece by
+// piece, in order; finish(u) runs once unit u's statistics are complete.
+template <class Step, class Finish>
+void pipeline(int64_t u0, int64_t u1, int64_t pieces, const Step& step, const Finish& finish) {
   for (int64_t u = u0; u <= u1; ++u) {
-    for (int64_t j = 0; j < pieces; ++j) {
-      if (u < u1) stats(u, j);
-      if (u > u0) normalize(u - 1, j);
-    }
+    for (int64_t j = 0; j < pieces; ++j) step(u < u1 ? u : -1, u > u0 ? u - 1 : -1, j);
     if (u < u1) finish(u);
   }
+}
+
+// Normalises a piece of n elements at x (into y) with one set of coefficients and, when next
+// is not null, gathers the moments of the n elements at next into part: in one sweep when
+// there is both, otherwise with the call that has work.
+template <class T>
+void normalize_and_gather(const NormKernelsOf<T>& k, const T* x, T* y, int64_t n, T mean, T scale, T shift,
+                          Activation act, const T* next, Moments* part) {
+  if (x && next) k.normalize_with_moments(x, y, n, mean, scale, shift, act, next, part);
+  else if (x) k.normalize(x, y, n, mean, scale, shift, act);
+  else if (next) k.chunk_moments(next, n, part);
+}
+
+// The same with per-element weight and bias (layer norm), always normalising.
+template <class T>
+void normalize_affine_and_gather(const NormKernelsOf<T>& k, const T* x, T* y, int64_t n, T mean, T rstd,
+                                 const T* weight, const T* bias, Activation act, const T* next, Moments* part) {
+  if (next) k.normalize_affine_with_moments(x, y, n, mean, rstd, weight, bias, act, next, part);
+  else k.normalize_affine(x, y, n, mean, rstd, weight, bias, act);
 }
 
 template <class T>
@@ -183,31 +201,31 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
     // One channel per task: its planes are still in L2 when the normalising pass rereads them,
     // and that pass is interleaved with the next channel's statistics (see pipeline()).
     const int64_t chunks_per_plane = (l.s + kChunk<T> - 1) / kChunk<T>;
-    const auto piece = [&](int64_t c, int64_t j, int64_t* offset) {
+    // Piece j of channel c lies at x + c * l.s + offset: chunk j % chunks_per_plane of plane
+    // j / chunks_per_plane.
+    const auto piece = [&](int64_t j, int64_t* offset) {
       const int64_t n = j / chunks_per_plane;
       const int64_t start = (j - n * chunks_per_plane) * kChunk<T>;
-      *offset = (n * l.c + c) * l.s + start;
+      *offset = n * l.c * l.s + start;
       return std::min(kChunk<T>, l.s - start);
     };
     parallel_for(0, l.c, 1, [&](int64_t c0, int64_t c1) {
       Moments m;
       pipeline(
           c0, c1, l.n * chunks_per_plane,
-          [&](int64_t c, int64_t j) {
+          [&](int64_t stats_c, int64_t norm_c, int64_t j) {
             int64_t offset;
-            const int64_t len = piece(c, j, &offset);
+            const int64_t len = piece(j, &offset);
+            const int64_t c = std::max<int64_t>(norm_c, 0);
             Moments part;
-            k.chunk_moments(x + offset, len, &part);
-            merge(m, part);
+            normalize_and_gather(k, norm_c >= 0 ? x + offset + norm_c * l.s : nullptr, y + offset + c * l.s, len,
+                                 co.mean[c], co.scale[c], co.shift[c], act,
+                                 stats_c >= 0 ? x + offset + stats_c * l.s : nullptr, &part);
+            if (stats_c >= 0) merge(m, part);
           },
           [&](int64_t c) {
             finish_channel(c, m);
             m = Moments{};
-          },
-          [&](int64_t c, int64_t j) {
-            int64_t offset;
-            const int64_t len = piece(c, j, &offset);
-            k.normalize(x + offset, y + offset, len, co.mean[c], co.scale[c], co.shift[c], act);
           });
     });
     return;
@@ -234,30 +252,38 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
   normalize_planes(k, x, y, l, co, act);
 }
 
-// Units of `width` contiguous elements, unit u at x + u * width, cut into statistics chunks:
-// the common shape of instance, group and layer norm. on_stats(u, m) sees unit u's moments
-// once they are complete; normalize(u, m, begin, end) writes the unit's elements [begin, end).
+// Units of `width` contiguous elements, unit u at x + u * width, made of segments of `segment`
+// elements (a divisor of width) and cut into statistics chunks that never cross a segment: the
+// common shape of instance, group and layer norm. A group norm whose channels are long makes
+// each channel a segment, so every piece is normalised with one set of coefficients.
+// on_stats(u, m) sees unit u's moments once they are complete. normalize(u, m, begin, end,
+// next, part) writes unit u's elements [begin, end) and, when next is not null, gathers the
+// moments of the end - begin elements at next (the same piece of the following unit) into part.
 template <class T, class OnStats, class Normalize>
-void normalize_units(const NormKernelsOf<T>& k, const T* x, int64_t units, int64_t width, const OnStats& on_stats,
-                     const Normalize& normalize) {
-  const int64_t chunks = (width + kChunk<T> - 1) / kChunk<T>;
+void normalize_units(const NormKernelsOf<T>& k, const T* x, int64_t units, int64_t width, int64_t segment,
+                     const OnStats& on_stats, const Normalize& normalize) {
+  const int64_t chunks_per_segment = (segment + kChunk<T> - 1) / kChunk<T>;
   parallel_for(0, units, grain_for(width), [&](int64_t u0, int64_t u1) {
     // pipeline() completes unit u + 1's statistics only after unit u is written, so one
     // finished set per thread suffices.
     Moments current, finished;
     pipeline(
-        u0, u1, chunks,
-        [&](int64_t u, int64_t j) {
+        u0, u1, (width / segment) * chunks_per_segment,
+        [&](int64_t stats_u, int64_t norm_u, int64_t j) {
+          const int64_t s = j / chunks_per_segment;
+          const int64_t begin = s * segment + (j - s * chunks_per_segment) * kChunk<T>;
+          const int64_t end = std::min(begin + kChunk<T>, (s + 1) * segment);
+          const T* next = stats_u >= 0 ? x + stats_u * width + begin : nullptr;
           Moments part;
-          k.chunk_moments(x + u * width + j * kChunk<T>, std::min(kChunk<T>, width - j * kChunk<T>), &part);
-          merge(current, part);
+          if (norm_u >= 0) normalize(norm_u, finished, begin, end, next, &part);
+          else k.chunk_moments(next, end - begin, &part);
+          if (next) merge(current, part);
         },
         [&](int64_t u) {
           on_stats(u, current);
           finished = current;
           current = Moments{};
-        },
-        [&](int64_t u, int64_t j) { normalize(u, finished, j * kChunk<T>, std::min(width, (j + 1) * kChunk<T>)); });
+        });
   });
 }
 
@@ -276,16 +302,16 @@ void instance_norm_impl(const TensorView& in, const TensorView& out, const Tenso
   const bool track = running_mean.data != nullptr;
   std::vector<Moments> stats(track ? planes : 0);
   normalize_units(
-      k, x, planes, l.s,
+      k, x, planes, l.s, l.s,
       [&](int64_t p, const Moments& m) {
         if (track) stats[p] = m;
       },
-      [&](int64_t p, const Moments& m, int64_t begin, int64_t end) {
+      [&](int64_t p, const Moments& m, int64_t begin, int64_t end, const T* next, Moments* part) {
         const int64_t c = p % l.c;
         const double scale = param<T>(weight, c, 1.0) * rstd_of(m, eps);
         const int64_t offset = p * l.s + begin;
-        k.normalize(x + offset, y + offset, end - begin, static_cast<T>(m.mean), static_cast<T>(scale),
-                    static_cast<T>(param<T>(bias, c, 0.0)), act);
+        normalize_and_gather(k, x + offset, y + offset, end - begin, static_cast<T>(m.mean), static_cast<T>(scale),
+                             static_cast<T>(param<T>(bias, c, 0.0)), act, next, part);
       });
   if (!track) return;
   // PyTorch updates each instance's copy of the running statistics, then averages the copies
@@ -314,26 +340,30 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
   T* y = out.ptr<T>();
   const T* w = weight.data ? weight.ptr<const T>() : nullptr;
   const T* b = bias.data ? bias.ptr<const T>() : nullptr;
+  // Channels of at least half a chunk are segments of their own (one call per piece); shorter
+  // ones share chunks, normalised channel by channel.
+  const int64_t segment = l.s >= kChunk<T> / 2 ? l.s : width;
   normalize_units(
-      k, x, l.n * groups, width, [](int64_t, const Moments&) {},
-      [&](int64_t u, const Moments& m, int64_t begin, int64_t end) {
+      k, x, l.n * groups, width, segment, [](int64_t, const Moments&) {},
+      [&](int64_t u, const Moments& m, int64_t begin, int64_t end, const T* next, Moments* part) {
         const double rstd = rstd_of(m, eps);
         const T mean = static_cast<T>(m.mean);
         const int64_t c0 = (u % groups) * per_group;
         const int64_t base = u * width;
         if (l.s == 1) {
           // One element per channel: per-element weight and bias, as a layer norm row.
-          k.normalize_affine(x + base + begin, y + base + begin, end - begin, mean, static_cast<T>(rstd),
-                             w ? w + c0 + begin : nullptr, b ? b + c0 + begin : nullptr, act);
+          normalize_affine_and_gather(k, x + base + begin, y + base + begin, end - begin, mean, static_cast<T>(rstd),
+                                      w ? w + c0 + begin : nullptr, b ? b + c0 + begin : nullptr, act, next, part);
           return;
         }
-        for (int64_t pos = begin; pos < end;) {
-          const int64_t j = pos / l.s;  // channel within the group
-          const int64_t stop = std::min(end, (j + 1) * l.s);
+        const int64_t first = begin / l.s, last = (end - 1) / l.s;  // channels within the group
+        for (int64_t j = first; j <= last; ++j) {
+          const int64_t from = std::max(begin, j * l.s), to = std::min(end, (j + 1) * l.s);
           const T scale = static_cast<T>(w ? w[c0 + j] * rstd : rstd);
-          k.normalize(x + base + pos, y + base + pos, stop - pos, mean, scale, b ? b[c0 + j] : T(0), act);
-          pos = stop;
+          normalize_and_gather(k, x + base + from, y + base + from, to - from, mean, scale, b ? b[c0 + j] : T(0), act,
+                               first == last ? next : nullptr, part);
         }
+        if (next && first != last) k.chunk_moments(next, end - begin, part);
       });
 }
 
@@ -348,11 +378,12 @@ void layer_norm_impl(const TensorView& in, const TensorView& out, int64_t width,
   const T* w = weight.data ? weight.ptr<const T>() : nullptr;
   const T* b = bias.data ? bias.ptr<const T>() : nullptr;
   normalize_units(
-      k, x, total / width, width, [](int64_t, const Moments&) {},
-      [&](int64_t r, const Moments& m, int64_t begin, int64_t end) {
+      k, x, total / width, width, width, [](int64_t, const Moments&) {},
+      [&](int64_t r, const Moments& m, int64_t begin, int64_t end, const T* next, Moments* part) {
         const int64_t offset = r * width + begin;
-        k.normalize_affine(x + offset, y + offset, end - begin, static_cast<T>(m.mean),
-                           static_cast<T>(rstd_of(m, eps)), w ? w + begin : nullptr, b ? b + begin : nullptr, act);
+        normalize_affine_and_gather(k, x + offset, y + offset, end - begin, static_cast<T>(m.mean),
+                                    static_cast<T>(rstd_of(m, eps)), w ? w + begin : nullptr, b ? b + begin : nullptr,
+                                    act, next, part);
       });
 }
 
