@@ -1,3 +1,5 @@
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +69,57 @@ def test_mask_is_the_same_on_every_isa():
     finally:
         _core.set_isa_cap(previous)
     assert all(r.tobytes() == results[0].tobytes() for r in results)
+
+
+def _mix_key(v):
+    v = np.uint32(v)
+    v ^= v >> np.uint32(16)
+    v *= np.uint32(0x7FEB352D)
+    v ^= v >> np.uint32(15)
+    v *= np.uint32(0x846CA68B)
+    v ^= v >> np.uint32(16)
+    return v
+
+
+def reference_keep(seed, first, count):
+    """The documented mask (csrc/dropout/dropout.h) in NumPy: element i of the stream is kept
+    when the top 24 bits of scramble((i mod 2^32) ^ key(seed, i >> 32)) reach round(p * 2^24)."""
+    index = np.arange(first, first + count, dtype=np.uint64)
+    high = (index >> np.uint64(32)).astype(np.uint32)
+    low = index.astype(np.uint32)
+    with np.errstate(over="ignore"):
+        key = _mix_key(_mix_key(np.uint32(seed & 0xFFFFFFFF) ^ np.uint32(0x9E3779B9))
+                       ^ _mix_key(np.uint32(seed >> 32) + np.uint32(0x7F4A7C15) * (high + np.uint32(1))))
+        h = low ^ key
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x21F0AAAD)
+        h ^= h >> np.uint32(15)
+        h *= np.uint32(0x735A2D97)
+        h ^= h >> np.uint32(15)
+    return h >> np.uint32(8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mask_is_the_documented_hash(dtype, isa):
+    # 3 Mi elements: outputs of 8 MB and more are written with streaming stores, here into a
+    # misaligned out= (the kernel peels to the vector alignment), across an index 2^32 boundary.
+    n = 3 << 20
+    seed = 0x0123456789ABCDEF
+    tops.manual_seed(seed)
+    tops.dropout(np.ones(3, dtype), 0.5)  # the stream's position moves on by 3
+    first = 3
+    x = randn((n,), dtype) + 3
+    out = np.empty(n + 1, dtype)[1:]
+    tops.dropout(x, 0.3, out=out)
+    keep = reference_keep(seed, first, n) >= round(0.3 * 2 ** 24)
+    assert np.array_equal(out != 0, keep)
+    np.testing.assert_allclose(out[keep], x[keep] / dtype(0.7), rtol=1e-6)
+
+    dropout_module = importlib.import_module("tensorops.dropout")  # the function shadows the module
+    start = (1 << 32) - 1000
+    dropout_module._generator.offset = start
+    y = tops.dropout(x[:5000], 0.6)
+    assert np.array_equal(y != 0, reference_keep(seed, start, 5000) >= round(0.6 * 2 ** 24))
 
 
 def test_float64_mask_matches_float32_mask():

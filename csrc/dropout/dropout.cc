@@ -1,11 +1,13 @@
 #include "dropout/dropout.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/streaming.h"
 
 namespace tensorops::dropout {
 
@@ -25,25 +27,32 @@ uint32_t mix_key(uint32_t value) {
   return value;
 }
 
-DropoutKeys keys_for(uint64_t seed, uint32_t index_high) {
-  return {mix_key(static_cast<uint32_t>(seed) ^ 0x9e3779b9U),
-          mix_key(static_cast<uint32_t>(seed >> 32) + 0x7f4a7c15U * (index_high + 1U))};
+// The kernel's key for the 2^32 indices that share index_high: every bit of the seed and of
+// index_high reaches every bit of the key.
+uint32_t key_for(uint64_t seed, uint32_t index_high) {
+  const uint32_t low = mix_key(static_cast<uint32_t>(seed) ^ 0x9e3779b9U);
+  return mix_key(low ^ mix_key(static_cast<uint32_t>(seed >> 32) + 0x7f4a7c15U * (index_high + 1U)));
 }
 
 template <class T, class Kernel>
-void run(Kernel kernel, const T* in, T* out, int64_t n, double p, uint64_t seed, uint64_t offset) {
+void run(Kernel kernel, const TensorView& input, const TensorView& output, double p, uint64_t seed, uint64_t offset) {
+  const T* in = input.ptr<const T>();
+  T* out = output.ptr<T>();
   const auto drop_below = static_cast<uint32_t>(std::llround(p * 16777216.0));
   const T scale = static_cast<T>(1.0 / (1.0 - p));
-  parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  const bool stream = use_streaming<T>(output);
+  parallel_for(0, input.numel(), kGrain, [&](int64_t begin, int64_t end) {
     // Split at 2^32 index boundaries so each kernel call sees one high half.
     while (begin < end) {
       const uint64_t index = offset + static_cast<uint64_t>(begin);
       const uint64_t room = kIndexBlock - (index & (kIndexBlock - 1));
       const int64_t count = static_cast<int64_t>(std::min<uint64_t>(room, static_cast<uint64_t>(end - begin)));
-      kernel(in + begin, out + begin, count, static_cast<uint32_t>(index), keys_for(seed, static_cast<uint32_t>(index >> 32)),
-             drop_below, scale);
+      kernel(in + begin, out + begin, count, static_cast<uint32_t>(index), key_for(seed, static_cast<uint32_t>(index >> 32)),
+             drop_below, scale, stream);
       begin += count;
     }
+    // Streamed stores become visible to other threads only after a fence.
+    if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
   });
 }
 
@@ -54,9 +63,9 @@ void dropout(const TensorView& in, const TensorView& out, double p, uint64_t see
   TENSOROPS_CHECK(p > 0.0 && p < 1.0, "dropout: the kernel takes 0 < p < 1");
   const auto& k = select_kernels(kernel_tables());
   if (in.dtype == DType::float32)
-    run(k.dropout_f32, in.ptr<const float>(), out.ptr<float>(), in.numel(), p, seed, offset);
+    run<float>(k.dropout_f32, in, out, p, seed, offset);
   else
-    run(k.dropout_f64, in.ptr<const double>(), out.ptr<double>(), in.numel(), p, seed, offset);
+    run<double>(k.dropout_f64, in, out, p, seed, offset);
 }
 
 }  // namespace tensorops::dropout

@@ -1,5 +1,10 @@
-// Dropout kernel body, compiled per ISA. Plain 32-bit integer and float arithmetic in a
-// branch-free loop: the compiler vectorises it for each ISA's flags.
+// Dropout kernel body, compiled per ISA. The mask is plain 32-bit integer and float arithmetic
+// in a branch-free loop that the compiler vectorises for each ISA's flags, so every ISA draws
+// the same mask.
+#include <algorithm>
+
+#include "core/prefetch.h"
+#include "core/simd/vec.h"
 #include "dropout/dropout.h"
 
 namespace tensorops::dropout::TENSOROPS_ISA_NS {
@@ -16,12 +21,32 @@ inline uint32_t scramble(uint32_t x) {
 }
 
 template <class T>
-void dropout_kernel(const T* in, T* out, int64_t n, uint32_t index_low, DropoutKeys keys, uint32_t drop_below,
-                    T scale) {
+void mask_run(const T* in, T* out, int64_t n, uint32_t first_index, uint32_t key, uint32_t drop_below, T scale) {
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t h = scramble(scramble((index_low + static_cast<uint32_t>(i)) ^ keys.first) + keys.second);
+    const uint32_t h = scramble((first_index + static_cast<uint32_t>(i)) ^ key);
     out[i] = in[i] * ((h >> 8) >= drop_below ? scale : T(0));
   }
+}
+
+// Streamed: each block is masked into an L1 buffer by the vectorised loop above, then goes out
+// with non-temporal stores (after a peel to the vector alignment they need).
+template <class T>
+void dropout_kernel(const T* in, T* out, int64_t n, uint32_t index_low, uint32_t key, uint32_t drop_below, T scale,
+                    bool stream) {
+  using V = simd::Vec<T>;
+  constexpr int64_t kBlock = 1024 / sizeof(T);
+  int64_t i = 0;
+  if (stream) {
+    const int64_t misalign = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) / sizeof(T)) % V::width;
+    i = std::min(n, misalign ? V::width - misalign : 0);
+    mask_run(in, out, i, index_low, key, drop_below, scale);
+    alignas(64) T block[kBlock];
+    for (; i + kBlock <= n; i += kBlock) {
+      mask_run(in + i, block, kBlock, index_low + static_cast<uint32_t>(i), key, drop_below, scale);
+      for (int64_t j = 0; j < kBlock; j += V::width) prefetch_ahead(in + i + j), store_stream(out + i + j, V::load(block + j));
+    }
+  }
+  mask_run(in + i, out + i, n - i, index_low + static_cast<uint32_t>(i), key, drop_below, scale);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/streaming.h"
 
 namespace tensorops::pointwise {
 
@@ -18,23 +19,6 @@ const PointwiseKernels& kernels() { return select_kernels(kernel_tables()); }
 
 // Elements per task: large enough to amortise a thread wake-up, small enough to balance.
 constexpr int64_t kGrain = 1 << 15;
-
-// Non-temporal stores pay off once the output cannot stay in cache anyway: measured on a
-// 2-core AVX-512 machine, relu into a reused 64 MB buffer takes 5.5 ms streaming vs 9.9 ms
-// with ordinary stores (np.copyto: 9.6 ms); at 16 MB 1.4 vs 2.2 ms.
-constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
-// (Outputs tensorops allocates come warm from the buffer pool, core/buffer_pool.h, so the
-// same rule holds for them: fresh OS pages, whose zeroing leaves the lines dirty in cache and
-// makes streaming stores lose, never reach these kernels for outputs of this size.)
-
-// The output must also be aligned to its element size for the kernels' alignment peel to
-// reach the vector alignment that streaming stores need.
-template <class T>
-bool use_streaming(const TensorView& out) {
-  const int64_t bytes = out.numel() * static_cast<int64_t>(sizeof(T));
-  return bytes >= kStreamMinBytes &&
-         reinterpret_cast<uintptr_t>(out.data) % sizeof(T) == 0;
-}
 
 // The iteration space of one call after broadcasting and coalescing (see pointwise.h):
 // `ndim` dims, innermost last, and for each of `kOperands` operands its strides in elements.
