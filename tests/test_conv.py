@@ -1004,6 +1004,20 @@ def test_transposed_strides_far_beyond_the_kernel():
                            randn(3, np.float64, 3), stride=(1000, 7), padding=(0, 1))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_outputs_stored_in_row_order(dtype):
+    """Every row phase of a band is stored together, each output plane's rows in order, as
+    whole vectors that bypass the cache from 16 MB of output on; with a row stride so large
+    that one grid row of every row phase overflows the tile budget, a band is one grid row
+    of a chunk of row phases."""
+    x, w, b = randn((3, 5, 9, 130), dtype, 1), randn((5, 7, 3, 4), dtype, 2), randn(7, dtype, 3)
+    for kwargs in (dict(stride=2), dict(stride=(2, 3), padding=(1, 2), output_padding=(1, 0)),
+                   dict(stride=(450, 2), padding=(0, 1))):
+        check_conv_transpose2d(x, w, b, **kwargs)
+    large = randn((20, 4, 50, 100), dtype, 4)
+    check_conv_transpose2d(large, randn((4, 11, 3, 3), dtype, 5), randn(11, dtype, 6), stride=2)
+
+
 @pytest.mark.single_isa
 def test_repeated_calls_reuse_checked_plans():
     """conv2d remembers the checks of a call for later calls with inputs, filter and bias of

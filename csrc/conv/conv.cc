@@ -23,9 +23,10 @@ const ConvKernels& active_kernels() { return select_kernels(kernel_tables()); }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// A phase-tile of conv_transpose2d holds about this many bytes (it stays in L2 between the
-// GEMM that writes it and the stores that spread it over the output).
-constexpr int64_t kPhaseTileBytes = 256 << 10;
+// The phase tiles of one band of conv_transpose2d hold about this many bytes together (they
+// stay in L2 between the GEMMs that write them and the stores that spread them over the
+// output).
+constexpr int64_t kPhaseTilesBytes = 512 << 10;
 // conv2d takes the shifted-window path (conv2d_shifted) from this many input channels per
 // group.
 constexpr int64_t kShiftedMinChannels = 1;
@@ -664,10 +665,19 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   // layers still fill the GEMM's panels.
   // Column phases past the output width are empty: a huge stride costs nothing.
   const int64_t col_phases = std::min(sw, ow), row_phases = std::min(sh, oh);
-  const int64_t tile_elements = kPhaseTileBytes / int64_t(sizeof(T)) / col_phases;
+  // A band's tiles cover a chunk of row phases: all of them, so that the band's output rows
+  // are stored in order, contiguous in each plane; only when one grid row of every row phase
+  // exceeds the budget (huge strides), a band is one grid row and the chunk as many
+  // consecutive row phases as fit.
+  const int64_t budget = kPhaseTilesBytes / int64_t(sizeof(T));
+  const int64_t grid_row_elements = std::max<int64_t>(col_phases * cog * grid_w_max, 1);
+  const int64_t row_chunk = std::clamp<int64_t>(budget / grid_row_elements, 1, row_phases);
   const int64_t band_rows =
-      std::clamp<int64_t>(tile_elements / std::max<int64_t>(cog * grid_w_max, 1), 1, batch * grid_h_max);
-  const int64_t bands = ceil_div(batch * grid_h_max, band_rows);
+      row_chunk < row_phases
+          ? 1
+          : std::clamp<int64_t>(budget / (row_phases * grid_row_elements), 1, batch * grid_h_max);
+  const int64_t bands = ceil_div(batch * grid_h_max, band_rows), chunks = ceil_div(row_phases, row_chunk);
+  const int64_t tile_size = cog * band_rows * grid_w_max;
   // With a residual, the activation must follow the residual, which lies in output
   // coordinates: both are applied in a last pass. Otherwise an activation runs in the GEMM
   // epilogue (after the bias), and without one the bias is added as the tiles are stored.
@@ -675,34 +685,40 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   const bool bias_in_gemm = !late_residual && args.activation != gemm::Activation::none;
   const gemm::Activation tile_activation = late_residual ? gemm::Activation::none : args.activation;
   const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes;
-  std::vector<int64_t> grid_w(static_cast<size_t>(col_phases));
+  std::vector<int64_t> grid_w(static_cast<size_t>(col_phases)), grid_h(static_cast<size_t>(row_phases));
   for (int64_t rx = 0; rx < col_phases; ++rx) grid_w[size_t(rx)] = grid_of(ow, rx, sw);
+  for (int64_t ry = 0; ry < row_phases; ++ry) grid_h[size_t(ry)] = grid_of(oh, ry, sh);
   const int64_t tap_rows = int64_t(filters.row_phases.phases.size()), tap_cols = int64_t(filters.col_phases.phases.size());
-  parallel_for(0, groups * bands, 1, [&](int64_t t0, int64_t t1) {
-    thread_local Workspace tile_buffer;
-    T* tile_memory = tile_buffer.get<T>(size_t(col_phases * cog * band_rows * grid_w_max));
-    thread_local std::vector<const T*> tiles, image_tiles;
-    thread_local std::vector<int64_t> ldt;
-    tiles.assign(size_t(col_phases), nullptr);
-    image_tiles.assign(size_t(col_phases), nullptr);
-    ldt.assign(size_t(col_phases), 0);
+  const T* bias = bias_in_gemm || !o.bias ? nullptr : o.bias;
+  parallel_for(0, groups * bands * chunks, 1, [&](int64_t t0, int64_t t1) {
+    thread_local Workspace tile_buffer, staging_buffer;
+    T* tile_memory = tile_buffer.get<T>(size_t(row_chunk * col_phases * tile_size));
+    T* staging = stream ? staging_buffer.get<T>(size_t(row_chunk * band_rows * ow)) : nullptr;
+    // Per task: the first phase-grid row of each row phase's tiles, each tile's row stride
+    // (one channel's pixels), and per output row its column phases' tile rows.
+    thread_local std::vector<int64_t> first_row, tile_ld, row_ld;
+    thread_local std::vector<const T*> row_sources;
+    first_row.assign(size_t(row_chunk), 0);
+    tile_ld.assign(size_t(row_chunk * col_phases), 0);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t g = t / bands, band = t % bands;
-      for (int64_t ry = 0; ry < row_phases; ++ry) {
-        // This phase's rows of the band, in (image, grid row) order.
-        const int64_t grid_h = grid_of(oh, ry, sh);
-        if (grid_h == 0) continue;
-        const int64_t r0 = band * band_rows, r1 = std::min(r0 + band_rows, batch * grid_h_max);
-        // Rows j >= grid_h of an image exist only in phases with the longest grid.
-        auto phase_row = [&](int64_t r) { return (r / grid_h_max) * grid_h + std::min(r % grid_h_max, grid_h); };
+      const int64_t g = t / (bands * chunks), band = t / chunks % bands, ra = t % chunks * row_chunk;
+      const int64_t rb = std::min(ra + row_chunk, row_phases);
+      const int64_t r0 = band * band_rows, r1 = std::min(r0 + band_rows, batch * grid_h_max);
+      const auto tile = [&](int64_t ry, int64_t rx) { return tile_memory + ((ry - ra) * col_phases + rx) * tile_size; };
+      for (int64_t ry = ra; ry < rb; ++ry) {
+        // This phase's rows of the band, in (image, grid row) order. Rows j >= grid_h of an
+        // image exist only in phases with the longest grid.
+        const int64_t rows_per_image = grid_h[size_t(ry)];
+        auto phase_row = [&](int64_t r) { return (r / grid_h_max) * rows_per_image + std::min(r % grid_h_max, rows_per_image); };
         const int64_t p0 = phase_row(r0), p1 = phase_row(r1);
+        first_row[size_t(ry - ra)] = p0;
         if (p0 >= p1) continue;
         const int64_t i = filters.row_phases.find(ry);
         for (int64_t rx = 0; rx < col_phases; ++rx) {
           const int64_t j = filters.col_phases.find(rx);
           gemm::GemmProblem<T> p;
           p.m = cog, p.n = (p1 - p0) * grid_w[size_t(rx)], p.k = 0;
-          p.c = tile_memory + rx * cog * band_rows * grid_w_max, p.ldc = p.n;
+          p.c = tile(ry, rx), p.ldc = p.n;
           std::optional<Im2colSource<T>> source;
           if (i >= 0 && j >= 0) {
             // (With no tap reaching the phase, k = 0 leaves the epilogue: bias only.)
@@ -711,7 +727,7 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
             const Im2colView<T> view{o.input + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, 1, 1,
                                      rows.offsets.data(), int64_t(rows.taps.size()), cols.offsets.data(),
                                      int64_t(cols.taps.size())};
-            source.emplace(kernels, view, grid_h, grid_w[size_t(rx)], p0, xs[0]);
+            source.emplace(kernels, view, rows_per_image, grid_w[size_t(rx)], p0, xs[0]);
             p.k = cig * view.taps_y * view.taps_x;
             p.packed_a = filters.panels[size_t((g * tap_rows + i) * tap_cols + j)].get();
             p.b_source = &*source;
@@ -719,20 +735,30 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
           // The epilogue's bias is per channel, the same in every image (n = 0).
           p.epilogue = epilogue_for(o, 0, g * cog, bias_in_gemm, false, tile_activation);
           gemm::gemm_on_this_thread(p);
-          tiles[size_t(rx)] = p.c;
-          ldt[size_t(rx)] = p.ldc;
+          tile_ld[size_t((ry - ra) * col_phases + rx)] = p.ldc;
         }
-        const T* bias = bias_in_gemm || !o.bias ? nullptr : o.bias + g * cog * o.bias_stride;
-        // Store image by image: each image's rows go to its own output planes.
-        for (int64_t q = p0; q < p1;) {
-          const int64_t n = q / grid_h, j = q % grid_h, count = std::min(grid_h - j, p1 - q);
-          for (int64_t rx = 0; rx < col_phases; ++rx)
-            image_tiles[size_t(rx)] = tiles[size_t(rx)] + (q - p0) * grid_w[size_t(rx)];
-          kernels.store_row_phase(image_tiles.data(), ldt.data(), grid_w.data(), sw, cog, count, ow,
-                                  o.out + (n * cout + g * cog) * ohw + (ry + sh * j) * ow, ohw, sh * ow, bias,
-                                  o.bias_stride, stream);
-          q += count;
+      }
+      // Store image by image: the band's grid rows [j0, j1) of image n hold its output rows
+      // [sh * j0 + ra, sh * (j1 - 1) + rb), contiguous in each output plane (a chunk short of
+      // every row phase comes with a band of one grid row).
+      for (int64_t r = r0; r < r1;) {
+        const int64_t n = r / grid_h_max, j0 = r % grid_h_max, j1 = std::min(grid_h_max, j0 + (r1 - r));
+        const int64_t oy0 = sh * j0 + ra, oy1 = std::min(oh, sh * (j1 - 1) + rb);
+        row_sources.resize(size_t(std::max<int64_t>(oy1 - oy0, 0) * col_phases));
+        row_ld.resize(row_sources.size());
+        for (int64_t oy = oy0; oy < oy1; ++oy) {
+          const int64_t ry = oy % sh, q = n * grid_h[size_t(ry)] + oy / sh - first_row[size_t(ry - ra)];
+          for (int64_t rx = 0; rx < col_phases; ++rx) {
+            const size_t at = size_t((oy - oy0) * col_phases + rx);
+            row_sources[at] = tile(ry, rx) + q * grid_w[size_t(rx)];
+            row_ld[at] = tile_ld[size_t((ry - ra) * col_phases + rx)];
+          }
         }
+        if (oy1 > oy0)
+          kernels.store_rows(row_sources.data(), row_ld.data(), sw, cog, oy1 - oy0, ow,
+                             o.out + (n * cout + g * cog) * ohw + oy0 * ow, ohw,
+                             bias ? bias + g * cog * o.bias_stride : nullptr, o.bias_stride, stream, staging);
+        r += j1 - j0;
       }
     }
     // Streamed stores become visible to other threads only after a fence.

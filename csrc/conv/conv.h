@@ -31,9 +31,12 @@
 //     output into its s_h x s_w stride phases (oy = ry + s*j) makes each phase an ordinary
 //     stride-1 convolution of the input with the subset of taps whose ky*d is congruent to
 //     ry + p (mod s), at input row j + (ry + p - ky*d)/s. Each phase is one GEMM over that
-//     sub-filter (packed per phase), computed into a cache-sized tile and stored to its
-//     strided output positions with the bias added: no col2im, no scatter-add, no
-//     multiplications by the zeros that a dilated-input formulation would insert.
+//     sub-filter (packed per phase), computed into a cache-sized tile: no col2im, no
+//     scatter-add, no multiplications by the zeros that a dilated-input formulation would
+//     insert. A band holds the tiles of every phase for the same grid rows, so its output
+//     rows are assembled in order (columns interleaved from the column phases, bias added)
+//     and each plane's run of rows is stored whole, as aligned vectors that bypass the cache
+//     when the output is large.
 //
 // Threads: conv2d's shifted-window path splits (image, group, band of output rows, and part
 // of the output channels when that leaves a thread idle); its other paths hand gemm_batch
@@ -160,23 +163,24 @@ struct ConvKernelsFor {
   // run.dst + kk * nr).
   void (*pack_im2col)(const Im2colView<T>& view, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
                       int64_t nr, T* dst);
-  // The output rows of one row phase of conv_transpose2d, from its sw column-phase tiles:
-  // tile rx holds `rows` output channels (row stride ldt[rx]) of grid_h x grid_w[rx]
-  // pixels, and output pixel (j, ox) of channel r, at out[r * plane_stride + j * row_step +
-  // ox], is tile (ox % sw) at (j, ox / sw), plus bias[r * bias_stride] when bias is non-null.
-  // With `stream`, whole vectors bypass the cache (the caller fences before the output is
-  // read): for outputs far larger than the cache, which would otherwise be read in before
-  // being overwritten.
-  void (*store_row_phase)(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
-                          int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step,
-                          const T* bias, int64_t bias_stride, bool stream);
+  // Consecutive output rows of conv_transpose2d from its phase tiles: `rows` rows of
+  // `channels` planes, each plane's rows contiguous from out + c * plane_stride. With
+  // phases = min(sw, out_w), output row i takes column ox from its column phase's tile row,
+  // sources[i * phases + ox % sw] + c * ldt[i * phases + ox % sw], at ox / sw, plus
+  // bias[c * bias_stride] when bias is non-null. With `stream`, each plane's rows are
+  // assembled in `staging` (rows * out_w elements) and leave as whole vectors that bypass the
+  // cache (the caller fences before the output is read): for outputs far larger than the
+  // cache, which would otherwise be read in before being overwritten.
+  void (*store_rows)(const T* const* sources, const int64_t* ldt, int64_t sw, int64_t channels, int64_t rows,
+                     int64_t out_w, T* out, int64_t plane_stride, const T* bias, int64_t bias_stride, bool stream,
+                     T* staging);
   // The shifted-window path of conv2d. pad_band fills one stride phase of a band for
   // `channels` planes (`plane` apart): band row r holds input row first_row + r * row_step
   // (zeros when outside [0, h)) as `inside` values from columns first_column,
   // first_column + column_step, ..., followed by zeros up to wp. store_band copies the
   // first ow columns of each of `rows` rows (wp apart) of `channels` tile rows (ldt apart) to
   // the output (rows ow apart, planes out_plane apart), adding bias[c * bias_stride] if
-  // non-null; `stream` as for store_row_phase.
+  // non-null; `stream` as for store_rows.
   void (*pad_band)(const T* image, int64_t channel_stride, int64_t row_stride, int64_t col_stride, int64_t h,
                    int64_t w, int64_t channels, int64_t first_row, int64_t row_step, int64_t rows,
                    int64_t first_column, int64_t column_step, int64_t inside, int64_t wp, T* band, int64_t plane);

@@ -148,42 +148,64 @@ void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_
   }
 }
 
+// Output row dst[0, out_w) of channel c from its column-phase tile rows (column ox from
+// tiles[ox % sw] + c * ldt[ox % sw] at ox / sw) plus b, with ordinary stores.
 template <class T>
-void store_row_phase(const T* const* tiles, const int64_t* ldt, const int64_t* grid_w, int64_t sw, int64_t rows,
-                     int64_t grid_h, int64_t out_w, T* out, int64_t plane_stride, int64_t row_step, const T* bias,
-                     int64_t bias_stride, bool stream) {
+void interleave_row(const T* const* tiles, const int64_t* ldt, int64_t c, int64_t sw, int64_t out_w, T b, T* dst) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
-  auto put = [stream](T* p, V v) {
-    if (stream) store_stream(p, v);
-    else v.store(p);
-  };
-  for (int64_t r = 0; r < rows; ++r) {
-    const T b = bias ? bias[r * bias_stride] : T(0);
-    const V bv(b);
-    for (int64_t j = 0; j < grid_h; ++j) {
-      T* dst = out + r * plane_stride + j * row_step;
-      const T* even = tiles[0] + r * ldt[0] + j * grid_w[0];
-      const T* odd = sw > 1 && out_w > 1 ? tiles[1] + r * ldt[1] + j * grid_w[1] : nullptr;
-      int64_t ox = 0;
-      const int64_t head = stream ? std::min(elements_to_alignment(dst), out_w) : 0;
-      for (; ox < head; ++ox) dst[ox] = tiles[ox % sw][r * ldt[ox % sw] + j * grid_w[ox % sw] + ox / sw] + b;
-      if (sw == 1) {
-        for (; ox + W <= out_w; ox += W) put(dst + ox, V::load(even + ox) + bv);
-      } else if (sw == 2 && odd) {
-        // Columns alternate between the two phase tiles: interleave whole vectors. From an
-        // odd column the pairs are (odd[i], even[i + 1]).
-        const T* first = ox % 2 ? odd : even;
-        const T* second = ox % 2 ? even + 1 : odd;
-        for (int64_t i = ox / 2; ox + 2 * W <= out_w; i += W, ox += 2 * W) {
-          V lo, hi;
-          interleave(V::load(first + i), V::load(second + i), &lo, &hi);
-          put(dst + ox, lo + bv);
-          put(dst + ox + W, hi + bv);
-        }
-      }
-      for (; ox < out_w; ++ox) dst[ox] = tiles[ox % sw][r * ldt[ox % sw] + j * grid_w[ox % sw] + ox / sw] + b;
+  const V bv(b);
+  const T* even = tiles[0] + c * ldt[0];
+  int64_t ox = 0;
+  if (sw == 1) {
+    for (; ox + W <= out_w; ox += W) (V::load(even + ox) + bv).store(dst + ox);
+  } else if (sw == 2 && out_w > 1) {
+    // Columns alternate between the two phase tiles: interleave whole vectors.
+    const T* odd = tiles[1] + c * ldt[1];
+    int64_t i = 0;
+    for (; ox + 2 * W <= out_w; i += W, ox += 2 * W) {
+      V lo, hi;
+      interleave(V::load(even + i), V::load(odd + i), &lo, &hi);
+      (lo + bv).store(dst + ox);
+      (hi + bv).store(dst + ox + W);
     }
+    if (ox < out_w) {
+      // The last rest < 2W columns: ceil(rest / 2) from the even tile, the others odd.
+      const int64_t rest = out_w - ox;
+      V lo, hi;
+      interleave(V::load_partial(even + i, (rest + 1) / 2), V::load_partial(odd + i, rest / 2), &lo, &hi);
+      (lo + bv).store_partial(dst + ox, std::min(rest, W));
+      if (rest > W) (hi + bv).store_partial(dst + ox + W, rest - W);
+      return;
+    }
+  }
+  for (int64_t rx = ox % sw, i = ox / sw; ox < out_w; ++ox) {
+    dst[ox] = tiles[rx][c * ldt[rx] + i] + b;
+    if (++rx == sw) rx = 0, ++i;
+  }
+}
+
+template <class T>
+void store_rows(const T* const* sources, const int64_t* ldt, int64_t sw, int64_t channels, int64_t rows,
+                int64_t out_w, T* out, int64_t plane_stride, const T* bias, int64_t bias_stride, bool stream,
+                T* staging) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const int64_t phases = std::min(sw, out_w);
+  const int64_t run = rows * out_w;
+  for (int64_t c = 0; c < channels; ++c) {
+    const T b = bias ? bias[c * bias_stride] : T(0);
+    T* dst = out + c * plane_stride;
+    // Streamed, the plane's rows are assembled in L1 first, so that every cache line of the
+    // run but the first and last leaves whole, with one non-temporal store per vector.
+    T* rows_to = stream ? staging : dst;
+    for (int64_t i = 0; i < rows; ++i)
+      interleave_row(sources + i * phases, ldt + i * phases, c, sw, out_w, b, rows_to + i * out_w);
+    if (!stream) continue;
+    int64_t x = 0;
+    for (const int64_t head = std::min(elements_to_alignment(dst), run); x < head; ++x) dst[x] = staging[x];
+    for (; x + W <= run; x += W) store_stream(dst + x, V::load(staging + x));
+    for (; x < run; ++x) dst[x] = staging[x];
   }
 }
 
@@ -649,7 +671,7 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
 template <class T>
 constexpr ConvKernelsFor<T> kernels_for() {
   // The lane kernel is filled in below where it exists.
-  ConvKernelsFor<T> k{pack_im2col<T>, store_row_phase<T>,   pad_band<T>, store_band<T>, depthwise_prepare<T>,
+  ConvKernelsFor<T> k{pack_im2col<T>, store_rows<T>,   pad_band<T>, store_band<T>, depthwise_prepare<T>,
                       depthwise<T>,   depthwise_scratch<T>, 0,           nullptr,       nullptr,
                       nullptr};
 #if TENSOROPS_ISA_ID == 2
