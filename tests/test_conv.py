@@ -1005,6 +1005,19 @@ def test_transposed_strides_far_beyond_the_kernel():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_filter_packed_for_one_call_serves_that_call(dtype):
+    """A weight passed as an array is packed with only the panels its call's path reads: the
+    shifted-window panels for an ordinary 3x3, the general path's for a padding so wide that
+    the shifted window's band would not fit. A filter packed once serves both."""
+    cases = [(randn((2, 5, 6, 9), dtype, 1), randn((4, 5, 3, 2), dtype, 2), randn(4, dtype, 3), dict(padding=1)),
+             (randn((1, 3, 1, 4), dtype, 4), randn((1, 3, 1, 2), dtype, 5), randn(1, dtype, 6),
+              dict(padding=(0, 600_000)))]
+    for x, w, b, kwargs in cases:
+        got, want = check_conv2d(x, w, b, **kwargs)
+        assert_close(F.conv2d(x, tops.pack_conv_weight(w), b, **kwargs), want, **tol(dtype, 30))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_outputs_stored_in_row_order(dtype):
     """Every row phase of a band is stored together, each output plane's rows in order, as
     whole vectors that bypass the cache from 16 MB of output on; with a row stride so large

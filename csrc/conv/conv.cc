@@ -41,20 +41,33 @@ constexpr int64_t kLanesMaxScratchBytes = int64_t(64) << 10;
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.
 constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;
 
-// The weight as a dense C-contiguous copy (filters are small; this frees the packing below
-// from the caller's strides).
+// The weight as dense C-contiguous values: the caller's array when it is so already, else a
+// copy (filters are small; this frees the packing below from the caller's strides).
 template <class T>
-std::vector<T> dense_copy(const TensorView& w) {
-  std::vector<T> dense(size_t(w.numel()));
-  const T* src = w.ptr<const T>();
-  size_t i = 0;
-  for (int64_t a = 0; a < w.shape[0]; ++a)
-    for (int64_t b = 0; b < w.shape[1]; ++b)
-      for (int64_t c = 0; c < w.shape[2]; ++c)
-        for (int64_t d = 0; d < w.shape[3]; ++d)
-          dense[i++] = src[a * w.strides[0] + b * w.strides[1] + c * w.strides[2] + d * w.strides[3]];
-  return dense;
-}
+class DenseWeight {
+ public:
+  explicit DenseWeight(const TensorView& w) {
+    if (w.is_contiguous()) {
+      data_ = w.ptr<const T>();
+      return;
+    }
+    copy_.resize(size_t(w.numel()));
+    const T* src = w.ptr<const T>();
+    size_t i = 0;
+    for (int64_t a = 0; a < w.shape[0]; ++a)
+      for (int64_t b = 0; b < w.shape[1]; ++b)
+        for (int64_t c = 0; c < w.shape[2]; ++c)
+          for (int64_t d = 0; d < w.shape[3]; ++d)
+            copy_[i++] = src[a * w.strides[0] + b * w.strides[1] + c * w.strides[2] + d * w.strides[3]];
+    data_ = copy_.data();
+  }
+  const T* data() const { return data_; }
+  T operator[](size_t i) const { return data_[i]; }
+
+ private:
+  const T* data_ = nullptr;
+  std::vector<T> copy_;
+};
 
 // The kernel taps of one transposed-conv stride phase along one axis: output index
 // r + s*j reads input index j + offset for every tap k with (r + p - k*d) divisible by s.
@@ -120,12 +133,13 @@ namespace {
 
 template <class T>
 std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& weight, int64_t groups, bool transposed,
-                                                           bool depthwise, Pair stride, Pair padding, Pair dilation) {
+                                                           bool depthwise, Pair stride, Pair padding, Pair dilation,
+                                                           PackedConvWeight::Panels sets) {
   auto f = std::make_unique<PackedConvWeight::Filters<T>>();
-  const std::vector<T> w = dense_copy<T>(weight);
+  const DenseWeight<T> w(weight);
   const int64_t kh = weight.shape[2], kw = weight.shape[3], taps = kh * kw;
   if (depthwise) {
-    f->depthwise_taps = w;
+    f->depthwise_taps.assign(w.data(), w.data() + weight.numel());
     const int64_t lanes = active_kernels().get<T>().depthwise_lanes, channels = weight.shape[0];
     if (lanes > 0 && channels == groups) {
       f->lane_width = lanes;
@@ -136,24 +150,37 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     }
     return f;
   }
+  // The panel sets are independent: packed in parallel, each task writing its own slot.
   if (!transposed) {
     const int64_t cog = weight.shape[0] / groups, k = weight.shape[1] * taps;
     const int64_t cig = weight.shape[1];
-    std::vector<T> window;
-    for (int64_t g = 0; g < groups; ++g) {
-      f->panels.push_back(std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1}));
-      if (taps == 1) continue;
-      for (int64_t c0 = 0; c0 < cig; c0 += kShiftedChannelBlock) {
-        const int64_t cb = std::min(kShiftedChannelBlock, cig - c0), kb = taps * cb;
+    const bool general = taps == 1 || sets != PackedConvWeight::Panels::shifted;
+    const int64_t blocks = taps == 1 || sets == PackedConvWeight::Panels::general ? 0 : ceil_div(cig, kShiftedChannelBlock);
+    f->panels.resize(general ? size_t(groups) : 0);
+    f->window_panels.resize(size_t(groups * blocks));
+    const int64_t sets_per_group = int64_t(general) + blocks;
+    parallel_for(0, groups * sets_per_group, 1, [&](int64_t t0, int64_t t1) {
+      std::vector<T> window;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t g = t / sets_per_group, block = t % sets_per_group - int64_t(general);
+        if (block < 0) {
+          f->panels[size_t(g)] =
+              std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1});
+          continue;
+        }
+        const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - c0), kb = taps * cb;
         window.resize(size_t(cog * kb));
-        for (int64_t co = 0; co < cog; ++co)
-          for (int64_t t = 0; t < taps; ++t)
-            for (int64_t c = 0; c < cb; ++c)
-              window[size_t(co * kb + t * cb + c)] = w[size_t(((g * cog + co) * cig + c0 + c) * taps + t)];
-        f->window_panels.push_back(
-            std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{window.data(), kb, 1}, kb));
+        // Each output channel's [channel][tap] block, read in order, written tap-major.
+        for (int64_t co = 0; co < cog; ++co) {
+          const T* from = w.data() + ((g * cog + co) * cig + c0) * taps;
+          T* to = window.data() + co * kb;
+          for (int64_t c = 0; c < cb; ++c)
+            for (int64_t tap = 0; tap < taps; ++tap) to[tap * cb + c] = from[c * taps + tap];
+        }
+        f->window_panels[size_t(g * blocks + block)] =
+            std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{window.data(), kb, 1}, kb);
       }
-    }
+    });
     return f;
   }
   // Transposed: w is [C_in, C_out/g, KH, KW]; phase (ry, rx) of group g multiplies
@@ -161,29 +188,44 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   const int64_t cig = weight.shape[0] / groups, cog = weight.shape[1];
   f->row_phases = axis_phases(kh, stride[0], padding[0], dilation[0]);
   f->col_phases = axis_phases(kw, stride[1], padding[1], dilation[1]);
-  std::vector<T> sub;
-  for (int64_t g = 0; g < groups; ++g) {
-    for (const PhaseTaps& rows : f->row_phases.taps) {
-      for (const PhaseTaps& cols : f->col_phases.taps) {
-        const int64_t ty = int64_t(rows.taps.size()), tx = int64_t(cols.taps.size()), k = cig * ty * tx;
-        sub.assign(size_t(cog * k), T(0));
-        for (int64_t co = 0; co < cog; ++co)
-          for (int64_t ci = 0; ci < cig; ++ci)
-            for (int64_t a = 0; a < ty; ++a)
-              for (int64_t b = 0; b < tx; ++b)
-                sub[size_t(co * k + (ci * ty + a) * tx + b)] =
-                    w[size_t(((g * cig + ci) * cog + co) * taps + rows.taps[size_t(a)] * kw + cols.taps[size_t(b)])];
-        f->panels.push_back(std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{sub.data(), k, 1}));
+  const int64_t row_sets = int64_t(f->row_phases.taps.size()), col_sets = int64_t(f->col_phases.taps.size());
+  f->panels.resize(size_t(groups * row_sets * col_sets));
+  parallel_for(0, groups * row_sets * col_sets, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<T> sub;
+    std::vector<int64_t> tap_at;  // where each of the phase's taps lies in a [KH, KW] block
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t g = t / (row_sets * col_sets);
+      const PhaseTaps& rows = f->row_phases.taps[size_t(t / col_sets % row_sets)];
+      const PhaseTaps& cols = f->col_phases.taps[size_t(t % col_sets)];
+      const int64_t ty = int64_t(rows.taps.size()), tx = int64_t(cols.taps.size()), k = cig * ty * tx;
+      sub.resize(size_t(cog * k));
+      tap_at.clear();
+      for (int64_t a = 0; a < ty; ++a)
+        for (int64_t b = 0; b < tx; ++b) tap_at.push_back(rows.taps[size_t(a)] * kw + cols.taps[size_t(b)]);
+      // A block of input channels at a time (their [C_out/g, KH, KW] blocks stay in L2 while
+      // every output channel's row of A takes its contiguous run from them), rather than one
+      // C_out/g * KH * KW stride per element across the whole weight.
+      constexpr int64_t kChannelBlock = 8;
+      for (int64_t c0 = 0; c0 < cig; c0 += kChannelBlock) {
+        const int64_t c1 = std::min(cig, c0 + kChannelBlock);
+        for (int64_t co = 0; co < cog; ++co) {
+          T* to = sub.data() + co * k + c0 * ty * tx;
+          for (int64_t ci = c0; ci < c1; ++ci) {
+            const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
+            for (const int64_t at : tap_at) *to++ = from[at];
+          }
+        }
       }
+      f->panels[size_t(t)] = std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{sub.data(), k, 1});
     }
-  }
+  });
   return f;
 }
 
 }  // namespace
 
 PackedConvWeight::PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride,
-                                   Pair padding, Pair dilation)
+                                   Pair padding, Pair dilation, Panels panels)
     : dtype_(weight.dtype), groups_(groups), transposed_(transposed), stride_(stride), padding_(padding),
       dilation_(dilation) {
   TENSOROPS_CHECK(weight.ndim == 4, "pack_conv_weight: weight must be 4-D");
@@ -197,9 +239,9 @@ PackedConvWeight::PackedConvWeight(const TensorView& weight, int64_t groups, boo
   // depthwise kernel rather than a GEMM with K = KH * KW.
   depthwise_ = !transposed && groups > 1 && weight.shape[1] == 1;
   if (dtype_ == DType::float32)
-    f32_ = pack_filters<float>(weight, groups, transposed, depthwise_, stride, padding, dilation);
+    f32_ = pack_filters<float>(weight, groups, transposed, depthwise_, stride, padding, dilation, panels);
   else if (dtype_ == DType::float64)
-    f64_ = pack_filters<double>(weight, groups, transposed, depthwise_, stride, padding, dilation);
+    f64_ = pack_filters<double>(weight, groups, transposed, depthwise_, stride, padding, dilation, panels);
   else
     throw TypeError(std::string("pack_conv_weight: unsupported dtype ") + dtype_name(dtype_));
 }
@@ -452,10 +494,9 @@ struct ShiftedGeometry {
 };
 
 template <class T>
-ShiftedGeometry<T> shifted_geometry(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
-                                    const ConvArgs& args) {
+ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<int64_t, 4>& ws, int64_t groups,
+                                    const gemm::KernelSet<T>& ks, const TensorView& out, const ConvArgs& args) {
   ShiftedGeometry<T> s;
-  const auto& ws = weight.weight_shape();
   const int64_t cig = ws[1], kh = ws[2], kw = ws[3], oh = out.shape[2], ow = out.shape[3];
   if (kh * kw == 1 || cig < kShiftedMinChannels || oh == 0 || ow == 0) return s;
   s.rows = window_axis(input.shape[2], kh, args.stride[0], args.padding[0], args.dilation[0]);
@@ -481,9 +522,8 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const PackedConvWei
   // Output channels are split only until every thread has a task, since each task pads the
   // whole band for itself (256 channels at 14x14 on 2 threads: 4 parts padded 4 times, 2
   // parts 1-3% faster).
-  const auto& ks = weight.filters<T>().window_panels[0]->kernels().template get<T>();
-  const int64_t problems = input.shape[0] * weight.groups(), threads = get_num_threads();
-  const int64_t m_panels = ceil_div(ws[0] / weight.groups(), ks.mr);
+  const int64_t problems = input.shape[0] * groups, threads = get_num_threads();
+  const int64_t m_panels = ceil_div(ws[0] / groups, ks.mr);
   const int64_t tallest = std::clamp<int64_t>(kShiftedBandColumns / s.padded_w, 1, oh);
   int64_t best_makespan = -1, best_total = -1;
   for (int64_t r = tallest; r >= 1; --r) {
@@ -602,7 +642,13 @@ void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const
     depthwise_conv2d<T>(input, weight, out, args);
     return;
   }
-  const ShiftedGeometry<T> shifted = shifted_geometry<T>(input, weight, out, args);
+  // (A filter packed for one call holds the shifted-window panels exactly when this path
+  // takes them: see pack_for_call.)
+  const auto& window_panels = weight.filters<T>().window_panels;
+  const ShiftedGeometry<T> shifted =
+      window_panels.empty() ? ShiftedGeometry<T>{}
+                            : shifted_geometry<T>(input, weight.weight_shape(), weight.groups(),
+                                                  window_panels[0]->kernels().template get<T>(), out, args);
   if (shifted.usable) {
     conv2d_shifted<T>(input, weight, out, args, shifted);
     return;
@@ -631,6 +677,7 @@ void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const
       }
   }
   const auto& panels = weight.filters<T>().panels;
+  TENSOROPS_CHECK(!panels.empty(), "conv2d: the packed filter lacks the panels of the general path");
   gemm::gemm_batch<T>(batch * groups, [&](int64_t index) {
     const int64_t n = index / groups, g = index % groups;
     gemm::GemmProblem<T> p;
@@ -821,6 +868,31 @@ void conv_transpose2d(const TensorView& input, const PackedConvWeight& weight, c
   check_call(input, weight, out, args, "conv_transpose2d", true);
   if (weight.dtype() == DType::float32) conv_transpose2d_typed<float>(input, weight, out, args);
   else conv_transpose2d_typed<double>(input, weight, out, args);
+}
+
+namespace {
+
+template <class T>
+PackedConvWeight::Panels panels_for_call(const TensorView& weight, int64_t groups, const TensorView& input,
+                                         const TensorView& out, const ConvArgs& args) {
+  const std::array<int64_t, 4> shape{weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]};
+  const ShiftedGeometry<T> geometry =
+      shifted_geometry<T>(input, shape, groups, gemm::active_kernels().get<T>(), out, args);
+  return geometry.usable ? PackedConvWeight::Panels::shifted : PackedConvWeight::Panels::general;
+}
+
+}  // namespace
+
+std::unique_ptr<PackedConvWeight> pack_for_call(const TensorView& weight, const TensorView& input,
+                                                const TensorView& out, const ConvArgs& args, bool transposed) {
+  auto panels = PackedConvWeight::Panels::all;
+  // (Malformed calls are refused by the constructor or by the call's own checks.)
+  if (!transposed && weight.ndim == 4 && input.ndim == 4 && out.ndim == 4 && args.groups >= 1) {
+    if (weight.dtype == DType::float32) panels = panels_for_call<float>(weight, args.groups, input, out, args);
+    else if (weight.dtype == DType::float64) panels = panels_for_call<double>(weight, args.groups, input, out, args);
+  }
+  return std::make_unique<PackedConvWeight>(weight, args.groups, transposed, args.stride, args.padding, args.dilation,
+                                            panels);
 }
 
 }  // namespace tensorops::conv

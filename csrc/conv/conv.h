@@ -75,8 +75,13 @@ struct ConvShape {
 // was made for when transposed (they select each phase's taps).
 class PackedConvWeight {
  public:
+  // The panel sets a conv2d filter with several taps holds: a filter kept for many calls (a
+  // module's) holds both the shifted-window and the general path's; one packed for a single
+  // call (pack_for_call) holds only the set its path reads.
+  enum class Panels { all, general, shifted };
   // weight: [C_out, C_in/groups, KH, KW], or [C_in, C_out/groups, KH, KW] when transposed.
-  PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride, Pair padding, Pair dilation);
+  PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride, Pair padding, Pair dilation,
+                   Panels panels = Panels::all);
   ~PackedConvWeight();
   DType dtype() const { return dtype_; }
   int64_t groups() const { return groups_; }
@@ -118,6 +123,11 @@ void conv2d(const TensorView& input, const PackedConvWeight& weight, const Tenso
 // weight: [C_in, C_out/groups, KH, KW] packed with transposed = true and args' geometry.
 void conv_transpose2d(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
                       const ConvArgs& args);
+
+// The filter of one call whose weight came as an array (packed per call, as torch's
+// functional convolutions reorder theirs): only the panel set that the call's path reads.
+std::unique_ptr<PackedConvWeight> pack_for_call(const TensorView& weight, const TensorView& input,
+                                                const TensorView& out, const ConvArgs& args, bool transposed);
 
 // ---- kernel tables (one per ISA, see generic.h) -------------------------------------------
 
