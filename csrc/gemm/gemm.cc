@@ -208,17 +208,35 @@ void run(const KernelSet<T>& ks, int64_t batch, int64_t m, int64_t n, int64_t k,
   int64_t pm = 1, pn = 1;
   if (threads > 1 && batch < threads && flops >= kMinParallelFlops) {
     const int64_t parts = ceil_div(threads, batch);
-    // Every task packs the A rows and the B columns of its block: splitting N repacks A in
-    // each task, splitting M repacks B. Of the factorisations pm x pn = parts that fit the
-    // tile grid, the one that packs the fewest elements wins (operands that are pre-packed
-    // or read in place cost nothing); ties go to the squarer blocks.
+    // Of the factorisations pm x pn = parts that fit the tile grid, the one whose busiest
+    // task finishes first wins: its rows times its whole NR-column panels (a panel costs the
+    // same however few of its columns are wanted) plus what it packs, since every task packs
+    // the A rows and the B columns of its block (splitting N repacks A in each task,
+    // splitting M repacks B; operands that are pre-packed or read in place cost nothing).
+    // Packing an element costs about as long as kPackCost multiply-adds of a tile. Ties go to
+    // the squarer blocks. (1x1 conv 1024 -> 256 at 14x14 on 2 threads: N in 4 + 3 panels
+    // 380 us, M in 9 + 10 row tiles with B packed twice 310 us.)
+    constexpr double kPackCost = 16;
     const bool packs_a = !small && !first.packed_a;
+    // The largest share of `size` among `parts` blocks of whole tiles: in elements, or in
+    // whole tiles' width when a partial tile costs a whole one.
+    auto largest_block = [](int64_t size, int64_t tile, int64_t parts, bool whole_tiles) {
+      const int64_t tiles = ceil_div(size, tile);
+      int64_t most = 0;
+      for (int64_t i = 0; i < parts; ++i) {
+        const int64_t t0 = tiles * i / parts, t1 = tiles * (i + 1) / parts;
+        most = std::max(most, whole_tiles ? (t1 - t0) * tile : std::min(size, t1 * tile) - std::min(size, t0 * tile));
+      }
+      return most;
+    };
     double best_cost = -1, best_shape = -1;
     for (int64_t d = 1; d <= parts; ++d) {
       if (parts % d || d > m_tiles || parts / d > n_tiles) continue;
-      const int64_t block_n = ceil_div(n_tiles, parts / d) * NR;
+      const int64_t block_m = largest_block(m, MR, d, false), block_n = largest_block(n, NR, parts / d, true);
       const bool packs_b = !first.packed_b && !reads_b_in_place(ks, first, block_n);
-      const double cost = (packs_a ? double(parts / d) * double(m) : 0) + (packs_b ? double(d) * double(n) : 0);
+      const double kk = double(std::max<int64_t>(k, 1));
+      const double cost = double(block_m) * double(block_n) * kk +
+                          kPackCost * kk * ((packs_a ? double(block_m) : 0) + (packs_b ? double(std::min(n, block_n)) : 0));
       const double bm = double(m) / double(d), bn = double(n) / double(parts / d);
       const double shape = std::min(bm, bn) / std::max(bm, bn);
       if (best_cost < 0 || cost < best_cost || (cost == best_cost && shape > best_shape))
