@@ -113,8 +113,32 @@ def _conv_transpose2d_cases(count: int) -> list:
     return cases
 
 
+def _conv_transpose2d_window_cases(count: int) -> list:
+    """Transposed cases whose phase grids are at least a microkernel panel wide (the window
+    path): the sweep's variety of kernels, strides, dilations, paddings, output paddings and
+    groups, with inputs 32 to 45 pixels wide and now and then more than 64 input channels."""
+    rng = np.random.default_rng(4049)
+    cases = []
+    while len(cases) < count:
+        groups, cin_g, cout_g, n, _, kernel, stride, dilation = _draw(rng, 8)
+        if rng.random() < 0.2:
+            groups, cin_g = 1, int(rng.integers(60, 140))
+        size = (int(rng.integers(1, 7)), int(rng.integers(32, 46)))
+        padding = tuple(int(rng.integers(0, d * (k - 1) + 1)) for d, k in zip(dilation, kernel))
+        output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+        out = [(i - 1) * s - 2 * p + d * (k - 1) + op + 1 for i, s, p, d, k, op in
+               zip(size, stride, padding, dilation, kernel, output_padding)]
+        if min(out) < 1:
+            continue
+        cases.append(((max(n, 1), cin_g * groups, *size), (cin_g * groups, cout_g, *kernel), bool(rng.random() < 0.7),
+                      dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+                           groups=groups)))
+    return cases
+
+
 CONV2D_CASES = _conv2d_cases(60)
 CONV_TRANSPOSE2D_CASES = _conv_transpose2d_cases(40)
+CONV_TRANSPOSE2D_WINDOW_CASES = _conv_transpose2d_window_cases(30)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -131,6 +155,18 @@ def test_conv_transpose2d_sweep(dtype):
         x, w = randn(x_shape, dtype, i), randn(w_shape, dtype, 1000 + i)
         b = randn(w_shape[1] * kwargs["groups"], dtype, 2000 + i) if with_bias else None
         check_conv_transpose2d(x, w, b, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_transpose2d_window_sweep(dtype):
+    for i, (x_shape, w_shape, with_bias, kwargs) in enumerate(CONV_TRANSPOSE2D_WINDOW_CASES):
+        x, w = randn(x_shape, dtype, i), randn(w_shape, dtype, 1000 + i)
+        b = randn(w_shape[1] * kwargs["groups"], dtype, 2000 + i) if with_bias else None
+        check_conv_transpose2d(x, w, b, **kwargs)
+        assert_close(F.conv_transpose2d(x, tops.pack_conv_weight(w, kwargs["groups"], True, stride=kwargs["stride"],
+                                                                 padding=kwargs["padding"],
+                                                                 dilation=kwargs["dilation"]), b, **kwargs),
+                     _torch(TF.conv_transpose2d, x, w, b, **kwargs), **tol(dtype, w_shape[0] * w_shape[2] * w_shape[3]))
 
 
 def test_sweeps_cover_the_edges():
@@ -290,6 +326,14 @@ def test_activation_and_residual(dtype, activation):
     r = randn((4, 1, 1), dtype, 8)
     assert_close(F.conv_transpose2d(x, wt, b[:4], stride=2, padding=1, output_padding=1, activation=activation,
                                     residual=r), act(ref_t + T(r)), **tol(dtype, 54))
+    # The transposed window path (phase grids at least a panel wide), with and without a residual.
+    xw = randn((2, 6, 5, 40), dtype, 10, 2.0)
+    ref_w = _torch(TF.conv_transpose2d, xw, wt, b[:4], stride=2, padding=1, output_padding=1)
+    assert_close(F.conv_transpose2d(xw, wt, b[:4], stride=2, padding=1, output_padding=1, activation=activation),
+                 act(ref_w), **tol(dtype, 54))
+    r = randn(ref_w.shape, dtype, 11)
+    assert_close(F.conv_transpose2d(xw, wt, b[:4], stride=2, padding=1, output_padding=1, activation=activation,
+                                    residual=r), act(ref_w + T(r)), **tol(dtype, 54))
     # Unbatched input with a residual of the unbatched output's shape.
     ref_u = _torch(TF.conv2d, x[0], w, b, padding=1, groups=2)
     r = randn(ref_u.shape, dtype, 9)

@@ -112,7 +112,9 @@ struct PackedConvWeight::Filters {
   std::vector<std::unique_ptr<gemm::PackedA<T>>> panels;
   // conv2d with several taps: also one set per (group, block of kShiftedChannelBlock input
   // channels) with K ordered (tap, channel), one KC block, for the shifted-window path
-  // (window_panels[g * blocks + block]).
+  // (window_panels[g * blocks + block]). Transposed: one per (group, phase, block), K
+  // ordered (phase tap, channel), for conv_transpose2d's window path
+  // (window_panels[((g * rows + i) * cols + j) * blocks + block]).
   std::vector<std::unique_ptr<gemm::PackedA<T>>> window_panels;
   // Transposed only: the phases with taps; panels[(g * rows + i) * cols + j] serves row
   // phase row_phases.phases[i] and column phase col_phases.phases[j].
@@ -189,34 +191,56 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   f->row_phases = axis_phases(kh, stride[0], padding[0], dilation[0]);
   f->col_phases = axis_phases(kw, stride[1], padding[1], dilation[1]);
   const int64_t row_sets = int64_t(f->row_phases.taps.size()), col_sets = int64_t(f->col_phases.taps.size());
-  f->panels.resize(size_t(groups * row_sets * col_sets));
-  parallel_for(0, groups * row_sets * col_sets, 1, [&](int64_t t0, int64_t t1) {
+  const int64_t phase_sets = groups * row_sets * col_sets;
+  const bool general = sets != PackedConvWeight::Panels::shifted, window = sets != PackedConvWeight::Panels::general;
+  const int64_t blocks = window ? ceil_div(cig, kShiftedChannelBlock) : 0;
+  f->panels.resize(general ? size_t(phase_sets) : 0);
+  f->window_panels.resize(size_t(phase_sets * blocks));
+  parallel_for(0, phase_sets, 1, [&](int64_t t0, int64_t t1) {
     std::vector<T> sub;
     std::vector<int64_t> tap_at;  // where each of the phase's taps lies in a [KH, KW] block
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t g = t / (row_sets * col_sets);
       const PhaseTaps& rows = f->row_phases.taps[size_t(t / col_sets % row_sets)];
       const PhaseTaps& cols = f->col_phases.taps[size_t(t % col_sets)];
-      const int64_t ty = int64_t(rows.taps.size()), tx = int64_t(cols.taps.size()), k = cig * ty * tx;
-      sub.resize(size_t(cog * k));
+      const int64_t ty = int64_t(rows.taps.size()), tx = int64_t(cols.taps.size()), phase_taps = ty * tx;
       tap_at.clear();
       for (int64_t a = 0; a < ty; ++a)
         for (int64_t b = 0; b < tx; ++b) tap_at.push_back(rows.taps[size_t(a)] * kw + cols.taps[size_t(b)]);
       // A block of input channels at a time (their [C_out/g, KH, KW] blocks stay in L2 while
-      // every output channel's row of A takes its contiguous run from them), rather than one
+      // every output channel's row of A takes its run from them), rather than one
       // C_out/g * KH * KW stride per element across the whole weight.
       constexpr int64_t kChannelBlock = 8;
-      for (int64_t c0 = 0; c0 < cig; c0 += kChannelBlock) {
-        const int64_t c1 = std::min(cig, c0 + kChannelBlock);
-        for (int64_t co = 0; co < cog; ++co) {
-          T* to = sub.data() + co * k + c0 * ty * tx;
-          for (int64_t ci = c0; ci < c1; ++ci) {
-            const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
-            for (const int64_t at : tap_at) *to++ = from[at];
+      if (general) {
+        const int64_t k = cig * phase_taps;  // K ordered (channel, phase tap)
+        sub.resize(size_t(cog * k));
+        for (int64_t c0 = 0; c0 < cig; c0 += kChannelBlock) {
+          const int64_t c1 = std::min(cig, c0 + kChannelBlock);
+          for (int64_t co = 0; co < cog; ++co) {
+            T* to = sub.data() + co * k + c0 * phase_taps;
+            for (int64_t ci = c0; ci < c1; ++ci) {
+              const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
+              for (const int64_t at : tap_at) *to++ = from[at];
+            }
           }
         }
+        f->panels[size_t(t)] = std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{sub.data(), k, 1});
       }
-      f->panels[size_t(t)] = std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{sub.data(), k, 1});
+      for (int64_t block = 0; block < blocks; ++block) {
+        const int64_t b0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - b0);
+        const int64_t kb = phase_taps * cb;  // K ordered (phase tap, channel)
+        sub.resize(size_t(cog * kb));
+        for (int64_t c0 = b0; c0 < b0 + cb; c0 += kChannelBlock) {
+          const int64_t c1 = std::min(b0 + cb, c0 + kChannelBlock);
+          for (int64_t co = 0; co < cog; ++co)
+            for (int64_t ci = c0; ci < c1; ++ci) {
+              const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
+              for (int64_t tap = 0; tap < phase_taps; ++tap) sub[size_t(co * kb + tap * cb + ci - b0)] = from[tap_at[size_t(tap)]];
+            }
+        }
+        f->window_panels[size_t(t * blocks + block)] =
+            std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{sub.data(), kb, 1}, kb);
+      }
     }
   });
   return f;
@@ -692,6 +716,171 @@ void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const
   });
 }
 
+// conv_transpose2d with a residual: the residual, then the activation, over the finished
+// output planes.
+template <class T>
+void residual_pass(const Operands<T>& o, const TensorView& out, const ConvArgs& args) {
+  const gemm::KernelSet<T>& gemm_kernels = gemm::active_kernels().get<T>();
+  const int64_t batch = out.shape[0], cout = out.shape[1], ohw = out.shape[2] * out.shape[3];
+  parallel_for(0, batch * cout, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t plane = p0; plane < p1; ++plane) {
+      const int64_t n = plane / cout, c = plane % cout;
+      gemm_kernels.epilogue(1, ohw, o.out + plane * ohw, ohw, epilogue_for(o, n, c, false, true, args.activation));
+    }
+  });
+}
+
+// conv_transpose2d's window path. Every stride phase is a stride-1 correlation of the input
+// with the phase's taps, tap t reading input row j + row offset, column i + column offset
+// for grid pixel (j, i) (PhaseTaps::offsets). So one zero-padded band of input rows, from the
+// smallest offset on, serves every phase: a tap is a slice of it at a fixed offset, read in
+// place by micro_taps as conv2d_shifted reads its band. The band is copied once per (image,
+// group, band of grid rows), where the general path packs an im2col panel per phase and K
+// block (seed shape: that packing was a fifth of the time). Grids narrower than a
+// microkernel panel stay on the general path, whose bands run across images.
+constexpr int64_t kWindowMinGridWidth = 32;
+
+struct TransposedWindow {
+  int64_t wp = 0;                  // band row pitch: the widest grid plus the column offsets' span
+  int64_t band_rows = 0;           // grid rows per band
+  int64_t buffer_rows = 0;         // band rows held: band_rows plus the row offsets' span
+  int64_t min_row = 0, min_col = 0;  // the smallest row and column offsets
+  int64_t lead = 0, first_column = 0, inside = 0;  // a band row: lead zeros, then `inside` input columns from first_column
+  bool usable = false;
+};
+
+template <class T>
+TransposedWindow transposed_window(const AxisPhases& rows, const AxisPhases& cols, const TensorView& input,
+                                   int64_t groups, int64_t cog, const TensorView& out, Pair stride) {
+  TransposedWindow g;
+  if (rows.phases.empty() || cols.phases.empty()) return g;
+  const int64_t w = input.shape[3], cig = input.shape[1] / groups, oh = out.shape[2], ow = out.shape[3];
+  const int64_t grid_h_max = ceil_div(oh, stride[0]), grid_w_max = ceil_div(ow, stride[1]);
+  const int64_t phases = std::min(stride[0], oh) * std::min(stride[1], ow);
+  if (grid_w_max < kWindowMinGridWidth) return g;
+  int64_t max_row = 0, max_col = 0;
+  g.min_row = rows.taps[0].offsets[0], g.min_col = cols.taps[0].offsets[0];
+  max_row = g.min_row, max_col = g.min_col;
+  for (const PhaseTaps& t : rows.taps)
+    for (int64_t v : t.offsets) g.min_row = std::min(g.min_row, v), max_row = std::max(max_row, v);
+  for (const PhaseTaps& t : cols.taps)
+    for (int64_t v : t.offsets) g.min_col = std::min(g.min_col, v), max_col = std::max(max_col, v);
+  const int64_t too_far = kShiftedMaxBandBytes / int64_t(sizeof(T));
+  if (max_row - g.min_row > too_far || max_col - g.min_col > too_far) return g;
+  g.wp = grid_w_max + max_col - g.min_col;
+  const int64_t budget = kPhaseTilesBytes / int64_t(sizeof(T));
+  if (phases * cog * g.wp > budget) return g;
+  g.band_rows = std::clamp<int64_t>(budget / (phases * cog * g.wp), 1, grid_h_max);
+  g.buffer_rows = g.band_rows + max_row - g.min_row;
+  g.first_column = std::clamp<int64_t>(g.min_col, 0, w);
+  g.lead = g.first_column - g.min_col;
+  g.inside = std::max<int64_t>(0, std::min(w, grid_w_max + max_col) - g.first_column);
+  g.usable = cig * g.buffer_rows * g.wp <= too_far;
+  return g;
+}
+
+template <class T>
+void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
+                             const ConvArgs& args, const TransposedWindow& geo) {
+  const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
+  const Operands<T> o = operands_of<T>(input, out, args);
+  const PackedConvWeight::Filters<T>& filters = weight.filters<T>();
+  const gemm::KernelSet<T>& ks = filters.window_panels[0]->kernels().template get<T>();
+  const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3];
+  const int64_t groups = weight.groups(), cig = input.shape[1] / groups, cog = weight.weight_shape()[1];
+  const int64_t cout = cog * groups, oh = out.shape[2], ow = out.shape[3], ohw = oh * ow;
+  const int64_t sh = args.stride[0], sw = args.stride[1];
+  const int64_t* xs = input.strides;
+  const int64_t row_phases = std::min(sh, oh), col_phases = std::min(sw, ow);
+  const int64_t grid_h_max = ceil_div(oh, sh);
+  std::vector<int64_t> grid_h(static_cast<size_t>(row_phases));
+  for (int64_t ry = 0; ry < row_phases; ++ry) grid_h[size_t(ry)] = ceil_div(oh - ry, sh);
+  const int64_t wp = geo.wp, band_rows = geo.band_rows, bands = ceil_div(grid_h_max, band_rows);
+  const int64_t plane = geo.buffer_rows * wp, tile_size = cog * band_rows * wp;
+  const int64_t tap_rows = int64_t(filters.row_phases.phases.size()), tap_cols = int64_t(filters.col_phases.phases.size());
+  const int64_t blocks = ceil_div(cig, kShiftedChannelBlock);
+  // Where each tap of each phase set starts in the band, relative to the grid pixel.
+  std::vector<std::vector<int64_t>> tap_offsets(size_t(tap_rows * tap_cols));
+  int64_t furthest = 0;
+  for (int64_t i = 0; i < tap_rows; ++i)
+    for (int64_t j = 0; j < tap_cols; ++j)
+      for (int64_t dy : filters.row_phases.taps[size_t(i)].offsets)
+        for (int64_t dx : filters.col_phases.taps[size_t(j)].offsets) {
+          tap_offsets[size_t(i * tap_cols + j)].push_back((dy - geo.min_row) * wp + dx - geo.min_col);
+          furthest = std::max(furthest, tap_offsets[size_t(i * tap_cols + j)].back());
+        }
+  // The microkernel reads whole NR-column panels: the last one overruns the band's last
+  // channel by up to NR columns, plus the furthest tap offset.
+  const int64_t slack = ks.nr + furthest;
+  const bool late_residual = o.residual != nullptr;
+  const bool bias_in_tiles = !late_residual && args.activation != gemm::Activation::none;
+  const gemm::Activation tile_activation = late_residual ? gemm::Activation::none : args.activation;
+  const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes;
+  const T* bias = bias_in_tiles || !o.bias ? nullptr : o.bias;
+  parallel_for(0, batch * groups * bands, 1, [&](int64_t t0, int64_t t1) {
+    thread_local Workspace band_buffer, tile_buffer, staging_buffer;
+    T* band = band_buffer.get<T>(size_t(geo.lead + cig * plane + slack));
+    T* tiles = tile_buffer.get<T>(size_t(row_phases * col_phases * tile_size));
+    T* staging = stream ? staging_buffer.get<T>(size_t(sh * band_rows * ow)) : nullptr;
+    // The zeros before the first channel's first row and after the last channel's last row
+    // (each other channel's leading zeros end the channel before it).
+    std::fill(band, band + geo.lead, T(0));
+    std::fill(band + geo.lead + cig * plane, band + geo.lead + cig * plane + slack, T(0));
+    thread_local std::vector<const T*> row_sources;
+    thread_local std::vector<int64_t> row_ld;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / (groups * bands), g = t / bands % groups, b = t % bands;
+      const int64_t j0 = b * band_rows, j1 = std::min(grid_h_max, j0 + band_rows);
+      kernels.pad_band(o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, cig, j0 + geo.min_row, 1,
+                       geo.buffer_rows, geo.first_column, 1, geo.inside, wp, band + geo.lead, plane);
+      const auto tile = [&](int64_t ry, int64_t rx) { return tiles + (ry * col_phases + rx) * tile_size; };
+      for (int64_t ry = 0; ry < row_phases; ++ry) {
+        const int64_t columns = (std::min(j1, grid_h[size_t(ry)]) - j0) * wp;
+        if (columns <= 0) continue;
+        const int64_t i = filters.row_phases.find(ry);
+        for (int64_t rx = 0; rx < col_phases; ++rx) {
+          const int64_t j = filters.col_phases.find(rx);
+          T* c = tile(ry, rx);
+          if (i >= 0 && j >= 0) {
+            const std::vector<int64_t>& offsets = tap_offsets[size_t(i * tap_cols + j)];
+            for (int64_t block = 0; block < blocks; ++block) {
+              const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - c0);
+              const gemm::PackedA<T>& a = *filters.window_panels[size_t(((g * tap_rows + i) * tap_cols + j) * blocks + block)];
+              for (int64_t jr = 0; jr < columns; jr += ks.nr)
+                for (int64_t ic = 0; ic < cog; ic += ks.mr)
+                  ks.micro_taps[std::min(ks.mr, cog - ic)](int64_t(offsets.size()), offsets.data(), cb, a.block(0, ic),
+                                                          band + c0 * plane + jr, plane, c + ic * columns + jr, columns,
+                                                          std::min(ks.nr, columns - jr), block > 0);
+            }
+          } else {
+            std::fill(c, c + cog * columns, T(0));  // no tap reaches the phase: the bias alone
+          }
+          const gemm::Epilogue<T> e = epilogue_for(o, 0, g * cog, bias_in_tiles, false, tile_activation);
+          if (!e.is_identity()) ks.epilogue(cog, columns, c, columns, e);
+        }
+      }
+      // The band's output rows, every row phase together, contiguous in each output plane.
+      const int64_t oy0 = sh * j0, oy1 = std::min(oh, sh * j1);
+      row_sources.resize(size_t((oy1 - oy0) * col_phases));
+      row_ld.resize(row_sources.size());
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        const int64_t ry = oy % sh;
+        for (int64_t rx = 0; rx < col_phases; ++rx) {
+          const size_t at = size_t((oy - oy0) * col_phases + rx);
+          row_sources[at] = tile(ry, rx) + (oy / sh - j0) * wp;
+          row_ld[at] = (std::min(j1, grid_h[size_t(ry)]) - j0) * wp;
+        }
+      }
+      kernels.store_rows(row_sources.data(), row_ld.data(), sw, cog, oy1 - oy0, ow,
+                         o.out + (n * cout + g * cog) * ohw + oy0 * ow, ohw,
+                         bias ? bias + g * cog * o.bias_stride : nullptr, o.bias_stride, stream, staging);
+    }
+    // Streamed stores become visible to other threads only after a fence.
+    if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
+  });
+  if (late_residual) residual_pass(o, out, args);
+}
+
 template <class T>
 void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
                             const ConvArgs& args) {
@@ -704,6 +893,17 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   const int64_t sh = args.stride[0], sw = args.stride[1];
   const int64_t* xs = input.strides;
   if (batch == 0 || cout == 0 || ohw == 0) return;
+  // (A filter packed for one call holds the window panels exactly when this path takes
+  // them: see pack_for_call.)
+  if (!filters.window_panels.empty()) {
+    const TransposedWindow window =
+        transposed_window<T>(filters.row_phases, filters.col_phases, input, groups, cog, out, args.stride);
+    if (window.usable) {
+      conv_transpose2d_window<T>(input, weight, out, args, window);
+      return;
+    }
+  }
+  TENSOROPS_CHECK(!filters.panels.empty(), "conv_transpose2d: the packed filter lacks the panels of the general path");
   // Phase (ry, rx) covers output rows ry, ry + sh, ... and columns rx, rx + sw, ...
   auto grid_of = [](int64_t size, int64_t phase, int64_t stride) { return phase < size ? ceil_div(size - phase, stride) : 0; };
   const int64_t grid_h_max = ceil_div(oh, sh), grid_w_max = ceil_div(ow, sw);
@@ -811,15 +1011,7 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
     // Streamed stores become visible to other threads only after a fence.
     if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
   });
-  if (late_residual) {
-    const gemm::KernelSet<T>& gemm_kernels = gemm::active_kernels().get<T>();
-    parallel_for(0, batch * cout, 1, [&](int64_t p0, int64_t p1) {
-      for (int64_t plane = p0; plane < p1; ++plane) {
-        const int64_t n = plane / cout, c = plane % cout;
-        gemm_kernels.epilogue(1, ohw, o.out + plane * ohw, ohw, epilogue_for(o, n, c, false, true, args.activation));
-      }
-    });
-  }
+  if (late_residual) residual_pass(o, out, args);
 }
 
 void check_call(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args,
@@ -873,12 +1065,18 @@ void conv_transpose2d(const TensorView& input, const PackedConvWeight& weight, c
 namespace {
 
 template <class T>
-PackedConvWeight::Panels panels_for_call(const TensorView& weight, int64_t groups, const TensorView& input,
+PackedConvWeight::Panels panels_for_call(const TensorView& weight, bool transposed, const TensorView& input,
                                          const TensorView& out, const ConvArgs& args) {
-  const std::array<int64_t, 4> shape{weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]};
-  const ShiftedGeometry<T> geometry =
-      shifted_geometry<T>(input, shape, groups, gemm::active_kernels().get<T>(), out, args);
-  return geometry.usable ? PackedConvWeight::Panels::shifted : PackedConvWeight::Panels::general;
+  bool window;
+  if (transposed) {
+    const AxisPhases rows = axis_phases(weight.shape[2], args.stride[0], args.padding[0], args.dilation[0]);
+    const AxisPhases cols = axis_phases(weight.shape[3], args.stride[1], args.padding[1], args.dilation[1]);
+    window = transposed_window<T>(rows, cols, input, args.groups, weight.shape[1], out, args.stride).usable;
+  } else {
+    const std::array<int64_t, 4> shape{weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]};
+    window = shifted_geometry<T>(input, shape, args.groups, gemm::active_kernels().get<T>(), out, args).usable;
+  }
+  return window ? PackedConvWeight::Panels::shifted : PackedConvWeight::Panels::general;
 }
 
 }  // namespace
@@ -887,9 +1085,9 @@ std::unique_ptr<PackedConvWeight> pack_for_call(const TensorView& weight, const 
                                                 const TensorView& out, const ConvArgs& args, bool transposed) {
   auto panels = PackedConvWeight::Panels::all;
   // (Malformed calls are refused by the constructor or by the call's own checks.)
-  if (!transposed && weight.ndim == 4 && input.ndim == 4 && out.ndim == 4 && args.groups >= 1) {
-    if (weight.dtype == DType::float32) panels = panels_for_call<float>(weight, args.groups, input, out, args);
-    else if (weight.dtype == DType::float64) panels = panels_for_call<double>(weight, args.groups, input, out, args);
+  if (weight.ndim == 4 && input.ndim == 4 && out.ndim == 4 && args.groups >= 1 && weight.shape[0] % args.groups == 0) {
+    if (weight.dtype == DType::float32) panels = panels_for_call<float>(weight, transposed, input, out, args);
+    else if (weight.dtype == DType::float64) panels = panels_for_call<double>(weight, transposed, input, out, args);
   }
   return std::make_unique<PackedConvWeight>(weight, args.groups, transposed, args.stride, args.padding, args.dilation,
                                             panels);

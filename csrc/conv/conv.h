@@ -33,7 +33,12 @@
 //     ry + p (mod s), at input row j + (ry + p - ky*d)/s. Each phase is one GEMM over that
 //     sub-filter (packed per phase), computed into a cache-sized tile: no col2im, no
 //     scatter-add, no multiplications by the zeros that a dilated-input formulation would
-//     insert. A band holds the tiles of every phase for the same grid rows, so its output
+//     insert. Every phase is a stride-1 correlation with taps at fixed offsets, so when the
+//     phase grids are at least a microkernel panel wide one zero-padded band of input rows
+//     serves every phase of a band of grid rows, each tap a slice of it read in place by the
+//     shifted-window microkernel (conv_transpose2d_window); narrower grids (a generator's
+//     first layers) take an implicit im2col per phase whose bands run across images. A band
+//     holds the tiles of every phase for the same grid rows, so its output
 //     rows are assembled in order (columns interleaved from the column phases, bias added)
 //     and each plane's run of rows is stored whole, as aligned vectors that bypass the cache
 //     when the output is large.
