@@ -150,23 +150,16 @@ def test_conv2d_sweep(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv_transpose2d_sweep(dtype):
-    for i, (x_shape, w_shape, with_bias, kwargs) in enumerate(CONV_TRANSPOSE2D_CASES):
+@pytest.mark.parametrize("cases", ["CONV_TRANSPOSE2D_CASES", "CONV_TRANSPOSE2D_WINDOW_CASES"])
+def test_conv_transpose2d_sweep(dtype, cases):
+    """Each case with the weight as an array (packed for the call) and packed beforehand."""
+    for i, (x_shape, w_shape, with_bias, kwargs) in enumerate(globals()[cases]):
         x, w = randn(x_shape, dtype, i), randn(w_shape, dtype, 1000 + i)
         b = randn(w_shape[1] * kwargs["groups"], dtype, 2000 + i) if with_bias else None
-        check_conv_transpose2d(x, w, b, **kwargs)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_conv_transpose2d_window_sweep(dtype):
-    for i, (x_shape, w_shape, with_bias, kwargs) in enumerate(CONV_TRANSPOSE2D_WINDOW_CASES):
-        x, w = randn(x_shape, dtype, i), randn(w_shape, dtype, 1000 + i)
-        b = randn(w_shape[1] * kwargs["groups"], dtype, 2000 + i) if with_bias else None
-        check_conv_transpose2d(x, w, b, **kwargs)
-        assert_close(F.conv_transpose2d(x, tops.pack_conv_weight(w, kwargs["groups"], True, stride=kwargs["stride"],
-                                                                 padding=kwargs["padding"],
-                                                                 dilation=kwargs["dilation"]), b, **kwargs),
-                     _torch(TF.conv_transpose2d, x, w, b, **kwargs), **tol(dtype, w_shape[0] * w_shape[2] * w_shape[3]))
+        _, want = check_conv_transpose2d(x, w, b, **kwargs)
+        packed = tops.pack_conv_weight(w, kwargs["groups"], True, stride=kwargs["stride"], padding=kwargs["padding"],
+                                       dilation=kwargs["dilation"])
+        assert_close(F.conv_transpose2d(x, packed, b, **kwargs), want, **tol(dtype, w_shape[0] * w_shape[2] * w_shape[3]))
 
 
 def test_sweeps_cover_the_edges():
