@@ -775,7 +775,9 @@ TransposedWindow transposed_window(const AxisPhases& rows, const AxisPhases& col
   g.first_column = std::clamp<int64_t>(g.min_col, 0, w);
   g.lead = g.first_column - g.min_col;
   g.inside = std::max<int64_t>(0, std::min(w, grid_w_max + max_col) - g.first_column);
-  g.usable = cig * g.buffer_rows * g.wp <= too_far;
+  // (A row's lead zeros and inside columns fit its pitch whenever the output is not empty;
+  // checked so that no geometry can write outside the band.)
+  g.usable = g.lead >= 0 && g.lead + g.inside <= g.wp && cig * g.buffer_rows * g.wp <= too_far;
   return g;
 }
 
