@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 
 namespace tensorops {
 
@@ -32,6 +33,9 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Fn& fn) {
     return;
   }
   note_openmp_started();
+  // An exception must not leave an OpenMP region (that terminates the process): the first
+  // one thrown by any chunk is carried out and rethrown here, after every thread is done.
+  std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
   {
     const int64_t team = omp_get_num_threads();
@@ -40,8 +44,16 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Fn& fn) {
     const int64_t grains_per_thread = (max_chunks + team - 1) / team;
     const int64_t chunk_begin = begin + std::min(n, t * grains_per_thread * grain);
     const int64_t chunk_end = begin + std::min(n, (t + 1) * grains_per_thread * grain);
-    if (chunk_begin < chunk_end) fn(chunk_begin, chunk_end);
+    if (chunk_begin < chunk_end) {
+      try {
+        fn(chunk_begin, chunk_end);
+      } catch (...) {
+#pragma omp critical(tensorops_parallel_for_error)
+        if (!error) error = std::current_exception();
+      }
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace tensorops
