@@ -157,7 +157,8 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     const int64_t cog = weight.shape[0] / groups, k = weight.shape[1] * taps;
     const int64_t cig = weight.shape[1];
     const bool general = taps == 1 || sets != PackedConvWeight::Panels::shifted;
-    const int64_t blocks = taps == 1 || sets == PackedConvWeight::Panels::general ? 0 : ceil_div(cig, kShiftedChannelBlock);
+    const int64_t blocks =
+        taps == 1 || sets == PackedConvWeight::Panels::general ? 0 : ceil_div(cig, kShiftedChannelBlock);
     f->panels.resize(general ? size_t(groups) : 0);
     f->window_panels.resize(size_t(groups * blocks));
     const int64_t sets_per_group = int64_t(general) + blocks;
@@ -235,7 +236,8 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
           for (int64_t co = 0; co < cog; ++co)
             for (int64_t ci = c0; ci < c1; ++ci) {
               const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
-              for (int64_t tap = 0; tap < phase_taps; ++tap) sub[size_t(co * kb + tap * cb + ci - b0)] = from[tap_at[size_t(tap)]];
+              T* to = sub.data() + co * kb + ci - b0;
+              for (int64_t tap = 0; tap < phase_taps; ++tap) to[tap * cb] = from[tap_at[size_t(tap)]];
             }
         }
         f->window_panels[size_t(t * blocks + block)] =
@@ -741,11 +743,12 @@ void residual_pass(const Operands<T>& o, const TensorView& out, const ConvArgs& 
 constexpr int64_t kWindowMinGridWidth = 32;
 
 struct TransposedWindow {
-  int64_t wp = 0;                  // band row pitch: the widest grid plus the column offsets' span
-  int64_t band_rows = 0;           // grid rows per band
-  int64_t buffer_rows = 0;         // band rows held: band_rows plus the row offsets' span
+  int64_t wp = 0;                    // band row pitch: the widest grid plus the column offsets' span
+  int64_t band_rows = 0;             // grid rows per band
+  int64_t buffer_rows = 0;           // band rows held: band_rows plus the row offsets' span
   int64_t min_row = 0, min_col = 0;  // the smallest row and column offsets
-  int64_t lead = 0, first_column = 0, inside = 0;  // a band row: lead zeros, then `inside` input columns from first_column
+  // A band row: `lead` zeros, then `inside` input columns from first_column, then zeros.
+  int64_t lead = 0, first_column = 0, inside = 0;
   bool usable = false;
 };
 
@@ -758,9 +761,8 @@ TransposedWindow transposed_window(const AxisPhases& rows, const AxisPhases& col
   const int64_t grid_h_max = ceil_div(oh, stride[0]), grid_w_max = ceil_div(ow, stride[1]);
   const int64_t phases = std::min(stride[0], oh) * std::min(stride[1], ow);
   if (grid_w_max < kWindowMinGridWidth) return g;
-  int64_t max_row = 0, max_col = 0;
   g.min_row = rows.taps[0].offsets[0], g.min_col = cols.taps[0].offsets[0];
-  max_row = g.min_row, max_col = g.min_col;
+  int64_t max_row = g.min_row, max_col = g.min_col;
   for (const PhaseTaps& t : rows.taps)
     for (int64_t v : t.offsets) g.min_row = std::min(g.min_row, v), max_row = std::max(max_row, v);
   for (const PhaseTaps& t : cols.taps)
@@ -799,7 +801,8 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
   for (int64_t ry = 0; ry < row_phases; ++ry) grid_h[size_t(ry)] = ceil_div(oh - ry, sh);
   const int64_t wp = geo.wp, band_rows = geo.band_rows, bands = ceil_div(grid_h_max, band_rows);
   const int64_t plane = geo.buffer_rows * wp, tile_size = cog * band_rows * wp;
-  const int64_t tap_rows = int64_t(filters.row_phases.phases.size()), tap_cols = int64_t(filters.col_phases.phases.size());
+  const int64_t tap_rows = int64_t(filters.row_phases.phases.size());
+  const int64_t tap_cols = int64_t(filters.col_phases.phases.size());
   const int64_t blocks = ceil_div(cig, kShiftedChannelBlock);
   // Where each tap of each phase set starts in the band, relative to the grid pixel.
   std::vector<std::vector<int64_t>> tap_offsets(size_t(tap_rows * tap_cols));
@@ -847,7 +850,8 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
             const std::vector<int64_t>& offsets = tap_offsets[size_t(i * tap_cols + j)];
             for (int64_t block = 0; block < blocks; ++block) {
               const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - c0);
-              const gemm::PackedA<T>& a = *filters.window_panels[size_t(((g * tap_rows + i) * tap_cols + j) * blocks + block)];
+              const gemm::PackedA<T>& a =
+                  *filters.window_panels[size_t(((g * tap_rows + i) * tap_cols + j) * blocks + block)];
               for (int64_t jr = 0; jr < columns; jr += ks.nr)
                 for (int64_t ic = 0; ic < cog; ic += ks.mr)
                   ks.micro_taps[std::min(ks.mr, cog - ic)](int64_t(offsets.size()), offsets.data(), cb, a.block(0, ic),
@@ -958,7 +962,9 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
         // This phase's rows of the band, in (image, grid row) order. Rows j >= grid_h of an
         // image exist only in phases with the longest grid.
         const int64_t rows_per_image = grid_h[size_t(ry)];
-        auto phase_row = [&](int64_t r) { return (r / grid_h_max) * rows_per_image + std::min(r % grid_h_max, rows_per_image); };
+        auto phase_row = [&](int64_t r) {
+          return (r / grid_h_max) * rows_per_image + std::min(r % grid_h_max, rows_per_image);
+        };
         const int64_t p0 = phase_row(r0), p1 = phase_row(r1);
         first_row[size_t(ry - ra)] = p0;
         if (p0 >= p1) continue;

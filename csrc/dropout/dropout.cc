@@ -47,8 +47,8 @@ void run(Kernel kernel, const TensorView& input, const TensorView& output, doubl
       const uint64_t index = offset + static_cast<uint64_t>(begin);
       const uint64_t room = kIndexBlock - (index & (kIndexBlock - 1));
       const int64_t count = static_cast<int64_t>(std::min<uint64_t>(room, static_cast<uint64_t>(end - begin)));
-      kernel(in + begin, out + begin, count, static_cast<uint32_t>(index), key_for(seed, static_cast<uint32_t>(index >> 32)),
-             drop_below, scale, stream);
+      kernel(in + begin, out + begin, count, static_cast<uint32_t>(index),
+             key_for(seed, static_cast<uint32_t>(index >> 32)), drop_below, scale, stream);
       begin += count;
     }
     // Streamed stores become visible to other threads only after a fence.

@@ -43,7 +43,10 @@ void dropout_kernel(const T* in, T* out, int64_t n, uint32_t index_low, uint32_t
     alignas(64) T block[kBlock];
     for (; i + kBlock <= n; i += kBlock) {
       mask_run(in + i, block, kBlock, index_low + static_cast<uint32_t>(i), key, drop_below, scale);
-      for (int64_t j = 0; j < kBlock; j += V::width) prefetch_ahead(in + i + j), store_stream(out + i + j, V::load(block + j));
+      for (int64_t j = 0; j < kBlock; j += V::width) {
+        prefetch_ahead(in + i + j);
+        store_stream(out + i + j, V::load(block + j));
+      }
     }
   }
   mask_run(in + i, out + i, n - i, index_low + static_cast<uint32_t>(i), key, drop_below, scale);

@@ -235,8 +235,8 @@ void run(const KernelSet<T>& ks, int64_t batch, int64_t m, int64_t n, int64_t k,
       const int64_t block_m = largest_block(m, MR, d, false), block_n = largest_block(n, NR, parts / d, true);
       const bool packs_b = !first.packed_b && !reads_b_in_place(ks, first, block_n);
       const double kk = double(std::max<int64_t>(k, 1));
-      const double cost = double(block_m) * double(block_n) * kk +
-                          kPackCost * kk * ((packs_a ? double(block_m) : 0) + (packs_b ? double(std::min(n, block_n)) : 0));
+      const double packed = (packs_a ? double(block_m) : 0) + (packs_b ? double(std::min(n, block_n)) : 0);
+      const double cost = double(block_m) * double(block_n) * kk + kPackCost * kk * packed;
       const double bm = double(m) / double(d), bn = double(n) / double(parts / d);
       const double shape = std::min(bm, bn) / std::max(bm, bn);
       if (best_cost < 0 || cost < best_cost || (cost == best_cost && shape > best_shape))
