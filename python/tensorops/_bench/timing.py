@@ -95,6 +95,71 @@ def measure(
     return summarise(samples, inner), result
 
 
+def measure_interleaved(
+    fns: dict,
+    min_repeat: int,
+    min_time: float,
+    sample_target: float = SAMPLE_TARGET_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
+    """Times several callables side by side: ``{name: (Measurement, warm-up result)}``, or
+    ``{name: exception}`` for one that raised.
+
+    Each gets its warm-up call and calibration as in ``measure``. Then rounds take one
+    sample of each in turn, the order rotating from round to round, until every one has at
+    least ``min_repeat`` samples adding up to ``min_time`` seconds. A sample lasts at least
+    as long as the slowest single call, so every callable reaches the stopping rule in the
+    same round. On a machine whose speed drifts from second to second (a shared VM), the
+    drift then slows every contender alike; timed one after the other, a slow spell would
+    fall on whichever ran in it and skew the ratio between them.
+    """
+    if min_repeat < 1:
+        raise ValueError(f"measure_interleaved: min_repeat must be at least 1, got {min_repeat}")
+    outcome, results, one_call = {}, {}, {}
+    for name, fn in fns.items():
+        try:
+            results[name] = fn()
+            start = clock()
+            fn()
+            one_call[name] = clock() - start
+        except Exception as exc:  # noqa: BLE001 - reported per contender
+            outcome[name] = exc
+    target = max([sample_target, *one_call.values()])
+    inner = {name: calls_per_sample(seconds, target) for name, seconds in one_call.items()}
+    names = list(one_call)
+    samples = {name: [] for name in names}
+    totals = dict.fromkeys(names, 0.0)
+
+    def wanting():
+        return [n for n in names if len(samples[n]) < min_repeat or totals[n] < min_time]
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        turn = 0
+        while wanting():
+            for name in names[turn % len(names):] + names[:turn % len(names)]:
+                fn, loop = fns[name], range(inner[name])
+                try:
+                    start = clock()
+                    for _ in loop:
+                        fn()
+                    elapsed = clock() - start
+                except Exception as exc:  # noqa: BLE001 - reported per contender
+                    outcome[name] = exc
+                    continue
+                totals[name] += elapsed
+                samples[name].append(elapsed / inner[name])
+            names = [n for n in names if n not in outcome]
+            turn += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    for name in names:
+        outcome[name] = (summarise(samples[name], inner[name]), results[name])
+    return outcome
+
+
 def ratio(peer_s: Optional[float], tensorops_s: Optional[float]) -> Optional[float]:
     """``peer_time / tensorops_time``: above 1 means tensorops is faster; None when
     either side has no time."""
