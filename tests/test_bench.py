@@ -21,7 +21,7 @@ from tensorops.__main__ import main
 from tensorops._bench import Case, all_cases, op, select_cases
 from tensorops._bench.report import format_seconds, format_tables, plot_ratios
 from tensorops._bench.runner import Libraries, Settings, errors_in, run_cases
-from tensorops._bench.timing import calls_per_sample, measure, measure_interleaved, rate, ratio, summarise
+from tensorops._bench.timing import calls_per_sample, measure, rate, ratio, summarise
 
 pytestmark = pytest.mark.single_isa
 
@@ -154,45 +154,6 @@ def test_measure_batches_short_calls():
     assert calls_per_sample(3e-4, 1e-3) == 4
     with pytest.raises(ValueError, match="min_repeat"):
         measure(clock.work(1.0), min_repeat=0, min_time=0.0, clock=clock)
-
-
-def test_measure_interleaved_takes_samples_in_turn():
-    clock = FakeClock()
-    order = []
-
-    def timed(name, seconds):
-        def fn():
-            order.append(name)
-            clock.now += seconds
-            return name
-        return fn
-
-    def failing_after(calls):
-        count = [0]
-
-        def fn():
-            count[0] += 1
-            if count[0] > calls:
-                raise RuntimeError("gave up")
-            clock.now += 2.0**-6
-        return fn
-
-    out = measure_interleaved({"fast": timed("fast", 2.0**-6), "slow": timed("slow", 2.0**-4),
-                               "broken": failing_after(3)}, min_repeat=3, min_time=0.5, clock=clock)
-    fast, fast_result = out["fast"]
-    slow, _ = out["slow"]
-    assert fast_result == "fast" and isinstance(out["broken"], RuntimeError)
-    # A sample lasts as long as the slowest call: four fast calls make one.
-    assert (fast.inner, slow.inner) == (4, 1)
-    assert fast.median == 2.0**-6 and slow.median == 2.0**-4
-    # Every contender reaches min_time (0.5 s of 1/16 s samples: 8) in the same round.
-    assert fast.samples == slow.samples == 8
-    # After each one's warm-up and calibration calls, rounds take a sample of each in turn,
-    # and the next round starts with the next contender.
-    assert order[:4] == ["fast", "fast", "slow", "slow"]
-    assert order[4:14] == ["fast"] * 4 + ["slow"] + ["slow"] + ["fast"] * 4
-    with pytest.raises(ValueError, match="min_repeat"):
-        measure_interleaved({"x": timed("x", 1.0)}, min_repeat=0, min_time=0.0, clock=clock)
 
 
 def test_ratio_and_rate():

@@ -2,12 +2,9 @@
 
 Every number this package prints is a ratio measured in one process: tensorops and its
 peers (NumPy, and PyTorch and onnxruntime when importable) run the same case on the same
-data, with the thread count pinned for every library. On one thread their samples are
-taken in turn, round after round, so that a drift in the machine's speed slows them all
-alike; with more threads they run one after the other, since each library's idle workers
-spin for a while after a call and would hold the cores the next library needs. Absolute
-timings drift with the machine and its load; ratios drift much less, so they are what the
-tables lead with.
+data, one after the other, with the thread count pinned for every library. Absolute
+timings drift with the machine and its load; ratios taken minutes apart on the same
+machine drift much less, so they are what the tables lead with.
 
 The pieces:
 
@@ -17,8 +14,7 @@ The pieces:
 - ``cases_<family>.py``: one module per operator family, each a list ``CASES``. Modules
   are discovered by name, so adding a family is adding a file.
 - ``timing.py``: warm-up, then repeats until both a minimum count and a minimum time are
-  reached (``measure_interleaved``: for several callables in turn); the median is the
-  figure of merit.
+  reached; the median is the figure of merit.
 - ``peers.py``: thread pinning and the optional peer libraries; ``onnx_models.py`` builds
   small ONNX graphs in memory.
 - ``runner.py`` runs the cases, ``report.py`` prints tables and writes JSON and plots,

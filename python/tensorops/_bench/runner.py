@@ -24,7 +24,7 @@ import numpy as np
 
 from .case import Case, op
 from .peers import PEERS, missing_reason, onnx_session, optional_import, pinned_threads, to_numpy, to_torch
-from .timing import measure, measure_interleaved, rate, ratio
+from .timing import measure, rate, ratio
 
 CONTENDERS = ("tensorops",) + PEERS
 # Every result is compared with the first of these that ran: this catches a wrong
@@ -178,26 +178,6 @@ def _compare(result, reference, shapes_only: bool = False) -> dict:
         return {"ok": False, "detail": f"comparison failed: {_describe(exc)}"}
 
 
-def _timed(calls: dict, threads: int, settings: Settings) -> dict:
-    """``{name: (Measurement, output)}`` or ``{name: exception}`` for the bound calls.
-
-    On one thread the contenders are timed side by side (``measure_interleaved``), so a
-    drift in the machine's speed cannot fall on one of them. With more threads they are
-    timed one after the other: each library's idle workers spin for a while after a call
-    (OpenBLAS's for tens of milliseconds), and interleaved they would hold the cores that
-    the next library's threads need (measured: mm 512 on 2 threads 1.5 -> 5 ms).
-    """
-    if threads == 1:
-        return measure_interleaved(calls, settings.min_repeat, settings.min_time)
-    timed = {}
-    for name, call in calls.items():
-        try:
-            timed[name] = measure(call, settings.min_repeat, settings.min_time)
-        except Exception as exc:  # noqa: BLE001 - reported per contender
-            timed[name] = exc
-    return timed
-
-
 def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, settings: Settings, copies: dict) -> dict:
     run = {"threads": threads, "results": {}, "ratios": {}}
     results = run["results"]
@@ -210,24 +190,16 @@ def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, s
                 copies[key] = _copy_reference(key[1], settings.dtype, settings)
             copy = copies[key]
             run["copy"] = copy
-        ready = {}
         for name in CONTENDERS:
             contender = contenders[name]
             if contender.status != "ok":
                 results[name] = {"status": contender.status, "reason": contender.reason}
                 continue
             try:
-                ready[name] = _bound_call(contender, libs, threads)
+                measured, output = measure(_bound_call(contender, libs, threads), settings.min_repeat, settings.min_time)
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 results[name] = {"status": "error", "reason": _describe(exc)}
-        timed = _timed(ready, threads, settings)
-        for name in CONTENDERS:
-            if name not in timed:
                 continue
-            if isinstance(timed[name], BaseException):
-                results[name] = {"status": "error", "reason": _describe(timed[name])}
-                continue
-            measured, output = timed[name]
             entry = {"status": "ok", **measured.as_dict()}
             if name == "tensorops" and case.extra is not None:
                 entry["extra"] = case.extra()
