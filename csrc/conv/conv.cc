@@ -23,6 +23,12 @@ const ConvKernels& active_kernels() { return select_kernels(kernel_tables()); }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Positions phase, phase + stride, ... below size: one stride phase's grid along an axis of
+// conv_transpose2d's output.
+int64_t phase_grid(int64_t size, int64_t phase, int64_t stride) {
+  return phase < size ? ceil_div(size - phase, stride) : 0;
+}
+
 // The phase tiles of one band of conv_transpose2d hold about this many bytes together (they
 // stay in L2 between the GEMMs that write them and the stores that spread them over the
 // output).
@@ -577,6 +583,28 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<in
   return s;
 }
 
+// Rows [m0, m1) of a shifted-window tile, `columns` wide (its row stride): every tap of a block
+// of kShiftedChannelBlock input channels in one microkernel call, block by block, block b's
+// filter panels at *panels[b] and the band's channels `plane` apart. Every channel
+// panel of a column panel runs before the next column panel: the band's columns (a block of
+// channels and the rows every tap reaches) are read from L2 once and then reused from L1 by
+// every MR-row panel.
+template <class T>
+void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedA<T>>* panels, int64_t channels,
+                 const std::vector<int64_t>& tap_offsets, const T* band, int64_t plane, int64_t columns, int64_t m0,
+                 int64_t m1, T* tile) {
+  const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, kShiftedChannelBlock);
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, channels - c0);
+    const gemm::PackedA<T>& a = *panels[block];
+    for (int64_t jr = 0; jr < columns; jr += ks.nr)
+      for (int64_t ic = m0; ic < m1; ic += ks.mr)
+        ks.micro_taps[std::min(ks.mr, m1 - ic)](taps, tap_offsets.data(), cb, a.block(0, ic), band + c0 * plane + jr,
+                                                plane, tile + ic * columns + jr, columns,
+                                                std::min(ks.nr, columns - jr), block > 0);
+  }
+}
+
 template <class T>
 void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
                     const ConvArgs& args, const ShiftedGeometry<T>& geo) {
@@ -637,18 +665,8 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
                          geo.rows.phases[i] + sh * oy0 - pad_top, sh, buffer_rows, geo.cols.first[j], sw,
                          geo.cols.inside[j], wp, band + slot * slot_size, plane);
       }
-      // Every channel panel of a column panel before the next column panel: the band's
-      // columns (a block of channels, each a plane apart, and the rows every tap reaches)
-      // are read from L2 once and then reused from L1 by every MR-row panel.
-      for (int64_t block = 0; block < channel_blocks; ++block) {
-        const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - c0);
-        const gemm::PackedA<T>& a = *window_panels[size_t(g * channel_blocks + block)];
-        for (int64_t jr = 0; jr < columns; jr += ks.nr)
-          for (int64_t ic = m0; ic < m1; ic += ks.mr)
-            ks.micro_taps[std::min(ks.mr, m1 - ic)](taps, tap_offsets.data(), cb, a.block(0, ic),
-                                                    band + c0 * plane + jr, plane, tile + ic * columns + jr,
-                                                    columns, std::min(ks.nr, columns - jr), block > 0);
-      }
+      window_tile(ks, &window_panels[size_t(g * channel_blocks)], cig, tap_offsets, band, plane, columns, m0, m1,
+                  tile);
       // The valid columns to the output with the bias; a residual or activation follows there.
       const int64_t c0 = g * cog + m0;
       T* dst = o.out + (n * cout + c0) * ohw + oy0 * ow;
@@ -798,7 +816,7 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
   const int64_t row_phases = std::min(sh, oh), col_phases = std::min(sw, ow);
   const int64_t grid_h_max = ceil_div(oh, sh);
   std::vector<int64_t> grid_h(static_cast<size_t>(row_phases));
-  for (int64_t ry = 0; ry < row_phases; ++ry) grid_h[size_t(ry)] = ceil_div(oh - ry, sh);
+  for (int64_t ry = 0; ry < row_phases; ++ry) grid_h[size_t(ry)] = phase_grid(oh, ry, sh);
   const int64_t wp = geo.wp, band_rows = geo.band_rows, bands = ceil_div(grid_h_max, band_rows);
   const int64_t plane = geo.buffer_rows * wp, tile_size = cog * band_rows * wp;
   const int64_t tap_rows = int64_t(filters.row_phases.phases.size());
@@ -847,17 +865,8 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
           const int64_t j = filters.col_phases.find(rx);
           T* c = tile(ry, rx);
           if (i >= 0 && j >= 0) {
-            const std::vector<int64_t>& offsets = tap_offsets[size_t(i * tap_cols + j)];
-            for (int64_t block = 0; block < blocks; ++block) {
-              const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - c0);
-              const gemm::PackedA<T>& a =
-                  *filters.window_panels[size_t(((g * tap_rows + i) * tap_cols + j) * blocks + block)];
-              for (int64_t jr = 0; jr < columns; jr += ks.nr)
-                for (int64_t ic = 0; ic < cog; ic += ks.mr)
-                  ks.micro_taps[std::min(ks.mr, cog - ic)](int64_t(offsets.size()), offsets.data(), cb, a.block(0, ic),
-                                                          band + c0 * plane + jr, plane, c + ic * columns + jr, columns,
-                                                          std::min(ks.nr, columns - jr), block > 0);
-            }
+            window_tile(ks, &filters.window_panels[size_t(((g * tap_rows + i) * tap_cols + j) * blocks)], cig,
+                        tap_offsets[size_t(i * tap_cols + j)], band, plane, columns, 0, cog, c);
           } else {
             std::fill(c, c + cog * columns, T(0));  // no tap reaches the phase: the bias alone
           }
@@ -911,7 +920,6 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   }
   TENSOROPS_CHECK(!filters.panels.empty(), "conv_transpose2d: the packed filter lacks the panels of the general path");
   // Phase (ry, rx) covers output rows ry, ry + sh, ... and columns rx, rx + sw, ...
-  auto grid_of = [](int64_t size, int64_t phase, int64_t stride) { return phase < size ? ceil_div(size - phase, stride) : 0; };
   const int64_t grid_h_max = ceil_div(oh, sh), grid_w_max = ceil_div(ow, sw);
   // A task is a band of phase-grid rows of one group. Rows count across images (row r is
   // grid row r % grid_h of image r / grid_h), so the small grids of a generator's early
@@ -939,8 +947,8 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   const gemm::Activation tile_activation = late_residual ? gemm::Activation::none : args.activation;
   const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes;
   std::vector<int64_t> grid_w(static_cast<size_t>(col_phases)), grid_h(static_cast<size_t>(row_phases));
-  for (int64_t rx = 0; rx < col_phases; ++rx) grid_w[size_t(rx)] = grid_of(ow, rx, sw);
-  for (int64_t ry = 0; ry < row_phases; ++ry) grid_h[size_t(ry)] = grid_of(oh, ry, sh);
+  for (int64_t rx = 0; rx < col_phases; ++rx) grid_w[size_t(rx)] = phase_grid(ow, rx, sw);
+  for (int64_t ry = 0; ry < row_phases; ++ry) grid_h[size_t(ry)] = phase_grid(oh, ry, sh);
   const int64_t tap_rows = int64_t(filters.row_phases.phases.size()), tap_cols = int64_t(filters.col_phases.phases.size());
   const T* bias = bias_in_gemm || !o.bias ? nullptr : o.bias;
   parallel_for(0, groups * bands * chunks, 1, [&](int64_t t0, int64_t t1) {
