@@ -1033,6 +1033,42 @@ def test_wide_stride1_paths(dtype):
     check_conv2d(randn((1, 8, 5, 6), dtype, 15), randn((8, 1, 5, 5), dtype, 16), None, padding=2, groups=8)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shifted_window_channels_in_lanes(dtype):
+    """Output channels that fill the vector lanes put the output pixels in the microkernel's
+    rows instead (pixel-major tiles, each output row cut into runs of at most MR pixels, then
+    transposed to NCHW): channel counts at and around every ISA's panel width (8, 16, 32),
+    rows of 1 to 31 pixels, strides, dilation, groups, parts of the channels per thread,
+    non-contiguous input, the fused extensions and a streamed output."""
+    for i, (cout, size, kwargs) in enumerate([
+            (32, (14, 14), dict(padding=1)), (64, (9, 31), dict(padding=1)), (28, (5, 13), dict(padding=1)),
+            (60, (7, 7), dict(padding=1, stride=2)), (16, (6, 15), dict(padding=2, dilation=2)),
+            (14, (3, 29), dict(padding=(0, 1))), (8, (11, 1), dict(padding=1)), (7, (4, 5), dict(padding=1)),
+            (96, (6, 6), dict(padding=(1, 3), stride=(1, 2))), (33, (5, 8), dict(padding=1))]):
+        cin = 3 + 20 * (i % 4)
+        x = randn((2, cin, *size), dtype, i)
+        check_conv2d(x, randn((cout, cin, 3, 3), dtype, 100 + i), randn(cout, dtype, 200 + i), **kwargs)
+        check_conv2d(x[:, :, ::-1], randn((cout, cin, 3, 3), dtype, 100 + i), None, **kwargs)
+    x = randn((1, 70, 9, 10), dtype, 50)
+    check_conv2d(x, randn((64, 35, 3, 3), dtype, 51), randn(64, dtype, 52), padding=1, groups=2)
+    w, b, r = randn((32, 70, 3, 3), dtype, 53), randn(32, dtype, 54), randn((1, 32, 9, 10), dtype, 55)
+    got = F.conv2d(x, w, b, padding=1, residual=r, activation="silu")
+    assert_close(got, TF.silu(_torch(TF.conv2d, x, w, b, padding=1) + T(r)), **tol(dtype, 70 * 9))
+    before = tops.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            tops.set_num_threads(threads)
+            results.append(check_conv2d(randn((1, 64, 14, 14), dtype, 56), randn((128, 64, 3, 3), dtype, 57), None,
+                                        padding=1)[0])
+    finally:
+        tops.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    # 1 x 64 x 256 x 256: 16 MB of float32 output, stored past the cache through the staging rows.
+    check_conv2d(randn((1, 2, 256, 256), dtype, 58), randn((64, 2, 3, 3), dtype, 59), randn(64, dtype, 60), padding=1)
+
+
 def test_transposed_strides_far_beyond_the_kernel():
     """Only the stride phases a tap reaches cost anything: the rest are the bias."""
     x = np.ones((1, 1, 1, 1), np.float32)

@@ -38,6 +38,15 @@ constexpr int64_t kPhaseTilesBytes = 512 << 10;
 constexpr int64_t kShiftedMinChannels = 1;
 // The shifted-window microkernel covers every tap of this many input channels per call.
 constexpr int64_t kShiftedChannelBlock = 64;
+
+// conv2d's shifted-window path puts the output channels of a group across the vector lanes
+// (pixel-major tiles: window_columns, micro_taps_window_a) when they fill at least 7/8 of
+// the lanes they take; fewer (the seed's 33 channels) keep pixels across the lanes
+// (window_panels, micro_taps).
+template <class T>
+bool channels_in_lanes(int64_t cog, const gemm::KernelSet<T>& ks) {
+  return cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
+}
 // Whole depthwise planes go to the kernel this many at a time.
 constexpr int64_t kDepthwiseRun = 4;
 // Depthwise planes of at most this many outputs, whose tile and staging fit this many bytes,
@@ -122,6 +131,10 @@ struct PackedConvWeight::Filters {
   // ordered (phase tap, channel), for conv_transpose2d's window path
   // (window_panels[((g * rows + i) * cols + j) * blocks + block]).
   std::vector<std::unique_ptr<gemm::PackedA<T>>> window_panels;
+  // conv2d with several taps whose output channels fill the vector lanes
+  // (channels_in_lanes): the same blocks as window_panels, packed as B = A^T in NR-column
+  // panels, in place of window_panels.
+  std::vector<std::unique_ptr<gemm::PackedB<T>>> window_columns;
   // Transposed only: the phases with taps; panels[(g * rows + i) * cols + j] serves row
   // phase row_phases.phases[i] and column phase col_phases.phases[j].
   AxisPhases row_phases, col_phases;
@@ -165,8 +178,10 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     const bool general = taps == 1 || sets != PackedConvWeight::Panels::shifted;
     const int64_t blocks =
         taps == 1 || sets == PackedConvWeight::Panels::general ? 0 : ceil_div(cig, kShiftedChannelBlock);
+    const bool columns = channels_in_lanes(cog, gemm::active_kernels().get<T>());
     f->panels.resize(general ? size_t(groups) : 0);
-    f->window_panels.resize(size_t(groups * blocks));
+    if (columns) f->window_columns.resize(size_t(groups * blocks));
+    else f->window_panels.resize(size_t(groups * blocks));
     const int64_t sets_per_group = int64_t(general) + blocks;
     parallel_for(0, groups * sets_per_group, 1, [&](int64_t t0, int64_t t1) {
       std::vector<T> window;
@@ -186,8 +201,12 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
           for (int64_t c = 0; c < cb; ++c)
             for (int64_t tap = 0; tap < taps; ++tap) to[tap * cb + c] = from[c * taps + tap];
         }
-        f->window_panels[size_t(g * blocks + block)] =
-            std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{window.data(), kb, 1}, kb);
+        if (columns)
+          f->window_columns[size_t(g * blocks + block)] =
+              std::make_unique<gemm::PackedB<T>>(kb, cog, gemm::MatrixRef<T>{window.data(), 1, kb});
+        else
+          f->window_panels[size_t(g * blocks + block)] =
+              std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{window.data(), kb, 1}, kb);
       }
     });
     return f;
@@ -482,6 +501,7 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
 //
 // The valid columns of the tile are then copied to the output and the epilogue runs there.
 constexpr int64_t kShiftedBandColumns = 2048;
+constexpr int64_t kLanesBandBytes = int64_t(512) << 10;
 constexpr int64_t kShiftedMinBandColumns = 128;
 constexpr int64_t kShiftedMaxBandBytes = int64_t(4) << 20;
 
@@ -520,7 +540,9 @@ WindowAxis window_axis(int64_t size, int64_t kernel, int64_t stride, int64_t pad
 template <class T>
 struct ShiftedGeometry {
   int64_t padded_w = 0, band_rows = 0, buffer_rows = 0, lead = 0;
-  int64_t channel_parts = 1;  // output channels split this many ways (in MR multiples)
+  bool channels_in_lanes = false;  // pixel-major tiles (see channels_in_lanes)
+  int64_t channel_unit = 1;        // MR, or NR with channels in the lanes
+  int64_t channel_parts = 1;       // output channels split this many ways (in channel_unit multiples)
   WindowAxis rows, cols;  // the band holds one plane per (row phase, column phase) pair
   bool usable = false;
 };
@@ -529,7 +551,7 @@ template <class T>
 ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<int64_t, 4>& ws, int64_t groups,
                                     const gemm::KernelSet<T>& ks, const TensorView& out, const ConvArgs& args) {
   ShiftedGeometry<T> s;
-  const int64_t cig = ws[1], kh = ws[2], kw = ws[3], oh = out.shape[2], ow = out.shape[3];
+  const int64_t cig = ws[1], cog = ws[0] / groups, kh = ws[2], kw = ws[3], oh = out.shape[2], ow = out.shape[3];
   if (kh * kw == 1 || cig < kShiftedMinChannels || oh == 0 || ow == 0) return s;
   s.rows = window_axis(input.shape[2], kh, args.stride[0], args.padding[0], args.dilation[0]);
   s.cols = window_axis(input.shape[3], kw, args.stride[1], args.padding[1], args.dilation[1]);
@@ -544,22 +566,30 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<in
   // (Huge paddings, strides or dilations: the band would not fit; also keeps the sizes below
   // from overflowing.)
   if (s.padded_w > too_far || s.rows.max_shift > too_far) return s;
-  // The band height and the split of output channels between tasks. The GEMM computes whole
-  // NR-column panels, so a band of r rows costs ceil(r * Wp / NR) panels whatever r * OW of
-  // them are wanted. Each height whose band fits kShiftedBandColumns and is wide enough to
+  // The band height and the split of output channels between tasks. With pixels across the
+  // lanes the GEMM computes whole NR-column panels, so a band of r rows costs
+  // ceil(r * Wp / NR) panels whatever r * OW of them are wanted; with channels across the
+  // lanes a band costs its r * OW pixels. Each height whose band fits (kShiftedBandColumns;
+  // with channels in the lanes, band and tile within kLanesBandBytes) and is wide enough to
   // fill the panels (kShiftedMinBandColumns) is priced as the time of its busiest thread
-  // (panels x MR-panels of output channels over the contiguous runs of tasks parallel_for
-  // hands out); ties go to the fewest panels in all, then to the taller band. 56x56 with 64
-  // channels on one thread: 5 rows, 285 of 288 columns used, not 4 rows, 228 of 256.
-  // Output channels are split only until every thread has a task, since each task pads the
-  // whole band for itself (256 channels at 14x14 on 2 threads: 4 parts padded 4 times, 2
-  // parts 1-3% faster).
+  // (that cost x panels of output channels over the contiguous runs of tasks parallel_for
+  // hands out); ties go to the least work in all, then to the taller band. 56x56 with 64
+  // channels on one thread, pixels in the lanes: 5 rows, 285 of 288 columns used, not 4
+  // rows, 228 of 256. Output channels are split only until every thread has a task, since
+  // each task pads the whole band for itself (256 channels at 14x14 on 2 threads: 4 parts
+  // padded 4 times, 2 parts 1-3% faster).
+  s.channels_in_lanes = channels_in_lanes(cog, ks);
+  s.channel_unit = s.channels_in_lanes ? ks.nr : ks.mr;
+  const int64_t slots = int64_t(s.rows.phases.size() * s.cols.phases.size());
   const int64_t problems = input.shape[0] * groups, threads = get_num_threads();
-  const int64_t m_panels = ceil_div(ws[0] / groups, ks.mr);
-  const int64_t tallest = std::clamp<int64_t>(kShiftedBandColumns / s.padded_w, 1, oh);
+  const int64_t m_panels = ceil_div(cog, s.channel_unit);
+  const int64_t row_bytes = (cig * slots * s.padded_w + ow * m_panels * s.channel_unit) * int64_t(sizeof(T));
+  const int64_t tallest = std::clamp<int64_t>(
+      s.channels_in_lanes ? kLanesBandBytes / row_bytes : kShiftedBandColumns / s.padded_w, 1, oh);
+  const int64_t row_width = s.channels_in_lanes ? ow : s.padded_w;
   int64_t best_makespan = -1, best_total = -1;
   for (int64_t r = tallest; r >= 1; --r) {
-    if (r < tallest && r * s.padded_w < kShiftedMinBandColumns) break;
+    if (r < tallest && r * row_width < kShiftedMinBandColumns) break;
     const int64_t bands = ceil_div(oh, r), band_tasks = problems * bands;
     int64_t parts = 1;
     while (band_tasks * parts < threads && parts < m_panels) ++parts;
@@ -568,7 +598,8 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<in
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t band = (t / parts) % bands, part = t % parts;
       const int64_t rows = std::min(r, oh - band * r);
-      const int64_t work = ceil_div(rows * s.padded_w, ks.nr) * (m_panels * (part + 1) / parts - m_panels * part / parts);
+      const int64_t cost = s.channels_in_lanes ? rows * ow : ceil_div(rows * s.padded_w, ks.nr);
+      const int64_t work = cost * (m_panels * (part + 1) / parts - m_panels * part / parts);
       total += work, chunk += work;
       if ((t + 1) % per_thread == 0 || t + 1 == tasks) makespan = std::max(makespan, chunk), chunk = 0;
     }
@@ -578,9 +609,15 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<in
     }
   }
   s.buffer_rows = s.band_rows + s.rows.max_shift;
-  const int64_t slots = int64_t(s.rows.phases.size() * s.cols.phases.size());
   s.usable = s.buffer_rows * s.padded_w <= too_far && cig * slots * s.buffer_rows * s.padded_w <= too_far;
   return s;
+}
+
+// The kernel set a filter's shifted-window panels were packed for.
+template <class T>
+const gemm::KernelSet<T>& window_kernels(const PackedConvWeight::Filters<T>& filters) {
+  return (filters.window_columns.empty() ? filters.window_panels[0]->kernels() : filters.window_columns[0]->kernels())
+      .template get<T>();
 }
 
 // Rows [m0, m1) of a shifted-window tile, `columns` wide (its row stride): every tap of a block
@@ -605,13 +642,40 @@ void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::Packe
   }
 }
 
+// The same with channels across the lanes: the pixel-major tile of `rows` output rows (pixel
+// q = row * ow + x at tile + q * ldt) for output channels [n0, n1), block b's filter
+// columns at *columns[b]. Each output row is cut into near-equal runs of at most MR pixels,
+// the microkernel's rows, read in place from the band; every channel panel of a run runs
+// before the next run, so the run's window (a block of channels, the rows every tap
+// reaches) is reused from L1 while the filter's panels stream from L2.
+template <class T>
+void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedB<T>>* columns,
+                                   int64_t channels, const std::vector<int64_t>& tap_offsets, const T* band,
+                                   int64_t plane, int64_t wp, int64_t rows, int64_t ow, int64_t n0, int64_t n1,
+                                   T* tile, int64_t ldt) {
+  const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, kShiftedChannelBlock);
+  const int64_t runs = ceil_div(ow, ks.mr);
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, channels - c0);
+    const gemm::PackedB<T>& b = *columns[block];
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t run = 0; run < runs; ++run) {
+        const int64_t x0 = ow * run / runs, x1 = ow * (run + 1) / runs;
+        const T* window = band + c0 * plane + r * wp + x0;
+        for (int64_t jc = n0; jc < n1; jc += ks.nr)
+          ks.micro_taps_window_a[x1 - x0](taps, tap_offsets.data(), cb, window, plane, b.panel(jc / ks.nr),
+                                          tile + (r * ow + x0) * ldt + jc, ldt, std::min(ks.nr, n1 - jc), block > 0);
+      }
+  }
+}
+
 template <class T>
 void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
                     const ConvArgs& args, const ShiftedGeometry<T>& geo) {
   const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
   const Operands<T> o = operands_of<T>(input, out, args);
-  const auto& window_panels = weight.filters<T>().window_panels;
-  const gemm::KernelSet<T>& ks = window_panels[0]->kernels().template get<T>();
+  const auto& filters = weight.filters<T>();
+  const gemm::KernelSet<T>& ks = window_kernels(filters);
   const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3];
   const int64_t groups = weight.groups(), cig = weight.weight_shape()[1], cog = weight.weight_shape()[0] / groups;
   const int64_t kh = weight.weight_shape()[2], kw = weight.weight_shape()[3], taps = kh * kw;
@@ -636,24 +700,30 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
   // output row by up to NR columns, plus the furthest tap offset.
   const int64_t slack = ks.nr + furthest + wp;
   const int64_t* xs = input.strides;
-  const int64_t parts = geo.channel_parts, m_panels = ceil_div(cog, ks.mr);
+  const int64_t parts = geo.channel_parts, unit = geo.channel_unit, m_panels = ceil_div(cog, unit);
   const int64_t channel_blocks = ceil_div(cig, kShiftedChannelBlock);
+  TENSOROPS_CHECK(int64_t(geo.channels_in_lanes ? filters.window_columns.size() : filters.window_panels.size()) ==
+                      groups * channel_blocks,
+                  "conv2d: the packed filter lacks the shifted-window panels");
+  // A pixel-major tile (channels in the lanes) holds whole channel panels per pixel.
+  const int64_t ldt = m_panels * unit;
   // Outputs far larger than the cache bypass it (unless a residual or activation pass reads
   // them back at once).
   const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes && !o.residual &&
                       args.activation == gemm::Activation::none;
   parallel_for(0, batch * groups * bands * parts, 1, [&](int64_t t0, int64_t t1) {
-    thread_local Workspace band_buffer, tile_buffer;
+    thread_local Workspace band_buffer, tile_buffer, staging_buffer;
     T* band = band_buffer.get<T>(size_t(geo.lead + cig * plane + slack)) + geo.lead;
-    T* tile = tile_buffer.get<T>(size_t(cog * band_rows * wp));
+    T* tile = tile_buffer.get<T>(size_t(geo.channels_in_lanes ? band_rows * ow * ldt : cog * band_rows * wp));
+    T* staging = geo.channels_in_lanes && stream ? staging_buffer.get<T>(size_t(16 * band_rows * ow)) : nullptr;
     std::fill(band - geo.lead, band, T(0));
     std::fill(band + cig * plane, band + cig * plane + slack, T(0));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / (groups * bands * parts), g = (t / (bands * parts)) % groups;
       const int64_t b = (t / parts) % bands, part = t % parts;
-      // Output channels [m0, m1) of this part, on MR-panel boundaries.
-      const int64_t m0 = std::min(cog, m_panels * part / parts * ks.mr);
-      const int64_t m1 = std::min(cog, m_panels * (part + 1) / parts * ks.mr);
+      // Output channels [m0, m1) of this part, on panel boundaries.
+      const int64_t m0 = std::min(cog, m_panels * part / parts * unit);
+      const int64_t m1 = std::min(cog, m_panels * (part + 1) / parts * unit);
       if (m0 >= m1) continue;
       const int64_t oy0 = b * band_rows, rows = std::min(band_rows, oh - oy0), columns = rows * wp;
       // The band: every phase's rows oy0 .. oy0 + rows + reach - 1, and on a short last band
@@ -665,14 +735,21 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
                          geo.rows.phases[i] + sh * oy0 - pad_top, sh, buffer_rows, geo.cols.first[j], sw,
                          geo.cols.inside[j], wp, band + slot * slot_size, plane);
       }
-      window_tile(ks, &window_panels[size_t(g * channel_blocks)], cig, tap_offsets, band, plane, columns, m0, m1,
-                  tile);
-      // The valid columns to the output with the bias; a residual or activation follows there.
+      // The valid pixels to the output with the bias; a residual or activation follows there.
       const int64_t c0 = g * cog + m0;
       T* dst = o.out + (n * cout + c0) * ohw + oy0 * ow;
+      const T* bias = o.bias ? o.bias + c0 * o.bias_stride : nullptr;
+      if (geo.channels_in_lanes) {
+        window_tile_channels_in_lanes(ks, &filters.window_columns[size_t(g * channel_blocks)], cig, tap_offsets, band,
+                                      plane, wp, rows, ow, m0, m1, tile, ldt);
+        kernels.store_band_transposed(tile + m0, ldt, rows * ow, m1 - m0, dst, ohw, bias, o.bias_stride, stream,
+                                      staging);
+      } else {
+        window_tile(ks, &filters.window_panels[size_t(g * channel_blocks)], cig, tap_offsets, band, plane, columns,
+                    m0, m1, tile);
+        kernels.store_band(tile + m0 * columns, columns, wp, m1 - m0, rows, ow, dst, ohw, bias, o.bias_stride, stream);
+      }
       const gemm::Epilogue<T> last_pass = epilogue_for(o, n, c0, false, true, args.activation);
-      kernels.store_band(tile + m0 * columns, columns, wp, m1 - m0, rows, ow, dst, ohw,
-                         o.bias ? o.bias + c0 * o.bias_stride : nullptr, o.bias_stride, stream);
       if (!last_pass.is_identity()) ks.epilogue(m1 - m0, rows * ow, dst, ohw, last_pass.shifted(0, oy0 * ow));
     }
     // Streamed stores become visible to other threads only after a fence.
@@ -688,11 +765,11 @@ void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const
   }
   // (A filter packed for one call holds the shifted-window panels exactly when this path
   // takes them: see pack_for_call.)
-  const auto& window_panels = weight.filters<T>().window_panels;
+  const auto& filters = weight.filters<T>();
   const ShiftedGeometry<T> shifted =
-      window_panels.empty() ? ShiftedGeometry<T>{}
-                            : shifted_geometry<T>(input, weight.weight_shape(), weight.groups(),
-                                                  window_panels[0]->kernels().template get<T>(), out, args);
+      filters.window_panels.empty() && filters.window_columns.empty()
+          ? ShiftedGeometry<T>{}
+          : shifted_geometry<T>(input, weight.weight_shape(), weight.groups(), window_kernels(filters), out, args);
   if (shifted.usable) {
     conv2d_shifted<T>(input, weight, out, args, shifted);
     return;

@@ -201,6 +201,12 @@ struct ConvKernelsFor {
                    int64_t first_column, int64_t column_step, int64_t inside, int64_t wp, T* band, int64_t plane);
   void (*store_band)(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
                      int64_t out_plane, const T* bias, int64_t bias_stride, bool stream);
+  // The same from a pixel-major tile (the shifted-window path with output channels across
+  // the vector lanes): output pixel q of channel c, for q < pixels (rows of the band without
+  // gaps), at tile[q * ldt + c]. A streamed store goes through `staging` (16 * pixels
+  // elements).
+  void (*store_band_transposed)(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out,
+                                int64_t out_plane, const T* bias, int64_t bias_stride, bool stream, T* staging);
   // Depthwise output rows [row_begin, row_end) of `count` planes of one geometry (they
   // differ only in input, taps, bias and output). A thread calls depthwise_prepare once with
   // its scratch (depthwise_scratch elements) for the call's geometry, then depthwise for

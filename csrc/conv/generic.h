@@ -126,25 +126,69 @@ int64_t elements_to_alignment(const T* p) {
   return int64_t((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) / int64_t(sizeof(T));
 }
 
+// dst[0, n) = src[0, n) + b, streamed (past an unaligned head) when `stream`.
+template <class T>
+void add_to_row(const T* src, int64_t n, T b, T* dst, bool stream) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const V bv(b);
+  int64_t x = 0;
+  if (stream) {
+    for (const int64_t head = std::min(elements_to_alignment(dst), n); x < head; ++x) dst[x] = src[x] + b;
+    for (; x + W <= n; x += W) store_stream(dst + x, V::load(src + x) + bv);
+  }
+  for (; x + W <= n; x += W) (V::load(src + x) + bv).store(dst + x);
+  if (x < n) (V::load_partial(src + x, n - x) + bv).store_partial(dst + x, n - x);
+}
+
 template <class T>
 void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_t rows, int64_t ow, T* out,
                 int64_t out_plane, const T* bias, int64_t bias_stride, bool stream) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
   for (int64_t c = 0; c < channels; ++c) {
     const T b = bias ? bias[c * bias_stride] : T(0);
-    const V bv(b);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* src = tile + c * ldt + r * wp;
-      T* dst = out + c * out_plane + r * ow;
-      int64_t x = 0;
-      if (stream) {
-        for (const int64_t head = std::min(elements_to_alignment(dst), ow); x < head; ++x) dst[x] = src[x] + b;
-        for (; x + W <= ow; x += W) store_stream(dst + x, V::load(src + x) + bv);
-      }
-      for (; x + W <= ow; x += W) (V::load(src + x) + bv).store(dst + x);
-      if (x < ow) (V::load_partial(src + x, ow - x) + bv).store_partial(dst + x, ow - x);
+    for (int64_t r = 0; r < rows; ++r) add_to_row(tile + c * ldt + r * wp, ow, b, out + c * out_plane + r * ow, stream);
+  }
+}
+
+// Pixels [0, pixels) x channels [0, cw) of a pixel-major tile (pixel q's channels at
+// tile + q * ldt), cw <= kTransposeBlock, to channel-major rows: dst[j * ld + q] =
+// tile[q * ldt + j] + bias[j]. Blocks of 16 x 16 go through registers where the ISA has the
+// transpose; elsewhere element by element.
+constexpr int64_t kTransposeBlock = 16;
+
+template <class T>
+void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw, const T* bias, T* dst, int64_t ld) {
+  int64_t q0 = 0;
+#if TENSOROPS_ISA_ID == 2
+  if constexpr (std::is_same_v<T, float>) {
+    for (; q0 < pixels; q0 += 16) {
+      const int n = int(std::min<int64_t>(16, pixels - q0));
+      __m512 col[16];
+      simd::x86_avx512::transpose16(tile + q0 * ldt, ldt, n, int(cw), col);
+      const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1u);
+      for (int64_t j = 0; j < cw; ++j)
+        _mm512_mask_storeu_ps(dst + j * ld + q0, lanes, _mm512_add_ps(col[j], _mm512_set1_ps(bias[j])));
     }
+  }
+#endif
+  for (; q0 < pixels; ++q0)
+    for (int64_t j = 0; j < cw; ++j) dst[j * ld + q0] = tile[q0 * ldt + j] + bias[j];
+}
+
+template <class T>
+void store_band_transposed(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out, int64_t out_plane,
+                           const T* bias, int64_t bias_stride, bool stream, T* staging) {
+  for (int64_t c0 = 0; c0 < channels; c0 += kTransposeBlock) {
+    const int64_t cw = std::min(kTransposeBlock, channels - c0);
+    T b[kTransposeBlock];
+    for (int64_t j = 0; j < cw; ++j) b[j] = bias ? bias[(c0 + j) * bias_stride] : T(0);
+    if (!stream) {
+      transpose_block_rows(tile + c0, ldt, pixels, cw, b, out + c0 * out_plane, out_plane);
+      continue;
+    }
+    const T zero[kTransposeBlock] = {};
+    transpose_block_rows(tile + c0, ldt, pixels, cw, zero, staging, pixels);
+    for (int64_t j = 0; j < cw; ++j) add_to_row(staging + j * pixels, pixels, b[j], out + (c0 + j) * out_plane, true);
   }
 }
 
@@ -671,9 +715,9 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
 template <class T>
 constexpr ConvKernelsFor<T> kernels_for() {
   // The lane kernel is filled in below where it exists.
-  ConvKernelsFor<T> k{pack_im2col<T>, store_rows<T>,   pad_band<T>, store_band<T>, depthwise_prepare<T>,
-                      depthwise<T>,   depthwise_scratch<T>, 0,           nullptr,       nullptr,
-                      nullptr};
+  ConvKernelsFor<T> k{pack_im2col<T>,       store_rows<T>,        pad_band<T>, store_band<T>,
+                      store_band_transposed<T>, depthwise_prepare<T>, depthwise<T>, depthwise_scratch<T>,
+                      0,                    nullptr,              nullptr,     nullptr};
 #if TENSOROPS_ISA_ID == 2
   if constexpr (std::is_same_v<T, float>) {
     k.depthwise_lanes = 16;

@@ -238,6 +238,14 @@ struct KernelSet {
   using MicroTaps = void (*)(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b,
                              int64_t b_step, T* c, int64_t ldc, int64_t n_valid, bool accumulate);
   MicroTaps micro_taps[kMaxRows + 1];
+  // The same product with the window as A: C[rows, nr] for `rows` consecutive positions of
+  // the window (row i of stretch t read in place at a + tap_offsets[t] + i, k rows a_step
+  // apart, each element broadcast) times a packed NR-column B panel (pack_b layout) that
+  // continues from tap to tap. Convolution with output pixels as C's rows and output
+  // channels across the vector lanes: no column of C is spent on padding.
+  using MicroTapsWindowA = void (*)(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
+                                    const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate);
+  MicroTapsWindowA micro_taps_window_a[kMaxRows + 1];
   // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r.
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst);
   // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c,

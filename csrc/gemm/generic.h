@@ -34,12 +34,14 @@ constexpr int64_t kPrefetchSteps = 16;
 // `taps` > 1 (convolution's shifted windows): the k loop runs once per tap over B rows
 // starting tap_offsets[t] elements past b, A's panel continuing from tap to tap, so a
 // whole 3x3 filter is one call and the C tile is loaded and stored once, not nine times.
-template <class T, int ROWS, int NV, bool kStreamB>
+// kWindowInA swaps the roles: A is the window, read in place (row i of k step p of tap t at
+// a + tap_offsets[t] + p * a_step + i), and B's packed panel continues from tap to tap.
+template <class T, int ROWS, int NV, bool kStreamB, bool kWindowInA = false>
 __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const int64_t* tap_offsets, int64_t k,
-                                                            const T* __restrict a, const T* __restrict b,
-                                                            int64_t b_step, T* __restrict c, int64_t ldc,
-                                                            int64_t n_valid, bool accumulate, const T* row_bias,
-                                                            int64_t row_bias_stride) {
+                                                            const T* __restrict a, int64_t a_step,
+                                                            const T* __restrict b, int64_t b_step, T* __restrict c,
+                                                            int64_t ldc, int64_t n_valid, bool accumulate,
+                                                            const T* row_bias, int64_t row_bias_stride) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   V acc[ROWS][NV];
@@ -58,8 +60,13 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
       __builtin_prefetch(c + i * ldc + NV * W - 1, 1);
     }
   }
+  // The operand that continues from tap to tap advances by its constant step (MR for a packed
+  // A panel, NR for a packed B panel); the window restarts at each tap's offset.
+  constexpr int64_t kPanelStep = kWindowInA ? NV * W : Tiles<T>::MR;
   for (int64_t t = 0; t < taps; ++t) {
-    const T* bt = tap_offsets ? b + tap_offsets[t] : b;
+    const T* at = a;
+    const T* bt = b;
+    if (tap_offsets) (kWindowInA ? at : bt) += tap_offsets[t];
 #pragma GCC unroll 2
     for (int64_t p = 0; p < k; ++p) {
       V bv[NV];
@@ -71,13 +78,14 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
       }
 #pragma GCC unroll 16
       for (int i = 0; i < ROWS; ++i) {
-        const V ai(a[i]);
+        const V ai(at[i]);
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
       }
-      a += Tiles<T>::MR;
-      bt += b_step;
+      at += kWindowInA ? a_step : kPanelStep;
+      bt += kWindowInA ? kPanelStep : b_step;
     }
+    (kWindowInA ? b : a) = kWindowInA ? bt : at;
   }
   if (n_valid >= NV * W) {
 #pragma GCC unroll 16
@@ -114,14 +122,22 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
 template <class T, int ROWS, int NV, bool kStreamB>
 void microkernel(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc, int64_t n_valid,
                  bool accumulate, const T* row_bias, int64_t row_bias_stride) {
-  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, b, b_step, c, ldc, n_valid, accumulate, row_bias,
+  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, 0, b, b_step, c, ldc, n_valid, accumulate, row_bias,
                                           row_bias_stride);
 }
 
 template <class T, int ROWS, int NV>
 void microkernel_taps(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b, int64_t b_step,
                       T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
-  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, b, b_step, c, ldc, n_valid, accumulate, nullptr, 0);
+  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, 0, b, b_step, c, ldc, n_valid, accumulate, nullptr,
+                                       0);
+}
+
+template <class T, int ROWS, int NV>
+void microkernel_taps_window_a(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
+                               const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
+  microkernel_body<T, ROWS, NV, false, true>(taps, tap_offsets, k, a, a_step, b, 0, c, ldc, n_valid, accumulate,
+                                             nullptr, 0);
 }
 
 template <class T, bool kStreamB, int... Rows>
@@ -140,6 +156,15 @@ constexpr auto micro_taps_table(std::integer_sequence<int, Rows...>) {
   constexpr int MR = Tiles<T>::MR;
   return std::array<MicroTaps, KernelSet<T>::kMaxRows + 1>{
       {(Rows >= 1 && Rows <= MR ? &microkernel_taps<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV>
+                                : nullptr)...}};
+}
+
+template <class T, int... Rows>
+constexpr auto micro_taps_window_a_table(std::integer_sequence<int, Rows...>) {
+  using MicroTapsWindowA = typename KernelSet<T>::MicroTapsWindowA;
+  constexpr int MR = Tiles<T>::MR;
+  return std::array<MicroTapsWindowA, KernelSet<T>::kMaxRows + 1>{
+      {(Rows >= 1 && Rows <= MR ? &microkernel_taps_window_a<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV>
                                 : nullptr)...}};
 }
 
@@ -459,10 +484,12 @@ KernelSet<T> make_kernel_set() {
   const auto micro = micro_table<T, false>(rows);
   const auto micro_streaming = micro_table<T, true>(rows);
   const auto micro_taps = micro_taps_table<T>(rows);
+  const auto micro_taps_window_a = micro_taps_window_a_table<T>(rows);
   for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) {
     s.micro[r] = micro[r];
     s.micro_streaming[r] = micro_streaming[r];
     s.micro_taps[r] = micro_taps[r];
+    s.micro_taps_window_a[r] = micro_taps_window_a[r];
   }
   s.pack_a = pack_a<T>;
   s.pack_b = pack_b<T>;
