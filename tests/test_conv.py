@@ -1038,13 +1038,14 @@ def test_shifted_window_channels_in_lanes(dtype):
     """Output channels that fill the vector lanes put the output pixels in the microkernel's
     rows instead (pixel-major tiles, each output row cut into runs of at most MR pixels, then
     transposed to NCHW): channel counts at and around every ISA's panel width (8, 16, 32),
-    rows of 1 to 31 pixels, strides, dilation, groups, parts of the channels per thread,
+    rows of 1 to 31 pixels (two rows to a tile when they are at most MR / 2), strides, dilation, groups, parts of the channels per thread,
     non-contiguous input, the fused extensions and a streamed output."""
     for i, (cout, size, kwargs) in enumerate([
             (32, (14, 14), dict(padding=1)), (64, (9, 31), dict(padding=1)), (28, (5, 13), dict(padding=1)),
             (60, (7, 7), dict(padding=1, stride=2)), (16, (6, 15), dict(padding=2, dilation=2)),
             (14, (3, 29), dict(padding=(0, 1))), (8, (11, 1), dict(padding=1)), (7, (4, 5), dict(padding=1)),
-            (96, (6, 6), dict(padding=(1, 3), stride=(1, 2))), (33, (5, 8), dict(padding=1))]):
+            (96, (6, 6), dict(padding=(1, 3), stride=(1, 2))), (33, (5, 8), dict(padding=1)),
+            (64, (7, 7), dict(padding=1)), (32, (5, 4), dict(padding=(2, 1), dilation=(2, 1)))]):
         cin = 3 + 20 * (i % 4)
         x = randn((2, cin, *size), dtype, i)
         check_conv2d(x, randn((cout, cin, 3, 3), dtype, 100 + i), randn(cout, dtype, 200 + i), **kwargs)

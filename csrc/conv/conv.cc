@@ -645,9 +645,10 @@ void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::Packe
 // The same with channels across the lanes: the pixel-major tile of `rows` output rows (pixel
 // q = row * ow + x at tile + q * ldt) for output channels [n0, n1), block b's filter
 // columns at *columns[b]. Each output row is cut into near-equal runs of at most MR pixels,
-// the microkernel's rows, read in place from the band; every channel panel of a run runs
-// before the next run, so the run's window (a block of channels, the rows every tap
-// reaches) is reused from L1 while the filter's panels stream from L2.
+// the microkernel's rows, read in place from the band; rows of at most MR / 2 pixels go two
+// at a time (micro_taps_window_a_pairs), so a 7x7 image fills a 14-row tile. Every channel
+// panel of a run runs before the next run, so the run's window (a block of channels, the
+// rows every tap reaches) is reused from L1 while the filter's panels stream from L2.
 template <class T>
 void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedB<T>>* columns,
                                    int64_t channels, const std::vector<int64_t>& tap_offsets, const T* band,
@@ -655,16 +656,18 @@ void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::uniq
                                    T* tile, int64_t ldt) {
   const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, kShiftedChannelBlock);
   const int64_t runs = ceil_div(ow, ks.mr);
+  const bool paired = 2 * ow <= ks.mr;
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, channels - c0);
     const gemm::PackedB<T>& b = *columns[block];
-    for (int64_t r = 0; r < rows; ++r)
+    for (int64_t r = 0; r < rows; r += paired && r + 1 < rows ? 2 : 1)
       for (int64_t run = 0; run < runs; ++run) {
         const int64_t x0 = ow * run / runs, x1 = ow * (run + 1) / runs;
+        const auto micro = paired && r + 1 < rows ? ks.micro_taps_window_a_pairs[ow] : ks.micro_taps_window_a[x1 - x0];
         const T* window = band + c0 * plane + r * wp + x0;
         for (int64_t jc = n0; jc < n1; jc += ks.nr)
-          ks.micro_taps_window_a[x1 - x0](taps, tap_offsets.data(), cb, window, plane, b.panel(jc / ks.nr),
-                                          tile + (r * ow + x0) * ldt + jc, ldt, std::min(ks.nr, n1 - jc), block > 0);
+          micro(taps, tap_offsets.data(), cb, window, plane, wp, b.panel(jc / ks.nr), tile + (r * ow + x0) * ldt + jc,
+                ldt, std::min(ks.nr, n1 - jc), block > 0);
       }
   }
 }

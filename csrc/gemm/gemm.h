@@ -242,10 +242,13 @@ struct KernelSet {
   // the window (row i of stretch t read in place at a + tap_offsets[t] + i, k rows a_step
   // apart, each element broadcast) times a packed NR-column B panel (pack_b layout) that
   // continues from tap to tap. Convolution with output pixels as C's rows and output
-  // channels across the vector lanes: no column of C is spent on padding.
+  // channels across the vector lanes: no column of C is spent on padding. a_row is unused.
   using MicroTapsWindowA = void (*)(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
-                                    const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate);
+                                    int64_t a_row, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate);
   MicroTapsWindowA micro_taps_window_a[kMaxRows + 1];
+  // micro_taps_window_a_pairs[n], 2n <= mr: 2n rows, the first n as above and the last n
+  // a_row further on (two output rows of an image at most mr / 2 pixels wide).
+  MicroTapsWindowA micro_taps_window_a_pairs[kMaxRows / 2 + 1];
   // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r.
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst);
   // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c,

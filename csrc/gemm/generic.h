@@ -35,10 +35,12 @@ constexpr int64_t kPrefetchSteps = 16;
 // starting tap_offsets[t] elements past b, A's panel continuing from tap to tap, so a
 // whole 3x3 filter is one call and the C tile is loaded and stored once, not nine times.
 // kWindowInA swaps the roles: A is the window, read in place (row i of k step p of tap t at
-// a + tap_offsets[t] + p * a_step + i), and B's packed panel continues from tap to tap.
-template <class T, int ROWS, int NV, bool kStreamB, bool kWindowInA = false>
+// a + tap_offsets[t] + p * a_step + i), and B's packed panel continues from tap to tap. With
+// kSplit > 0, rows from kSplit on come from a second run of the window a_row further on
+// (row i at ... + a_row + i - kSplit): two output rows of a narrow image in one tile.
+template <class T, int ROWS, int NV, bool kStreamB, bool kWindowInA = false, int kSplit = 0>
 __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const int64_t* tap_offsets, int64_t k,
-                                                            const T* __restrict a, int64_t a_step,
+                                                            const T* __restrict a, int64_t a_step, int64_t a_row,
                                                             const T* __restrict b, int64_t b_step, T* __restrict c,
                                                             int64_t ldc, int64_t n_valid, bool accumulate,
                                                             const T* row_bias, int64_t row_bias_stride) {
@@ -78,7 +80,7 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
       }
 #pragma GCC unroll 16
       for (int i = 0; i < ROWS; ++i) {
-        const V ai(at[i]);
+        const V ai(kSplit > 0 && i >= kSplit ? at[a_row + i - kSplit] : at[i]);
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
       }
@@ -122,22 +124,22 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
 template <class T, int ROWS, int NV, bool kStreamB>
 void microkernel(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc, int64_t n_valid,
                  bool accumulate, const T* row_bias, int64_t row_bias_stride) {
-  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, 0, b, b_step, c, ldc, n_valid, accumulate, row_bias,
+  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, 0, 0, b, b_step, c, ldc, n_valid, accumulate, row_bias,
                                           row_bias_stride);
 }
 
 template <class T, int ROWS, int NV>
 void microkernel_taps(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b, int64_t b_step,
                       T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
-  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, 0, b, b_step, c, ldc, n_valid, accumulate, nullptr,
-                                       0);
+  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, 0, 0, b, b_step, c, ldc, n_valid, accumulate,
+                                       nullptr, 0);
 }
 
-template <class T, int ROWS, int NV>
+template <class T, int ROWS, int NV, int kSplit>
 void microkernel_taps_window_a(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
-                               const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
-  microkernel_body<T, ROWS, NV, false, true>(taps, tap_offsets, k, a, a_step, b, 0, c, ldc, n_valid, accumulate,
-                                             nullptr, 0);
+                               int64_t a_row, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
+  microkernel_body<T, ROWS, NV, false, true, kSplit>(taps, tap_offsets, k, a, a_step, a_row, b, 0, c, ldc, n_valid,
+                                                     accumulate, nullptr, 0);
 }
 
 template <class T, bool kStreamB, int... Rows>
@@ -164,8 +166,20 @@ constexpr auto micro_taps_window_a_table(std::integer_sequence<int, Rows...>) {
   using MicroTapsWindowA = typename KernelSet<T>::MicroTapsWindowA;
   constexpr int MR = Tiles<T>::MR;
   return std::array<MicroTapsWindowA, KernelSet<T>::kMaxRows + 1>{
-      {(Rows >= 1 && Rows <= MR ? &microkernel_taps_window_a<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV>
+      {(Rows >= 1 && Rows <= MR ? &microkernel_taps_window_a<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV, 0>
                                 : nullptr)...}};
+}
+
+// Entry n: two runs of n rows each (2n <= MR), the second a_row further on.
+template <class T, int... Runs>
+constexpr auto micro_taps_window_a_pairs_table(std::integer_sequence<int, Runs...>) {
+  using MicroTapsWindowA = typename KernelSet<T>::MicroTapsWindowA;
+  constexpr int MR = Tiles<T>::MR;
+  return std::array<MicroTapsWindowA, KernelSet<T>::kMaxRows / 2 + 1>{
+      {(Runs >= 1 && 2 * Runs <= MR
+            ? &microkernel_taps_window_a<T, (Runs >= 1 && 2 * Runs <= MR ? 2 * Runs : 2), Tiles<T>::NV,
+                                         (Runs >= 1 && 2 * Runs <= MR ? Runs : 1)>
+            : nullptr)...}};
 }
 
 // ---- packing ----------------------------------------------------------------------------
@@ -485,6 +499,9 @@ KernelSet<T> make_kernel_set() {
   const auto micro_streaming = micro_table<T, true>(rows);
   const auto micro_taps = micro_taps_table<T>(rows);
   const auto micro_taps_window_a = micro_taps_window_a_table<T>(rows);
+  const auto micro_taps_window_a_pairs =
+      micro_taps_window_a_pairs_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows / 2 + 1>{});
+  for (int n = 0; n <= KernelSet<T>::kMaxRows / 2; ++n) s.micro_taps_window_a_pairs[n] = micro_taps_window_a_pairs[n];
   for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) {
     s.micro[r] = micro[r];
     s.micro_streaming[r] = micro_streaming[r];

@@ -93,6 +93,7 @@ def _resnet50(batch: int) -> list:
         _conv2d("r50_1x1_256to64_56" + suffix, batch, 256, 64, 56, 1),
         _conv2d("r50_3x3_256_14" + suffix, batch, 256, 256, 14, 3, padding=1),
         _conv2d("r50_1x1_1024to256_14" + suffix, batch, 1024, 256, 14, 1),
+        _conv2d("r50_3x3_512_7" + suffix, batch, 512, 512, 7, 3, padding=1),
     ]
 
 
