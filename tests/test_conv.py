@@ -1066,8 +1066,11 @@ def test_shifted_window_channels_in_lanes(dtype):
         tops.set_num_threads(before)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
-    # 1 x 64 x 256 x 256: 16 MB of float32 output, stored past the cache through the staging rows.
-    check_conv2d(randn((1, 2, 256, 256), dtype, 58), randn((64, 2, 3, 3), dtype, 59), randn(64, dtype, 60), padding=1)
+    # 16 MB of output and more is stored past the cache: planes of whole lines straight from
+    # the transpose, others (257 x 257) through staging rows.
+    for size in (256, 257):
+        check_conv2d(randn((1, 2, size, size), dtype, 58), randn((64, 2, 3, 3), dtype, 59), randn(64, dtype, 60),
+                     padding=1)
 
 
 def test_transposed_strides_far_beyond_the_kernel():

@@ -153,41 +153,56 @@ void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_
 // Pixels [0, pixels) x channels [0, cw) of a pixel-major tile (pixel q's channels at
 // tile + q * ldt), cw <= kTransposeBlock, to channel-major rows: dst[j * ld + q] =
 // tile[q * ldt + j] + bias[j]. Blocks of 16 x 16 go through registers where the ISA has the
-// transpose; elsewhere element by element.
+// transpose (kRegisterTranspose), and with `stream` their whole aligned lines bypass the
+// cache; elsewhere element by element.
 constexpr int64_t kTransposeBlock = 16;
 
 template <class T>
-void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw, const T* bias, T* dst, int64_t ld) {
-  int64_t q0 = 0;
+constexpr bool kRegisterTranspose = TENSOROPS_ISA_ID == 2 && std::is_same_v<T, float>;
+
+template <class T>
+void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw, const T* bias, T* dst, int64_t ld,
+                          bool stream) {
 #if TENSOROPS_ISA_ID == 2
   if constexpr (std::is_same_v<T, float>) {
-    for (; q0 < pixels; q0 += 16) {
+    for (int64_t q0 = 0; q0 < pixels; q0 += 16) {
       const int n = int(std::min<int64_t>(16, pixels - q0));
       __m512 col[16];
       simd::x86_avx512::transpose16(tile + q0 * ldt, ldt, n, int(cw), col);
       const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1u);
-      for (int64_t j = 0; j < cw; ++j)
-        _mm512_mask_storeu_ps(dst + j * ld + q0, lanes, _mm512_add_ps(col[j], _mm512_set1_ps(bias[j])));
+      for (int64_t j = 0; j < cw; ++j) {
+        const __m512 v = _mm512_add_ps(col[j], _mm512_set1_ps(bias[j]));
+        T* at = dst + j * ld + q0;
+        if (stream && n == 16 && elements_to_alignment(at) == 0) _mm512_stream_ps(at, v);
+        else _mm512_mask_storeu_ps(at, lanes, v);
+      }
     }
+    return;
   }
 #endif
-  for (; q0 < pixels; ++q0)
+  (void)stream;
+  for (int64_t q0 = 0; q0 < pixels; ++q0)
     for (int64_t j = 0; j < cw; ++j) dst[j * ld + q0] = tile[q0 * ldt + j] + bias[j];
 }
 
+// A streamed store whose output rows all start on a line (every plane a whole number of
+// lines apart) is transposed straight to the output where the ISA has the transpose; other
+// streamed stores are transposed into `staging` and then streamed row by row.
 template <class T>
 void store_band_transposed(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out, int64_t out_plane,
                            const T* bias, int64_t bias_stride, bool stream, T* staging) {
+  const bool direct = !stream || (kRegisterTranspose<T> && elements_to_alignment(out) == 0 &&
+                                  out_plane * int64_t(sizeof(T)) % 64 == 0);
   for (int64_t c0 = 0; c0 < channels; c0 += kTransposeBlock) {
     const int64_t cw = std::min(kTransposeBlock, channels - c0);
     T b[kTransposeBlock];
     for (int64_t j = 0; j < cw; ++j) b[j] = bias ? bias[(c0 + j) * bias_stride] : T(0);
-    if (!stream) {
-      transpose_block_rows(tile + c0, ldt, pixels, cw, b, out + c0 * out_plane, out_plane);
+    if (direct) {
+      transpose_block_rows(tile + c0, ldt, pixels, cw, b, out + c0 * out_plane, out_plane, stream);
       continue;
     }
     const T zero[kTransposeBlock] = {};
-    transpose_block_rows(tile + c0, ldt, pixels, cw, zero, staging, pixels);
+    transpose_block_rows(tile + c0, ldt, pixels, cw, zero, staging, pixels, false);
     for (int64_t j = 0; j < cw; ++j) add_to_row(staging + j * pixels, pixels, b[j], out + (c0 + j) * out_plane, true);
   }
 }
