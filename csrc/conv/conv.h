@@ -14,7 +14,10 @@
 //     once into a zero-padded buffer, one plane per stride phase, and every tap's im2col
 //     rows are slices of it at a fixed offset, read in place by a microkernel that sums all
 //     the taps of a block of channels in registers (conv2d_shifted in conv.cc). The copy is
-//     one input's worth, not KH*KW of them.
+//     one input's worth, not KH*KW of them. When the output channels fill the vector lanes
+//     the product is computed transposed (output pixels as C's rows, channels across the
+//     lanes, the band as the broadcast operand), so no lane is spent on padding columns, and
+//     the pixel-major tile is transposed into the NCHW output as it is stored.
 //   general (1x1 with stride or padding, bands too large for the cache): B is an implicit
 //     im2col. The GEMM asks the Im2col block source for one
 //     KC x NC block at a time and the pack_im2col kernel writes it straight into the
