@@ -879,60 +879,78 @@ def test_module_initialisation_like_torch():
     np.testing.assert_array_equal(empty.bias, np.zeros(4, np.float32))
 
 
-def test_modules_repack_when_weights_change():
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_modules_repack_when_weights_change(kind):
     x = torch.randn(2, 4, 7, 7)
+    given = x if kind == "torch" else x.numpy()
     for name, kwargs in [("Conv2d", dict(padding=1)), ("ConvTranspose2d", dict(stride=2, padding=1))]:
         theirs = getattr(torch.nn, name)(4, 6, 3, **kwargs)
         ours = getattr(tnn, name)(4, 6, 3, **kwargs)
         t = tol(np.float32, 54)
         ours.load_state_dict(theirs.state_dict())
-        assert_close(ours(x), theirs(x).detach(), **t)
+        assert_close(ours(given), theirs(x).detach(), **t)
         other = getattr(torch.nn, name)(4, 6, 3, **kwargs)
         ours.load_state_dict(other.state_dict())
-        assert_close(ours(x), other(x).detach(), **t)
+        assert_close(ours(given), other(x).detach(), **t)
         # Assignment, in-place arithmetic and dtype conversion are seen; writes through an index
         # after reset_packed_weight().
         ours.weight = other.weight.detach().numpy() * 2
-        assert_close(ours(x), _twice(other, x), **t)
+        assert_close(ours(given), _twice(other, x), **t)
         ours.weight /= 2
-        assert_close(ours(x), other(x).detach(), **t)
+        assert_close(ours(given), other(x).detach(), **t)
         ours.weight[...] = 0
         ours.reset_packed_weight()
-        zero = ours(x)
+        zero = ours(given)
         np.testing.assert_allclose(zero, np.broadcast_to(ours.bias[:, None, None], zero.shape[1:])[None].repeat(2, 0))
         ours.load_state_dict(other.state_dict())
         ours.double()
         x64 = x.double()
-        assert_close(ours(x64), other.double()(x64).detach(), **tol(np.float64, 54))
+        assert_close(ours(x64 if kind == "torch" else x64.numpy()), other.double()(x64).detach(), **tol(np.float64, 54))
 
 
-def test_conv2d_module_reuses_its_checks_only_for_a_like_call():
-    # nn.Conv2d keeps the plan of its last call; any change of the input's shape or dtype, the
-    # int arguments, the bias or the filter must go through torch's checks again.
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_conv2d_module_reuses_its_checks_only_for_a_like_call(kind):
+    # nn.Conv2d keeps the plan of its last call (and, for an ndarray input, goes straight to
+    # the kernel when the call is like the last one); any change of the input's shape or
+    # dtype, the int arguments, the bias or the filter must go through torch's checks again,
+    # and the bias's current values are used.
+    def given(t):
+        return t if kind == "torch" else t.numpy()
+
     torch.manual_seed(0)
     theirs = torch.nn.Conv2d(4, 6, 3, padding=1)
     ours = tnn.Conv2d(4, 6, 3, padding=1)
     ours.load_state_dict(theirs.state_dict())
     t = tol(np.float32, 36)
-    for shape in [(2, 4, 7, 7), (2, 4, 7, 7), (1, 4, 5, 9), (4, 6, 6), (0, 4, 5, 5)]:
+    for shape in [(2, 4, 7, 7), (2, 4, 7, 7), (1, 4, 5, 9), (1, 4, 5, 9), (4, 6, 6), (4, 6, 6), (0, 4, 5, 5)]:
         x = torch.randn(*shape)
-        assert_close(ours(x), theirs(x).detach(), **t)
+        assert_close(ours(given(x)), theirs(x).detach(), **t)
     with pytest.raises(tops.ShapeError, match="expected input.* to have 4 channels, but got 3 channels"):
         ours(np.zeros((1, 3, 7, 7), np.float32))
     x = torch.randn(2, 4, 7, 7)
+    assert_close(ours(x.flip(2) if kind == "torch" else x.numpy()[:, :, ::-1]), theirs(x.flip(2)).detach(), **t)
     for attr, value in [("stride", (2, 1)), ("padding", (0, 2)), ("stride", (1, 1)), ("dilation", (2, 2)),
                         ("padding", "same")]:
         setattr(ours, attr, value)
         setattr(theirs, attr, value)
-        assert_close(ours(x), theirs(x).detach(), **t)
+        assert_close(ours(given(x)), theirs(x).detach(), **t)
+        assert_close(ours(given(x)), theirs(x).detach(), **t)
+    ours.bias[...] += 1
+    with torch.no_grad():
+        theirs.bias += 1
+    assert_close(ours(given(x)), theirs(x).detach(), **t)
+    ours.bias = theirs.bias.detach().numpy() * 3
+    with torch.no_grad():
+        theirs.bias *= 3
+    assert_close(ours(given(x)), theirs(x).detach(), **t)
     ours.bias = None
     with torch.no_grad():
         theirs.bias = None
-    assert_close(ours(x), theirs(x).detach(), **t)
+    assert_close(ours(given(x)), theirs(x).detach(), **t)
     with pytest.raises(TypeError, match="conv2d"):
-        ours(x.double())  # float32 filter, float64 input: refused as torch refuses it
+        ours(given(x.double()))  # float32 filter, float64 input: refused as torch refuses it
     ours.double()
-    assert_close(ours(x.double()), theirs.double()(x.double()).detach(), **tol(np.float64, 36))
+    assert_close(ours(given(x.double())), theirs.double()(x.double()).detach(), **tol(np.float64, 36))
 
 
 def _twice(module, x):

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _core
 from .._core import ShapeError
 from .._validate import as_array, float_array, module_dtype
-from ..conv import pack_conv_weight
+from ..conv import conv2d_repeated, pack_conv_weight
 from . import functional as F
 from ._packed import PackedLayer
 
@@ -163,7 +163,11 @@ class Conv2d(_ConvNd):
     def forward(self, input):
         weight = self._packed_weight()
         if self.padding_mode == "zeros":
-            return F.conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            memo = self.__dict__.get("_plan_memo")
+            if memo is None:
+                memo = self.__dict__["_plan_memo"] = [None]
+            return conv2d_repeated(memo, input, weight, self._parameters["bias"], self.stride, self.padding,
+                                   self.dilation, self.groups)
         padded = _pad(input, self._reversed_padding_repeated_twice, self.padding_mode)
         return F.conv2d(padded, weight, self.bias, self.stride, (0, 0), self.dilation, self.groups)
 
