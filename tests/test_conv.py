@@ -1054,8 +1054,9 @@ def test_wide_stride1_paths(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_shifted_window_channels_in_lanes(dtype):
     """Output channels that fill the vector lanes put the output pixels in the microkernel's
-    rows instead (pixel-major tiles, each output row cut into runs of at most MR pixels, then
-    transposed to NCHW): channel counts at and around every ISA's panel width (8, 16, 32),
+    rows instead, with AVX-512 (pixel-major tiles, each output row cut into runs of at most MR
+    pixels, then transposed to NCHW): channel counts at and around its panel widths (16 for
+    float64, 32 for float32) and the other ISAs' (8, 16), which keep pixels in the lanes,
     rows of 1 to 31 pixels (two rows to a tile when they are at most MR / 2), strides, dilation, groups, parts of the channels per thread,
     non-contiguous input, the fused extensions and a streamed output."""
     for i, (cout, size, kwargs) in enumerate([

@@ -41,11 +41,13 @@ constexpr int64_t kShiftedChannelBlock = 64;
 
 // conv2d's shifted-window path puts the output channels of a group across the vector lanes
 // (pixel-major tiles: window_columns, micro_taps_window_a) when they fill at least 7/8 of
-// the lanes they take; fewer (the seed's 33 channels) keep pixels across the lanes
-// (window_panels, micro_taps).
+// the lanes they take and the microkernel has rows for a dozen pixels or more (AVX-512's
+// 14); fewer channels (the seed's 33) keep pixels across the lanes (window_panels,
+// micro_taps), and so does AVX2, whose 6-row tiles cut output rows into runs too short to
+// pay for the transposed store (2-7% slower on ResNet's 3x3 layers there).
 template <class T>
 bool channels_in_lanes(int64_t cog, const gemm::KernelSet<T>& ks) {
-  return cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
+  return ks.mr >= 12 && cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
 }
 // Whole depthwise planes go to the kernel this many at a time.
 constexpr int64_t kDepthwiseRun = 4;
@@ -511,7 +513,8 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
 // planes a_step apart), and the lanes hold output channels, the filter packed as B panels
 // (window_columns). Every computed row is a wanted pixel; the pixel-major tile is transposed
 // to NCHW as it is stored. Measured in one process against the other orientation, 1
-// thread: 256@14 -10%, 512@7 -13%, 128@56 stride 2 -15%, 64@56 -3%, the stem even.
+// thread, AVX-512: 256@14 -10%, 512@7 -13%, 128@56 stride 2 -15%, 64@56 -3%, the stem even
+// (float64 alike); AVX2 is left out (see channels_in_lanes).
 constexpr int64_t kShiftedBandColumns = 2048;
 // With channels in the lanes, the band and the tile of a task stay within this many bytes.
 constexpr int64_t kLanesBandBytes = int64_t(512) << 10;
