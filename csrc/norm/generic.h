@@ -136,7 +136,8 @@ void column_moments(const T* x, int64_t rows, int64_t cols, int64_t stride, Mome
 // y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant
 // run normalises to exactly shift) and x - mean exact when x is near a large mean.
 template <Activation A, class T>
-void normalize_block(const T* x, T* y, int64_t lanes, Vec<T> mean, Vec<T> scale, Vec<T> shift) {
+[[gnu::always_inline]] inline void normalize_block(const T* x, T* y, int64_t lanes, Vec<T> mean, Vec<T> scale,
+                                                   Vec<T> shift) {
   using V = Vec<T>;
   if (lanes == V::width) activate<A>(fmadd(V::load(x) - mean, scale, shift)).store(y);
   else activate<A>(fmadd(V::load_partial(x, lanes) - mean, scale, shift)).store_partial(y, lanes);
@@ -192,10 +193,12 @@ void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scal
   });
 }
 
-// Block [i, i + lanes) (lanes <= W) of y = act((x - mean) * rstd * weight + bias).
+// Block [i, i + lanes) (lanes <= W) of y = act((x - mean) * rstd * weight + bias). Inlined
+// into the loops that call it once per vector (simd::sum's `beside`): as a call it cost layer
+// norm 17% (8x128x768, 317 -> 264 us).
 template <Activation A, bool HasWeight, bool HasBias, class T>
-void normalize_affine_block(const T* x, T* y, int64_t i, int64_t lanes, Vec<T> mean, Vec<T> rstd, const T* weight,
-                            const T* bias) {
+[[gnu::always_inline]] inline void normalize_affine_block(const T* x, T* y, int64_t i, int64_t lanes, Vec<T> mean,
+                                                          Vec<T> rstd, const T* weight, const T* bias) {
   using V = Vec<T>;
   const bool full = lanes == V::width;
   const auto load = [&](const T* p) { return full ? V::load(p + i) : V::load_partial(p + i, lanes); };
