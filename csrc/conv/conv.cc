@@ -41,13 +41,12 @@ constexpr int64_t kShiftedChannelBlock = 64;
 
 // conv2d's shifted-window path puts the output channels of a group across the vector lanes
 // (pixel-major tiles: window_columns, micro_taps_window_a) when they fill at least 7/8 of
-// the lanes they take and the microkernel has rows for a dozen pixels or more (AVX-512's
-// 14); fewer channels (the seed's 33) keep pixels across the lanes (window_panels,
-// micro_taps), and so does AVX2, whose 6-row tiles cut output rows into runs too short to
-// pay for the transposed store (2-7% slower on ResNet's 3x3 layers there).
+// the lanes they take and the kernel set has the window-as-A microkernels (AVX-512; AVX2's
+// 6-row tiles cut output rows into runs too short, see gemm/tiles.h); fewer channels (the
+// seed's 33) keep pixels across the lanes (window_panels, micro_taps).
 template <class T>
 bool channels_in_lanes(int64_t cog, const gemm::KernelSet<T>& ks) {
-  return ks.mr >= 12 && cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
+  return ks.micro_taps_window_a[1] != nullptr && cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
 }
 // Whole depthwise planes go to the kernel this many at a time.
 constexpr int64_t kDepthwiseRun = 4;

@@ -243,6 +243,7 @@ struct KernelSet {
   // apart, each element broadcast) times a packed NR-column B panel (pack_b layout) that
   // continues from tap to tap. Convolution with output pixels as C's rows and output
   // channels across the vector lanes: no column of C is spent on padding. a_row is unused.
+  // Null where the ISA's tiles leave this orientation out (tiles.h, WINDOW_IN_A).
   using MicroTapsWindowA = void (*)(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
                                     int64_t a_row, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate);
   MicroTapsWindowA micro_taps_window_a[kMaxRows + 1];

@@ -498,15 +498,17 @@ KernelSet<T> make_kernel_set() {
   const auto micro = micro_table<T, false>(rows);
   const auto micro_streaming = micro_table<T, true>(rows);
   const auto micro_taps = micro_taps_table<T>(rows);
-  const auto micro_taps_window_a = micro_taps_window_a_table<T>(rows);
-  const auto micro_taps_window_a_pairs =
-      micro_taps_window_a_pairs_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows / 2 + 1>{});
-  for (int n = 0; n <= KernelSet<T>::kMaxRows / 2; ++n) s.micro_taps_window_a_pairs[n] = micro_taps_window_a_pairs[n];
   for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) {
     s.micro[r] = micro[r];
     s.micro_streaming[r] = micro_streaming[r];
     s.micro_taps[r] = micro_taps[r];
-    s.micro_taps_window_a[r] = micro_taps_window_a[r];
+  }
+  if constexpr (Tl::WINDOW_IN_A) {
+    const auto window_a = micro_taps_window_a_table<T>(rows);
+    const auto window_a_pairs =
+        micro_taps_window_a_pairs_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows / 2 + 1>{});
+    for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro_taps_window_a[r] = window_a[r];
+    for (int n = 0; n <= KernelSet<T>::kMaxRows / 2; ++n) s.micro_taps_window_a_pairs[n] = window_a_pairs[n];
   }
   s.pack_a = pack_a<T>;
   s.pack_b = pack_b<T>;

@@ -9,6 +9,11 @@
 // ROWDOT_MAX_M: with B = W^T, M up to this uses the dot products; above it each W panel is
 // transposed into the microkernel's layout on the fly (fast only where transpose16 exists).
 //
+// WINDOW_IN_A: the kernel set has the window-as-A microkernels (micro_taps_window_a), with
+// which convolution puts output pixels in the tile's rows and output channels across the
+// lanes. Only with AVX-512's 14 rows: AVX2's 6-row tiles cut output rows into runs too short,
+// and that orientation measured 2-7% slower than the other on ResNet's 3x3 layers there.
+//
 // Measured on the project machine (2-core Xeon with AVX-512, 48 KiB L1d, 2 MiB L2 per core;
 // FMA peak per core 225 GFLOP/s with zmm, 115 with ymm), bench/gemm.cc, 1 thread, GFLOP/s per
 // CPU second, median of 3 on a loaded machine (+-5%):
@@ -40,12 +45,14 @@ struct Tiles<float> {
   static constexpr int MR = 14, NV = 2;
   static constexpr int64_t KC = 384, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 16;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 4, ROWDOT_N_THIN = 8;
+  static constexpr bool WINDOW_IN_A = true;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 14, NV = 2;
   static constexpr int64_t KC = 256, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 6, ROWDOT_N_THIN = 8;
+  static constexpr bool WINDOW_IN_A = true;
 };
 #elif TENSOROPS_ISA_ID == 1
 template <>
@@ -53,12 +60,14 @@ struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
   static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+  static constexpr bool WINDOW_IN_A = false;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
   static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+  static constexpr bool WINDOW_IN_A = false;
 };
 #else
 template <>
@@ -66,12 +75,14 @@ struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
   static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+  static constexpr bool WINDOW_IN_A = false;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
   static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
+  static constexpr bool WINDOW_IN_A = false;
 };
 #endif
 
