@@ -520,6 +520,23 @@ def test_modules_deepcopy_and_pickle(isa):
     assert type(revived.act.weight) is nn.Parameter and names(revived.named_parameters()) == ["act.weight"]
 
 
+@single
+def test_packed_layers_deepcopy_and_pickle_after_a_forward(isa):
+    # The packed weight and the kept call plan are derived caches of compiled objects: copies
+    # leave them out, pack their own and never share them with the original.
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ConvTranspose2d(32, 4, 2, stride=2), nn.Flatten(),
+                        nn.Linear(4 * 12 * 12, 5))
+    want = net(x)
+    net(x)
+    for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        np.testing.assert_array_equal(clone(x), want)
+        clone[0].weight[...] = 0
+        clone[0].reset_packed_weight()
+        assert not np.array_equal(clone(x), want)
+        np.testing.assert_array_equal(net(x), want)
+
+
 class PReLUNet(nn.Module):
     def __init__(self):
         super().__init__()

@@ -33,6 +33,15 @@ class PackedLayer(Module):
         """Drops the packed weight; the next forward packs the current one."""
         self.__dict__["_packed"] = None
 
+    def __getstate__(self) -> dict:
+        """What pickle and copy.deepcopy keep: the layer without what it derived from its
+        weights (the packed weight, nn.Conv2d's kept call plan), which hold compiled objects
+        that cannot be pickled; the copy packs its own on its first forward."""
+        state = dict(self.__dict__)
+        state["_packed"] = None
+        state.pop("_plan_memo", None)
+        return state
+
     def _weights_changed(self) -> None:
         self.reset_packed_weight()
 
