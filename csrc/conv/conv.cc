@@ -733,7 +733,7 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
     thread_local Workspace band_buffer, tile_buffer, staging_buffer;
     T* band = band_buffer.get<T>(size_t(geo.lead + cig * plane + slack)) + geo.lead;
     T* tile = tile_buffer.get<T>(size_t(geo.channels_in_lanes ? band_rows * ow * ldt : cog * band_rows * wp));
-    T* staging = geo.channels_in_lanes && stream ? staging_buffer.get<T>(size_t(16 * band_rows * ow)) : nullptr;
+    T* staging = geo.channels_in_lanes && stream ? staging_buffer.get<T>(size_t(kTransposeBlock * band_rows * ow)) : nullptr;
     std::fill(band - geo.lead, band, T(0));
     std::fill(band + cig * plane, band + cig * plane + slack, T(0));
     for (int64_t t = t0; t < t1; ++t) {

@@ -175,6 +175,9 @@ struct DepthwisePlane {
   int64_t out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
 };
 
+// Channels per block of store_band_transposed (and rows of its staging).
+constexpr int64_t kTransposeBlock = 16;
+
 template <class T>
 struct ConvKernelsFor {
   // K rows [k0, k0 + kc) of the runs' pixels into nr-wide panels (row kk of a run at
@@ -206,8 +209,8 @@ struct ConvKernelsFor {
                      int64_t out_plane, const T* bias, int64_t bias_stride, bool stream);
   // The same from a pixel-major tile (the shifted-window path with output channels across
   // the vector lanes): output pixel q of channel c, for q < pixels (rows of the band without
-  // gaps), at tile[q * ldt + c]. A streamed store goes through `staging` (16 * pixels
-  // elements).
+  // gaps), at tile[q * ldt + c], transposed kTransposeBlock channels at a time. A streamed
+  // store goes through `staging` (kTransposeBlock * pixels elements).
   void (*store_band_transposed)(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out,
                                 int64_t out_plane, const T* bias, int64_t bias_stride, bool stream, T* staging);
   // Depthwise output rows [row_begin, row_end) of `count` planes of one geometry (they

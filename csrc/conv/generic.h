@@ -150,21 +150,20 @@ void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_
   }
 }
 
+// Whether transpose_block_rows goes through registers (AVX-512 float32).
+template <class T>
+constexpr bool kRegisterTranspose = TENSOROPS_ISA_ID == 2 && std::is_same_v<T, float>;
+
 // Pixels [0, pixels) x channels [0, cw) of a pixel-major tile (pixel q's channels at
 // tile + q * ldt), cw <= kTransposeBlock, to channel-major rows: dst[j * ld + q] =
 // tile[q * ldt + j] + bias[j]. Blocks of 16 x 16 go through registers where the ISA has the
 // transpose (kRegisterTranspose), and with `stream` their whole aligned lines bypass the
 // cache; elsewhere element by element.
-constexpr int64_t kTransposeBlock = 16;
-
-template <class T>
-constexpr bool kRegisterTranspose = TENSOROPS_ISA_ID == 2 && std::is_same_v<T, float>;
-
 template <class T>
 void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw, const T* bias, T* dst, int64_t ld,
                           bool stream) {
 #if TENSOROPS_ISA_ID == 2
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (kRegisterTranspose<T>) {
     for (int64_t q0 = 0; q0 < pixels; q0 += 16) {
       const int n = int(std::min<int64_t>(16, pixels - q0));
       __m512 col[16];

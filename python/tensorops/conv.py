@@ -274,22 +274,38 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 # ---- plans of repeated calls -------------------------------------------------------------------
 
+class _KeptCall(NamedTuple):
+    """What conv2d_repeated keeps of a layer's last call: the objects its plan was made for,
+    the input's shape and dtype, and the bias as the kernel takes it (a plain view of the
+    parameter, so its values stay current)."""
+    weight: object
+    bias: object
+    stride: object
+    padding: object
+    dilation: object
+    groups: object
+    shape: tuple
+    dtype: np.dtype
+    kernel_bias: object
+    plan: "Conv2dPlan"
+
+
 def conv2d_repeated(memo: list, input, weight, bias, stride, padding, dilation, groups):
     """conv2d for a layer that calls it again and again with its own arguments (nn.Conv2d):
-    ``memo``, a one-element list the layer owns, keeps the last call's plan with what it was
-    made for (the very packed filter, bias and argument objects, the input's shape and dtype)
-    and the bias as the kernel takes it (a plain view of the parameter, so its values stay
-    current); a call that matches goes straight to the kernel: on a small layer the checks
-    and the plan's key cost as much as the kernel. Any other call takes conv2d's path and
-    refreshes the memo."""
+    ``memo``, a one-element list the layer owns, holds the _KeptCall of the last call, and a
+    call with the very same packed filter, bias and argument objects and an input of the same
+    shape and dtype goes straight to the kernel: on a small layer the checks and the plan's
+    key cost as much as the kernel. Any other call takes conv2d's path and refreshes the
+    memo."""
     last = memo[0]
-    if (last is not None and type(input) is np.ndarray and last[0] is weight and last[1] is bias
-            and last[2] is stride and last[3] is padding and last[4] is dilation and last[5] is groups
-            and input.shape == last[6] and input.dtype == last[7] and input.flags.aligned):
-        return run_conv2d(last[9], input, weight, last[8])
+    if (last is not None and type(input) is np.ndarray and last.weight is weight and last.bias is bias
+            and last.stride is stride and last.padding is padding and last.dilation is dilation
+            and last.groups is groups and input.shape == last.shape and input.dtype == last.dtype
+            and input.flags.aligned):
+        return run_conv2d(last.plan, input, weight, last.kernel_bias)
     x, w, b, plan = _cached_conv2d_plan(input, weight, bias, stride, padding, dilation, groups)
     if x is input and isinstance(w, PackedConvWeight) and w is weight:
-        memo[0] = (weight, bias, stride, padding, dilation, groups, input.shape, input.dtype, b, plan)
+        memo[0] = _KeptCall(weight, bias, stride, padding, dilation, groups, input.shape, input.dtype, b, plan)
     return run_conv2d(plan, x, w, b)
 
 
