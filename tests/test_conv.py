@@ -1101,6 +1101,37 @@ def test_transposed_strides_far_beyond_the_kernel():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_shifted_window_several_images_per_task(dtype):
+    """With channels in the lanes, when a band is a whole image a task takes several images,
+    pixels counted across them: a narrow image's last output row shares a tile with the next
+    image's first, and the last task takes what is left of the batch. Batches of 2-9 odd
+    small planes (7x7, 5x3, 1x1, 14x14), stride 2, groups, a residual and an activation, and
+    1-3 threads give identical results."""
+    cases = [((9, 40, 7, 7), 64, dict(padding=1)), ((5, 24, 5, 3), 32, dict(padding=1)),
+             ((7, 16, 1, 1), 48, dict(padding=1)), ((3, 64, 14, 14), 64, dict(padding=1)),
+             ((6, 20, 13, 11), 32, dict(padding=1, stride=2)), ((4, 30, 6, 5), 64, dict(padding=(1, 0), groups=2))]
+    for i, (shape, cout, kwargs) in enumerate(cases):
+        x = randn(shape, dtype, 300 + i)
+        w = randn((cout, shape[1] // kwargs.get("groups", 1), 3, 3), dtype, 310 + i)
+        b = randn(cout, dtype, 320 + i)
+        check_conv2d(x, w, b, **kwargs)
+        check_conv2d(x[::-1, :, ::-1], w, None, **kwargs)
+    x, w, b = randn((5, 48, 7, 7), dtype, 330), randn((64, 48, 3, 3), dtype, 331), randn(64, dtype, 332)
+    r = randn((5, 64, 7, 7), dtype, 333)
+    want = TF.relu(_torch(TF.conv2d, x, w, b, padding=1) + T(r))
+    before = tops.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            tops.set_num_threads(threads)
+            results.append(F.conv2d(x, w, b, padding=1, residual=r, activation="relu"))
+    finally:
+        tops.set_num_threads(before)
+    assert_close(results[0], want, **tol(dtype, 48 * 9))
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_filter_packed_for_one_call_serves_that_call(dtype):
     """A weight passed as an array is packed with only the panels its call's path reads: the
     shifted-window panels for an ordinary 3x3, the general path's for a padding so wide that

@@ -513,10 +513,14 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
 // (window_columns). Every computed row is a wanted pixel; the pixel-major tile is transposed
 // to NCHW as it is stored. Measured in one process against the other orientation, 1
 // thread, AVX-512: 256@14 -10%, 512@7 -13%, 128@56 stride 2 -15%, 64@56 -3%, the stem even
-// (float64 alike); AVX2 is left out (see channels_in_lanes).
+// (float64 alike); AVX2 is left out (see channels_in_lanes). When a band is a whole image, a
+// task takes several images, their rows counted in turn (ShiftedGeometry::images).
 constexpr int64_t kShiftedBandColumns = 2048;
 // With channels in the lanes, the band and the tile of a task stay within this many bytes.
 constexpr int64_t kLanesBandBytes = int64_t(512) << 10;
+// When a band is a whole image (channels in the lanes), a task takes several images whose
+// bands and tiles fit this many bytes (see ShiftedGeometry::images).
+constexpr int64_t kLanesImagesBytes = int64_t(1) << 20;
 constexpr int64_t kShiftedMinBandColumns = 128;
 constexpr int64_t kShiftedMaxBandBytes = int64_t(4) << 20;
 
@@ -558,6 +562,7 @@ struct ShiftedGeometry {
   bool channels_in_lanes = false;  // pixel-major tiles (see channels_in_lanes)
   int64_t channel_unit = 1;        // MR, or NR with channels in the lanes
   int64_t channel_parts = 1;       // output channels split this many ways (in channel_unit multiples)
+  int64_t images = 1;              // whole images per task (channels in the lanes, one band per image)
   WindowAxis rows, cols;  // the band holds one plane per (row phase, column phase) pair
   bool usable = false;
 };
@@ -623,6 +628,16 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<in
       s.band_rows = r, s.channel_parts = parts;
     }
   }
+  // Several images to a task when a band is a whole image, pixels counted across them: every
+  // filter panel then serves the tiles of all of them while it is in L2, and output rows of
+  // a narrow image pair across images (7x7: row 6 of one image with row 0 of the next), so
+  // every tile is full. Only as many as leave every thread a task.
+  if (s.channels_in_lanes && s.band_rows == oh && s.channel_parts == 1) {
+    const int64_t batch = input.shape[0];
+    s.images = std::clamp<int64_t>(kLanesImagesBytes / (oh * row_bytes), 1, batch);
+    while (s.images > 1 && ceil_div(batch, s.images) * groups < threads) --s.images;
+    s.images = ceil_div(batch, ceil_div(batch, s.images));
+  }
   s.buffer_rows = s.band_rows + s.rows.max_shift;
   s.usable = s.buffer_rows * s.padded_w <= too_far && cig * slots * s.buffer_rows * s.padded_w <= too_far;
   return s;
@@ -657,33 +672,39 @@ void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::Packe
   }
 }
 
-// The same with channels across the lanes: the pixel-major tile of `rows` output rows (pixel
-// q = row * ow + x at tile + q * ldt) for output channels [n0, n1), block b's filter
-// columns at *columns[b]. Each output row is cut into near-equal runs of at most MR pixels,
-// the microkernel's rows, read in place from the band; rows of at most MR / 2 pixels go two
-// at a time (micro_taps_window_a_pairs), so a 7x7 image fills a 14-row tile. Every channel
-// panel of a run runs before the next run, so the run's window (a block of channels, the
-// rows every tap reaches) is reused from L1 while the filter's panels stream from L2.
+// The same with channels across the lanes: the pixel-major tile of `images` x `rows` output
+// rows (pixel q = row * ow + x at tile + q * ldt, the images' rows in turn) for output
+// channels [n0, n1), block b's filter columns at *columns[b], image i's band `image_band`
+// after image 0's. Each output row is cut into near-equal runs of at most MR pixels, the
+// microkernel's rows, read in place from the band; rows of at most MR / 2 pixels go two at
+// a time (micro_taps_window_a_pairs), the second a_row after the first, so a 7x7 image fills
+// 14-row tiles, its last row paired with the next image's first. Every channel panel of a
+// run runs before the next run, so the run's window (a block of channels, the rows every tap
+// reaches) is reused from L1 while the filter's panels stream from L2.
 template <class T>
 void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedB<T>>* columns,
                                    int64_t channels, const std::vector<int64_t>& tap_offsets, const T* band,
-                                   int64_t plane, int64_t wp, int64_t rows, int64_t ow, int64_t n0, int64_t n1,
-                                   T* tile, int64_t ldt) {
+                                   int64_t plane, int64_t wp, int64_t images, int64_t image_band, int64_t rows,
+                                   int64_t ow, int64_t n0, int64_t n1, T* tile, int64_t ldt) {
   const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, kShiftedChannelBlock);
-  const int64_t runs = ceil_div(ow, ks.mr);
+  const int64_t runs = ceil_div(ow, ks.mr), all_rows = images * rows;
   const bool paired = 2 * ow <= ks.mr;
+  const auto row_start = [&](int64_t r) { return r / rows * image_band + r % rows * wp; };
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, channels - c0);
     const gemm::PackedB<T>& b = *columns[block];
-    for (int64_t r = 0; r < rows; r += paired && r + 1 < rows ? 2 : 1)
+    for (int64_t r = 0; r < all_rows; r += paired && r + 1 < all_rows ? 2 : 1) {
+      const bool pair = paired && r + 1 < all_rows;
+      const int64_t start = row_start(r), second = pair ? row_start(r + 1) - start : 0;
       for (int64_t run = 0; run < runs; ++run) {
         const int64_t x0 = ow * run / runs, x1 = ow * (run + 1) / runs;
-        const auto micro = paired && r + 1 < rows ? ks.micro_taps_window_a_pairs[ow] : ks.micro_taps_window_a[x1 - x0];
-        const T* window = band + c0 * plane + r * wp + x0;
+        const auto micro = pair ? ks.micro_taps_window_a_pairs[ow] : ks.micro_taps_window_a[x1 - x0];
+        const T* window = band + c0 * plane + start + x0;
         for (int64_t jc = n0; jc < n1; jc += ks.nr)
-          micro(taps, tap_offsets.data(), cb, window, plane, wp, b.panel(jc / ks.nr), tile + (r * ow + x0) * ldt + jc,
-                ldt, std::min(ks.nr, n1 - jc), block > 0);
+          micro(taps, tap_offsets.data(), cb, window, plane, second, b.panel(jc / ks.nr),
+                tile + (r * ow + x0) * ldt + jc, ldt, std::min(ks.nr, n1 - jc), block > 0);
       }
+    }
   }
 }
 
@@ -719,6 +740,8 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
   const int64_t slack = ks.nr + furthest + wp;
   const int64_t* xs = input.strides;
   const int64_t parts = geo.channel_parts, unit = geo.channel_unit, m_panels = ceil_div(cog, unit);
+  // A task's images (one band each, image_band apart in the buffer).
+  const int64_t images = geo.images, image_sets = ceil_div(batch, images), image_band = cig * plane;
   const int64_t channel_blocks = ceil_div(cig, kShiftedChannelBlock);
   TENSOROPS_CHECK(int64_t(geo.channels_in_lanes ? filters.window_columns.size() : filters.window_panels.size()) ==
                       groups * channel_blocks,
@@ -729,15 +752,17 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
   // them back at once).
   const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes && !o.residual &&
                       args.activation == gemm::Activation::none;
-  parallel_for(0, batch * groups * bands * parts, 1, [&](int64_t t0, int64_t t1) {
+  parallel_for(0, image_sets * groups * bands * parts, 1, [&](int64_t t0, int64_t t1) {
     thread_local Workspace band_buffer, tile_buffer, staging_buffer;
-    T* band = band_buffer.get<T>(size_t(geo.lead + cig * plane + slack)) + geo.lead;
-    T* tile = tile_buffer.get<T>(size_t(geo.channels_in_lanes ? band_rows * ow * ldt : cog * band_rows * wp));
+    T* band = band_buffer.get<T>(size_t(geo.lead + images * image_band + slack)) + geo.lead;
+    T* tile =
+        tile_buffer.get<T>(size_t(geo.channels_in_lanes ? images * band_rows * ow * ldt : cog * band_rows * wp));
     T* staging = geo.channels_in_lanes && stream ? staging_buffer.get<T>(size_t(kTransposeBlock * band_rows * ow)) : nullptr;
     std::fill(band - geo.lead, band, T(0));
-    std::fill(band + cig * plane, band + cig * plane + slack, T(0));
+    std::fill(band + images * image_band, band + images * image_band + slack, T(0));
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / (groups * bands * parts), g = (t / (bands * parts)) % groups;
+      const int64_t n0 = t / (groups * bands * parts) * images, g = (t / (bands * parts)) % groups;
+      const int64_t count = std::min(images, batch - n0);
       const int64_t b = (t / parts) % bands, part = t % parts;
       // Output channels [m0, m1) of this part, on panel boundaries.
       const int64_t m0 = std::min(cog, m_panels * part / parts * unit);
@@ -747,28 +772,34 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
       // The band: every phase's rows oy0 .. oy0 + rows + reach - 1, and on a short last band
       // the rows after them too: the first row of every plane reads the zeros that end the
       // plane before, which must not be left from another task.
-      for (int64_t slot = 0; slot < slots; ++slot) {
-        const auto i = size_t(slot / col_phases), j = size_t(slot % col_phases);
-        kernels.pad_band(o.input + n * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, cig,
-                         geo.rows.phases[i] + sh * oy0 - pad_top, sh, buffer_rows, geo.cols.first[j], sw,
-                         geo.cols.inside[j], wp, band + slot * slot_size, plane);
-      }
-      // The valid pixels to the output with the bias; a residual or activation follows there.
-      const int64_t c0 = g * cog + m0;
-      T* dst = o.out + (n * cout + c0) * ohw + oy0 * ow;
-      const T* bias = o.bias ? o.bias + c0 * o.bias_stride : nullptr;
-      if (geo.channels_in_lanes) {
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t slot = 0; slot < slots; ++slot) {
+          const auto ri = size_t(slot / col_phases), ci = size_t(slot % col_phases);
+          kernels.pad_band(o.input + (n0 + i) * xs[0] + g * cig * xs[1], xs[1], xs[2], xs[3], h, w, cig,
+                           geo.rows.phases[ri] + sh * oy0 - pad_top, sh, buffer_rows, geo.cols.first[ci], sw,
+                           geo.cols.inside[ci], wp, band + i * image_band + slot * slot_size, plane);
+        }
+      if (geo.channels_in_lanes)
         window_tile_channels_in_lanes(ks, &filters.window_columns[size_t(g * channel_blocks)], cig, tap_offsets, band,
-                                      plane, wp, rows, ow, m0, m1, tile, ldt);
-        kernels.store_band_transposed(tile + m0, ldt, rows * ow, m1 - m0, dst, ohw, bias, o.bias_stride, stream,
-                                      staging);
-      } else {
+                                      plane, wp, count, image_band, rows, ow, m0, m1, tile, ldt);
+      else
         window_tile(ks, &filters.window_panels[size_t(g * channel_blocks)], cig, tap_offsets, band, plane, columns,
                     m0, m1, tile);
-        kernels.store_band(tile + m0 * columns, columns, wp, m1 - m0, rows, ow, dst, ohw, bias, o.bias_stride, stream);
+      // The valid pixels to the output with the bias; a residual or activation follows there.
+      const int64_t c0 = g * cog + m0;
+      const T* bias = o.bias ? o.bias + c0 * o.bias_stride : nullptr;
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t n = n0 + i;
+        T* dst = o.out + (n * cout + c0) * ohw + oy0 * ow;
+        if (geo.channels_in_lanes)
+          kernels.store_band_transposed(tile + i * rows * ow * ldt + m0, ldt, rows * ow, m1 - m0, dst, ohw, bias,
+                                        o.bias_stride, stream, staging);
+        else
+          kernels.store_band(tile + m0 * columns, columns, wp, m1 - m0, rows, ow, dst, ohw, bias, o.bias_stride,
+                             stream);
+        const gemm::Epilogue<T> last_pass = epilogue_for(o, n, c0, false, true, args.activation);
+        if (!last_pass.is_identity()) ks.epilogue(m1 - m0, rows * ow, dst, ohw, last_pass.shifted(0, oy0 * ow));
       }
-      const gemm::Epilogue<T> last_pass = epilogue_for(o, n, c0, false, true, args.activation);
-      if (!last_pass.is_identity()) ks.epilogue(m1 - m0, rows * ow, dst, ohw, last_pass.shifted(0, oy0 * ow));
     }
     // Streamed stores become visible to other threads only after a fence.
     if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
