@@ -16,7 +16,11 @@ from .parameter import Parameter
 
 
 class PackedLayer(Module):
-    """A Module whose forward uses a packed copy of its weight, kept in ``_packed``."""
+    """A Module whose forward uses a packed copy of its weight, kept in ``_packed``.
+    ``_derived_state`` names every attribute derived from the weights that a copy must
+    rebuild rather than carry (a subclass that keeps more extends it)."""
+
+    _derived_state: tuple = ("_packed",)
 
     def _create_parameters(self, weight_shape: tuple, bias_size, dtype) -> None:
         """Registers ``weight`` and ``bias`` (``bias_size`` values, or None when it is None) in
@@ -38,8 +42,9 @@ class PackedLayer(Module):
         weights (the packed weight, nn.Conv2d's kept call plan), which hold compiled objects
         that cannot be pickled; the copy packs its own on its first forward."""
         state = dict(self.__dict__)
+        for name in self._derived_state:
+            state.pop(name, None)
         state["_packed"] = None
-        state.pop("_plan_memo", None)
         return state
 
     def _weights_changed(self) -> None:

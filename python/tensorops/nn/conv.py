@@ -154,6 +154,9 @@ class Conv2d(_ConvNd):
     ``"same"`` or ``"valid"``; ``padding_mode`` is "zeros", "reflect", "replicate" or
     "circular"."""
 
+    # The plan of the last call (conv2d_repeated's memo) is derived from the weights too.
+    _derived_state = _ConvNd._derived_state + ("_plan_memo",)
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__(in_channels, out_channels, _pair(kernel_size), _pair(stride),
