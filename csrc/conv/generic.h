@@ -656,9 +656,10 @@ void depthwise_lanes_rows(const DepthwisePlane<float>& g, const float* tile, int
 }
 
 // 3x3, stride 1, no dilation (MobileNet's depthwise layers): R output rows of N outputs
-// from (oy, ox0), the nine taps in registers. With the taps' loops known at compile time
-// and R * N independent chains the FMAs issue back to back; the general row above, its
-// tap loops run-time, waits on each chain's latency (960 x 7x7: 14 of 20 us were its FMAs).
+// from (oy, ox0), the nine taps in registers. The general row above runs its tap loops at
+// run time over one output row's chains; with the taps' loops unrolled and two rows' chains
+// in flight, the arithmetic of 960 x 7x7 (the kernel with its transposes left out) took
+// 8 us instead of 10-12. One row at a time, or three or four, was slower or no faster.
 template <int R, int N>
 [[gnu::always_inline]] inline void depthwise_lanes_3x3(const float* tile, int64_t tile_w, const __m512 (&taps)[9],
                                                        __m512 bias, int64_t oy, int64_t ox0, int64_t out_w,
