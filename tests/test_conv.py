@@ -1192,6 +1192,50 @@ def test_repeated_calls_reuse_checked_plans():
     assert_close(F.conv2d(x, pw, b, stride=2, padding=1), want, **tol(np.float32, 54))
 
 
+@pytest.mark.single_isa
+def test_repeated_calls_with_a_packed_filter_follow_their_arguments():
+    """F.conv2d with a packed filter keeps its last call beside the filter and skips the
+    checks when the same objects come again; whatever the caller changes between calls is
+    still seen: a bias edited in place (as an array, or as a list, which is not kept), an
+    argument list edited in place, another input shape or dtype, another bias object. The
+    kept call does not keep the filter alive."""
+    x, w = randn((2, 6, 9, 8), np.float32, 1), randn((5, 6, 3, 3), np.float32, 2)
+    b = randn(5, np.float32, 3)
+    pw = tops.pack_conv_weight(w)
+    stride, padding = (2, 2), (1, 1)
+    for _ in range(2):
+        assert_close(F.conv2d(x, pw, b, stride, padding), _torch(TF.conv2d, x, w, b, stride=2, padding=1),
+                     **tol(np.float32, 54))
+    b += 1
+    assert_close(F.conv2d(x, pw, b, stride, padding), _torch(TF.conv2d, x, w, b, stride=2, padding=1),
+                 **tol(np.float32, 54))
+    listed = list(b)  # float32 scalars
+    F.conv2d(x, pw, listed, stride, padding)
+    listed[0] += 10
+    b[0] += 10
+    assert_close(F.conv2d(x, pw, listed, stride, padding), _torch(TF.conv2d, x, w, b, stride=2, padding=1),
+                 **tol(np.float32, 54))
+    strides = [2, 2]
+    F.conv2d(x, pw, b, strides, padding)
+    strides[0] = 1
+    assert_close(F.conv2d(x, pw, b, strides, padding), _torch(TF.conv2d, x, w, b, stride=(1, 2), padding=1),
+                 **tol(np.float32, 54))
+    other = randn((3, 6, 5, 7), np.float32, 4)
+    assert_close(F.conv2d(other, pw, b, stride, padding), _torch(TF.conv2d, other, w, b, stride=2, padding=1),
+                 **tol(np.float32, 54))
+    assert_close(F.conv2d(x, pw, None, stride, padding), _torch(TF.conv2d, x, w, None, stride=2, padding=1),
+                 **tol(np.float32, 54))
+    with pytest.raises(TypeError, match="conv2d"):
+        F.conv2d(x.astype(np.float64), pw, b, stride, padding)
+    import gc
+    import weakref
+
+    alive = weakref.ref(pw)
+    del pw
+    gc.collect()
+    assert alive() is None
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_small_planes(dtype):
     """Depthwise layers with small planes (MobileNet's 14x14 and 7x7) run with one channel per
