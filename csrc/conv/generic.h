@@ -636,23 +636,31 @@ template <int N, bool UNIT>
   for (int i = 0; i < N; ++i) _mm512_store_ps(staging + (oy * g.out_w + ox0 + i) * 16, acc[i]);
 }
 
+// A row of `width` outputs in runs of at most 8: run(std::integral_constant<int, N>{}, ox)
+// for each, N known at compile time so that a run's accumulators stay in registers.
+template <class Run>
+[[gnu::always_inline]] inline void in_runs_of_8(int64_t width, Run&& run) {
+  int64_t ox = 0;
+  for (; ox + 8 <= width; ox += 8) run(std::integral_constant<int, 8>{}, ox);
+  switch (width - ox) {
+    case 7: run(std::integral_constant<int, 7>{}, ox); break;
+    case 6: run(std::integral_constant<int, 6>{}, ox); break;
+    case 5: run(std::integral_constant<int, 5>{}, ox); break;
+    case 4: run(std::integral_constant<int, 4>{}, ox); break;
+    case 3: run(std::integral_constant<int, 3>{}, ox); break;
+    case 2: run(std::integral_constant<int, 2>{}, ox); break;
+    case 1: run(std::integral_constant<int, 1>{}, ox); break;
+    default: break;
+  }
+}
+
 template <bool UNIT>
 void depthwise_lanes_rows(const DepthwisePlane<float>& g, const float* tile, int64_t tile_w, const float* taps,
                           __m512 b, float* staging) {
-  for (int64_t oy = 0; oy < g.out_h; ++oy) {
-    int64_t ox = 0;
-    for (; ox + 8 <= g.out_w; ox += 8) depthwise_lanes_row<8, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging);
-    switch (g.out_w - ox) {
-      case 7: depthwise_lanes_row<7, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
-      case 6: depthwise_lanes_row<6, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
-      case 5: depthwise_lanes_row<5, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
-      case 4: depthwise_lanes_row<4, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
-      case 3: depthwise_lanes_row<3, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
-      case 2: depthwise_lanes_row<2, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
-      case 1: depthwise_lanes_row<1, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging); break;
-      default: break;
-    }
-  }
+  for (int64_t oy = 0; oy < g.out_h; ++oy)
+    in_runs_of_8(g.out_w, [&](auto n, int64_t ox) {
+      depthwise_lanes_row<decltype(n)::value, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging);
+    });
 }
 
 // 3x3, stride 1, no dilation (MobileNet's depthwise layers): R output rows of N outputs
@@ -689,18 +697,9 @@ template <int R, int N>
 template <int R>
 void depthwise_lanes_3x3_rows(const DepthwisePlane<float>& g, const float* tile, int64_t tile_w,
                               const __m512 (&taps)[9], __m512 b, int64_t oy, float* staging) {
-  int64_t ox = 0;
-  for (; ox + 8 <= g.out_w; ox += 8) depthwise_lanes_3x3<R, 8>(tile, tile_w, taps, b, oy, ox, g.out_w, staging);
-  switch (g.out_w - ox) {
-    case 7: depthwise_lanes_3x3<R, 7>(tile, tile_w, taps, b, oy, ox, g.out_w, staging); break;
-    case 6: depthwise_lanes_3x3<R, 6>(tile, tile_w, taps, b, oy, ox, g.out_w, staging); break;
-    case 5: depthwise_lanes_3x3<R, 5>(tile, tile_w, taps, b, oy, ox, g.out_w, staging); break;
-    case 4: depthwise_lanes_3x3<R, 4>(tile, tile_w, taps, b, oy, ox, g.out_w, staging); break;
-    case 3: depthwise_lanes_3x3<R, 3>(tile, tile_w, taps, b, oy, ox, g.out_w, staging); break;
-    case 2: depthwise_lanes_3x3<R, 2>(tile, tile_w, taps, b, oy, ox, g.out_w, staging); break;
-    case 1: depthwise_lanes_3x3<R, 1>(tile, tile_w, taps, b, oy, ox, g.out_w, staging); break;
-    default: break;
-  }
+  in_runs_of_8(g.out_w, [&](auto n, int64_t ox) {
+    depthwise_lanes_3x3<R, decltype(n)::value>(tile, tile_w, taps, b, oy, ox, g.out_w, staging);
+  });
 }
 
 // The tile's extent: the padded rows and columns some output reads.
