@@ -1237,6 +1237,47 @@ def test_repeated_calls_with_a_packed_filter_follow_their_arguments():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_padded_rows(dtype):
+    """Depthwise layers other than 3x3 stride 1 (5x5 and 7x7 kernels, strides, dilations,
+    column strides) copy the input rows a band reads into zero-bordered rows, one per column
+    phase of the stride, and read every tap from them: widths around whole vectors, every
+    band height mod 4, strides up to and past the copy's phase table (16), paddings wider than
+    the kernel, non-contiguous and reversed inputs, NaN and infinities (which must reach only
+    the outputs whose window covers them), and planes split into row blocks between threads."""
+    cases = [  # (channels, multiplier, (h, w), (kh, kw), stride, padding, dilation)
+        (3, 1, (28, 28), (5, 5), 1, 2, 1), (5, 1, (9, 64), (7, 7), 1, 3, 1), (2, 2, (13, 17), (5, 3), 1, (1, 2), 1),
+        (4, 1, (12, 31), (3, 3), 2, 1, 1), (3, 1, (11, 33), (5, 5), 2, 2, 1), (2, 1, (10, 15), (3, 3), (2, 3), 1, 1),
+        (3, 1, (8, 16), (3, 5), 1, (2, 4), (2, 1)), (2, 1, (14, 20), (3, 3), 1, 2, (2, 3)), (2, 1, (7, 40), (1, 4), 1, 0, 1),
+        (2, 1, (6, 70), (2, 3), (1, 17), (1, 5), 1), (1, 1, (5, 5), (7, 7), 1, 6, 1), (2, 3, (1, 1), (3, 3), 1, 1, 1),
+        (3, 1, (17, 23), (4, 2), (3, 1), (0, 1), (1, 2)),
+    ]
+    for i, (c, mult, (h, w), kernel, stride, padding, dilation) in enumerate(cases):
+        x = randn((2, c, h, w), dtype, 300 + i)
+        wt = randn((c * mult, 1, *kernel), dtype, 400 + i)
+        b = randn(c * mult, dtype, 500 + i) if i % 2 == 0 else None
+        check_conv2d(x, wt, b, stride=stride, padding=padding, dilation=dilation, groups=c)
+        check_conv2d(np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2), wt, b, stride=stride,
+                     padding=padding, dilation=dilation, groups=c)  # columns a row apart
+        check_conv2d(x[:, :, ::-1, ::-1], wt, b, stride=stride, padding=padding, dilation=dilation, groups=c)
+    x = randn((1, 2, 20, 21), dtype, 600)
+    x[0, 0, 3, 4], x[0, 1, 10, 0], x[0, 1, 19, 20] = np.nan, np.inf, -np.inf
+    check_conv2d(x, randn((2, 1, 5, 5), dtype, 601), None, padding=2, groups=2)
+    check_conv2d(x, randn((2, 1, 3, 3), dtype, 602), None, stride=2, padding=1, groups=2)
+    # Few planes: each thread takes blocks of rows; identical bits for any thread count.
+    x, wt = randn((1, 3, 45, 37), dtype, 603), randn((3, 1, 7, 7), dtype, 604)
+    before = tops.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            tops.set_num_threads(threads)
+            results.append(check_conv2d(x, wt, None, padding=3, groups=3)[0])
+    finally:
+        tops.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_small_planes(dtype):
     """Depthwise layers with small planes (MobileNet's 14x14 and 7x7) run with one channel per
     vector lane where the ISA has that kernel: channel counts around the lane count, strides,

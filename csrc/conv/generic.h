@@ -269,92 +269,6 @@ void store_rows(const T* const* sources, const int64_t* ldt, int64_t sw, int64_t
 
 // ---- depthwise ------------------------------------------------------------------------------
 
-// The input rows that output rows oy0 .. oy0 + R - 1 read for kernel row ky (null where the
-// tap falls in the padding).
-template <class T, int R>
-[[gnu::always_inline]] inline bool tap_rows(const DepthwisePlane<T>& p, int64_t oy0, int64_t ky, const T* (&rows)[R]) {
-  bool any = false;
-  for (int r = 0; r < R; ++r) {
-    const int64_t iy = (oy0 + r) * p.stride_h - p.pad_h + ky * p.dilation_h;
-    rows[r] = iy >= 0 && iy < p.h ? p.input + iy * p.row_stride : nullptr;
-    any |= rows[r] != nullptr;
-  }
-  return any;
-}
-
-// R unit-stride output rows x NV vectors from column ox0, where every tap falls inside the
-// input row: plain loads, R * NV independent accumulator chains (a 3x3 window alone is a
-// chain of 9 dependent FMAs, four times the FMA latency), each tap broadcast once for all
-// of them. KW > 0 fixes the kernel width at compile time; 0 reads it from the plane.
-template <class T, int KW, int R, int NV>
-[[gnu::always_inline]] inline void depthwise_interior(const DepthwisePlane<T>& p, int64_t oy0, int64_t ox0) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  const int64_t kw = KW > 0 ? KW : p.kernel_w;
-  V acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
-  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-    const T* rows[R];
-    if (!tap_rows<T, R>(p, oy0, ky, rows)) continue;
-    const T* taps = p.taps + ky * kw;
-#pragma GCC unroll 8
-    for (int64_t kx = 0; kx < kw; ++kx) {
-      const V tap(taps[kx]);
-      const int64_t c = ox0 - p.pad_w + kx * p.dilation_w;
-      for (int r = 0; r < R; ++r) {
-        if (!rows[r]) continue;
-        for (int j = 0; j < NV; ++j) acc[r][j] = mul_add(tap, V::load(rows[r] + c + j * W), acc[r][j]);
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j].store(p.out + (oy0 + r) * p.out_w + ox0 + j * W);
-}
-
-// R rows x one vector at ox0 where some taps reach into the padding (or the row ends): each
-// load takes only its in-bounds lanes.
-template <class T, int KW, int R>
-[[gnu::always_inline]] inline void depthwise_edge(const DepthwisePlane<T>& p, int64_t oy0, int64_t ox0) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  const int64_t kw = KW > 0 ? KW : p.kernel_w;
-  const int64_t lanes = std::min(W, p.out_w - ox0);
-  V acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = V(p.bias);
-  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-    const T* rows[R];
-    if (!tap_rows<T, R>(p, oy0, ky, rows)) continue;
-#pragma GCC unroll 8
-    for (int64_t kx = 0; kx < kw; ++kx) {
-      const V tap(p.taps[ky * kw + kx]);
-      const int64_t c = ox0 - p.pad_w + kx * p.dilation_w, hi = std::min(p.w - c, lanes);
-      for (int r = 0; r < R; ++r)
-        if (rows[r]) acc[r] = mul_add(tap, load_lanes(rows[r] + c, -c, hi), acc[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    T* out = p.out + (oy0 + r) * p.out_w + ox0;
-    if (lanes == W) acc[r].store(out);
-    else acc[r].store_partial(out, lanes);
-  }
-}
-
-// One band of R output rows: interior stretches in blocks of up to NV_MAX vectors, the ends
-// (where taps reach the padding) one masked vector at a time.
-template <class T, int KW, int R>
-[[gnu::always_inline]] inline void depthwise_band(const DepthwisePlane<T>& p, int64_t oy0, int64_t first, int64_t last) {
-  constexpr int64_t W = Vec<T>::width;
-  constexpr int NV_MAX = R >= 4 ? 2 : 4;
-  int64_t ox = 0;
-  while (ox < p.out_w) {
-    const int64_t inside = ox >= first ? (last - ox) / W : 0;
-    if (inside >= NV_MAX) depthwise_interior<T, KW, R, NV_MAX>(p, oy0, ox), ox += NV_MAX * W;
-    else if (inside >= 1) depthwise_interior<T, KW, R, 1>(p, oy0, ox), ox += W;
-    else depthwise_edge<T, KW, R>(p, oy0, ox), ox += W;
-  }
-}
-
 // 3x3, stride 1, dilation 1 (most depthwise layers): the nine taps live in registers and
 // the band walks its R + 2 input rows once, each loaded vector feeding every output row
 // whose window covers it (up to three), so a 3x3 window costs three loads, not nine. The
@@ -430,17 +344,234 @@ void depthwise3x3(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row
   for (; oy < row_end; ++oy) depthwise3x3_band<T, 1>(p, taps, oy, first, last);
 }
 
-// Unit-stride rows of any width, four rows at a time.
-template <class T, int KW>
-void depthwise_rows(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end) {
-  // A private copy: the output stores cannot alias it, so its fields stay in registers.
+// Every other plane (any kernel, stride, dilation or column stride): the input rows that a
+// band of output rows reads are copied first into zero-bordered rows, one per column phase of
+// the stride (phase f holds padded columns f, f + sw, f + 2 sw, ...), so that tap (ky, kx) of
+// every output in the band is a plain vector load at a fixed offset, with no masks and no
+// tests in the tap loops; a row above or below the plane is a row of zeros. The row kernels
+// this replaced took a masked load per tap wherever a tap reached the padding, which at rows
+// of 28 is every vector (5x5 ran at 16 GFLOP/s), and gathered each tap's columns into a row
+// and read and wrote the output once per tap where the stride was not 1.
+constexpr int kPaddedBandRows = 4;
+
+// The copied rows of a plane: `phases` phase rows of `pitch` elements per input row, enough
+// for the output row rounded up to whole vectors plus the furthest tap's shift; phase f's
+// columns [inside_first[f], inside_end[f]) lie inside the input row.
+constexpr int64_t kPaddedMaxPhases = 16;
+struct PaddedRowsShape {
+  int64_t pitch, phases, span;  // span: rows between a band's first and last input row, plus one
+  bool dense;                   // a band's rows fit its slots one to a row (slot = row % span)
+  int64_t inside_first[kPaddedMaxPhases], inside_end[kPaddedMaxPhases];
+  int64_t slot() const { return phases * pitch; }
+};
+
+// The columns [first, end) of phase f that lie inside the input row.
+template <class T>
+void phase_inside(const DepthwisePlane<T>& p, int64_t pitch, int64_t f, int64_t* first, int64_t* end) {
+  const int64_t sw = p.stride_w;
+  *first = std::min(pitch, p.pad_w > f ? (p.pad_w - f + sw - 1) / sw : 0);
+  *end = std::clamp<int64_t>(p.w + p.pad_w - f > 0 ? (p.w + p.pad_w - f + sw - 1) / sw : 0, *first, pitch);
+}
+
+template <class T>
+PaddedRowsShape padded_rows_shape(const DepthwisePlane<T>& p) {
+  constexpr int64_t W = Vec<T>::width;
+  const int64_t reach = (p.kernel_w - 1) * p.dilation_w / p.stride_w;
+  PaddedRowsShape s;
+  s.pitch = (p.out_w + W - 1) / W * W + (reach + W - 1) / W * W;
+  s.phases = p.stride_w;
+  s.span = (kPaddedBandRows - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+  s.dense = s.span <= kPaddedBandRows * p.kernel_h;
+  for (int64_t f = 0; f < std::min(s.phases, kPaddedMaxPhases); ++f)
+    phase_inside(p, s.pitch, f, &s.inside_first[f], &s.inside_end[f]);
+  return s;
+}
+
+// Input row iy of the plane into its phase rows at dst: column j of phase f is padded column
+// j * sw + f, input column j * sw + f - pad_w. Only the columns inside the row are written:
+// the zeros around them are the same in every row and are written once per call
+// (depthwise_prepare).
+template <class T>
+void copy_padded_row(const DepthwisePlane<T>& p, const PaddedRowsShape& s, int64_t iy, T* dst) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const T* row = p.input + iy * p.row_stride;
+  const int64_t sw = p.stride_w;
+  for (int64_t f = 0; f < s.phases; ++f) {
+    T* d = dst + f * s.pitch;
+    int64_t first, end;
+    if (f < kPaddedMaxPhases) first = s.inside_first[f], end = s.inside_end[f];
+    else phase_inside(p, s.pitch, f, &first, &end);
+    const T* from = row + (first * sw + f - p.pad_w) * p.col_stride;
+    if (sw == 1 && p.col_stride == 1) {
+      std::copy(from, from + (end - first), d + first);
+    } else if (sw == 2 && p.col_stride == 1) {
+      // Every other column, a vector at a time; the last pairs, which may run past the row,
+      // go through a buffer filled by loads of the row's remaining elements only.
+      int64_t j = first;
+      for (; j + W < end; j += W, from += 2 * W) V::load_even(from).store(d + j);
+      if (j < end) {
+        const int64_t left = p.w - (j * 2 + f - p.pad_w);
+        alignas(64) T pairs[2 * W];
+        V::load_partial(from, left).store(pairs);
+        V::load_partial(from + W, std::max<int64_t>(0, left - W)).store(pairs + W);
+        V::load_even(pairs).store_partial(d + j, end - j);
+      }
+    } else {
+      for (int64_t j = first; j < end; ++j, from += sw * p.col_stride) d[j] = *from;
+    }
+  }
+}
+
+// R output rows x NV vectors from column ox0: R * NV accumulator chains, every tap broadcast
+// once for all of them. rows[r * KH + ky] is the copied input row that output row r reads for
+// kernel row ky; tap kx reads it offsets[kx] elements in. `lanes` outputs of each row are kept.
+template <class T, int R, int NV>
+[[gnu::always_inline]] inline void depthwise_padded_block(const DepthwisePlane<T>& p, const T* const* rows,
+                                                          const int64_t* offsets, int64_t ox0, int64_t lanes,
+                                                          int64_t oy0, int64_t valid_rows) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V acc[R][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
+  const T* tap = p.taps;
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+    const T* from[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) from[r] = rows[r * p.kernel_h + ky] + ox0;
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx, ++tap) {
+      const V t(*tap);
+      const int64_t offset = offsets[kx];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[r][j] = mul_add(t, V::load(from[r] + offset + j * W), acc[r][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    if (r >= valid_rows) break;
+    T* out = p.out + (oy0 + r) * p.out_w + ox0;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      if ((j + 1) * W <= lanes) acc[r][j].store(out + j * W);
+      else if (j * W < lanes) acc[r][j].store_partial(out + j * W, lanes - j * W);
+    }
+  }
+}
+
+// The same without dilation along the rows, each loaded vector used by every output row
+// whose window covers its input row: rows[i] is input row i of the band (output row r reads
+// rows r * stride_h .. r * stride_h + KH - 1), so a 7x7 band of four rows loads 10 rows of
+// vectors per tap column instead of 28, and the taps come as broadcasts from memory.
+template <class T, int R, int NV>
+[[gnu::always_inline]] inline void depthwise_padded_shared_rows(const DepthwisePlane<T>& p, const T* const* rows,
+                                                                const int64_t* offsets, int64_t ox0, int64_t lanes,
+                                                                int64_t oy0, int64_t valid_rows) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const int64_t kh = p.kernel_h, kw = p.kernel_w, sh = p.stride_h, band = (R - 1) * sh + kh;
+  V acc[R][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
+  for (int64_t i = 0; i < band; ++i) {
+    const T* from = rows[i] + ox0;
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      V x[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) x[j] = V::load(from + offsets[kx] + j * W);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const int64_t ky = i - r * sh;
+        if (ky < 0 || ky >= kh) continue;
+        const V t(p.taps[ky * kw + kx]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[r][j] = mul_add(t, x[j], acc[r][j]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    if (r >= valid_rows) break;
+    T* out = p.out + (oy0 + r) * p.out_w + ox0;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      if ((j + 1) * W <= lanes) acc[r][j].store(out + j * W);
+      else if (j * W < lanes) acc[r][j].store_partial(out + j * W, lanes - j * W);
+    }
+  }
+}
+
+// Output rows [row_begin, row_end) of a plane, kPaddedBandRows at a time. scratch: the
+// layout of depthwise_scratch after the flat path's masks (padded_rows_scratch).
+template <class T>
+void depthwise_padded(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end, T* scratch) {
+  constexpr int64_t W = Vec<T>::width, R = kPaddedBandRows;
   const DepthwisePlane<T> p = plane;
-  const int64_t kw = KW > 0 ? KW : p.kernel_w;
-  // Output columns [first, last) read only inside the row for every tap.
-  const int64_t first = p.pad_w, last = std::min(p.out_w, p.w + p.pad_w - (kw - 1) * p.dilation_w);
-  int64_t oy = row_begin;
-  for (; oy + 4 <= row_end; oy += 4) depthwise_band<T, KW, 4>(p, oy, first, last);
-  for (; oy < row_end; ++oy) depthwise_band<T, KW, 1>(p, oy, first, last);
+  const PaddedRowsShape s = padded_rows_shape(p);
+  const int64_t kh = p.kernel_h, slots = R * kh;
+  const T* zeros = scratch;  // one slot of zeros (depthwise_prepare)
+  T* slot_data = scratch + s.slot();
+  const T** rows = reinterpret_cast<const T**>(slot_data + slots * s.slot());
+  int64_t* offsets = reinterpret_cast<int64_t*>(rows + slots);
+  int64_t* copied = offsets + p.kernel_w;  // per slot: the input row it holds, or -1
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+    offsets[kx] = (kx * p.dilation_w) % p.stride_w * s.pitch + kx * p.dilation_w / p.stride_w;
+  std::fill(copied, copied + slots, int64_t(-1));
+  // Rows shared between output rows (no dilation along them, every row of the band in a slot
+  // of its own): rows[i] is the band's input row i; otherwise rows[r * KH + ky].
+  const bool shared = p.dilation_h == 1 && s.dense;
+  for (int64_t oy0 = row_begin; oy0 < row_end; oy0 += R) {
+    const int64_t valid = std::min<int64_t>(R, row_end - oy0);
+    const auto row_at = [&](int64_t iy, int64_t slot) -> const T* {
+      if (iy < 0 || iy >= p.h) return zeros;
+      T* data = slot_data + slot * s.slot();
+      if (copied[slot] != iy) copy_padded_row(p, s, iy, data), copied[slot] = iy;
+      return data;
+    };
+    if (shared) {
+      // Rows past the band's valid output rows are read but their sums are not stored.
+      for (int64_t i = 0; i < s.span; ++i) {
+        const int64_t iy = oy0 * p.stride_h - p.pad_h + i;
+        rows[i] = row_at(iy, iy >= 0 ? iy % s.span : 0);
+      }
+    } else {
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = (oy0 + r) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          // In a dense band every input row has a slot of its own, the same from band to band
+          // (a row the last band copied is not copied again); otherwise one per (r, ky).
+          rows[r * kh + ky] = r >= valid ? zeros : row_at(iy, s.dense ? (iy >= 0 ? iy % s.span : 0) : r * kh + ky);
+        }
+    }
+    for (int64_t ox = 0; ox < p.out_w;) {
+      const int64_t left = p.out_w - ox;
+      if (left > W) {
+        if (shared) depthwise_padded_shared_rows<T, R, 2>(p, rows, offsets, ox, std::min(left, 2 * W), oy0, valid);
+        else depthwise_padded_block<T, R, 2>(p, rows, offsets, ox, std::min(left, 2 * W), oy0, valid);
+        ox += 2 * W;
+      } else {
+        if (shared) depthwise_padded_shared_rows<T, R, 1>(p, rows, offsets, ox, left, oy0, valid);
+        else depthwise_padded_block<T, R, 1>(p, rows, offsets, ox, left, oy0, valid);
+        ox += W;
+      }
+    }
+  }
+}
+
+// Elements of the padded path's scratch: a slot of zeros, R * KH slots of copied rows, then
+// the row pointers, the tap offsets and the slots' row numbers.
+template <class T>
+int64_t padded_rows_scratch(const DepthwisePlane<T>& p) {
+  const PaddedRowsShape s = padded_rows_shape(p);
+  const int64_t slots = kPaddedBandRows * p.kernel_h;
+  const int64_t words = slots + p.kernel_w + slots;  // pointers, offsets, row numbers (8 bytes each)
+  return (slots + 1) * s.slot() + (words * 8 + int64_t(sizeof(T)) - 1) / int64_t(sizeof(T));
 }
 
 // Small planes whose output has the input's shape (stride 1, "same" padding, contiguous
@@ -524,11 +655,17 @@ void depthwise_flat_dispatch(const DepthwisePlane<T>* planes, int64_t count, con
   }
 }
 
+// The flat path's masks, rounded up to whole lines, then the padded path's rows.
+template <class T>
+int64_t flat_mask_elements() {
+  using Mask = typename Vec<T>::Mask;
+  const int64_t bytes = (kFlatMaxVectors * kFlatMaxTaps * int64_t(sizeof(Mask)) + 63) / 64 * 64;
+  return bytes / int64_t(sizeof(T));
+}
+
 template <class T>
 int64_t depthwise_scratch(const DepthwisePlane<T>& p) {
-  using Mask = typename Vec<T>::Mask;
-  const int64_t mask_elements = (kFlatMaxVectors * kFlatMaxTaps * int64_t(sizeof(Mask)) + sizeof(T) - 1) / int64_t(sizeof(T));
-  return std::max(p.out_w + Vec<T>::width, mask_elements);
+  return flat_mask_elements<T>() + padded_rows_scratch(p);
 }
 
 // Lane l of vector v reads tap (ky, kx) of flat output q = v*W + l: valid when q is in the
@@ -538,6 +675,9 @@ void depthwise_prepare(const DepthwisePlane<T>& p, T* scratch) {
   using V = Vec<T>;
   using Mask = typename V::Mask;
   constexpr int64_t W = V::width;
+  // The padded path's rows: zeros, which copy_padded_row leaves in place around each row.
+  T* rows = scratch + flat_mask_elements<T>();
+  std::fill(rows, rows + (kPaddedBandRows * p.kernel_h + 1) * padded_rows_shape(p).slot(), T(0));
   const int64_t vectors = flat_vectors(p);
   if (!vectors) return;
   Mask* masks = reinterpret_cast<Mask*>(scratch);
@@ -563,33 +703,6 @@ void depthwise_prepare(const DepthwisePlane<T>& p, T* scratch) {
       }
 }
 
-// Any stride or column stride: each tap's input columns are gathered into a contiguous row
-// first (zeros in the padding), then accumulated a vector at a time.
-template <class T>
-void depthwise_gathered(const DepthwisePlane<T>& p, int64_t row_begin, int64_t row_end, T* row_buffer) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  for (int64_t oy = row_begin; oy < row_end; ++oy) {
-    T* out = p.out + oy * p.out_w;
-    std::fill(out, out + p.out_w, p.bias);
-    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-      const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dilation_h;
-      if (iy < 0 || iy >= p.h) continue;
-      const T* row = p.input + iy * p.row_stride;
-      for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-        copy_run(row_buffer, row, kx * p.dilation_w - p.pad_w, p.stride_w, p.col_stride, p.out_w, p.w);
-        const V tap(p.taps[ky * p.kernel_w + kx]);
-        int64_t x = 0;
-        for (; x + W <= p.out_w; x += W) mul_add(tap, V::load(row_buffer + x), V::load(out + x)).store(out + x);
-        if (x < p.out_w) {
-          const int64_t left = p.out_w - x;
-          mul_add(tap, V::load_partial(row_buffer + x, left), V::load_partial(out + x, left)).store_partial(out + x, left);
-        }
-      }
-    }
-  }
-}
-
 template <class T>
 void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin, int64_t row_end, T* scratch) {
   const int64_t vectors = flat_vectors(planes[0]);
@@ -599,12 +712,10 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
   }
   for (int64_t i = 0; i < count; ++i) {
     const DepthwisePlane<T>& p = planes[i];
-    if (p.stride_w != 1 || p.col_stride != 1) depthwise_gathered(p, row_begin, row_end, scratch);
-    else if (p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.dilation_h == 1 && p.dilation_w == 1)
+    if (p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+        p.dilation_w == 1 && p.col_stride == 1)
       depthwise3x3(p, row_begin, row_end);
-    else if (p.kernel_w == 3) depthwise_rows<T, 3>(p, row_begin, row_end);
-    else if (p.kernel_w == 5) depthwise_rows<T, 5>(p, row_begin, row_end);
-    else depthwise_rows<T, 0>(p, row_begin, row_end);
+    else depthwise_padded(p, row_begin, row_end, scratch + flat_mask_elements<T>());
   }
 }
 
