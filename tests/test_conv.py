@@ -1237,6 +1237,36 @@ def test_repeated_calls_with_a_packed_filter_follow_their_arguments():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_1x1_few_output_channels(dtype):
+    """A 1x1 convolution whose output channels fit one microkernel tile streams the image
+    through the tile in place, K block by K block, instead of packing it: output channel
+    counts up to and past the tile (6 rows with AVX2, 14 with AVX-512), input channels past
+    one K block (256 and 384), widths that end in a partial panel, groups, the bias fused or
+    followed by a residual and an activation, and any thread count with identical bits."""
+    for i, (cin, cout, hw, groups) in enumerate([
+            (32, 1, (56, 56), 1), (8, 6, (7, 9), 1), (64, 7, (14, 14), 1), (24, 14, (5, 37), 1), (520, 13, (6, 11), 1),
+            (800, 4, (3, 41), 1), (300, 15, (8, 8), 1), (12, 8, (9, 10), 2), (3, 2, (1, 1), 1)]):
+        x = randn((2, cin, *hw), dtype, 700 + i)
+        w = randn((cout * groups, cin // groups, 1, 1), dtype, 720 + i)
+        check_conv2d(x, w, randn(cout * groups, dtype, 740 + i), groups=groups)
+        check_conv2d(x, w, None, groups=groups)
+    x, w, b = randn((2, 400, 9, 13), dtype, 760), randn((10, 400, 1, 1), dtype, 761), randn(10, dtype, 762)
+    r = randn((2, 10, 9, 13), dtype, 763)
+    got = F.conv2d(x, w, b, residual=r, activation="gelu")
+    assert_close(got, TF.gelu(_torch(TF.conv2d, x, w, b) + T(r)), **tol(dtype, 400))
+    before = tops.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            tops.set_num_threads(threads)
+            results.append(check_conv2d(x, w, b)[0])
+    finally:
+        tops.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_padded_rows(dtype):
     """Depthwise layers other than 3x3 stride 1 (5x5 and 7x7 kernels, strides, dilations,
     column strides) copy the input rows a band reads into zero-bordered rows, one per column

@@ -65,6 +65,14 @@ bool reads_b_in_place(const KernelSet<T>& ks, const Problem<T>& p, int64_t colum
   return !p.packed_b && !p.b_source && p.b.col_stride == 1 && p.k <= ks.kc && columns <= kDirectMaxN;
 }
 
+// A per-row bias and nothing else (convolution's usual epilogue) is added by the microkernel
+// as it stores the last K block.
+template <class T>
+bool adds_row_bias_only(const Epilogue<T>& e) {
+  return e.addend.data && e.addend.col_stride == 0 && e.alpha == T(1) && e.beta == T(1) && !e.residual.data &&
+         e.activation == Activation::none;
+}
+
 // The BLIS loop nest over C[m0:m1, n0:n1]: jc (NC) > pc (KC, pack B) > ic (MC, pack A) >
 // ir (MR, the A micro-panel held in L1) > jr (NR, B micro-panels streamed from L2) >
 // microkernel. The epilogue runs on each tile after its last K block.
@@ -74,11 +82,7 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
   const int64_t kc_max = std::min(ks.kc, p.k);
   const bool direct_b = reads_b_in_place(ks, p, n1 - n0);
   T* abuf = p.packed_a ? nullptr : scratch<T>(kPackA, ceil_div(std::min(ks.mc, m1 - m0), MR) * MR * kc_max);
-  // A per-row bias and nothing else (convolution's usual epilogue) is added by the
-  // microkernel as it stores the last K block.
-  const Epilogue<T>& e = p.epilogue;
-  const bool row_bias_only = e.addend.data && e.addend.col_stride == 0 && e.alpha == T(1) && e.beta == T(1) &&
-                             !e.residual.data && e.activation == Activation::none;
+  const bool row_bias_only = adds_row_bias_only(p.epilogue);
   T* bbuf = p.packed_b ? nullptr : scratch<T>(kPackB, ceil_div(std::min(ks.nc, n1 - n0), NR) * NR * kc_max);
   for (int64_t jc = n0; jc < n1; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, n1 - jc);
@@ -128,13 +132,20 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
   }
 }
 
+// A pre-packed A of one row tile (a 1x1 convolution with few output channels) with B read
+// in place along its rows also streams: the blocked path would pack every element of B to
+// read it once. (1x1 conv at 56x56, 1 thread: 8 output channels 1.2-1.9x faster, 14 channels
+// 1.0-1.6x; with two or more tiles packing won about as often as it lost.)
 template <class T>
 bool takes_small_path(const KernelSet<T>& ks, const Problem<T>& p) {
+  if (p.packed_a)
+    return p.m <= ks.mr && p.k <= kSmallMaxK && !p.b_source && !p.packed_b && p.b.col_stride == 1;
   return p.m <= ks.small_m && p.k <= kSmallMaxK && !p.packed_a && !p.b_source &&
          (p.packed_b || p.b.col_stride == 1 || p.b.row_stride == 1);
 }
 
-// Small M over columns [n0, n1): B (or W) is streamed once, A is packed whole (it is small).
+// Small M over columns [n0, n1): B (or W) is streamed once, A is packed whole (it is small)
+// or comes pre-packed as one row tile.
 template <class T>
 void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr, m = p.m, k = p.k;
@@ -153,6 +164,29 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
       const int64_t cols = std::min(kRowdotChunk, n1 - j0);
       ks.rowdot(m, cols, k, a, lda, p.b.at(0, j0), p.b.col_stride, p.c + j0, p.ldc);
       finish(ks, p, 0, j0, m, cols);
+    }
+    return;
+  }
+  if (p.packed_a) {
+    // One row tile of the packed A, its K blocks in turn; B's panels read in place.
+    const PackedA<T>& a = *p.packed_a;
+    const bool row_bias_only = adds_row_bias_only(p.epilogue);
+    for (int64_t j = n0; j < n1; j += NR) {
+      const int64_t cols = std::min(NR, n1 - j);
+      const T* bp = p.b.at(0, j);
+      int64_t b_step = p.b.row_stride;
+      if (cols < NR) {
+        T* edge = scratch<T>(kEdge, k * NR);
+        ks.pack_b(k, cols, MatrixRef<T>{bp, b_step, 1}, edge, k * NR);
+        bp = edge, b_step = NR;
+      }
+      for (int64_t pc = 0; pc < k; pc += a.block_k()) {
+        const int64_t kc = std::min(a.block_k(), k - pc);
+        const T* bias = pc + kc == k && row_bias_only ? p.epilogue.addend.data : nullptr;
+        ks.micro_streaming[m](kc, a.block(pc, 0), bp + pc * b_step, b_step, p.c + j, p.ldc, cols, pc > 0, bias,
+                              p.epilogue.addend.row_stride);
+      }
+      if (!row_bias_only) finish(ks, p, 0, j, m, cols);
     }
     return;
   }

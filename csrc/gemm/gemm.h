@@ -115,6 +115,7 @@ class PackedA {
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
   const GemmKernels& kernels() const { return *kernels_; }
+  int64_t block_k() const { return kc_; }
   // Rows [row, ...) of K block [k0, k0 + KC): row a multiple of MR, k0 a multiple of KC.
   const T* block(int64_t k0, int64_t row) const {
     return data_.get() + k0 * m_padded_ + row * std::min(kc_, k_ - k0);
