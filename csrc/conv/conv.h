@@ -9,7 +9,9 @@
 // (a per-row addend), the residual and the activation fused into the GEMM epilogue while
 // each tile is in L1. The shape classes differ only in how B is produced:
 //
-//   1x1, stride 1, no padding: B is the input image itself ([C_in, H*W], read in place).
+//   1x1, stride 1, no padding: B is the input image itself ([C_in, H*W], read in place);
+//     with at most MR output channels the image streams through that one row tile panel by
+//     panel rather than being packed, since no packed element would be read twice.
 //   more than one tap, any stride (the shifted-window path): a band of input rows is copied
 //     once into a zero-padded buffer, one plane per stride phase, and every tap's im2col
 //     rows are slices of it at a fixed offset, read in place by a microkernel that sums all
@@ -26,10 +28,13 @@
 //     im2col matrix. The pixel runs of a block (where output rows and panels break) are
 //     worked out once per block and replayed for every K row.
 //   depthwise (groups == C_in, one input channel per group, any channel multiplier): no
-//     reduction over channels, so GEMM has nothing to block; a dedicated kernel works on
-//     one plane at a time, vectorised along the output row, with stride and dilation.
-//     Planes too small for that (MobileNet's 7x7 and 14x14) put one channel in each vector
-//     lane instead, where the ISA has that kernel (depthwise_channels).
+//     reduction over channels, so GEMM has nothing to block; dedicated kernels work on one
+//     plane at a time, vectorised along the output row. 3x3 stride 1 keeps its taps in
+//     registers; every other kernel, stride and dilation first copies the input rows a band
+//     of output rows reads into zero-bordered rows, one per column phase of the stride, so
+//     that each tap is a plain load at a fixed offset (depthwise_padded). Planes too small
+//     for rows (MobileNet's 7x7 and 14x14) put one channel in each vector lane instead, where
+//     the ISA has that kernel (depthwise_channels).
 //   transposed: out[oy] gathers input rows iy with oy = iy*s - p + ky*d. Splitting the
 //     output into its s_h x s_w stride phases (oy = ry + s*j) makes each phase an ordinary
 //     stride-1 convolution of the input with the subset of taps whose ky*d is congruent to
