@@ -407,15 +407,14 @@ void copy_padded_row(const DepthwisePlane<T>& p, const PaddedRowsShape& s, int64
       std::copy(from, from + (end - first), d + first);
     } else if (sw == 2 && p.col_stride == 1) {
       // Every other column, a vector at a time; the last pairs, which may run past the row,
-      // go through a buffer filled by loads of the row's remaining elements only.
+      // from loads of the row's remaining elements only.
       int64_t j = first;
       for (; j + W < end; j += W, from += 2 * W) V::load_even(from).store(d + j);
       if (j < end) {
         const int64_t left = p.w - (j * 2 + f - p.pad_w);
-        alignas(64) T pairs[2 * W];
-        V::load_partial(from, left).store(pairs);
-        V::load_partial(from + W, std::max<int64_t>(0, left - W)).store(pairs + W);
-        V::load_even(pairs).store_partial(d + j, end - j);
+        const V low = V::load_partial(from, left);
+        const V high = left > W ? V::load_partial(from + W, left - W) : V::zero();
+        even_lanes(low, high).store_partial(d + j, end - j);
       }
     } else {
       for (int64_t j = first; j < end; ++j, from += sw * p.col_stride) d[j] = *from;
@@ -535,10 +534,13 @@ void depthwise_padded(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t
       return data;
     };
     if (shared) {
-      // Rows past the band's valid output rows are read but their sums are not stored.
-      for (int64_t i = 0; i < s.span; ++i) {
-        const int64_t iy = oy0 * p.stride_h - p.pad_h + i;
-        rows[i] = row_at(iy, iy >= 0 ? iy % s.span : 0);
+      // Rows past the band's valid output rows are read but their sums are not stored. The
+      // slot of row iy is iy % span, counted up from the band's first row.
+      const int64_t iy0 = oy0 * p.stride_h - p.pad_h;
+      for (int64_t i = 0, slot = iy0 >= 0 ? iy0 % s.span : 0; i < s.span; ++i) {
+        const int64_t iy = iy0 + i;
+        rows[i] = row_at(iy, slot);
+        if (iy >= 0 && ++slot == s.span) slot = 0;
       }
     } else {
       for (int64_t r = 0; r < R; ++r)

@@ -143,6 +143,12 @@ struct Vec {
     for (int i = 0; i < width; ++i) v.lane[i] = p[2 * i];
     return v;
   }
+  // a0 a2 ... b0 b2 ...
+  friend Vec even_lanes(Vec a, Vec b) {
+    Vec v;
+    for (int i = 0; i < width / 2; ++i) v.lane[i] = a.lane[2 * i], v.lane[width / 2 + i] = b.lane[2 * i];
+    return v;
+  }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
     for (int i = 0; i < width; ++i) {

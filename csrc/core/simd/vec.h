@@ -15,6 +15,7 @@
 //   Vec<T>::load_masked(p, m)          the lanes set in m from p, the others 0 and untouched
 //   Vec<T>::lanes_between(lo, hi)      Mask of lanes lo <= i < hi
 //   Vec<T>::load_even(p)               p[0], p[2], ..., p[2*width - 2]
+//   even_lanes(a, b)                   a0 a2 ... b0 b2 ... (load_even of a vector pair)
 //   interleave(a, b, &lo, &hi)         a0 b0 a1 b1 ... split into two vectors
 //   v.store(p), v.store_partial(p, n)
 //   + - * / and unary -, fmadd(a, b, c) = a*b + c, fnmadd(a, b, c) = c - a*b

@@ -114,8 +114,10 @@ struct Vec<float> {
     return _mm256_castsi256_ps(mant);
   }
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
-  static Vec load_even(const float* p) {
-    const __m256 pairs = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _MM_SHUFFLE(2, 0, 2, 0));
+  static Vec load_even(const float* p) { return even_lanes(Vec(_mm256_loadu_ps(p)), Vec(_mm256_loadu_ps(p + 8))); }
+  // a0 a2 a4 a6 b0 b2 b4 b6.
+  friend Vec even_lanes(Vec a, Vec b) {
+    const __m256 pairs = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0));
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
   }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
@@ -225,8 +227,10 @@ struct Vec<double> {
     return _mm256_castsi256_pd(mant);
   }
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
-  static Vec load_even(const double* p) {
-    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)), _MM_SHUFFLE(3, 1, 2, 0));
+  static Vec load_even(const double* p) { return even_lanes(Vec(_mm256_loadu_pd(p)), Vec(_mm256_loadu_pd(p + 4))); }
+  // a0 a2 b0 b2.
+  friend Vec even_lanes(Vec a, Vec b) {
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
   }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {

@@ -87,9 +87,11 @@ struct Vec<float> {
     return _mm512_getmant_ps(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
   }
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
-  static Vec load_even(const float* p) {
+  static Vec load_even(const float* p) { return even_lanes(Vec(_mm512_loadu_ps(p)), Vec(_mm512_loadu_ps(p + 16))); }
+  // a0 a2 ... a14 b0 b2 ... b14.
+  friend Vec even_lanes(Vec a, Vec b) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+    return _mm512_permutex2var_ps(a.v, even, b.v);
   }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
@@ -173,8 +175,10 @@ struct Vec<double> {
     return _mm512_getmant_pd(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
   }
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
-  static Vec load_even(const double* p) {
-    return _mm512_permutex2var_pd(_mm512_loadu_pd(p), _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_loadu_pd(p + 8));
+  static Vec load_even(const double* p) { return even_lanes(Vec(_mm512_loadu_pd(p)), Vec(_mm512_loadu_pd(p + 8))); }
+  // a0 a2 a4 a6 b0 b2 b4 b6.
+  friend Vec even_lanes(Vec a, Vec b) {
+    return _mm512_permutex2var_pd(a.v, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b.v);
   }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {

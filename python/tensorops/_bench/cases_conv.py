@@ -1,8 +1,9 @@
 """Convolution: compute-bound, rated in GFLOP/s (2 multiply-adds' worth per filter tap and
 output pixel: 2 * N * C_out * OH * OW * C_in/groups * KH * KW, and for the transposed op
 2 * N * C_in * H * W * C_out/groups * KH * KW). The shapes: the seed's two examples of
-torch's Conv2d docs, ResNet-50's stem and bottleneck layers at batch 1 and 8, MobileNetV2's
-depthwise 3x3 layers, the seed's ConvTranspose2d example and a DCGAN generator layer.
+torch's Conv2d docs, ResNet-50's stem and bottleneck layers at batch 1 and 8, depthwise
+layers (MobileNetV2's 3x3 at stride 1 and 2, EfficientNet-B0's 5x5 at stride 2, ConvNeXt's
+7x7), the seed's ConvTranspose2d example and a DCGAN generator layer.
 
 tensorops runs the packed filter, packed once outside the timed region as nn.Conv2d packs it
 on its first call; torch runs F.conv2d on the plain weight (its oneDNN path reorders the
@@ -104,6 +105,9 @@ CASES = [
     *_resnet50(8),
     _conv2d("mbv2_dw3x3_c144_56", 1, 144, 144, 56, 3, padding=1, groups=144),
     _conv2d("mbv2_dw3x3_c960_7", 1, 960, 960, 7, 3, padding=1, groups=960),
+    _conv2d("mbv2_dw3x3s2_c144_56", 1, 144, 144, 56, 3, stride=2, padding=1, groups=144),
+    _conv2d("effnet_dw5x5s2_c144_56", 1, 144, 144, 56, 5, stride=2, padding=2, groups=144),
+    _conv2d("convnext_dw7x7_c96_56", 1, 96, 96, 56, 7, padding=3, groups=96),
     _conv_transpose2d("convT_seed_16x33_k3s2", 20, 16, 33, (50, 100), 3, stride=2),
     _conv_transpose2d("convT_dcgan_512to256_k4s2p1", 32, 512, 256, 4, 4, stride=2, padding=1),
 ]
