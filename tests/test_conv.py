@@ -47,6 +47,21 @@ def check_conv2d(x, w, b=None, **kwargs):
     return got, want
 
 
+def assert_same_for_thread_counts(run, counts=(1, 2, 3)):
+    """run() gives the same bits on every thread count; returns them."""
+    before = tops.get_num_threads()
+    results = []
+    try:
+        for threads in counts:
+            tops.set_num_threads(threads)
+            results.append(run())
+    finally:
+        tops.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    return results[0]
+
+
 def check_conv_transpose2d(x, w, b=None, **kwargs):
     want = _torch(TF.conv_transpose2d, x, w, b, **kwargs)
     got = F.conv_transpose2d(x, w, b, **kwargs)
@@ -1074,17 +1089,8 @@ def test_shifted_window_channels_in_lanes(dtype):
     w, b, r = randn((32, 70, 3, 3), dtype, 53), randn(32, dtype, 54), randn((1, 32, 9, 10), dtype, 55)
     got = F.conv2d(x, w, b, padding=1, residual=r, activation="silu")
     assert_close(got, TF.silu(_torch(TF.conv2d, x, w, b, padding=1) + T(r)), **tol(dtype, 70 * 9))
-    before = tops.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            tops.set_num_threads(threads)
-            results.append(check_conv2d(randn((1, 64, 14, 14), dtype, 56), randn((128, 64, 3, 3), dtype, 57), None,
-                                        padding=1)[0])
-    finally:
-        tops.set_num_threads(before)
-    for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
+    assert_same_for_thread_counts(
+        lambda: check_conv2d(randn((1, 64, 14, 14), dtype, 56), randn((128, 64, 3, 3), dtype, 57), None, padding=1)[0])
     # 16 MB of output and more is stored past the cache: planes of whole lines straight from
     # the transpose, others (257 x 257) through staging rows.
     for size in (256, 257):
@@ -1119,17 +1125,8 @@ def test_shifted_window_several_images_per_task(dtype):
     x, w, b = randn((5, 48, 7, 7), dtype, 330), randn((64, 48, 3, 3), dtype, 331), randn(64, dtype, 332)
     r = randn((5, 64, 7, 7), dtype, 333)
     want = TF.relu(_torch(TF.conv2d, x, w, b, padding=1) + T(r))
-    before = tops.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            tops.set_num_threads(threads)
-            results.append(F.conv2d(x, w, b, padding=1, residual=r, activation="relu"))
-    finally:
-        tops.set_num_threads(before)
-    assert_close(results[0], want, **tol(dtype, 48 * 9))
-    for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
+    got = assert_same_for_thread_counts(lambda: F.conv2d(x, w, b, padding=1, residual=r, activation="relu"))
+    assert_close(got, want, **tol(dtype, 48 * 9))
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_filter_packed_for_one_call_serves_that_call(dtype):
@@ -1254,16 +1251,7 @@ def test_1x1_few_output_channels(dtype):
     r = randn((2, 10, 9, 13), dtype, 763)
     got = F.conv2d(x, w, b, residual=r, activation="gelu")
     assert_close(got, TF.gelu(_torch(TF.conv2d, x, w, b) + T(r)), **tol(dtype, 400))
-    before = tops.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            tops.set_num_threads(threads)
-            results.append(check_conv2d(x, w, b)[0])
-    finally:
-        tops.set_num_threads(before)
-    for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
+    assert_same_for_thread_counts(lambda: check_conv2d(x, w, b)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -1295,16 +1283,7 @@ def test_depthwise_padded_rows(dtype):
     check_conv2d(x, randn((2, 1, 3, 3), dtype, 602), None, stride=2, padding=1, groups=2)
     # Few planes: each thread takes blocks of rows; identical bits for any thread count.
     x, wt = randn((1, 3, 45, 37), dtype, 603), randn((3, 1, 7, 7), dtype, 604)
-    before = tops.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            tops.set_num_threads(threads)
-            results.append(check_conv2d(x, wt, None, padding=3, groups=3)[0])
-    finally:
-        tops.set_num_threads(before)
-    for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
+    assert_same_for_thread_counts(lambda: check_conv2d(x, wt, None, padding=3, groups=3)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -422,6 +422,32 @@ void copy_padded_row(const DepthwisePlane<T>& p, const PaddedRowsShape& s, int64
   }
 }
 
+// The accumulators of an R x NV block start from the bias; valid_rows rows of `lanes` outputs
+// from column ox0 are stored.
+template <class T, int R, int NV>
+[[gnu::always_inline]] inline void padded_block_start(const DepthwisePlane<T>& p, Vec<T> (&acc)[R][NV]) {
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[r][j] = Vec<T>(p.bias);
+}
+
+template <class T, int R, int NV>
+[[gnu::always_inline]] inline void padded_block_store(const DepthwisePlane<T>& p, const Vec<T> (&acc)[R][NV],
+                                                      int64_t ox0, int64_t lanes, int64_t oy0, int64_t valid_rows) {
+  constexpr int64_t W = Vec<T>::width;
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    if (r >= valid_rows) break;
+    T* out = p.out + (oy0 + r) * p.out_w + ox0;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      if ((j + 1) * W <= lanes) acc[r][j].store(out + j * W);
+      else if (j * W < lanes) acc[r][j].store_partial(out + j * W, lanes - j * W);
+    }
+  }
+}
+
 // R output rows x NV vectors from column ox0: R * NV accumulator chains, every tap broadcast
 // once for all of them. rows[r * KH + ky] is the copied input row that output row r reads for
 // kernel row ky; tap kx reads it offsets[kx] elements in. `lanes` outputs of each row are kept.
@@ -432,10 +458,7 @@ template <class T, int R, int NV>
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   V acc[R][NV];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
+  padded_block_start<T, R, NV>(p, acc);
   const T* tap = p.taps;
   for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
     const T* from[R];
@@ -450,16 +473,7 @@ template <class T, int R, int NV>
         for (int j = 0; j < NV; ++j) acc[r][j] = mul_add(t, V::load(from[r] + offset + j * W), acc[r][j]);
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    if (r >= valid_rows) break;
-    T* out = p.out + (oy0 + r) * p.out_w + ox0;
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) {
-      if ((j + 1) * W <= lanes) acc[r][j].store(out + j * W);
-      else if (j * W < lanes) acc[r][j].store_partial(out + j * W, lanes - j * W);
-    }
-  }
+  padded_block_store<T, R, NV>(p, acc, ox0, lanes, oy0, valid_rows);
 }
 
 // The same without dilation along the rows, each loaded vector used by every output row
@@ -474,10 +488,7 @@ template <class T, int R, int NV>
   constexpr int64_t W = V::width;
   const int64_t kh = p.kernel_h, kw = p.kernel_w, sh = p.stride_h, band = (R - 1) * sh + kh;
   V acc[R][NV];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
+  padded_block_start<T, R, NV>(p, acc);
   for (int64_t i = 0; i < band; ++i) {
     const T* from = rows[i] + ox0;
     for (int64_t kx = 0; kx < kw; ++kx) {
@@ -494,16 +505,7 @@ template <class T, int R, int NV>
       }
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    if (r >= valid_rows) break;
-    T* out = p.out + (oy0 + r) * p.out_w + ox0;
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) {
-      if ((j + 1) * W <= lanes) acc[r][j].store(out + j * W);
-      else if (j * W < lanes) acc[r][j].store_partial(out + j * W, lanes - j * W);
-    }
-  }
+  padded_block_store<T, R, NV>(p, acc, ox0, lanes, oy0, valid_rows);
 }
 
 // Output rows [row_begin, row_end) of a plane, kPaddedBandRows at a time. scratch: the
