@@ -402,6 +402,7 @@ void copy_padded_row(const DepthwisePlane<T>& p, const PaddedRowsShape& s, int64
     int64_t first, end;
     if (f < kPaddedMaxPhases) first = s.inside_first[f], end = s.inside_end[f];
     else phase_inside(p, s.pitch, f, &first, &end);
+    if (first >= end) continue;
     const T* from = row + (first * sw + f - p.pad_w) * p.col_stride;
     if (sw == 1 && p.col_stride == 1) {
       std::copy(from, from + (end - first), d + first);
@@ -410,14 +411,14 @@ void copy_padded_row(const DepthwisePlane<T>& p, const PaddedRowsShape& s, int64
       // from loads of the row's remaining elements only.
       int64_t j = first;
       for (; j + W < end; j += W, from += 2 * W) V::load_even(from).store(d + j);
-      if (j < end) {
+      if (j < end) {  // 1 to W outputs left
         const int64_t left = p.w - (j * 2 + f - p.pad_w);
         const V low = V::load_partial(from, left);
         const V high = left > W ? V::load_partial(from + W, left - W) : V::zero();
         even_lanes(low, high).store_partial(d + j, end - j);
       }
     } else {
-      for (int64_t j = first; j < end; ++j, from += sw * p.col_stride) d[j] = *from;
+      for (int64_t j = first; j < end; ++j) d[j] = row[(j * sw + f - p.pad_w) * p.col_stride];
     }
   }
 }
