@@ -1238,11 +1238,13 @@ def test_1x1_few_output_channels(dtype):
     """A 1x1 convolution whose output channels fit one microkernel tile streams the image
     through the tile in place, K block by K block, instead of packing it: output channel
     counts up to and past the tile (6 rows with AVX2, 14 with AVX-512), input channels past
-    one K block (256 and 384), widths that end in a partial panel, groups, the bias fused or
-    followed by a residual and an activation, and any thread count with identical bits."""
+    one K block (256 and 384), widths that end in a partial panel, groups, planes past 4096
+    pixels (streamed only with K <= 64), the bias fused or followed by a residual and an
+    activation, and any thread count with identical bits."""
     for i, (cin, cout, hw, groups) in enumerate([
             (32, 1, (56, 56), 1), (8, 6, (7, 9), 1), (64, 7, (14, 14), 1), (24, 14, (5, 37), 1), (520, 13, (6, 11), 1),
-            (800, 4, (3, 41), 1), (300, 15, (8, 8), 1), (12, 8, (9, 10), 2), (3, 2, (1, 1), 1)]):
+            (800, 4, (3, 41), 1), (300, 15, (8, 8), 1), (12, 8, (9, 10), 2), (3, 2, (1, 1), 1),
+            (100, 5, (70, 61), 1), (40, 3, (65, 70), 1)]):
         x = randn((2, cin, *hw), dtype, 700 + i)
         w = randn((cout * groups, cin // groups, 1, 1), dtype, 720 + i)
         check_conv2d(x, w, randn(cout * groups, dtype, 740 + i), groups=groups)

@@ -10,8 +10,9 @@
 // each tile is in L1. The shape classes differ only in how B is produced:
 //
 //   1x1, stride 1, no padding: B is the input image itself ([C_in, H*W], read in place);
-//     with at most MR output channels the image streams through that one row tile panel by
-//     panel rather than being packed, since no packed element would be read twice.
+//     with at most MR output channels (and a plane of at most 4096 pixels, or at most 64
+//     input channels) the image streams through that one row tile panel by panel rather
+//     than being packed, since no packed element would be read twice.
 //   more than one tap, any stride (the shifted-window path): a band of input rows is copied
 //     once into a zero-padded buffer, one plane per stride phase, and every tap's im2col
 //     rows are slices of it at a fixed offset, read in place by a microkernel that sums all

@@ -133,13 +133,18 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
 }
 
 // A pre-packed A of one row tile (a 1x1 convolution with few output channels) with B read
-// in place along its rows also streams: the blocked path would pack every element of B to
-// read it once. (1x1 conv at 56x56, 1 thread: 8 output channels 1.2-1.9x faster, 14 channels
-// 1.0-1.6x; with two or more tiles packing won about as often as it lost.)
+// in place along its rows also streams, while B is short or its rows are (the limits below):
+// the blocked path would pack every element of B to read it once. 1x1 conv, 1 thread, 8 and
+// 14 output channels: 1.0-1.9x faster up to 64x64 planes at any K, and at any plane size
+// with K <= 64; from 72x72 with K >= 128 0.7-1.2x, so those keep packing (as do two or more
+// tiles, where packing won about as often as it lost).
+constexpr int64_t kStreamPackedAMaxColumns = 4096, kStreamPackedAAnyColumnsMaxK = 64;
+
 template <class T>
 bool takes_small_path(const KernelSet<T>& ks, const Problem<T>& p) {
   if (p.packed_a)
-    return p.m <= ks.mr && p.k <= kSmallMaxK && !p.b_source && !p.packed_b && p.b.col_stride == 1;
+    return p.m <= ks.mr && (p.n <= kStreamPackedAMaxColumns || p.k <= kStreamPackedAAnyColumnsMaxK) &&
+           !p.b_source && !p.packed_b && p.b.col_stride == 1;
   return p.m <= ks.small_m && p.k <= kSmallMaxK && !p.packed_a && !p.b_source &&
          (p.packed_b || p.b.col_stride == 1 || p.b.row_stride == 1);
 }
