@@ -144,7 +144,7 @@ template <class T>
 bool takes_small_path(const KernelSet<T>& ks, const Problem<T>& p) {
   if (p.packed_a)
     return p.m <= ks.mr && (p.n <= kStreamPackedAMaxColumns || p.k <= kStreamPackedAAnyColumnsMaxK) &&
-           !p.b_source && !p.packed_b && p.b.col_stride == 1;
+           p.k <= kSmallMaxK && !p.b_source && !p.packed_b && p.b.col_stride == 1;
   return p.m <= ks.small_m && p.k <= kSmallMaxK && !p.packed_a && !p.b_source &&
          (p.packed_b || p.b.col_stride == 1 || p.b.row_stride == 1);
 }
