@@ -786,6 +786,7 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
         window_tile(ks, &filters.window_panels[size_t(g * channel_blocks)], cig, tap_offsets, band, plane, columns,
                     m0, m1, tile);
       // The valid pixels to the output with the bias; a residual or activation follows there.
+      // (Only pixel-major tiles hold several images; the other orientation's count is 1.)
       const int64_t c0 = g * cog + m0;
       const T* bias = o.bias ? o.bias + c0 * o.bias_stride : nullptr;
       for (int64_t i = 0; i < count; ++i) {

@@ -269,6 +269,14 @@ void store_rows(const T* const* sources, const int64_t* ldt, int64_t sw, int64_t
 
 // ---- depthwise ------------------------------------------------------------------------------
 
+// 3x3, stride 1, no dilation (most depthwise layers): the taps fit in registers, and the
+// row and lane kernels have a kernel of their own for it.
+template <class T>
+bool plain_3x3(const DepthwisePlane<T>& p) {
+  return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+         p.dilation_w == 1;
+}
+
 // 3x3, stride 1, dilation 1 (most depthwise layers): the nine taps live in registers and
 // the band walks its R + 2 input rows once, each loaded vector feeding every output row
 // whose window covers it (up to three), so a 3x3 window costs three loads, not nine. The
@@ -717,9 +725,7 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
   }
   for (int64_t i = 0; i < count; ++i) {
     const DepthwisePlane<T>& p = planes[i];
-    if (p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
-        p.dilation_w == 1 && p.col_stride == 1)
-      depthwise3x3(p, row_begin, row_end);
+    if (plain_3x3(p) && p.col_stride == 1) depthwise3x3(p, row_begin, row_end);
     else depthwise_padded(p, row_begin, row_end, scratch + flat_mask_elements<T>());
   }
 }
@@ -873,8 +879,7 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
       if (places[p0 + j] >= 0) _mm512_store_ps(tile + places[p0 + j], col[j]);
   }
   const __m512 b = _mm512_loadu_ps(bias);
-  if (g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 &&
-      g.dilation_w == 1) {
+  if (plain_3x3(g)) {
     __m512 tap_vectors[9];
     for (int t = 0; t < 9; ++t) tap_vectors[t] = _mm512_loadu_ps(taps + t * 16);
     int64_t oy = 0;
