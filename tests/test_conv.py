@@ -1142,6 +1142,26 @@ def test_filter_packed_for_one_call_serves_that_call(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_filter_panels_put_taps_first_across_channel_blocks(dtype):
+    """The shifted-window panels take a filter's taps first within each block of 64 input
+    channels, stored there while the filter is read channel by channel: blocks of 1-64
+    channels, a last partial block, kernels of 1x3 to 3x3 and 5x2, output channels around the
+    panel widths (pixels or channels in the lanes), groups, a weight that is a strided view,
+    the weight as an array (packed for the call) and packed once."""
+    cases = [(64, 15, (3, 3), {}), (65, 17, (3, 3), {}), (130, 33, (2, 5), {}), (200, 1, (1, 3), {}),
+             (96, 64, (3, 3), dict(groups=2)), (70, 31, (5, 2), dict(stride=2)), (128, 14, (3, 3), {})]
+    for i, (cin, cout, (kh, kw), kwargs) in enumerate(cases):
+        x = randn((2, cin, 7, 9), dtype, 400 + i)
+        w = randn((cout, cin // kwargs.get("groups", 1), kh, kw), dtype, 410 + i)
+        b = randn(cout, dtype, 420 + i)
+        _, want = check_conv2d(x, w, b, padding=(kh // 2, kw // 2), **kwargs)
+        packed = F.conv2d(x, tops.pack_conv_weight(w, kwargs.get("groups", 1)), b, padding=(kh // 2, kw // 2), **kwargs)
+        assert_close(packed, want, **tol(dtype, cin * kh * kw))
+    w = randn((20, 130, 3, 6), dtype, 430)[:, :, :, ::2]
+    check_conv2d(randn((1, 130, 6, 8), dtype, 431), w, randn(20, dtype, 432), padding=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_outputs_stored_in_row_order(dtype):
     """Every row phase of a band is stored together, each output plane's rows in order, as
     whole vectors that bypass the cache from 16 MB of output on; with a row stride so large

@@ -185,7 +185,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     else f->window_panels.resize(size_t(groups * blocks));
     const int64_t sets_per_group = int64_t(general) + blocks;
     parallel_for(0, groups * sets_per_group, 1, [&](int64_t t0, int64_t t1) {
-      std::vector<T> window;
+      std::vector<int64_t> tap_major;
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t g = t / sets_per_group, block = t % sets_per_group - int64_t(general);
         if (block < 0) {
@@ -193,21 +193,20 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
               std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1});
           continue;
         }
+        // The block's [channel][tap] run of each output channel is packed as it lies (a
+        // transpose of contiguous rows, at memory speed), each element stored at its
+        // tap-major place: the run's element c * taps + tap is K row tap * cb + c.
         const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - c0), kb = taps * cb;
-        window.resize(size_t(cog * kb));
-        // Each output channel's [channel][tap] block, read in order, written tap-major.
-        for (int64_t co = 0; co < cog; ++co) {
-          const T* from = w.data() + ((g * cog + co) * cig + c0) * taps;
-          T* to = window.data() + co * kb;
-          for (int64_t c = 0; c < cb; ++c)
-            for (int64_t tap = 0; tap < taps; ++tap) to[tap * cb + c] = from[c * taps + tap];
-        }
+        tap_major.resize(size_t(kb));
+        for (int64_t c = 0; c < cb; ++c)
+          for (int64_t tap = 0; tap < taps; ++tap) tap_major[size_t(c * taps + tap)] = tap * cb + c;
+        const T* run = w.data() + (g * cog * cig + c0) * taps;
         if (columns)
           f->window_columns[size_t(g * blocks + block)] =
-              std::make_unique<gemm::PackedB<T>>(kb, cog, gemm::MatrixRef<T>{window.data(), 1, kb});
+              std::make_unique<gemm::PackedB<T>>(kb, cog, gemm::MatrixRef<T>{run, 1, cig * taps}, tap_major.data());
         else
-          f->window_panels[size_t(g * blocks + block)] =
-              std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{window.data(), kb, 1}, kb);
+          f->window_panels[size_t(g * blocks + block)] = std::make_unique<gemm::PackedA<T>>(
+              cog, kb, gemm::MatrixRef<T>{run, cig * taps, 1}, kb, tap_major.data());
       }
     });
     return f;
@@ -287,9 +286,7 @@ PackedConvWeight::PackedConvWeight(const TensorView& weight, int64_t groups, boo
     TENSOROPS_CHECK(stride[i] >= 1 && dilation[i] >= 1 && padding[i] >= 0,
                     "pack_conv_weight: stride and dilation must be positive and padding non-negative");
   for (int d = 0; d < 4; ++d) shape_[size_t(d)] = weight.shape[d];
-  // One input channel per group and several groups: no reduction over channels, so the
-  // depthwise kernel rather than a GEMM with K = KH * KW.
-  depthwise_ = !transposed && groups > 1 && weight.shape[1] == 1;
+  depthwise_ = is_depthwise(weight, groups, transposed);
   if (dtype_ == DType::float32)
     f32_ = pack_filters<float>(weight, groups, transposed, depthwise_, stride, padding, dilation, panels);
   else if (dtype_ == DType::float64)
@@ -1227,8 +1224,10 @@ PackedConvWeight::Panels panels_for_call(const TensorView& weight, bool transpos
 std::unique_ptr<PackedConvWeight> pack_for_call(const TensorView& weight, const TensorView& input,
                                                 const TensorView& out, const ConvArgs& args, bool transposed) {
   auto panels = PackedConvWeight::Panels::all;
-  // (Malformed calls are refused by the constructor or by the call's own checks.)
-  if (weight.ndim == 4 && input.ndim == 4 && out.ndim == 4 && args.groups >= 1 && weight.shape[0] % args.groups == 0) {
+  // (Malformed calls are refused by the constructor or by the call's own checks. A
+  // depthwise filter has no panels to choose between.)
+  if (weight.ndim == 4 && input.ndim == 4 && out.ndim == 4 && args.groups >= 1 && weight.shape[0] % args.groups == 0 &&
+      !PackedConvWeight::is_depthwise(weight, args.groups, transposed)) {
     if (weight.dtype == DType::float32) panels = panels_for_call<float>(weight, transposed, input, out, args);
     else if (weight.dtype == DType::float64) panels = panels_for_call<double>(weight, transposed, input, out, args);
   }

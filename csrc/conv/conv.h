@@ -106,6 +106,11 @@ class PackedConvWeight {
   const std::array<int64_t, 4>& weight_shape() const { return shape_; }
   int64_t out_channels() const { return transposed_ ? shape_[1] * groups_ : shape_[0]; }
   bool depthwise() const { return depthwise_; }
+  // One input channel per group and several groups: no reduction over channels, so the
+  // depthwise kernel rather than a GEMM with K = KH * KW.
+  static bool is_depthwise(const TensorView& weight, int64_t groups, bool transposed) {
+    return !transposed && groups > 1 && weight.ndim == 4 && weight.shape[1] == 1;
+  }
 
   // Implementation detail shared with conv.cc: the per-dtype filter storage.
   template <class T>

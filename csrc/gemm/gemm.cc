@@ -101,7 +101,7 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
         b_step = p.b.row_stride;
       } else {
         if (p.b_source) p.b_source->pack(pc, kc, jc, nc, NR, bbuf, kc * NR);
-        else ks.pack_b(kc, nc, MatrixRef<T>{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride}, bbuf, kc * NR);
+        else ks.pack_b(kc, nc, MatrixRef<T>{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride}, bbuf, kc * NR, nullptr);
         bp = bbuf;
         b_panel_stride = kc * NR;
       }
@@ -109,7 +109,7 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
         const int64_t mc = std::min(ks.mc, m1 - ic);
         const T* ap = abuf;
         if (p.packed_a) ap = p.packed_a->block(pc, ic);
-        else ks.pack_a(mc, kc, MatrixRef<T>{p.a.at(ic, pc), p.a.row_stride, p.a.col_stride}, abuf);
+        else ks.pack_a(mc, kc, MatrixRef<T>{p.a.at(ic, pc), p.a.row_stride, p.a.col_stride}, abuf, nullptr);
         for (int64_t ir = 0; ir < mc; ir += MR) {
           const int64_t rows = std::min(MR, mc - ir);
           for (int64_t jr = 0; jr < nc; jr += NR) {
@@ -117,7 +117,7 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
             const T* bpanel = bp + (jr / NR) * b_panel_stride;
             int64_t step = b_step;
             if (direct_b && cols < NR) {
-              ks.pack_b(kc, cols, MatrixRef<T>{p.b.at(pc, jc + jr), p.b.row_stride, 1}, bbuf, kc * NR);
+              ks.pack_b(kc, cols, MatrixRef<T>{p.b.at(pc, jc + jr), p.b.row_stride, 1}, bbuf, kc * NR, nullptr);
               bpanel = bbuf;
               step = NR;
             }
@@ -182,7 +182,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
       int64_t b_step = p.b.row_stride;
       if (cols < NR) {
         T* edge = scratch<T>(kEdge, k * NR);
-        ks.pack_b(k, cols, MatrixRef<T>{bp, b_step, 1}, edge, k * NR);
+        ks.pack_b(k, cols, MatrixRef<T>{bp, b_step, 1}, edge, k * NR, nullptr);
         bp = edge, b_step = NR;
       }
       for (int64_t pc = 0; pc < k; pc += a.block_k()) {
@@ -196,7 +196,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
     return;
   }
   T* apack = scratch<T>(kPackA, ceil_div(m, MR) * MR * k);
-  ks.pack_a(m, k, p.a, apack);
+  ks.pack_a(m, k, p.a, apack, nullptr);
   for (int64_t j = n0; j < n1; j += NR) {
     const int64_t cols = std::min(NR, n1 - j);
     const T* bp;
@@ -212,7 +212,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
       // edge narrower than a vector tile: pack this panel (zero-padded, so that no load reads
       // past the last column) and reuse it for every row panel of A.
       T* edge = scratch<T>(kEdge, k * NR);
-      ks.pack_b(k, cols, MatrixRef<T>{p.b.at(0, j), p.b.row_stride, p.b.col_stride}, edge, k * NR);
+      ks.pack_b(k, cols, MatrixRef<T>{p.b.at(0, j), p.b.row_stride, p.b.col_stride}, edge, k * NR, nullptr);
       bp = edge;
       b_step = NR;
     }
@@ -363,7 +363,7 @@ template <class T>
 void PackedA<T>::Free::operator()(T* p) const { std::free(p); }
 
 template <class T>
-PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k)
+PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k, const int64_t* k_dest)
     : m_(m), k_(k), kernels_(&active_kernels()) {
   const KernelSet<T>& ks = kernels_->get<T>();
   m_padded_ = ceil_div(m, ks.mr) * ks.mr;
@@ -372,9 +372,10 @@ PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k)
   T* data = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) & ~size_t(63)));
   if (!data) throw std::bad_alloc();
   data_.reset(data);
+  TENSOROPS_CHECK(!k_dest || kc_ >= k, "PackedA: a K order needs a single K block");
   for (int64_t k0 = 0; k0 < k; k0 += kc_) {
     const int64_t kc = std::min(kc_, k - k0);
-    ks.pack_a(m, kc, MatrixRef<T>{a.at(0, k0), a.row_stride, a.col_stride}, data + k0 * m_padded_);
+    ks.pack_a(m, kc, MatrixRef<T>{a.at(0, k0), a.row_stride, a.col_stride}, data + k0 * m_padded_, k_dest);
   }
 }
 
@@ -382,7 +383,8 @@ template <class T>
 void PackedB<T>::Free::operator()(T* p) const { std::free(p); }
 
 template <class T>
-PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b) : k_(k), n_(n), kernels_(&active_kernels()) {
+PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest)
+    : k_(k), n_(n), kernels_(&active_kernels()) {
   const KernelSet<T>& ks = kernels_->get<T>();
   panel_stride_ = std::max<int64_t>(k, 1) * ks.nr;
   const int64_t panels = std::max<int64_t>(ceil_div(n, ks.nr), 1);
@@ -395,7 +397,7 @@ PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b) : k_(k), n_(n), kernel
     parallel_for(0, ceil_div(n, ks.nr), per_task, [&](int64_t j0, int64_t j1) {
       const int64_t c0 = j0 * ks.nr, c1 = std::min(n, j1 * ks.nr);
       ks.pack_b(k, c1 - c0, MatrixRef<T>{b.at(0, c0), b.row_stride, b.col_stride}, data + j0 * panel_stride_,
-                panel_stride_);
+                panel_stride_, k_dest);
     });
   }
 }

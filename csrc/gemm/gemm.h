@@ -87,7 +87,10 @@ struct GemmKernels;
 template <class T>
 class PackedB {
  public:
-  PackedB(int64_t k, int64_t n, MatrixRef<T> b);
+  // With k_dest (K entries, a permutation of 0..K-1), B's row p becomes packed row
+  // k_dest[p]: B is read in the order it lies in memory and its rows land in the order the
+  // kernel takes them (convolution's filters lie channel-major and are read tap-major).
+  PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest = nullptr);
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   const GemmKernels& kernels() const { return *kernels_; }
@@ -111,7 +114,9 @@ class PackedB {
 template <class T>
 class PackedA {
  public:
-  PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k = 0);
+  // k_dest as for PackedB (A's column p becomes packed column k_dest[p]); only with a
+  // single K block (block_k >= k).
+  PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k = 0, const int64_t* k_dest = nullptr);
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
   const GemmKernels& kernels() const { return *kernels_; }
@@ -251,11 +256,12 @@ struct KernelSet {
   // micro_taps_window_a_pairs[n], 2n <= mr: 2n rows, the first n as above and the last n
   // a_row further on (two output rows of an image at most mr / 2 pixels wide).
   MicroTapsWindowA micro_taps_window_a_pairs[kMaxRows / 2 + 1];
-  // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r.
-  void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst);
-  // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c,
-  // columns past n zero-filled.
-  void (*pack_b)(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride);
+  // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r
+  // (at k_dest[p] * mr + r with a k_dest, a permutation of 0..k-1; null for none).
+  void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t* k_dest);
+  // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c
+  // (at k_dest[p] * nr + c with a k_dest), columns past n zero-filled.
+  void (*pack_b)(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride, const int64_t* k_dest);
   // The epilogue on an m x n tile of C, the epilogue's matrices already shifted to the tile.
   void (*epilogue)(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e);
   // C[m, n] = A[m, k] . W[n, k]^T with unit k stride in both (small m).

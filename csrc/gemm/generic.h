@@ -185,9 +185,15 @@ constexpr auto micro_taps_window_a_pairs_table(std::integer_sequence<int, Runs..
 // ---- packing ----------------------------------------------------------------------------
 
 
-template <class T>
-void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
+// Ordered: K index p is stored at row k_dest[p] (a compile-time choice, so that the plain
+// packing of the GEMM's loop nest keeps its address arithmetic).
+template <class T, bool Ordered>
+void pack_a_ordered(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t* k_dest) {
   constexpr int MR = Tiles<T>::MR;
+  const auto at = [k_dest](int64_t p) {
+    if constexpr (Ordered) return k_dest[p];
+    else return p;
+  };
   for (int64_t i0 = 0; i0 < m; i0 += MR) {
     const int64_t rows = std::min<int64_t>(MR, m - i0);
     T* d = dst + i0 * k;
@@ -195,7 +201,7 @@ void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
       for (int64_t p = 0; p < k; ++p) {
         const T* src = a.at(i0, p);
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) d[p * MR + r] = src[r];
+        for (int r = 0; r < MR; ++r) d[at(p) * MR + r] = src[r];
       }
     } else if (a.col_stride == 1 && rows == MR) {
       // Rows of A lie along memory: read a vector from each row, then interleave the rows
@@ -212,7 +218,7 @@ void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
         for (; p0 + 16 <= k; p0 += 16) {
           __m512 col[16];
           simd::x86_avx512::transpose16(src + p0, rs, MR, 16, col);
-          for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(d + (p0 + j) * MR, lanes, col[j]);
+          for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(d + at(p0 + j) * MR, lanes, col[j]);
         }
       }
 #endif
@@ -223,25 +229,35 @@ void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst) {
 #pragma GCC unroll 16
         for (int64_t p = 0; p < W; ++p) {
 #pragma GCC unroll 16
-          for (int r = 0; r < MR; ++r) d[(p0 + p) * MR + r] = tile[r][p];
+          for (int r = 0; r < MR; ++r) d[at(p0 + p) * MR + r] = tile[r][p];
         }
       }
       for (; p0 < k; ++p0)
-        for (int r = 0; r < MR; ++r) d[p0 * MR + r] = src[r * rs + p0];
+        for (int r = 0; r < MR; ++r) d[at(p0) * MR + r] = src[r * rs + p0];
     } else {
       for (int64_t r = 0; r < rows; ++r) {
         const T* src = a.at(i0 + r, 0);
-        for (int64_t p = 0; p < k; ++p) d[p * MR + r] = src[p * a.col_stride];
+        for (int64_t p = 0; p < k; ++p) d[at(p) * MR + r] = src[p * a.col_stride];
       }
     }
   }
 }
 
 template <class T>
-void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) {
+void pack_a(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t* k_dest) {
+  if (k_dest) pack_a_ordered<T, true>(m, k, a, dst, k_dest);
+  else pack_a_ordered<T, false>(m, k, a, dst, k_dest);
+}
+
+template <class T, bool Ordered>
+void pack_b_ordered(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride, const int64_t* k_dest) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   constexpr int64_t NR = Tiles<T>::NV * W;
+  const auto at = [k_dest](int64_t p) {
+    if constexpr (Ordered) return k_dest[p];
+    else return p;
+  };
   if (b.col_stride == 1) {
     // Rows of B lie along memory: walk each row once, from panel to panel, so reads stay
     // sequential (a panel at a time would read NR elements from every row, a page apart).
@@ -249,12 +265,12 @@ void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) 
     for (int64_t p = 0; p < k; ++p) {
       const T* src = b.at(p, 0);
       for (int64_t j0 = 0; j0 < full; j0 += NR) {
-        T* out = dst + (j0 / NR) * panel_stride + p * NR;
+        T* out = dst + (j0 / NR) * panel_stride + at(p) * NR;
 #pragma GCC unroll 8
         for (int64_t j = 0; j < NR; j += W) V::load(src + j0 + j).store(out + j);
       }
       if (full < n) {
-        T* out = dst + (full / NR) * panel_stride + p * NR;
+        T* out = dst + (full / NR) * panel_stride + at(p) * NR;
         for (int64_t j = 0; j < NR; j += W)
           V::load_partial(src + full + j, std::max<int64_t>(0, n - full - j)).store(out + j);
       }
@@ -276,7 +292,7 @@ void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) 
             __m512 col[16];
             const int rows = static_cast<int>(std::clamp<int64_t>(cols - j, 0, 16));
             simd::x86_avx512::transpose16(b.at(p_start, j0 + j), b.col_stride, rows, 16, col);
-            for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + (p_start + p) * NR + j, col[p]);
+            for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + at(p_start + p) * NR + j, col[p]);
           }
         }
       }
@@ -286,12 +302,18 @@ void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride) 
       const int64_t pend = std::min(k, p0 + kBlock);
       for (int64_t j = 0; j < cols; ++j) {
         const T* src = b.at(0, j0 + j);
-        for (int64_t p = p0; p < pend; ++p) d[p * NR + j] = src[p * b.row_stride];
+        for (int64_t p = p0; p < pend; ++p) d[at(p) * NR + j] = src[p * b.row_stride];
       }
       for (int64_t j = cols; j < NR; ++j)
-        for (int64_t p = p0; p < pend; ++p) d[p * NR + j] = T(0);
+        for (int64_t p = p0; p < pend; ++p) d[at(p) * NR + j] = T(0);
     }
   }
+}
+
+template <class T>
+void pack_b(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride, const int64_t* k_dest) {
+  if (k_dest) pack_b_ordered<T, true>(k, n, b, dst, panel_stride, k_dest);
+  else pack_b_ordered<T, false>(k, n, b, dst, panel_stride, k_dest);
 }
 
 // ---- epilogue ---------------------------------------------------------------------------

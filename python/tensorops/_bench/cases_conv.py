@@ -8,7 +8,8 @@ layers (MobileNetV2's 3x3 at stride 1 and 2, EfficientNet-B0's 5x5 at stride 2, 
 tensorops runs the packed filter, packed once outside the timed region as nn.Conv2d packs it
 on its first call; torch runs F.conv2d on the plain weight (its oneDNN path reorders the
 filter per call, which is how a torch module runs) and onnxruntime a Conv node whose weight
-and bias are initializers. Each case also reports the bytes the kernels' per-thread
+and bias are initializers. The ``_unpacked`` cases time tensorops' F.conv2d on the plain
+weight too, packing it inside every call, as torch-style functional code calls it. Each case also reports the bytes the kernels' per-thread
 workspaces hold after it ran (they grow to the largest request seen and are kept, so a
 figure covers the cases before it too).
 """
@@ -45,9 +46,10 @@ def _packer(groups: int, transposed: bool, geometry: dict):
 
 
 def _case(name: str, function: str, x_shape: tuple, w_shape: tuple, channels: int, geometry: dict, onnx_op: str,
-          flops: float) -> Case:
+          flops: float, packed: bool = True) -> Case:
     """``function`` (conv2d or conv_transpose2d) on inputs (x, weight, bias), the same call in
-    tensorops (with the packed filter) and torch.nn.functional."""
+    tensorops (with the packed filter, or the plain one unless ``packed``) and
+    torch.nn.functional."""
     (kh, kw), (sh, sw), (ph, pw) = w_shape[2:], geometry["stride"], geometry["padding"]
     groups = geometry.get("groups", 1)
     onnx_attributes = dict(kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw], group=groups)
@@ -61,20 +63,20 @@ def _case(name: str, function: str, x_shape: tuple, w_shape: tuple, channels: in
         torch=op(f"nn.functional.{function}", **geometry),
         onnx=constant_weights(onnx_op, **onnx_attributes),
         flops=lambda inputs: flops,
-        prepare=_packer(groups, function == "conv_transpose2d", geometry),
+        prepare=_packer(groups, function == "conv_transpose2d", geometry) if packed else None,
         extra=_workspace,
     )
 
 
 def _conv2d(name: str, batch: int, in_channels: int, out_channels: int, size, kernel, stride=1, padding=0,
-            dilation=1, groups: int = 1) -> Case:
+            dilation=1, groups: int = 1, packed: bool = True) -> Case:
     (h, w), (kh, kw) = _pair(size), _pair(kernel)
     geometry = dict(stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation), groups=groups)
     out_h, out_w = ((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, p, d, k, s in
                     zip((h, w), geometry["padding"], geometry["dilation"], (kh, kw), geometry["stride"]))
     flops = 2.0 * batch * out_channels * out_h * out_w * (in_channels // groups) * kh * kw
     return _case(name, "conv2d", (batch, in_channels, h, w), (out_channels, in_channels // groups, kh, kw),
-                 out_channels, geometry, "Conv", flops)
+                 out_channels, geometry, "Conv", flops, packed)
 
 
 def _conv_transpose2d(name: str, batch: int, in_channels: int, out_channels: int, size, kernel, stride=1,
@@ -108,6 +110,8 @@ CASES = [
     _conv2d("mbv2_dw3x3s2_c144_56", 1, 144, 144, 56, 3, stride=2, padding=1, groups=144),
     _conv2d("effnet_dw5x5s2_c144_56", 1, 144, 144, 56, 5, stride=2, padding=2, groups=144),
     _conv2d("convnext_dw7x7_c96_56", 1, 96, 96, 56, 7, padding=3, groups=96),
+    _conv2d("r50_3x3_512_7_b1_unpacked", 1, 512, 512, 7, 3, padding=1, packed=False),
+    _conv2d("mbv2_dw3x3_c144_56_unpacked", 1, 144, 144, 56, 3, padding=1, groups=144, packed=False),
     _conv_transpose2d("convT_seed_16x33_k3s2", 20, 16, 33, (50, 100), 3, stride=2),
     _conv_transpose2d("convT_dcgan_512to256_k4s2p1", 32, 512, 256, 4, 4, stride=2, padding=1),
 ]
