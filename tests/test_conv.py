@@ -1162,6 +1162,24 @@ def test_filter_panels_put_taps_first_across_channel_blocks(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_filter_phases_across_channel_blocks(dtype):
+    """A transposed filter is read once for all its stride phases, whose tap counts differ
+    (3 taps at stride 2: phases of 2 and 1; 4 at stride 3 with dilation 2), into both the
+    general panels and the window blocks of 64 input channels (a last partial block),
+    groups included; as an array (packed for the call) and packed once."""
+    cases = [((1, 130, 5, 6), (130, 20, 3, 4), dict(stride=(2, 3), padding=(1, 0))),
+             ((2, 96, 4, 3), (96, 24, 4, 3), dict(stride=(3, 2), dilation=(2, 1), groups=2, output_padding=(1, 0))),
+             ((1, 70, 6, 6), (70, 33, 4, 4), dict(stride=2, padding=1))]
+    for i, (x_shape, w_shape, kwargs) in enumerate(cases):
+        x, w = randn(x_shape, dtype, 500 + i), randn(w_shape, dtype, 510 + i)
+        b = randn(w_shape[1] * kwargs.get("groups", 1), dtype, 520 + i)
+        _, want = check_conv_transpose2d(x, w, b, **kwargs)
+        placement = {key: kwargs[key] for key in ("stride", "padding", "dilation") if key in kwargs}
+        packed = tops.pack_conv_weight(w, kwargs.get("groups", 1), True, **placement)
+        assert_close(F.conv_transpose2d(x, packed, b, **kwargs), want, **tol(dtype, w_shape[0] * 12))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_outputs_stored_in_row_order(dtype):
     """Every row phase of a band is stored together, each output plane's rows in order, as
     whole vectors that bypass the cache from 16 MB of output on; with a row stride so large

@@ -222,51 +222,52 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   const int64_t blocks = window ? ceil_div(cig, kShiftedChannelBlock) : 0;
   f->panels.resize(general ? size_t(phase_sets) : 0);
   f->window_panels.resize(size_t(phase_sets * blocks));
-  parallel_for(0, phase_sets, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<T> sub;
-    std::vector<int64_t> tap_at;  // where each of the phase's taps lies in a [KH, KW] block
+  // Each phase's taps, as [KH, KW] indices in the order of its K rows.
+  const int64_t phases = row_sets * col_sets;
+  std::vector<std::vector<int64_t>> phase_taps(static_cast<size_t>(phases));
+  for (int64_t i = 0; i < row_sets; ++i)
+    for (int64_t j = 0; j < col_sets; ++j)
+      for (const int64_t ty : f->row_phases.taps[size_t(i)].taps)
+        for (const int64_t tx : f->col_phases.taps[size_t(j)].taps) phase_taps[size_t(i * col_sets + j)].push_back(ty * kw + tx);
+  // A task is a block of input channels of one group (for the general panels, all of them),
+  // for every phase at once: the filter lines of kChannelBlock input channels and one output
+  // channel, each [KH, KW], are read once and every phase takes its taps from them in L1
+  // (a task per phase read an 8 MB filter once per phase). K is ordered (channel, phase tap)
+  // in the general panels, (phase tap, channel) in a window block.
+  const int64_t sets_per_group = int64_t(general) + blocks;
+  parallel_for(0, groups * sets_per_group, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<std::vector<T>> subs(static_cast<size_t>(phases));
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t g = t / (row_sets * col_sets);
-      const PhaseTaps& rows = f->row_phases.taps[size_t(t / col_sets % row_sets)];
-      const PhaseTaps& cols = f->col_phases.taps[size_t(t % col_sets)];
-      const int64_t ty = int64_t(rows.taps.size()), tx = int64_t(cols.taps.size()), phase_taps = ty * tx;
-      tap_at.clear();
-      for (int64_t a = 0; a < ty; ++a)
-        for (int64_t b = 0; b < tx; ++b) tap_at.push_back(rows.taps[size_t(a)] * kw + cols.taps[size_t(b)]);
-      // A block of input channels at a time (their [C_out/g, KH, KW] blocks stay in L2 while
-      // every output channel's row of A takes its run from them), rather than one
-      // C_out/g * KH * KW stride per element across the whole weight.
+      const int64_t g = t / sets_per_group, block = t % sets_per_group - int64_t(general);
+      const bool whole = block < 0;
+      const int64_t b0 = whole ? 0 : block * kShiftedChannelBlock;
+      const int64_t cb = whole ? cig : std::min(kShiftedChannelBlock, cig - b0);
+      for (int64_t ph = 0; ph < phases; ++ph) subs[size_t(ph)].resize(size_t(cog * cb) * phase_taps[size_t(ph)].size());
       constexpr int64_t kChannelBlock = 8;
-      if (general) {
-        const int64_t k = cig * phase_taps;  // K ordered (channel, phase tap)
-        sub.resize(size_t(cog * k));
-        for (int64_t c0 = 0; c0 < cig; c0 += kChannelBlock) {
-          const int64_t c1 = std::min(cig, c0 + kChannelBlock);
-          for (int64_t co = 0; co < cog; ++co) {
-            T* to = sub.data() + co * k + c0 * phase_taps;
+      for (int64_t c0 = b0; c0 < b0 + cb; c0 += kChannelBlock) {
+        const int64_t c1 = std::min(b0 + cb, c0 + kChannelBlock);
+        for (int64_t co = 0; co < cog; ++co)
+          for (int64_t ph = 0; ph < phases; ++ph) {
+            const std::vector<int64_t>& tap_at = phase_taps[size_t(ph)];
+            const int64_t pt = int64_t(tap_at.size());
+            T* row = subs[size_t(ph)].data() + co * cb * pt;
             for (int64_t ci = c0; ci < c1; ++ci) {
               const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
-              for (const int64_t at : tap_at) *to++ = from[at];
+              if (whole) {
+                T* to = row + (ci - b0) * pt;
+                for (const int64_t at : tap_at) *to++ = from[at];
+              } else {
+                T* to = row + ci - b0;
+                for (int64_t slot = 0; slot < pt; ++slot) to[slot * cb] = from[tap_at[size_t(slot)]];
+              }
             }
           }
-        }
-        f->panels[size_t(t)] = std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{sub.data(), k, 1});
       }
-      for (int64_t block = 0; block < blocks; ++block) {
-        const int64_t b0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - b0);
-        const int64_t kb = phase_taps * cb;  // K ordered (phase tap, channel)
-        sub.resize(size_t(cog * kb));
-        for (int64_t c0 = b0; c0 < b0 + cb; c0 += kChannelBlock) {
-          const int64_t c1 = std::min(b0 + cb, c0 + kChannelBlock);
-          for (int64_t co = 0; co < cog; ++co)
-            for (int64_t ci = c0; ci < c1; ++ci) {
-              const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
-              T* to = sub.data() + co * kb + ci - b0;
-              for (int64_t tap = 0; tap < phase_taps; ++tap) to[tap * cb] = from[tap_at[size_t(tap)]];
-            }
-        }
-        f->window_panels[size_t(t * blocks + block)] =
-            std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{sub.data(), kb, 1}, kb);
+      for (int64_t ph = 0; ph < phases; ++ph) {
+        const int64_t k = cb * int64_t(phase_taps[size_t(ph)].size()), set = g * phases + ph;
+        const gemm::MatrixRef<T> a{subs[size_t(ph)].data(), k, 1};
+        if (whole) f->panels[size_t(set)] = std::make_unique<gemm::PackedA<T>>(cog, k, a);
+        else f->window_panels[size_t(set * blocks + block)] = std::make_unique<gemm::PackedA<T>>(cog, k, a, k);
       }
     }
   });
