@@ -187,7 +187,7 @@ def test_registry_has_the_conv_cases():
         "conv_seed_16x33_k3s2", "conv_seed_16x33_k3x5_dil", *(f"{r}_b{b}" for r in resnet for b in (1, 8)),
         "mbv2_dw3x3_c144_56", "mbv2_dw3x3_c960_7", "mbv2_dw3x3s2_c144_56", "effnet_dw5x5s2_c144_56",
         "convnext_dw7x7_c96_56", "convT_seed_16x33_k3s2", "convT_dcgan_512to256_k4s2p1",
-        "r50_3x3_512_7_b1_unpacked", "mbv2_dw3x3_c144_56_unpacked",
+        "r50_3x3_512_7_b1_unpacked", "mbv2_dw3x3_c144_56_unpacked", "convT_dcgan_512to256_k4s2p1_b1_unpacked",
     }
     for name, case in conv.items():
         assert case.unit == "GFLOP/s" and case.extra is not None

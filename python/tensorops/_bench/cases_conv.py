@@ -8,8 +8,9 @@ layers (MobileNetV2's 3x3 at stride 1 and 2, EfficientNet-B0's 5x5 at stride 2, 
 tensorops runs the packed filter, packed once outside the timed region as nn.Conv2d packs it
 on its first call; torch runs F.conv2d on the plain weight (its oneDNN path reorders the
 filter per call, which is how a torch module runs) and onnxruntime a Conv node whose weight
-and bias are initializers. The ``_unpacked`` cases time tensorops' F.conv2d on the plain
-weight too, packing it inside every call, as torch-style functional code calls it. Each case also reports the bytes the kernels' per-thread
+and bias are initializers. The ``_unpacked`` cases give tensorops the plain weight too, so
+it packs the filter inside every call, as torch-style functional code calls it (onnxruntime
+keeps its initializers there). Each case also reports the bytes the kernels' per-thread
 workspaces hold after it ran (they grow to the largest request seen and are kept, so a
 figure covers the cases before it too).
 """
@@ -80,12 +81,12 @@ def _conv2d(name: str, batch: int, in_channels: int, out_channels: int, size, ke
 
 
 def _conv_transpose2d(name: str, batch: int, in_channels: int, out_channels: int, size, kernel, stride=1,
-                      padding=0) -> Case:
+                      padding=0, packed: bool = True) -> Case:
     (h, w), (kh, kw) = _pair(size), _pair(kernel)
     geometry = dict(stride=_pair(stride), padding=_pair(padding))
     flops = 2.0 * batch * in_channels * h * w * out_channels * kh * kw
     return _case(name, "conv_transpose2d", (batch, in_channels, h, w), (in_channels, out_channels, kh, kw),
-                 out_channels, geometry, "ConvTranspose", flops)
+                 out_channels, geometry, "ConvTranspose", flops, packed)
 
 
 def _resnet50(batch: int) -> list:
@@ -114,4 +115,6 @@ CASES = [
     _conv2d("mbv2_dw3x3_c144_56_unpacked", 1, 144, 144, 56, 3, padding=1, groups=144, packed=False),
     _conv_transpose2d("convT_seed_16x33_k3s2", 20, 16, 33, (50, 100), 3, stride=2),
     _conv_transpose2d("convT_dcgan_512to256_k4s2p1", 32, 512, 256, 4, 4, stride=2, padding=1),
+    _conv_transpose2d("convT_dcgan_512to256_k4s2p1_b1_unpacked", 1, 512, 256, 4, 4, stride=2, padding=1,
+                      packed=False),
 ]
