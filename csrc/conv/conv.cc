@@ -229,45 +229,77 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     for (int64_t j = 0; j < col_sets; ++j)
       for (const int64_t ty : f->row_phases.taps[size_t(i)].taps)
         for (const int64_t tx : f->col_phases.taps[size_t(j)].taps) phase_taps[size_t(i * col_sets + j)].push_back(ty * kw + tx);
-  // A task is a block of input channels of one group (for the general panels, all of them),
-  // for every phase at once: the filter lines of kChannelBlock input channels and one output
-  // channel, each [KH, KW], are read once and every phase takes its taps from them in L1
-  // (a task per phase read an 8 MB filter once per phase). K is ordered (channel, phase tap)
-  // in the general panels, (phase tap, channel) in a window block.
-  const int64_t sets_per_group = int64_t(general) + blocks;
-  parallel_for(0, groups * sets_per_group, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<std::vector<T>> subs(static_cast<size_t>(phases));
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t g = t / sets_per_group, block = t % sets_per_group - int64_t(general);
-      const bool whole = block < 0;
-      const int64_t b0 = whole ? 0 : block * kShiftedChannelBlock;
-      const int64_t cb = whole ? cig : std::min(kShiftedChannelBlock, cig - b0);
-      for (int64_t ph = 0; ph < phases; ++ph) subs[size_t(ph)].resize(size_t(cog * cb) * phase_taps[size_t(ph)].size());
-      constexpr int64_t kChannelBlock = 8;
-      for (int64_t c0 = b0; c0 < b0 + cb; c0 += kChannelBlock) {
-        const int64_t c1 = std::min(b0 + cb, c0 + kChannelBlock);
-        for (int64_t co = 0; co < cog; ++co)
-          for (int64_t ph = 0; ph < phases; ++ph) {
-            const std::vector<int64_t>& tap_at = phase_taps[size_t(ph)];
-            const int64_t pt = int64_t(tap_at.size());
-            T* row = subs[size_t(ph)].data() + co * cb * pt;
-            for (int64_t ci = c0; ci < c1; ++ci) {
-              const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
-              if (whole) {
-                T* to = row + (ci - b0) * pt;
-                for (const int64_t at : tap_at) *to++ = from[at];
-              } else {
-                T* to = row + ci - b0;
-                for (int64_t slot = 0; slot < pt; ++slot) to[slot * cb] = from[tap_at[size_t(slot)]];
-              }
+  // Each phase's matrix of group g, input channels [b0, b0 + cb) and output channels
+  // [co0, co1), row co at to[ph] + co * cb * (phase taps), for every phase at once: the
+  // filter lines of kChannelBlock input channels and one output channel, each [KH, KW], are
+  // read once and every phase takes its taps from them in L1 (a task per phase read an 8 MB
+  // filter once per phase). K is ordered (channel, phase tap) in the general panels
+  // (`channel_major`), (phase tap, channel) in a window block.
+  const auto gather = [&](int64_t g, int64_t b0, int64_t cb, int64_t co0, int64_t co1, bool channel_major,
+                          T* const* to) {
+    constexpr int64_t kChannelBlock = 8;
+    for (int64_t c0 = b0; c0 < b0 + cb; c0 += kChannelBlock) {
+      const int64_t c1 = std::min(b0 + cb, c0 + kChannelBlock);
+      for (int64_t co = co0; co < co1; ++co)
+        for (int64_t ph = 0; ph < phases; ++ph) {
+          const std::vector<int64_t>& tap_at = phase_taps[size_t(ph)];
+          const int64_t pt = int64_t(tap_at.size());
+          T* row = to[ph] + co * cb * pt;
+          for (int64_t ci = c0; ci < c1; ++ci) {
+            const T* from = w.data() + ((g * cig + ci) * cog + co) * taps;
+            if (channel_major) {
+              T* at_channel = row + (ci - b0) * pt;
+              for (const int64_t at : tap_at) *at_channel++ = from[at];
+            } else {
+              T* at_channel = row + ci - b0;
+              for (int64_t slot = 0; slot < pt; ++slot) at_channel[slot * cb] = from[tap_at[size_t(slot)]];
             }
           }
+        }
+    }
+  };
+  if (general) {
+    // One matrix per (group, phase) over all input channels: filled by tasks of
+    // kGatherChannels output channels (a task per group would leave the other threads idle
+    // at groups = 1), then packed a phase per task.
+    constexpr int64_t kGatherChannels = 16;
+    std::vector<std::vector<T>> matrices(static_cast<size_t>(phase_sets));
+    std::vector<T*> starts(static_cast<size_t>(phase_sets));
+    for (int64_t set = 0; set < phase_sets; ++set) {
+      matrices[size_t(set)].resize(size_t(cog * cig) * phase_taps[size_t(set % phases)].size());
+      starts[size_t(set)] = matrices[size_t(set)].data();
+    }
+    const int64_t parts = ceil_div(cog, kGatherChannels);
+    parallel_for(0, groups * parts, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t g = t / parts, co0 = t % parts * kGatherChannels;
+        gather(g, 0, cig, co0, std::min(cog, co0 + kGatherChannels), true, starts.data() + g * phases);
       }
+    });
+    parallel_for(0, phase_sets, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t set = t0; set < t1; ++set) {
+        const int64_t k = cig * int64_t(phase_taps[size_t(set % phases)].size());
+        f->panels[size_t(set)] =
+            std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{matrices[size_t(set)].data(), k, 1});
+      }
+    });
+  }
+  // Window blocks: a task per (group, block of input channels), gathered and packed.
+  parallel_for(0, groups * blocks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<std::vector<T>> matrices(static_cast<size_t>(phases));
+    std::vector<T*> starts(static_cast<size_t>(phases));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t g = t / blocks, block = t % blocks;
+      const int64_t b0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - b0);
+      for (int64_t ph = 0; ph < phases; ++ph) {
+        matrices[size_t(ph)].resize(size_t(cog * cb) * phase_taps[size_t(ph)].size());
+        starts[size_t(ph)] = matrices[size_t(ph)].data();
+      }
+      gather(g, b0, cb, 0, cog, false, starts.data());
       for (int64_t ph = 0; ph < phases; ++ph) {
         const int64_t k = cb * int64_t(phase_taps[size_t(ph)].size()), set = g * phases + ph;
-        const gemm::MatrixRef<T> a{subs[size_t(ph)].data(), k, 1};
-        if (whole) f->panels[size_t(set)] = std::make_unique<gemm::PackedA<T>>(cog, k, a);
-        else f->window_panels[size_t(set * blocks + block)] = std::make_unique<gemm::PackedA<T>>(cog, k, a, k);
+        f->window_panels[size_t(set * blocks + block)] =
+            std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{starts[size_t(ph)], k, 1}, k);
       }
     }
   });
