@@ -228,7 +228,8 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   for (int64_t i = 0; i < row_sets; ++i)
     for (int64_t j = 0; j < col_sets; ++j)
       for (const int64_t ty : f->row_phases.taps[size_t(i)].taps)
-        for (const int64_t tx : f->col_phases.taps[size_t(j)].taps) phase_taps[size_t(i * col_sets + j)].push_back(ty * kw + tx);
+        for (const int64_t tx : f->col_phases.taps[size_t(j)].taps)
+          phase_taps[size_t(i * col_sets + j)].push_back(ty * kw + tx);
   // Each phase's matrix of group g, input channels [b0, b0 + cb) and output channels
   // [co0, co1), row co at to[ph] + co * cb * (phase taps), for every phase at once: the
   // filter lines of kChannelBlock input channels and one output channel, each [KH, KW], are
