@@ -185,15 +185,18 @@ constexpr auto micro_taps_window_a_pairs_table(std::integer_sequence<int, Runs..
 // ---- packing ----------------------------------------------------------------------------
 
 
-// Ordered: K index p is stored at row k_dest[p] (a compile-time choice, so that the plain
-// packing of the GEMM's loop nest keeps its address arithmetic).
+// The packed row of K index p: k_dest[p] when Ordered, else p. A compile-time choice, so
+// that the plain packing of the GEMM's loop nest keeps its address arithmetic.
+template <bool Ordered>
+int64_t packed_row(const int64_t* k_dest, int64_t p) {
+  if constexpr (Ordered) return k_dest[p];
+  else return p;
+}
+
 template <class T, bool Ordered>
 void pack_a_ordered(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t* k_dest) {
   constexpr int MR = Tiles<T>::MR;
-  const auto at = [k_dest](int64_t p) {
-    if constexpr (Ordered) return k_dest[p];
-    else return p;
-  };
+  const auto at = [k_dest](int64_t p) { return packed_row<Ordered>(k_dest, p); };
   for (int64_t i0 = 0; i0 < m; i0 += MR) {
     const int64_t rows = std::min<int64_t>(MR, m - i0);
     T* d = dst + i0 * k;
@@ -254,10 +257,7 @@ void pack_b_ordered(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   constexpr int64_t NR = Tiles<T>::NV * W;
-  const auto at = [k_dest](int64_t p) {
-    if constexpr (Ordered) return k_dest[p];
-    else return p;
-  };
+  const auto at = [k_dest](int64_t p) { return packed_row<Ordered>(k_dest, p); };
   if (b.col_stride == 1) {
     // Rows of B lie along memory: walk each row once, from panel to panel, so reads stay
     // sequential (a panel at a time would read NR elements from every row, a page apart).
