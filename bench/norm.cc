@@ -85,7 +85,7 @@ void BM_normalize(benchmark::State& state) {
   std::vector<float> y(n);
   const auto act = static_cast<Activation>(state.range(1));
   for (auto _ : state) {
-    k.normalize(x.data(), y.data(), n, 0.5f, 1.5f, -0.25f, act);
+    k.normalize(x.data(), y.data(), n, 0.5f, 1.5f, -0.25f, act, false);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * n * 8);
@@ -101,7 +101,7 @@ void BM_normalize_affine(benchmark::State& state) {
   const auto x = random_floats(n), w = random_floats(n), b = random_floats(n);
   std::vector<float> y(n);
   for (auto _ : state) {
-    k.normalize_affine(x.data(), y.data(), n, 0.5f, 1.5f, w.data(), b.data(), Activation::none);
+    k.normalize_affine(x.data(), y.data(), n, 0.5f, 1.5f, w.data(), b.data(), Activation::none, false);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * n * 8);

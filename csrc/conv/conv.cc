@@ -4,13 +4,13 @@
 #include "conv/conv.h"
 
 #include <algorithm>
-#include <atomic>
 #include <optional>
 #include <string>
 
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/streaming.h"
 #include "core/workspace.h"
 
 namespace tensorops::conv {
@@ -833,8 +833,7 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
         if (!last_pass.is_identity()) ks.epilogue(m1 - m0, rows * ow, dst, ohw, last_pass.shifted(0, oy0 * ow));
       }
     }
-    // Streamed stores become visible to other threads only after a fence.
-    if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
+    fence_streamed_stores(stream);
   });
 }
 
@@ -1048,8 +1047,7 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
                          o.out + (n * cout + g * cog) * ohw + oy0 * ow, ohw,
                          bias ? bias + g * cog * o.bias_stride : nullptr, o.bias_stride, stream, staging);
     }
-    // Streamed stores become visible to other threads only after a fence.
-    if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
+    fence_streamed_stores(stream);
   });
   if (late_residual) residual_pass(o, out, args);
 }
@@ -1182,8 +1180,7 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
         r += j1 - j0;
       }
     }
-    // Streamed stores become visible to other threads only after a fence.
-    if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
+    fence_streamed_stores(stream);
   });
   if (late_residual) residual_pass(o, out, args);
 }

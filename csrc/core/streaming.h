@@ -8,6 +8,7 @@
 // output is read.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -25,6 +26,13 @@ template <class T>
 bool use_streaming(const TensorView& out) {
   const int64_t bytes = out.numel() * static_cast<int64_t>(sizeof(T));
   return bytes >= kStreamMinBytes && reinterpret_cast<uintptr_t>(out.data) % sizeof(T) == 0;
+}
+
+// Streamed stores pass through write-combining buffers and become visible to other threads
+// only after a fence: each thread calls this once at the end of its share of a parallel
+// region that streamed (one fence per run instead would stall on the buffers).
+inline void fence_streamed_stores(bool streamed) {
+  if (streamed) std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 }  // namespace tensorops

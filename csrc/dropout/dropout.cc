@@ -1,7 +1,6 @@
 #include "dropout/dropout.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 
 #include "core/dispatch.h"
@@ -51,8 +50,7 @@ void run(Kernel kernel, const TensorView& input, const TensorView& output, doubl
              key_for(seed, static_cast<uint32_t>(index >> 32)), drop_below, scale, stream);
       begin += count;
     }
-    // Streamed stores become visible to other threads only after a fence.
-    if (stream) std::atomic_thread_fence(std::memory_order_seq_cst);
+    fence_streamed_stores(stream);
   });
 }
 

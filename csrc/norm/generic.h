@@ -133,70 +133,107 @@ void column_moments(const T* x, int64_t rows, int64_t cols, int64_t stride, Mome
   for (int64_t j = 0; j < cols; ++j) out[j] = Moments{double(rows), acc_mean[j], acc_m2[j]};
 }
 
+// Calls body(std::bool_constant<stream>) so loops are compiled with and without streaming stores.
+template <class Body>
+void with_stores(bool stream, const Body& body) {
+  if (stream) body(std::true_type{});
+  else body(std::false_type{});
+}
+
+// Elements before y reaches the vector alignment that streaming stores need (at most n); 0
+// for ordinary stores. Those first elements go out with an ordinary store, so every whole
+// vector after them is aligned.
+template <bool Stream, class T>
+int64_t alignment_peel(const T* y, int64_t n) {
+  if constexpr (!Stream) return 0;
+  constexpr int64_t W = Vec<T>::width;
+  const int64_t misalign = static_cast<int64_t>(reinterpret_cast<uintptr_t>(y) / sizeof(T)) % W;
+  return misalign == 0 ? 0 : std::min(n, W - misalign);
+}
+
+// Writes `lanes` (<= W) lanes of v at y: a whole vector streamed when Stream (y is aligned
+// then, see alignment_peel), a partial one with an ordinary masked store.
+template <bool Stream, class T>
+[[gnu::always_inline]] inline void put(T* y, Vec<T> v, int64_t lanes) {
+  if (lanes != Vec<T>::width) v.store_partial(y, lanes);
+  else if constexpr (Stream) store_stream(y, v);
+  else v.store(y);
+}
+
 // y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant
 // run normalises to exactly shift) and x - mean exact when x is near a large mean.
-template <Activation A, class T>
+template <Activation A, bool Stream, class T>
 [[gnu::always_inline]] inline void normalize_block(const T* x, T* y, int64_t lanes, Vec<T> mean, Vec<T> scale,
                                                    Vec<T> shift) {
   using V = Vec<T>;
-  if (lanes == V::width) activate<A>(fmadd(V::load(x) - mean, scale, shift)).store(y);
-  else activate<A>(fmadd(V::load_partial(x, lanes) - mean, scale, shift)).store_partial(y, lanes);
+  const V v = lanes == V::width ? V::load(x) : V::load_partial(x, lanes);
+  put<Stream>(y, activate<A>(fmadd(v - mean, scale, shift)), lanes);
 }
 
 template <class T>
-void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act) {
+void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act, bool stream) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   with_activation(act, [&](auto tag) {
     constexpr Activation A = decltype(tag)::value;
-    const V m(mean), a(scale), b(shift);
-    int64_t i = 0;
-    for (; i + 2 * W <= n; i += 2 * W) {
-      const V y0 = activate<A>(fmadd(V::load(x + i) - m, a, b));
-      const V y1 = activate<A>(fmadd(V::load(x + i + W) - m, a, b));
-      y0.store(y + i);
-      y1.store(y + i + W);
-    }
-    for (; i < n; i += W) normalize_block<A>(x + i, y + i, std::min(W, n - i), m, a, b);
+    with_stores(stream, [&](auto stores) {
+      constexpr bool S = decltype(stores)::value;
+      const V m(mean), a(scale), b(shift);
+      int64_t i = alignment_peel<S>(y, n);
+      if (i > 0) normalize_block<A, false>(x, y, i, m, a, b);
+      for (; i + 2 * W <= n; i += 2 * W) {
+        const V y0 = activate<A>(fmadd(V::load(x + i) - m, a, b));
+        const V y1 = activate<A>(fmadd(V::load(x + i + W) - m, a, b));
+        put<S>(y + i, y0, W);
+        put<S>(y + i + W, y1, W);
+      }
+      for (; i < n; i += W) normalize_block<A, S>(x + i, y + i, std::min(W, n - i), m, a, b);
+    });
   });
 }
 
 // normalize() of x while the first sweep of chunk_moments(next) runs in the same loop, with the
 // same bits: one pass that keeps both memory streams (next's reads, y's writes) busy instead
-// of alternating a read-only phase with a write phase.
+// of alternating a read-only phase with a write phase. Ordinary stores here: streaming ones
+// measured 0-7% slower in this loop (they compete with next's reads for the line fill
+// buffers), while they make the plain normalize() 15-25% faster.
 template <class T>
 void normalize_with_moments(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act, const T* next,
                             Moments* next_moments) {
   with_activation(act, [&](auto tag) {
     constexpr Activation A = decltype(tag)::value;
     const Vec<T> m(mean), a(scale), b(shift);
-    const T sum =
-        simd::sum(next, n, [&](int64_t i, int64_t lanes) { normalize_block<A>(x + i, y + i, lanes, m, a, b); });
+    const T sum = simd::sum(next, n, [&](int64_t i, int64_t lanes) {
+      normalize_block<A, false>(x + i, y + i, lanes, m, a, b);
+    });
     *next_moments = moments_about(next, n, sum);
   });
 }
 
 template <class T>
-void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scale, const T* shift, Activation act) {
+void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scale, const T* shift, Activation act,
+                       bool stream) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   with_activation(act, [&](auto tag) {
     constexpr Activation A = decltype(tag)::value;
-    int64_t i = 0;
-    for (; i + W <= n; i += W)
-      activate<A>(fmadd(V::load(x + i) - V::load(mean + i), V::load(scale + i), V::load(shift + i))).store(y + i);
-    if (i < n) {
-      const int64_t k = n - i;
-      const V centred = V::load_partial(x + i, k) - V::load_partial(mean + i, k);
-      activate<A>(fmadd(centred, V::load_partial(scale + i, k), V::load_partial(shift + i, k))).store_partial(y + i, k);
-    }
+    with_stores(stream, [&](auto stores) {
+      constexpr bool S = decltype(stores)::value;
+      const auto block = [&](int64_t i, int64_t k, auto s) {
+        const auto load = [&](const T* p) { return k == W ? V::load(p + i) : V::load_partial(p + i, k); };
+        put<decltype(s)::value>(y + i, activate<A>(fmadd(load(x) - load(mean), load(scale), load(shift))), k);
+      };
+      int64_t i = alignment_peel<S>(y, n);
+      if (i > 0) block(0, i, std::false_type{});
+      for (; i < n; i += W) block(i, std::min(W, n - i), std::bool_constant<S>{});
+    });
   });
 }
 
 // Block [i, i + lanes) (lanes <= W) of y = act((x - mean) * rstd * weight + bias). Inlined
 // into the loops that call it once per vector (simd::sum's `beside`): as a call it cost layer
 // norm 17% (8x128x768, 317 -> 264 us).
-template <Activation A, bool HasWeight, bool HasBias, class T>
+template <Activation A, bool HasWeight, bool HasBias, bool Stream, class T>
 [[gnu::always_inline]] inline void normalize_affine_block(const T* x, T* y, int64_t i, int64_t lanes, Vec<T> mean,
                                                           Vec<T> rstd, const T* weight, const T* bias) {
   using V = Vec<T>;
@@ -206,42 +243,47 @@ template <Activation A, bool HasWeight, bool HasBias, class T>
   if constexpr (HasWeight && HasBias) z = fmadd(z, load(weight), load(bias));
   else if constexpr (HasWeight) z = z * load(weight);
   else if constexpr (HasBias) z = z + load(bias);
-  z = activate<A>(z);
-  if (full) z.store(y + i);
-  else z.store_partial(y + i, lanes);
+  put<Stream>(y + i, activate<A>(z), lanes);
 }
 
-// Calls body(activation tag, has-weight tag, has-bias tag): one loop per combination.
+// Calls body(activation tag, has-weight tag, has-bias tag, streaming tag): one loop per
+// combination.
 template <class T, class Body>
-void with_affine(Activation act, const T* weight, const T* bias, const Body& body) {
+void with_affine(Activation act, bool stream, const T* weight, const T* bias, const Body& body) {
   with_activation(act, [&](auto a) {
-    if (weight && bias) body(a, std::true_type{}, std::true_type{});
-    else if (weight) body(a, std::true_type{}, std::false_type{});
-    else if (bias) body(a, std::false_type{}, std::true_type{});
-    else body(a, std::false_type{}, std::false_type{});
+    with_stores(stream, [&](auto s) {
+      if (weight && bias) body(a, std::true_type{}, std::true_type{}, s);
+      else if (weight) body(a, std::true_type{}, std::false_type{}, s);
+      else if (bias) body(a, std::false_type{}, std::true_type{}, s);
+      else body(a, std::false_type{}, std::false_type{}, s);
+    });
   });
 }
 
 template <class T>
-void normalize_affine(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias, Activation act) {
+void normalize_affine(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias, Activation act,
+                      bool stream) {
   constexpr int64_t W = Vec<T>::width;
-  with_affine(act, weight, bias, [&](auto a, auto has_weight, auto has_bias) {
+  with_affine(act, stream, weight, bias, [&](auto a, auto has_weight, auto has_bias, auto stores) {
+    constexpr Activation A = decltype(a)::value;
     const Vec<T> m(mean), r(rstd);
-    for (int64_t i = 0; i < n; i += W)
-      normalize_affine_block<decltype(a)::value, has_weight, has_bias>(x, y, i, std::min(W, n - i), m, r, weight,
-                                                                        bias);
+    int64_t i = alignment_peel<decltype(stores)::value>(y, n);
+    if (i > 0) normalize_affine_block<A, has_weight, has_bias, false>(x, y, 0, i, m, r, weight, bias);
+    for (; i < n; i += W)
+      normalize_affine_block<A, has_weight, has_bias, decltype(stores)::value>(x, y, i, std::min(W, n - i), m, r,
+                                                                               weight, bias);
   });
 }
 
 // normalize_affine() of x with the first sweep of chunk_moments(next) in the same loop, as
-// normalize_with_moments.
+// normalize_with_moments (ordinary stores).
 template <class T>
 void normalize_affine_with_moments(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias,
                                    Activation act, const T* next, Moments* next_moments) {
-  with_affine(act, weight, bias, [&](auto a, auto has_weight, auto has_bias) {
+  with_affine(act, false, weight, bias, [&](auto a, auto has_weight, auto has_bias, auto) {
     const Vec<T> m(mean), r(rstd);
     const T sum = simd::sum(next, n, [&](int64_t i, int64_t lanes) {
-      normalize_affine_block<decltype(a)::value, has_weight, has_bias>(x, y, i, lanes, m, r, weight, bias);
+      normalize_affine_block<decltype(a)::value, has_weight, has_bias, false>(x, y, i, lanes, m, r, weight, bias);
     });
     *next_moments = moments_about(next, n, sum);
   });

@@ -8,6 +8,7 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/streaming.h"
 
 namespace tensorops::norm {
 
@@ -94,11 +95,13 @@ Layout channel_layout(const TensorView& in) {
 // so that threads stay balanced whatever the plane size.
 template <class T>
 void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, const Coefficients<T>& co,
-                      Activation act) {
+                      Activation act, bool stream) {
   if (l.s == 1) {
     parallel_for(0, l.n, grain_for(l.c), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
-        k.normalize_columns(x + r * l.c, y + r * l.c, l.c, co.mean.data(), co.scale.data(), co.shift.data(), act);
+        k.normalize_columns(x + r * l.c, y + r * l.c, l.c, co.mean.data(), co.scale.data(), co.shift.data(), act,
+                            stream);
+      fence_streamed_stores(stream);
     });
     return;
   }
@@ -107,9 +110,10 @@ void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, con
       const int64_t plane = i / l.s;
       const int64_t len = std::min(l.s - (i - plane * l.s), e - i);
       const int64_t c = plane % l.c;
-      k.normalize(x + i, y + i, len, co.mean[c], co.scale[c], co.shift[c], act);
+      k.normalize(x + i, y + i, len, co.mean[c], co.scale[c], co.shift[c], act, stream);
       i += len;
     }
+    fence_streamed_stores(stream);
   });
 }
 
@@ -145,18 +149,19 @@ void pipeline(int64_t u0, int64_t u1, int64_t pieces, const Step& step, const Fi
 // there is both, otherwise with the call that has work.
 template <class T>
 void normalize_and_gather(const NormKernelsOf<T>& k, const T* x, T* y, int64_t n, T mean, T scale, T shift,
-                          Activation act, const T* next, Moments* part) {
+                          Activation act, bool stream, const T* next, Moments* part) {
   if (x && next) k.normalize_with_moments(x, y, n, mean, scale, shift, act, next, part);
-  else if (x) k.normalize(x, y, n, mean, scale, shift, act);
+  else if (x) k.normalize(x, y, n, mean, scale, shift, act, stream);
   else if (next) k.chunk_moments(next, n, part);
 }
 
 // The same with per-element weight and bias (layer norm), always normalising.
 template <class T>
 void normalize_affine_and_gather(const NormKernelsOf<T>& k, const T* x, T* y, int64_t n, T mean, T rstd,
-                                 const T* weight, const T* bias, Activation act, const T* next, Moments* part) {
+                                 const T* weight, const T* bias, Activation act, bool stream, const T* next,
+                                 Moments* part) {
   if (next) k.normalize_affine_with_moments(x, y, n, mean, rstd, weight, bias, act, next, part);
-  else k.normalize_affine(x, y, n, mean, rstd, weight, bias, act);
+  else k.normalize_affine(x, y, n, mean, rstd, weight, bias, act, stream);
 }
 
 template <class T>
@@ -168,12 +173,13 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
   if (l.c == 0) return;
   const T* x = in.ptr<const T>();
   T* y = out.ptr<T>();
+  const bool stream = use_streaming<T>(out);
   Coefficients<T> co(l.c);
 
   if (!training) {
     for (int64_t c = 0; c < l.c; ++c)
       co.set(c, at<T>(running_mean, c), at<T>(running_var, c), eps, param<T>(weight, c, 1.0), param<T>(bias, c, 0.0));
-    normalize_planes(k, x, y, l, co, act);
+    normalize_planes(k, x, y, l, co, act, stream);
     return;
   }
   // No values: nothing to normalise and, as in PyTorch, the running statistics stay.
@@ -192,7 +198,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
     std::vector<Moments> stats(l.c);
     column_statistics(k, x, l.n, l.c, stats.data());
     for (int64_t c = 0; c < l.c; ++c) finish_channel(c, stats[c]);
-    normalize_planes(k, x, y, l, co, act);
+    normalize_planes(k, x, y, l, co, act, stream);
     return;
   }
 
@@ -219,7 +225,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
             const int64_t c = std::max<int64_t>(norm_c, 0);
             Moments part;
             normalize_and_gather(k, norm_c >= 0 ? x + offset + norm_c * l.s : nullptr, y + offset + c * l.s, len,
-                                 co.mean[c], co.scale[c], co.shift[c], act,
+                                 co.mean[c], co.scale[c], co.shift[c], act, stream,
                                  stats_c >= 0 ? x + offset + stats_c * l.s : nullptr, &part);
             if (stats_c >= 0) merge(m, part);
           },
@@ -227,6 +233,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
             finish_channel(c, m);
             m = Moments{};
           });
+      fence_streamed_stores(stream);
     });
     return;
   }
@@ -249,7 +256,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
       for (int64_t j = 0; j < chunks_per_plane; ++j) merge(m, parts[(n * l.c + c) * chunks_per_plane + j]);
     finish_channel(c, m);
   }
-  normalize_planes(k, x, y, l, co, act);
+  normalize_planes(k, x, y, l, co, act, stream);
 }
 
 // Units of `width` contiguous elements, unit u at x + u * width, made of segments of `segment`
@@ -261,7 +268,7 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
 // moments of the end - begin elements at next (the same piece of the following unit) into part.
 template <class T, class OnStats, class Normalize>
 void normalize_units(const NormKernelsOf<T>& k, const T* x, int64_t units, int64_t width, int64_t segment,
-                     const OnStats& on_stats, const Normalize& normalize) {
+                     bool stream, const OnStats& on_stats, const Normalize& normalize) {
   const int64_t chunks_per_segment = (segment + kChunk<T> - 1) / kChunk<T>;
   parallel_for(0, units, grain_for(width), [&](int64_t u0, int64_t u1) {
     // pipeline() completes unit u + 1's statistics only after unit u is written, so one
@@ -284,6 +291,7 @@ void normalize_units(const NormKernelsOf<T>& k, const T* x, int64_t units, int64
           finished = current;
           current = Moments{};
         });
+    fence_streamed_stores(stream);
   });
 }
 
@@ -301,8 +309,9 @@ void instance_norm_impl(const TensorView& in, const TensorView& out, const Tenso
   T* y = out.ptr<T>();
   const bool track = running_mean.data != nullptr;
   std::vector<Moments> stats(track ? planes : 0);
+  const bool stream = use_streaming<T>(out);
   normalize_units(
-      k, x, planes, l.s, l.s,
+      k, x, planes, l.s, l.s, stream,
       [&](int64_t p, const Moments& m) {
         if (track) stats[p] = m;
       },
@@ -311,7 +320,7 @@ void instance_norm_impl(const TensorView& in, const TensorView& out, const Tenso
         const double scale = param<T>(weight, c, 1.0) * rstd_of(m, eps);
         const int64_t offset = p * l.s + begin;
         normalize_and_gather(k, x + offset, y + offset, end - begin, static_cast<T>(m.mean), static_cast<T>(scale),
-                             static_cast<T>(param<T>(bias, c, 0.0)), act, next, part);
+                             static_cast<T>(param<T>(bias, c, 0.0)), act, stream, next, part);
       });
   if (!track) return;
   // PyTorch updates each instance's copy of the running statistics, then averages the copies
@@ -343,8 +352,9 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
   // Channels of at least half a chunk are segments of their own (one call per piece); shorter
   // ones share chunks, normalised channel by channel.
   const int64_t segment = l.s >= kChunk<T> / 2 ? l.s : width;
+  const bool stream = use_streaming<T>(out);
   normalize_units(
-      k, x, l.n * groups, width, segment, [](int64_t, const Moments&) {},
+      k, x, l.n * groups, width, segment, stream, [](int64_t, const Moments&) {},
       [&](int64_t u, const Moments& m, int64_t begin, int64_t end, const T* next, Moments* part) {
         const double rstd = rstd_of(m, eps);
         const T mean = static_cast<T>(m.mean);
@@ -353,7 +363,8 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
         if (l.s == 1) {
           // One element per channel: per-element weight and bias, as a layer norm row.
           normalize_affine_and_gather(k, x + base + begin, y + base + begin, end - begin, mean, static_cast<T>(rstd),
-                                      w ? w + c0 + begin : nullptr, b ? b + c0 + begin : nullptr, act, next, part);
+                                      w ? w + c0 + begin : nullptr, b ? b + c0 + begin : nullptr, act, stream, next,
+                                      part);
           return;
         }
         const int64_t first = begin / l.s, last = (end - 1) / l.s;  // channels within the group
@@ -361,7 +372,7 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
           const int64_t from = std::max(begin, j * l.s), to = std::min(end, (j + 1) * l.s);
           const T scale = static_cast<T>(w ? w[c0 + j] * rstd : rstd);
           normalize_and_gather(k, x + base + from, y + base + from, to - from, mean, scale, b ? b[c0 + j] : T(0), act,
-                               first == last ? next : nullptr, part);
+                               stream, first == last ? next : nullptr, part);
         }
         if (next && first != last) k.chunk_moments(next, end - begin, part);
       });
@@ -377,13 +388,14 @@ void layer_norm_impl(const TensorView& in, const TensorView& out, int64_t width,
   T* y = out.ptr<T>();
   const T* w = weight.data ? weight.ptr<const T>() : nullptr;
   const T* b = bias.data ? bias.ptr<const T>() : nullptr;
+  const bool stream = use_streaming<T>(out);
   normalize_units(
-      k, x, total / width, width, width, [](int64_t, const Moments&) {},
+      k, x, total / width, width, width, stream, [](int64_t, const Moments&) {},
       [&](int64_t r, const Moments& m, int64_t begin, int64_t end, const T* next, Moments* part) {
         const int64_t offset = r * width + begin;
         normalize_affine_and_gather(k, x + offset, y + offset, end - begin, static_cast<T>(m.mean),
                                     static_cast<T>(rstd_of(m, eps)), w ? w + begin : nullptr, b ? b + begin : nullptr,
-                                    act, next, part);
+                                    act, stream, next, part);
       });
 }
 
