@@ -1327,6 +1327,37 @@ def test_depthwise_padded_rows(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_stride2_windows(dtype):
+    """3x3 and 5x5 depthwise layers of stride 2 read each tap pair from one deinterleaved
+    window of the input row: widths around one and two windows of every vector width (4, 8
+    and 16 lanes), so that blocks are whole, partial, masked at either end or both; paddings
+    0 to past the kernel; heights that leave 1 to 4 rows in the last band; channel
+    multipliers; rows a stride apart (a column slice); NaN and infinities at the row ends,
+    which must reach only the outputs whose windows cover them; and row blocks split between
+    threads."""
+    cases = [  # (channels, multiplier, (h, w), kernel, padding)
+        (3, 1, (9, 7), 3, 1), (2, 1, (8, 16), 3, 0), (2, 1, (11, 17), 3, 1), (2, 2, (10, 33), 3, 1),
+        (3, 1, (7, 64), 3, 1), (2, 1, (12, 65), 3, 2), (2, 1, (13, 67), 3, 1), (2, 1, (6, 130), 3, 1),
+        (3, 1, (9, 7), 5, 2), (2, 1, (8, 16), 5, 0), (2, 2, (11, 31), 5, 2), (2, 1, (10, 33), 5, 1),
+        (2, 1, (12, 63), 5, 2), (2, 1, (14, 66), 5, 3), (2, 1, (5, 129), 5, 2), (1, 1, (5, 5), 5, 6),
+        (2, 1, (3, 3), 3, 1), (2, 1, (1, 40), 3, 1),
+    ]
+    for i, (c, mult, (h, w), k, padding) in enumerate(cases):
+        x = randn((2, c, h, w), dtype, 700 + i)
+        wt = randn((c * mult, 1, k, k), dtype, 750 + i)
+        b = randn(c * mult, dtype, 800 + i) if i % 2 == 0 else None
+        check_conv2d(x, wt, b, stride=2, padding=padding, groups=c)
+        wide = randn((2, c, h, w + 3), dtype, 850 + i)
+        check_conv2d(wide[:, :, :, 1:-2], wt, b, stride=2, padding=padding, groups=c)  # rows w + 3 apart
+    x = randn((1, 2, 12, 37), dtype, 900)
+    x[0, 0, 0, 0], x[0, 0, 5, 36], x[0, 1, 11, 35], x[0, 1, 6, 17] = np.nan, np.inf, -np.inf, np.nan
+    for k in (3, 5):
+        check_conv2d(x, randn((2, 1, k, k), dtype, 901 + k), None, stride=2, padding=k // 2, groups=2)
+    x, wt = randn((1, 3, 61, 45), dtype, 910), randn((3, 1, 5, 5), dtype, 911)
+    assert_same_for_thread_counts(lambda: check_conv2d(x, wt, None, stride=2, padding=2, groups=3)[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_small_planes(dtype):
     """Depthwise layers with small planes (MobileNet's 14x14 and 7x7) run with one channel per
     vector lane where the ISA has that kernel: channel counts around the lane count, strides,

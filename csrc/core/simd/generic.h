@@ -149,6 +149,12 @@ struct Vec {
     for (int i = 0; i < width / 2; ++i) v.lane[i] = a.lane[2 * i], v.lane[width / 2 + i] = b.lane[2 * i];
     return v;
   }
+  // a1 a3 ... b1 b3 ...
+  friend Vec odd_lanes(Vec a, Vec b) {
+    Vec v;
+    for (int i = 0; i < width / 2; ++i) v.lane[i] = a.lane[2 * i + 1], v.lane[width / 2 + i] = b.lane[2 * i + 1];
+    return v;
+  }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
     for (int i = 0; i < width; ++i) {

@@ -16,6 +16,7 @@
 //   Vec<T>::lanes_between(lo, hi)      Mask of lanes lo <= i < hi
 //   Vec<T>::load_even(p)               p[0], p[2], ..., p[2*width - 2]
 //   even_lanes(a, b)                   a0 a2 ... b0 b2 ... (load_even of a vector pair)
+//   odd_lanes(a, b)                    a1 a3 ... b1 b3 ...
 //   interleave(a, b, &lo, &hi)         a0 b0 a1 b1 ... split into two vectors
 //   v.store(p), v.store_partial(p, n)
 //   + - * / and unary -, fmadd(a, b, c) = a*b + c, fnmadd(a, b, c) = c - a*b
