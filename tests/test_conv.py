@@ -940,6 +940,9 @@ def test_conv2d_module_reuses_its_checks_only_for_a_like_call(kind):
     for shape in [(2, 4, 7, 7), (2, 4, 7, 7), (1, 4, 5, 9), (1, 4, 5, 9), (4, 6, 6), (4, 6, 6), (0, 4, 5, 5)]:
         x = torch.randn(*shape)
         assert_close(ours(given(x)), theirs(x).detach(), **t)
+        if kind == "numpy" and shape[0]:
+            # The layer's own Parameter bias is kept: a like call goes straight to the kernel.
+            assert ours.__dict__["_plan_memo"][0] is not None
     with pytest.raises(tops.ShapeError, match="expected input.* to have 4 channels, but got 3 channels"):
         ours(np.zeros((1, 3, 7, 7), np.float32))
     x = torch.randn(2, 4, 7, 7)

@@ -313,7 +313,7 @@ def conv2d_repeated(memo: list, input, weight, bias, stride, padding, dilation, 
         return run_conv2d(last.plan, input, weight, last.kernel_bias)
     x, w, b, plan = _cached_conv2d_plan(input, weight, bias, stride, padding, dilation, groups)
     if (x is input and isinstance(w, PackedConvWeight) and w is weight
-            and (bias is None or (isinstance(bias, np.ndarray) and (b is bias or b.base is bias)))
+            and (bias is None or _views_all_of(b, bias))
             and type(stride) in _KEPT_ARGUMENTS and type(padding) in _KEPT_ARGUMENTS
             and type(dilation) in _KEPT_ARGUMENTS and type(groups) is int):
         memo[0] = _KeptCall(weakref.ref(weight), bias, stride, padding, dilation, groups, input.shape, input.dtype, b,
@@ -322,6 +322,19 @@ def conv2d_repeated(memo: list, input, weight, bias, stride, padding, dilation, 
 
 
 _KEPT_ARGUMENTS = (int, str, tuple)
+
+
+def _views_all_of(view: np.ndarray, array) -> bool:
+    """view is array, or a plain view of exactly array's elements (as float_array makes of
+    a Parameter, whose own base is the array it marks): the kernel then reads every later
+    in-place change of array."""
+    if view is array:
+        return True
+    if not isinstance(array, np.ndarray) or view.base is None:
+        return False
+    owner = array if array.base is None else array.base
+    return (view.base is owner and view.shape == array.shape and view.strides == array.strides
+            and view.__array_interface__["data"][0] == array.__array_interface__["data"][0])
 
 
 # conv2d's kept call per packed filter (conv2d_repeated): a loop that passes the same packed
