@@ -65,11 +65,57 @@ inline void copy_run(T* __restrict out, const T* __restrict row, int64_t ix0, in
   }
 }
 
+// Runs of at most one vector, with unit column steps (the phases of a transposed convolution
+// on small planes: DCGAN's 4 x 4 images give runs of 4 pixels): what a run reads for each tap,
+// found once per panel instead of once per K row. Run r of tap t reads lanes [lo, hi) from
+// the channel's plane at `source` (none: lo == hi) into `length` panel elements at dst.
+struct ShortRunRead {
+  int64_t source, dst, lo, hi, length;
+};
+constexpr int64_t kMaxShortRunReads = 256;
+
+template <class T>
+bool short_runs(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count) {
+  if (v.stride_x != 1 || v.col_stride != 1 || run_count * v.taps_y * v.taps_x > kMaxShortRunReads) return false;
+  for (int64_t r = 0; r < run_count; ++r)
+    if (runs[r].length > Vec<T>::width) return false;
+  return true;
+}
+
+template <class T>
+void pack_short_runs(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
+                     int64_t nr, T* dst) {
+  const int64_t taps = v.taps_y * v.taps_x;
+  ShortRunRead reads[kMaxShortRunReads];
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t r = 0; r < run_count; ++r) {
+      const PixelRun& run = runs[r];
+      ShortRunRead& e = reads[t * run_count + r];
+      const int64_t iy = run.y * v.stride_y + v.row_offset[t / v.taps_x];
+      const int64_t ix0 = run.x * v.stride_x + v.col_offset[t % v.taps_x];
+      const bool inside = run.kind != PixelRun::padding && iy >= 0 && iy < v.h;
+      e.source = inside ? run.image_offset + iy * v.row_stride + ix0 : 0;
+      e.lo = inside ? -ix0 : 0;
+      e.hi = inside ? std::min(v.w - ix0, run.length) : 0;
+      e.dst = run.dst;
+      e.length = run.length;
+    }
+  int64_t channel = k0 / taps, tap = k0 % taps;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const T* plane = v.input + channel * v.channel_stride;
+    T* d = dst + kk * nr;
+    for (const ShortRunRead* e = reads + tap * run_count; e != reads + (tap + 1) * run_count; ++e)
+      load_lanes(plane + e->source, e->lo, e->hi).store_partial(d + e->dst, e->length);
+    if (++tap == taps) tap = 0, ++channel;
+  }
+}
+
 template <class T>
 void pack_im2col(const Im2colView<T>& v, const PixelRun* runs, int64_t run_count, int64_t k0, int64_t kc,
                  int64_t nr, T* dst) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
+  if (short_runs(v, runs, run_count)) return pack_short_runs(v, runs, run_count, k0, kc, nr, dst);
   const int64_t taps = v.taps_y * v.taps_x;
   const bool unit_step = v.stride_x == 1 && v.col_stride == 1;
   int64_t channel = k0 / taps, tap = k0 % taps;
