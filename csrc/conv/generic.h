@@ -405,20 +405,20 @@ void depthwise3x3(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row
 // row serve both taps. A band of R output rows walks its (R - 1) * 2 + K input rows once,
 // each deinterleaved vector feeding every output row whose window covers it. The padded path
 // below first copied every input row into zero-bordered phase rows, one call per row: at 28
-// outputs a row that copy took half the time (144 planes of 56 x 56, 3x3: 206 us; here 90).
+// outputs a row that copy took half the time (144 planes of 56 x 56, 3x3: 206 us; here 79).
 // MASKED blocks (a row's ends) load only the lanes inside the row.
-template <class T, int K>
+template <int K>
 constexpr int kS2Windows = (K + 1) / 2;
 
 // For vector j of a block from column ox0, the lanes of window m's two loads that lie inside
 // the row: the same for every row of the plane, so found once per column block.
 template <class T, int K>
 struct S2Masks {
-  typename Vec<T>::Mask low[kS2Windows<T, K>][2], high[kS2Windows<T, K>][2];
+  typename Vec<T>::Mask low[kS2Windows<K>][2], high[kS2Windows<K>][2];
   S2Masks(const DepthwisePlane<T>& p, int64_t ox0) {
     using V = Vec<T>;
     constexpr int64_t W = V::width;
-    for (int m = 0; m < kS2Windows<T, K>; ++m)
+    for (int m = 0; m < kS2Windows<K>; ++m)
       for (int j = 0; j < 2; ++j) {
         const int64_t c = 2 * ox0 - p.pad_w + 2 * m + 2 * j * W;
         low[m][j] = V::lanes_between(-c, p.w - c);
@@ -453,7 +453,7 @@ template <class T, int K, int R, int NV, bool MASKED>
     if (iy < 0 || iy >= p.h) continue;
     const T* row = p.input + iy * p.row_stride + c0;
 #pragma GCC unroll 3
-    for (int m = 0; m < kS2Windows<T, K>; ++m) {
+    for (int m = 0; m < kS2Windows<K>; ++m) {
 #pragma GCC unroll 2
       for (int j = 0; j < NV; ++j) {
         const T* at = row + 2 * m + 2 * j * W;
