@@ -264,11 +264,13 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     // kGatherChannels output channels (a task per group would leave the other threads idle
     // at groups = 1), then packed a phase per task.
     constexpr int64_t kGatherChannels = 16;
-    std::vector<std::vector<T>> matrices(static_cast<size_t>(phase_sets));
+    // Left uninitialised: the gather writes every element (zeroing 8 MB first took 6% of a
+    // DCGAN layer's call at batch 1).
+    std::vector<std::unique_ptr<T[]>> matrices(static_cast<size_t>(phase_sets));
     std::vector<T*> starts(static_cast<size_t>(phase_sets));
     for (int64_t set = 0; set < phase_sets; ++set) {
-      matrices[size_t(set)].resize(size_t(cog * cig) * phase_taps[size_t(set % phases)].size());
-      starts[size_t(set)] = matrices[size_t(set)].data();
+      matrices[size_t(set)].reset(new T[size_t(cog * cig) * phase_taps[size_t(set % phases)].size()]);
+      starts[size_t(set)] = matrices[size_t(set)].get();
     }
     const int64_t parts = ceil_div(cog, kGatherChannels);
     parallel_for(0, groups * parts, 1, [&](int64_t t0, int64_t t1) {
@@ -281,7 +283,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
       for (int64_t set = t0; set < t1; ++set) {
         const int64_t k = cig * int64_t(phase_taps[size_t(set % phases)].size());
         f->panels[size_t(set)] =
-            std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{matrices[size_t(set)].data(), k, 1});
+            std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{matrices[size_t(set)].get(), k, 1});
       }
     });
   }
