@@ -160,6 +160,16 @@ template <bool Stream, class T>
   else v.store(y);
 }
 
+// Runs block(i, lanes, streaming tag) over y[0, n) a vector at a time: first the alignment
+// peel with ordinary stores, then whole vectors (streamed when Stream) and the tail.
+template <bool Stream, class T, class Block>
+[[gnu::always_inline]] inline void store_blocks(const T* y, int64_t n, const Block& block) {
+  constexpr int64_t W = Vec<T>::width;
+  int64_t i = alignment_peel<Stream>(y, n);
+  if (i > 0) block(int64_t(0), i, std::false_type{});
+  for (; i < n; i += W) block(i, std::min(W, n - i), std::bool_constant<Stream>{});
+}
+
 // y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant
 // run normalises to exactly shift) and x - mean exact when x is near a large mean.
 template <Activation A, bool Stream, class T>
@@ -218,14 +228,10 @@ void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scal
   with_activation(act, [&](auto tag) {
     constexpr Activation A = decltype(tag)::value;
     with_stores(stream, [&](auto stores) {
-      constexpr bool S = decltype(stores)::value;
-      const auto block = [&](int64_t i, int64_t k, auto s) {
+      store_blocks<decltype(stores)::value>(y, n, [&](int64_t i, int64_t k, auto s) {
         const auto load = [&](const T* p) { return k == W ? V::load(p + i) : V::load_partial(p + i, k); };
         put<decltype(s)::value>(y + i, activate<A>(fmadd(load(x) - load(mean), load(scale), load(shift))), k);
-      };
-      int64_t i = alignment_peel<S>(y, n);
-      if (i > 0) block(0, i, std::false_type{});
-      for (; i < n; i += W) block(i, std::min(W, n - i), std::bool_constant<S>{});
+      });
     });
   });
 }
@@ -246,32 +252,28 @@ template <Activation A, bool HasWeight, bool HasBias, bool Stream, class T>
   put<Stream>(y + i, activate<A>(z), lanes);
 }
 
-// Calls body(activation tag, has-weight tag, has-bias tag, streaming tag): one loop per
-// combination.
+// Calls body(activation tag, has-weight tag, has-bias tag): one loop per combination.
 template <class T, class Body>
-void with_affine(Activation act, bool stream, const T* weight, const T* bias, const Body& body) {
+void with_affine(Activation act, const T* weight, const T* bias, const Body& body) {
   with_activation(act, [&](auto a) {
-    with_stores(stream, [&](auto s) {
-      if (weight && bias) body(a, std::true_type{}, std::true_type{}, s);
-      else if (weight) body(a, std::true_type{}, std::false_type{}, s);
-      else if (bias) body(a, std::false_type{}, std::true_type{}, s);
-      else body(a, std::false_type{}, std::false_type{}, s);
-    });
+    if (weight && bias) body(a, std::true_type{}, std::true_type{});
+    else if (weight) body(a, std::true_type{}, std::false_type{});
+    else if (bias) body(a, std::false_type{}, std::true_type{});
+    else body(a, std::false_type{}, std::false_type{});
   });
 }
 
 template <class T>
 void normalize_affine(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias, Activation act,
                       bool stream) {
-  constexpr int64_t W = Vec<T>::width;
-  with_affine(act, stream, weight, bias, [&](auto a, auto has_weight, auto has_bias, auto stores) {
-    constexpr Activation A = decltype(a)::value;
+  with_affine(act, weight, bias, [&](auto a, auto has_weight, auto has_bias) {
     const Vec<T> m(mean), r(rstd);
-    int64_t i = alignment_peel<decltype(stores)::value>(y, n);
-    if (i > 0) normalize_affine_block<A, has_weight, has_bias, false>(x, y, 0, i, m, r, weight, bias);
-    for (; i < n; i += W)
-      normalize_affine_block<A, has_weight, has_bias, decltype(stores)::value>(x, y, i, std::min(W, n - i), m, r,
-                                                                               weight, bias);
+    with_stores(stream, [&](auto stores) {
+      store_blocks<decltype(stores)::value>(y, n, [&](int64_t i, int64_t lanes, auto s) {
+        normalize_affine_block<decltype(a)::value, has_weight, has_bias, decltype(s)::value>(x, y, i, lanes, m, r,
+                                                                                              weight, bias);
+      });
+    });
   });
 }
 
@@ -280,7 +282,7 @@ void normalize_affine(const T* x, T* y, int64_t n, T mean, T rstd, const T* weig
 template <class T>
 void normalize_affine_with_moments(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight, const T* bias,
                                    Activation act, const T* next, Moments* next_moments) {
-  with_affine(act, false, weight, bias, [&](auto a, auto has_weight, auto has_bias, auto) {
+  with_affine(act, weight, bias, [&](auto a, auto has_weight, auto has_bias) {
     const Vec<T> m(mean), r(rstd);
     const T sum = simd::sum(next, n, [&](int64_t i, int64_t lanes) {
       normalize_affine_block<decltype(a)::value, has_weight, has_bias, false>(x, y, i, lanes, m, r, weight, bias);

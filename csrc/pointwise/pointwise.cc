@@ -1,7 +1,6 @@
 #include "pointwise/pointwise.h"
 
 #include <algorithm>
-#include <atomic>
 #include <string>
 
 #include "core/dispatch.h"
@@ -82,8 +81,9 @@ Loop<kOperands> make_loop(const TensorView* const (&inputs)[kOperands], const Te
 
 // Runs fn(offsets, out_begin, count) over every inner run, in parallel chunks of the flat
 // output range; offsets[k] is operand k's element offset of the run's first element.
+// streamed: fn writes with streaming stores, fenced once per chunk.
 template <int kOperands, class Fn>
-void for_each_run(const Loop<kOperands>& loop, const Fn& fn) {
+void for_each_run(const Loop<kOperands>& loop, bool streamed, const Fn& fn) {
   if (loop.numel == 0) return;
   const int inner_dim = loop.ndim - 1;
   const int64_t inner = loop.shape[inner_dim];
@@ -115,9 +115,7 @@ void for_each_run(const Loop<kOperands>& loop, const Fn& fn) {
         index[d] = 0;
       }
     }
-    // Streaming stores (large outputs) bypass the cache through write-combining buffers:
-    // one full fence per chunk makes them visible before the parallel region's join.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    fence_streamed_stores(streamed);
   });
 }
 
@@ -148,7 +146,7 @@ void run_unary(UnaryOp op, const TensorView& x, const TensorView& out, const Sca
   T* dst = out.ptr<T>();
   const int64_t inner_stride = loop.strides[0][loop.ndim - 1];
   const bool stream = use_streaming<T>(out);
-  for_each_run(loop, [&](const int64_t* offsets, int64_t pos, int64_t count) {
+  for_each_run(loop, stream, [&](const int64_t* offsets, int64_t pos, int64_t count) {
     kernel(in + offsets[0], inner_stride, dst + pos, count, p, stream);
   });
 }
@@ -166,7 +164,7 @@ void run_binary(BinaryOp op, const TensorView& a, const TensorView& b, const Ten
   Scalars<T> p;
   p.a = alpha;
   const bool stream = use_streaming<T>(out);
-  for_each_run(loop, [&](const int64_t* offsets, int64_t pos, int64_t count) {
+  for_each_run(loop, stream, [&](const int64_t* offsets, int64_t pos, int64_t count) {
     kernel(pa + offsets[0], sa, pb + offsets[1], sb, dst + pos, count, p, stream);
   });
 }
@@ -181,7 +179,7 @@ void run_where(const TensorView& cond, const TensorView& a, const TensorView& b,
   const T* pb = b.ptr<const T>();
   T* dst = out.ptr<T>();
   const int inner = loop.ndim - 1;
-  for_each_run(loop, [&](const int64_t* offsets, int64_t pos, int64_t count) {
+  for_each_run(loop, false, [&](const int64_t* offsets, int64_t pos, int64_t count) {
     kernel(pc + offsets[0], loop.strides[0][inner], pa + offsets[1], loop.strides[1][inner], pb + offsets[2],
            loop.strides[2][inner], dst + pos, count);
   });
@@ -197,7 +195,7 @@ void run_clamp(const TensorView& x, const TensorView& lo, const TensorView& hi, 
   const T* ph = hi.ptr<const T>();
   T* dst = out.ptr<T>();
   const int inner = loop.ndim - 1;
-  for_each_run(loop, [&](const int64_t* offsets, int64_t pos, int64_t count) {
+  for_each_run(loop, false, [&](const int64_t* offsets, int64_t pos, int64_t count) {
     kernel(px + offsets[0], loop.strides[0][inner], pl + offsets[1], loop.strides[1][inner], ph + offsets[2],
            loop.strides[2][inner], dst + pos, count);
   });
