@@ -50,6 +50,19 @@ def test_small_and_large_m_every_b_layout(dtype, m):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 40), (1, 100, 4100), (5, 33, 97), (14, 65, 33), (15, 31, 200),
+                                   (32, 70, 2100), (30, 16, 2050)])
+def test_small_m_row_major_b_in_k_blocks(dtype, m, k, n):
+    # A row-major B is swept a block of K rows at a time (16 or 32) across column chunks of
+    # 65536 / M elements: K on both sides of a block, N past a chunk and off the panel width.
+    a, b = randn((m, k), dtype, 50), randn((k, n), dtype, 51)
+    bias = randn((n,), dtype, 52)
+    assert_close(tops.mm(a, b), torch.mm(T(a), T(b)), **tol(dtype, k))
+    assert_close(tops.addmm(bias, a, b, beta=0.5, alpha=2.0), torch.addmm(T(bias), T(a), T(b), beta=0.5, alpha=2.0),
+                 **tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_mm_layouts(dtype):
     a, b = randn((19, 23), dtype, 5), randn((23, 37), dtype, 6)
     expected = torch.mm(T(a), T(b))
@@ -288,6 +301,8 @@ def test_results_identical_for_any_thread_count(dtype, threads):
         lambda: tops.matmul(randn((4, 33, 40), dtype, 38), randn((40, 70), dtype, 39)),
         lambda: tops.bmm(randn((3, 40, 50), dtype, 40), randn((3, 50, 200), dtype, 41)),
         lambda: tops.linear(randn((9, 300), dtype, 36), tops.pack_linear_weight(randn((290, 300), dtype, 37))),
+        # Small M with a row-major B: the threads split N inside a column chunk.
+        lambda: tops.mm(randn((7, 100), dtype, 47), randn((100, 2100), dtype, 48)),
     ]
     for case in cases:
         tops.set_num_threads(1)

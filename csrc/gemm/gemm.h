@@ -25,7 +25,8 @@
 // Small M (1..32 rows, batch-1 inference) skips the loop nest: the weight is streamed once.
 // When B is a linear weight W[N, K] read as W^T (unit K stride), each output is a dot
 // product of an A row with a W row, computed for a few rows of A and of W at a time; when B
-// has unit N stride, the microkernel reads B rows in place. A weight used many times can be
+// has unit N stride, the microkernel reads B in place, a block of K rows at a time swept along
+// the rows (each row a sequential stream). A weight used many times can be
 // packed once (PackedB) and the microkernel then streams the packed panels.
 //
 // C++ callers (convolution) describe each product as a GemmProblem: A as a strided matrix or
@@ -228,6 +229,7 @@ struct KernelSet {
   int64_t kc, mc, nc;                  // cache blocking
   int64_t small_m;                     // M up to this takes the streaming paths
   int64_t rowdot_max_m;                // ... and up to this, with B = W^T, the dot products
+  int64_t stream_kc;                   // rows of a row-major B per sweep of the small-M path
   // C[rows, nr] (= or +=) an A panel (pack_a layout: k-major, mr apart) times B (rows
   // b_step apart, nr wide); only the first n_valid columns are stored. micro[r] has r rows,
   // r in 1..mr.

@@ -516,6 +516,7 @@ KernelSet<T> make_kernel_set() {
   s.nc = Tl::NC;
   s.small_m = Tl::SMALL_M;
   s.rowdot_max_m = Tl::ROWDOT_MAX_M;
+  s.stream_kc = Tl::STREAM_KC;
   constexpr auto rows = std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{};
   const auto micro = micro_table<T, false>(rows);
   const auto micro_streaming = micro_table<T, true>(rows);

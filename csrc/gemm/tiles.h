@@ -9,6 +9,9 @@
 // ROWDOT_MAX_M: with B = W^T, M up to this uses the dot products; above it each W panel is
 // transposed into the microkernel's layout on the fly (fast only where transpose16 exists).
 //
+// STREAM_KC: rows of a row-major B per sweep along them in the small-M path (each row of
+// the block one prefetcher stream; more rows per sweep load and store C less often).
+//
 // WINDOW_IN_A: the kernel set has the window-as-A microkernels (micro_taps_window_a), with
 // which convolution puts output pixels in the tile's rows and output channels across the
 // lanes. Only with AVX-512's 14 rows: AVX2's 6-row tiles cut output rows into runs too short,
@@ -29,6 +32,9 @@
 //   AVX2 fp32 6x16 microkernel 115-118 (100% of the ymm peak); mm 1024 96.
 //   Linear W^T, M = 32, K/N 768/3072: dot products 103, panels transposed on the fly 114
 //     -> ROWDOT_MAX_M 16 on AVX-512 fp32; at M = 8 dot products 92 vs 59.
+//   mm with a row-major B, M = 1..32, K x N in {512 x 4096, 768 x 3072, 2048^2, 4096 x 512}:
+//     AVX-512 fp32 STREAM_KC 16 / 32 / 64: 32 best from M = 8 (M = 32: 1.5 vs 1.9 and 1.4 ms
+//     at 512 x 4096), equal below; AVX2 fp32: 16 best (M = 1: 0.38 vs 0.48 ms at 32).
 #pragma once
 
 #include <cstdint>
@@ -43,14 +49,14 @@ struct Tiles;
 template <>
 struct Tiles<float> {
   static constexpr int MR = 14, NV = 2;
-  static constexpr int64_t KC = 384, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 16;
+  static constexpr int64_t KC = 384, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 16, STREAM_KC = 32;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 4, ROWDOT_N_THIN = 8;
   static constexpr bool WINDOW_IN_A = true;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 14, NV = 2;
-  static constexpr int64_t KC = 256, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int64_t KC = 256, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 32;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 6, ROWDOT_N_THIN = 8;
   static constexpr bool WINDOW_IN_A = true;
 };
@@ -58,14 +64,14 @@ struct Tiles<double> {
 template <>
 struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = false;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = false;
 };
@@ -73,14 +79,14 @@ struct Tiles<double> {
 template <>
 struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = false;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = false;
 };

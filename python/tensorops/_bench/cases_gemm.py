@@ -1,7 +1,8 @@
 """Matrix products: compute-bound, rated in GFLOP/s (2*M*N*K per product). Square mm from
 256 to 2048, BERT-base linear layers (K, N in {768, 3072}) at batch rows M = 1, 8 and 32
 with the weight as torch stores it ([N, K]; tensorops packs it once, as nn.Linear does, and
-onnxruntime pre-packs it as a constant), and the attention-sized bmm."""
+onnxruntime pre-packs it as a constant), x @ W with a [K, N] weight passed per call at M = 1
+and 16, and the attention-sized bmm."""
 from __future__ import annotations
 
 import numpy as np
@@ -83,8 +84,24 @@ def _linear(m: int, k: int, n: int) -> Case:
     )
 
 
+def _row_major(m: int, k: int, n: int) -> Case:
+    """x @ W with W stored [K, N] and handed over on every call (NumPy-style code keeps its
+    weights this way): nothing is packed ahead, W streams from wherever it lies."""
+    return Case(
+        name=f"mm_M{m}_K{k}_N{n}",
+        family=FAMILY,
+        setup=lambda dtype: (randn((m, k), dtype, seed=1), randn((k, n), dtype, seed=2)),
+        tensorops=op("mm"),
+        torch=op("mm"),
+        numpy=np.matmul,
+        onnx=_onnx_matmul,
+        flops=lambda inputs: 2.0 * m * k * n,
+    )
+
+
 CASES = [
     *[_square(n) for n in (256, 512, 1024, 2048)],
+    *[_row_major(m, 768, 3072) for m in (1, 16)],
     *[_linear(m, k, n) for m in (1, 8, 32) for k, n in ((768, 768), (768, 3072), (3072, 768))],
     Case(
         name="bmm_12x128x64x128",
