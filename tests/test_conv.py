@@ -1379,3 +1379,37 @@ def test_depthwise_small_planes(dtype):
     assert_close(got, torch.relu(_torch(TF.conv2d, x, w, b, padding=1, groups=40) + T(r)), **tol(dtype, 9))
     check_conv2d(x[:, :, :, ::-1], w, b, padding=1, groups=40)  # rows not contiguous: the other kernel
     check_conv2d(np.ascontiguousarray(x[:, ::2]), w[::2], b[::2], padding=1, groups=20)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_products_of_few_small_images(dtype):
+    """A transposed convolution of a few images small next to its filter multiplies every
+    input pixel by the whole filter (read in place) and gathers each output's products: a
+    DCGAN-like 4x4 layer, a 1x1 latent under an 8x8 filter in chunks of images (20 images,
+    16 or 8 per chunk), groups with dilation, uneven strides and output padding, a kernel
+    wider than the input; bias, activation and residual; every input layout; a module whose
+    filter is packed keeps the dense weight for its latent-sized calls and packs for larger."""
+    cases = [((1, 64, 4, 4), (64, 32, 4, 4), dict(stride=2, padding=1)),
+             ((20, 4, 1, 1), (4, 256, 8, 8), dict()),
+             ((2, 48, 2, 3), (48, 20, 3, 5), dict(groups=2, stride=(2, 3), dilation=(2, 1), padding=(1, 2),
+                                                 output_padding=(1, 0))),
+             ((3, 16, 2, 2), (16, 8, 5, 5), dict(padding=1))]
+    for i, (x_shape, w_shape, kwargs) in enumerate(cases):
+        x, w = randn(x_shape, dtype, 600 + i), randn(w_shape, dtype, 610 + i)
+        b = randn(w_shape[1] * kwargs.get("groups", 1), dtype, 620 + i)
+        for _, xv in layouts(x):
+            check_conv_transpose2d(xv, w, b, **kwargs)
+        check_conv_transpose2d(x, w, None, **kwargs)
+        got = assert_same_for_thread_counts(lambda: F.conv_transpose2d(x, w, b, **kwargs))
+        want = _torch(TF.conv_transpose2d, x, w, b, **kwargs)
+        r = randn(want.shape, dtype, 630 + i)
+        assert_close(F.conv_transpose2d(x, w, b, activation="gelu", residual=r, **kwargs),
+                     TF.gelu(want + T(r)), **tol(dtype, w_shape[0] * w_shape[2] * w_shape[3]))
+        assert_close(F.conv_transpose2d(x, w, b, activation="relu", **kwargs), TF.relu(want),
+                     **tol(dtype, w_shape[0] * w_shape[2] * w_shape[3]))
+    reference = torch.nn.ConvTranspose2d(4, 256, 8).to(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
+    layer = tnn.ConvTranspose2d(4, 256, 8, dtype=dtype)
+    layer.load_state_dict(reference.state_dict())
+    for x_shape in [(20, 4, 1, 1), (2, 4, 9, 11), (20, 4, 1, 1)]:
+        x = randn(x_shape, dtype, 640)
+        assert_close(layer(x), reference(T(x)).detach(), **tol(dtype, 4 * 64))

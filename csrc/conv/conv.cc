@@ -4,6 +4,7 @@
 #include "conv/conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -139,6 +140,9 @@ struct PackedConvWeight::Filters {
   // Transposed only: the phases with taps; panels[(g * rows + i) * cols + j] serves row
   // phase row_phases.phases[i] and column phase col_phases.phases[j].
   AxisPhases row_phases, col_phases;
+  // Transposed, kept for many calls: the weight itself, dense, for the calls on images so
+  // few and small that the products path is cheaper (prefers_filter_in_place).
+  std::vector<T> dense;
   std::vector<T> depthwise_taps;                  // depthwise only: [C_out, KH * KW]
   // Depthwise with one output channel per input channel, where the kernel set has a
   // depthwise_channels kernel: the taps as [C_out / lanes][KH * KW][lanes], zero-padded.
@@ -214,6 +218,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   // Transposed: w is [C_in, C_out/g, KH, KW]; phase (ry, rx) of group g multiplies
   // A[co, (ci, ty, tx)] = w[g*C_in/g + ci, co, row_taps[ty], col_taps[tx]].
   const int64_t cig = weight.shape[0] / groups, cog = weight.shape[1];
+  if (sets == PackedConvWeight::Panels::all) f->dense.assign(w.data(), w.data() + weight.numel());
   f->row_phases = axis_phases(kh, stride[0], padding[0], dilation[0]);
   f->col_phases = axis_phases(kw, stride[1], padding[1], dilation[1]);
   const int64_t row_sets = int64_t(f->row_phases.taps.size()), col_sets = int64_t(f->col_phases.taps.size());
@@ -601,7 +606,7 @@ struct ShiftedGeometry {
 };
 
 template <class T>
-ShiftedGeometry<T> shifted_geometry(const TensorView& input, const std::array<int64_t, 4>& ws, int64_t groups,
+ShiftedGeometry<T> shifted_geometry(const TensorView& input, const Shape4& ws, int64_t groups,
                                     const gemm::KernelSet<T>& ks, const TensorView& out, const ConvArgs& args) {
   ShiftedGeometry<T> s;
   const int64_t cig = ws[1], cog = ws[0] / groups, kh = ws[2], kw = ws[3], oh = out.shape[2], ow = out.shape[3];
@@ -895,10 +900,10 @@ void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const
   });
 }
 
-// conv_transpose2d with a residual: the residual, then the activation, over the finished
-// output planes.
+// The residual, then the activation, over finished output planes (conv_transpose2d with a
+// residual, whose tiles are not in output coordinates, and the filter-in-place path).
 template <class T>
-void residual_pass(const Operands<T>& o, const TensorView& out, const ConvArgs& args) {
+void late_epilogue(const Operands<T>& o, const TensorView& out, const ConvArgs& args) {
   const gemm::KernelSet<T>& gemm_kernels = gemm::active_kernels().get<T>();
   const int64_t batch = out.shape[0], cout = out.shape[1], ohw = out.shape[2] * out.shape[3];
   parallel_for(0, batch * cout, 1, [&](int64_t p0, int64_t p1) {
@@ -1051,7 +1056,149 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
     }
     fence_streamed_stores(stream);
   });
-  if (late_residual) residual_pass(o, out, args);
+  if (late_residual) late_epilogue(o, out, args);
+}
+
+// conv_transpose2d of images small next to the filter, with the filter read where it lies
+// (a weight given as an array, or the dense copy a module keeps). Every input pixel times
+// the whole filter,
+//   P[(n, iy, ix), (co, ky, kx)] = sum over ci of x[n, ci, iy, ix] * w[ci, co, ky, kx],
+// is one GEMM per group and chunk of images: the chunk's pixels as M rows (a small
+// transposed copy of the input) times the filter as the [C_in/g, C_out/g * KH * KW] matrix
+// it already is, which the small-M path streams in place. Each output then gathers its
+// products (oy = iy*s - p + ky*d, and across): at most ceil(KH/s) x ceil(KW/s) of them,
+// read, never scatter-added. The phase path instead packs the filter into stride-phase
+// panels first, several passes over it (for a 512 -> 256 channel 4x4 filter, 8 MB, and one
+// 4x4 image, three times the product), and multiplies every output pixel by its phase's
+// taps, those that read padding included (a 1x1 latent under a 4x4 filter: 15 of 16).
+// prefers_filter_in_place weighs the two. P holds one group's products for a chunk of images: at most this many bytes (it stays in
+// L2 from the GEMM that writes it to the gathers that read it). One image's must fit.
+constexpr int64_t kFilterInPlaceMaxBytes = int64_t(1) << 20;
+
+// The pairs (kernel tap, input index) that output index o of one axis reads, for every o:
+// pairs [start[o], start[o + 1]).
+struct AxisGather {
+  std::vector<int64_t> start, tap, index;
+};
+
+AxisGather axis_gather(int64_t out_size, int64_t in_size, int64_t kernel, int64_t stride, int64_t padding,
+                       int64_t dilation) {
+  AxisGather a;
+  a.start.push_back(0);
+  for (int64_t o = 0; o < out_size; ++o) {
+    for (int64_t k = 0; k < kernel; ++k) {
+      const int64_t at = o + padding - k * dilation;
+      if (at >= 0 && at % stride == 0 && at / stride < in_size) a.tap.push_back(k), a.index.push_back(at / stride);
+    }
+    a.start.push_back(int64_t(a.tap.size()));
+  }
+  return a;
+}
+
+template <class T>
+int64_t images_per_chunk(const TensorView& input, const Shape4& ws) {
+  const int64_t image = input.shape[2] * input.shape[3] * ws[1] * ws[2] * ws[3];
+  return kFilterInPlaceMaxBytes / int64_t(sizeof(T)) / std::max<int64_t>(image, 1);
+}
+
+// Moving an element (packing a filter element, or writing a product and gathering it back)
+// costs about this many multiply-adds of the GEMM. Measured, float32, one thread: packing a
+// 512 -> 256 channel 4x4 filter (2 M elements) took ~2.5 ms, ~90 multiply-adds each at 150
+// GFLOP/s; 256 -> 128 channels at 8x8, 4 images (as many products as filter elements), the
+// two paths tied with the phase path packing its filter, and 64 -> 32 at 16x16 (4x as many
+// products) the phase path was 1.3x faster.
+constexpr double kMacsPerElementMoved = 64;
+
+// The multiply-adds along one axis of the phase path: every output index takes every tap
+// of its stride phase, the taps that read padding included.
+double phase_taps_along(int64_t out_size, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  double taps = 0;
+  for (int64_t r = 0; r < std::min(stride, out_size); ++r) {
+    int64_t reaching = 0;
+    for (int64_t k = 0; k < kernel; ++k) reaching += ((r + padding - k * dilation) % stride + stride) % stride == 0;
+    taps += double(reaching) * double((out_size - r + stride - 1) / stride);
+  }
+  return taps;
+}
+
+// Whether the products path (conv_transpose2d_filter_in_place) is cheaper than the phase
+// path, counted in multiply-adds: it multiplies every input pixel by every tap and moves
+// each product twice; the phase path multiplies every output pixel by the taps of its phase
+// (padding included: a 1x1 input under a 4x4 filter is 15/16 padding) and, with a filter not
+// packed yet, packs it first.
+template <class T>
+bool prefers_filter_in_place(const TensorView& input, const Shape4& ws, const TensorView& out, const ConvArgs& args,
+                             bool filter_packed) {
+  if (images_per_chunk<T>(input, ws) == 0) return false;
+  const double pixels = double(input.shape[0] * input.shape[2] * input.shape[3]), cin = double(input.shape[1]);
+  const double cog = double(ws[1]), taps = double(ws[2] * ws[3]), cout = cog * double(args.groups);
+  const double in_place = pixels * cin * cog * taps + kMacsPerElementMoved * pixels * cout * taps;
+  const double phase = double(input.shape[0]) * cout * (cin / double(args.groups)) *
+                           phase_taps_along(out.shape[2], ws[2], args.stride[0], args.padding[0], args.dilation[0]) *
+                           phase_taps_along(out.shape[3], ws[3], args.stride[1], args.padding[1], args.dilation[1]) +
+                       (filter_packed ? 0 : kMacsPerElementMoved * cin * cog * taps);
+  return in_place < phase;
+}
+
+// filter: the dense [C_in, C_out/g, KH, KW] weight of shape ws.
+template <class T>
+void conv_transpose2d_filter_in_place(const TensorView& input, const T* filter, const Shape4& ws,
+                                      const TensorView& out, const ConvArgs& args) {
+  const Operands<T> o = operands_of<T>(input, out, args);
+  const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3], hw = h * w;
+  const int64_t groups = args.groups, cig = input.shape[1] / groups, cog = ws[1];
+  const int64_t kh = ws[2], kw = ws[3], taps = kh * kw, columns = cog * taps;
+  const int64_t cout = cog * groups, oh = out.shape[2], ow = out.shape[3], ohw = oh * ow;
+  if (batch == 0 || cout == 0 || ohw == 0) return;
+  // Output pixel q of an image sums its products at image + offsets[start[q] .. start[q + 1])
+  // (image: the image's products of its output channel), rows of taps in increasing order.
+  std::vector<int64_t> start(static_cast<size_t>(ohw + 1)), offsets;
+  {
+    const AxisGather rows = axis_gather(oh, h, kh, args.stride[0], args.padding[0], args.dilation[0]);
+    const AxisGather cols = axis_gather(ow, w, kw, args.stride[1], args.padding[1], args.dilation[1]);
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        for (int64_t r = rows.start[size_t(oy)]; r < rows.start[size_t(oy) + 1]; ++r)
+          for (int64_t c = cols.start[size_t(ox)]; c < cols.start[size_t(ox) + 1]; ++c)
+            offsets.push_back((rows.index[size_t(r)] * w + cols.index[size_t(c)]) * columns +
+                              rows.tap[size_t(r)] * kw + cols.tap[size_t(c)]);
+        start[size_t(oy * ow + ox + 1)] = int64_t(offsets.size());
+      }
+  }
+  const int64_t chunk = std::min(batch, images_per_chunk<T>(input, ws));
+  // A's column ci: input channel ci of the group over the chunk's pixels.
+  std::vector<T> pixels_by_channel(static_cast<size_t>(cig * chunk * hw));
+  std::vector<T> products(static_cast<size_t>(chunk * hw * columns));
+  const int64_t* xs = input.strides;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+      const int64_t images = std::min(chunk, batch - n0), pixels = images * hw;
+      for (int64_t ci = 0; ci < cig; ++ci) {
+        T* to = pixels_by_channel.data() + ci * pixels;
+        for (int64_t n = n0; n < n0 + images; ++n)
+          for (int64_t iy = 0; iy < h; ++iy)
+            for (int64_t ix = 0; ix < w; ++ix)
+              *to++ = o.input[n * xs[0] + (g * cig + ci) * xs[1] + iy * xs[2] + ix * xs[3]];
+      }
+      gemm::gemm<T>(pixels, columns, cig, gemm::MatrixRef<T>{pixels_by_channel.data(), 1, pixels},
+                    gemm::MatrixRef<T>{filter + g * cig * columns, columns, 1}, products.data(), columns);
+      parallel_for(0, images * cog, 1, [&](int64_t p0, int64_t p1) {
+        for (int64_t plane = p0; plane < p1; ++plane) {
+          const int64_t n = plane / cog, co = plane % cog;
+          const T bias = o.bias ? o.bias[(g * cog + co) * o.bias_stride] : T(0);
+          const T* image = products.data() + n * hw * columns + co * taps;
+          T* dst = o.out + ((n0 + n) * cout + g * cog + co) * ohw;
+          const int64_t* offset = offsets.data();
+          for (int64_t q = 0; q < ohw; ++q) {
+            T sum = 0;
+            for (const int64_t* end = offsets.data() + start[size_t(q) + 1]; offset < end; ++offset)
+              sum += image[*offset];
+            dst[q] = sum + bias;
+          }
+        }
+      });
+    }
+  if (o.residual || args.activation != gemm::Activation::none) late_epilogue(o, out, args);
 }
 
 template <class T>
@@ -1066,6 +1213,8 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   const int64_t sh = args.stride[0], sw = args.stride[1];
   const int64_t* xs = input.strides;
   if (batch == 0 || cout == 0 || ohw == 0) return;
+  if (!filters.dense.empty() && prefers_filter_in_place<T>(input, weight.weight_shape(), out, args, true))
+    return conv_transpose2d_filter_in_place<T>(input, filters.dense.data(), weight.weight_shape(), out, args);
   // (A filter packed for one call holds the window panels exactly when this path takes
   // them: see pack_for_call.)
   if (!filters.window_panels.empty()) {
@@ -1184,29 +1333,27 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
     }
     fence_streamed_stores(stream);
   });
-  if (late_residual) residual_pass(o, out, args);
+  if (late_residual) late_epilogue(o, out, args);
 }
 
-void check_call(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args,
-                const char* op, bool transposed) {
-  TENSOROPS_CHECK(weight.transposed() == transposed,
-                  std::string(op) + ": the packed weight was made for " + (transposed ? "conv2d" : "conv_transpose2d"));
+// What every call relies on, whichever form its filter takes: weight_shape is the
+// [C_out, C_in/g, KH, KW] or (transposed) [C_in, C_out/g, KH, KW] filter's.
+void check_call(const TensorView& input, const Shape4& ws, DType weight_dtype, const TensorView& out,
+                const ConvArgs& args, const char* op, bool transposed) {
   TENSOROPS_CHECK(input.ndim == 4 && out.ndim == 4, std::string(op) + ": input and output must be 4-D");
-  TENSOROPS_CHECK(input.dtype == weight.dtype() && out.dtype == weight.dtype(),
+  TENSOROPS_CHECK(input.dtype == weight_dtype && out.dtype == weight_dtype,
                   std::string(op) + ": input, weight and output must share a dtype");
   TENSOROPS_CHECK(out.is_contiguous(), std::string(op) + ": output must be C-contiguous");
-  TENSOROPS_CHECK(args.groups == weight.groups(), std::string(op) + ": groups differ from the packed weight's");
-  const auto& ws = weight.weight_shape();
-  const int64_t in_channels = transposed ? ws[0] : ws[1] * weight.groups();
+  TENSOROPS_CHECK(args.groups >= 1 && ws[0] % args.groups == 0,
+                  std::string(op) + ": groups must be positive and divide the weight's first dimension");
+  const int64_t in_channels = transposed ? ws[0] : ws[1] * args.groups;
+  const int64_t out_channels = transposed ? ws[1] * args.groups : ws[0];
   TENSOROPS_CHECK(input.shape[1] == in_channels, std::string(op) + ": input channels do not match the weight");
-  TENSOROPS_CHECK(out.shape[0] == input.shape[0] && out.shape[1] == weight.out_channels(),
+  TENSOROPS_CHECK(out.shape[0] == input.shape[0] && out.shape[1] == out_channels,
                   std::string(op) + ": output shape does not match the input and weight");
   for (int i = 0; i < 2; ++i)
     TENSOROPS_CHECK(args.stride[i] >= 1 && args.dilation[i] >= 1 && args.padding[i] >= 0,
                     std::string(op) + ": stride and dilation must be positive and padding non-negative");
-  if (transposed)
-    TENSOROPS_CHECK(args.stride == weight.stride() && args.padding == weight.padding() && args.dilation == weight.dilation(),
-                    std::string(op) + ": stride, padding and dilation differ from the packed weight's");
   if (args.bias)
     TENSOROPS_CHECK(args.bias->ndim == 1 && args.bias->shape[0] == out.shape[1] && args.bias->dtype == out.dtype,
                     std::string(op) + ": bias must be a [C_out] array of the output's dtype");
@@ -1218,6 +1365,17 @@ void check_call(const TensorView& input, const PackedConvWeight& weight, const T
     TENSOROPS_CHECK(r.shape[2] <= 1 || r.shape[3] == 1 || r.strides[2] == r.strides[3] * r.shape[3],
                     std::string(op) + ": residual rows must fold into one (make it contiguous)");
   }
+}
+
+void check_call(const TensorView& input, const PackedConvWeight& weight, const TensorView& out, const ConvArgs& args,
+                const char* op, bool transposed) {
+  TENSOROPS_CHECK(weight.transposed() == transposed,
+                  std::string(op) + ": the packed weight was made for " + (transposed ? "conv2d" : "conv_transpose2d"));
+  TENSOROPS_CHECK(args.groups == weight.groups(), std::string(op) + ": groups differ from the packed weight's");
+  if (transposed)
+    TENSOROPS_CHECK(args.stride == weight.stride() && args.padding == weight.padding() && args.dilation == weight.dilation(),
+                    std::string(op) + ": stride, padding and dilation differ from the packed weight's");
+  check_call(input, weight.weight_shape(), weight.dtype(), out, args, op, transposed);
 }
 
 }  // namespace
@@ -1246,14 +1404,14 @@ PackedConvWeight::Panels panels_for_call(const TensorView& weight, bool transpos
     const AxisPhases cols = axis_phases(weight.shape[3], args.stride[1], args.padding[1], args.dilation[1]);
     window = transposed_window<T>(rows, cols, input, args.groups, weight.shape[1], out, args.stride).usable;
   } else {
-    const std::array<int64_t, 4> shape{weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]};
+    const Shape4 shape{weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]};
     window = shifted_geometry<T>(input, shape, args.groups, gemm::active_kernels().get<T>(), out, args).usable;
   }
   return window ? PackedConvWeight::Panels::shifted : PackedConvWeight::Panels::general;
 }
 
-}  // namespace
-
+// The filter of one call whose weight came as an array (packed per call, as torch's
+// functional convolutions reorder theirs): only the panel set that the call's path reads.
 std::unique_ptr<PackedConvWeight> pack_for_call(const TensorView& weight, const TensorView& input,
                                                 const TensorView& out, const ConvArgs& args, bool transposed) {
   auto panels = PackedConvWeight::Panels::all;
@@ -1266,6 +1424,23 @@ std::unique_ptr<PackedConvWeight> pack_for_call(const TensorView& weight, const 
   }
   return std::make_unique<PackedConvWeight>(weight, args.groups, transposed, args.stride, args.padding, args.dilation,
                                             panels);
+}
+
+}  // namespace
+
+void conv2d(const TensorView& input, const TensorView& weight, const TensorView& out, const ConvArgs& args) {
+  conv2d(input, *pack_for_call(weight, input, out, args, false), out, args);
+}
+
+void conv_transpose2d(const TensorView& input, const TensorView& weight, const TensorView& out, const ConvArgs& args) {
+  TENSOROPS_CHECK(weight.ndim == 4, "conv_transpose2d: weight must be 4-D");
+  const Shape4 ws{weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]};
+  check_call(input, ws, weight.dtype, out, args, "conv_transpose2d", true);
+  if (weight.dtype == DType::float32 && prefers_filter_in_place<float>(input, ws, out, args, false))
+    return conv_transpose2d_filter_in_place<float>(input, DenseWeight<float>(weight).data(), ws, out, args);
+  if (weight.dtype == DType::float64 && prefers_filter_in_place<double>(input, ws, out, args, false))
+    return conv_transpose2d_filter_in_place<double>(input, DenseWeight<double>(weight).data(), ws, out, args);
+  conv_transpose2d(input, *pack_for_call(weight, input, out, args, true), out, args);
 }
 
 }  // namespace tensorops::conv

@@ -51,6 +51,12 @@
 //     rows are assembled in order (columns interleaved from the column phases, bias added)
 //     and each plane's run of rows is stored whole, as aligned vectors that bypass the cache
 //     when the output is large.
+//   transposed, images small next to the filter (a generator's 1x1 latent or first 4x4
+//     layers at small batch): every input pixel times the whole filter is one GEMM with the
+//     filter read in place as B (no packing, no products of padding), and each output
+//     gathers its few products from that cache-sized result
+//     (conv_transpose2d_filter_in_place). A cost in multiply-adds picks it over the phase
+//     path per call.
 //
 // Threads: conv2d's shifted-window path splits (image, group, band of output rows, and part
 // of the output channels when that leaves a thread idle); its other paths hand gemm_batch
@@ -73,7 +79,8 @@
 
 namespace tensorops::conv {
 
-using Pair = std::array<int64_t, 2>;  // (height, width)
+using Pair = std::array<int64_t, 2>;    // (height, width)
+using Shape4 = std::array<int64_t, 4>;  // a filter's shape
 
 // Everything about one call that is not data. padding is (top, left); the bottom/right
 // padding is whatever the output size implies (asymmetric "same" padding, output_padding).
@@ -91,7 +98,7 @@ class PackedConvWeight {
  public:
   // The panel sets a conv2d filter with several taps holds: a filter kept for many calls (a
   // module's) holds both the shifted-window and the general path's; one packed for a single
-  // call (pack_for_call) holds only the set its path reads.
+  // call (a functional call's) holds only the set its path reads.
   enum class Panels { all, general, shifted };
   // weight: [C_out, C_in/groups, KH, KW], or [C_in, C_out/groups, KH, KW] when transposed.
   PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride, Pair padding, Pair dilation,
@@ -103,7 +110,7 @@ class PackedConvWeight {
   Pair stride() const { return stride_; }
   Pair padding() const { return padding_; }
   Pair dilation() const { return dilation_; }
-  const std::array<int64_t, 4>& weight_shape() const { return shape_; }
+  const Shape4& weight_shape() const { return shape_; }
   int64_t out_channels() const { return transposed_ ? shape_[1] * groups_ : shape_[0]; }
   bool depthwise() const { return depthwise_; }
   // One input channel per group and several groups: no reduction over channels, so the
@@ -123,7 +130,7 @@ class PackedConvWeight {
   int64_t groups_;
   bool transposed_, depthwise_;
   Pair stride_, padding_, dilation_;
-  std::array<int64_t, 4> shape_;
+  Shape4 shape_;
   std::unique_ptr<Filters<float>> f32_;
   std::unique_ptr<Filters<double>> f64_;
 };
@@ -143,10 +150,11 @@ void conv2d(const TensorView& input, const PackedConvWeight& weight, const Tenso
 void conv_transpose2d(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
                       const ConvArgs& args);
 
-// The filter of one call whose weight came as an array (packed per call, as torch's
-// functional convolutions reorder theirs): only the panel set that the call's path reads.
-std::unique_ptr<PackedConvWeight> pack_for_call(const TensorView& weight, const TensorView& input,
-                                                const TensorView& out, const ConvArgs& args, bool transposed);
+// The same with the weight as an array (a functional call): packed for this call (only the
+// panel set its path reads), or, for a transposed convolution of a few small images, read
+// where it lies (conv_transpose2d_filter_in_place in conv.cc).
+void conv2d(const TensorView& input, const TensorView& weight, const TensorView& out, const ConvArgs& args);
+void conv_transpose2d(const TensorView& input, const TensorView& weight, const TensorView& out, const ConvArgs& args);
 
 // ---- kernel tables (one per ISA, see generic.h) -------------------------------------------
 
