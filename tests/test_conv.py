@@ -1330,6 +1330,28 @@ def test_depthwise_padded_rows(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_5x5_7x7_stride1_windows(dtype):
+    """5x5 and 7x7 depthwise layers at stride 1 build each tap column's window from aligned
+    loads of the copied rows (AVX-512; the shared-rows block elsewhere): widths around one,
+    two and three vectors of 8 and 16 lanes, heights off the band of 4 rows, paddings from 0
+    to past the kernel's half, a channel multiplier, NaN and infinities at the row ends, and
+    any thread count."""
+    for k in (5, 7):
+        for i, w in enumerate((1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 56)):
+            h = 3 + 2 * (i % 4)
+            padding = (k // 2, 1, 0, k - 1)[i % 4]
+            if w + 2 * padding < k or h + 2 * padding < k:
+                continue
+            mult = 1 + i % 2
+            x = randn((2, 3, h, w), dtype, 700 + i)
+            x[0, 0, 0, w - 1], x[1, 2, h - 1, 0] = np.nan, np.inf
+            check_conv2d(x, randn((3 * mult, 1, k, k), dtype, 710 + i), randn(3 * mult, dtype, 720 + i),
+                         padding=padding, groups=3)
+    x, wt = randn((1, 4, 21, 50), dtype, 730), randn((4, 1, 7, 7), dtype, 731)
+    assert_same_for_thread_counts(lambda: check_conv2d(x, wt, None, padding=3, groups=4)[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_stride2_windows(dtype):
     """3x3 and 5x5 depthwise layers of stride 2 read each tap pair from one deinterleaved
     window of the input row: widths around one and two windows of every vector width (4, 8

@@ -86,6 +86,13 @@ struct Vec<float> {
     *e = Vec(_mm512_getexp_ps(x.v));
     return _mm512_getmant_ps(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
   }
+  // lo[S] ... lo[15] hi[0] ... hi[S - 1]: the vector S lanes into a pair of adjacent loads
+  // (one valignd). AVX-512 only, outside the common interface: elsewhere a cross-lane shift
+  // costs more than the unaligned load it replaces (conv/generic.h, depthwise_windows_block).
+  template <int S>
+  static Vec window(Vec lo, Vec hi) {
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi.v), _mm512_castps_si512(lo.v), S));
+  }
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
   static Vec load_even(const float* p) { return even_lanes(Vec(_mm512_loadu_ps(p)), Vec(_mm512_loadu_ps(p + 16))); }
   // a0 a2 ... a14 b0 b2 ... b14.
@@ -178,6 +185,11 @@ struct Vec<double> {
   friend Vec split_exponent(Vec x, Vec* e) {
     *e = Vec(_mm512_getexp_pd(x.v));
     return _mm512_getmant_pd(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+  }
+  // lo[S] ... lo[7] hi[0] ... hi[S - 1] (see the float version).
+  template <int S>
+  static Vec window(Vec lo, Vec hi) {
+    return _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(hi.v), _mm512_castpd_si512(lo.v), S));
   }
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
   static Vec load_even(const double* p) { return even_lanes(Vec(_mm512_loadu_pd(p)), Vec(_mm512_loadu_pd(p + 8))); }

@@ -3,7 +3,8 @@ output pixel: 2 * N * C_out * OH * OW * C_in/groups * KH * KW, and for the trans
 2 * N * C_in * H * W * C_out/groups * KH * KW). The shapes: the seed's two examples of
 torch's Conv2d docs, ResNet-50's stem and bottleneck layers at batch 1 and 8, depthwise
 layers (MobileNetV2's 3x3 at stride 1 and 2, EfficientNet-B0's 5x5 at stride 2, ConvNeXt's
-7x7), the seed's ConvTranspose2d example and a DCGAN generator layer.
+7x7), the seed's ConvTranspose2d example and two DCGAN generator layers (the 1x1 latent
+under a 4x4 filter, and 512 -> 256 at 4x4).
 
 tensorops runs the packed filter, packed once outside the timed region as nn.Conv2d packs it
 on its first call; torch runs F.conv2d on the plain weight (its oneDNN path reorders the
@@ -117,4 +118,5 @@ CASES = [
     _conv_transpose2d("convT_dcgan_512to256_k4s2p1", 32, 512, 256, 4, 4, stride=2, padding=1),
     _conv_transpose2d("convT_dcgan_512to256_k4s2p1_b1_unpacked", 1, 512, 256, 4, 4, stride=2, padding=1,
                       packed=False),
+    _conv_transpose2d("convT_dcgan_latent_100to512_k4_b64", 64, 100, 512, 1, 4),
 ]
