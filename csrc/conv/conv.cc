@@ -1071,7 +1071,9 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
 // panels first, several passes over it (for a 512 -> 256 channel 4x4 filter, 8 MB, and one
 // 4x4 image, three times the product), and multiplies every output pixel by its phase's
 // taps, those that read padding included (a 1x1 latent under a 4x4 filter: 15 of 16).
-// prefers_filter_in_place weighs the two. P holds one group's products for a chunk of images: at most this many bytes (it stays in
+// prefers_filter_in_place weighs the two.
+//
+// P holds one group's products for a chunk of images: at most this many bytes (it stays in
 // L2 from the GEMM that writes it to the gathers that read it). One image's must fit.
 constexpr int64_t kFilterInPlaceMaxBytes = int64_t(1) << 20;
 
@@ -1124,8 +1126,9 @@ double phase_taps_along(int64_t out_size, int64_t kernel, int64_t stride, int64_
 // Whether the products path (conv_transpose2d_filter_in_place) is cheaper than the phase
 // path, counted in multiply-adds: it multiplies every input pixel by every tap and moves
 // each product twice; the phase path multiplies every output pixel by the taps of its phase
-// (padding included: a 1x1 input under a 4x4 filter is 15/16 padding) and, with a filter not
-// packed yet, packs it first.
+// (padding included: a 1x1 input under a 4x4 filter is 15/16 padding), in GEMM panels of
+// NR pixels however few a phase's grid fills (4x4 grids at batch 1: 16 of 32), and, with a
+// filter not packed yet, packs it first.
 template <class T>
 bool prefers_filter_in_place(const TensorView& input, const Shape4& ws, const TensorView& out, const ConvArgs& args,
                              bool filter_packed) {
@@ -1133,9 +1136,13 @@ bool prefers_filter_in_place(const TensorView& input, const Shape4& ws, const Te
   const double pixels = double(input.shape[0] * input.shape[2] * input.shape[3]), cin = double(input.shape[1]);
   const double cog = double(ws[1]), taps = double(ws[2] * ws[3]), cout = cog * double(args.groups);
   const double in_place = pixels * cin * cog * taps + kMacsPerElementMoved * pixels * cout * taps;
+  const int64_t nr = gemm::active_kernels().get<T>().nr;
+  const int64_t grid = input.shape[0] * ceil_div(out.shape[2], args.stride[0]) * ceil_div(out.shape[3], args.stride[1]);
+  const double panel_fill = double(grid) / double(std::max<int64_t>(ceil_div(grid, nr) * nr, 1));
   const double phase = double(input.shape[0]) * cout * (cin / double(args.groups)) *
                            phase_taps_along(out.shape[2], ws[2], args.stride[0], args.padding[0], args.dilation[0]) *
-                           phase_taps_along(out.shape[3], ws[3], args.stride[1], args.padding[1], args.dilation[1]) +
+                           phase_taps_along(out.shape[3], ws[3], args.stride[1], args.padding[1], args.dilation[1]) /
+                           std::max(panel_fill, 1e-9) +
                        (filter_packed ? 0 : kMacsPerElementMoved * cin * cog * taps);
   return in_place < phase;
 }
@@ -1167,26 +1174,27 @@ void conv_transpose2d_filter_in_place(const TensorView& input, const T* filter, 
   }
   const int64_t chunk = std::min(batch, images_per_chunk<T>(input, ws));
   // A's column ci: input channel ci of the group over the chunk's pixels.
-  std::vector<T> pixels_by_channel(static_cast<size_t>(cig * chunk * hw));
-  std::vector<T> products(static_cast<size_t>(chunk * hw * columns));
+  thread_local Workspace a_buffer, products_buffer;
+  T* pixels_by_channel = a_buffer.get<T>(size_t(cig * chunk * hw));
+  T* products = products_buffer.get<T>(size_t(chunk * hw * columns));
   const int64_t* xs = input.strides;
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
       const int64_t images = std::min(chunk, batch - n0), pixels = images * hw;
       for (int64_t ci = 0; ci < cig; ++ci) {
-        T* to = pixels_by_channel.data() + ci * pixels;
+        T* to = pixels_by_channel + ci * pixels;
         for (int64_t n = n0; n < n0 + images; ++n)
           for (int64_t iy = 0; iy < h; ++iy)
             for (int64_t ix = 0; ix < w; ++ix)
               *to++ = o.input[n * xs[0] + (g * cig + ci) * xs[1] + iy * xs[2] + ix * xs[3]];
       }
-      gemm::gemm<T>(pixels, columns, cig, gemm::MatrixRef<T>{pixels_by_channel.data(), 1, pixels},
-                    gemm::MatrixRef<T>{filter + g * cig * columns, columns, 1}, products.data(), columns);
+      gemm::gemm<T>(pixels, columns, cig, gemm::MatrixRef<T>{pixels_by_channel, 1, pixels},
+                    gemm::MatrixRef<T>{filter + g * cig * columns, columns, 1}, products, columns);
       parallel_for(0, images * cog, 1, [&](int64_t p0, int64_t p1) {
         for (int64_t plane = p0; plane < p1; ++plane) {
           const int64_t n = plane / cog, co = plane % cog;
           const T bias = o.bias ? o.bias[(g * cog + co) * o.bias_stride] : T(0);
-          const T* image = products.data() + n * hw * columns + co * taps;
+          const T* image = products + n * hw * columns + co * taps;
           T* dst = o.out + ((n0 + n) * cout + g * cog + co) * ohw;
           const int64_t* offset = offsets.data();
           for (int64_t q = 0; q < ohw; ++q) {

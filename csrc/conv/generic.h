@@ -913,9 +913,16 @@ int64_t flat_mask_elements() {
   return bytes / int64_t(sizeof(T));
 }
 
+// Whether depthwise() takes the padded path for planes of this geometry: the other kernels
+// never read its rows, so neither their scratch nor their zeros are made for them.
+template <class T>
+bool uses_padded_rows(const DepthwisePlane<T>& p) {
+  return !(plain_3x3(p) && p.col_stride == 1) && depthwise_s2_kernel(p) == 0;
+}
+
 template <class T>
 int64_t depthwise_scratch(const DepthwisePlane<T>& p) {
-  return flat_mask_elements<T>() + padded_rows_scratch(p);
+  return flat_mask_elements<T>() + (uses_padded_rows(p) ? padded_rows_scratch(p) : 0);
 }
 
 // Lane l of vector v reads tap (ky, kx) of flat output q = v*W + l: valid when q is in the
@@ -926,8 +933,10 @@ void depthwise_prepare(const DepthwisePlane<T>& p, T* scratch) {
   using Mask = typename V::Mask;
   constexpr int64_t W = V::width;
   // The padded path's rows: zeros, which copy_padded_row leaves in place around each row.
-  T* rows = scratch + flat_mask_elements<T>();
-  std::fill(rows, rows + (kPaddedBandRows * p.kernel_h + 1) * padded_rows_shape(p).slot(), T(0));
+  if (uses_padded_rows(p)) {
+    T* rows = scratch + flat_mask_elements<T>();
+    std::fill(rows, rows + (kPaddedBandRows * p.kernel_h + 1) * padded_rows_shape(p).slot(), T(0));
+  }
   const int64_t vectors = flat_vectors(p);
   if (!vectors) return;
   Mask* masks = reinterpret_cast<Mask*>(scratch);
@@ -962,11 +971,10 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
   }
   for (int64_t i = 0; i < count; ++i) {
     const DepthwisePlane<T>& p = planes[i];
-    const int s2_kernel = depthwise_s2_kernel(p);
-    if (plain_3x3(p) && p.col_stride == 1) depthwise3x3(p, row_begin, row_end);
-    else if (s2_kernel == 3) depthwise_s2<T, 3>(p, row_begin, row_end);
-    else if (s2_kernel == 5) depthwise_s2<T, 5>(p, row_begin, row_end);
-    else depthwise_padded(p, row_begin, row_end, scratch + flat_mask_elements<T>());
+    if (uses_padded_rows(p)) depthwise_padded(p, row_begin, row_end, scratch + flat_mask_elements<T>());
+    else if (plain_3x3(p) && p.col_stride == 1) depthwise3x3(p, row_begin, row_end);
+    else if (depthwise_s2_kernel(p) == 3) depthwise_s2<T, 3>(p, row_begin, row_end);
+    else depthwise_s2<T, 5>(p, row_begin, row_end);
   }
 }
 

@@ -12,7 +12,9 @@ it, as ``nn.Linear`` does; the packed copy is dropped whenever the weight is rep
 arithmetic on the parameter (``m.weight *= 2``) - and remade when what it was packed for
 changes (groups, the kernel set in use, and a transposed filter's stride, padding and
 dilation). Writes through an index or ``np.copyto`` into ``m.weight`` are invisible to the
-module: call ``m.reset_packed_weight()`` after those.
+module: call ``m.reset_packed_weight()`` after those. A transposed layer's packed filter also
+holds the weight dense, for calls on images small next to the filter (a generator's latent
+layer), which multiply every input pixel by the whole filter instead of per stride phase.
 """
 from __future__ import annotations
 
