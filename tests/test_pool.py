@@ -349,6 +349,24 @@ def test_windows_far_larger_than_the_input(dtype):
                 assert_close(P.avg_pool2d(x, count_include_pad=include, **kwargs), expected)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global_average_of_large_planes_stays_accurate(dtype):
+    # A plane larger than one block of the global average (1024 elements) is summed block by
+    # block, the blocks' sums in double: 65536 identical rows of 17 (a broadcast view, whose
+    # rows one vector accumulator had summed with a drift of 4e-4), a contiguous plane of
+    # 1000 x 1000 around a large mean, and NaN reaching only its own plane.
+    row = randn((17,), dtype, 60)
+    x = np.broadcast_to(row, (1, 1, 65536, 17))
+    got = P.adaptive_avg_pool2d(x, 1)
+    np.testing.assert_allclose(got.ravel(), [row.astype(np.float64).mean()], rtol=2e-6 if dtype == np.float32 else 1e-12)
+    big = (randn((2, 1, 1000, 1000), dtype, 61) + 100).astype(dtype)
+    big[1, 0, 500, 500] = np.nan
+    want = big.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    got = P.adaptive_avg_pool2d(big, 1)
+    assert np.isnan(got[1]).all()
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
 @pytest.mark.single_isa
 @pytest.mark.parametrize("op, x, args, kwargs", ERROR_CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(ERROR_CASES)])
