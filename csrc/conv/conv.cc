@@ -4,7 +4,7 @@
 #include "conv/conv.h"
 
 #include <algorithm>
-#include <cstdlib>
+#include <cmath>
 #include <optional>
 #include <string>
 
@@ -1097,10 +1097,11 @@ AxisGather axis_gather(int64_t out_size, int64_t in_size, int64_t kernel, int64_
   return a;
 }
 
+// (Counted in double: a broadcast input's planes can be far larger than memory.)
 template <class T>
 int64_t images_per_chunk(const TensorView& input, const Shape4& ws) {
-  const int64_t image = input.shape[2] * input.shape[3] * ws[1] * ws[2] * ws[3];
-  return kFilterInPlaceMaxBytes / int64_t(sizeof(T)) / std::max<int64_t>(image, 1);
+  const double image = double(input.shape[2]) * double(input.shape[3]) * double(ws[1]) * double(ws[2]) * double(ws[3]);
+  return int64_t(std::floor(double(kFilterInPlaceMaxBytes / int64_t(sizeof(T))) / std::max(image, 1.0)));
 }
 
 // Moving an element (packing a filter element, or writing a product and gathering it back)
