@@ -48,16 +48,19 @@ def _onnx_linear(inputs):
     return model, {"x0": np.ascontiguousarray(x)}
 
 
-def _square(n: int) -> Case:
+def _mm(name: str, m: int, k: int, n: int) -> Case:
+    """[M, K] @ [K, N] with both operands handed over on every call: the square products, and
+    x @ W with W stored [K, N] as NumPy-style code keeps its weights (nothing is packed
+    ahead; W streams from wherever it lies)."""
     return Case(
-        name=f"mm_{n}",
+        name=name,
         family=FAMILY,
-        setup=lambda dtype: (randn((n, n), dtype, seed=1), randn((n, n), dtype, seed=2)),
+        setup=lambda dtype: (randn((m, k), dtype, seed=1), randn((k, n), dtype, seed=2)),
         tensorops=op("mm"),
         torch=op("mm"),
         numpy=np.matmul,
         onnx=_onnx_matmul,
-        flops=lambda inputs: 2.0 * n * n * n,
+        flops=lambda inputs: 2.0 * m * k * n,
     )
 
 
@@ -84,24 +87,9 @@ def _linear(m: int, k: int, n: int) -> Case:
     )
 
 
-def _row_major(m: int, k: int, n: int) -> Case:
-    """x @ W with W stored [K, N] and handed over on every call (NumPy-style code keeps its
-    weights this way): nothing is packed ahead, W streams from wherever it lies."""
-    return Case(
-        name=f"mm_M{m}_K{k}_N{n}",
-        family=FAMILY,
-        setup=lambda dtype: (randn((m, k), dtype, seed=1), randn((k, n), dtype, seed=2)),
-        tensorops=op("mm"),
-        torch=op("mm"),
-        numpy=np.matmul,
-        onnx=_onnx_matmul,
-        flops=lambda inputs: 2.0 * m * k * n,
-    )
-
-
 CASES = [
-    *[_square(n) for n in (256, 512, 1024, 2048)],
-    *[_row_major(m, 768, 3072) for m in (1, 16)],
+    *[_mm(f"mm_{n}", n, n, n) for n in (256, 512, 1024, 2048)],
+    *[_mm(f"mm_M{m}_K768_N3072", m, 768, 3072) for m in (1, 16)],
     *[_linear(m, k, n) for m in (1, 8, 32) for k, n in ((768, 768), (768, 3072), (3072, 768))],
     Case(
         name="bmm_12x128x64x128",
