@@ -173,6 +173,7 @@ def test_registry_has_the_required_cases():
         "softmax_lastdim_8x12x128x128", "max_dim1_values_indices_4096x4096",
         "contiguous_transposed_4096x4096", "cat_4x4096x1024_dim1",
         *(f"{r}_{over}_4096x4096" for r in ("sum", "mean", "amax", "var") for over in ("dim1", "all")),
+        "mm_M1_K768_N3072", "mm_M16_K768_N3072",
     }
     assert required <= set(names)
     assert {c.family for c in select_cases("^reduce$")} == {"reduce"}
@@ -188,6 +189,7 @@ def test_registry_has_the_conv_cases():
         "mbv2_dw3x3_c144_56", "mbv2_dw3x3_c960_7", "mbv2_dw3x3s2_c144_56", "effnet_dw5x5s2_c144_56",
         "convnext_dw7x7_c96_56", "convT_seed_16x33_k3s2", "convT_dcgan_512to256_k4s2p1",
         "r50_3x3_512_7_b1_unpacked", "mbv2_dw3x3_c144_56_unpacked", "convT_dcgan_512to256_k4s2p1_b1_unpacked",
+        "convT_dcgan_latent_100to512_k4_b64",
     }
     for name, case in conv.items():
         assert case.unit == "GFLOP/s" and case.extra is not None
