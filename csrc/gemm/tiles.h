@@ -34,7 +34,8 @@
 //     -> ROWDOT_MAX_M 16 on AVX-512 fp32; at M = 8 dot products 92 vs 59.
 //   mm with a row-major B, M = 1..32, K x N in {512 x 4096, 768 x 3072, 2048^2, 4096 x 512}:
 //     AVX-512 fp32 STREAM_KC 16 / 32 / 64: 32 best from M = 8 (M = 32: 1.5 vs 1.9 and 1.4 ms
-//     at 512 x 4096), equal below; AVX2 fp32: 16 best (M = 1: 0.38 vs 0.48 ms at 32).
+//     at 512 x 4096), equal at M = 4; AVX2 fp32: 16 best (M = 1: 0.38 vs 0.48 ms at 32). M = 1
+//     and 2 sweep 8 and 16 rows on either ISA (gemm.cc, small_m_row_major).
 #pragma once
 
 #include <cstdint>
