@@ -726,15 +726,6 @@ template <class T, int K, int NV>
   padded_block_store<T, R, NV>(p, acc, ox0, lanes, oy0, valid_rows);
 }
 
-template <class T, int K>
-void depthwise_windows_band(const DepthwisePlane<T>& p, const T* const* rows, int64_t oy0, int64_t valid_rows) {
-  constexpr int64_t W = Vec<T>::width;
-  for (int64_t ox = 0; ox < p.out_w; ox += 2 * W) {
-    const int64_t left = p.out_w - ox;
-    if (left > W) depthwise_windows_block<T, K, 2>(p, rows, ox, std::min(left, 2 * W), oy0, valid_rows);
-    else depthwise_windows_block<T, K, 1>(p, rows, ox, left, oy0, valid_rows);
-  }
-}
 #endif
 
 // Output rows [row_begin, row_end) of a plane, kPaddedBandRows at a time. scratch: the
@@ -757,7 +748,7 @@ void depthwise_padded(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t
   // of its own): rows[i] is the band's input row i; otherwise rows[r * KH + ky].
   const bool shared = p.dilation_h == 1 && s.dense;
 #if TENSOROPS_ISA_ID == 2
-  // The kernel size of depthwise_windows_band where it applies, else 0.
+  // The kernel size of depthwise_windows_block where it applies, else 0.
   const int64_t windows = shared && p.stride_h == 1 && p.stride_w == 1 && p.dilation_w == 1 &&
                                   p.kernel_h == p.kernel_w && (p.kernel_h == 5 || p.kernel_h == 7)
                               ? p.kernel_h
@@ -789,27 +780,21 @@ void depthwise_padded(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t
           rows[r * kh + ky] = r >= valid ? zeros : row_at(iy, s.dense ? (iy >= 0 ? iy % s.span : 0) : r * kh + ky);
         }
     }
-#if TENSOROPS_ISA_ID == 2
-    if (windows == 7) {
-      depthwise_windows_band<T, 7>(p, rows, oy0, valid);
-      continue;
-    }
-    if (windows == 5) {
-      depthwise_windows_band<T, 5>(p, rows, oy0, valid);
-      continue;
-    }
-#endif
+    // Blocks of two vectors, the last of one where a vector's worth of outputs is left.
     for (int64_t ox = 0; ox < p.out_w;) {
       const int64_t left = p.out_w - ox;
-      if (left > W) {
-        if (shared) depthwise_padded_shared_rows<T, R, 2>(p, rows, offsets, ox, std::min(left, 2 * W), oy0, valid);
-        else depthwise_padded_block<T, R, 2>(p, rows, offsets, ox, std::min(left, 2 * W), oy0, valid);
-        ox += 2 * W;
-      } else {
-        if (shared) depthwise_padded_shared_rows<T, R, 1>(p, rows, offsets, ox, left, oy0, valid);
-        else depthwise_padded_block<T, R, 1>(p, rows, offsets, ox, left, oy0, valid);
-        ox += W;
-      }
+      const auto block = [&](auto vectors) {
+        constexpr int NV = decltype(vectors)::value;
+        const int64_t lanes = std::min(left, NV * W);
+#if TENSOROPS_ISA_ID == 2
+        if (windows == 7) return depthwise_windows_block<T, 7, NV>(p, rows, ox, lanes, oy0, valid);
+        if (windows == 5) return depthwise_windows_block<T, 5, NV>(p, rows, ox, lanes, oy0, valid);
+#endif
+        if (shared) depthwise_padded_shared_rows<T, R, NV>(p, rows, offsets, ox, lanes, oy0, valid);
+        else depthwise_padded_block<T, R, NV>(p, rows, offsets, ox, lanes, oy0, valid);
+      };
+      if (left > W) block(std::integral_constant<int, 2>{}), ox += 2 * W;
+      else block(std::integral_constant<int, 1>{}), ox += W;
     }
   }
 }

@@ -454,17 +454,8 @@ template <class T>
 void global_avg(const T* first_plane, int64_t plane_stride, int64_t row_stride, int64_t h, int64_t w, int64_t count,
                 T* out) {
   using V = Vec<T>;
-  if (h * w <= kAvgBlockElements) {  // one block: its sum in T (most planes: 7x7, 14x14)
-    for (int64_t p = 0; p < count; ++p) {
-      const T* plane = first_plane + p * plane_stride;
-      V acc = V::zero();
-      if (row_stride == w) acc = accumulate_run(plane, h * w, acc);
-      else
-        for (int64_t r = 0; r < h; ++r) acc = accumulate_run(plane + r * row_stride, w, acc);
-      out[p] = reduce_add(acc) / T(h * w);  // an empty plane gives 0/0 = NaN, as torch's mean
-    }
-    return;
-  }
+  // A plane of one block (most: 7x7, 14x14) keeps its sum in T.
+  const bool blocks = h * w > kAvgBlockElements;
   for (int64_t p = 0; p < count; ++p) {
     const T* plane = first_plane + p * plane_stride;
     double total = 0;
@@ -472,15 +463,16 @@ void global_avg(const T* first_plane, int64_t plane_stride, int64_t row_stride, 
     int64_t in_block = 0;
     const auto add_run = [&](const T* run, int64_t n) {
       block = accumulate_run(run, n, block);
-      if ((in_block += n) >= kAvgBlockElements) total += double(reduce_add(block)), block = V::zero(), in_block = 0;
+      if (blocks && (in_block += n) >= kAvgBlockElements)
+        total += double(reduce_add(block)), block = V::zero(), in_block = 0;
     };
     if (row_stride == w) {
       for (int64_t i = 0; i < h * w; i += kAvgBlockElements) add_run(plane + i, std::min(kAvgBlockElements, h * w - i));
     } else {
       for (int64_t r = 0; r < h; ++r) add_run(plane + r * row_stride, w);
     }
-    total += double(reduce_add(block));
-    out[p] = T(total / double(h * w));
+    // An empty plane gives 0/0 = NaN, as torch's mean.
+    out[p] = blocks ? T((total + double(reduce_add(block))) / double(h * w)) : reduce_add(block) / T(h * w);
   }
 }
 
