@@ -407,9 +407,10 @@ def test_in_place_through_out():
     assert_close(x, expected, **tol(np.float32))
 
 
-# Outputs of 8 MiB and more are written with streaming stores, after a peel to the vector
-# alignment: planes and rows whose length is no multiple of the vector width, and an out=
-# array one element past an aligned address, put every output run at a different alignment.
+# Outputs of 8 MiB and more are written with streaming stores, whole cache lines only, the
+# elements before and after them with ordinary stores: planes and rows whose length is no
+# multiple of the vector width, and out= arrays one element and half a line (AVX2's vector)
+# past an aligned address, put every output run at a different alignment.
 STREAMED = {np.float32: [(2, 3, 617, 593), (70001, 31)], np.float64: [(3, 3, 401, 293), (35003, 31)]}
 
 
@@ -426,7 +427,7 @@ def on_two_threads(call):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", [0, 1], ids=["planes", "rows"])
-@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "offset"])
+@pytest.mark.parametrize("offset", [0, 1, 8], ids=["aligned", "offset", "half_line"])
 def test_streamed_outputs_match_torch(dtype, layout, offset):
     shape = STREAMED[dtype][layout]
     x = randn(shape, dtype, scale=2.0) + 1

@@ -594,13 +594,14 @@ def test_top_level_and_functional_names():
 
 
 def test_streaming_stores_into_large_out():
-    # Outputs of 8 MB and more given as out= are written with streaming stores after an
-    # alignment peel; a 4-byte-offset out exercises the peel. Same bytes as the cached path.
+    # Outputs of 8 MB and more given as out= are written with streaming stores, whole cache
+    # lines only; outs offset by 4, 12 and 32 bytes (AVX2's vector: half a line) exercise the
+    # ordinary-store head. Same bytes as the cached path.
     n = (2 << 20) + 5
     x = randn((n,), np.float32, scale=3.0)
     b = randn((n // 5, 1), np.float32, seed=1)
     a = x[: (n // 5) * 5].reshape(n // 5, 5)
-    for offset in (0, 1, 3):
+    for offset in (0, 1, 3, 8):
         buffer = np.empty(n + offset, np.float32)
         out = buffer[offset:]
         assert F.gelu(x, out=out) is out

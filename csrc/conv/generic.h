@@ -10,6 +10,7 @@
 
 #include "conv/conv.h"
 #include "core/simd/vec.h"
+#include "core/streaming.h"
 
 namespace tensorops::conv::TENSOROPS_ISA_NS {
 namespace {
@@ -165,13 +166,6 @@ void pad_band(const T* image, int64_t channel_stride, int64_t row_stride, int64_
   }
 }
 
-// Streamed stores need 64-byte alignment; the first `head` outputs of a row are stored
-// plainly so that the vectors after them are aligned.
-template <class T>
-int64_t elements_to_alignment(const T* p) {
-  return int64_t((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) / int64_t(sizeof(T));
-}
-
 // dst[0, n) = src[0, n) + b, streamed (past an unaligned head) when `stream`.
 template <class T>
 void add_to_row(const T* src, int64_t n, T b, T* dst, bool stream) {
@@ -180,8 +174,10 @@ void add_to_row(const T* src, int64_t n, T b, T* dst, bool stream) {
   const V bv(b);
   int64_t x = 0;
   if (stream) {
-    for (const int64_t head = std::min(elements_to_alignment(dst), n); x < head; ++x) dst[x] = src[x] + b;
-    for (; x + W <= n; x += W) store_stream(dst + x, V::load(src + x) + bv);
+    const int64_t head = elements_to_cache_line(dst, n);
+    for (; x < head; ++x) dst[x] = src[x] + b;
+    for (const int64_t lines_end = whole_cache_lines_end<T>(head, n); x < lines_end; x += W)
+      store_stream(dst + x, V::load(src + x) + bv);
   }
   for (; x + W <= n; x += W) (V::load(src + x) + bv).store(dst + x);
   if (x < n) (V::load_partial(src + x, n - x) + bv).store_partial(dst + x, n - x);
@@ -218,7 +214,7 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
       for (int64_t j = 0; j < cw; ++j) {
         const __m512 v = _mm512_add_ps(col[j], _mm512_set1_ps(bias[j]));
         T* at = dst + j * ld + q0;
-        if (stream && n == 16 && elements_to_alignment(at) == 0) _mm512_stream_ps(at, v);
+        if (stream && n == 16 && elements_to_cache_line(at, 16) == 0) _mm512_stream_ps(at, v);
         else _mm512_mask_storeu_ps(at, lanes, v);
       }
     }
@@ -236,7 +232,7 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
 template <class T>
 void store_band_transposed(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out, int64_t out_plane,
                            const T* bias, int64_t bias_stride, bool stream, T* staging) {
-  const bool direct = !stream || (kRegisterTranspose<T> && elements_to_alignment(out) == 0 &&
+  const bool direct = !stream || (kRegisterTranspose<T> && elements_to_cache_line(out, 1) == 0 &&
                                   out_plane * int64_t(sizeof(T)) % 64 == 0);
   for (int64_t c0 = 0; c0 < channels; c0 += kTransposeBlock) {
     const int64_t cw = std::min(kTransposeBlock, channels - c0);
@@ -307,8 +303,10 @@ void store_rows(const T* const* sources, const int64_t* ldt, int64_t sw, int64_t
       interleave_row(sources + i * phases, ldt + i * phases, c, sw, out_w, b, rows_to + i * out_w);
     if (!stream) continue;
     int64_t x = 0;
-    for (const int64_t head = std::min(elements_to_alignment(dst), run); x < head; ++x) dst[x] = staging[x];
-    for (; x + W <= run; x += W) store_stream(dst + x, V::load(staging + x));
+    const int64_t head = elements_to_cache_line(dst, run);
+    for (; x < head; ++x) dst[x] = staging[x];
+    for (const int64_t lines_end = whole_cache_lines_end<T>(head, run); x < lines_end; x += W)
+      store_stream(dst + x, V::load(staging + x));
     for (; x < run; ++x) dst[x] = staging[x];
   }
 }

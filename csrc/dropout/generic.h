@@ -5,6 +5,7 @@
 
 #include "core/prefetch.h"
 #include "core/simd/vec.h"
+#include "core/streaming.h"
 #include "dropout/dropout.h"
 
 namespace tensorops::dropout::TENSOROPS_ISA_NS {
@@ -29,7 +30,7 @@ void mask_run(const T* in, T* out, int64_t n, uint32_t first_index, uint32_t key
 }
 
 // Streamed: each block is masked into an L1 buffer by the vectorised loop above, then goes out
-// with non-temporal stores (after a peel to the vector alignment they need), the input
+// with non-temporal stores (whole cache lines, after an ordinary-store head), the input
 // prefetched ahead meanwhile: the hash's arithmetic otherwise delays the loads that let the
 // hardware prefetcher keep up (16 Mi float32: 5.6 -> 5.0 ms).
 template <class T>
@@ -39,8 +40,7 @@ void dropout_kernel(const T* in, T* out, int64_t n, uint32_t index_low, uint32_t
   constexpr int64_t kBlock = 1024 / sizeof(T);
   int64_t i = 0;
   if (stream) {
-    const int64_t misalign = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) / sizeof(T)) % V::width;
-    i = std::min(n, misalign ? V::width - misalign : 0);
+    i = elements_to_cache_line(out, n);
     mask_run(in, out, i, index_low, key, drop_below, scale);
     alignas(64) T block[kBlock];
     for (; i + kBlock <= n; i += kBlock) {

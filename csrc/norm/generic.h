@@ -8,6 +8,7 @@
 #include "core/simd/math.h"
 #include "core/simd/sum.h"
 #include "core/simd/vec.h"
+#include "core/streaming.h"
 #include "norm/norm.h"
 
 namespace tensorops::norm::TENSOROPS_ISA_NS {
@@ -140,19 +141,9 @@ void with_stores(bool stream, const Body& body) {
   else body(std::false_type{});
 }
 
-// Elements before y reaches the vector alignment that streaming stores need (at most n); 0
-// for ordinary stores. Those first elements go out with an ordinary store, so every whole
-// vector after them is aligned.
-template <bool Stream, class T>
-int64_t alignment_peel(const T* y, int64_t n) {
-  if constexpr (!Stream) return 0;
-  constexpr int64_t W = Vec<T>::width;
-  const int64_t misalign = static_cast<int64_t>(reinterpret_cast<uintptr_t>(y) / sizeof(T)) % W;
-  return misalign == 0 ? 0 : std::min(n, W - misalign);
-}
-
-// Writes `lanes` (<= W) lanes of v at y: a whole vector streamed when Stream (y is aligned
-// then, see alignment_peel), a partial one with an ordinary masked store.
+// Writes `lanes` (<= W) lanes of v at y: a whole vector streamed when Stream (y is inside
+// a run's whole cache lines then, see store_blocks), a partial one with an ordinary masked
+// store.
 template <bool Stream, class T>
 [[gnu::always_inline]] inline void put(T* y, Vec<T> v, int64_t lanes) {
   if (lanes != Vec<T>::width) v.store_partial(y, lanes);
@@ -160,14 +151,21 @@ template <bool Stream, class T>
   else v.store(y);
 }
 
-// Runs block(i, lanes, streaming tag) over y[0, n) a vector at a time: first the alignment
-// peel with ordinary stores, then whole vectors (streamed when Stream) and the tail.
+// Runs block(i, lanes, streaming tag) over y[0, n) a vector at a time: when Stream, the
+// whole cache lines are streamed and the elements before and after them (core/streaming.h)
+// are stored the ordinary way.
 template <bool Stream, class T, class Block>
 [[gnu::always_inline]] inline void store_blocks(const T* y, int64_t n, const Block& block) {
   constexpr int64_t W = Vec<T>::width;
-  int64_t i = alignment_peel<Stream>(y, n);
-  if (i > 0) block(int64_t(0), i, std::false_type{});
-  for (; i < n; i += W) block(i, std::min(W, n - i), std::bool_constant<Stream>{});
+  int64_t i = 0;
+  if constexpr (Stream) {
+    const int64_t head = elements_to_cache_line(y, n);
+    for (; i < head; i += W) block(i, std::min(W, head - i), std::false_type{});
+    i = head;
+    for (const int64_t lines_end = whole_cache_lines_end<T>(head, n); i < lines_end; i += W)
+      block(i, W, std::true_type{});
+  }
+  for (; i < n; i += W) block(i, std::min(W, n - i), std::false_type{});
 }
 
 // y = act((x - mean) * scale + shift): subtracting first keeps x == mean exact (a constant
@@ -189,15 +187,20 @@ void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation
     with_stores(stream, [&](auto stores) {
       constexpr bool S = decltype(stores)::value;
       const V m(mean), a(scale), b(shift);
-      int64_t i = alignment_peel<S>(y, n);
-      if (i > 0) normalize_block<A, false>(x, y, i, m, a, b);
-      for (; i + 2 * W <= n; i += 2 * W) {
+      int64_t i = 0, lines_end = n;
+      if constexpr (S) {
+        const int64_t head = elements_to_cache_line(y, n);
+        for (; i < head; i += W) normalize_block<A, false>(x + i, y + i, std::min(W, head - i), m, a, b);
+        i = head;
+        lines_end = whole_cache_lines_end<T>(head, n);
+      }
+      for (; i + 2 * W <= lines_end; i += 2 * W) {
         const V y0 = activate<A>(fmadd(V::load(x + i) - m, a, b));
         const V y1 = activate<A>(fmadd(V::load(x + i + W) - m, a, b));
         put<S>(y + i, y0, W);
         put<S>(y + i + W, y1, W);
       }
-      for (; i < n; i += W) normalize_block<A, S>(x + i, y + i, std::min(W, n - i), m, a, b);
+      for (; i < n; i += W) normalize_block<A, false>(x + i, y + i, std::min(W, n - i), m, a, b);
     });
   });
 }
