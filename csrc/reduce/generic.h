@@ -238,6 +238,7 @@ Extremum<T> arg_row(const T* x, int64_t n) {
   };
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
+    for (int64_t line = 0; line < 4 * W; line += 64 / int64_t(sizeof(T))) prefetch_ahead(x + i + line);
     update(b0, i0, V::load(x + i), idx);
     update(b1, i1, V::load(x + i + W), idx + step);
     update(b2, i2, V::load(x + i + 2 * W), idx + V(T(2 * W)));
@@ -375,14 +376,21 @@ void arg_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* value, T* inde
     lanes.store(lanes.load(x + j), value + j);
     lanes.store(V::zero(), index + j);
   });
-  for (int64_t r = 1; r < rows; ++r) {
-    const T* row = x + r * rs;
-    const V at(static_cast<T>(r));
+  // Four rows per sweep, the running values and indices kept in registers between them
+  // (a sweep per row loaded and stored both for every element: 2.5x slower on AVX2).
+  constexpr int64_t kRowsPerSweep = 4;
+  for (int64_t r0 = 1; r0 < rows; r0 += kRowsPerSweep) {
+    const int64_t count = std::min(kRowsPerSweep, rows - r0);
     each_vector<T>(n, [&](int64_t j, auto lanes) {
-      const V v = lanes.load(row + j), best = lanes.load(value + j);
-      const auto m = (kMax ? gt(v, best) : lt(v, best)) | (is_nan(v) & ~is_nan(best));
-      lanes.store(select(m, v, best), value + j);
-      lanes.store(select(m, at, lanes.load(index + j)), index + j);
+      V best = lanes.load(value + j), at = lanes.load(index + j);
+      for (int64_t q = 0; q < count; ++q) {
+        const V v = lanes.load(x + (r0 + q) * rs + j);
+        const auto m = (kMax ? gt(v, best) : lt(v, best)) | (is_nan(v) & ~is_nan(best));
+        best = select(m, v, best);
+        at = select(m, V(static_cast<T>(r0 + q)), at);
+      }
+      lanes.store(best, value + j);
+      lanes.store(at, index + j);
     });
   }
 }
