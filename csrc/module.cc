@@ -89,6 +89,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_cache_limit", &set_pool_limit, py::arg("bytes"), "Sets the most bytes of idle blocks the pool keeps.");
   m.def("workspace_bytes", &workspace_bytes,
         "Bytes held by the kernels' per-thread workspaces (GEMM packing buffers, convolution tiles).");
+  m.def("mark_workspace_requests", &mark_workspace_requests,
+        "Starts a new count for workspace_requested_bytes(); call it while no kernel runs.");
+  m.def("workspace_requested_bytes", &workspace_requested_bytes,
+        "Sum over the per-thread workspaces of the largest request each has had since "
+        "mark_workspace_requests(): the workspace the calls since then needed.");
 
   // ---- families --------------------------------------------------------------------------
 #include "pointwise/bindings.inc"

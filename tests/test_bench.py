@@ -192,7 +192,7 @@ def test_registry_has_the_conv_cases():
         "convT_dcgan_latent_100to512_k4_b64",
     }
     for name, case in conv.items():
-        assert case.unit == "GFLOP/s" and case.extra is not None
+        assert case.unit == "GFLOP/s" and case.extra is not None and case.mark is not None
         assert (case.prepare is None) == name.endswith("_unpacked")
 
 
@@ -202,7 +202,9 @@ def test_a_conv_case_runs_packed_and_reports_its_workspace():
     (run,) = entry["runs"]
     tops = run["results"]["tensorops"]
     assert tops["status"] == "ok" and run["checks"]["tensorops"]["ok"]
-    assert tops["extra"]["workspace_bytes"] == tensorops._core.workspace_bytes()
+    # What the case's calls requested since the runner's mark: nothing ran after them.
+    assert 0 < tops["extra"]["workspace_bytes"] == tensorops._core.workspace_requested_bytes()
+    assert tops["extra"]["workspace_bytes"] <= tensorops._core.workspace_bytes()
     assert entry["flops"] == 2.0 * 960 * 7 * 7 * 9
     assert "tensorops extra" in format_tables([entry], "float32")
 
@@ -218,13 +220,15 @@ def test_runner_prepares_tensorops_inputs_once_and_reports_extras():
     def broken_prepare(inputs):
         raise ValueError("cannot pack")
 
+    marks = []
     scale = Case("scale", "fake", _small, lambda x, factor: x * factor, numpy=lambda x: 2 * x, prepare=prepare,
-                 extra=lambda: {"workspace_bytes": 3 * 2**20, "calls": 2})
+                 mark=lambda: marks.append(len(prepared)), extra=lambda: {"workspace_bytes": 3 * 2**20, "calls": 2})
     broken = Case("broken", "fake", _small, lambda x: x, numpy=lambda x: x, prepare=broken_prepare)
     libs = Libraries()
     entries = run_cases([scale, broken], Settings(threads=(1, 2), min_repeat=1, min_time=0.0), libs,
                         progress=lambda line: None)
     assert len(prepared) == 1  # once per case, not per thread count or call
+    assert marks == [1, 1]  # before tensorops' measurement at each thread count
     for run in entries[0]["runs"]:
         assert run["checks"]["tensorops"]["ok"]
         assert run["results"]["tensorops"]["extra"] == {"workspace_bytes": 3 * 2**20, "calls": 2}

@@ -1435,3 +1435,20 @@ def test_transposed_products_of_few_small_images(dtype):
     for x_shape in [(20, 4, 1, 1), (2, 4, 9, 11), (20, 4, 1, 1)]:
         x = randn(x_shape, dtype, 640)
         assert_close(layer(x), reference(T(x)).detach(), **tol(dtype, 4 * 64))
+
+
+def test_workspace_requests_are_counted_from_a_mark():
+    """The bench's per-case workspace figure: the largest request of every per-thread
+    workspace since mark_workspace_requests(), whatever earlier calls left them holding."""
+    core = tops._core
+    x, w = randn((1, 64, 30, 30), np.float32), randn((32, 64, 3, 3), np.float32, seed=1)
+    F.conv2d(randn((2, 256, 56, 56), np.float32), randn((64, 256, 1, 1), np.float32))  # a larger request first
+    core.mark_workspace_requests()
+    assert core.workspace_requested_bytes() == 0
+    F.conv2d(x, w, padding=1)
+    first = core.workspace_requested_bytes()
+    assert 0 < first <= core.workspace_bytes()
+    F.conv2d(x, w, padding=1)
+    assert core.workspace_requested_bytes() == first  # the same requests again: no more needed
+    core.mark_workspace_requests()
+    assert core.workspace_requested_bytes() == 0

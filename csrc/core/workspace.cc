@@ -6,7 +6,9 @@
 namespace tensorops {
 namespace {
 std::atomic<size_t> g_held_bytes{0};
-}
+std::atomic<uint64_t> g_mark{0};
+std::atomic<size_t> g_requested_bytes{0};
+}  // namespace
 
 Workspace::~Workspace() {
   std::free(data_);
@@ -14,6 +16,12 @@ Workspace::~Workspace() {
 }
 
 void* Workspace::reserve(size_t bytes) {
+  const uint64_t mark = g_mark.load(std::memory_order_relaxed);
+  if (mark_ != mark) mark_ = mark, requested_ = 0;
+  if (bytes > requested_) {
+    g_requested_bytes += bytes - requested_;
+    requested_ = bytes;
+  }
   if (bytes > size_) {
     std::free(data_);
     g_held_bytes -= size_;
@@ -28,5 +36,12 @@ void* Workspace::reserve(size_t bytes) {
 }
 
 size_t workspace_bytes() { return g_held_bytes.load(); }
+
+void mark_workspace_requests() {
+  g_requested_bytes = 0;
+  ++g_mark;
+}
+
+size_t workspace_requested_bytes() { return g_requested_bytes.load(); }
 
 }  // namespace tensorops

@@ -104,6 +104,9 @@ def log_softmax(x: numpy.ndarray, out: numpy.ndarray, dim: typing.SupportsInt | 
 
 def logsumexp(x: numpy.ndarray, out: numpy.ndarray, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], correction: typing.SupportsFloat | typing.SupportsIndex = ...) -> None: ...
 
+def mark_workspace_requests() -> None:
+    """Starts a new count for workspace_requested_bytes(); call it while no kernel runs."""
+
 def matmul(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> None: ...
 
 def max(x: numpy.ndarray, values: numpy.ndarray, indices: numpy.ndarray, dim: typing.SupportsInt | typing.SupportsIndex) -> None: ...
@@ -148,3 +151,6 @@ def where(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: n
 
 def workspace_bytes() -> int:
     """Bytes held by the kernels' per-thread workspaces (GEMM packing buffers, convolution tiles)."""
+
+def workspace_requested_bytes() -> int:
+    """Sum over the per-thread workspaces of the largest request each has had since mark_workspace_requests(): the workspace the calls since then needed."""

@@ -60,10 +60,11 @@ class Case:
 
     ``prepare(inputs)``, when given, makes tensorops' own inputs from the case's once, outside
     every timed region, the way a model prepares them once (a filter packed on a module's
-    first call); the peers keep the case's inputs. ``extra()``, when given, is read after
-    tensorops' measurement at each thread count and returns named numbers that the report
-    prints beside the rate and keeps in the JSON (a byte count whose name ends in
-    ``_bytes`` prints in MiB), such as the memory the kernels' workspaces hold.
+    first call); the peers keep the case's inputs. ``mark()``, when given, runs just before
+    tensorops' measurement at each thread count, and ``extra()`` is read after it: it returns
+    named numbers that the report prints beside the rate and keeps in the JSON (a byte count
+    whose name ends in ``_bytes`` prints in MiB), such as the workspace memory the case's
+    calls needed since the mark.
     """
 
     name: str
@@ -77,6 +78,7 @@ class Case:
     flops: Optional[Callable[[tuple], float]] = None
     random: bool = False
     prepare: Optional[Callable[[tuple], tuple]] = None
+    mark: Optional[Callable[[], None]] = None
     extra: Optional[Callable[[], dict]] = None
 
     @property

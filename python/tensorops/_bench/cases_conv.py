@@ -11,9 +11,10 @@ on its first call; torch runs F.conv2d on the plain weight (its oneDNN path reor
 filter per call, which is how a torch module runs) and onnxruntime a Conv node whose weight
 and bias are initializers. The ``_unpacked`` cases give tensorops the plain weight too, so
 it packs the filter inside every call, as torch-style functional code calls it (onnxruntime
-keeps its initializers there). Each case also reports the bytes the kernels' per-thread
-workspaces hold after it ran (they grow to the largest request seen and are kept, so a
-figure covers the cases before it too).
+keeps its initializers there). Each case also reports the workspace its calls needed: over
+the kernels' per-thread workspaces, the sum of the largest request each had during the
+case's measurement (the workspaces themselves grow to the largest request seen and are
+kept, so what they hold also covers the cases before).
 """
 from __future__ import annotations
 
@@ -27,10 +28,16 @@ def _pair(value) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
+def _mark_workspace() -> None:
+    from tensorops import _core
+
+    _core.mark_workspace_requests()
+
+
 def _workspace() -> dict:
     from tensorops import _core
 
-    return {"workspace_bytes": _core.workspace_bytes()}
+    return {"workspace_bytes": _core.workspace_requested_bytes()}
 
 
 def _packer(groups: int, transposed: bool, geometry: dict):
@@ -66,6 +73,7 @@ def _case(name: str, function: str, x_shape: tuple, w_shape: tuple, channels: in
         onnx=constant_weights(onnx_op, **onnx_attributes),
         flops=lambda inputs: flops,
         prepare=_packer(groups, function == "conv_transpose2d", geometry) if packed else None,
+        mark=_mark_workspace,
         extra=_workspace,
     )
 
