@@ -21,10 +21,14 @@ inline uint32_t scramble(uint32_t x) {
   return x;
 }
 
+// The element index runs as its own 32-bit counter: derived from the 64-bit loop index,
+// GCC kept it in 64-bit lanes and narrowed every vector with three shuffles (AVX2: 16 Mi
+// floats 8.0 -> 5.6-6.5 ms).
 template <class T>
 void mask_run(const T* in, T* out, int64_t n, uint32_t first_index, uint32_t key, uint32_t drop_below, T scale) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t h = scramble((first_index + static_cast<uint32_t>(i)) ^ key);
+  uint32_t index = first_index;
+  for (int64_t i = 0; i < n; ++i, ++index) {
+    const uint32_t h = scramble(index ^ key);
     out[i] = in[i] * ((h >> 8) >= drop_below ? scale : T(0));
   }
 }
