@@ -172,8 +172,3 @@ namespace tensorops::simd::generic {
 template <class T>
 void store_stream(T* p, Vec<T> v) { v.store(p); }
 }  // namespace tensorops::simd::generic
-
-// ---- Appended for pointwise: reciprocal estimate (see x86_avx512.h); exact here ---------------
-namespace tensorops::simd::generic {
-inline Vec<float> reciprocal_estimate(Vec<float> d) { return Vec<float>(1.0f) / d; }
-}  // namespace tensorops::simd::generic

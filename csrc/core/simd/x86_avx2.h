@@ -255,8 +255,3 @@ namespace tensorops::simd::x86_avx2 {
 inline void store_stream(float* p, Vec<float> v) { _mm256_stream_ps(p, v.v); }
 inline void store_stream(double* p, Vec<double> v) { _mm256_stream_pd(p, v.v); }
 }  // namespace tensorops::simd::x86_avx2
-
-// ---- Appended for pointwise: reciprocal estimate (see x86_avx512.h); error below 1.5 * 2^-12 ----
-namespace tensorops::simd::x86_avx2 {
-inline Vec<float> reciprocal_estimate(Vec<float> d) { return _mm256_rcp_ps(d.v); }
-}  // namespace tensorops::simd::x86_avx2
