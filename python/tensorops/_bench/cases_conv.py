@@ -14,7 +14,8 @@ it packs the filter inside every call, as torch-style functional code calls it (
 keeps its initializers there). Each case also reports the workspace its calls needed: over
 the kernels' per-thread workspaces, the sum of the largest request each had during the
 case's measurement (the workspaces themselves grow to the largest request seen and are
-kept, so what they hold also covers the cases before).
+kept, so what they hold also covers the cases before). The packed copy of a plain weight
+that an ``_unpacked`` call makes for itself is not workspace and is not in the figure.
 """
 from __future__ import annotations
 
