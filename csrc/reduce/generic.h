@@ -153,26 +153,48 @@ inline Moments moments_from_sums(double shift, double s, double q, int64_t n) {
   return {shift + s / count, m2, n};
 }
 
-// The max of a run, for softmax only: x86 max drops a NaN at random, which softmax does not
-// mind, since exp(NaN - max) makes the row's sum, and so every output of the row, NaN.
+// The max of a run and, with kMin, its min, for softmax only: x86 max drops a NaN at random,
+// which softmax does not mind, since exp(NaN - max) makes the row's sum, and so every output
+// of the row, NaN. The min tells whether every exp(x - max) of the row is a normal number,
+// which makes them cheaper where scaling by 2^n is not one instruction (below): there the
+// min is worth its pass, on AVX-512 it is not (-inf stands in, as if the row were too wide).
 template <class T>
-T softmax_max_row(const T* x, int64_t n) {
+struct RowRange {
+  T max, min;
+  // Every x - max at or above normal_exp_lo (so exp_nonpositive<T, true> serves the row).
+  bool exps_normal() const { return min - max >= simd::MathConstants<T>::normal_exp_lo; }
+};
+
+constexpr bool kTracksRowMin = TENSOROPS_ISA_ID != 2;
+
+template <class T>
+RowRange<T> softmax_range_row(const T* x, int64_t n) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
+  constexpr bool kMin = kTracksRowMin;
   if (n < W) {
-    T r = x[0];
-    for (int64_t i = 1; i < n; ++i) r = x[i] > r ? x[i] : r;
-    return r;
+    T hi = x[0], lo = x[0];
+    for (int64_t i = 1; i < n; ++i) hi = x[i] > hi ? x[i] : hi, lo = x[i] < lo ? x[i] : lo;
+    return {hi, kMin ? lo : -kInf<T>};
   }
-  V a0 = V::load(x), a1 = a0;
+  V hi0 = V::load(x), hi1 = hi0, lo0 = hi0, lo1 = hi0;
   int64_t i = W;
   for (; i + 2 * W <= n; i += 2 * W) {
-    a0 = max(a0, V::load(x + i));
-    a1 = max(a1, V::load(x + i + W));
+    const V a = V::load(x + i), b = V::load(x + i + W);
+    hi0 = max(hi0, a), hi1 = max(hi1, b);
+    if constexpr (kMin) lo0 = min(lo0, a), lo1 = min(lo1, b);
   }
-  for (; i + W <= n; i += W) a0 = max(a0, V::load(x + i));
-  if (i < n) a1 = max(a1, V::load(x + n - W));
-  return reduce_max(max(a0, a1));
+  for (; i + W <= n; i += W) {
+    const V a = V::load(x + i);
+    hi0 = max(hi0, a);
+    if constexpr (kMin) lo0 = min(lo0, a);
+  }
+  if (i < n) {
+    const V a = V::load(x + n - W);
+    hi1 = max(hi1, a);
+    if constexpr (kMin) lo1 = min(lo1, a);
+  }
+  return {reduce_max(max(hi0, hi1)), kMin ? reduce_min(min(lo0, lo1)) : -kInf<T>};
 }
 
 // Sums of d = x - K and d^2, K = x[0]: differences are exact when the data sit far from 0.
@@ -404,7 +426,7 @@ void arg_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* value, T* inde
 // summed apart and then added, so long rows keep their accuracy. exp is a long dependency
 // chain per vector, so the run prefetches ahead (core/prefetch.h); rows are usually
 // consecutive, so this also brings in the next rows.
-template <class T, bool kStore>
+template <class T, bool kStore, bool kNormal>
 T exp_sum_row(const T* x, T* out, int64_t n, T max) {
   using V = Vec<T>;
   const V m(max);
@@ -415,7 +437,7 @@ T exp_sum_row(const T* x, T* out, int64_t n, T max) {
     each_vector<T>(len, [&](int64_t j, auto lanes) {
       prefetch_ahead(x + start + j);
       if (kStore) prefetch_ahead_for_write(out + start + j);
-      const V e = exp_nonpositive(lanes.load(x + start + j) - m);
+      const V e = exp_nonpositive<T, kNormal>(lanes.load(x + start + j) - m);
       if (kStore) lanes.store(e, out + start + j);
       sum = sum + lanes.keep(e, V::zero());
     });
@@ -424,20 +446,28 @@ T exp_sum_row(const T* x, T* out, int64_t n, T max) {
   return total;
 }
 
+// exp_sum_row with its exps scaled the cheap way when the row's range allows: AVX2 softmax
+// of 8 x 12 x 128 x 128 floats 1.3 -> 1.05 ms, of 8192 x 1024 9.6 -> 7.9 ms.
+template <class T, bool kStore>
+T exp_sum_row(const T* x, T* out, int64_t n, const RowRange<T>& range) {
+  if (kTracksRowMin && range.exps_normal()) return exp_sum_row<T, kStore, true>(x, out, n, range.max);
+  return exp_sum_row<T, kStore, false>(x, out, n, range.max);
+}
+
 template <class T>
 void softmax_row(const T* x, T* out, int64_t n) {
   using V = Vec<T>;
-  const T max = softmax_max_row(x, n);
-  const V scale(T(1) / exp_sum_row<T, true>(x, out, n, max));
+  const RowRange<T> range = softmax_range_row(x, n);
+  const V scale(T(1) / exp_sum_row<T, true>(x, out, n, range));
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(out + j) * scale, out + j); });
 }
 
 template <class T>
 void log_softmax_row(const T* x, T* out, int64_t n) {
   using V = Vec<T>;
-  const T max = softmax_max_row(x, n);
-  const V m(max);
-  const V log_sum(std::log(exp_sum_row<T, false>(x, nullptr, n, max)));
+  const RowRange<T> range = softmax_range_row(x, n);
+  const V m(range.max);
+  const V log_sum(std::log(exp_sum_row<T, false>(x, nullptr, n, range)));
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store((lanes.load(x + j) - m) - log_sum, out + j); });
 }
 
@@ -449,7 +479,7 @@ void softmax_cols(const T* x, T* out, int64_t rows, int64_t rs, int64_t n, T* sc
   T* peak = scratch;
   T* total = scratch + n;
   T* block = scratch + 2 * n;
-  fold_cols(x, rows, rs, n, peak, [](Vec<T> a, Vec<T> b) { return max(a, b); });  // NaN: as softmax_max_row
+  fold_cols(x, rows, rs, n, peak, [](Vec<T> a, Vec<T> b) { return max(a, b); });  // NaN: as softmax_range_row
   each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), total + j); });
   for (int64_t first = 0; first < rows; first += kColRows) {
     each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(V::zero(), block + j); });

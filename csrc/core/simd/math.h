@@ -31,6 +31,7 @@ struct MathConstants<float> {
   static constexpr float subnormal_scale = 16777216.0f;  // 2^24
   static constexpr float subnormal_shift = 24.0f;
   static constexpr float pow2n_min = -126.0f, pow2n_max = 127.0f;  // 2^n normal
+  static constexpr float normal_exp_lo = -87.3f;                     // e^x normal above
 };
 
 template <>
@@ -44,6 +45,7 @@ struct MathConstants<double> {
   static constexpr double subnormal_scale = 18014398509481984.0;  // 2^54
   static constexpr double subnormal_shift = 54.0;
   static constexpr double pow2n_min = -1022.0, pow2n_max = 1023.0;
+  static constexpr double normal_exp_lo = -708.0;
 };
 
 // p * 2^n where 2^n is a normal number: where scale2n is one instruction (AVX-512's scalef)
@@ -106,9 +108,11 @@ Vec<T> exp(Vec<T> x) {
 
 // e^x for x <= 0 or NaN, as in softmax, log-sum-exp (x - max) and sigmoid (-|x|): no overflow
 // to guard. NaN flows through (x86 max returns its second operand when one is NaN).
-template <class T>
+// kNormal: the caller knows x >= normal_exp_lo, so 2^n is normal (Scaling::normal).
+template <class T, bool kNormal = false>
 Vec<T> exp_nonpositive(Vec<T> x) {
-  return exp_of_clamped(max(Vec<T>(MathConstants<T>::exp_lo), x));
+  if constexpr (kNormal) return exp_of_clamped<T, Scaling::normal>(max(Vec<T>(MathConstants<T>::normal_exp_lo), x));
+  else return exp_of_clamped(max(Vec<T>(MathConstants<T>::exp_lo), x));
 }
 
 // Natural logarithm.
@@ -219,16 +223,6 @@ Vec<T> tanh(Vec<T> x) {
   return select(is_nan(x), x, e / (e + V(T(2))));
 }
 
-template <class T>
-struct SigmoidLimits;
-template <>
-struct SigmoidLimits<float> {
-  static constexpr float lowest_exponent = -87.3f;
-};
-template <>
-struct SigmoidLimits<double> {
-  static constexpr double lowest_exponent = -708.0;
-};
 
 // 1/d for d in [1, 2^100]. AVX-512 float: the 14-bit hardware estimate and one Newton step
 // (within an ulp, 1/1 exactly 1, several times cheaper than a division). Elsewhere a
@@ -253,7 +247,7 @@ Vec<T> reciprocal_of_moderate(Vec<T> d) {
 template <class T>
 Vec<T> sigmoid(Vec<T> x) {
   using V = Vec<T>;
-  const V e = exp_of_clamped<T, Scaling::normal>(max(-abs(x), V(SigmoidLimits<T>::lowest_exponent)));
+  const V e = exp_nonpositive<T, true>(-abs(x));
   const V q = reciprocal_of_moderate(V(T(1)) + e);
   const V s = select(lt(x, V::zero()), e * q, q);
   return select(is_nan(x), x, s);
