@@ -224,7 +224,6 @@ Vec<T> tanh(Vec<T> x) {
   return select(is_nan(x), x, e / (e + V(T(2))));
 }
 
-
 // 1/d for d in [1, 2^100]. AVX-512 float: the 14-bit hardware estimate and one Newton step
 // (within an ulp, 1/1 exactly 1, several times cheaper than a division). Elsewhere a
 // division: AVX2's estimate has 12 bits, one Newton step left 1/1 at 0.99999994 (sigmoid of
