@@ -68,7 +68,7 @@ Vec<T> scale2n_normal(Vec<T> p, Vec<T> n) {
 // results included (scale2n). normal: the caller keeps x at or above -87.3 (float) / -708
 // (double), where 2^n is a normal number (scale2n_normal). checked: one multiply when every
 // lane's 2^n is normal, else full; typical inputs never need more (AVX2 exp on 8 Mi floats
-// 6.8 -> 5.8 ms). The per-vector test cost softmax's exp-and-sum loop 10-20%, so softmax
+// 6.8 -> 5.9 ms). The per-vector test cost softmax's exp-and-sum loop 10-20%, so softmax
 // decides once per row from the row's range instead (reduce/generic.h, softmax_range_row).
 enum class Scaling { full, normal, checked };
 
