@@ -214,7 +214,7 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
       for (int64_t j = 0; j < cw; ++j) {
         const __m512 v = _mm512_add_ps(col[j], _mm512_set1_ps(bias[j]));
         T* at = dst + j * ld + q0;
-        if (stream && n == 16 && elements_to_cache_line(at, 16) == 0) _mm512_stream_ps(at, v);
+        if (stream && n == 16 && on_cache_line(at)) _mm512_stream_ps(at, v);
         else _mm512_mask_storeu_ps(at, lanes, v);
       }
     }
@@ -232,7 +232,7 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
 template <class T>
 void store_band_transposed(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out, int64_t out_plane,
                            const T* bias, int64_t bias_stride, bool stream, T* staging) {
-  const bool direct = !stream || (kRegisterTranspose<T> && elements_to_cache_line(out, 1) == 0 &&
+  const bool direct = !stream || (kRegisterTranspose<T> && on_cache_line(out) &&
                                   out_plane * int64_t(sizeof(T)) % 64 == 0);
   for (int64_t c0 = 0; c0 < channels; c0 += kTransposeBlock) {
     const int64_t cw = std::min(kTransposeBlock, channels - c0);

@@ -42,6 +42,9 @@ int64_t elements_to_cache_line(const T* p, int64_t n) {
   return head < n ? head : n;
 }
 
+// Whether p starts a cache line.
+inline bool on_cache_line(const void* p) { return reinterpret_cast<uintptr_t>(p) % kCacheLineBytes == 0; }
+
 // The end of the whole cache lines of a run that starts on a line boundary at `begin`: the
 // streamed part of [begin, end).
 template <class T>

@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/streaming.h"
 #include "shape/shape.h"
 
 namespace tensorops::shape::TENSOROPS_ISA_NS {
@@ -164,37 +165,34 @@ inline void transpose4x4(const uint64_t* src, int64_t src_ld, __m256d rows[4]) {
   rows[3] = _mm256_permute2f128_pd(hi01, hi23, 0x31);
 }
 
-// A tile is four register transposes, two across each destination line. Both halves of a
-// line are stored back to back: a streamed line whose halves are written far apart leaves
-// the core as two partial writes once the write-combining buffers run out (the 16 lines
-// of a tile are more than there are buffers), and the transposed copy of a 4096 x 4096
-// float matrix ran at 1 GB/s, slower than the scalar loop.
-template <bool Stream>
-inline void transpose_tile(const uint32_t* src, int64_t src_ld, uint32_t* dst, int64_t dst_ld) {
-  float* out = reinterpret_cast<float*>(dst);
-  for (int a = 0; a < 16; a += 8) {
-    __m256 left[8], right[8];
-    transpose8x8(src + a, src_ld, left);
-    transpose8x8(src + 8 * src_ld + a, src_ld, right);
-    for (int i = 0; i < 8; ++i) {
+// A tile is four register transposes of H x H, two across each destination line (the left
+// and right halves of the tile's rows a..a+H). Both halves of a line are stored back to
+// back: a streamed line whose halves are written far apart leaves the core as two partial
+// writes once the write-combining buffers run out (the lines of a tile are more than there
+// are buffers), and the transposed copy of a 4096 x 4096 float matrix ran at 1 GB/s, slower
+// than the scalar loop.
+template <bool Stream, int H, class U, class Out, class Reg>
+inline void transpose_tile_by_halves(const U* src, int64_t src_ld, Out* out, int64_t dst_ld,
+                                     void (*half)(const U*, int64_t, Reg*)) {
+  for (int a = 0; a < 2 * H; a += H) {
+    Reg left[H], right[H];
+    half(src + a, src_ld, left);
+    half(src + H * src_ld + a, src_ld, right);
+    for (int i = 0; i < H; ++i) {
       store<Stream>(out + (a + i) * dst_ld, left[i]);
-      store<Stream>(out + (a + i) * dst_ld + 8, right[i]);
+      store<Stream>(out + (a + i) * dst_ld + H, right[i]);
     }
   }
 }
 
 template <bool Stream>
+inline void transpose_tile(const uint32_t* src, int64_t src_ld, uint32_t* dst, int64_t dst_ld) {
+  transpose_tile_by_halves<Stream, 8>(src, src_ld, reinterpret_cast<float*>(dst), dst_ld, transpose8x8);
+}
+
+template <bool Stream>
 inline void transpose_tile(const uint64_t* src, int64_t src_ld, uint64_t* dst, int64_t dst_ld) {
-  double* out = reinterpret_cast<double*>(dst);
-  for (int a = 0; a < 8; a += 4) {
-    __m256d left[4], right[4];
-    transpose4x4(src + a, src_ld, left);
-    transpose4x4(src + 4 * src_ld + a, src_ld, right);
-    for (int i = 0; i < 4; ++i) {
-      store<Stream>(out + (a + i) * dst_ld, left[i]);
-      store<Stream>(out + (a + i) * dst_ld + 4, right[i]);
-    }
-  }
+  transpose_tile_by_halves<Stream, 4>(src, src_ld, reinterpret_cast<double*>(dst), dst_ld, transpose4x4);
 }
 #endif
 
@@ -244,9 +242,8 @@ void transpose(const void* src_bytes, int64_t src_ld, void* dst_bytes, int64_t d
   U* dst = static_cast<U*>(dst_bytes);
 #if TENSOROPS_ISA_ID >= 1
   constexpr int64_t size = static_cast<int64_t>(sizeof(U));
-  const auto address = reinterpret_cast<uintptr_t>(dst);
-  if (size >= 4 && stream && dst_ld * size % 64 == 0 && address % size == 0) {
-    const int64_t head = std::min<int64_t>(cols, static_cast<int64_t>((64 - address % 64) % 64) / size);
+  if (size >= 4 && stream && dst_ld * size % kCacheLineBytes == 0 && reinterpret_cast<uintptr_t>(dst) % size == 0) {
+    const int64_t head = elements_to_cache_line(dst, cols);
     transpose_scalar(src, src_ld, dst, dst_ld, rows, head);
     transpose_blocks<true>(src + head * src_ld, src_ld, dst + head, dst_ld, rows, cols - head);
     _mm_sfence();  // streamed lines are visible to other threads once the parallel region ends
