@@ -1072,18 +1072,22 @@ def test_wide_stride1_paths(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_shifted_window_channels_in_lanes(dtype):
     """Output channels that fill the vector lanes put the output pixels in the microkernel's
-    rows instead, with AVX-512 (pixel-major tiles, each output row cut into runs of at most MR
-    pixels, then transposed to NCHW): channel counts at and around its panel widths (16 for
-    float64, 32 for float32) and the other ISAs' (8, 16), which keep pixels in the lanes,
-    rows of 1 to 31 pixels (two rows to a tile when they are at most MR / 2), strides, dilation, groups, parts of the channels per thread,
-    non-contiguous input, the fused extensions and a streamed output."""
+    rows instead, with the x86 kernel sets (pixel-major tiles, then transposed to NCHW):
+    channel counts at and around the panel widths (AVX-512 16 for float64 and 32 for float32,
+    AVX2 8 and 16), rows of 1 to 31 pixels against MR = 14 and 6: rows of MR - 1 pixels and
+    more as one stream of full tiles that cross from row to row, rows of at most MR / 2 two to
+    a tile, those in between a tile each; strides, dilation, groups, parts of the channels
+    per thread, non-contiguous input, the fused extensions and a streamed output. (Only
+    filters of at least 256 multiply-adds an output take this path: 29 input channels and
+    more here.)"""
     for i, (cout, size, kwargs) in enumerate([
             (32, (14, 14), dict(padding=1)), (64, (9, 31), dict(padding=1)), (28, (5, 13), dict(padding=1)),
             (60, (7, 7), dict(padding=1, stride=2)), (16, (6, 15), dict(padding=2, dilation=2)),
             (14, (3, 29), dict(padding=(0, 1))), (8, (11, 1), dict(padding=1)), (7, (4, 5), dict(padding=1)),
             (96, (6, 6), dict(padding=(1, 3), stride=(1, 2))), (33, (5, 8), dict(padding=1)),
-            (64, (7, 7), dict(padding=1)), (32, (5, 4), dict(padding=(2, 1), dilation=(2, 1)))]):
-        cin = 3 + 20 * (i % 4)
+            (64, (7, 7), dict(padding=1)), (32, (5, 4), dict(padding=(2, 1), dilation=(2, 1))),
+            (32, (5, 10), dict(padding=1)), (16, (3, 4), dict(padding=1))]):
+        cin = 29 + 20 * (i % 4)
         x = randn((2, cin, *size), dtype, i)
         check_conv2d(x, randn((cout, cin, 3, 3), dtype, 100 + i), randn(cout, dtype, 200 + i), **kwargs)
         check_conv2d(x[:, :, ::-1], randn((cout, cin, 3, 3), dtype, 100 + i), None, **kwargs)
@@ -1116,9 +1120,9 @@ def test_shifted_window_several_images_per_task(dtype):
     image's first, and the last task takes what is left of the batch. Batches of 2-9 odd
     small planes (7x7, 5x3, 1x1, 14x14), stride 2, groups, a residual and an activation, and
     1-3 threads give identical results."""
-    cases = [((9, 40, 7, 7), 64, dict(padding=1)), ((5, 24, 5, 3), 32, dict(padding=1)),
-             ((7, 16, 1, 1), 48, dict(padding=1)), ((3, 64, 14, 14), 64, dict(padding=1)),
-             ((6, 20, 13, 11), 32, dict(padding=1, stride=2)), ((4, 30, 6, 5), 64, dict(padding=(1, 0), groups=2))]
+    cases = [((9, 40, 7, 7), 64, dict(padding=1)), ((5, 32, 5, 3), 32, dict(padding=1)),
+             ((7, 30, 1, 1), 48, dict(padding=1)), ((3, 64, 14, 14), 64, dict(padding=1)),
+             ((6, 36, 13, 11), 32, dict(padding=1, stride=2)), ((4, 60, 6, 5), 64, dict(padding=(1, 0), groups=2))]
     for i, (shape, cout, kwargs) in enumerate(cases):
         x = randn(shape, dtype, 300 + i)
         w = randn((cout, shape[1] // kwargs.get("groups", 1), 3, 3), dtype, 310 + i)

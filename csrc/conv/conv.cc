@@ -42,12 +42,18 @@ constexpr int64_t kShiftedChannelBlock = 64;
 
 // conv2d's shifted-window path puts the output channels of a group across the vector lanes
 // (pixel-major tiles: window_columns, micro_taps_window_a) when they fill at least 7/8 of
-// the lanes they take and the kernel set has the window-as-A microkernels (AVX-512; AVX2's
-// 6-row tiles cut output rows into runs too short, see gemm/tiles.h); fewer channels (the
-// seed's 33) keep pixels across the lanes (window_panels, micro_taps).
+// the lanes they take, each output takes at least kLanesMinProducts multiply-adds and the
+// kernel set has the window-as-A microkernels (the x86 sets, see gemm/tiles.h); fewer
+// channels (the seed's 33) keep pixels across the lanes (window_panels, micro_taps). The
+// pixel-major tile is transposed as it is stored, which is worth it only where each output
+// costs enough arithmetic: the ResNet stem (3 channels x 7 x 7 = 147 products an output)
+// ran 2% faster with AVX-512 and 5% with AVX2 with pixels across the lanes, layers of 576
+// and more gained or held even.
+constexpr int64_t kLanesMinProducts = 256;
 template <class T>
-bool channels_in_lanes(int64_t cog, const gemm::KernelSet<T>& ks) {
-  return ks.micro_taps_window_a[1] != nullptr && cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
+bool channels_in_lanes(int64_t cog, int64_t products, const gemm::KernelSet<T>& ks) {
+  return ks.micro_taps_window_a[1] != nullptr && products >= kLanesMinProducts &&
+         cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
 }
 // Whole depthwise planes go to the kernel this many at a time.
 constexpr int64_t kDepthwiseRun = 4;
@@ -183,7 +189,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     const bool general = taps == 1 || sets != PackedConvWeight::Panels::shifted;
     const int64_t blocks =
         taps == 1 || sets == PackedConvWeight::Panels::general ? 0 : ceil_div(cig, kShiftedChannelBlock);
-    const bool columns = channels_in_lanes(cog, gemm::active_kernels().get<T>());
+    const bool columns = channels_in_lanes(cog, k, gemm::active_kernels().get<T>());
     f->panels.resize(general ? size_t(groups) : 0);
     if (columns) f->window_columns.resize(size_t(groups * blocks));
     else f->window_panels.resize(size_t(groups * blocks));
@@ -636,7 +642,7 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const Shape4& ws, i
   // rows, 228 of 256. Output channels are split only until every thread has a task, since
   // each task pads the whole band for itself (256 channels at 14x14 on 2 threads: 4 parts
   // padded 4 times, 2 parts 1-3% faster).
-  s.channels_in_lanes = channels_in_lanes(cog, ks);
+  s.channels_in_lanes = channels_in_lanes(cog, cig * kh * kw, ks);
   s.channel_unit = s.channels_in_lanes ? ks.nr : ks.mr;
   const int64_t slots = int64_t(s.rows.phases.size() * s.cols.phases.size());
   const int64_t problems = input.shape[0] * groups, threads = get_num_threads();
@@ -713,35 +719,56 @@ void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::Packe
 // The same with channels across the lanes: the pixel-major tile of `images` x `rows` output
 // rows (pixel q = row * ow + x at tile + q * ldt, the images' rows in turn) for output
 // channels [n0, n1), block b's filter columns at *columns[b], image i's band `image_band`
-// after image 0's. Each output row is cut into near-equal runs of at most MR pixels, the
-// microkernel's rows, read in place from the band; rows of at most MR / 2 pixels go two at
-// a time (micro_taps_window_a_pairs), the second a_row after the first, so a 7x7 image fills
-// 14-row tiles, its last row paired with the next image's first. Every channel panel of a
-// run runs before the next run, so the run's window (a block of channels, the rows every tap
-// reaches) is reused from L1 while the filter's panels stream from L2.
+// after image 0's. The microkernel's rows are output pixels read in place from the band:
+// - rows of at least MR - 1 pixels are one stream of pixels cut into MR-pixel tiles; a tile
+//   that runs from the end of one row into the next reads its second part a_row further on
+//   (micro_taps_window_a_split), so every tile but the last is full. Cutting each row into
+//   its own runs instead left AVX2's 6-row tiles 3 and 4 rows deep on 7-wide rows (512
+//   channels at 7x7, batch 8, 1 thread: 65 -> 85 GFLOP/s);
+// - rows of at most MR / 2 pixels go two to a tile (micro_taps_window_a_pairs), so a 7x7
+//   image fills AVX-512's 14-row tiles, its last row paired with the next image's first;
+// - rows in between are a tile each.
+// Every channel panel of a tile runs before the next tile, so the tile's window (a block of
+// channels, the rows every tap reaches) is reused from L1 while the filter's panels stream
+// from L2.
 template <class T>
 void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedB<T>>* columns,
                                    int64_t channels, const std::vector<int64_t>& tap_offsets, const T* band,
                                    int64_t plane, int64_t wp, int64_t images, int64_t image_band, int64_t rows,
                                    int64_t ow, int64_t n0, int64_t n1, T* tile, int64_t ldt) {
   const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, kShiftedChannelBlock);
-  const int64_t runs = ceil_div(ow, ks.mr), all_rows = images * rows;
-  const bool paired = 2 * ow <= ks.mr;
+  const int64_t all_rows = images * rows, pixels = all_rows * ow;
+  const bool streamed = ow >= ks.mr - 1, paired = 2 * ow <= ks.mr;
   const auto row_start = [&](int64_t r) { return r / rows * image_band + r % rows * wp; };
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, channels - c0);
     const gemm::PackedB<T>& b = *columns[block];
-    for (int64_t r = 0; r < all_rows; r += paired && r + 1 < all_rows ? 2 : 1) {
-      const bool pair = paired && r + 1 < all_rows;
-      const int64_t start = row_start(r), second = pair ? row_start(r + 1) - start : 0;
-      for (int64_t run = 0; run < runs; ++run) {
-        const int64_t x0 = ow * run / runs, x1 = ow * (run + 1) / runs;
-        const auto micro = pair ? ks.micro_taps_window_a_pairs[ow] : ks.micro_taps_window_a[x1 - x0];
-        const T* window = band + c0 * plane + start + x0;
-        for (int64_t jc = n0; jc < n1; jc += ks.nr)
-          micro(taps, tap_offsets.data(), cb, window, plane, second, b.panel(jc / ks.nr),
-                tile + (r * ow + x0) * ldt + jc, ldt, std::min(ks.nr, n1 - jc), block > 0);
+    const T* channel_band = band + c0 * plane;
+    // Pixels [q, q + count) of the stream, `first` of them on the row of pixel q and the rest
+    // `next_row` further on, through `micro` over every channel panel.
+    const auto run_tile = [&](typename gemm::KernelSet<T>::MicroTapsWindowA micro, int64_t q, int64_t next_row) {
+      const T* window = channel_band + row_start(q / ow) + q % ow;
+      for (int64_t jc = n0; jc < n1; jc += ks.nr)
+        micro(taps, tap_offsets.data(), cb, window, plane, next_row, b.panel(jc / ks.nr), tile + q * ldt + jc, ldt,
+              std::min(ks.nr, n1 - jc), block > 0);
+    };
+    if (!streamed) {
+      for (int64_t r = 0; r < all_rows; ++r) {
+        if (paired && r + 1 < all_rows) {
+          run_tile(ks.micro_taps_window_a_pairs[ow], r * ow, row_start(r + 1) - row_start(r));
+          ++r;
+        } else {
+          run_tile(ks.micro_taps_window_a[ow], r * ow, 0);
+        }
       }
+      continue;
+    }
+    // Only a full tile can cross a row: the last one ends with the last row, so crossing
+    // into it would take more than ow >= MR - 1 pixels.
+    for (int64_t q = 0; q < pixels; q += ks.mr) {
+      const int64_t count = std::min(ks.mr, pixels - q), first = std::min(count, ow - q % ow);
+      if (first == count) run_tile(ks.micro_taps_window_a[count], q, 0);
+      else run_tile(ks.micro_taps_window_a_split[first], q, row_start(q / ow + 1) - row_start(q / ow) - q % ow);
     }
   }
 }

@@ -192,15 +192,21 @@ void store_band(const T* tile, int64_t ldt, int64_t wp, int64_t channels, int64_
   }
 }
 
-// Whether transpose_block_rows goes through registers (AVX-512 float32).
+// Whether transpose_block_rows goes through registers (float32 on the x86 sets).
 template <class T>
-constexpr bool kRegisterTranspose = TENSOROPS_ISA_ID == 2 && std::is_same_v<T, float>;
+constexpr bool kRegisterTranspose = TENSOROPS_ISA_ID >= 1 && std::is_same_v<T, float>;
+// ... and streams whole lines straight from the registers (AVX-512: a 16-float vector is a
+// line; AVX2's halves would have to wait for each other).
+template <class T>
+constexpr bool kStreamedTranspose = TENSOROPS_ISA_ID == 2 && kRegisterTranspose<T>;
 
 // Pixels [0, pixels) x channels [0, cw) of a pixel-major tile (pixel q's channels at
 // tile + q * ldt), cw <= kTransposeBlock, to channel-major rows: dst[j * ld + q] =
-// tile[q * ldt + j] + bias[j]. Blocks of 16 x 16 go through registers where the ISA has the
-// transpose (kRegisterTranspose), and with `stream` their whole aligned lines bypass the
-// cache; elsewhere element by element.
+// tile[q * ldt + j] + bias[j]. Blocks go through registers where the ISA has the transpose
+// (kRegisterTranspose: 16 x 16 with AVX-512, 8 x 8 with AVX2), and with `stream` (AVX-512
+// only, kStreamedTranspose) their whole aligned lines bypass the cache; elsewhere element by
+// element. Element by element, AVX2's store had taken a tenth of the ResNet stem (3 input
+// channels, so few multiply-adds per output).
 template <class T>
 void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw, const T* bias, T* dst, int64_t ld,
                           bool stream) {
@@ -220,6 +226,34 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
     }
     return;
   }
+#elif TENSOROPS_ISA_ID == 1
+  if constexpr (kRegisterTranspose<T>) {
+    // Never streamed (see store_band_transposed), so each 8 x 8 block is stored as soon as it
+    // is transposed; the loops over its rows and columns are unrolled, since indexing the
+    // block at run time made GCC keep it on the stack.
+    using V = Vec<float>;
+    for (int64_t q0 = 0; q0 < pixels; q0 += 8) {
+      const int64_t n = std::min<int64_t>(8, pixels - q0);
+      for (int64_t j0 = 0; j0 < cw; j0 += 8) {
+        const int64_t cols = std::min<int64_t>(8, cw - j0);
+        __m256 block[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+          const T* row = tile + (q0 + i) * ldt + j0;
+          block[i] = i >= n ? _mm256_setzero_ps() : cols == 8 ? V::load(row).v : V::load_partial(row, cols).v;
+        }
+        simd::x86_avx2::transpose8(block);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+          if (j >= cols) break;
+          const V v = V(block[j]) + V(bias[j0 + j]);
+          if (n == 8) v.store(dst + (j0 + j) * ld + q0);
+          else v.store_partial(dst + (j0 + j) * ld + q0, n);
+        }
+      }
+    }
+    return;
+  }
 #endif
   (void)stream;
   for (int64_t q0 = 0; q0 < pixels; ++q0)
@@ -227,12 +261,12 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
 }
 
 // A streamed store whose output rows all start on a line (every plane a whole number of
-// lines apart) is transposed straight to the output where the ISA has the transpose; other
+// lines apart) is transposed straight to the output where the ISA streams from the transpose; other
 // streamed stores are transposed into `staging` and then streamed row by row.
 template <class T>
 void store_band_transposed(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out, int64_t out_plane,
                            const T* bias, int64_t bias_stride, bool stream, T* staging) {
-  const bool direct = !stream || (kRegisterTranspose<T> && on_cache_line(out) &&
+  const bool direct = !stream || (kStreamedTranspose<T> && on_cache_line(out) &&
                                   out_plane * int64_t(sizeof(T)) % 64 == 0);
   for (int64_t c0 = 0; c0 < channels; c0 += kTransposeBlock) {
     const int64_t cw = std::min(kTransposeBlock, channels - c0);

@@ -258,6 +258,9 @@ struct KernelSet {
   // micro_taps_window_a_pairs[n], 2n <= mr: 2n rows, the first n as above and the last n
   // a_row further on (two output rows of an image at most mr / 2 pixels wide).
   MicroTapsWindowA micro_taps_window_a_pairs[kMaxRows / 2 + 1];
+  // micro_taps_window_a_split[s], 1 <= s < mr: mr rows, the first s as above and the other
+  // mr - s a_row further on (a tile that runs from the end of one output row into the next).
+  MicroTapsWindowA micro_taps_window_a_split[kMaxRows];
   // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r
   // (at k_dest[p] * mr + r with a k_dest, a permutation of 0..k-1; null for none).
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t* k_dest);

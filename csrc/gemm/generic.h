@@ -182,6 +182,17 @@ constexpr auto micro_taps_window_a_pairs_table(std::integer_sequence<int, Runs..
             : nullptr)...}};
 }
 
+// Entry s: MR rows, the first s at the window and the other MR - s a_row further on.
+template <class T, int... Split>
+constexpr auto micro_taps_window_a_split_table(std::integer_sequence<int, Split...>) {
+  using MicroTapsWindowA = typename KernelSet<T>::MicroTapsWindowA;
+  constexpr int MR = Tiles<T>::MR;
+  return std::array<MicroTapsWindowA, KernelSet<T>::kMaxRows>{
+      {(Split >= 1 && Split < MR
+            ? &microkernel_taps_window_a<T, MR, Tiles<T>::NV, (Split >= 1 && Split < MR ? Split : 1)>
+            : nullptr)...}};
+}
+
 // ---- packing ----------------------------------------------------------------------------
 
 
@@ -532,6 +543,9 @@ KernelSet<T> make_kernel_set() {
         micro_taps_window_a_pairs_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows / 2 + 1>{});
     for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro_taps_window_a[r] = window_a[r];
     for (int n = 0; n <= KernelSet<T>::kMaxRows / 2; ++n) s.micro_taps_window_a_pairs[n] = window_a_pairs[n];
+    const auto window_a_split =
+        micro_taps_window_a_split_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxRows>{});
+    for (int n = 0; n < KernelSet<T>::kMaxRows; ++n) s.micro_taps_window_a_split[n] = window_a_split[n];
   }
   s.pack_a = pack_a<T>;
   s.pack_b = pack_b<T>;

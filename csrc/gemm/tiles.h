@@ -14,8 +14,13 @@
 //
 // WINDOW_IN_A: the kernel set has the window-as-A microkernels (micro_taps_window_a), with
 // which convolution puts output pixels in the tile's rows and output channels across the
-// lanes. Only with AVX-512's 14 rows: AVX2's 6-row tiles cut output rows into runs too short,
-// and that orientation measured 2-7% slower than the other on ResNet's 3x3 layers there.
+// lanes. The x86 sets have them; AVX2's 6-row tiles gain only since a tile may run from one
+// output row into the next (conv.cc, window_tile_channels_in_lanes): before, 7-wide rows
+// went as 3 + 4 rows and the orientation measured 2-7% slower than the other there. With
+// the tiles full, AVX2, 1 thread, ResNet 3x3 layers against pixels across the lanes: 512 at
+// 7x7 batch 8 65 -> 85 GFLOP/s, batch 1 65 -> 76, 256 at 14x14 77 -> 86, 128 at 28x28
+// +4%, 64 at 56x56 even; float64 +3-8%. The generic set (arm64) is unmeasured and keeps the
+// pixels across the lanes.
 //
 // Measured on the project machine (2-core Xeon with AVX-512, 48 KiB L1d, 2 MiB L2 per core;
 // FMA peak per core 225 GFLOP/s with zmm, 115 with ymm), bench/gemm.cc, 1 thread, GFLOP/s per
@@ -67,14 +72,14 @@ struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
   static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
-  static constexpr bool WINDOW_IN_A = false;
+  static constexpr bool WINDOW_IN_A = true;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
   static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
-  static constexpr bool WINDOW_IN_A = false;
+  static constexpr bool WINDOW_IN_A = true;
 };
 #else
 template <>

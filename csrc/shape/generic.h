@@ -11,6 +11,9 @@
 #if TENSOROPS_ISA_ID >= 1
 #include <immintrin.h>
 #endif
+#if TENSOROPS_ISA_ID == 1
+#include "core/simd/x86_avx2.h"
+#endif
 
 #include "core/streaming.h"
 #include "shape/shape.h"
@@ -132,23 +135,8 @@ inline void store(double* p, __m256d v) {
 
 // 8 x 8 four-byte elements, returned as the eight destination rows.
 inline void transpose8x8(const uint32_t* src, int64_t src_ld, __m256 rows[8]) {
-  __m256 u[2][4];
-  for (int g = 0; g < 2; ++g) {
-    __m256 r[4];
-    for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + (4 * g + i) * src_ld));
-    const __m256d t0 = _mm256_castps_pd(_mm256_unpacklo_ps(r[0], r[1]));
-    const __m256d t1 = _mm256_castps_pd(_mm256_unpackhi_ps(r[0], r[1]));
-    const __m256d t2 = _mm256_castps_pd(_mm256_unpacklo_ps(r[2], r[3]));
-    const __m256d t3 = _mm256_castps_pd(_mm256_unpackhi_ps(r[2], r[3]));
-    u[g][0] = _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2));
-    u[g][1] = _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2));
-    u[g][2] = _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3));
-    u[g][3] = _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3));
-  }
-  for (int c = 0; c < 4; ++c) {
-    rows[c] = _mm256_permute2f128_ps(u[0][c], u[1][c], 0x20);
-    rows[4 + c] = _mm256_permute2f128_ps(u[0][c], u[1][c], 0x31);
-  }
+  for (int i = 0; i < 8; ++i) rows[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + i * src_ld));
+  simd::x86_avx2::transpose8(rows);
 }
 
 // 4 x 4 eight-byte elements, returned as the four destination rows.

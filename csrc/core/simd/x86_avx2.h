@@ -255,3 +255,28 @@ namespace tensorops::simd::x86_avx2 {
 inline void store_stream(float* p, Vec<float> v) { _mm256_stream_ps(p, v.v); }
 inline void store_stream(double* p, Vec<double> v) { _mm256_stream_pd(p, v.v); }
 }  // namespace tensorops::simd::x86_avx2
+
+// ---- 8 x 8 float transpose (the transposed copy, convolution's pixel-major tiles) ---------
+// r[i] lane j becomes r[j] lane i in three rounds of eight shuffles: pairs of rows
+// interleave, then pairs of pairs (as doubles), then the 128-bit halves of rows four apart
+// trade places.
+namespace tensorops::simd::x86_avx2 {
+inline void transpose8(__m256 r[8]) {
+  __m256 u[8];
+  for (int g = 0; g < 2; ++g) {
+    const __m256* q = r + 4 * g;
+    const __m256d t0 = _mm256_castps_pd(_mm256_unpacklo_ps(q[0], q[1]));
+    const __m256d t1 = _mm256_castps_pd(_mm256_unpackhi_ps(q[0], q[1]));
+    const __m256d t2 = _mm256_castps_pd(_mm256_unpacklo_ps(q[2], q[3]));
+    const __m256d t3 = _mm256_castps_pd(_mm256_unpackhi_ps(q[2], q[3]));
+    u[4 * g] = _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2));
+    u[4 * g + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2));
+    u[4 * g + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3));
+    u[4 * g + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3));
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
+}
+}  // namespace tensorops::simd::x86_avx2
