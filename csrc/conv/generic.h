@@ -237,12 +237,7 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
       for (int64_t j0 = 0; j0 < cw; j0 += 8) {
         const int64_t cols = std::min<int64_t>(8, cw - j0);
         __m256 block[8];
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; ++i) {
-          const T* row = tile + (q0 + i) * ldt + j0;
-          block[i] = i >= n ? _mm256_setzero_ps() : cols == 8 ? V::load(row).v : V::load_partial(row, cols).v;
-        }
-        simd::x86_avx2::transpose8(block);
+        simd::x86_avx2::transpose8(tile + q0 * ldt + j0, ldt, int(n), int(cols), block);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           if (j >= cols) break;

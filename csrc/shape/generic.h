@@ -135,8 +135,7 @@ inline void store(double* p, __m256d v) {
 
 // 8 x 8 four-byte elements, returned as the eight destination rows.
 inline void transpose8x8(const uint32_t* src, int64_t src_ld, __m256 rows[8]) {
-  for (int i = 0; i < 8; ++i) rows[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + i * src_ld));
-  simd::x86_avx2::transpose8(rows);
+  simd::x86_avx2::transpose8(reinterpret_cast<const float*>(src), src_ld, 8, 8, rows);
 }
 
 // 4 x 4 eight-byte elements, returned as the four destination rows.

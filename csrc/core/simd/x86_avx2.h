@@ -279,4 +279,16 @@ inline void transpose8(__m256 r[8]) {
     r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
   }
 }
+
+// Columns 0..7 of `rows` (<= 8) rows, `stride` apart, as 8 vectors: col[j] lane i =
+// src[i * stride + j] for j < cols (lanes past `rows` and columns past `cols` are 0, and
+// memory past them is not read).
+inline void transpose8(const float* src, int64_t stride, int rows, int cols, __m256 col[8]) {
+  const __m256i loaded = Vec<float>::lanes_below(cols);
+  for (int i = 0; i < 8; ++i)
+    col[i] = i >= rows   ? _mm256_setzero_ps()
+             : cols >= 8 ? _mm256_loadu_ps(src + i * stride)
+                         : _mm256_maskload_ps(src + i * stride, loaded);
+  transpose8(col);
+}
 }  // namespace tensorops::simd::x86_avx2
