@@ -6,6 +6,7 @@ synthetic inputs and a fake clock.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -47,6 +48,11 @@ def test_cli_bench_writes_every_number_to_json(tmp_path):
     assert machine["versions"]["tensorops"] == tensorops.__version__
     assert machine["cpu_info"]["isa"] in ("scalar", "avx2", "avx512")
     assert {"features", "num_threads", "detected_isa", "isa_cap"} <= set(machine["cpu_info"])
+    # The peers' kernel sets, so that a TENSOROPS_ISA=avx2 run says what it was compared with.
+    assert set(machine["peer_kernels"]) == {"torch", "numpy"}
+    if importlib.util.find_spec("torch") is not None:
+        assert isinstance(machine["peer_kernels"]["torch"], str)
+        assert f"torch {machine['peer_kernels']['torch']}" in done.stderr
     assert document["settings"]["threads"] == [1]
     assert document["settings"]["repeat"] == 2
     (case,) = document["cases"]

@@ -90,7 +90,7 @@ def _busy_warning(before, after, cores: int):
 
 def _bench(args) -> int:
     from ._bench import select_cases
-    from ._bench.machine import load_average, machine_info
+    from ._bench.machine import format_peer_kernels, load_average, machine_info
     from ._bench.peers import default_thread_counts
     from ._bench.report import format_tables, plot_ratios, plot_unavailable_reason, write_json
     from ._bench.runner import Settings, errors_in, run_cases
@@ -113,7 +113,8 @@ def _bench(args) -> int:
     machine = machine_info()
     print(
         f"tensorops {machine['versions']['tensorops']}, ISA {machine['cpu_info']['isa']}, {len(cases)} cases, "
-        f"threads {list(threads)}, dtype {args.dtype}, load average {machine['load_average']}",
+        f"threads {list(threads)}, dtype {args.dtype}, load average {machine['load_average']}; peers' kernels: "
+        f"{format_peer_kernels(machine['peer_kernels']) or 'unknown'}",
         file=sys.stderr,
     )
     entries = run_cases(cases, settings)

@@ -8,6 +8,11 @@ import platform
 from .peers import default_thread_counts, optional_import
 
 _VERSIONED = ("numpy", "torch", "onnxruntime", "onnx", "threadpoolctl", "matplotlib")
+# Variables that choose a kernel set: tensorops' own, and the peers' caps (torch's ATen
+# kernels, MKL, oneDNN, NumPy's OpenBLAS), with which a TENSOROPS_ISA=avx2 run can compare
+# like with like (onnxruntime has no such cap and keeps its best kernels).
+_ENVIRONMENT = ("OMP_NUM_THREADS", "TENSOROPS_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
+                "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def machine_info() -> dict:
@@ -18,16 +23,36 @@ def machine_info() -> dict:
         module = optional_import(name)
         versions[name] = getattr(module, "__version__", "unknown") if module is not None else None
     threadpoolctl = optional_import("threadpoolctl")
+    pools = threadpoolctl.threadpool_info() if threadpoolctl is not None else None
     return {
         "cpu_info": tensorops.cpu_info(),
+        "peer_kernels": peer_kernels(pools),
         "versions": versions,
         "platform": platform.platform(),
         "processor": _cpu_model_name(),
         "cores_available": default_thread_counts()[-1],
         "load_average": load_average(),
-        "threadpool_info": threadpoolctl.threadpool_info() if threadpoolctl is not None else None,
-        "environment": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TENSOROPS_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
+        "threadpool_info": pools,
+        "environment": {k: os.environ[k] for k in _ENVIRONMENT if k in os.environ},
     }
+
+
+def peer_kernels(pools) -> dict:
+    """The kernel set each peer runs, where it says: torch's ATen CPU capability and the
+    core type of NumPy's OpenBLAS (from threadpoolctl), None where unknown."""
+    kernels = {"torch": None, "numpy": None}
+    torch = optional_import("torch")
+    capability = getattr(getattr(getattr(torch, "backends", None), "cpu", None), "get_cpu_capability", None)
+    if capability is not None:
+        kernels["torch"] = capability()
+    for pool in pools or ():
+        if pool.get("internal_api") == "openblas" and "numpy" in str(pool.get("filepath", "")):
+            kernels["numpy"] = pool.get("architecture")
+    return kernels
+
+
+def format_peer_kernels(kernels: dict) -> str:
+    return ", ".join(f"{name} {value}" for name, value in kernels.items() if value)
 
 
 def load_average():
@@ -58,6 +83,7 @@ def format_info(info: dict) -> str:
         f"ISA:        in use {cpu['isa']} ({cpu['isa_token']}), detected {cpu['detected_isa']}, cap {cpu['isa_cap']}",
         f"features:   {' '.join(cpu['features']) or '(none)'}",
         f"threads:    {cpu['num_threads']}",
+        f"peers:      {format_peer_kernels(info['peer_kernels']) or 'unknown'}",
         f"load:       {info['load_average']}",
     ]
     for key, value in info["environment"].items():
