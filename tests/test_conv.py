@@ -1114,6 +1114,35 @@ def test_transposed_strides_far_beyond_the_kernel():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_channels_in_lanes_sweep(dtype):
+    """A seeded sweep over the channels-in-lanes path's inputs (filters of 256 and more
+    multiply-adds an output, output channels that fill the lanes): odd plane sizes from 1 to
+    33 wide, so that tiles cross from row to row, run out mid-row or pair rows, against MR = 14
+    (AVX-512) and 6 (AVX2); kernels up to 5x5, strides, dilations, paddings, groups, batches
+    of 1-4, on 1 and 2 threads."""
+    rng = np.random.default_rng(8128)
+    done = 0
+    while done < 24:
+        groups = int(rng.choice([1, 1, 2]))
+        kernel = tuple(int(v) for v in rng.integers(1, 6, 2))
+        cin_g = max(int(rng.integers(29, 81)), -(-256 // (kernel[0] * kernel[1])))
+        cout_g = int(rng.choice([16, 24, 32, 48, 60, 64]))
+        size = (int(rng.integers(1, 12)), int(rng.integers(1, 34)))
+        stride, dilation = tuple(int(v) for v in rng.integers(1, 3, 2)), tuple(int(v) for v in rng.integers(1, 3, 2))
+        padding = tuple(int(v) for v in rng.integers(0, 3, 2))
+        if any(s + 2 * p < d * (k - 1) + 1 for s, p, d, k in zip(size, padding, dilation, kernel)):
+            continue
+        x = randn((int(rng.integers(1, 5)), cin_g * groups, *size), dtype, 400 + done)
+        w = randn((cout_g * groups, cin_g, *kernel), dtype, 500 + done)
+        b = randn(cout_g * groups, dtype, 600 + done)
+        kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        _, want = check_conv2d(x, w, b, **kwargs)
+        got = assert_same_for_thread_counts(lambda: F.conv2d(x, w, b, **kwargs), counts=(1, 2))
+        assert_close(got, want, **tol(dtype, cin_g * kernel[0] * kernel[1]))
+        done += 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_shifted_window_several_images_per_task(dtype):
     """With channels in the lanes, when a band is a whole image a task takes several images,
     pixels counted across them: a narrow image's last output row shares a tile with the next
