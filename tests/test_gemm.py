@@ -352,6 +352,37 @@ def test_linear_module_matches_torch_and_repacks_on_new_weights():
     np.testing.assert_allclose(ours(x), 2 * x.numpy().sum(-1, keepdims=True) + ours.bias, rtol=1e-5, atol=1e-5)
 
 
+def test_linear_module_reads_a_large_weight_in_place_for_one_row():
+    """A single row (batch-1 inference) by a weight of 2 MiB a thread or more takes dot
+    products over the weight's own rows, without packing it; more rows, or more threads
+    sharing the weight, pack it."""
+    import tensorops.nn as tnn
+    from tensorops.nn.linear import reads_weight_in_place
+
+    theirs = torch.nn.Linear(1031, 517)
+    ours = tnn.Linear(1031, 517)
+    ours.load_state_dict(theirs.state_dict())
+    before = tops.get_num_threads()
+    try:
+        tops.set_num_threads(1)
+        assert reads_weight_in_place(1, ours.weight) and not reads_weight_in_place(2, ours.weight)
+        for shape in ((1031,), (1, 1031), (1, 1, 1031)):
+            x = torch.randn(shape)
+            np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(ours(x.numpy()[..., ::-1].copy()[..., ::-1]), theirs(x).detach().numpy(),
+                                       rtol=1e-4, atol=1e-5)
+        assert ours.__dict__.get("_packed") is None
+        x = torch.randn(3, 1031)
+        np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+        assert ours.__dict__.get("_packed") is not None
+        tops.set_num_threads(2)
+        assert not reads_weight_in_place(1, ours.weight)
+        x = torch.randn(1031)
+        np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+    finally:
+        tops.set_num_threads(before)
+
+
 def test_linear_module_without_bias_and_float64():
     import tensorops.nn as tnn
 

@@ -65,12 +65,35 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
   // The operand that continues from tap to tap advances by its constant step (MR for a packed
   // A panel, NR for a packed B panel); the window restarts at each tap's offset.
   constexpr int64_t kPanelStep = kWindowInA ? NV * W : Tiles<T>::MR;
+  // One row streaming B (linear at batch 1 with a packed weight): NV chains of k FMAs each,
+  // an FMA latency per k step, so a second set of accumulators takes the odd k steps.
+  constexpr bool kTwoSets = kStreamB && ROWS == 1 && !kWindowInA;
+  V odd[kTwoSets ? NV : 1];
+  if constexpr (kTwoSets) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) odd[j] = V::zero();
+  }
   for (int64_t t = 0; t < taps; ++t) {
     const T* at = a;
     const T* bt = b;
     if (tap_offsets) (kWindowInA ? at : bt) += tap_offsets[t];
+    int64_t p = 0;
+    if constexpr (kTwoSets) {
+      for (; p + 2 <= k; p += 2) {
+        const V a0(at[0]), a1(at[kPanelStep]);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) {
+          __builtin_prefetch(address_past(bt + j * W, uintptr_t(kPrefetchSteps * b_step) * sizeof(T)));
+          __builtin_prefetch(address_past(bt + j * W, uintptr_t((kPrefetchSteps + 1) * b_step) * sizeof(T)));
+          acc[0][j] = mul_add(a0, V::load(bt + j * W), acc[0][j]);
+          odd[j] = mul_add(a1, V::load(bt + b_step + j * W), odd[j]);
+        }
+        at += 2 * kPanelStep;
+        bt += 2 * b_step;
+      }
+    }
 #pragma GCC unroll 2
-    for (int64_t p = 0; p < k; ++p) {
+    for (; p < k; ++p) {
       V bv[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) {
@@ -88,6 +111,10 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
       bt += kWindowInA ? kPanelStep : b_step;
     }
     (kWindowInA ? b : a) = kWindowInA ? bt : at;
+  }
+  if constexpr (kTwoSets) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[0][j] = acc[0][j] + odd[j];
   }
   if (n_valid >= NV * W) {
 #pragma GCC unroll 16

@@ -1,8 +1,9 @@
 """Matrix products: compute-bound, rated in GFLOP/s (2*M*N*K per product). Square mm from
 256 to 2048, BERT-base linear layers (K, N in {768, 3072}) at batch rows M = 1, 8 and 32
-with the weight as torch stores it ([N, K]; tensorops packs it once, as nn.Linear does, and
-onnxruntime pre-packs it as a constant), x @ W with a [K, N] weight passed per call at M = 1
-and 16, and the attention-sized bmm."""
+with the weight as torch stores it ([N, K]; tensorops does what nn.Linear does, packing it
+once, and reading a large one as it lies for a single row; onnxruntime pre-packs it as a
+constant), x @ W with a [K, N] weight passed per call at M = 1 and 16, and the
+attention-sized bmm."""
 from __future__ import annotations
 
 import numpy as np
@@ -65,12 +66,22 @@ def _mm(name: str, m: int, k: int, n: int) -> Case:
 
 
 def _pack_weight(inputs):
-    """Case.prepare: the weight packed once, as nn.Linear packs it on its first forward (and
-    as onnxruntime pre-packs the constant weight of its Gemm)."""
+    """Case.prepare: the weight and its copy packed once, as nn.Linear packs it on its first
+    forward of more than one row (and as onnxruntime pre-packs the constant weight of its
+    Gemm)."""
     import tensorops
 
     x, weight, bias = inputs
-    return x, tensorops.pack_linear_weight(weight), bias
+    return x, weight, tensorops.pack_linear_weight(weight), bias
+
+
+def _linear_as_the_module_does(x, weight, packed, bias):
+    """F.linear with the weight nn.Linear would use: as it lies for a single row of a large
+    weight (on the thread count of the run), else the packed copy."""
+    import tensorops
+    from tensorops.nn.linear import reads_weight_in_place
+
+    return tensorops.nn.functional.linear(x, weight if reads_weight_in_place(x.shape[0], weight) else packed, bias)
 
 
 def _linear(m: int, k: int, n: int) -> Case:
@@ -78,7 +89,7 @@ def _linear(m: int, k: int, n: int) -> Case:
         name=f"linear_M{m}_K{k}_N{n}",
         family=FAMILY,
         setup=lambda dtype: (randn((m, k), dtype, seed=1), randn((n, k), dtype, seed=2), randn((n,), dtype, seed=3)),
-        tensorops=op("nn.functional.linear"),
+        tensorops=_linear_as_the_module_does,
         prepare=_pack_weight,
         torch=op("nn.functional.linear"),
         numpy=lambda x, w, b: x @ w.T + b,
