@@ -66,8 +66,10 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
   // A panel, NR for a packed B panel); the window restarts at each tap's offset.
   constexpr int64_t kPanelStep = kWindowInA ? NV * W : Tiles<T>::MR;
   // One row streaming B (linear at batch 1 with a packed weight): NV chains of k FMAs each,
-  // an FMA latency per k step, so a second set of accumulators takes the odd k steps.
-  constexpr bool kTwoSets = kStreamB && ROWS == 1 && !kWindowInA;
+  // an FMA latency per k step. Where a k step is only 64 bytes of B (AVX2's panels) that caps
+  // the row at 16 bytes a cycle, below L2's rate, so a second set of accumulators takes the
+  // odd k steps; AVX-512's 128-byte steps are not held back (measured unchanged or slower).
+  constexpr bool kTwoSets = kStreamB && ROWS == 1 && !kWindowInA && NV * W * int64_t(sizeof(T)) <= 64;
   V odd[kTwoSets ? NV : 1];
   if constexpr (kTwoSets) {
 #pragma GCC unroll 8
