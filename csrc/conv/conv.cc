@@ -753,12 +753,13 @@ void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::uniq
               std::min(ks.nr, n1 - jc), block > 0);
     };
     if (!streamed) {
-      for (int64_t r = 0; r < all_rows; ++r) {
+      for (int64_t r = 0; r < all_rows;) {
         if (paired && r + 1 < all_rows) {
           run_tile(ks.micro_taps_window_a_pairs[ow], r * ow, row_start(r + 1) - row_start(r));
-          ++r;
+          r += 2;
         } else {
           run_tile(ks.micro_taps_window_a[ow], r * ow, 0);
+          r += 1;
         }
       }
       continue;

@@ -256,8 +256,9 @@ void transpose_block_rows(const T* tile, int64_t ldt, int64_t pixels, int64_t cw
 }
 
 // A streamed store whose output rows all start on a line (every plane a whole number of
-// lines apart) is transposed straight to the output where the ISA streams from the transpose; other
-// streamed stores are transposed into `staging` and then streamed row by row.
+// lines apart) is transposed straight to the output where the ISA streams from the
+// transpose; other streamed stores are transposed into `staging` and then streamed row by
+// row.
 template <class T>
 void store_band_transposed(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out, int64_t out_plane,
                            const T* bias, int64_t bias_stride, bool stream, T* staging) {

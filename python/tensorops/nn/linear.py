@@ -31,14 +31,14 @@ def reads_weight_in_place(rows: int, weight) -> bool:
 class Linear(PackedLayer):
     """``torch.nn.Linear(in_features, out_features, bias=True)``.
 
-    The first forward of more than one row packs the weight into the GEMM microkernel's
-    panel layout (``tensorops.pack_linear_weight``), which makes small batches (M = 2..32
-    rows) stream the weight once at full speed; a single row reads a large ``weight``
-    itself, where dot products over its rows are faster still. The packed copy is dropped whenever the
-    weight is replaced - by ``load_state_dict``, by assigning ``self.weight``, by
-    ``to(dtype)`` or by in-place arithmetic on the parameter (``m.weight *= 2``). Writes
-    through an index or ``np.copyto`` into ``m.weight`` are invisible to the packed copy:
-    call ``m.reset_packed_weight()`` after those.
+    The first forward that needs it packs the weight into the GEMM microkernel's panel
+    layout (``tensorops.pack_linear_weight``), which makes small batches (M = 2..32 rows)
+    stream the weight once at full speed; a single row by a weight of 2 MiB a thread or more
+    reads ``weight`` itself, where dot products over its rows are faster. The packed copy is
+    dropped whenever the weight is replaced - by ``load_state_dict``, by assigning
+    ``self.weight``, by ``to(dtype)`` or by in-place arithmetic on the parameter
+    (``m.weight *= 2``). Writes through an index or ``np.copyto`` into ``m.weight`` are
+    invisible to the packed copy: call ``m.reset_packed_weight()`` after those.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
