@@ -263,7 +263,7 @@ template <class T>
 void store_band_transposed(const T* tile, int64_t ldt, int64_t pixels, int64_t channels, T* out, int64_t out_plane,
                            const T* bias, int64_t bias_stride, bool stream, T* staging) {
   const bool direct = !stream || (kStreamedTranspose<T> && on_cache_line(out) &&
-                                  out_plane * int64_t(sizeof(T)) % 64 == 0);
+                                  out_plane * int64_t(sizeof(T)) % kCacheLineBytes == 0);
   for (int64_t c0 = 0; c0 < channels; c0 += kTransposeBlock) {
     const int64_t cw = std::min(kTransposeBlock, channels - c0);
     T b[kTransposeBlock];

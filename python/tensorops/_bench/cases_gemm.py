@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.functional import linear
+from ..nn.linear import reads_weight_in_place
 from .case import Case, op, randn
 
 FAMILY = "gemm"
@@ -78,10 +80,7 @@ def _pack_weight(inputs):
 def _linear_as_the_module_does(x, weight, packed, bias):
     """F.linear with the weight nn.Linear would use: as it lies for a single row of a large
     weight (on the thread count of the run), else the packed copy."""
-    import tensorops
-    from tensorops.nn.linear import reads_weight_in_place
-
-    return tensorops.nn.functional.linear(x, weight if reads_weight_in_place(x.shape[0], weight) else packed, bias)
+    return linear(x, weight if reads_weight_in_place(x.shape[0], weight) else packed, bias)
 
 
 def _linear(m: int, k: int, n: int) -> Case:
