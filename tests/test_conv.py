@@ -1437,6 +1437,37 @@ def test_depthwise_small_planes(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_wide_filters_channels_in_lanes(dtype):
+    """Filters 5 or 7 taps wide at unit column stride take the kernel with channels in the
+    lanes on planes of any size that fits its tile (AVX-512 float; the row kernels elsewhere):
+    channel counts around 16 and 32, ConvNeXt's 56 x 56 and 28 x 28 and odd planes, rows
+    narrower than the filter, paddings 0 to k - 1, non-square filters and dilation or stride
+    along the rows only, NaN and infinities, a channel slice, fused residual and activation
+    over split rows, a plane too large for the tile, and identical bits for any thread count
+    (few channel blocks: a block's rows split between threads)."""
+    cases = [  # (channels, (h, w), (kh, kw), stride, padding, dilation)
+        (16, (56, 56), (7, 7), 1, 3, 1), (33, (28, 28), (7, 7), 1, 3, 1), (15, (29, 23), (5, 5), 1, 2, 1),
+        (17, (9, 64), (7, 7), 1, 0, 1), (16, (31, 3), (5, 5), 1, (2, 4), 1), (20, (1, 40), (1, 7), 1, 0, 1),
+        (18, (23, 19), (3, 7), 1, (1, 6), 1), (16, (20, 13), (7, 5), (2, 1), (3, 1), (2, 1)),
+        (32, (14, 14), (5, 5), 1, 0, 1), (1, (120, 120), (7, 7), 1, 3, 1),
+    ]
+    for i, (c, (h, w), kernel, stride, padding, dilation) in enumerate(cases):
+        x = randn((2, c, h, w), dtype, 1000 + i)
+        x[0, 0, h // 2, 0], x[1, c - 1, h - 1, w - 1] = np.nan, np.inf
+        wt = randn((c, 1, *kernel), dtype, 1020 + i)
+        b = randn(c, dtype, 1040 + i) if i % 2 == 0 else None
+        check_conv2d(x, wt, b, stride=stride, padding=padding, dilation=dilation, groups=c)
+    x, wt, b = randn((1, 40, 56, 56), dtype, 1060), randn((40, 1, 7, 7), dtype, 1061), randn(40, dtype, 1062)
+    check_conv2d(x[:, ::2], wt[::2], b[::2], padding=3, groups=20)  # planes two apart
+    want = _torch(TF.conv2d, x, wt, b, padding=3, groups=40)
+    r = randn(want.shape, dtype, 1063)
+    got = assert_same_for_thread_counts(lambda: F.conv2d(x, wt, b, padding=3, groups=40, residual=r, activation="silu"))
+    assert_close(got, TF.silu(want + T(r)), **tol(dtype, 49))
+    x, wt = randn((1, 16, 37, 30), dtype, 1064), randn((16, 1, 5, 5), dtype, 1065)
+    assert_same_for_thread_counts(lambda: check_conv2d(x, wt, None, padding=2, groups=16)[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_products_of_few_small_images(dtype):
     """A transposed convolution of a few images small next to its filter multiplies every
     input pixel by the whole filter (read in place) and gathers each output's products: a

@@ -57,10 +57,17 @@ bool channels_in_lanes(int64_t cog, int64_t products, const gemm::KernelSet<T>& 
 }
 // Whole depthwise planes go to the kernel this many at a time.
 constexpr int64_t kDepthwiseRun = 4;
-// Depthwise planes of at most this many outputs, whose tile and staging fit this many bytes,
-// take the kernel with one channel per lane (depthwise_channels).
+// Depthwise planes take the kernel with one channel per lane (depthwise_channels) when their
+// tile and staging fit this many bytes (in L2 beside the input and output streaming through)
+// and their filter is wide (lanes_wide_filter) or they have at most kLanesMaxOutputs
+// outputs. 96 x 56 x 56 7x7 needs 272 KiB; lanes lost to rows on 3x3 planes of 28 x 28 and
+// more (192 channels: 60 -> 88 us) and on stride 2.
 constexpr int64_t kLanesMaxOutputs = 256;
-constexpr int64_t kLanesMaxScratchBytes = int64_t(64) << 10;
+constexpr int64_t kLanesMaxScratchBytes = int64_t(512) << 10;
+template <class T>
+bool lanes_pay(const DepthwisePlane<T>& g) {
+  return lanes_wide_filter(g) || g.out_h * g.out_w <= kLanesMaxOutputs;
+}
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.
 constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;
 
@@ -464,24 +471,31 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
   };
   const auto& filters = weight.filters<T>();
   if (filters.lane_width > 0 && filters.lane_width == kernels.depthwise_lanes && multiplier == 1 &&
-      input.strides[3] == 1 && input.strides[2] == input.shape[3] && oh * ow <= kLanesMaxOutputs &&
+      input.strides[3] == 1 && input.strides[2] == input.shape[3] && lanes_pay(geometry) &&
       kernels.depthwise_channels_scratch(geometry) * int64_t(sizeof(T)) <= kLanesMaxScratchBytes) {
-    // Small planes: `lanes` channels at a time, one per vector lane.
-    const int64_t lanes = filters.lane_width, blocks = ceil_div(channels, lanes);
-    parallel_for(0, batch * blocks, 1, [&](int64_t t0, int64_t t1) {
+    // `lanes` channels at a time, one per vector lane; a block's rows split as planes' rows
+    // are above when there are few blocks.
+    const int64_t lanes = filters.lane_width, channel_blocks = ceil_div(channels, lanes);
+    const int64_t blocks = batch * channel_blocks;
+    const int64_t row_splits = blocks >= 4 * threads ? 1 : std::min(oh, ceil_div(4 * threads, blocks));
+    // The bias in whole blocks of lanes, made before any kernel loads it as a vector (lanes
+    // stored one at a time just before that load stalled it: a sixth of 960 7x7 planes).
+    std::vector<T> bias_lanes(static_cast<size_t>(channel_blocks * lanes), T(0));
+    for (int64_t c = 0; o.bias && c < channels; ++c) bias_lanes[size_t(c)] = o.bias[c * o.bias_stride];
+    parallel_for(0, blocks * row_splits, 1, [&](int64_t t0, int64_t t1) {
       thread_local Workspace scratch_buffer;
       T* scratch = scratch_buffer.get<T>(size_t(kernels.depthwise_channels_scratch(geometry)));
       kernels.depthwise_channels_prepare(geometry, scratch);
-      std::vector<T> bias_lanes(static_cast<size_t>(lanes));
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = t / blocks, c0 = (t % blocks) * lanes, count = std::min(lanes, channels - c0);
-        for (int64_t i = 0; i < lanes; ++i)
-          bias_lanes[size_t(i)] = o.bias && i < count ? o.bias[(c0 + i) * o.bias_stride] : T(0);
+        const int64_t block = t / row_splits, split = t % row_splits;
+        const int64_t r0 = oh * split / row_splits, r1 = oh * (split + 1) / row_splits;
+        const int64_t n = block / channel_blocks, c0 = block % channel_blocks * lanes;
+        const int64_t count = std::min(lanes, channels - c0);
         T* out_planes = o.out + (n * channels + c0) * oh * ow;
         kernels.depthwise_channels(geometry, o.input + n * input.strides[0] + c0 * input.strides[1], input.strides[1],
                                    count, filters.depthwise_lane_taps.data() + (c0 / lanes) * kh * kw * lanes,
-                                   bias_lanes.data(), out_planes, scratch);
-        for (int64_t i = 0; fused && i < count; ++i) finish_rows(n, c0 + i, 0, oh, out_planes + i * oh * ow);
+                                   bias_lanes.data() + c0, out_planes, r0, r1, scratch);
+        for (int64_t i = 0; fused && i < count; ++i) finish_rows(n, c0 + i, r0, r1, out_planes + i * oh * ow);
       }
     });
     return;

@@ -34,8 +34,10 @@
 //     registers; every other kernel, stride and dilation first copies the input rows a band
 //     of output rows reads into zero-bordered rows, one per column phase of the stride, so
 //     that each tap is a plain load at a fixed offset (depthwise_padded). Planes too small
-//     for rows (MobileNet's 7x7 and 14x14) put one channel in each vector lane instead, where
-//     the ISA has that kernel (depthwise_channels).
+//     for rows (MobileNet's 7x7 and 14x14), and filters 5 or 7 wide at unit column stride on
+//     planes of any size (ConvNeXt's), put one channel in each vector lane instead, where
+//     the ISA has that kernel (depthwise_channels): a row's loaded input column then serves
+//     every tap across the filter's width without the lane shifts that rows need.
 //   transposed: out[oy] gathers input rows iy with oy = iy*s - p + ky*d. Splitting the
 //     output into its s_h x s_w stride phases (oy = ry + s*j) makes each phase an ordinary
 //     stride-1 convolution of the input with the subset of taps whose ky*d is congruent to
@@ -194,6 +196,15 @@ struct DepthwisePlane {
   int64_t out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
 };
 
+// Whether the depthwise kernel with one channel per lane reuses each input column it loads
+// across the filter's width (unit column stride and dilation, 5 or 7 taps wide; narrower
+// filters load about once per multiply-add either way): then it beats the row kernels on
+// planes of any size, where otherwise only on small ones.
+template <class T>
+bool lanes_wide_filter(const DepthwisePlane<T>& g) {
+  return g.stride_w == 1 && g.dilation_w == 1 && (g.kernel_w == 5 || g.kernel_w == 7);
+}
+
 // Channels per block of store_band_transposed (and rows of its staging).
 constexpr int64_t kTransposeBlock = 16;
 
@@ -239,15 +250,16 @@ struct ConvKernelsFor {
   void (*depthwise_prepare)(const DepthwisePlane<T>& geometry, T* scratch);
   void (*depthwise)(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin, int64_t row_end, T* scratch);
   int64_t (*depthwise_scratch)(const DepthwisePlane<T>& geometry);
-  // Depthwise with one channel per vector lane, for small planes (depthwise_lanes channels
-  // at a time; 0 and null where the ISA and dtype have no such kernel). `channels` planes of
-  // the geometry's shape, channel_stride apart in the input (rows contiguous) and
-  // out_h * out_w apart in the output; taps: [KH * KW][depthwise_lanes], bias:
-  // [depthwise_lanes]. Prepared once per thread and geometry, as depthwise is.
+  // Depthwise with one channel per vector lane (depthwise_lanes channels at a time; 0 and
+  // null where the ISA and dtype have no such kernel): output rows [row_begin, row_end) of
+  // `channels` planes of the geometry's shape, channel_stride apart in the input (rows
+  // contiguous) and out_h * out_w apart in the output; taps: [KH * KW][depthwise_lanes],
+  // bias: [depthwise_lanes]. Prepared once per thread and geometry, as depthwise is.
   int64_t depthwise_lanes;
   void (*depthwise_channels_prepare)(const DepthwisePlane<T>& geometry, T* scratch);
   void (*depthwise_channels)(const DepthwisePlane<T>& geometry, const T* input, int64_t channel_stride,
-                             int64_t channels, const T* taps, const T* bias, T* out, T* scratch);
+                             int64_t channels, const T* taps, const T* bias, T* out, int64_t row_begin,
+                             int64_t row_end, T* scratch);
   int64_t (*depthwise_channels_scratch)(const DepthwisePlane<T>& geometry);
 };
 

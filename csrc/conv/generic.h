@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <numeric>
 #include <type_traits>
 
 #include "conv/conv.h"
@@ -991,20 +992,52 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
   }
 }
 
-// ---- depthwise with one channel per lane (small planes, AVX-512 float) ----------------------
+// ---- depthwise with one channel per lane (AVX-512 float) ------------------------------------
 //
 // A 7x7 plane is too small to vectorise along its rows (seven lanes of sixteen) or even
 // flat (49 = 3 x 16 + 1, every tap a masked load crossing lines). With sixteen channels in
 // the lanes instead, every tap of every output is one aligned load and one FMA; the planes
 // are transposed into a zero-bordered tile of the padded input ([row][column][channel]) and
 // the results back, sixteen pixels at a time with transpose16.
+//
+// Larger planes gain too where the filter is wide. Along a row, input column c of the tile
+// is read by the outputs c - KW + 1 .. c, so a run of N outputs loads N + KW - 1 vectors
+// per kernel row for N * KW multiply-adds and needs no shuffle, where the row kernels above
+// build each tap's window with a lane shift that takes an FMA port's slot. The outputs go to
+// a staging band of a few rows, transposed back to the planes as each band completes, so
+// staging stays in L1 however large the plane; the tile spans the whole padded plane, and a
+// call fills only the rows its outputs read (a thread may take a plane's rows in parts).
 #if TENSOROPS_ISA_ID == 2
-// N outputs of one row, from output column ox0: N chains of KH*KW FMAs. UNIT: column
-// stride 1, known at compile time (else the N column offsets outgrow the registers).
+// Calls run(std::integral_constant<int, N>{}, ox0) for the n <= MAX given, N = n known at
+// compile time so that the run's accumulators stay in registers.
+template <int N, class Run>
+[[gnu::always_inline]] inline void run_of_length(int64_t n, int64_t ox0, Run& run) {
+  if constexpr (N > 1) {
+    if (n < N) return run_of_length<N - 1>(n, ox0, run);
+  }
+  run(std::integral_constant<int, N>{}, ox0);
+}
+
+// A row of `width` outputs in runs of at most MAX, as even as they can be: 28 outputs as
+// 10 + 9 + 9 rather than 12 + 12 + 4, whose last run has too few chains to cover the FMA
+// latency.
+template <int MAX, class Run>
+[[gnu::always_inline]] inline void in_runs(int64_t width, Run&& run) {
+  const int64_t runs = (width + MAX - 1) / MAX;
+  for (int64_t r = 0, ox = 0; r < runs; ++r) {
+    const int64_t n = width / runs + (r < width % runs ? 1 : 0);
+    run_of_length<MAX>(n, ox, run);
+    ox += n;
+  }
+}
+
+// N outputs of row oy from output column ox0, any stride and dilation: N chains of KH*KW
+// FMAs, one load each. UNIT: column stride 1, known at compile time (else the N column
+// offsets outgrow the registers). staging_row: the staged output row.
 template <int N, bool UNIT>
 [[gnu::always_inline]] inline void depthwise_lanes_row(const DepthwisePlane<float>& g, const float* tile,
                                                        int64_t tile_w, const float* taps, __m512 bias, int64_t oy,
-                                                       int64_t ox0, float* staging) {
+                                                       int64_t ox0, float* staging_row) {
   const int64_t step = UNIT ? 16 : g.stride_w * 16;
   __m512 acc[N];
   for (int i = 0; i < N; ++i) acc[i] = bias;
@@ -1016,34 +1049,37 @@ template <int N, bool UNIT>
       for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(x + i * step), t, acc[i]);
     }
   }
-  for (int i = 0; i < N; ++i) _mm512_store_ps(staging + (oy * g.out_w + ox0 + i) * 16, acc[i]);
+  for (int i = 0; i < N; ++i) _mm512_store_ps(staging_row + (ox0 + i) * 16, acc[i]);
 }
 
-// A row of `width` outputs in runs of at most 8: run(std::integral_constant<int, N>{}, ox)
-// for each, N known at compile time so that a run's accumulators stay in registers.
-template <class Run>
-[[gnu::always_inline]] inline void in_runs_of_8(int64_t width, Run&& run) {
-  int64_t ox = 0;
-  for (; ox + 8 <= width; ox += 8) run(std::integral_constant<int, 8>{}, ox);
-  switch (width - ox) {
-    case 7: run(std::integral_constant<int, 7>{}, ox); break;
-    case 6: run(std::integral_constant<int, 6>{}, ox); break;
-    case 5: run(std::integral_constant<int, 5>{}, ox); break;
-    case 4: run(std::integral_constant<int, 4>{}, ox); break;
-    case 3: run(std::integral_constant<int, 3>{}, ox); break;
-    case 2: run(std::integral_constant<int, 2>{}, ox); break;
-    case 1: run(std::integral_constant<int, 1>{}, ox); break;
-    default: break;
+// The same at unit column stride and dilation with KW known: the kernel row's KW taps in
+// registers, each input column loaded once for the outputs whose windows cover it. One
+// thread, transposes included, against the plane-at-a-time windows kernel: 96 x 56 x 56
+// 7x7 350 -> 300 us, 192 x 28 x 28 7x7 204 -> 135, 240 x 28 x 28 5x5 174 -> 122; on the
+// small planes that took the row kernel above, 384 x 14 x 14 7x7 89 -> 79. The sums run in
+// the same order, kernel row by kernel row.
+template <int KW, int N>
+[[gnu::always_inline]] inline void depthwise_lanes_wide(const DepthwisePlane<float>& g, const float* tile,
+                                                        int64_t tile_w, const float* taps, __m512 bias, int64_t oy,
+                                                        int64_t ox0, float* staging_row) {
+  __m512 acc[N];
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) acc[i] = bias;
+  for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+    const float* row = tile + ((oy * g.stride_h + ky * g.dilation_h) * tile_w + ox0) * 16;
+    __m512 t[KW];
+#pragma GCC unroll 8
+    for (int kx = 0; kx < KW; ++kx) t[kx] = _mm512_loadu_ps(taps + (ky * KW + kx) * 16);
+#pragma GCC unroll 24
+    for (int c = 0; c < N + KW - 1; ++c) {
+      const __m512 x = _mm512_load_ps(row + c * 16);
+#pragma GCC unroll 8
+      for (int kx = 0; kx < KW; ++kx)
+        if (c - kx >= 0 && c - kx < N) acc[c - kx] = _mm512_fmadd_ps(x, t[kx], acc[c - kx]);
+    }
   }
-}
-
-template <bool UNIT>
-void depthwise_lanes_rows(const DepthwisePlane<float>& g, const float* tile, int64_t tile_w, const float* taps,
-                          __m512 b, float* staging) {
-  for (int64_t oy = 0; oy < g.out_h; ++oy)
-    in_runs_of_8(g.out_w, [&](auto n, int64_t ox) {
-      depthwise_lanes_row<decltype(n)::value, UNIT>(g, tile, tile_w, taps, b, oy, ox, staging);
-    });
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) _mm512_store_ps(staging_row + (ox0 + i) * 16, acc[i]);
 }
 
 // 3x3, stride 1, no dilation (MobileNet's depthwise layers): R output rows of N outputs
@@ -1054,7 +1090,7 @@ void depthwise_lanes_rows(const DepthwisePlane<float>& g, const float* tile, int
 template <int R, int N>
 [[gnu::always_inline]] inline void depthwise_lanes_3x3(const float* tile, int64_t tile_w, const __m512 (&taps)[9],
                                                        __m512 bias, int64_t oy, int64_t ox0, int64_t out_w,
-                                                       float* staging) {
+                                                       float* staging_row) {
   __m512 acc[R][N];
 #pragma GCC unroll 2
   for (int r = 0; r < R; ++r)
@@ -1074,15 +1110,7 @@ template <int R, int N>
 #pragma GCC unroll 2
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int i = 0; i < N; ++i) _mm512_store_ps(staging + ((oy + r) * out_w + ox0 + i) * 16, acc[r][i]);
-}
-
-template <int R>
-void depthwise_lanes_3x3_rows(const DepthwisePlane<float>& g, const float* tile, int64_t tile_w,
-                              const __m512 (&taps)[9], __m512 b, int64_t oy, float* staging) {
-  in_runs_of_8(g.out_w, [&](auto n, int64_t ox) {
-    depthwise_lanes_3x3<R, decltype(n)::value>(tile, tile_w, taps, b, oy, ox, g.out_w, staging);
-  });
+    for (int i = 0; i < N; ++i) _mm512_store_ps(staging_row + (r * out_w + ox0 + i) * 16, acc[r][i]);
 }
 
 // The tile's extent: the padded rows and columns some output reads.
@@ -1091,11 +1119,19 @@ inline std::array<int64_t, 2> lanes_tile(const DepthwisePlane<float>& g) {
           (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1};
 }
 
-// Scratch: the tile, the staging area for the outputs ([pixel][channel]), and each input
-// pixel's place in the tile (in floats; -1 for pixels no output reads), as int32 after them.
+// Output rows per staging band: at least 128 outputs, and a whole number of transposes of 16
+// where the row width allows, so that only a plane's last band ends on a partial one.
+inline int64_t lanes_band_rows(const DepthwisePlane<float>& g) {
+  int64_t rows = 16 / std::gcd<int64_t>(g.out_w, 16);
+  while (rows * g.out_w < 128) rows *= 2;
+  return std::min(rows, g.out_h);
+}
+
+// Scratch: the tile, the staging band ([pixel][channel]), and each input pixel's place in
+// the tile (in floats; -1 for pixels no output reads), as int32 after them.
 int64_t depthwise_lanes_scratch(const DepthwisePlane<float>& g) {
   const auto [tile_h, tile_w] = lanes_tile(g);
-  return (tile_h * tile_w + g.out_h * g.out_w) * 16 + g.h * g.w + 16;  // + 16: room to align to 64 bytes
+  return (tile_h * tile_w + lanes_band_rows(g) * g.out_w) * 16 + g.h * g.w + 16;  // + 16: room to align to 64 bytes
 }
 
 float* lanes_scratch_aligned(float* scratch) {
@@ -1104,14 +1140,24 @@ float* lanes_scratch_aligned(float* scratch) {
 
 int32_t* lanes_pixel_places(const DepthwisePlane<float>& g, float* scratch) {
   const auto [tile_h, tile_w] = lanes_tile(g);
-  return reinterpret_cast<int32_t*>(lanes_scratch_aligned(scratch) + (tile_h * tile_w + g.out_h * g.out_w) * 16);
+  return reinterpret_cast<int32_t*>(lanes_scratch_aligned(scratch) +
+                                    (tile_h * tile_w + lanes_band_rows(g) * g.out_w) * 16);
 }
 
-// The padding of the tile stays zero from call to call: only input pixels are written.
+// The tile's padding, zeroed here once per call and thread, is never written over: calls
+// write only input pixels.
 void depthwise_lanes_prepare(const DepthwisePlane<float>& g, float* scratch) {
   const auto [tile_h, tile_w] = lanes_tile(g);
   float* tile = lanes_scratch_aligned(scratch);
-  std::fill(tile, tile + tile_h * tile_w * 16, 0.0f);
+  const int64_t top = std::min(g.pad_h, tile_h), bottom = std::clamp(g.pad_h + g.h, top, tile_h);
+  const int64_t left = std::min(g.pad_w, tile_w), right = std::clamp(g.pad_w + g.w, left, tile_w);
+  std::fill(tile, tile + top * tile_w * 16, 0.0f);
+  std::fill(tile + bottom * tile_w * 16, tile + tile_h * tile_w * 16, 0.0f);
+  for (int64_t ty = top; ty < bottom; ++ty) {
+    float* row = tile + ty * tile_w * 16;
+    std::fill(row, row + left * 16, 0.0f);
+    std::fill(row + right * 16, row + tile_w * 16, 0.0f);
+  }
   int32_t* places = lanes_pixel_places(g, scratch);
   for (int64_t iy = 0; iy < g.h; ++iy)
     for (int64_t ix = 0; ix < g.w; ++ix) {
@@ -1120,47 +1166,101 @@ void depthwise_lanes_prepare(const DepthwisePlane<float>& g, float* scratch) {
     }
 }
 
-// `channels` (<= 16) planes of g's geometry, `channel_stride` apart in the input and
-// out_h * out_w apart in the output; taps: [KH * KW][16] for these channels, bias: [16].
-// The input planes are contiguous (row stride w, column stride 1).
-void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t channel_stride, int64_t channels,
-                     const float* taps, const float* bias, float* out, float* scratch) {
-  const auto [tile_h, tile_w] = lanes_tile(g);
-  float* tile = lanes_scratch_aligned(scratch);
-  float* staging = tile + tile_h * tile_w * 16;
-  const int64_t pixels = g.h * g.w, outputs = g.out_h * g.out_w;
-  const int rows = static_cast<int>(channels);
-  const int32_t* places = lanes_pixel_places(g, scratch);
+// Input pixels [p0, p1) of `channels` (<= 16) planes, `channel_stride` apart, to their tile
+// places, sixteen pixels of every channel at a time.
+[[gnu::always_inline]] inline void lanes_transpose_in(const float* input, int64_t channel_stride, int channels,
+                                                      const int32_t* places, int64_t p0, int64_t p1, float* tile) {
   __m512 col[16];
-  // In: sixteen input pixels of every channel at a time, each pixel to its tile position.
-  for (int64_t p0 = 0; p0 < pixels; p0 += 16) {
-    const int cols = static_cast<int>(std::min<int64_t>(16, pixels - p0));
-    simd::x86_avx512::transpose16(input + p0, channel_stride, rows, cols, col);
+  for (; p0 < p1; p0 += 16) {
+    const int cols = static_cast<int>(std::min<int64_t>(16, p1 - p0));
+    simd::x86_avx512::transpose16(input + p0, channel_stride, channels, cols, col);
     for (int j = 0; j < cols; ++j)
       if (places[p0 + j] >= 0) _mm512_store_ps(tile + places[p0 + j], col[j]);
   }
-  const __m512 b = _mm512_loadu_ps(bias);
-  if (plain_3x3(g)) {
-    __m512 tap_vectors[9];
-    for (int t = 0; t < 9; ++t) tap_vectors[t] = _mm512_loadu_ps(taps + t * 16);
-    int64_t oy = 0;
-    for (; oy + 2 <= g.out_h; oy += 2) depthwise_lanes_3x3_rows<2>(g, tile, tile_w, tap_vectors, b, oy, staging);
-    if (oy < g.out_h) depthwise_lanes_3x3_rows<1>(g, tile, tile_w, tap_vectors, b, oy, staging);
-  } else if (g.stride_w == 1) {
-    depthwise_lanes_rows<true>(g, tile, tile_w, taps, b, staging);
-  } else {
-    depthwise_lanes_rows<false>(g, tile, tile_w, taps, b, staging);
-  }
-  // Out: sixteen output pixels of every channel at a time, back to the channel planes.
-  for (int64_t q0 = 0; q0 < outputs; q0 += 16) {
-    const int count = static_cast<int>(std::min<int64_t>(16, outputs - q0));
-    simd::x86_avx512::transpose16(staging + q0 * 16, 16, count, 16, col);
+}
+
+// Staged outputs [q0, q1) ([pixel][channel] from `staging`) back to `channels` planes of
+// `plane` outputs each, sixteen pixels at a time.
+[[gnu::always_inline]] inline void lanes_transpose_out(const float* staging, int channels, int64_t q0, int64_t q1,
+                                                       int64_t plane, float* out) {
+  __m512 col[16];
+  for (; q0 < q1; q0 += 16, staging += 256) {
+    const int count = static_cast<int>(std::min<int64_t>(16, q1 - q0));
+    simd::x86_avx512::transpose16(staging, 16, count, 16, col);
     const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
-    if (rows == 16) {
-      for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(out + c * outputs + q0, lanes, col[c]);
+    if (channels == 16) {
+      for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(out + c * plane + q0, lanes, col[c]);
     } else {
-      for (int c = 0; c < rows; ++c) _mm512_mask_storeu_ps(out + c * outputs + q0, lanes, col[c]);
+      for (int c = 0; c < channels; ++c) _mm512_mask_storeu_ps(out + c * plane + q0, lanes, col[c]);
     }
+  }
+}
+
+// Output rows [row_begin, row_end) of `channels` (<= 16) planes of g's geometry,
+// `channel_stride` apart in the input and out_h * out_w apart in the output; taps:
+// [KH * KW][16] for these channels, bias: [16]. The input planes are contiguous (row stride
+// w, column stride 1).
+void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t channel_stride, int64_t channels,
+                     const float* taps, const float* bias, float* out, int64_t row_begin, int64_t row_end,
+                     float* scratch) {
+  const auto [tile_h, tile_w] = lanes_tile(g);
+  float* tile = lanes_scratch_aligned(scratch);
+  float* staging = tile + tile_h * tile_w * 16;
+  const int rows = static_cast<int>(channels);
+  // In: the input rows these outputs read.
+  const int64_t first_row = std::max<int64_t>(0, row_begin * g.stride_h - g.pad_h);
+  const int64_t end_row = std::min(g.h, (row_end - 1) * g.stride_h - g.pad_h + (g.kernel_h - 1) * g.dilation_h + 1);
+  lanes_transpose_in(input, channel_stride, rows, lanes_pixel_places(g, scratch), first_row * g.w, end_row * g.w,
+                     tile);
+  const __m512 b = _mm512_loadu_ps(bias);
+  const bool wide = lanes_wide_filter(g);
+  __m512 tap_vectors[9];
+  if (plain_3x3(g))
+    for (int t = 0; t < 9; ++t) tap_vectors[t] = _mm512_loadu_ps(taps + t * 16);
+  const int64_t band = lanes_band_rows(g);
+  for (int64_t oy0 = row_begin; oy0 < row_end; oy0 += band) {
+    const int64_t oy1 = std::min(row_end, oy0 + band);
+    const auto staged = [&](int64_t oy) { return staging + (oy - oy0) * g.out_w * 16; };
+    // Rows [oy0, done) are staged: out with their whole transposes (all of them at the band's
+    // end), so that the stores, which miss the cache, drain while the next rows compute.
+    int64_t flushed = oy0 * g.out_w;
+    const auto flush = [&](int64_t done) {
+      const int64_t end = done == oy1 ? oy1 * g.out_w : flushed + (done * g.out_w - flushed) / 16 * 16;
+      lanes_transpose_out(staging + (flushed - oy0 * g.out_w) * 16, rows, flushed, end, g.out_h * g.out_w, out);
+      flushed = end;
+    };
+    if (plain_3x3(g)) {
+      int64_t oy = oy0;
+      for (; oy + 2 <= oy1; oy += 2) {
+        in_runs<8>(g.out_w, [&](auto n, int64_t ox) {
+          depthwise_lanes_3x3<2, decltype(n)::value>(tile, tile_w, tap_vectors, b, oy, ox, g.out_w, staged(oy));
+        });
+        flush(oy + 2);
+      }
+      if (oy < oy1)
+        in_runs<8>(g.out_w, [&](auto n, int64_t ox) {
+          depthwise_lanes_3x3<1, decltype(n)::value>(tile, tile_w, tap_vectors, b, oy, ox, g.out_w, staged(oy));
+        });
+    } else if (wide) {
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        in_runs<12>(g.out_w, [&](auto n, int64_t ox) {
+          constexpr int N = decltype(n)::value;
+          if (g.kernel_w == 7) depthwise_lanes_wide<7, N>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+          else depthwise_lanes_wide<5, N>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+        });
+        flush(oy + 1);
+      }
+    } else {
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        in_runs<8>(g.out_w, [&](auto n, int64_t ox) {
+          constexpr int N = decltype(n)::value;
+          if (g.stride_w == 1) depthwise_lanes_row<N, true>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+          else depthwise_lanes_row<N, false>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+        });
+        flush(oy + 1);
+      }
+    }
+    flush(oy1);
   }
 }
 #endif

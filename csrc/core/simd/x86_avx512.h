@@ -232,7 +232,7 @@ inline Vec<float> reciprocal_estimate(Vec<float> d) { return _mm512_rcp14_ps(d.v
 // 4x4 blocks transpose inside each 128-bit lane, then the 128-bit blocks transpose across
 // lanes; about a third of a cycle per element instead of a scalar load and store each.
 namespace tensorops::simd::x86_avx512 {
-inline void transpose16(const float* src, int64_t stride, int rows, int cols, __m512 col[16]) {
+[[gnu::always_inline]] inline void transpose16(const float* src, int64_t stride, int rows, int cols, __m512 col[16]) {
   __m512 r[16], t[16], u[16];
   const __mmask16 loaded = cols >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << cols) - 1u);
   for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(loaded, src + i * stride) : _mm512_setzero_ps();
