@@ -1439,9 +1439,9 @@ def test_depthwise_small_planes(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_wide_filters_channels_in_lanes(dtype):
     """Filters 5 or 7 taps wide at unit column stride take the kernel with channels in the
-    lanes on planes of any size that fits its tile (AVX-512 float; the row kernels elsewhere):
-    channel counts around 16 and 32, ConvNeXt's 56 x 56 and 28 x 28 and odd planes, rows
-    narrower than the filter, paddings 0 to k - 1, non-square filters and dilation or stride
+    lanes on planes of any size that fits its tile (AVX-512 and AVX2 float; the row kernels
+    elsewhere): channel counts around 8, 16 and 32, ConvNeXt's 56 x 56 and 28 x 28 and odd
+    planes, rows narrower than the filter, paddings 0 to k - 1, non-square filters and dilation or stride
     along the rows only, NaN and infinities, a channel slice, fused residual and activation
     over split rows, a plane too large for the tile, and identical bits for any thread count
     (few channel blocks: a block's rows split between threads)."""

@@ -992,13 +992,14 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
   }
 }
 
-// ---- depthwise with one channel per lane (AVX-512 float) ------------------------------------
+// ---- depthwise with one channel per lane (AVX-512 and AVX2 float) --------------------------
 //
 // A 7x7 plane is too small to vectorise along its rows (seven lanes of sixteen) or even
-// flat (49 = 3 x 16 + 1, every tap a masked load crossing lines). With sixteen channels in
-// the lanes instead, every tap of every output is one aligned load and one FMA; the planes
-// are transposed into a zero-bordered tile of the padded input ([row][column][channel]) and
-// the results back, sixteen pixels at a time with transpose16.
+// flat (49 = 3 x 16 + 1, every tap a masked load crossing lines). With L channels in the
+// lanes instead (16 with AVX-512, 8 with AVX2), every tap of every output is one aligned
+// load and one FMA; the planes are transposed into a zero-bordered tile of the padded input
+// ([row][column][channel]) and the results back, L pixels at a time with the ISA's L x L
+// register transpose.
 //
 // Larger planes gain too where the filter is wide. Along a row, input column c of the tile
 // is read by the outputs c - KW + 1 .. c, so a run of N outputs loads N + KW - 1 vectors
@@ -1007,7 +1008,26 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
 // a staging band of a few rows, transposed back to the planes as each band completes, so
 // staging stays in L1 however large the plane; the tile spans the whole padded plane, and a
 // call fills only the rows its outputs read (a thread may take a plane's rows in parts).
+#if TENSOROPS_ISA_ID >= 1
+using LaneVec = Vec<float>;
+constexpr int kLanes = int(LaneVec::width);
+// Vector registers: what the kernels' accumulators, taps and inputs share.
+constexpr int kLaneRegisters = kLanes == 16 ? 32 : 16;
+
+// col[j] lane i = src[i * stride + j] for i < rows, j < cols (zero past them; memory past
+// them is not read).
+[[gnu::always_inline]] inline void transpose_lanes(const float* src, int64_t stride, int rows, int cols,
+                                                   LaneVec (&col)[kLanes]) {
 #if TENSOROPS_ISA_ID == 2
+  __m512 c[16];
+  simd::x86_avx512::transpose16(src, stride, rows, cols, c);
+#else
+  __m256 c[8];
+  simd::x86_avx2::transpose8(src, stride, rows, cols, c);
+#endif
+  for (int i = 0; i < kLanes; ++i) col[i] = c[i];
+}
+
 // Calls run(std::integral_constant<int, N>{}, ox0) for the n <= MAX given, N = n known at
 // compile time so that the run's accumulators stay in registers.
 template <int N, class Run>
@@ -1036,62 +1056,70 @@ template <int MAX, class Run>
 // offsets outgrow the registers). staging_row: the staged output row.
 template <int N, bool UNIT>
 [[gnu::always_inline]] inline void depthwise_lanes_row(const DepthwisePlane<float>& g, const float* tile,
-                                                       int64_t tile_w, const float* taps, __m512 bias, int64_t oy,
+                                                       int64_t tile_w, const float* taps, LaneVec bias, int64_t oy,
                                                        int64_t ox0, float* staging_row) {
-  const int64_t step = UNIT ? 16 : g.stride_w * 16;
-  __m512 acc[N];
+  const int64_t step = UNIT ? kLanes : g.stride_w * kLanes;
+  LaneVec acc[N];
   for (int i = 0; i < N; ++i) acc[i] = bias;
   for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
-    const float* row = tile + ((oy * g.stride_h + ky * g.dilation_h) * tile_w + ox0 * (step / 16)) * 16;
-    for (int64_t kx = 0; kx < g.kernel_w; ++kx, taps += 16) {
-      const __m512 t = _mm512_loadu_ps(taps);
-      const float* x = row + kx * g.dilation_w * 16;
-      for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(x + i * step), t, acc[i]);
+    const float* row = tile + ((oy * g.stride_h + ky * g.dilation_h) * tile_w + ox0 * (step / kLanes)) * kLanes;
+    for (int64_t kx = 0; kx < g.kernel_w; ++kx, taps += kLanes) {
+      const LaneVec t = LaneVec::load(taps);
+      const float* x = row + kx * g.dilation_w * kLanes;
+      for (int i = 0; i < N; ++i) acc[i] = mul_add(LaneVec::load(x + i * step), t, acc[i]);
     }
   }
-  for (int i = 0; i < N; ++i) _mm512_store_ps(staging_row + (ox0 + i) * 16, acc[i]);
+  for (int i = 0; i < N; ++i) acc[i].store(staging_row + (ox0 + i) * kLanes);
 }
+
+// Runs of the wide kernel below: as long as the registers left by the KW taps and the
+// loaded column allow, and no longer than 12.
+template <int KW>
+constexpr int kWideRun = std::min(12, kLaneRegisters - KW - 1);
 
 // The same at unit column stride and dilation with KW known: the kernel row's KW taps in
 // registers, each input column loaded once for the outputs whose windows cover it. One
-// thread, transposes included, against the plane-at-a-time windows kernel: 96 x 56 x 56
-// 7x7 350 -> 300 us, 192 x 28 x 28 7x7 204 -> 135, 240 x 28 x 28 5x5 174 -> 122; on the
-// small planes that took the row kernel above, 384 x 14 x 14 7x7 89 -> 79. The sums run in
-// the same order, kernel row by kernel row.
+// thread, transposes included, against the plane-at-a-time windows kernel (AVX-512): 96 x
+// 56 x 56 7x7 350 -> 300 us, 192 x 28 x 28 7x7 204 -> 135, 240 x 28 x 28 5x5 174 -> 122;
+// on the small planes that took the row kernel above, 384 x 14 x 14 7x7 89 -> 79. The sums
+// run in the same order, kernel row by kernel row.
 template <int KW, int N>
 [[gnu::always_inline]] inline void depthwise_lanes_wide(const DepthwisePlane<float>& g, const float* tile,
-                                                        int64_t tile_w, const float* taps, __m512 bias, int64_t oy,
+                                                        int64_t tile_w, const float* taps, LaneVec bias, int64_t oy,
                                                         int64_t ox0, float* staging_row) {
-  __m512 acc[N];
+  LaneVec acc[N];
 #pragma GCC unroll 16
   for (int i = 0; i < N; ++i) acc[i] = bias;
   for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
-    const float* row = tile + ((oy * g.stride_h + ky * g.dilation_h) * tile_w + ox0) * 16;
-    __m512 t[KW];
+    const float* row = tile + ((oy * g.stride_h + ky * g.dilation_h) * tile_w + ox0) * kLanes;
+    LaneVec t[KW];
 #pragma GCC unroll 8
-    for (int kx = 0; kx < KW; ++kx) t[kx] = _mm512_loadu_ps(taps + (ky * KW + kx) * 16);
+    for (int kx = 0; kx < KW; ++kx) t[kx] = LaneVec::load(taps + (ky * KW + kx) * kLanes);
 #pragma GCC unroll 24
     for (int c = 0; c < N + KW - 1; ++c) {
-      const __m512 x = _mm512_load_ps(row + c * 16);
+      const LaneVec x = LaneVec::load(row + c * kLanes);
 #pragma GCC unroll 8
       for (int kx = 0; kx < KW; ++kx)
-        if (c - kx >= 0 && c - kx < N) acc[c - kx] = _mm512_fmadd_ps(x, t[kx], acc[c - kx]);
+        if (c - kx >= 0 && c - kx < N) acc[c - kx] = mul_add(x, t[kx], acc[c - kx]);
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < N; ++i) _mm512_store_ps(staging_row + (ox0 + i) * 16, acc[i]);
+  for (int i = 0; i < N; ++i) acc[i].store(staging_row + (ox0 + i) * kLanes);
 }
 
 // 3x3, stride 1, no dilation (MobileNet's depthwise layers): R output rows of N outputs
 // from (oy, ox0), the nine taps in registers. The general row above runs its tap loops at
 // run time over one output row's chains; with the taps' loops unrolled and two rows' chains
 // in flight, the arithmetic of 960 x 7x7 (the kernel with its transposes left out) took
-// 8 us instead of 10-12. One row at a time, or three or four, was slower or no faster.
+// 8 us instead of 10-12 with AVX-512. One row at a time, or three or four, was slower or no
+// faster. AVX2's sixteen registers cannot hold the taps beside 16 chains, and the compiler
+// takes them from memory instead; that ran as fast as rows of six or seven with the taps in
+// registers, and faster than one row (960 x 7x7: 39.6 against 42-44 us).
 template <int R, int N>
-[[gnu::always_inline]] inline void depthwise_lanes_3x3(const float* tile, int64_t tile_w, const __m512 (&taps)[9],
-                                                       __m512 bias, int64_t oy, int64_t ox0, int64_t out_w,
+[[gnu::always_inline]] inline void depthwise_lanes_3x3(const float* tile, int64_t tile_w, const LaneVec (&taps)[9],
+                                                       LaneVec bias, int64_t oy, int64_t ox0, int64_t out_w,
                                                        float* staging_row) {
-  __m512 acc[R][N];
+  LaneVec acc[R][N];
 #pragma GCC unroll 2
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
@@ -1100,17 +1128,17 @@ template <int R, int N>
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 3
     for (int ky = 0; ky < 3; ++ky) {
-      const float* row = tile + ((oy + r + ky) * tile_w + ox0) * 16;
+      const float* row = tile + ((oy + r + ky) * tile_w + ox0) * kLanes;
 #pragma GCC unroll 3
       for (int kx = 0; kx < 3; ++kx)
 #pragma GCC unroll 8
         for (int i = 0; i < N; ++i)
-          acc[r][i] = _mm512_fmadd_ps(_mm512_load_ps(row + (i + kx) * 16), taps[ky * 3 + kx], acc[r][i]);
+          acc[r][i] = mul_add(LaneVec::load(row + (i + kx) * kLanes), taps[ky * 3 + kx], acc[r][i]);
     }
 #pragma GCC unroll 2
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int i = 0; i < N; ++i) _mm512_store_ps(staging_row + (r * out_w + ox0 + i) * 16, acc[r][i]);
+    for (int i = 0; i < N; ++i) acc[r][i].store(staging_row + (r * out_w + ox0 + i) * kLanes);
 }
 
 // The tile's extent: the padded rows and columns some output reads.
@@ -1119,10 +1147,10 @@ inline std::array<int64_t, 2> lanes_tile(const DepthwisePlane<float>& g) {
           (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1};
 }
 
-// Output rows per staging band: at least 128 outputs, and a whole number of transposes of 16
+// Output rows per staging band: at least 128 outputs, and a whole number of transposes
 // where the row width allows, so that only a plane's last band ends on a partial one.
 inline int64_t lanes_band_rows(const DepthwisePlane<float>& g) {
-  int64_t rows = 16 / std::gcd<int64_t>(g.out_w, 16);
+  int64_t rows = kLanes / std::gcd<int64_t>(g.out_w, kLanes);
   while (rows * g.out_w < 128) rows *= 2;
   return std::min(rows, g.out_h);
 }
@@ -1131,7 +1159,7 @@ inline int64_t lanes_band_rows(const DepthwisePlane<float>& g) {
 // the tile (in floats; -1 for pixels no output reads), as int32 after them.
 int64_t depthwise_lanes_scratch(const DepthwisePlane<float>& g) {
   const auto [tile_h, tile_w] = lanes_tile(g);
-  return (tile_h * tile_w + lanes_band_rows(g) * g.out_w) * 16 + g.h * g.w + 16;  // + 16: room to align to 64 bytes
+  return (tile_h * tile_w + lanes_band_rows(g) * g.out_w) * kLanes + g.h * g.w + 16;  // + 16: room to align to 64 bytes
 }
 
 float* lanes_scratch_aligned(float* scratch) {
@@ -1141,7 +1169,7 @@ float* lanes_scratch_aligned(float* scratch) {
 int32_t* lanes_pixel_places(const DepthwisePlane<float>& g, float* scratch) {
   const auto [tile_h, tile_w] = lanes_tile(g);
   return reinterpret_cast<int32_t*>(lanes_scratch_aligned(scratch) +
-                                    (tile_h * tile_w + lanes_band_rows(g) * g.out_w) * 16);
+                                    (tile_h * tile_w + lanes_band_rows(g) * g.out_w) * kLanes);
 }
 
 // The tile's padding, zeroed here once per call and thread, is never written over: calls
@@ -1151,82 +1179,81 @@ void depthwise_lanes_prepare(const DepthwisePlane<float>& g, float* scratch) {
   float* tile = lanes_scratch_aligned(scratch);
   const int64_t top = std::min(g.pad_h, tile_h), bottom = std::clamp(g.pad_h + g.h, top, tile_h);
   const int64_t left = std::min(g.pad_w, tile_w), right = std::clamp(g.pad_w + g.w, left, tile_w);
-  std::fill(tile, tile + top * tile_w * 16, 0.0f);
-  std::fill(tile + bottom * tile_w * 16, tile + tile_h * tile_w * 16, 0.0f);
+  std::fill(tile, tile + top * tile_w * kLanes, 0.0f);
+  std::fill(tile + bottom * tile_w * kLanes, tile + tile_h * tile_w * kLanes, 0.0f);
   for (int64_t ty = top; ty < bottom; ++ty) {
-    float* row = tile + ty * tile_w * 16;
-    std::fill(row, row + left * 16, 0.0f);
-    std::fill(row + right * 16, row + tile_w * 16, 0.0f);
+    float* row = tile + ty * tile_w * kLanes;
+    std::fill(row, row + left * kLanes, 0.0f);
+    std::fill(row + right * kLanes, row + tile_w * kLanes, 0.0f);
   }
   int32_t* places = lanes_pixel_places(g, scratch);
   for (int64_t iy = 0; iy < g.h; ++iy)
     for (int64_t ix = 0; ix < g.w; ++ix) {
       const int64_t ty = iy + g.pad_h, tx = ix + g.pad_w;
-      places[iy * g.w + ix] = ty < tile_h && tx < tile_w ? static_cast<int32_t>((ty * tile_w + tx) * 16) : -1;
+      places[iy * g.w + ix] = ty < tile_h && tx < tile_w ? static_cast<int32_t>((ty * tile_w + tx) * kLanes) : -1;
     }
 }
 
-// Input pixels [p0, p1) of `channels` (<= 16) planes, `channel_stride` apart, to their tile
-// places, sixteen pixels of every channel at a time.
+// Input pixels [p0, p1) of `channels` (<= L) planes, `channel_stride` apart, to their tile
+// places, L pixels of every channel at a time.
 [[gnu::always_inline]] inline void lanes_transpose_in(const float* input, int64_t channel_stride, int channels,
                                                       const int32_t* places, int64_t p0, int64_t p1, float* tile) {
-  __m512 col[16];
-  for (; p0 < p1; p0 += 16) {
-    const int cols = static_cast<int>(std::min<int64_t>(16, p1 - p0));
-    simd::x86_avx512::transpose16(input + p0, channel_stride, channels, cols, col);
+  LaneVec col[kLanes];
+  for (; p0 < p1; p0 += kLanes) {
+    const int cols = static_cast<int>(std::min<int64_t>(kLanes, p1 - p0));
+    transpose_lanes(input + p0, channel_stride, channels, cols, col);
     for (int j = 0; j < cols; ++j)
-      if (places[p0 + j] >= 0) _mm512_store_ps(tile + places[p0 + j], col[j]);
+      if (places[p0 + j] >= 0) col[j].store(tile + places[p0 + j]);
   }
 }
 
 // Staged outputs [q0, q1) ([pixel][channel] from `staging`) back to `channels` planes of
-// `plane` outputs each, sixteen pixels at a time.
+// `plane` outputs each, L pixels at a time.
 [[gnu::always_inline]] inline void lanes_transpose_out(const float* staging, int channels, int64_t q0, int64_t q1,
                                                        int64_t plane, float* out) {
-  __m512 col[16];
-  for (; q0 < q1; q0 += 16, staging += 256) {
-    const int count = static_cast<int>(std::min<int64_t>(16, q1 - q0));
-    simd::x86_avx512::transpose16(staging, 16, count, 16, col);
-    const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
-    if (channels == 16) {
-      for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(out + c * plane + q0, lanes, col[c]);
+  LaneVec col[kLanes];
+  for (; q0 < q1; q0 += kLanes, staging += kLanes * kLanes) {
+    const int count = static_cast<int>(std::min<int64_t>(kLanes, q1 - q0));
+    transpose_lanes(staging, kLanes, count, kLanes, col);
+    if (count == kLanes && channels == kLanes) {
+      for (int c = 0; c < kLanes; ++c) col[c].store(out + c * plane + q0);
     } else {
-      for (int c = 0; c < channels; ++c) _mm512_mask_storeu_ps(out + c * plane + q0, lanes, col[c]);
+      for (int c = 0; c < channels; ++c) col[c].store_partial(out + c * plane + q0, count);
     }
   }
 }
 
-// Output rows [row_begin, row_end) of `channels` (<= 16) planes of g's geometry,
+// Output rows [row_begin, row_end) of `channels` (<= L) planes of g's geometry,
 // `channel_stride` apart in the input and out_h * out_w apart in the output; taps:
-// [KH * KW][16] for these channels, bias: [16]. The input planes are contiguous (row stride
+// [KH * KW][L] for these channels, bias: [L]. The input planes are contiguous (row stride
 // w, column stride 1).
 void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t channel_stride, int64_t channels,
                      const float* taps, const float* bias, float* out, int64_t row_begin, int64_t row_end,
                      float* scratch) {
   const auto [tile_h, tile_w] = lanes_tile(g);
   float* tile = lanes_scratch_aligned(scratch);
-  float* staging = tile + tile_h * tile_w * 16;
+  float* staging = tile + tile_h * tile_w * kLanes;
   const int rows = static_cast<int>(channels);
   // In: the input rows these outputs read.
   const int64_t first_row = std::max<int64_t>(0, row_begin * g.stride_h - g.pad_h);
   const int64_t end_row = std::min(g.h, (row_end - 1) * g.stride_h - g.pad_h + (g.kernel_h - 1) * g.dilation_h + 1);
   lanes_transpose_in(input, channel_stride, rows, lanes_pixel_places(g, scratch), first_row * g.w, end_row * g.w,
                      tile);
-  const __m512 b = _mm512_loadu_ps(bias);
+  const LaneVec b = LaneVec::load(bias);
   const bool wide = lanes_wide_filter(g);
-  __m512 tap_vectors[9];
+  LaneVec tap_vectors[9];
   if (plain_3x3(g))
-    for (int t = 0; t < 9; ++t) tap_vectors[t] = _mm512_loadu_ps(taps + t * 16);
+    for (int t = 0; t < 9; ++t) tap_vectors[t] = LaneVec::load(taps + t * kLanes);
   const int64_t band = lanes_band_rows(g);
   for (int64_t oy0 = row_begin; oy0 < row_end; oy0 += band) {
     const int64_t oy1 = std::min(row_end, oy0 + band);
-    const auto staged = [&](int64_t oy) { return staging + (oy - oy0) * g.out_w * 16; };
+    const auto staged = [&](int64_t oy) { return staging + (oy - oy0) * g.out_w * kLanes; };
     // Rows [oy0, done) are staged: out with their whole transposes (all of them at the band's
     // end), so that the stores, which miss the cache, drain while the next rows compute.
     int64_t flushed = oy0 * g.out_w;
     const auto flush = [&](int64_t done) {
-      const int64_t end = done == oy1 ? oy1 * g.out_w : flushed + (done * g.out_w - flushed) / 16 * 16;
-      lanes_transpose_out(staging + (flushed - oy0 * g.out_w) * 16, rows, flushed, end, g.out_h * g.out_w, out);
+      const int64_t end = done == oy1 ? oy1 * g.out_w : flushed + (done * g.out_w - flushed) / kLanes * kLanes;
+      lanes_transpose_out(staging + (flushed - oy0 * g.out_w) * kLanes, rows, flushed, end, g.out_h * g.out_w, out);
       flushed = end;
     };
     if (plain_3x3(g)) {
@@ -1243,11 +1270,15 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
         });
     } else if (wide) {
       for (int64_t oy = oy0; oy < oy1; ++oy) {
-        in_runs<12>(g.out_w, [&](auto n, int64_t ox) {
-          constexpr int N = decltype(n)::value;
-          if (g.kernel_w == 7) depthwise_lanes_wide<7, N>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
-          else depthwise_lanes_wide<5, N>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
-        });
+        if (g.kernel_w == 7) {
+          in_runs<kWideRun<7>>(g.out_w, [&](auto n, int64_t ox) {
+            depthwise_lanes_wide<7, decltype(n)::value>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+          });
+        } else {
+          in_runs<kWideRun<5>>(g.out_w, [&](auto n, int64_t ox) {
+            depthwise_lanes_wide<5, decltype(n)::value>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+          });
+        }
         flush(oy + 1);
       }
     } else {
@@ -1271,9 +1302,9 @@ constexpr ConvKernelsFor<T> kernels_for() {
   ConvKernelsFor<T> k{pack_im2col<T>,       store_rows<T>,        pad_band<T>, store_band<T>,
                       store_band_transposed<T>, depthwise_prepare<T>, depthwise<T>, depthwise_scratch<T>,
                       0,                    nullptr,              nullptr,     nullptr};
-#if TENSOROPS_ISA_ID == 2
+#if TENSOROPS_ISA_ID >= 1
   if constexpr (std::is_same_v<T, float>) {
-    k.depthwise_lanes = 16;
+    k.depthwise_lanes = kLanes;
     k.depthwise_channels_prepare = depthwise_lanes_prepare;
     k.depthwise_channels = depthwise_lanes;
     k.depthwise_channels_scratch = depthwise_lanes_scratch;

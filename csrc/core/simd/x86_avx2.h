@@ -283,7 +283,7 @@ inline void transpose8(__m256 r[8]) {
 // Columns 0..7 of `rows` (<= 8) rows, `stride` apart, as 8 vectors: col[j] lane i =
 // src[i * stride + j] for j < cols (lanes past `rows` and columns past `cols` are 0, and
 // memory past them is not read).
-inline void transpose8(const float* src, int64_t stride, int rows, int cols, __m256 col[8]) {
+[[gnu::always_inline]] inline void transpose8(const float* src, int64_t stride, int rows, int cols, __m256 col[8]) {
   const __m256i loaded = Vec<float>::lanes_below(cols);
   for (int i = 0; i < 8; ++i)
     col[i] = i >= rows   ? _mm256_setzero_ps()
