@@ -1005,9 +1005,10 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
 // is read by the outputs c - KW + 1 .. c, so a run of N outputs loads N + KW - 1 vectors
 // per kernel row for N * KW multiply-adds and needs no shuffle, where the row kernels above
 // build each tap's window with a lane shift that takes an FMA port's slot. The outputs go to
-// a staging band of a few rows, transposed back to the planes as each band completes, so
-// staging stays in L1 however large the plane; the tile spans the whole padded plane, and a
-// call fills only the rows its outputs read (a thread may take a plane's rows in parts).
+// a staging band of a few rows and back to the planes as each row completes (in whole
+// transposes), so staging stays in L1 however large the plane and the stores drain while
+// the next row computes; the tile spans the whole padded plane, and a call fills only the
+// rows its outputs read (a thread may take a plane's rows in parts).
 #if TENSOROPS_ISA_ID >= 1
 using LaneVec = Vec<float>;
 constexpr int kLanes = int(LaneVec::width);
