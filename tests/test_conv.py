@@ -1438,10 +1438,11 @@ def test_depthwise_small_planes(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_wide_filters_channels_in_lanes(dtype):
-    """Filters 5 or 7 taps wide at unit column stride take the kernel with channels in the
-    lanes on planes of any size that fits its tile (AVX-512 and AVX2 float; the row kernels
-    elsewhere): channel counts around 8, 16 and 32, ConvNeXt's 56 x 56 and 28 x 28 and odd
-    planes, rows narrower than the filter, paddings 0 to k - 1, non-square filters and dilation or stride
+    """Filters 5 to 13 taps wide (AVX-512; 5 and 7 with AVX2) at unit column stride take the
+    kernel with channels in the lanes on planes of any size that fits its tile (float; the
+    row kernels elsewhere, and for wider filters): channel counts around 8, 16 and 32,
+    ConvNeXt's 56 x 56 and 28 x 28 and odd planes, 9x9 to 15x15 and 1x11, rows narrower
+    than the filter, paddings 0 to k - 1, non-square filters and dilation or stride
     along the rows only, NaN and infinities, a channel slice, fused residual and activation
     over split rows, a plane too large for the tile, and identical bits for any thread count
     (few channel blocks: a block's rows split between threads)."""
@@ -1449,7 +1450,9 @@ def test_depthwise_wide_filters_channels_in_lanes(dtype):
         (16, (56, 56), (7, 7), 1, 3, 1), (33, (28, 28), (7, 7), 1, 3, 1), (15, (29, 23), (5, 5), 1, 2, 1),
         (17, (9, 64), (7, 7), 1, 0, 1), (16, (31, 3), (5, 5), 1, (2, 4), 1), (20, (1, 40), (1, 7), 1, 0, 1),
         (18, (23, 19), (3, 7), 1, (1, 6), 1), (16, (20, 13), (7, 5), (2, 1), (3, 1), (2, 1)),
-        (32, (14, 14), (5, 5), 1, 0, 1), (1, (120, 120), (7, 7), 1, 3, 1),
+        (32, (14, 14), (5, 5), 1, 0, 1), (1, (120, 120), (7, 7), 1, 3, 1), (17, (30, 26), (9, 9), 1, 4, 1),
+        (16, (20, 33), (11, 11), 1, 5, 1), (9, (15, 40), (13, 13), 1, 6, 1), (16, (12, 50), (1, 11), 1, (0, 5), 1),
+        (3, (20, 20), (15, 15), 1, 7, 1),
     ]
     for i, (c, (h, w), kernel, stride, padding, dilation) in enumerate(cases):
         x = randn((2, c, h, w), dtype, 1000 + i)

@@ -65,8 +65,8 @@ constexpr int64_t kDepthwiseRun = 4;
 constexpr int64_t kLanesMaxOutputs = 256;
 constexpr int64_t kLanesMaxScratchBytes = int64_t(512) << 10;
 template <class T>
-bool lanes_pay(const DepthwisePlane<T>& g) {
-  return lanes_wide_filter(g) || g.out_h * g.out_w <= kLanesMaxOutputs;
+bool lanes_pay(const DepthwisePlane<T>& g, int64_t lanes) {
+  return lanes_wide_filter(g, lanes) || g.out_h * g.out_w <= kLanesMaxOutputs;
 }
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.
 constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;
@@ -471,7 +471,7 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
   };
   const auto& filters = weight.filters<T>();
   if (filters.lane_width > 0 && filters.lane_width == kernels.depthwise_lanes && multiplier == 1 &&
-      input.strides[3] == 1 && input.strides[2] == input.shape[3] && lanes_pay(geometry) &&
+      input.strides[3] == 1 && input.strides[2] == input.shape[3] && lanes_pay(geometry, kernels.depthwise_lanes) &&
       kernels.depthwise_channels_scratch(geometry) * int64_t(sizeof(T)) <= kLanesMaxScratchBytes) {
     // `lanes` channels at a time, one per vector lane; a block's rows split as planes' rows
     // are above when there are few blocks.

@@ -34,8 +34,8 @@
 //     registers; every other kernel, stride and dilation first copies the input rows a band
 //     of output rows reads into zero-bordered rows, one per column phase of the stride, so
 //     that each tap is a plain load at a fixed offset (depthwise_padded). Planes too small
-//     for rows (MobileNet's 7x7 and 14x14), and filters 5 or 7 wide at unit column stride on
-//     planes of any size (ConvNeXt's), put one channel in each vector lane instead, where
+//     for rows (MobileNet's 7x7 and 14x14), and filters 5 to 13 wide at unit column stride
+//     on planes of any size (ConvNeXt's 7x7, large-kernel nets'), put one channel in each vector lane instead, where
 //     the ISA has that kernel (depthwise_channels): a row's loaded input column then serves
 //     every tap across the filter's width without the lane shifts that rows need.
 //   transposed: out[oy] gathers input rows iy with oy = iy*s - p + ky*d. Splitting the
@@ -196,13 +196,17 @@ struct DepthwisePlane {
   int64_t out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
 };
 
-// Whether the depthwise kernel with one channel per lane reuses each input column it loads
-// across the filter's width (unit column stride and dilation, 5 or 7 taps wide; narrower
-// filters load about once per multiply-add either way): then it beats the row kernels on
-// planes of any size, where otherwise only on small ones.
+// Whether the depthwise kernel with one channel per lane (`lanes` of them) reuses each input
+// column it loads across the filter's width (unit column stride and dilation, an odd width
+// from 5 to the widest whose taps leave registers for runs of 8 outputs: 13 with AVX-512's
+// 32 registers of 16 lanes, 7 with AVX2's 16 of 8; narrower filters load about once per
+// multiply-add either way): then it beats the row kernels on planes of any size, where
+// otherwise only on small ones.
+constexpr int64_t lanes_widest_filter(int64_t lanes) { return lanes >= 16 ? 13 : 7; }
 template <class T>
-bool lanes_wide_filter(const DepthwisePlane<T>& g) {
-  return g.stride_w == 1 && g.dilation_w == 1 && (g.kernel_w == 5 || g.kernel_w == 7);
+bool lanes_wide_filter(const DepthwisePlane<T>& g, int64_t lanes) {
+  return g.stride_w == 1 && g.dilation_w == 1 && g.kernel_w >= 5 && g.kernel_w % 2 == 1 &&
+         g.kernel_w <= lanes_widest_filter(lanes);
 }
 
 // Channels per block of store_band_transposed (and rows of its staging).

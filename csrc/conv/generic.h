@@ -1094,12 +1094,12 @@ template <int KW, int N>
   for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
     const float* row = tile + ((oy * g.stride_h + ky * g.dilation_h) * tile_w + ox0) * kLanes;
     LaneVec t[KW];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int kx = 0; kx < KW; ++kx) t[kx] = LaneVec::load(taps + (ky * KW + kx) * kLanes);
-#pragma GCC unroll 24
+#pragma GCC unroll 32
     for (int c = 0; c < N + KW - 1; ++c) {
       const LaneVec x = LaneVec::load(row + c * kLanes);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int kx = 0; kx < KW; ++kx)
         if (c - kx >= 0 && c - kx < N) acc[c - kx] = mul_add(x, t[kx], acc[c - kx]);
     }
@@ -1241,7 +1241,7 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
   lanes_transpose_in(input, channel_stride, rows, lanes_pixel_places(g, scratch), first_row * g.w, end_row * g.w,
                      tile);
   const LaneVec b = LaneVec::load(bias);
-  const bool wide = lanes_wide_filter(g);
+  const bool wide = lanes_wide_filter(g, kLanes);
   LaneVec tap_vectors[9];
   if (plain_3x3(g))
     for (int t = 0; t < 9; ++t) tap_vectors[t] = LaneVec::load(taps + t * kLanes);
@@ -1271,14 +1271,20 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
         });
     } else if (wide) {
       for (int64_t oy = oy0; oy < oy1; ++oy) {
-        if (g.kernel_w == 7) {
-          in_runs<kWideRun<7>>(g.out_w, [&](auto n, int64_t ox) {
-            depthwise_lanes_wide<7, decltype(n)::value>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
-          });
-        } else {
-          in_runs<kWideRun<5>>(g.out_w, [&](auto n, int64_t ox) {
-            depthwise_lanes_wide<5, decltype(n)::value>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
-          });
+        const auto row = [&](auto width) {
+          constexpr int KW = decltype(width)::value;
+          if constexpr (KW <= lanes_widest_filter(kLanes)) {
+            in_runs<kWideRun<KW>>(g.out_w, [&](auto n, int64_t ox) {
+              depthwise_lanes_wide<KW, decltype(n)::value>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+            });
+          }
+        };
+        switch (g.kernel_w) {
+          case 5: row(std::integral_constant<int, 5>{}); break;
+          case 7: row(std::integral_constant<int, 7>{}); break;
+          case 9: row(std::integral_constant<int, 9>{}); break;
+          case 11: row(std::integral_constant<int, 11>{}); break;
+          default: row(std::integral_constant<int, 13>{}); break;
         }
         flush(oy + 1);
       }
