@@ -1083,7 +1083,9 @@ constexpr int kWideRun = std::min(12, kLaneRegisters - KW - 1);
 // thread, transposes included, against the plane-at-a-time windows kernel (AVX-512): 96 x
 // 56 x 56 7x7 350 -> 300 us, 192 x 28 x 28 7x7 204 -> 135, 240 x 28 x 28 5x5 174 -> 122;
 // on the small planes that took the row kernel above, 384 x 14 x 14 7x7 89 -> 79. The sums
-// run in the same order, kernel row by kernel row.
+// run in the same order, kernel row by kernel row. Every loop must unroll whole (the
+// pragmas cover KW = 13 and N + KW - 1 = 24): one left rolled indexes the accumulators at
+// run time, which puts them in memory (11- and 13-wide filters ran 5x slower so).
 template <int KW, int N>
 [[gnu::always_inline]] inline void depthwise_lanes_wide(const DepthwisePlane<float>& g, const float* tile,
                                                         int64_t tile_w, const float* taps, LaneVec bias, int64_t oy,
