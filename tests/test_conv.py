@@ -1442,10 +1442,10 @@ def test_depthwise_wide_filters_channels_in_lanes(dtype):
     kernel with channels in the lanes on planes of any size that fits its tile (float; the
     row kernels elsewhere, and for wider filters): channel counts around 8, 16 and 32,
     ConvNeXt's 56 x 56 and 28 x 28 and odd planes, 9x9 to 15x15 and 1x11, rows narrower
-    than the filter, paddings 0 to k - 1, non-square filters and dilation or stride
-    along the rows only, NaN and infinities, a channel slice, fused residual and activation
-    over split rows, a plane too large for the tile, and identical bits for any thread count
-    (few channel blocks: a block's rows split between threads)."""
+    than the filter, paddings 0 to k - 1, non-square filters and dilation or stride along
+    the rows only, NaN and infinities, a channel slice, fused residual and activation over
+    split rows, a plane too large for the tile, and identical bits for any thread count (few
+    channel blocks: a block's rows split between threads)."""
     cases = [  # (channels, (h, w), (kh, kw), stride, padding, dilation)
         (16, (56, 56), (7, 7), 1, 3, 1), (33, (28, 28), (7, 7), 1, 3, 1), (15, (29, 23), (5, 5), 1, 2, 1),
         (17, (9, 64), (7, 7), 1, 0, 1), (16, (31, 3), (5, 5), 1, (2, 4), 1), (20, (1, 40), (1, 7), 1, 0, 1),
