@@ -1438,10 +1438,12 @@ def test_depthwise_small_planes(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_wide_filters_channels_in_lanes(dtype):
-    """Filters 5 to 13 taps wide (AVX-512; 5 and 7 with AVX2) at unit column stride take the
-    kernel with channels in the lanes on planes of any size that fits its tile (float; the
-    row kernels elsewhere, and for wider filters): channel counts around 8, 16 and 32,
-    ConvNeXt's 56 x 56 and 28 x 28 and odd planes, 9x9 to 15x15 and 1x11, rows narrower
+    """Filters 5 to 13 taps wide at unit column stride, or as tall and one wide at unit row
+    stride (AVX-512; 5 and 7 with AVX2), take the kernel with channels in the lanes on
+    planes of any size that fits its tile (float; the row kernels elsewhere, and for larger
+    filters): channel counts around 8, 16 and 32, ConvNeXt's 56 x 56 and 28 x 28 and odd
+    planes, 9x9 to 15x15, 1x11 and 11x1 to 5x1 (a column stride, a dilation that does not
+    matter for one tap and one that does), rows narrower
     than the filter, paddings 0 to k - 1, non-square filters and dilation or stride along
     the rows only, NaN and infinities, a channel slice, fused residual and activation over
     split rows, a plane too large for the tile, and identical bits for any thread count (few
@@ -1452,7 +1454,8 @@ def test_depthwise_wide_filters_channels_in_lanes(dtype):
         (18, (23, 19), (3, 7), 1, (1, 6), 1), (16, (20, 13), (7, 5), (2, 1), (3, 1), (2, 1)),
         (32, (14, 14), (5, 5), 1, 0, 1), (1, (120, 120), (7, 7), 1, 3, 1), (17, (30, 26), (9, 9), 1, 4, 1),
         (16, (20, 33), (11, 11), 1, 5, 1), (9, (15, 40), (13, 13), 1, 6, 1), (16, (12, 50), (1, 11), 1, (0, 5), 1),
-        (3, (20, 20), (15, 15), 1, 7, 1),
+        (3, (20, 20), (15, 15), 1, 7, 1), (16, (40, 30), (11, 1), 1, (5, 0), 1), (20, (28, 28), (7, 1), (1, 2), (3, 0), 1),
+        (9, (13, 17), (13, 1), 1, 6, 1), (17, (30, 9), (5, 1), 1, (0, 0), (1, 3)), (16, (21, 21), (5, 1), 1, 2, (2, 1)),
     ]
     for i, (c, (h, w), kernel, stride, padding, dilation) in enumerate(cases):
         x = randn((2, c, h, w), dtype, 1000 + i)
@@ -1468,6 +1471,8 @@ def test_depthwise_wide_filters_channels_in_lanes(dtype):
     assert_close(got, TF.silu(want + T(r)), **tol(dtype, 49))
     x, wt = randn((1, 16, 37, 30), dtype, 1064), randn((16, 1, 5, 5), dtype, 1065)
     assert_same_for_thread_counts(lambda: check_conv2d(x, wt, None, padding=2, groups=16)[0])
+    wt = randn((16, 1, 7, 1), dtype, 1066)
+    assert_same_for_thread_counts(lambda: check_conv2d(x, wt, None, padding=(3, 0), groups=16)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -59,14 +59,14 @@ bool channels_in_lanes(int64_t cog, int64_t products, const gemm::KernelSet<T>& 
 constexpr int64_t kDepthwiseRun = 4;
 // Depthwise planes take the kernel with one channel per lane (depthwise_channels) when their
 // tile and staging fit this many bytes (in L2 beside the input and output streaming through)
-// and their filter is wide (lanes_wide_filter) or they have at most kLanesMaxOutputs
-// outputs. 96 x 56 x 56 7x7 needs 272 KiB; lanes lost to rows on 3x3 planes of 28 x 28 and
-// more (192 channels: 60 -> 88 us) and on stride 2.
+// and their filter is wide or tall (lanes_wide_filter, lanes_tall_filter) or they have at
+// most kLanesMaxOutputs outputs. 96 x 56 x 56 7x7 needs 272 KiB; lanes lost to rows on 3x3
+// planes of 28 x 28 and more (192 channels: 60 -> 88 us) and on stride 2.
 constexpr int64_t kLanesMaxOutputs = 256;
 constexpr int64_t kLanesMaxScratchBytes = int64_t(512) << 10;
 template <class T>
 bool lanes_pay(const DepthwisePlane<T>& g, int64_t lanes) {
-  return lanes_wide_filter(g, lanes) || g.out_h * g.out_w <= kLanesMaxOutputs;
+  return lanes_wide_filter(g, lanes) || lanes_tall_filter(g, lanes) || g.out_h * g.out_w <= kLanesMaxOutputs;
 }
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.
 constexpr int64_t kStreamOutputBytes = int64_t(16) << 20;

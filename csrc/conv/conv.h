@@ -35,9 +35,10 @@
 //     of output rows reads into zero-bordered rows, one per column phase of the stride, so
 //     that each tap is a plain load at a fixed offset (depthwise_padded). Planes too small
 //     for rows (MobileNet's 7x7 and 14x14), and filters 5 to 13 wide at unit column stride
-//     on planes of any size (ConvNeXt's 7x7, large-kernel nets'), put one channel in each vector lane instead, where
-//     the ISA has that kernel (depthwise_channels): a row's loaded input column then serves
-//     every tap across the filter's width without the lane shifts that rows need.
+//     (or as tall, one wide) on planes of any size (ConvNeXt's 7x7, large-kernel nets'),
+//     put one channel in each vector lane instead, where the ISA has that kernel
+//     (depthwise_channels): a row's loaded input column then serves every tap across the
+//     filter's width without the lane shifts that rows need.
 //   transposed: out[oy] gathers input rows iy with oy = iy*s - p + ky*d. Splitting the
 //     output into its s_h x s_w stride phases (oy = ry + s*j) makes each phase an ordinary
 //     stride-1 convolution of the input with the subset of taps whose ky*d is congruent to
@@ -207,6 +208,13 @@ template <class T>
 bool lanes_wide_filter(const DepthwisePlane<T>& g, int64_t lanes) {
   return g.stride_w == 1 && g.dilation_w == 1 && g.kernel_w >= 5 && g.kernel_w % 2 == 1 &&
          g.kernel_w <= lanes_widest_filter(lanes);
+}
+// The same down a column for a filter one tap wide (InceptionNeXt's 11x1 bands): unit row
+// stride and dilation, an odd height in the same range.
+template <class T>
+bool lanes_tall_filter(const DepthwisePlane<T>& g, int64_t lanes) {
+  return g.kernel_w == 1 && g.stride_h == 1 && g.dilation_h == 1 && g.kernel_h >= 5 && g.kernel_h % 2 == 1 &&
+         g.kernel_h <= lanes_widest_filter(lanes);
 }
 
 // Channels per block of store_band_transposed (and rows of its staging).

@@ -1110,6 +1110,30 @@ template <int KW, int N>
   for (int i = 0; i < N; ++i) acc[i].store(staging_row + (ox0 + i) * kLanes);
 }
 
+// R outputs down column ox from row oy for a filter one tap wide, KH known: the same reuse
+// down the column, each loaded vector serving the outputs whose windows cover its row.
+// staging_row: the staged row oy.
+template <int KH, int R>
+[[gnu::always_inline]] inline void depthwise_lanes_tall(const DepthwisePlane<float>& g, const float* tile,
+                                                        int64_t tile_w, const float* taps, LaneVec bias, int64_t oy,
+                                                        int64_t ox, float* staging_row) {
+  LaneVec acc[R], t[KH];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) acc[r] = bias;
+#pragma GCC unroll 16
+  for (int ky = 0; ky < KH; ++ky) t[ky] = LaneVec::load(taps + ky * kLanes);
+  const float* column = tile + (oy * tile_w + ox * g.stride_w) * kLanes;
+#pragma GCC unroll 32
+  for (int i = 0; i < R + KH - 1; ++i) {
+    const LaneVec x = LaneVec::load(column + i * tile_w * kLanes);
+#pragma GCC unroll 16
+    for (int ky = 0; ky < KH; ++ky)
+      if (i - ky >= 0 && i - ky < R) acc[i - ky] = mul_add(x, t[ky], acc[i - ky]);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) acc[r].store(staging_row + (r * g.out_w + ox) * kLanes);
+}
+
 // 3x3, stride 1, no dilation (MobileNet's depthwise layers): R output rows of N outputs
 // from (oy, ox0), the nine taps in registers. The general row above runs its tap loops at
 // run time over one output row's chains; with the taps' loops unrolled and two rows' chains
@@ -1150,11 +1174,12 @@ inline std::array<int64_t, 2> lanes_tile(const DepthwisePlane<float>& g) {
           (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1};
 }
 
-// Output rows per staging band: at least 128 outputs, and a whole number of transposes
-// where the row width allows, so that only a plane's last band ends on a partial one.
+// Output rows per staging band: at least 128 outputs (and 12 rows for a tall filter, whose
+// runs go down the band), and a whole number of transposes where the row width allows, so
+// that only a plane's last band ends on a partial one.
 inline int64_t lanes_band_rows(const DepthwisePlane<float>& g) {
   int64_t rows = kLanes / std::gcd<int64_t>(g.out_w, kLanes);
-  while (rows * g.out_w < 128) rows *= 2;
+  while (rows * g.out_w < 128 || (lanes_tall_filter(g, kLanes) && rows < 12)) rows *= 2;
   return std::min(rows, g.out_h);
 }
 
@@ -1243,7 +1268,7 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
   lanes_transpose_in(input, channel_stride, rows, lanes_pixel_places(g, scratch), first_row * g.w, end_row * g.w,
                      tile);
   const LaneVec b = LaneVec::load(bias);
-  const bool wide = lanes_wide_filter(g, kLanes);
+  const bool wide = lanes_wide_filter(g, kLanes), tall = lanes_tall_filter(g, kLanes);
   LaneVec tap_vectors[9];
   if (plain_3x3(g))
     for (int t = 0; t < 9; ++t) tap_vectors[t] = LaneVec::load(taps + t * kLanes);
@@ -1289,6 +1314,24 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
           default: row(std::integral_constant<int, 13>{}); break;
         }
         flush(oy + 1);
+      }
+    } else if (tall) {
+      const auto band_columns = [&](auto height) {
+        constexpr int KH = decltype(height)::value;
+        if constexpr (KH <= lanes_widest_filter(kLanes)) {
+          in_runs<kWideRun<KH>>(oy1 - oy0, [&](auto n, int64_t r0) {
+            for (int64_t ox = 0; ox < g.out_w; ++ox)
+              depthwise_lanes_tall<KH, decltype(n)::value>(g, tile, tile_w, taps, b, oy0 + r0, ox, staged(oy0 + r0));
+            flush(oy0 + r0 + decltype(n)::value);
+          });
+        }
+      };
+      switch (g.kernel_h) {
+        case 5: band_columns(std::integral_constant<int, 5>{}); break;
+        case 7: band_columns(std::integral_constant<int, 7>{}); break;
+        case 9: band_columns(std::integral_constant<int, 9>{}); break;
+        case 11: band_columns(std::integral_constant<int, 11>{}); break;
+        default: band_columns(std::integral_constant<int, 13>{}); break;
       }
     } else {
       for (int64_t oy = oy0; oy < oy1; ++oy) {
