@@ -1073,6 +1073,23 @@ template <int N, bool UNIT>
   for (int i = 0; i < N; ++i) acc[i].store(staging_row + (ox0 + i) * kLanes);
 }
 
+// Calls f(std::integral_constant<int, K>{}) for a filter extent k (odd, 5 to the widest the
+// lane kernels take: lanes_wide_filter, lanes_tall_filter), K known at compile time; no
+// code is made for extents past the ISA's widest.
+template <class F>
+[[gnu::always_inline]] inline void with_filter_extent(int64_t k, F&& f) {
+  const auto call = [&](auto extent) {
+    if constexpr (decltype(extent)::value <= lanes_widest_filter(kLanes)) f(extent);
+  };
+  switch (k) {
+    case 5: call(std::integral_constant<int, 5>{}); break;
+    case 7: call(std::integral_constant<int, 7>{}); break;
+    case 9: call(std::integral_constant<int, 9>{}); break;
+    case 11: call(std::integral_constant<int, 11>{}); break;
+    default: call(std::integral_constant<int, 13>{}); break;
+  }
+}
+
 // Runs of the wide kernel below: as long as the registers left by the KW taps and the
 // loaded column allow, and no longer than 12.
 template <int KW>
@@ -1298,41 +1315,23 @@ void depthwise_lanes(const DepthwisePlane<float>& g, const float* input, int64_t
         });
     } else if (wide) {
       for (int64_t oy = oy0; oy < oy1; ++oy) {
-        const auto row = [&](auto width) {
+        with_filter_extent(g.kernel_w, [&](auto width) {
           constexpr int KW = decltype(width)::value;
-          if constexpr (KW <= lanes_widest_filter(kLanes)) {
-            in_runs<kWideRun<KW>>(g.out_w, [&](auto n, int64_t ox) {
-              depthwise_lanes_wide<KW, decltype(n)::value>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
-            });
-          }
-        };
-        switch (g.kernel_w) {
-          case 5: row(std::integral_constant<int, 5>{}); break;
-          case 7: row(std::integral_constant<int, 7>{}); break;
-          case 9: row(std::integral_constant<int, 9>{}); break;
-          case 11: row(std::integral_constant<int, 11>{}); break;
-          default: row(std::integral_constant<int, 13>{}); break;
-        }
+          in_runs<kWideRun<KW>>(g.out_w, [&](auto n, int64_t ox) {
+            depthwise_lanes_wide<KW, decltype(n)::value>(g, tile, tile_w, taps, b, oy, ox, staged(oy));
+          });
+        });
         flush(oy + 1);
       }
     } else if (tall) {
-      const auto band_columns = [&](auto height) {
+      with_filter_extent(g.kernel_h, [&](auto height) {
         constexpr int KH = decltype(height)::value;
-        if constexpr (KH <= lanes_widest_filter(kLanes)) {
-          in_runs<kWideRun<KH>>(oy1 - oy0, [&](auto n, int64_t r0) {
-            for (int64_t ox = 0; ox < g.out_w; ++ox)
-              depthwise_lanes_tall<KH, decltype(n)::value>(g, tile, tile_w, taps, b, oy0 + r0, ox, staged(oy0 + r0));
-            flush(oy0 + r0 + decltype(n)::value);
-          });
-        }
-      };
-      switch (g.kernel_h) {
-        case 5: band_columns(std::integral_constant<int, 5>{}); break;
-        case 7: band_columns(std::integral_constant<int, 7>{}); break;
-        case 9: band_columns(std::integral_constant<int, 9>{}); break;
-        case 11: band_columns(std::integral_constant<int, 11>{}); break;
-        default: band_columns(std::integral_constant<int, 13>{}); break;
-      }
+        in_runs<kWideRun<KH>>(oy1 - oy0, [&](auto n, int64_t r0) {
+          for (int64_t ox = 0; ox < g.out_w; ++ox)
+            depthwise_lanes_tall<KH, decltype(n)::value>(g, tile, tile_w, taps, b, oy0 + r0, ox, staged(oy0 + r0));
+          flush(oy0 + r0 + decltype(n)::value);
+        });
+      });
     } else {
       for (int64_t oy = oy0; oy < oy1; ++oy) {
         in_runs<8>(g.out_w, [&](auto n, int64_t ox) {
