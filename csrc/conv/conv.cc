@@ -447,9 +447,13 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
   const T* taps = weight.filters<T>().depthwise_taps.data();
   const int64_t planes = batch * channels;
   if (planes == 0 || oh == 0 || ow == 0) return;
-  // Few planes (batch 1, late layers): split planes into row blocks so every thread works.
+  // Few units of work (planes, or blocks of planes in the lanes; batch 1, late layers): split
+  // each into blocks of rows so that every thread works.
   const int threads = get_num_threads();
-  const int64_t row_blocks = planes >= 4 * threads ? 1 : std::min(oh, ceil_div(4 * threads, planes));
+  const auto row_blocks_for = [&](int64_t units) {
+    return units >= 4 * threads ? int64_t(1) : std::min(oh, ceil_div(4 * threads, units));
+  };
+  const int64_t row_blocks = row_blocks_for(planes);
   const bool fused = o.residual || args.activation != gemm::Activation::none;
   DepthwisePlane<T> geometry;
   geometry.row_stride = input.strides[2], geometry.col_stride = input.strides[3];
@@ -473,11 +477,10 @@ void depthwise_conv2d(const TensorView& input, const PackedConvWeight& weight, c
   if (filters.lane_width > 0 && filters.lane_width == kernels.depthwise_lanes && multiplier == 1 &&
       input.strides[3] == 1 && input.strides[2] == input.shape[3] && lanes_pay(geometry, kernels.depthwise_lanes) &&
       kernels.depthwise_channels_scratch(geometry) * int64_t(sizeof(T)) <= kLanesMaxScratchBytes) {
-    // `lanes` channels at a time, one per vector lane; a block's rows split as planes' rows
-    // are above when there are few blocks.
+    // `lanes` channels at a time, one per vector lane; few blocks split into rows.
     const int64_t lanes = filters.lane_width, channel_blocks = ceil_div(channels, lanes);
     const int64_t blocks = batch * channel_blocks;
-    const int64_t row_splits = blocks >= 4 * threads ? 1 : std::min(oh, ceil_div(4 * threads, blocks));
+    const int64_t row_splits = row_blocks_for(blocks);
     // The bias in whole blocks of lanes, made before any kernel loads it as a vector (lanes
     // stored one at a time just before that load stalled it: a sixth of 960 7x7 planes).
     std::vector<T> bias_lanes(static_cast<size_t>(channel_blocks * lanes), T(0));

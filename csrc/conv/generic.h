@@ -1015,20 +1015,6 @@ constexpr int kLanes = int(LaneVec::width);
 // Vector registers: what the kernels' accumulators, taps and inputs share.
 constexpr int kLaneRegisters = kLanes == 16 ? 32 : 16;
 
-// col[j] lane i = src[i * stride + j] for i < rows, j < cols (zero past them; memory past
-// them is not read).
-[[gnu::always_inline]] inline void transpose_lanes(const float* src, int64_t stride, int rows, int cols,
-                                                   LaneVec (&col)[kLanes]) {
-#if TENSOROPS_ISA_ID == 2
-  __m512 c[16];
-  simd::x86_avx512::transpose16(src, stride, rows, cols, c);
-#else
-  __m256 c[8];
-  simd::x86_avx2::transpose8(src, stride, rows, cols, c);
-#endif
-  for (int i = 0; i < kLanes; ++i) col[i] = c[i];
-}
-
 // Calls run(std::integral_constant<int, N>{}, ox0) for the n <= MAX given, N = n known at
 // compile time so that the run's accumulators stay in registers.
 template <int N, class Run>
@@ -1246,7 +1232,7 @@ void depthwise_lanes_prepare(const DepthwisePlane<float>& g, float* scratch) {
   LaneVec col[kLanes];
   for (; p0 < p1; p0 += kLanes) {
     const int cols = static_cast<int>(std::min<int64_t>(kLanes, p1 - p0));
-    transpose_lanes(input + p0, channel_stride, channels, cols, col);
+    simd::transpose_columns(input + p0, channel_stride, channels, cols, col);
     for (int j = 0; j < cols; ++j)
       if (places[p0 + j] >= 0) col[j].store(tile + places[p0 + j]);
   }
@@ -1259,7 +1245,7 @@ void depthwise_lanes_prepare(const DepthwisePlane<float>& g, float* scratch) {
   LaneVec col[kLanes];
   for (; q0 < q1; q0 += kLanes, staging += kLanes * kLanes) {
     const int count = static_cast<int>(std::min<int64_t>(kLanes, q1 - q0));
-    transpose_lanes(staging, kLanes, count, kLanes, col);
+    simd::transpose_columns(staging, kLanes, count, kLanes, col);
     if (count == kLanes && channels == kLanes) {
       for (int c = 0; c < kLanes; ++c) col[c].store(out + c * plane + q0);
     } else {

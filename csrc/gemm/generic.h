@@ -224,33 +224,6 @@ constexpr auto micro_taps_window_a_split_table(std::integer_sequence<int, Split.
 
 // ---- packing ----------------------------------------------------------------------------
 
-
-#if TENSOROPS_ISA_ID >= 1
-// The kernel set's float register transpose (16 x 16 with AVX-512, 8 x 8 with AVX2), which
-// packs panels from rows or columns that lie along memory a vector at a time instead of an
-// element at a time (AVX2's element loop had been a third of a 512-channel 3x3 conv2d call
-// with a plain filter, which packs the filter on every call).
-struct FloatTranspose {
-#if TENSOROPS_ISA_ID == 2
-  static constexpr int side = 16;
-  using Reg = __m512;
-  static void columns(const float* src, int64_t stride, int rows, int cols, Reg* col) {
-    simd::x86_avx512::transpose16(src, stride, rows, cols, col);
-  }
-  static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
-  static void store_first(float* p, Reg v, int n) { _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v); }
-#else
-  static constexpr int side = 8;
-  using Reg = __m256;
-  static void columns(const float* src, int64_t stride, int rows, int cols, Reg* col) {
-    simd::x86_avx2::transpose8(src, stride, rows, cols, col);
-  }
-  static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
-  static void store_first(float* p, Reg v, int n) { _mm256_maskstore_ps(p, Vec<float>::lanes_below(n), v); }
-#endif
-};
-#endif
-
 // The packed row of K index p: k_dest[p] when Ordered, else p. A compile-time choice, so
 // that the plain packing of the GEMM's loop nest keeps its address arithmetic.
 template <bool Ordered>
@@ -282,13 +255,16 @@ void pack_a_ordered(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t*
       const int64_t rs = a.row_stride;
       int64_t p0 = 0;
 #if TENSOROPS_ISA_ID >= 1
+      // Through the ISA's register transpose a vector at a time rather than an element at a
+      // time (AVX2's element loop had been a third of a 512-channel 3x3 conv2d call with a
+      // plain filter, which packs the filter on every call).
       if constexpr (std::is_same_v<T, float>) {
-        using X = FloatTranspose;
-        static_assert(MR <= X::side, "a row panel must fit one transpose");
-        for (; p0 + X::side <= k; p0 += X::side) {
-          X::Reg col[X::side];
-          X::columns(src + p0, rs, MR, X::side, col);
-          for (int j = 0; j < X::side; ++j) X::store_first(d + at(p0 + j) * MR, col[j], MR);
+        constexpr int side = int(Vec<float>::width);
+        static_assert(MR <= side, "a row panel must fit one transpose");
+        for (; p0 + side <= k; p0 += side) {
+          Vec<float> col[side];
+          simd::transpose_columns(src + p0, rs, MR, side, col);
+          for (int j = 0; j < side; ++j) col[j].store_partial(d + at(p0 + j) * MR, MR);
         }
       }
 #endif
@@ -353,14 +329,14 @@ void pack_b_ordered(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_
     int64_t p_start = 0;
 #if TENSOROPS_ISA_ID >= 1
     if constexpr (std::is_same_v<T, float>) {
-      using X = FloatTranspose;
+      constexpr int side = int(Vec<float>::width);
       if (b.row_stride == 1) {
-        for (; p_start + X::side <= k; p_start += X::side) {
-          for (int64_t j = 0; j < NR; j += X::side) {
-            X::Reg col[X::side];
-            const int rows = static_cast<int>(std::clamp<int64_t>(cols - j, 0, X::side));
-            X::columns(b.at(p_start, j0 + j), b.col_stride, rows, X::side, col);
-            for (int p = 0; p < X::side; ++p) X::store(d + at(p_start + p) * NR + j, col[p]);
+        for (; p_start + side <= k; p_start += side) {
+          for (int64_t j = 0; j < NR; j += side) {
+            Vec<float> col[side];
+            const int rows = static_cast<int>(std::clamp<int64_t>(cols - j, 0, side));
+            simd::transpose_columns(b.at(p_start, j0 + j), b.col_stride, rows, side, col);
+            for (int p = 0; p < side; ++p) col[p].store(d + at(p_start + p) * NR + j);
           }
         }
       }

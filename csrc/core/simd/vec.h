@@ -60,6 +60,24 @@ inline Vec<T> load_lanes(const T* p, int64_t lo, int64_t hi) {
   return Vec<T>::load_masked(p, Vec<T>::lanes_between(lo, hi));
 }
 
+#if TENSOROPS_ISA_ID >= 1
+// The ISA's float register transpose (16 x 16 with AVX-512, 8 x 8 with AVX2; GEMM packing of
+// rows or columns that lie along memory, the depthwise lane kernels): col[j] lane i =
+// src[i * stride + j] for i < rows, j < cols, width each (zero past them; memory past them
+// is not read).
+[[gnu::always_inline]] inline void transpose_columns(const float* src, int64_t stride, int rows, int cols,
+                                                     Vec<float>* col) {
+#if TENSOROPS_ISA_ID == 2
+  __m512 c[16];
+  x86_avx512::transpose16(src, stride, rows, cols, c);
+#else
+  __m256 c[8];
+  x86_avx2::transpose8(src, stride, rows, cols, c);
+#endif
+  for (int i = 0; i < int(Vec<float>::width); ++i) col[i] = c[i];
+}
+#endif
+
 // The generic build targets baseline x86-64 / arm64 code, where fmadd is a per-lane std::fma
 // (a libm call without hardware FMA), so there the hot loops multiply and add.
 template <class V>
