@@ -1038,6 +1038,58 @@ def test_shifted_window_strides(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_pointwise_small_planes(dtype):
+    """1x1 stride-1 convolutions on planes of at most 144 outputs that the direct GEMM's
+    panels would fill only partly, with at least 128 output channels filling the lanes and 64
+    input channels, take the shifted-window path with channels in the lanes (its tiles run
+    across rows and images); a filter kept for many calls (a module's, or pack_conv_weight's)
+    makes those panels on its first such plane, from its general ones. Planes that take it
+    (7x7, 10x10, 5x5, 3x5, 1x1) and, beside them, layers that stay on the GEMM (channels that
+    do not fill the lanes, too few input channels, 12x12); groups, batch 1 and 3,
+    non-contiguous input, NaN and infinities, the fused extensions, the same filter on a
+    large plane and again on a small one, a lowered ISA cap after the first call (the panels
+    keep the kernel set they were made for), new weights, identical bits for any thread
+    count."""
+    cases = [  # (cin, cout, groups, (h, w))
+        (256, 128, 1, (7, 7)), (300, 144, 1, (10, 10)), (64, 160, 1, (5, 5)), (128, 256, 2, (7, 7)),
+        (260, 128, 1, (1, 1)), (96, 128, 1, (3, 5)), (72, 130, 1, (7, 7)), (40, 128, 1, (7, 7)),
+        (512, 128, 1, (12, 12))]
+    for i, (cin, cout, groups, (h, w)) in enumerate(cases):
+        x = randn((3 if i % 2 else 1, cin, h, w), dtype, 300 + i)
+        x[0, 1, 0, w - 1], x[-1, cin - 1, h - 1, 0] = np.nan, -np.inf
+        wt = randn((cout, cin // groups, 1, 1), dtype, 320 + i)
+        b = randn(cout, dtype, 340 + i) if i % 2 == 0 else None
+        check_conv2d(x, wt, b, groups=groups)
+        check_conv2d(x[:, :, ::-1], wt, b, groups=groups)
+        want = _torch(TF.conv2d, x, wt, b, groups=groups)
+        assert_close(F.conv2d(x, tops.pack_conv_weight(wt, groups=groups), b, groups=groups), want,
+                     **tol(dtype, cin // groups))
+    # A module: small plane first (its window panels made then), a large plane, small again.
+    conv = tnn.Conv2d(320, 128, 1).to(dtype)
+    ref = torch.nn.Conv2d(320, 128, 1).to(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
+    conv.load_state_dict(ref.state_dict())
+    small, large = randn((2, 320, 7, 7), dtype, 360), randn((1, 320, 20, 17), dtype, 361)
+    with torch.no_grad():
+        for x in (small, large, small):
+            assert_close(conv(x), ref(T(x)).numpy(), **tol(dtype, 320))
+        previous = tops._core.isa_cap()
+        tops._core.set_isa_cap("generic")
+        try:
+            assert_close(conv(small), ref(T(small)).numpy(), **tol(dtype, 320))
+        finally:
+            tops._core.set_isa_cap(previous)
+        # New weights: the module packs them afresh, window panels included.
+        ref.weight.mul_(-2)
+        conv.load_state_dict(ref.state_dict())
+        assert_close(conv(small), ref(T(small)).numpy(), **tol(dtype, 320))
+    # The fused extensions, and the bits for every thread count.
+    x, wt, b = randn((3, 288, 7, 7), dtype, 370), randn((128, 288, 1, 1), dtype, 371), randn(128, dtype, 372)
+    r = randn((3, 128, 7, 7), dtype, 373)
+    got = assert_same_for_thread_counts(lambda: F.conv2d(x, wt, b, residual=r, activation="gelu"))
+    assert_close(got, TF.gelu(_torch(TF.conv2d, x, wt, b) + T(r)), **tol(dtype, 288))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_wide_stride1_paths(dtype):
     """Stride-1 convolutions take the shifted-window path (a padded input band read in place
     per tap) and 3x3 depthwise its row-walking kernel: every padding, dilation, group count

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -39,6 +40,12 @@ constexpr int64_t kPhaseTilesBytes = 512 << 10;
 constexpr int64_t kShiftedMinChannels = 1;
 // The shifted-window microkernel covers every tap of this many input channels per call.
 constexpr int64_t kShiftedChannelBlock = 64;
+// ... and this many for a 1x1 filter, whose calls would otherwise run 64 K steps between
+// loads and stores of the C tile: 2048 -> 512 at 7x7, batch 8, 1 thread, 6.05 -> 5.85 ms
+// (blocks of 256 for 3x3 filters cost 512 at 7x7 and 256 at 14x14 8-10%).
+constexpr int64_t kPointwiseChannelBlock = 256;
+// The input channels per block of conv2d's shifted-window filter panels.
+inline int64_t window_channel_block(int64_t taps) { return taps == 1 ? kPointwiseChannelBlock : kShiftedChannelBlock; }
 
 // conv2d's shifted-window path puts the output channels of a group across the vector lanes
 // (pixel-major tiles: window_columns, micro_taps_window_a) when they fill at least 7/8 of
@@ -48,12 +55,37 @@ constexpr int64_t kShiftedChannelBlock = 64;
 // pixel-major tile is transposed as it is stored, which is worth it only where each output
 // costs enough arithmetic: the ResNet stem (3 channels x 7 x 7 = 147 products an output)
 // ran 2% faster with AVX-512 and 5% with AVX2 with pixels across the lanes, layers of 576
-// and more gained or held even.
+// and more gained or held even. (1x1 filters take the path only with channels in the lanes,
+// under pointwise_window's own conditions.)
 constexpr int64_t kLanesMinProducts = 256;
+// Whether a group's output channels fill at least 7/8 of the lanes they take, with a kernel
+// set that has the window-as-A microkernels.
+template <class T>
+bool fills_lanes(int64_t cog, const gemm::KernelSet<T>& ks) {
+  return ks.micro_taps_window_a[1] != nullptr && cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
+}
 template <class T>
 bool channels_in_lanes(int64_t cog, int64_t products, const gemm::KernelSet<T>& ks) {
-  return ks.micro_taps_window_a[1] != nullptr && products >= kLanesMinProducts &&
-         cog * 8 >= ceil_div(cog, ks.nr) * ks.nr * 7;
+  return products >= kLanesMinProducts && fills_lanes(cog, ks);
+}
+// 1x1 convolutions (stride 1, no padding) take the shifted-window path with channels in the
+// lanes where the direct GEMM would waste an eighth of its columns or more: it multiplies
+// each image's plane alone in NR-column panels (a 7x7 plane fills 49 of 64 columns, 10x10
+// 100 of 128), while the window path's tiles run across rows and images. Against the direct
+// GEMM, one thread, AVX-512, batch 1 and 8, C_in and C_out in 64..512: at 7x7 and 10x10
+// 1.1-1.5x faster from 128 output channels (2048 -> 512 at 7x7, batch 8, 6.7 -> 5.9 ms; 256 -> 512
+// 1.13 -> 0.74 ms), 0.8-0.95x with 64; at 12x12 (10% wasted) 0.8-1.13x, so not there; at
+// 14x14 (12.5%) 0.8-1.05x. A 1x1 plane (a classifier as a convolution, 1280 -> 1000) 2.6x.
+constexpr int64_t kPointwiseWindowMaxOutputs = 144;
+constexpr int64_t kPointwiseWindowMinOutChannels = 128, kPointwiseWindowMinInChannels = 64;
+template <class T>
+bool pointwise_window(const Shape4& ws, int64_t groups, const TensorView& out, const ConvArgs& args,
+                      const gemm::KernelSet<T>& ks) {
+  const int64_t cog = ws[0] / groups, cig = ws[1], outputs = out.shape[2] * out.shape[3];
+  const int64_t gemm_columns = ceil_div(outputs, ks.nr) * ks.nr;
+  return ws[2] == 1 && ws[3] == 1 && args.stride == Pair{1, 1} && args.padding == Pair{0, 0} && outputs > 0 &&
+         outputs <= kPointwiseWindowMaxOutputs && 8 * (gemm_columns - outputs) >= gemm_columns &&
+         cog >= kPointwiseWindowMinOutChannels && cig >= kPointwiseWindowMinInChannels && fills_lanes(cog, ks);
 }
 // Whole depthwise planes go to the kernel this many at a time.
 constexpr int64_t kDepthwiseRun = 4;
@@ -140,7 +172,7 @@ struct PackedConvWeight::Filters {
   // conv2d: one [C_out/g, C_in/g * KH * KW] panel set per group. Transposed: one
   // [C_out/g, C_in/g * taps] set per (group, phase), phase = ry * stride_w + rx.
   std::vector<std::unique_ptr<gemm::PackedA<T>>> panels;
-  // conv2d with several taps: also one set per (group, block of kShiftedChannelBlock input
+  // conv2d with several taps: also one set per (group, block of window_channel_block input
   // channels) with K ordered (tap, channel), one KC block, for the shifted-window path
   // (window_panels[g * blocks + block]). Transposed: one per (group, phase, block), K
   // ordered (phase tap, channel), for conv_transpose2d's window path
@@ -150,6 +182,13 @@ struct PackedConvWeight::Filters {
   // (channels_in_lanes): the same blocks as window_panels, packed as B = A^T in NR-column
   // panels, in place of window_panels.
   std::vector<std::unique_ptr<gemm::PackedB<T>>> window_columns;
+  // A 1x1 conv2d filter kept for many calls (packed with Panels::all: `kept`): its
+  // shifted-window blocks, made from `panels` by the first call on a plane small enough for
+  // that path (pointwise_window). Most 1x1 layers never see one, so most never hold a
+  // second copy of their filter.
+  bool kept = false;
+  mutable std::once_flag pointwise_once;
+  mutable std::unique_ptr<Filters> pointwise;
   // Transposed only: the phases with taps; panels[(g * rows + i) * cols + j] serves row
   // phase row_phases.phases[i] and column phase col_phases.phases[j].
   AxisPhases row_phases, col_phases;
@@ -170,11 +209,35 @@ const PackedConvWeight::Filters<double>& PackedConvWeight::filters<double>() con
 
 namespace {
 
+// Block `block` (window_channel_block(taps) input channels) of group g of a conv2d filter,
+// dense at w ([C_out, C_in/g, KH, KW]), into f's shifted-window set (sized groups * blocks):
+// B panels with the output channels across the lanes (`columns`), else A panels. The
+// block's [channel][tap] run of each output channel is packed as it lies (a transpose of
+// contiguous rows, at memory speed), each element stored at its tap-major place: the run's
+// element c * taps + tap is K row tap * cb + c. tap_major: the caller's scratch.
+template <class T>
+void pack_window_block(const T* w, int64_t g, int64_t block, int64_t blocks, int64_t cig, int64_t cog, int64_t taps,
+                       bool columns, std::vector<int64_t>& tap_major, PackedConvWeight::Filters<T>& f) {
+  const int64_t size = window_channel_block(taps);
+  const int64_t c0 = block * size, cb = std::min(size, cig - c0), kb = taps * cb;
+  tap_major.resize(size_t(kb));
+  for (int64_t c = 0; c < cb; ++c)
+    for (int64_t tap = 0; tap < taps; ++tap) tap_major[size_t(c * taps + tap)] = tap * cb + c;
+  const T* run = w + (g * cog * cig + c0) * taps;
+  if (columns)
+    f.window_columns[size_t(g * blocks + block)] =
+        std::make_unique<gemm::PackedB<T>>(kb, cog, gemm::MatrixRef<T>{run, 1, cig * taps}, tap_major.data());
+  else
+    f.window_panels[size_t(g * blocks + block)] =
+        std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{run, cig * taps, 1}, kb, tap_major.data());
+}
+
 template <class T>
 std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& weight, int64_t groups, bool transposed,
                                                            bool depthwise, Pair stride, Pair padding, Pair dilation,
                                                            PackedConvWeight::Panels sets) {
   auto f = std::make_unique<PackedConvWeight::Filters<T>>();
+  f->kept = sets == PackedConvWeight::Panels::all;
   const DenseWeight<T> w(weight);
   const int64_t kh = weight.shape[2], kw = weight.shape[3], taps = kh * kw;
   if (depthwise) {
@@ -193,10 +256,11 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   if (!transposed) {
     const int64_t cog = weight.shape[0] / groups, k = weight.shape[1] * taps;
     const int64_t cig = weight.shape[1];
-    const bool general = taps == 1 || sets != PackedConvWeight::Panels::shifted;
-    const int64_t blocks =
-        taps == 1 || sets == PackedConvWeight::Panels::general ? 0 : ceil_div(cig, kShiftedChannelBlock);
-    const bool columns = channels_in_lanes(cog, k, gemm::active_kernels().get<T>());
+    // (A 1x1 filter kept for many calls makes its window blocks when a call needs them.)
+    using Panels = PackedConvWeight::Panels;
+    const bool general = sets != Panels::shifted, window = sets == Panels::shifted || (sets == Panels::all && taps > 1);
+    const int64_t blocks = window ? ceil_div(cig, window_channel_block(taps)) : 0;
+    const bool columns = taps == 1 || channels_in_lanes(cog, k, gemm::active_kernels().get<T>());
     f->panels.resize(general ? size_t(groups) : 0);
     if (columns) f->window_columns.resize(size_t(groups * blocks));
     else f->window_panels.resize(size_t(groups * blocks));
@@ -210,20 +274,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
               std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1});
           continue;
         }
-        // The block's [channel][tap] run of each output channel is packed as it lies (a
-        // transpose of contiguous rows, at memory speed), each element stored at its
-        // tap-major place: the run's element c * taps + tap is K row tap * cb + c.
-        const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, cig - c0), kb = taps * cb;
-        tap_major.resize(size_t(kb));
-        for (int64_t c = 0; c < cb; ++c)
-          for (int64_t tap = 0; tap < taps; ++tap) tap_major[size_t(c * taps + tap)] = tap * cb + c;
-        const T* run = w.data() + (g * cog * cig + c0) * taps;
-        if (columns)
-          f->window_columns[size_t(g * blocks + block)] =
-              std::make_unique<gemm::PackedB<T>>(kb, cog, gemm::MatrixRef<T>{run, 1, cig * taps}, tap_major.data());
-        else
-          f->window_panels[size_t(g * blocks + block)] = std::make_unique<gemm::PackedA<T>>(
-              cog, kb, gemm::MatrixRef<T>{run, cig * taps, 1}, kb, tap_major.data());
+        pack_window_block(w.data(), g, block, blocks, cig, cog, taps, columns, tap_major, *f);
       }
     });
     return f;
@@ -633,7 +684,9 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const Shape4& ws, i
                                     const gemm::KernelSet<T>& ks, const TensorView& out, const ConvArgs& args) {
   ShiftedGeometry<T> s;
   const int64_t cig = ws[1], cog = ws[0] / groups, kh = ws[2], kw = ws[3], oh = out.shape[2], ow = out.shape[3];
-  if (kh * kw == 1 || cig < kShiftedMinChannels || oh == 0 || ow == 0) return s;
+  if ((kh * kw == 1 && !pointwise_window(ws, groups, out, args, ks)) || cig < kShiftedMinChannels || oh == 0 ||
+      ow == 0)
+    return s;
   s.rows = window_axis(input.shape[2], kh, args.stride[0], args.padding[0], args.dilation[0]);
   s.cols = window_axis(input.shape[3], kw, args.stride[1], args.padding[1], args.dilation[1]);
   // Row pitch: a phase row's inside columns, then zeros enough for its own right edge and
@@ -659,7 +712,7 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const Shape4& ws, i
   // rows, 228 of 256. Output channels are split only until every thread has a task, since
   // each task pads the whole band for itself (256 channels at 14x14 on 2 threads: 4 parts
   // padded 4 times, 2 parts 1-3% faster).
-  s.channels_in_lanes = channels_in_lanes(cog, cig * kh * kw, ks);
+  s.channels_in_lanes = kh * kw == 1 || channels_in_lanes(cog, cig * kh * kw, ks);
   s.channel_unit = s.channels_in_lanes ? ks.nr : ks.mr;
   const int64_t slots = int64_t(s.rows.phases.size() * s.cols.phases.size());
   const int64_t problems = input.shape[0] * groups, threads = get_num_threads();
@@ -711,19 +764,44 @@ const gemm::KernelSet<T>& window_kernels(const PackedConvWeight::Filters<T>& fil
       .template get<T>();
 }
 
+// The shifted-window blocks of a 1x1 filter kept for many calls (Filters::pointwise), made
+// once, from its general panels, for the kernel set active then (later calls use that set,
+// as they do a filter's other panels).
+template <class T>
+const PackedConvWeight::Filters<T>& pointwise_window_filters(const PackedConvWeight& weight) {
+  const PackedConvWeight::Filters<T>& f = weight.filters<T>();
+  std::call_once(f.pointwise_once, [&] {
+    const int64_t groups = weight.groups(), cog = weight.weight_shape()[0] / groups, cig = weight.weight_shape()[1];
+    std::vector<T> dense(size_t(groups * cog * cig));
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t i = 0; i < cog; ++i)
+        for (int64_t p = 0; p < cig; ++p) dense[size_t((g * cog + i) * cig + p)] = f.panels[size_t(g)]->at(i, p);
+    auto window = std::make_unique<PackedConvWeight::Filters<T>>();
+    const int64_t blocks = ceil_div(cig, kPointwiseChannelBlock);
+    window->window_columns.resize(size_t(groups * blocks));
+    parallel_for(0, groups * blocks, 1, [&](int64_t t0, int64_t t1) {
+      std::vector<int64_t> tap_major;
+      for (int64_t t = t0; t < t1; ++t)
+        pack_window_block(dense.data(), t / blocks, t % blocks, blocks, cig, cog, 1, true, tap_major, *window);
+    });
+    f.pointwise = std::move(window);
+  });
+  return *f.pointwise;
+}
+
 // Rows [m0, m1) of a shifted-window tile, `columns` wide (its row stride): every tap of a block
-// of kShiftedChannelBlock input channels in one microkernel call, block by block, block b's
+// of `block_channels` input channels in one microkernel call, block by block, block b's
 // filter panels at *panels[b] and the band's channels `plane` apart. Every channel
 // panel of a column panel runs before the next column panel: the band's columns (a block of
 // channels and the rows every tap reaches) are read from L2 once and then reused from L1 by
 // every MR-row panel.
 template <class T>
 void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedA<T>>* panels, int64_t channels,
-                 const std::vector<int64_t>& tap_offsets, const T* band, int64_t plane, int64_t columns, int64_t m0,
-                 int64_t m1, T* tile) {
-  const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, kShiftedChannelBlock);
+                 int64_t block_channels, const std::vector<int64_t>& tap_offsets, const T* band, int64_t plane,
+                 int64_t columns, int64_t m0, int64_t m1, T* tile) {
+  const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, block_channels);
   for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, channels - c0);
+    const int64_t c0 = block * block_channels, cb = std::min(block_channels, channels - c0);
     const gemm::PackedA<T>& a = *panels[block];
     for (int64_t jr = 0; jr < columns; jr += ks.nr)
       for (int64_t ic = m0; ic < m1; ic += ks.mr)
@@ -750,15 +828,15 @@ void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::Packe
 // from L2.
 template <class T>
 void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedB<T>>* columns,
-                                   int64_t channels, const std::vector<int64_t>& tap_offsets, const T* band,
-                                   int64_t plane, int64_t wp, int64_t images, int64_t image_band, int64_t rows,
-                                   int64_t ow, int64_t n0, int64_t n1, T* tile, int64_t ldt) {
-  const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, kShiftedChannelBlock);
+                                   int64_t channels, int64_t block_channels, const std::vector<int64_t>& tap_offsets,
+                                   const T* band, int64_t plane, int64_t wp, int64_t images, int64_t image_band,
+                                   int64_t rows, int64_t ow, int64_t n0, int64_t n1, T* tile, int64_t ldt) {
+  const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, block_channels);
   const int64_t all_rows = images * rows, pixels = all_rows * ow;
   const bool streamed = ow >= ks.mr - 1, paired = 2 * ow <= ks.mr;
   const auto row_start = [&](int64_t r) { return r / rows * image_band + r % rows * wp; };
   for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t c0 = block * kShiftedChannelBlock, cb = std::min(kShiftedChannelBlock, channels - c0);
+    const int64_t c0 = block * block_channels, cb = std::min(block_channels, channels - c0);
     const gemm::PackedB<T>& b = *columns[block];
     const T* channel_band = band + c0 * plane;
     // Pixels [q, q + count) of the stream, `first` of them on the row of pixel q and the rest
@@ -791,12 +869,13 @@ void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::uniq
   }
 }
 
+// filters: the weight's, or the shifted-window blocks made for a 1x1 filter.
 template <class T>
-void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
-                    const ConvArgs& args, const ShiftedGeometry<T>& geo) {
+void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight,
+                    const PackedConvWeight::Filters<T>& filters, const TensorView& out, const ConvArgs& args,
+                    const ShiftedGeometry<T>& geo) {
   const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
   const Operands<T> o = operands_of<T>(input, out, args);
-  const auto& filters = weight.filters<T>();
   const gemm::KernelSet<T>& ks = window_kernels(filters);
   const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3];
   const int64_t groups = weight.groups(), cig = weight.weight_shape()[1], cog = weight.weight_shape()[0] / groups;
@@ -825,7 +904,7 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
   const int64_t parts = geo.channel_parts, unit = geo.channel_unit, m_panels = ceil_div(cog, unit);
   // A task's images (one band each, image_band apart in the buffer).
   const int64_t images = geo.images, image_sets = ceil_div(batch, images), image_band = cig * plane;
-  const int64_t channel_blocks = ceil_div(cig, kShiftedChannelBlock);
+  const int64_t block_channels = window_channel_block(taps), channel_blocks = ceil_div(cig, block_channels);
   TENSOROPS_CHECK(int64_t(geo.channels_in_lanes ? filters.window_columns.size() : filters.window_panels.size()) ==
                       groups * channel_blocks,
                   "conv2d: the packed filter lacks the shifted-window panels");
@@ -863,11 +942,11 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight, con
                            geo.cols.inside[ci], wp, band + i * image_band + slot * slot_size, plane);
         }
       if (geo.channels_in_lanes)
-        window_tile_channels_in_lanes(ks, &filters.window_columns[size_t(g * channel_blocks)], cig, tap_offsets, band,
-                                      plane, wp, count, image_band, rows, ow, m0, m1, tile, ldt);
+        window_tile_channels_in_lanes(ks, &filters.window_columns[size_t(g * channel_blocks)], cig, block_channels,
+                                      tap_offsets, band, plane, wp, count, image_band, rows, ow, m0, m1, tile, ldt);
       else
-        window_tile(ks, &filters.window_panels[size_t(g * channel_blocks)], cig, tap_offsets, band, plane, columns,
-                    m0, m1, tile);
+        window_tile(ks, &filters.window_panels[size_t(g * channel_blocks)], cig, block_channels, tap_offsets, band,
+                    plane, columns, m0, m1, tile);
       // The valid pixels to the output with the bias; a residual or activation follows there.
       // (Only pixel-major tiles hold several images; the other orientation's count is 1.)
       const int64_t c0 = g * cog + m0;
@@ -896,14 +975,19 @@ void conv2d_typed(const TensorView& input, const PackedConvWeight& weight, const
     return;
   }
   // (A filter packed for one call holds the shifted-window panels exactly when this path
-  // takes them: see pack_for_call.)
+  // takes them: see pack_for_call. A 1x1 filter kept for many calls makes them on the first
+  // plane that wants them.)
   const auto& filters = weight.filters<T>();
+  const bool pointwise =
+      filters.kept && filters.window_panels.empty() && filters.window_columns.empty() &&
+      pointwise_window(weight.weight_shape(), weight.groups(), out, args, gemm::active_kernels().get<T>());
+  const auto& window = pointwise ? pointwise_window_filters<T>(weight) : filters;
   const ShiftedGeometry<T> shifted =
-      filters.window_panels.empty() && filters.window_columns.empty()
+      window.window_panels.empty() && window.window_columns.empty()
           ? ShiftedGeometry<T>{}
-          : shifted_geometry<T>(input, weight.weight_shape(), weight.groups(), window_kernels(filters), out, args);
+          : shifted_geometry<T>(input, weight.weight_shape(), weight.groups(), window_kernels(window), out, args);
   if (shifted.usable) {
-    conv2d_shifted<T>(input, weight, out, args, shifted);
+    conv2d_shifted<T>(input, weight, window, out, args, shifted);
     return;
   }
   const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
@@ -1075,7 +1159,7 @@ void conv_transpose2d_window(const TensorView& input, const PackedConvWeight& we
           T* c = tile(ry, rx);
           if (i >= 0 && j >= 0) {
             window_tile(ks, &filters.window_panels[size_t(((g * tap_rows + i) * tap_cols + j) * blocks)], cig,
-                        tap_offsets[size_t(i * tap_cols + j)], band, plane, columns, 0, cog, c);
+                        kShiftedChannelBlock, tap_offsets[size_t(i * tap_cols + j)], band, plane, columns, 0, cog, c);
           } else {
             std::fill(c, c + cog * columns, T(0));  // no tap reaches the phase: the bias alone
           }

@@ -12,7 +12,10 @@
 //   1x1, stride 1, no padding: B is the input image itself ([C_in, H*W], read in place);
 //     with at most MR output channels (and a plane of at most 4096 pixels, or at most 64
 //     input channels) the image streams through that one row tile panel by panel rather
-//     than being packed, since no packed element would be read twice.
+//     than being packed, since no packed element would be read twice. Small planes whose
+//     pixels would fill the NR-column panels only partly (7x7: 49 of 64), with enough
+//     channels, take the shifted-window path below instead, its tiles running across rows
+//     and images (pointwise_window in conv.cc).
 //   more than one tap, any stride (the shifted-window path): a band of input rows is copied
 //     once into a zero-padded buffer, one plane per stride phase, and every tap's im2col
 //     rows are slices of it at a fixed offset, read in place by a microkernel that sums all
@@ -99,9 +102,10 @@ struct ConvShape {
 // was made for when transposed (they select each phase's taps).
 class PackedConvWeight {
  public:
-  // The panel sets a conv2d filter with several taps holds: a filter kept for many calls (a
-  // module's) holds both the shifted-window and the general path's; one packed for a single
-  // call (a functional call's) holds only the set its path reads.
+  // The panel sets a conv2d filter holds: one kept for many calls (a module's) holds both
+  // the shifted-window and the general path's (a 1x1 filter makes its shifted-window set on
+  // the first call that takes that path); one packed for a single call (a functional
+  // call's) holds only the set its path reads.
   enum class Panels { all, general, shifted };
   // weight: [C_out, C_in/groups, KH, KW], or [C_in, C_out/groups, KH, KW] when transposed.
   PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride, Pair padding, Pair dilation,

@@ -99,6 +99,11 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
         bp = p.b.at(pc, jc);
         b_panel_stride = NR;
         b_step = p.b.row_stride;
+        // A partial last panel is packed (zero-padded) once for the whole block, so that no
+        // load reads past B's last column.
+        if (nc % NR)
+          ks.pack_b(kc, nc % NR, MatrixRef<T>{p.b.at(pc, jc + nc / NR * NR), p.b.row_stride, 1}, bbuf, kc * NR,
+                    nullptr);
       } else {
         if (p.b_source) p.b_source->pack(pc, kc, jc, nc, NR, bbuf, kc * NR);
         else ks.pack_b(kc, nc, MatrixRef<T>{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride}, bbuf, kc * NR, nullptr);
@@ -116,11 +121,7 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
             const int64_t cols = std::min(NR, nc - jr);
             const T* bpanel = bp + (jr / NR) * b_panel_stride;
             int64_t step = b_step;
-            if (direct_b && cols < NR) {
-              ks.pack_b(kc, cols, MatrixRef<T>{p.b.at(pc, jc + jr), p.b.row_stride, 1}, bbuf, kc * NR, nullptr);
-              bpanel = bbuf;
-              step = NR;
-            }
+            if (direct_b && cols < NR) bpanel = bbuf, step = NR;
             T* ctile = p.c + (ic + ir) * p.ldc + jc + jr;
             const T* bias = last && row_bias_only ? p.epilogue.addend.at(ic + ir, 0) : nullptr;
             ks.micro[rows](kc, ap + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0, bias, p.epilogue.addend.row_stride);
@@ -438,6 +439,12 @@ PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k, const
     const int64_t kc = std::min(kc_, k - k0);
     ks.pack_a(m, kc, MatrixRef<T>{a.at(0, k0), a.row_stride, a.col_stride}, data + k0 * m_padded_, k_dest);
   }
+}
+
+template <class T>
+T PackedA<T>::at(int64_t i, int64_t p) const {
+  const int64_t mr = kernels_->get<T>().mr, k0 = p / kc_ * kc_;
+  return block(k0, i / mr * mr)[(p - k0) * mr + i % mr];
 }
 
 template <class T>

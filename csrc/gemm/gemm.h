@@ -126,6 +126,8 @@ class PackedA {
   const T* block(int64_t k0, int64_t row) const {
     return data_.get() + k0 * m_padded_ + row * std::min(kc_, k_ - k0);
   }
+  // A's element (i, p) read back from the panels (without a K order), to repack it another way.
+  T at(int64_t i, int64_t p) const;
 
  private:
   struct Free {

@@ -108,6 +108,7 @@ def _resnet50(batch: int) -> list:
         _conv2d("r50_3x3_256_14" + suffix, batch, 256, 256, 14, 3, padding=1),
         _conv2d("r50_1x1_1024to256_14" + suffix, batch, 1024, 256, 14, 1),
         _conv2d("r50_3x3_512_7" + suffix, batch, 512, 512, 7, 3, padding=1),
+        _conv2d("r50_1x1_2048to512_7" + suffix, batch, 2048, 512, 7, 1),
     ]
 
 
