@@ -37,6 +37,25 @@ def test_mm_sizes(dtype, m, n, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_right_edge_panels(dtype):
+    """Every width of the right-edge panel of the blocked path (N = 1 .. 2 NR + 1 for NR up to
+    32): edges of at most NR / 2 columns go through the half-width microkernel, wider ones
+    through the full one; B read in place (one K block, its partial last panel packed once)
+    and packed (two K blocks, the edge accumulating), with a row bias and with an
+    activation."""
+    m = 41
+    for k in (70, 500):
+        a = randn((m, k), dtype, k)
+        for n in range(1, 66):
+            b, bias = randn((k, n), dtype, n), randn((n,), dtype, n + 100)
+            assert_close(tops.mm(a, b), torch.mm(T(a), T(b)), **tol(dtype, k))
+            if n % 8 == 1:
+                want = TF.gelu(TF.linear(T(a), T(np.ascontiguousarray(b.T)), T(bias)))
+                got = tops.nn.functional.linear(a, np.ascontiguousarray(b.T), bias, activation="gelu")
+                assert_close(got, want, **tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m", [1, 3, 8, 17, 32, 33, 70])
 def test_small_and_large_m_every_b_layout(dtype, m):
     # Row-major B (streamed in place), transposed B (dot products) and a strided B.

@@ -124,7 +124,8 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
             if (direct_b && cols < NR) bpanel = bbuf, step = NR;
             T* ctile = p.c + (ic + ir) * p.ldc + jc + jr;
             const T* bias = last && row_bias_only ? p.epilogue.addend.at(ic + ir, 0) : nullptr;
-            ks.micro[rows](kc, ap + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0, bias, p.epilogue.addend.row_stride);
+            const auto micro = 2 * cols <= NR && ks.micro_narrow[rows] ? ks.micro_narrow[rows] : ks.micro[rows];
+            micro(kc, ap + ir * kc, bpanel, step, ctile, p.ldc, cols, pc > 0, bias, p.epilogue.addend.row_stride);
             if (last && !row_bias_only) finish(ks, p, ic + ir, jc + jr, rows, cols);
           }
         }

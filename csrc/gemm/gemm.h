@@ -240,6 +240,9 @@ struct KernelSet {
   using Micro = void (*)(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc,
                          int64_t n_valid, bool accumulate, const T* row_bias, int64_t row_bias_stride);
   Micro micro[kMaxRows + 1];
+  // The same over the first NR / 2 columns of the panel only (half the vectors; null where
+  // NR is one vector): a right-edge panel with at most that many valid columns.
+  Micro micro_narrow[kMaxRows + 1];
   // The same, for a B read once from beyond L2 (the small-M path): prefetches B ahead.
   Micro micro_streaming[kMaxRows + 1];
   // The same over `taps` stretches of K, the stretch t reading B from b + tap_offsets[t] (rows

@@ -171,14 +171,13 @@ void microkernel_taps_window_a(int64_t taps, const int64_t* tap_offsets, int64_t
                                                      accumulate, nullptr, 0);
 }
 
-template <class T, bool kStreamB, int... Rows>
+template <class T, bool kStreamB, int NV, int... Rows>
 constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
   using Micro = typename KernelSet<T>::Micro;
   constexpr int MR = Tiles<T>::MR;
   static_assert(MR <= KernelSet<T>::kMaxRows, "MR exceeds KernelSet::kMaxRows");
   return std::array<Micro, KernelSet<T>::kMaxRows + 1>{
-      {(Rows >= 1 && Rows <= MR ? &microkernel<T, (Rows >= 1 && Rows <= MR ? Rows : 1), Tiles<T>::NV, kStreamB>
-                                : nullptr)...}};
+      {(Rows >= 1 && Rows <= MR ? &microkernel<T, (Rows >= 1 && Rows <= MR ? Rows : 1), NV, kStreamB> : nullptr)...}};
 }
 
 template <class T, int... Rows>
@@ -562,13 +561,17 @@ KernelSet<T> make_kernel_set() {
   s.rowdot_max_m = Tl::ROWDOT_MAX_M;
   s.stream_kc = Tl::STREAM_KC;
   constexpr auto rows = std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{};
-  const auto micro = micro_table<T, false>(rows);
-  const auto micro_streaming = micro_table<T, true>(rows);
+  const auto micro = micro_table<T, false, Tl::NV>(rows);
+  const auto micro_streaming = micro_table<T, true, Tl::NV>(rows);
   const auto micro_taps = micro_taps_table<T>(rows);
   for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) {
     s.micro[r] = micro[r];
     s.micro_streaming[r] = micro_streaming[r];
     s.micro_taps[r] = micro_taps[r];
+  }
+  if constexpr (Tl::NV % 2 == 0) {
+    const auto micro_narrow = micro_table<T, false, Tl::NV / 2>(rows);
+    for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro_narrow[r] = micro_narrow[r];
   }
   if constexpr (Tl::WINDOW_IN_A) {
     const auto window_a = micro_taps_window_a_table<T>(rows);
