@@ -189,7 +189,7 @@ def test_registry_has_the_required_cases():
 def test_registry_has_the_conv_cases():
     conv = {c.name: c for c in select_cases("^conv$")}
     resnet = ["r50_stem7x7", "r50_3x3_64_56", "r50_1x1_256to64_56", "r50_3x3_256_14", "r50_1x1_1024to256_14",
-              "r50_3x3_512_7"]
+              "r50_3x3_512_7", "r50_1x1_2048to512_7"]
     assert set(conv) == {
         "conv_seed_16x33_k3s2", "conv_seed_16x33_k3x5_dil", *(f"{r}_b{b}" for r in resnet for b in (1, 8)),
         "mbv2_dw3x3_c144_56", "mbv2_dw3x3_c960_7", "mbv2_dw3x3s2_c144_56", "effnet_dw5x5s2_c144_56",
