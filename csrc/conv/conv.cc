@@ -41,8 +41,8 @@ constexpr int64_t kShiftedMinChannels = 1;
 // The shifted-window microkernel covers every tap of this many input channels per call.
 constexpr int64_t kShiftedChannelBlock = 64;
 // ... and this many for a 1x1 filter, whose calls would otherwise run 64 K steps between
-// loads and stores of the C tile: 2048 -> 512 at 7x7, batch 8, 1 thread, 6.05 -> 5.85 ms
-// (blocks of 256 for 3x3 filters cost 512 at 7x7 and 256 at 14x14 8-10%).
+// loads and stores of the C tile: 2048 -> 512 at 7x7, batch 8, 1 thread, 6.05 -> 5.85 ms.
+// (Blocks of 256 made the 3x3 layers 512@7 and 256@14 8-10% slower.)
 constexpr int64_t kPointwiseChannelBlock = 256;
 // The input channels per block of conv2d's shifted-window filter panels.
 inline int64_t window_channel_block(int64_t taps) { return taps == 1 ? kPointwiseChannelBlock : kShiftedChannelBlock; }
