@@ -777,7 +777,7 @@ const PackedConvWeight::Filters<T>& pointwise_window_filters(const PackedConvWei
       for (int64_t i = 0; i < cog; ++i)
         for (int64_t p = 0; p < cig; ++p) dense[size_t((g * cog + i) * cig + p)] = f.panels[size_t(g)]->at(i, p);
     auto window = std::make_unique<PackedConvWeight::Filters<T>>();
-    const int64_t blocks = ceil_div(cig, kPointwiseChannelBlock);
+    const int64_t blocks = ceil_div(cig, window_channel_block(1));
     window->window_columns.resize(size_t(groups * blocks));
     parallel_for(0, groups * blocks, 1, [&](int64_t t0, int64_t t1) {
       std::vector<int64_t> tap_major;

@@ -208,17 +208,19 @@ struct DepthwisePlane {
 // multiply-add either way): then it beats the row kernels on planes of any size, where
 // otherwise only on small ones.
 constexpr int64_t lanes_widest_filter(int64_t lanes) { return lanes >= 16 ? 13 : 7; }
+// A filter extent the lane kernels reuse loads across: odd, from 5 to the widest.
+constexpr bool lanes_filter_extent(int64_t k, int64_t lanes) {
+  return k >= 5 && k % 2 == 1 && k <= lanes_widest_filter(lanes);
+}
 template <class T>
 bool lanes_wide_filter(const DepthwisePlane<T>& g, int64_t lanes) {
-  return g.stride_w == 1 && g.dilation_w == 1 && g.kernel_w >= 5 && g.kernel_w % 2 == 1 &&
-         g.kernel_w <= lanes_widest_filter(lanes);
+  return g.stride_w == 1 && g.dilation_w == 1 && lanes_filter_extent(g.kernel_w, lanes);
 }
 // The same down a column for a filter one tap wide (InceptionNeXt's 11x1 bands): unit row
 // stride and dilation, an odd height in the same range.
 template <class T>
 bool lanes_tall_filter(const DepthwisePlane<T>& g, int64_t lanes) {
-  return g.kernel_w == 1 && g.stride_h == 1 && g.dilation_h == 1 && g.kernel_h >= 5 && g.kernel_h % 2 == 1 &&
-         g.kernel_h <= lanes_widest_filter(lanes);
+  return g.kernel_w == 1 && g.stride_h == 1 && g.dilation_h == 1 && lanes_filter_extent(g.kernel_h, lanes);
 }
 
 // Channels per block of store_band_transposed (and rows of its staging).
