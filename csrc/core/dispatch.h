@@ -8,6 +8,11 @@
 // each call then picks the best table at or below the active ISA with one array walk:
 // no CPUID, no string compare on the hot path.
 //
+// Only the tables of ISAs the CPU runs are built. Building one runs code of its ISA's
+// translation unit, which the compiler is free to write with that ISA's instructions: the
+// AVX-512 GEMM table's arrays of function pointers were copied with zmm moves, an illegal
+// instruction on a CPU with AVX2 only.
+//
 //   namespace tensorops::pointwise {
 //   TENSOROPS_KERNEL_TABLES(PointwiseKernels)
 //   const PointwiseKernels& kernels() { return select_kernels(kernel_tables()); }
@@ -22,6 +27,19 @@ namespace tensorops {
 
 template <class Table>
 using KernelTables = std::array<const Table*, kIsaCount>;  // indexed by Isa; null = not built
+
+template <class Table>
+using KernelTableMaker = const Table* (*)();
+
+// Builds the table of every ISA up to the detected one (not the cap's: a cap may be lifted
+// later, the CPU stays what it is). makers is indexed by Isa; null where not compiled.
+template <class Table>
+KernelTables<Table> build_kernel_tables(const std::array<KernelTableMaker<Table>, kIsaCount>& makers) {
+  KernelTables<Table> tables{};
+  for (int isa = 0; isa <= static_cast<int>(detected_isa()); ++isa)
+    if (makers[isa]) tables[isa] = makers[isa]();
+  return tables;
+}
 
 // The best table at or below the active ISA. generic is always built.
 template <class Table>
@@ -39,15 +57,14 @@ const Table& select_kernels(const KernelTables<Table>& tables) {
 #define TENSOROPS_X86_ONLY(...)
 #endif
 
-#define TENSOROPS_KERNEL_TABLES(Table)                                                     \
-  namespace generic {                                                                      \
-  const Table* kernel_table();                                                             \
-  }                                                                                        \
-  TENSOROPS_X86_ONLY(namespace x86_avx2 { const Table* kernel_table(); }                   \
-                     namespace x86_avx512 { const Table* kernel_table(); })                \
-  inline const ::tensorops::KernelTables<Table>& kernel_tables() {                         \
-    static const ::tensorops::KernelTables<Table> all{                                     \
-        {generic::kernel_table() TENSOROPS_X86_ONLY(, x86_avx2::kernel_table(),            \
-                                                    x86_avx512::kernel_table())}};         \
-    return all;                                                                            \
+#define TENSOROPS_KERNEL_TABLES(Table)                                                                        \
+  namespace generic {                                                                                         \
+  const Table* kernel_table();                                                                                \
+  }                                                                                                           \
+  TENSOROPS_X86_ONLY(namespace x86_avx2 { const Table* kernel_table(); }                                      \
+                     namespace x86_avx512 { const Table* kernel_table(); })                                   \
+  inline const ::tensorops::KernelTables<Table>& kernel_tables() {                                            \
+    static const ::tensorops::KernelTables<Table> all = ::tensorops::build_kernel_tables<Table>(              \
+        {{&generic::kernel_table TENSOROPS_X86_ONLY(, &x86_avx2::kernel_table, &x86_avx512::kernel_table)}}); \
+    return all;                                                                                               \
   }
