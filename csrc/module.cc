@@ -75,6 +75,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("isa_cap", [] { return isa_token(isa_cap()); }, "The current cap on the kernel set.");
   m.def("cpu_features", [] { return cpu_features().names(); }, "The CPU features detected.");
   m.def("cpu_vendor", [] { return cpu_features().vendor; });
+  m.def("l2_cache_bytes", [] { return l2_cache_bytes(); }, "One core's L2 cache in bytes, 0 if unknown.");
   m.def("get_num_threads", &get_num_threads, "Threads a kernel may use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the threads a kernel may use.");
   m.def("openmp_version", [] { return static_cast<int>(_OPENMP); });

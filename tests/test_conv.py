@@ -1043,8 +1043,9 @@ def test_pointwise_small_planes(dtype):
     panels would fill only partly, with at least 128 output channels filling the lanes and 64
     input channels, take the shifted-window path with channels in the lanes (its tiles run
     across rows and images); a filter kept for many calls (a module's, or pack_conv_weight's)
-    makes those panels on its first such plane, from its general ones. Planes that take it
-    (7x7, 10x10, 5x5, 3x5, 1x1) and, beside them, layers that stay on the GEMM (channels that
+    makes those panels on its first such plane, from its general ones (below 1 MiB of L2 a
+    core only planes of at most 4 outputs take the path). Planes that take it (7x7, 10x10,
+    5x5, 3x5, 1x1, 2x2) and, beside them, layers that stay on the GEMM (channels that
     do not fill the lanes, too few input channels, 12x12); groups, batch 1 and 3,
     non-contiguous input, NaN and infinities, the fused extensions, the same filter on a
     large plane and again on a small one, a lowered ISA cap after the first call (the panels
@@ -1053,7 +1054,7 @@ def test_pointwise_small_planes(dtype):
     cases = [  # (cin, cout, groups, (h, w))
         (256, 128, 1, (7, 7)), (300, 144, 1, (10, 10)), (64, 160, 1, (5, 5)), (128, 256, 2, (7, 7)),
         (260, 128, 1, (1, 1)), (96, 128, 1, (3, 5)), (72, 130, 1, (7, 7)), (40, 128, 1, (7, 7)),
-        (512, 128, 1, (12, 12))]
+        (512, 128, 1, (12, 12)), (128, 256, 1, (2, 2))]
     for i, (cin, cout, groups, (h, w)) in enumerate(cases):
         x = randn((3 if i % 2 else 1, cin, h, w), dtype, 300 + i)
         x[0, 1, 0, w - 1], x[-1, cin - 1, h - 1, 0] = np.nan, -np.inf

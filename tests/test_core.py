@@ -29,6 +29,9 @@ def test_cpu_info_keys():
     assert info["num_threads"] == tops.get_num_threads()
     assert isinstance(info["features"], list)
     assert info["detected_isa"] in ("scalar", "avx2", "avx512")
+    # 0 where the C library cannot tell; otherwise a plausible per-core L2 (64 KiB .. 64 MiB).
+    l2 = info["l2_cache_bytes"]
+    assert l2 == 0 or (1 << 16) <= l2 <= (1 << 26)
 
 
 def test_cap_follows_fixture(isa):

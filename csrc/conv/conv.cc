@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "core/cpu.h"
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -76,15 +77,23 @@ bool channels_in_lanes(int64_t cog, int64_t products, const gemm::KernelSet<T>& 
 // 1.1-1.5x faster from 128 output channels (2048 -> 512 at 7x7, batch 8, 6.7 -> 5.9 ms; 256 -> 512
 // 1.13 -> 0.74 ms), 0.8-0.95x with 64; at 12x12 (10% wasted) 0.8-1.13x, so not there; at
 // 14x14 (12.5%) 0.8-1.05x. A 1x1 plane (a classifier as a convolution, 1280 -> 1000) 2.6x.
-constexpr int64_t kPointwiseWindowMaxOutputs = 144;
+// That machine has 2 MiB of L2 and 48 KiB of L1 a core. On a Zen 3 with 512 KiB and 32 KiB
+// (AVX2, 1 thread, the same grid) the window path lost at 5x5 and 7x7 (0.43-0.92x; 2048 ->
+// 512 at 7x7 ~2.1 vs ~1.6 ms at batch 1), held even at 10x10, was mixed at 3x3 (0.79-1.37x)
+// and won on 1x1 planes (1.2-4.4x): below 1 MiB of L2 only planes of a few outputs take it.
+constexpr int64_t kPointwiseWindowMaxOutputs = 144, kPointwiseWindowSmallL2MaxOutputs = 4;
+constexpr int64_t kSmallL2Bytes = int64_t(1) << 20;
 constexpr int64_t kPointwiseWindowMinOutChannels = 128, kPointwiseWindowMinInChannels = 64;
 template <class T>
 bool pointwise_window(const Shape4& ws, int64_t groups, const TensorView& out, const ConvArgs& args,
                       const gemm::KernelSet<T>& ks) {
   const int64_t cog = ws[0] / groups, cig = ws[1], outputs = out.shape[2] * out.shape[3];
   const int64_t gemm_columns = ceil_div(outputs, ks.nr) * ks.nr;
+  const int64_t l2 = l2_cache_bytes();
+  const int64_t max_outputs =
+      l2 > 0 && l2 < kSmallL2Bytes ? kPointwiseWindowSmallL2MaxOutputs : kPointwiseWindowMaxOutputs;
   return ws[2] == 1 && ws[3] == 1 && args.stride == Pair{1, 1} && args.padding == Pair{0, 0} && outputs > 0 &&
-         outputs <= kPointwiseWindowMaxOutputs && 8 * (gemm_columns - outputs) >= gemm_columns &&
+         outputs <= max_outputs && 8 * (gemm_columns - outputs) >= gemm_columns &&
          cog >= kPointwiseWindowMinOutChannels && cig >= kPointwiseWindowMinInChannels && fills_lanes(cog, ks);
 }
 // Whole depthwise planes go to the kernel this many at a time.

@@ -3,6 +3,10 @@
 #include <atomic>
 #include <cstdlib>
 
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
+
 namespace tensorops {
 namespace {
 
@@ -55,6 +59,18 @@ std::vector<std::string> CpuFeatures::names() const {
 const CpuFeatures& cpu_features() {
   static const CpuFeatures features = detect();
   return features;
+}
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    const long size = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return int64_t(size > 0 ? size : 0);
+#else
+    return int64_t(0);
+#endif
+  }();
+  return bytes;
 }
 
 Isa detected_isa() {

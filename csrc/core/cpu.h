@@ -7,6 +7,7 @@
 // what the CPU supports.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct CpuFeatures {
 };
 
 const CpuFeatures& cpu_features();
+// One core's L2 cache in bytes as the C library reports it (glibc reads CPUID), 0 where it
+// cannot tell. Paths whose working set outgrows a small L2 ask for it (conv.cc).
+int64_t l2_cache_bytes();
 Isa detected_isa();
 Isa active_isa();
 // Lowers (or restores) the cap; a cap above detected_isa() runs detected_isa().

@@ -34,7 +34,9 @@ def cpu_info() -> dict:
 
     Keys: ``isa`` (``"avx512"``, ``"avx2"`` or ``"scalar"``), ``isa_token`` (the same as
     ``generic``/``x86_avx2``/``x86_avx512``), ``detected_isa`` (best the CPU supports),
-    ``isa_cap``, ``num_threads``, ``features`` (list of CPU feature names) and ``vendor``.
+    ``isa_cap``, ``num_threads``, ``features`` (list of CPU feature names), ``vendor`` and
+    ``l2_cache_bytes`` (one core's L2, which some kernels choose their path by; 0 where the C
+    library cannot tell).
     """
     active = _core.active_isa()
     return {
@@ -45,6 +47,7 @@ def cpu_info() -> dict:
         "num_threads": _core.get_num_threads(),
         "features": list(_core.cpu_features()),
         "vendor": _core.cpu_vendor(),
+        "l2_cache_bytes": _core.l2_cache_bytes(),
     }
 
 

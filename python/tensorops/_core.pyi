@@ -98,6 +98,9 @@ def instance_norm(x: numpy.ndarray, out: numpy.ndarray, weight: numpy.ndarray | 
 def isa_cap() -> str:
     """The current cap on the kernel set."""
 
+def l2_cache_bytes() -> int:
+    """One core's L2 cache in bytes, 0 if unknown."""
+
 def layer_norm(x: numpy.ndarray, out: numpy.ndarray, normalized_numel: typing.SupportsInt | typing.SupportsIndex, weight: numpy.ndarray | None, bias: numpy.ndarray | None, eps: typing.SupportsFloat | typing.SupportsIndex, activation: typing.SupportsInt | typing.SupportsIndex) -> None: ...
 
 def log_softmax(x: numpy.ndarray, out: numpy.ndarray, dim: typing.SupportsInt | typing.SupportsIndex) -> None: ...
