@@ -82,6 +82,32 @@ def test_small_m_row_major_b_in_k_blocks(dtype, m, k, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_one_row_sweeps_row_major_b(dtype, threads):
+    """One row of A against a row-major B read in place: each block of up to 8 rows of B is
+    swept across the columns in one call (sweep_row). K on both sides of 8 (every block
+    height), N off every vector width (partial loads at the end of a row) and past the
+    65536-column chunk, a strided A row and B rows, the addmm epilogue, NaN and infinities,
+    and the same bits for any thread count."""
+    for i, (k, n) in enumerate([(1, 1), (3, 5), (8, 16), (9, 33), (17, 100), (23, 4103), (768, 3072), (4, 65543)]):
+        a, b = randn((1, k), dtype, 60 + i), randn((k, n), dtype, 80 + i)
+        if i % 3 == 1:
+            a[0, k // 2], b[k - 1, n // 2] = np.nan, -np.inf
+        want = torch.mm(T(a), T(b))
+        got = tops.mm(a, b)
+        assert_close(got, want, **tol(dtype, k))
+        assert_close(tops.mm(a[:, ::-1], b[::-1]), want, **tol(dtype, k))
+        wide = np.zeros((2 * k, n + 3), dtype)
+        wide[::2, 1:n + 1] = b
+        assert_close(tops.mm(a, wide[::2, 1:n + 1]), want, **tol(dtype, k))
+        bias = randn((n,), dtype, 99)
+        assert_close(tops.addmm(bias, a, b, beta=0.5, alpha=2.0),
+                     torch.addmm(T(bias), T(a), T(b), beta=0.5, alpha=2.0), **tol(dtype, k))
+        for t in (1, 2, 3):
+            tops.set_num_threads(t)
+            np.testing.assert_array_equal(tops.mm(a, b), got)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_mm_layouts(dtype):
     a, b = randn((19, 23), dtype, 5), randn((23, 37), dtype, 6)
     expected = torch.mm(T(a), T(b))

@@ -245,6 +245,11 @@ struct KernelSet {
   Micro micro_narrow[kMaxRows + 1];
   // The same, for a B read once from beyond L2 (the small-M path): prefetches B ahead.
   Micro micro_streaming[kMaxRows + 1];
+  // c[0, n) (= or +=) one row of A (values a_step apart) times kb rows of a row-major B
+  // (b_step apart), all n columns in one call: sweep_row[kb], kb in 1..kMaxSweepRows.
+  static constexpr int kMaxSweepRows = 8;
+  using SweepRow = void (*)(int64_t n, const T* a, int64_t a_step, const T* b, int64_t b_step, T* c, bool accumulate);
+  SweepRow sweep_row[kMaxSweepRows + 1];
   // The same over `taps` stretches of K, the stretch t reading B from b + tap_offsets[t] (rows
   // b_step apart, k rows each) and A continuing through its panel: a shifted-window
   // convolution's whole filter in one call, C loaded and stored once.

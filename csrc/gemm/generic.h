@@ -171,6 +171,50 @@ void microkernel_taps_window_a(int64_t taps, const int64_t* tap_offsets, int64_t
                                                      accumulate, nullptr, 0);
 }
 
+// One row of A against kb rows of a row-major B read in place (M = 1: a vector times a
+// matrix), swept across all n columns in one call. The microkernel would be called once per
+// NR-column panel, each call a few k steps between its setup and its C tile's store; here the
+// kb values of A stay in registers for the whole sweep. Each column sums its kb products from
+// zero and then adds C, as the microkernel does. A's values are a_step apart.
+template <class T, int KB>
+void sweep_row(int64_t n, const T* a, int64_t a_step, const T* b, int64_t b_step, T* c, bool accumulate) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width, kVectors = 4;
+  V av[KB];
+#pragma GCC unroll 16
+  for (int q = 0; q < KB; ++q) av[q] = V(a[q * a_step]);
+  int64_t j = 0;
+  for (; j + kVectors * W <= n; j += kVectors * W) {
+    V sum[kVectors];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) sum[v] = V::zero();
+#pragma GCC unroll 16
+    for (int q = 0; q < KB; ++q)
+#pragma GCC unroll 4
+      for (int v = 0; v < kVectors; ++v) sum[v] = mul_add(av[q], V::load(b + q * b_step + j + v * W), sum[v]);
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) {
+      if (accumulate) sum[v] = sum[v] + V::load(c + j + v * W);
+      sum[v].store(c + j + v * W);
+    }
+  }
+  for (; j < n; j += W) {
+    const int64_t cols = std::min(W, n - j);
+    V sum = V::zero();
+#pragma GCC unroll 16
+    for (int q = 0; q < KB; ++q) sum = mul_add(av[q], V::load_partial(b + q * b_step + j, cols), sum);
+    if (accumulate) sum = sum + V::load_partial(c + j, cols);
+    sum.store_partial(c + j, cols);
+  }
+}
+
+template <class T, int... Rows>
+constexpr auto sweep_row_table(std::integer_sequence<int, Rows...>) {
+  using SweepRow = typename KernelSet<T>::SweepRow;
+  return std::array<SweepRow, KernelSet<T>::kMaxSweepRows + 1>{
+      {(Rows >= 1 ? &sweep_row<T, (Rows >= 1 ? Rows : 1)> : nullptr)...}};
+}
+
 template <class T, bool kStreamB, int NV, int... Rows>
 constexpr auto micro_table(std::integer_sequence<int, Rows...>) {
   using Micro = typename KernelSet<T>::Micro;
@@ -569,6 +613,8 @@ KernelSet<T> make_kernel_set() {
     s.micro_streaming[r] = micro_streaming[r];
     s.micro_taps[r] = micro_taps[r];
   }
+  const auto sweep_row = sweep_row_table<T>(std::make_integer_sequence<int, KernelSet<T>::kMaxSweepRows + 1>{});
+  for (int kb = 0; kb <= KernelSet<T>::kMaxSweepRows; ++kb) s.sweep_row[kb] = sweep_row[kb];
   if constexpr (Tl::NV % 2 == 0) {
     const auto micro_narrow = micro_table<T, false, Tl::NV / 2>(rows);
     for (int r = 0; r <= KernelSet<T>::kMaxRows; ++r) s.micro_narrow[r] = micro_narrow[r];
