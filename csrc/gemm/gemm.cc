@@ -181,10 +181,12 @@ void small_m_row_major(const KernelSet<T>& ks, const Problem<T>& p, const T* apa
                        int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr, m = p.m, k = p.k;
   const int64_t chunk = std::max(NR, kRowMajorChunkElements / m / NR * NR);
-  // Rows per sweep: stream_kc, fewer for one or two rows of A, whose sweeps are short of
+  // Rows per sweep: stream_kc, at most 8 per row of A, since short sweeps are short of
   // arithmetic and fare better on fewer streams (M = 1, 768 x 3072: 8 rows 340 us, 16 370,
-  // 32 400; M = 2 best at 16, either ISA).
-  const int64_t kc = std::min(ks.stream_kc, 8 * m);
+  // 32 400; M = 2 best at 16); stream_kc_aliased up to 8 rows where B's rows are a multiple
+  // of 4 KiB apart (tiles.h).
+  const bool aliased = p.b.row_stride * int64_t(sizeof(T)) % 4096 == 0;
+  const int64_t kc = std::min(m <= 8 && aliased ? ks.stream_kc_aliased : ks.stream_kc, 8 * m);
   static_assert(KernelSet<T>::kMaxSweepRows >= 8, "one row sweeps up to 8 rows of B at a time");
   for (int64_t j0 = n0; j0 < n1; j0 += chunk) {
     const int64_t j1 = std::min(n1, j0 + chunk), full_end = j0 + (j1 - j0) / NR * NR;

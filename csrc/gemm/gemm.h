@@ -232,6 +232,7 @@ struct KernelSet {
   int64_t small_m;                     // M up to this takes the streaming paths
   int64_t rowdot_max_m;                // ... and up to this, with B = W^T, the dot products
   int64_t stream_kc;                   // rows of a row-major B per sweep of the small-M path
+  int64_t stream_kc_aliased;           // ... for M <= 8 and a row stride of n x 4 KiB
   // C[rows, nr] (= or +=) an A panel (pack_a layout: k-major, mr apart) times B (rows
   // b_step apart, nr wide); only the first n_valid columns are stored. micro[r] has r rows,
   // r in 1..mr.

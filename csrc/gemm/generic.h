@@ -604,6 +604,7 @@ KernelSet<T> make_kernel_set() {
   s.small_m = Tl::SMALL_M;
   s.rowdot_max_m = Tl::ROWDOT_MAX_M;
   s.stream_kc = Tl::STREAM_KC;
+  s.stream_kc_aliased = Tl::STREAM_KC_ALIASED;
   constexpr auto rows = std::make_integer_sequence<int, KernelSet<T>::kMaxRows + 1>{};
   const auto micro = micro_table<T, false, Tl::NV>(rows);
   const auto micro_streaming = micro_table<T, true, Tl::NV>(rows);

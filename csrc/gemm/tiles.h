@@ -11,6 +11,8 @@
 //
 // STREAM_KC: rows of a row-major B per sweep along them in the small-M path (each row of
 // the block one prefetcher stream; more rows per sweep load and store C less often).
+// STREAM_KC_ALIASED: the same for M <= 8 where B's row stride is a multiple of 4 KiB, which
+// puts one column of every row of the block in the same L1 set (64 sets of 64 bytes).
 //
 // WINDOW_IN_A: the kernel set has the window-as-A microkernels (micro_taps_window_a), with
 // which convolution puts output pixels in the tile's rows and output channels across the
@@ -41,6 +43,12 @@
 //     AVX-512 fp32 STREAM_KC 16 / 32 / 64: 32 best from M = 8 (M = 32: 1.5 vs 1.9 and 1.4 ms
 //     at 512 x 4096), equal at M = 4; AVX2 fp32: 16 best (M = 1: 0.38 vs 0.48 ms at 32). M = 1
 //     and 2 sweep 8 and 16 rows on either ISA (gemm.cc, small_m_row_major).
+//   The same on a Zen 3 (AVX2, 32 KiB 8-way L1d, 512 KiB L2), 16 vs 8 rows for M = 2..8: a
+//     row stride that is a multiple of 4 KiB (768 x 3072, 512 x 4096) puts a panel's 16 rows
+//     in one L1 set, and 8 rows ran 1.4-2.3x faster in four runs (M = 2, 768 x 3072: 1.05 ->
+//     0.51 ms); at other strides (768 x 3000, 4096 x 512) 0.7-2.5x, run to run, and from
+//     M = 16 0.86-1.08x: STREAM_KC_ALIASED 8 for AVX2. AVX-512 keeps 32 (best at 512 x 4096
+//     on the machine above, whose L1 has 12 ways).
 #pragma once
 
 #include <cstdint>
@@ -55,14 +63,16 @@ struct Tiles;
 template <>
 struct Tiles<float> {
   static constexpr int MR = 14, NV = 2;
-  static constexpr int64_t KC = 384, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 16, STREAM_KC = 32;
+  static constexpr int64_t KC = 384, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 16, STREAM_KC = 32,
+                           STREAM_KC_ALIASED = 32;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 4, ROWDOT_N_THIN = 8;
   static constexpr bool WINDOW_IN_A = true;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 14, NV = 2;
-  static constexpr int64_t KC = 256, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 32;
+  static constexpr int64_t KC = 256, MC = 560, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 32,
+                           STREAM_KC_ALIASED = 32;
   static constexpr int ROWDOT_M = 4, ROWDOT_N = 6, ROWDOT_N_THIN = 8;
   static constexpr bool WINDOW_IN_A = true;
 };
@@ -70,14 +80,16 @@ struct Tiles<double> {
 template <>
 struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16,
+                           STREAM_KC_ALIASED = 8;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = true;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
+  static constexpr int64_t KC = 384, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16,
+                           STREAM_KC_ALIASED = 8;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = true;
 };
@@ -85,14 +97,16 @@ struct Tiles<double> {
 template <>
 struct Tiles<float> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16,
+                           STREAM_KC_ALIASED = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = false;
 };
 template <>
 struct Tiles<double> {
   static constexpr int MR = 6, NV = 2;
-  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16;
+  static constexpr int64_t KC = 256, MC = 576, NC = 512, SMALL_M = 32, ROWDOT_MAX_M = 32, STREAM_KC = 16,
+                           STREAM_KC_ALIASED = 16;
   static constexpr int ROWDOT_M = 2, ROWDOT_N = 4, ROWDOT_N_THIN = 6;
   static constexpr bool WINDOW_IN_A = false;
 };
