@@ -169,6 +169,8 @@ struct RowTiles {
 // Elements of C per column chunk of small_m_row_major: the chunk stays in L2 while every
 // K block of B adds into it.
 constexpr int64_t kRowMajorChunkElements = int64_t(1) << 16;
+// Addresses this many bytes apart fall in the same L1 set (64 sets of 64-byte lines).
+constexpr int64_t kL1SetSpanBytes = 4096;
 
 // Small M with a row-major B read in place (A packed whole at apack): B is taken in blocks
 // of stream_kc rows, each swept across the chunk's columns panel by panel, so that every row
@@ -185,7 +187,7 @@ void small_m_row_major(const KernelSet<T>& ks, const Problem<T>& p, const T* apa
   // arithmetic and fare better on fewer streams (M = 1, 768 x 3072: 8 rows 340 us, 16 370,
   // 32 400; M = 2 best at 16); stream_kc_aliased up to 8 rows where B's rows are a multiple
   // of 4 KiB apart (tiles.h).
-  const bool aliased = p.b.row_stride * int64_t(sizeof(T)) % 4096 == 0;
+  const bool aliased = p.b.row_stride * int64_t(sizeof(T)) % kL1SetSpanBytes == 0;
   const int64_t kc = std::min(m <= 8 && aliased ? ks.stream_kc_aliased : ks.stream_kc, 8 * m);
   static_assert(KernelSet<T>::kMaxSweepRows >= 8, "one row sweeps up to 8 rows of B at a time");
   for (int64_t j0 = n0; j0 < n1; j0 += chunk) {
