@@ -43,7 +43,23 @@ struct Vec<float> {
   // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_masked(const float* p, Mask m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m.m)); }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
-  void store_partial(float* p, int64_t n) const { _mm256_maskstore_ps(p, lanes_below(n), v); }
+  // Stores of 4, 2 and 1 lanes rather than vmaskmovps: AMD's Zen cores run a masked store
+  // to memory as a long microcoded sequence (see csrc/README.md).
+  void store_partial(float* p, int64_t n) const {
+    if (n >= 8) return store(p);
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n >= 4) {
+      _mm_storeu_ps(p, part);
+      part = _mm256_extractf128_ps(v, 1);
+      p += 4, n -= 4;
+    }
+    if (n >= 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+      part = _mm_movehl_ps(part, part);
+      p += 2, n -= 2;
+    }
+    if (n >= 1) _mm_store_ss(p, part);
+  }
 
   friend Vec operator+(Vec a, Vec b) { return _mm256_add_ps(a.v, b.v); }
   friend Vec operator-(Vec a, Vec b) { return _mm256_sub_ps(a.v, b.v); }
@@ -162,7 +178,17 @@ struct Vec<double> {
   // The lanes set in m from p[lane], zero elsewhere; memory of the other lanes is not read.
   static Vec load_masked(const double* p, Mask m) { return _mm256_maskload_pd(p, _mm256_castpd_si256(m.m)); }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
-  void store_partial(double* p, int64_t n) const { _mm256_maskstore_pd(p, lanes_below(n), v); }
+  // As for float: no vmaskmovpd.
+  void store_partial(double* p, int64_t n) const {
+    if (n >= 4) return store(p);
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (n >= 2) {
+      _mm_storeu_pd(p, part);
+      part = _mm256_extractf128_pd(v, 1);
+      p += 2, n -= 2;
+    }
+    if (n >= 1) _mm_store_sd(p, part);
+  }
 
   friend Vec operator+(Vec a, Vec b) { return _mm256_add_pd(a.v, b.v); }
   friend Vec operator-(Vec a, Vec b) { return _mm256_sub_pd(a.v, b.v); }
