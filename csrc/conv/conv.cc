@@ -79,8 +79,9 @@ bool channels_in_lanes(int64_t cog, int64_t products, const gemm::KernelSet<T>& 
 // 14x14 (12.5%) 0.8-1.05x. A 1x1 plane (a classifier as a convolution, 1280 -> 1000) 2.6x.
 // That machine has 2 MiB of L2 and 48 KiB of L1 a core. On a Zen 3 with 512 KiB and 32 KiB
 // (AVX2, 1 thread, the same grid) the window path lost at 5x5 and 7x7 (0.43-0.92x; 2048 ->
-// 512 at 7x7 ~2.1 vs ~1.6 ms at batch 1), held even at 10x10, was mixed at 3x3 (0.79-1.37x)
-// and won on 1x1 planes (1.2-4.4x): below 1 MiB of L2 only planes of a few outputs take it.
+// 512 at 7x7 ~2.1 vs ~1.6 ms at batch 1), lost a little or held even at 10x10 (0.79-1.03x),
+// was mixed at 3x3 (0.79-1.37x) and won on 1x1 planes (1.2-4.4x): below 1 MiB of L2 only
+// planes of a few outputs take it.
 constexpr int64_t kPointwiseWindowMaxOutputs = 144, kPointwiseWindowSmallL2MaxOutputs = 4;
 constexpr int64_t kSmallL2Bytes = int64_t(1) << 20;
 constexpr int64_t kPointwiseWindowMinOutChannels = 128, kPointwiseWindowMinInChannels = 64;
