@@ -191,7 +191,7 @@ void small_m_row_major(const KernelSet<T>& ks, const Problem<T>& p, const T* apa
   const int64_t kc = std::min(m <= 8 && aliased ? ks.stream_kc_aliased : ks.stream_kc, 8 * m);
   static_assert(KernelSet<T>::kMaxSweepRows >= 8, "one row sweeps up to 8 rows of B at a time");
   for (int64_t j0 = n0; j0 < n1; j0 += chunk) {
-    const int64_t j1 = std::min(n1, j0 + chunk), full_end = j0 + (j1 - j0) / NR * NR;
+    const int64_t j1 = std::min(n1, j0 + chunk);
     if (m == 1) {
       // One row sweeps each block of B's rows across the chunk in one call, reading the last
       // columns with partial loads (no edge panel). Called per NR-column panel, the
@@ -204,6 +204,7 @@ void small_m_row_major(const KernelSet<T>& ks, const Problem<T>& p, const T* apa
       finish(ks, p, 0, j0, 1, j1 - j0);
       continue;
     }
+    const int64_t full_end = j0 + (j1 - j0) / NR * NR;
     // The right edge, narrower than a panel, is packed zero-padded (over all of K, once) so
     // that no load reads past the last column.
     T* edge = nullptr;
