@@ -75,7 +75,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("isa_cap", [] { return isa_token(isa_cap()); }, "The current cap on the kernel set.");
   m.def("cpu_features", [] { return cpu_features().names(); }, "The CPU features detected.");
   m.def("cpu_vendor", [] { return cpu_features().vendor; });
-  m.def("l2_cache_bytes", [] { return l2_cache_bytes(); }, "One core's L2 cache in bytes, 0 if unknown.");
+  m.def("l2_cache_bytes", [] { return l2_cache_bytes(); },
+        "One core's L2 cache in bytes as the paths assume it, 0 if unknown.");
+  m.def("detected_l2_cache_bytes", [] { return detected_l2_cache_bytes(); },
+        "One core's L2 cache in bytes as the C library reports it, 0 if unknown.");
+  m.def("set_l2_cache_bytes",
+        [](int64_t bytes) {
+          if (bytes < 0)
+            throw py::value_error("TENSOROPS_L2_CACHE_BYTES: expected a number of bytes >= 0, got " +
+                                  std::to_string(bytes));
+          set_l2_cache_bytes(bytes);
+        },
+        py::arg("bytes"),
+        "Assumes this L2 size when choosing paths; 0 restores the detected size.");
   m.def("get_num_threads", &get_num_threads, "Threads a kernel may use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the threads a kernel may use.");
   m.def("openmp_version", [] { return static_cast<int>(_OPENMP); });

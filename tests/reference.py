@@ -1,12 +1,29 @@
 """Shared helpers for comparing tensorops against PyTorch (the oracle) and NumPy."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
+
+import tensorops as tops
 
 # Sizes that exercise vector tails and blocking: empty, one, primes, around a 16-lane vector.
 ODD_SIZES = [0, 1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 257]
 DTYPES = [np.float32, np.float64]
+# One core's L2 as the two kinds of machine the paths were tuned on report it (Zen 3; the
+# Xeon): where a path is chosen by it (tensorops.cpu_info()["l2_cache_bytes"]), tests run both.
+SMALL_L2_BYTES, LARGE_L2_BYTES = 512 << 10, 2 << 20
+
+
+@contextlib.contextmanager
+def assumed_l2_cache_bytes(size: int):
+    """Runs the block with tensorops choosing its paths as if a core's L2 held ``size`` bytes."""
+    tops._core.set_l2_cache_bytes(size)
+    try:
+        yield
+    finally:
+        tops._core.set_l2_cache_bytes(0)
 
 
 def rng(seed: int = 0) -> np.random.Generator:

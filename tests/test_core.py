@@ -52,6 +52,23 @@ def test_isa_environment_caps_kernels(value, expected):
 
 
 @pytest.mark.single_isa
+def test_l2_cache_environment():
+    detected = tops._core.detected_l2_cache_bytes()
+    assert tops.cpu_info()["l2_cache_bytes"] == detected
+    r = run_python("import tensorops; print(tensorops.cpu_info()['l2_cache_bytes'])", TENSOROPS_L2_CACHE_BYTES="1536000")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1536000"
+    r = run_python("import tensorops; print(tensorops.cpu_info()['l2_cache_bytes'])", TENSOROPS_L2_CACHE_BYTES="0")
+    assert r.stdout.strip() == str(detected)
+    for bad in ("-1", "512K", "x"):
+        r = run_python("import tensorops", TENSOROPS_L2_CACHE_BYTES=bad)
+        assert r.returncode != 0
+        assert f"TENSOROPS_L2_CACHE_BYTES: expected a number of bytes >= 0, got '{bad}'" in r.stderr
+    with pytest.raises(ValueError, match="expected a number of bytes >= 0, got -5"):
+        tops._core.set_l2_cache_bytes(-5)
+
+
+@pytest.mark.single_isa
 def test_unknown_isa_is_an_import_error():
     r = run_python("import tensorops", TENSOROPS_ISA="sse9")
     assert r.returncode != 0

@@ -1,3 +1,4 @@
+import itertools
 import re
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 import tensorops as tops
 from tensorops import ShapeError
 from tensorops.norm import batch_norm, group_norm, instance_norm, layer_norm
-from reference import DTYPES, ODD_SIZES, assert_close, layouts, randn, rng
+from reference import DTYPES, LARGE_L2_BYTES, ODD_SIZES, SMALL_L2_BYTES, assert_close, layouts, randn, rng
 
 
 def tol(dtype):
@@ -43,7 +44,7 @@ BN_SHAPES = [(2, 3), (7, 5), (1, 4, 5), (3, 5, 7, 11), (2, 3, 4, 5, 6), (4, 17, 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
 @pytest.mark.parametrize("affine", [True, False])
-def test_batch_norm_training_matches_torch_over_steps(dtype, shape, affine):
+def test_batch_norm_training_matches_torch_over_steps(dtype, shape, affine, assumed_l2):
     c = shape[1]
     w, b, rm, rv = channel_params(c, dtype)
     w, b = (w, b) if affine else (None, None)
@@ -321,13 +322,17 @@ def test_large_mean_stays_accurate(offset):
 @pytest.mark.parametrize("shape", [(5, 3, 4099), (5, 4, 100), (6, 100, 35), (2, 3, 9000), (300, 70), (2, 1, 20000),
                                    (4, 6, 700), (3, 8, 300)], ids=str)
 def test_results_identical_for_any_thread_count(shape):
+    """Every thread split gives the same bits, and so do batch norm training's two paths
+    (channel by channel, its statistics beside the previous channel's normalising sweep; or,
+    where a core's L2 is small, statistics in memory order and then a normalising sweep)."""
     x = randn(shape, np.float32, scale=4.0) + 7
     c = shape[1]
     results = []
     previous = tops.get_num_threads()
     try:
-        for threads in (1, 2, 3):
+        for threads, l2 in itertools.product((1, 2, 3), (SMALL_L2_BYTES, LARGE_L2_BYTES)):
             tops.set_num_threads(threads)
+            tops._core.set_l2_cache_bytes(l2)
             rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
             irm, irv = np.zeros(c, np.float32), np.ones(c, np.float32)
             outs = [batch_norm(x, rm, rv, training=True), rm, rv,
@@ -339,6 +344,7 @@ def test_results_identical_for_any_thread_count(shape):
             results.append(outs)
     finally:
         tops.set_num_threads(previous)
+        tops._core.set_l2_cache_bytes(0)
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)

@@ -83,16 +83,13 @@ bool channels_in_lanes(int64_t cog, int64_t products, const gemm::KernelSet<T>& 
 // was mixed at 3x3 (0.79-1.37x) and won on 1x1 planes (1.2-4.4x): below 1 MiB of L2 only
 // planes of a few outputs take it.
 constexpr int64_t kPointwiseWindowMaxOutputs = 144, kPointwiseWindowSmallL2MaxOutputs = 4;
-constexpr int64_t kSmallL2Bytes = int64_t(1) << 20;
 constexpr int64_t kPointwiseWindowMinOutChannels = 128, kPointwiseWindowMinInChannels = 64;
 template <class T>
 bool pointwise_window(const Shape4& ws, int64_t groups, const TensorView& out, const ConvArgs& args,
                       const gemm::KernelSet<T>& ks) {
   const int64_t cog = ws[0] / groups, cig = ws[1], outputs = out.shape[2] * out.shape[3];
   const int64_t gemm_columns = ceil_div(outputs, ks.nr) * ks.nr;
-  const int64_t l2 = l2_cache_bytes();
-  const int64_t max_outputs =
-      l2 > 0 && l2 < kSmallL2Bytes ? kPointwiseWindowSmallL2MaxOutputs : kPointwiseWindowMaxOutputs;
+  const int64_t max_outputs = has_small_l2() ? kPointwiseWindowSmallL2MaxOutputs : kPointwiseWindowMaxOutputs;
   return ws[2] == 1 && ws[3] == 1 && args.stride == Pair{1, 1} && args.padding == Pair{0, 0} && outputs > 0 &&
          outputs <= max_outputs && 8 * (gemm_columns - outputs) >= gemm_columns &&
          cog >= kPointwiseWindowMinOutChannels && cig >= kPointwiseWindowMinInChannels && fills_lanes(cog, ks);

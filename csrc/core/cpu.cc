@@ -61,7 +61,9 @@ const CpuFeatures& cpu_features() {
   return features;
 }
 
-int64_t l2_cache_bytes() {
+std::atomic<int64_t> g_l2_override{0};
+
+int64_t detected_l2_cache_bytes() {
   static const int64_t bytes = [] {
 #ifdef _SC_LEVEL2_CACHE_SIZE
     const long size = sysconf(_SC_LEVEL2_CACHE_SIZE);
@@ -71,6 +73,21 @@ int64_t l2_cache_bytes() {
 #endif
   }();
   return bytes;
+}
+
+int64_t l2_cache_bytes() {
+  const int64_t assumed = g_l2_override.load(std::memory_order_relaxed);
+  return assumed > 0 ? assumed : detected_l2_cache_bytes();
+}
+
+void set_l2_cache_bytes(int64_t bytes) {
+  g_l2_override.store(bytes > 0 ? bytes : 0, std::memory_order_relaxed);
+}
+
+bool has_small_l2() {
+  constexpr int64_t kSmallL2Bytes = int64_t(1) << 20;
+  const int64_t l2 = l2_cache_bytes();
+  return l2 > 0 && l2 < kSmallL2Bytes;
 }
 
 Isa detected_isa() {

@@ -25,8 +25,15 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 // One core's L2 cache in bytes as the C library reports it (glibc reads CPUID), 0 where it
-// cannot tell. Paths whose working set outgrows a small L2 ask for it (conv.cc).
+// cannot tell; or the size set_l2_cache_bytes assumes instead (TENSOROPS_L2_CACHE_BYTES, for
+// a machine the C library misreports, and for tests of the paths chosen by it).
+int64_t detected_l2_cache_bytes();
 int64_t l2_cache_bytes();
+// 0 restores the detected size.
+void set_l2_cache_bytes(int64_t bytes);
+// Whether a core's L2 is known to be under 1 MiB (Zen 3: 512 KiB; the Xeon most kernels were
+// tuned on: 2 MiB). Paths that measured differently on the two kinds of machine ask this.
+bool has_small_l2();
 Isa detected_isa();
 Isa active_isa();
 // Lowers (or restores) the cap; a cap above detected_isa() runs detected_isa().

@@ -29,14 +29,29 @@ def _apply_isa_env() -> None:
 _apply_isa_env()
 
 
+def _apply_l2_env() -> None:
+    requested = _os.environ.get("TENSOROPS_L2_CACHE_BYTES")
+    if requested:
+        try:
+            size = int(requested.strip())
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise ValueError(f"TENSOROPS_L2_CACHE_BYTES: expected a number of bytes >= 0, got {requested!r}")
+        _core.set_l2_cache_bytes(size)
+
+
+_apply_l2_env()
+
+
 def cpu_info() -> dict:
     """The kernel set in use and what the CPU offers.
 
     Keys: ``isa`` (``"avx512"``, ``"avx2"`` or ``"scalar"``), ``isa_token`` (the same as
     ``generic``/``x86_avx2``/``x86_avx512``), ``detected_isa`` (best the CPU supports),
     ``isa_cap``, ``num_threads``, ``features`` (list of CPU feature names), ``vendor`` and
-    ``l2_cache_bytes`` (one core's L2, which some kernels choose their path by; 0 where the C
-    library cannot tell).
+    ``l2_cache_bytes`` (one core's L2, which some kernels choose their path by: what the C
+    library reports, 0 where it cannot tell, or ``TENSOROPS_L2_CACHE_BYTES`` where set).
     """
     active = _core.active_isa()
     return {

@@ -78,6 +78,9 @@ def cpu_vendor() -> str: ...
 def detected_isa() -> str:
     """The best kernel set this CPU supports (generic, x86_avx2 or x86_avx512)."""
 
+def detected_l2_cache_bytes() -> int:
+    """One core's L2 cache in bytes as the C library reports it, 0 if unknown."""
+
 def dropout(x: numpy.ndarray, out: numpy.ndarray, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, offset: typing.SupportsInt | typing.SupportsIndex) -> None: ...
 
 def embedding(indices: numpy.ndarray, weight: numpy.ndarray, out: numpy.ndarray) -> None: ...
@@ -99,7 +102,7 @@ def isa_cap() -> str:
     """The current cap on the kernel set."""
 
 def l2_cache_bytes() -> int:
-    """One core's L2 cache in bytes, 0 if unknown."""
+    """One core's L2 cache in bytes as the paths assume it, 0 if unknown."""
 
 def layer_norm(x: numpy.ndarray, out: numpy.ndarray, normalized_numel: typing.SupportsInt | typing.SupportsIndex, weight: numpy.ndarray | None, bias: numpy.ndarray | None, eps: typing.SupportsFloat | typing.SupportsIndex, activation: typing.SupportsInt | typing.SupportsIndex) -> None: ...
 
@@ -129,6 +132,9 @@ def set_cache_limit(bytes: typing.SupportsInt | typing.SupportsIndex) -> None:
 
 def set_isa_cap(isa: str) -> None:
     """Caps the kernel set (never above what the CPU supports)."""
+
+def set_l2_cache_bytes(bytes: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """Assumes this L2 size when choosing paths; 0 restores the detected size."""
 
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """Sets the threads a kernel may use."""
