@@ -22,7 +22,7 @@ from tensorops.__main__ import main
 from tensorops._bench import Case, all_cases, op, select_cases
 from tensorops._bench.report import format_seconds, format_tables, plot_ratios
 from tensorops._bench.runner import Libraries, Settings, errors_in, run_cases
-from tensorops._bench.timing import calls_per_sample, measure, rate, ratio, summarise
+from tensorops._bench.timing import calls_per_sample, measure, measure_side_by_side, rate, ratio, summarise
 
 pytestmark = pytest.mark.single_isa
 
@@ -160,6 +160,43 @@ def test_measure_batches_short_calls():
     assert calls_per_sample(3e-4, 1e-3) == 4
     with pytest.raises(ValueError, match="min_repeat"):
         measure(clock.work(1.0), min_repeat=0, min_time=0.0, clock=clock)
+
+
+def test_measure_side_by_side_interleaves_rounds():
+    clock = FakeClock()
+    order = []
+
+    def timed(name, seconds, fail_at=None):
+        def fn():
+            order.append(name)
+            if fail_at is not None and len(order) >= fail_at:
+                raise RuntimeError(f"{name} broke")
+            clock.now += seconds
+            return name
+
+        return fn
+
+    # Samples last at least min_time / (4 * min_repeat) = 2^-9 s: "fast" (2^-11 s a call) takes
+    # four calls a sample, "slow" (10 ms) one; each round takes one sample of each, and a
+    # contender leaves once it has min_repeat samples and min_time in all.
+    out = measure_side_by_side({"fast": timed("fast", 2.0**-11), "slow": timed("slow", 0.01)}, min_repeat=3,
+                               min_time=12 * 2.0**-9, clock=clock)
+    fast, fast_result = out["fast"]
+    slow, slow_result = out["slow"]
+    assert (fast_result, slow_result) == ("fast", "slow")
+    assert (fast.inner, slow.inner) == (4, 1)
+    assert slow.samples == 3 and slow.median == pytest.approx(0.01)
+    assert fast.samples == 12 and fast.median == pytest.approx(2.0**-11)
+    rounds = order[4:]  # after two warm-up and two calibration calls
+    assert rounds[:10] == ["fast"] * 4 + ["slow"] + ["fast"] * 4 + ["slow"]
+    # A contender whose call raises is handed back as the exception; the others go on.
+    order.clear()
+    out = measure_side_by_side({"ok": timed("ok", 0.01), "bad": timed("bad", 0.01, fail_at=6)}, min_repeat=3,
+                               min_time=0.0, clock=clock)
+    assert isinstance(out["bad"], RuntimeError) and str(out["bad"]) == "bad broke"
+    assert out["ok"][0].samples == 3
+    with pytest.raises(ValueError, match="min_repeat"):
+        measure_side_by_side({}, min_repeat=0, min_time=0.0, clock=clock)
 
 
 def test_ratio_and_rate():

@@ -24,7 +24,7 @@ import numpy as np
 
 from .case import Case, op
 from .peers import PEERS, missing_reason, onnx_session, optional_import, pinned_threads, to_numpy, to_torch
-from .timing import measure, rate, ratio
+from .timing import measure, measure_side_by_side, rate, ratio
 
 CONTENDERS = ("tensorops",) + PEERS
 # Every result is compared with the first of these that ran: this catches a wrong
@@ -190,18 +190,26 @@ def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, s
                 copies[key] = _copy_reference(key[1], settings.dtype, settings)
             copy = copies[key]
             run["copy"] = copy
+        calls = {}
         for name in CONTENDERS:
             contender = contenders[name]
             if contender.status != "ok":
                 results[name] = {"status": contender.status, "reason": contender.reason}
                 continue
-            if name == "tensorops" and case.mark is not None:
-                case.mark()
             try:
-                measured, output = measure(_bound_call(contender, libs, threads), settings.min_repeat, settings.min_time)
+                calls[name] = _bound_call(contender, libs, threads)
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 results[name] = {"status": "error", "reason": _describe(exc)}
+        if "tensorops" in calls and case.mark is not None:
+            case.mark()
+        timed = measure_side_by_side(calls, settings.min_repeat, settings.min_time)
+        for name in CONTENDERS:
+            if name not in timed:
                 continue
+            if isinstance(timed[name], Exception):
+                results[name] = {"status": "error", "reason": _describe(timed[name])}
+                continue
+            measured, output = timed[name]
             entry = {"status": "ok", **measured.as_dict()}
             if name == "tensorops" and case.extra is not None:
                 entry["extra"] = case.extra()
@@ -211,6 +219,7 @@ def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, s
                     entry["pct_copy"] = 100.0 * entry["rate"] / copy["rate"]
             results[name] = entry
             outputs[name] = output
+    run["results"] = results = {name: results[name] for name in CONTENDERS}
     base = results["tensorops"].get("median_s")
     for peer in PEERS:
         run["ratios"][peer] = ratio(results[peer].get("median_s"), base)

@@ -1,4 +1,5 @@
-"""Timing one callable: warm-up, calibration, then repeats until enough is seen.
+"""Timing one callable, or several side by side: warm-up, calibration, then repeats until
+enough is seen.
 
 A sample times ``inner`` back-to-back calls, with ``inner`` chosen so that one sample
 lasts at least ``sample_target`` seconds: a call of a microsecond is then timed over
@@ -8,6 +9,13 @@ milliseconds is timed one at a time. Samples repeat until there are at least
 call is the figure of merit (it shrugs off the odd sample slowed by another process on
 a shared machine); min and max are kept to show the spread. The garbage collector is
 paused while samples run, as ``timeit`` does.
+
+``measure_side_by_side`` times the contenders of one case in rounds, one sample of each per
+round, so that a slow spell of a shared machine (another tenant on the core's sibling
+thread can slow every call by half for seconds) falls on all of them rather than on
+whichever was running then: the ratios between them are what the bench reports. Its
+samples last at least ``min_time / (4 * min_repeat)`` so that about as many rounds as
+samples cover ``min_time``; a contender leaves the rounds once it has enough.
 """
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 SAMPLE_TARGET_S = 1e-3
 MAX_INNER = 1 << 20
@@ -93,6 +101,62 @@ def measure(
         if gc_was_enabled:
             gc.enable()
     return summarise(samples, inner), result
+
+
+def measure_side_by_side(
+    fns: Dict[str, Callable[[], Any]],
+    min_repeat: int,
+    min_time: float,
+    sample_target: float = SAMPLE_TARGET_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Dict[str, Any]:
+    """Times every ``fns[name]()`` in interleaved rounds; returns, per name, ``(Measurement,
+    result of the warm-up call)``, or the exception one of its calls raised (that contender
+    then leaves the rounds)."""
+    if min_repeat < 1:
+        raise ValueError(f"measure_side_by_side: min_repeat must be at least 1, got {min_repeat}")
+    target = max(sample_target, min_time / (4 * min_repeat))
+    outcome: Dict[str, Any] = {}
+    loops = {}
+    for name, fn in fns.items():
+        try:
+            result = fn()
+            start = clock()
+            fn()
+            elapsed = clock() - start
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller
+            outcome[name] = exc
+            continue
+        outcome[name] = result
+        loops[name] = (fn, range(calls_per_sample(elapsed, target)))
+    samples = {name: [] for name in loops}
+    totals = {name: 0.0 for name in loops}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pending = list(loops)
+        while pending:
+            for name in pending:
+                fn, loop = loops[name]
+                try:
+                    start = clock()
+                    for _ in loop:
+                        fn()
+                    elapsed = clock() - start
+                except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                    outcome[name] = exc
+                    del loops[name]
+                    continue
+                totals[name] += elapsed
+                samples[name].append(elapsed / len(loop))
+            pending = [name for name in pending
+                       if name in loops and (len(samples[name]) < min_repeat or totals[name] < min_time)]
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    for name, (_, loop) in loops.items():
+        outcome[name] = (summarise(samples[name], len(loop)), outcome[name])
+    return outcome
 
 
 def ratio(peer_s: Optional[float], tensorops_s: Optional[float]) -> Optional[float]:
