@@ -178,6 +178,19 @@ def _compare(result, reference, shapes_only: bool = False) -> dict:
         return {"ok": False, "detail": f"comparison failed: {_describe(exc)}"}
 
 
+def _measure_contenders(calls: dict, threads: int, settings: Settings) -> dict:
+    """One thread: side by side, in rounds (timing.measure_side_by_side). More threads: one
+    contender after the other, since a library's workers keep spinning on the cores for a
+    while after its call (OpenBLAS, OpenMP, onnxruntime's pool) and would slow whichever
+    contender ran next: interleaved on 2 cores, mm_256 fell from 90 to 15 GFLOP/s."""
+    if threads == 1:
+        return measure_side_by_side(calls, settings.min_repeat, settings.min_time)
+    timed = {}
+    for name, call in calls.items():
+        timed.update(measure_side_by_side({name: call}, settings.min_repeat, settings.min_time))
+    return timed
+
+
 def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, settings: Settings, copies: dict) -> dict:
     run = {"threads": threads, "results": {}, "ratios": {}}
     results = run["results"]
@@ -202,7 +215,7 @@ def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, s
                 results[name] = {"status": "error", "reason": _describe(exc)}
         if "tensorops" in calls and case.mark is not None:
             case.mark()
-        timed = measure_side_by_side(calls, settings.min_repeat, settings.min_time)
+        timed = _measure_contenders(calls, threads, settings)
         for name in CONTENDERS:
             if name not in timed:
                 continue

@@ -15,7 +15,8 @@ round, so that a slow spell of a shared machine (another tenant on the core's si
 thread can slow every call by half for seconds) falls on all of them rather than on
 whichever was running then: the ratios between them are what the bench reports. Its
 samples last at least ``min_time / (4 * min_repeat)`` so that about as many rounds as
-samples cover ``min_time``; a contender leaves the rounds once it has enough.
+samples cover ``min_time``; a contender leaves the rounds once it has enough. (The runner
+interleaves single-threaded runs only: see runner._measure_contenders.)
 """
 from __future__ import annotations
 
