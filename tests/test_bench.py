@@ -188,10 +188,11 @@ def test_measure_side_by_side_interleaves_rounds():
     assert slow.samples == 3 and slow.median == pytest.approx(0.01)
     assert fast.samples == 12 and fast.median == pytest.approx(2.0**-11)
     rounds = order[4:]  # after two warm-up and two calibration calls
-    assert rounds[:10] == ["fast"] * 4 + ["slow"] + ["fast"] * 4 + ["slow"]
+    # Each sample starts with an untimed call while both are in the rounds.
+    assert rounds[:14] == ["fast"] * 5 + ["slow"] * 2 + ["fast"] * 5 + ["slow"] * 2
     # A contender whose call raises is handed back as the exception; the others go on.
     order.clear()
-    out = measure_side_by_side({"ok": timed("ok", 0.01), "bad": timed("bad", 0.01, fail_at=6)}, min_repeat=3,
+    out = measure_side_by_side({"ok": timed("ok", 0.01), "bad": timed("bad", 0.01, fail_at=7)}, min_repeat=3,
                                min_time=0.0, clock=clock)
     assert isinstance(out["bad"], RuntimeError) and str(out["bad"]) == "bad broke"
     assert out["ok"][0].samples == 3
