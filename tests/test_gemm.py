@@ -72,11 +72,11 @@ def test_small_and_large_m_every_b_layout(dtype, m):
 @pytest.mark.parametrize("m,k,n", [(1, 1, 40), (1, 100, 4100), (5, 33, 97), (14, 65, 33), (15, 31, 200),
                                    (32, 70, 2100), (30, 16, 2050), (3, 37, 1024), (8, 21, 2048),
                                    (9, 40, 1024), (16, 33, 3072)])
-def test_small_m_row_major_b_in_k_blocks(dtype, m, k, n):
+def test_small_m_row_major_b_in_k_blocks(dtype, m, k, n, assumed_l2):
     # A row-major B is swept a block of K rows at a time (8, 16 or 32) across column chunks of
     # 65536 / M elements: K on both sides of a block, N past a chunk and off the panel width,
-    # rows a multiple of 4 KiB apart (fewer rows per block on AVX2; from M = 9 such a B is
-    # packed by the blocked path instead).
+    # rows a multiple of 4 KiB apart (fewer rows per block on AVX2; from M = 9, where a core's
+    # L2 is small, such a B is packed by the blocked path instead).
     a, b = randn((m, k), dtype, 50), randn((k, n), dtype, 51)
     bias = randn((n,), dtype, 52)
     assert_close(tops.mm(a, b), torch.mm(T(a), T(b)), **tol(dtype, k))

@@ -8,6 +8,7 @@
 #include <new>
 #include <string>
 
+#include "core/cpu.h"
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -152,13 +153,15 @@ bool b_rows_share_l1_sets(const Problem<T>& p) {
   return !p.packed_b && p.b.col_stride == 1 && p.b.row_stride * int64_t(sizeof(T)) % kL1SetSpanBytes == 0;
 }
 
-// Above this M, a row-major B whose rows share L1 sets is packed by the blocked path rather
-// than swept in place: each of the small path's row tiles rereads the sweep's block, which
-// no longer fits the set's ways (8 on Zen 3), and packing B removes the aliasing. Zen 3,
-// AVX2, 1 thread, best of 5, small path -> blocked, GFLOP/s, K x N 768 x 3072 / 512 x 4096 /
-// 1024^2 / 2048^2: M = 9 24/17/32/17 -> 35/30/40/24, M = 16 27/22/34/23 -> 34/29/48/33,
-// M = 32 17/16/34/22 -> 42/50/50/45; M = 12 even. Up to 8 rows the small path sweeps fewer
-// rows of B at a time instead (stream_kc_aliased) and stays ahead.
+// Above this M, on a core with a small L2 (Zen 3, whose L1 has 8 ways), a row-major B whose
+// rows share L1 sets is packed by the blocked path rather than swept in place: each of the
+// small path's row tiles rereads the sweep's block, which no longer fits the set's ways, and
+// packing B removes the aliasing. Zen 3, AVX2, 1 thread, best of 5, small path -> blocked,
+// GFLOP/s, K x N 768 x 3072 / 512 x 4096 / 1024^2 / 2048^2: M = 9 24/17/32/17 -> 35/30/40/24,
+// M = 16 27/22/34/23 -> 34/29/48/33, M = 32 17/16/34/22 -> 42/50/50/45; M = 12 even. Up to 8
+// rows the small path sweeps fewer rows of B at a time instead (stream_kc_aliased) and stays
+// ahead. The Xeon (12-way L1, 2 MiB L2) ran M = 16 at 768 x 3072 at 98 GFLOP/s on the small
+// path and keeps it (unmeasured there).
 constexpr int64_t kAliasedSmallMaxM = 8;
 
 template <class T>
@@ -168,7 +171,7 @@ bool takes_small_path(const KernelSet<T>& ks, const Problem<T>& p) {
            p.k <= kSmallMaxK && !p.b_source && !p.packed_b && p.b.col_stride == 1;
   return p.m <= ks.small_m && p.k <= kSmallMaxK && !p.packed_a && !p.b_source &&
          (p.packed_b || p.b.col_stride == 1 || p.b.row_stride == 1) &&
-         !(p.m > kAliasedSmallMaxM && b_rows_share_l1_sets(p));
+         !(p.m > kAliasedSmallMaxM && b_rows_share_l1_sets(p) && has_small_l2());
 }
 
 // The row tiles of the small-M paths, each packed as its own MR-row panel at apack + t * MR *
@@ -203,9 +206,10 @@ void small_m_row_major(const KernelSet<T>& ks, const Problem<T>& p, const T* apa
   const int64_t chunk = std::max(NR, kRowMajorChunkElements / m / NR * NR);
   // Rows per sweep: stream_kc, at most 8 per row of A, since short sweeps are short of
   // arithmetic and fare better on fewer streams (M = 1, 768 x 3072: 8 rows 340 us, 16 370,
-  // 32 400; M = 2 best at 16); stream_kc_aliased where B's rows are a multiple of 4 KiB
-  // apart (tiles.h; only M <= kAliasedSmallMaxM comes here then).
-  const int64_t kc = std::min(b_rows_share_l1_sets(p) ? ks.stream_kc_aliased : ks.stream_kc, 8 * m);
+  // 32 400; M = 2 best at 16); stream_kc_aliased up to kAliasedSmallMaxM rows where B's
+  // rows are a multiple of 4 KiB apart (tiles.h).
+  const bool aliased = m <= kAliasedSmallMaxM && b_rows_share_l1_sets(p);
+  const int64_t kc = std::min(aliased ? ks.stream_kc_aliased : ks.stream_kc, 8 * m);
   static_assert(KernelSet<T>::kMaxSweepRows >= 8, "one row sweeps up to 8 rows of B at a time");
   for (int64_t j0 = n0; j0 < n1; j0 += chunk) {
     const int64_t j1 = std::min(n1, j0 + chunk);
