@@ -17,9 +17,9 @@ whichever was running then: the ratios between them are what the bench reports. 
 samples last at least ``min_time / (4 * min_repeat)`` so that about as many rounds as
 samples cover ``min_time``; a contender leaves the rounds once it has enough. Each sample
 starts with one untimed call, as long as others share the rounds, so that its timed calls
-find in cache what they would have found timed alone (batch norm training, which rereads an
-input from L3, timed 4.6x faster than torch alone and 2.9x faster interleaved without it).
-(The runner interleaves single-threaded runs only: see runner._measure_contenders.)
+find in cache what they would have found timed alone rather than what the other libraries'
+calls left there. (The runner interleaves single-threaded runs only: see
+runner._measure_contenders.)
 """
 from __future__ import annotations
 
