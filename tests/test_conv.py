@@ -1044,9 +1044,9 @@ def test_pointwise_small_planes(dtype, assumed_l2):
     input channels, take the shifted-window path with channels in the lanes (its tiles run
     across rows and images); a filter kept for many calls (a module's, or pack_conv_weight's)
     makes those panels on its first such plane, from its general ones (below 1 MiB of L2 a
-    core only planes of at most 4 outputs take the path; both sizes are tested). Planes that take it (7x7, 10x10,
-    5x5, 3x5, 1x1, 2x2) and, beside them, layers that stay on the GEMM (channels that
-    do not fill the lanes, too few input channels, 12x12); groups, batch 1 and 3,
+    core only planes of at most 4 outputs take the path; both sizes are tested). Planes that
+    take it (7x7, 10x10, 5x5, 3x5, 1x1, 2x2) and, beside them, layers that stay on the GEMM
+    (channels that do not fill the lanes, too few input channels, 12x12); groups, batch 1 and 3,
     non-contiguous input, NaN and infinities, the fused extensions, the same filter on a
     large plane and again on a small one, a lowered ISA cap after the first call (the panels
     keep the kernel set they were made for), new weights, identical bits for any thread

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 import tensorops as tops
 from tensorops import ShapeError
 from tensorops.norm import batch_norm, group_norm, instance_norm, layer_norm
-from reference import DTYPES, LARGE_L2_BYTES, ODD_SIZES, SMALL_L2_BYTES, assert_close, layouts, randn, rng
+from reference import (DTYPES, LARGE_L2_BYTES, ODD_SIZES, SMALL_L2_BYTES, assert_close, assumed_l2_cache_bytes, layouts,
+                       randn, rng)
 
 
 def tol(dtype):
@@ -332,19 +333,18 @@ def test_results_identical_for_any_thread_count(shape):
     try:
         for threads, l2 in itertools.product((1, 2, 3), (SMALL_L2_BYTES, LARGE_L2_BYTES)):
             tops.set_num_threads(threads)
-            tops._core.set_l2_cache_bytes(l2)
             rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
             irm, irv = np.zeros(c, np.float32), np.ones(c, np.float32)
-            outs = [batch_norm(x, rm, rv, training=True), rm, rv,
-                    batch_norm(x, rm, rv), layer_norm(x, shape[1:])]
-            if len(shape) > 2:
-                # Group norm pieces within a channel (one sweep with the next unit's statistics)
-                # and pieces across channels (two sweeps) must agree on every thread split.
-                outs += [instance_norm(x, irm, irv), irm, irv] + [group_norm(x, g) for g in (1, 2, c) if c % g == 0]
+            with assumed_l2_cache_bytes(l2):
+                outs = [batch_norm(x, rm, rv, training=True), rm, rv,
+                        batch_norm(x, rm, rv), layer_norm(x, shape[1:])]
+                if len(shape) > 2:
+                    # Group norm pieces within a channel (one sweep with the next unit's statistics)
+                    # and pieces across channels (two sweeps) must agree on every thread split.
+                    outs += [instance_norm(x, irm, irv), irm, irv] + [group_norm(x, g) for g in (1, 2, c) if c % g == 0]
             results.append(outs)
     finally:
         tops.set_num_threads(previous)
-        tops._core.set_l2_cache_bytes(0)
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
