@@ -66,6 +66,12 @@ struct ShiftedSums {
   T squares;     // sum of (x - shift)^2
 };
 
+// The deviations are formed as shift - x, which is -(x - shift) exactly: x86's subtract
+// takes its second operand from memory, so each vector costs one load-and-subtract instead
+// of a load and a subtract. On Zen 3 the shorter loop brought var over a 64 MB float32 array
+// from 7.6 to 7.0 ms (medians of 9 processes; a plain sum of it takes 6.2). Negating the
+// summed negated deviations gives the same bits as summing the deviations: rounding is
+// symmetric. (Unrolling to 16 vectors made GCC spill accumulators to the stack.)
 template <class T>
 ShiftedSums<T> shifted_sums(const T* x, int64_t n, T shift) {
   using V = Vec<T>;
@@ -75,22 +81,22 @@ ShiftedSums<T> shifted_sums(const T* x, int64_t n, T shift) {
   V q0 = V::zero(), q1 = V::zero(), q2 = V::zero(), q3 = V::zero();
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
-    const V d0 = V::load(x + i) - k, d1 = V::load(x + i + W) - k;
-    const V d2 = V::load(x + i + 2 * W) - k, d3 = V::load(x + i + 3 * W) - k;
+    const V d0 = k - V::load(x + i), d1 = k - V::load(x + i + W);
+    const V d2 = k - V::load(x + i + 2 * W), d3 = k - V::load(x + i + 3 * W);
     s0 = s0 + d0; q0 = fmadd(d0, d0, q0);
     s1 = s1 + d1; q1 = fmadd(d1, d1, q1);
     s2 = s2 + d2; q2 = fmadd(d2, d2, q2);
     s3 = s3 + d3; q3 = fmadd(d3, d3, q3);
   }
   for (; i + W <= n; i += W) {
-    const V d = V::load(x + i) - k;
+    const V d = k - V::load(x + i);
     s0 = s0 + d; q0 = fmadd(d, d, q0);
   }
   if (i < n) {
-    const V d = select(lt(lane_index<T>(), V(T(n - i))), V::load_partial(x + i, n - i) - k, V::zero());
+    const V d = select(lt(lane_index<T>(), V(T(n - i))), k - V::load_partial(x + i, n - i), V::zero());
     s1 = s1 + d; q1 = fmadd(d, d, q1);
   }
-  return {reduce_add((s0 + s1) + (s2 + s3)), reduce_add((q0 + q1) + (q2 + q3))};
+  return {-reduce_add((s0 + s1) + (s2 + s3)), reduce_add((q0 + q1) + (q2 + q3))};
 }
 
 }  // namespace
