@@ -211,6 +211,21 @@ def test_nan_inf_and_ties(dtype):
     assert_close(P.adaptive_avg_pool2d(mixed, 1), _torch(F.adaptive_avg_pool2d, mixed, 1))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_columns_no_window_reaches_stay_out(dtype):
+    # The kernels read whole vectors where the input row holds them, past the last column a
+    # window reaches; NaN there must not reach the output (widths around the vector sizes).
+    for width in (15, 16, 17, 31, 32, 33, 63, 64, 65):
+        for kernel, stride in ((3, 2), (2, 3), (2, 1), (4, 4)):
+            x = randn((2, 3, 9, width), dtype, seed=width)
+            reached = (width - kernel) // stride * stride + kernel
+            x[..., reached:] = np.nan
+            assert not np.isnan(P.max_pool2d(x, kernel, stride)).any()
+            assert not np.isnan(P.avg_pool2d(x, kernel, stride)).any()
+            _check_max(x, kernel, stride)
+            assert_close(P.avg_pool2d(x, kernel, stride), _torch(F.avg_pool2d, x, kernel, stride))
+
+
 def test_threads_do_not_change_results():
     x = randn((3, 5, 37, 29), np.float32, seed=13)
     before = tops.get_num_threads()

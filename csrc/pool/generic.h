@@ -115,17 +115,23 @@ inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, i
 template <class T>
 struct PaddedRow {
   int64_t stride, pad, cols;  // cols: input columns any window reaches
+  int64_t readable;           // columns of an input row in memory (>= cols)
   int64_t padded_len, phase_len, phases;
   T* padded;       // stride != 2: the padded row
   T* phase_cells;  // stride 1: == padded
+  T* even_cells;   // stride 2: where input columns 0, 2, 4, ... go
+  T* odd_cells;    // stride 2: where input columns 1, 3, 5, ... go
 
-  PaddedRow(const Window2d& g, T* scratch) : stride(g.stride_w), pad(g.pad_w) {
+  PaddedRow(const Window2d& g, T* scratch) : stride(g.stride_w), pad(g.pad_w), readable(g.in_w) {
     padded_len = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
     phase_len = (padded_len + stride - 1) / stride;
     phases = std::min(stride, padded_len);
     cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));
     padded = scratch;
     phase_cells = stride <= 2 ? scratch : scratch + padded_len;
+    // Column j is padded cell pad + j: even j go to phase (pad & 1), odd j to the other.
+    even_cells = phase_cells + (pad & 1) * phase_len + pad / 2;
+    odd_cells = phase_cells + (1 - (pad & 1)) * phase_len + (pad + 1) / 2;
   }
   // Scratch elements used; what follows is free for the kernel.
   int64_t footprint() const { return stride == 1 ? padded_len : stride == 2 ? 2 * phase_len : padded_len + phases * phase_len; }
@@ -146,34 +152,48 @@ struct PaddedRow {
   // Center cells = op over `count` input rows starting at `first`, `step` apart.
   template <template <class> class Op>
   void load(const T* first, int64_t step, int64_t count) {
-    using V = Vec<T>;
-    if (stride != 2) {
-      T* center = padded + pad;
-      for (int64_t j = 0; j < cols; j += V::width)
-        reduce_column_block<Op>(first, step, count, j, cols - j).store_partial(center + j, cols - j);
-      if (stride > 2) split();
-      return;
-    }
-    // Column j is padded cell pad + j: even j go to phase (pad & 1), odd j to the other.
-    T* even_dst = phase_cells + (pad & 1) * phase_len + pad / 2;
-    T* odd_dst = phase_cells + (1 - (pad & 1)) * phase_len + (pad + 1) / 2;
-    for (int64_t j = 0; j < cols; j += 2 * V::width) {
-      const int64_t m = cols - j;
-      const V a = reduce_column_block<Op>(first, step, count, j, std::min(m, V::width));
-      const V b = m > V::width ? reduce_column_block<Op>(first, step, count, j + V::width, m - V::width) : a;
-      V even, odd;
-      deinterleave(a, b, even, odd);
-      if (m >= 2 * V::width) {
-        even.store(even_dst + j / 2);
-        odd.store(odd_dst + j / 2);
-      } else {
-        even.store_partial(even_dst + j / 2, (m + 1) / 2);
-        odd.store_partial(odd_dst + j / 2, m / 2);
-      }
+    switch (count) {
+      case 2: return load_rows<Op, 2>(first, step, count);
+      case 3: return load_rows<Op, 3>(first, step, count);
+      default: return load_rows<Op, 0>(first, step, count);
     }
   }
 
  private:
+  // Whole vectors first, then one tail block. The tail reads whole vectors too where the
+  // input row holds them (a window rarely reaches an odd row's last column, so the row
+  // usually has one more): masked loads cost several instructions each on AVX2, and this
+  // pass runs once per output row. Only the stores are cut to the cells that exist.
+  template <template <class> class Op, int kCount>
+  void load_rows(const T* first, int64_t step, int64_t count) {
+    using V = Vec<T>;
+    constexpr int64_t W = V::width;
+    const auto column = [&](int64_t j) {
+      return reduce_column_block_fixed<Op, T, kCount>(first, step, count, j, std::min(W, readable - j));
+    };
+    int64_t j = 0;
+    if (stride != 2) {
+      T* center = padded + pad;
+      for (; j + W <= cols; j += W) column(j).store(center + j);
+      if (j < cols) column(j).store_partial(center + j, cols - j);
+      if (stride > 2) split();
+      return;
+    }
+    V even, odd;
+    for (; j + 2 * W <= cols; j += 2 * W) {
+      deinterleave(column(j), column(j + W), even, odd);
+      even.store(even_cells + j / 2);
+      odd.store(odd_cells + j / 2);
+    }
+    if (j < cols) {
+      const int64_t m = cols - j;
+      const V a = column(j);
+      deinterleave(a, m > W ? column(j + W) : a, even, odd);
+      even.store_partial(even_cells + j / 2, (m + 1) / 2);
+      odd.store_partial(odd_cells + j / 2, m / 2);
+    }
+  }
+
   void split() {
     for (int64_t r = 0; r < phases; ++r) {
       T* dst = phase_cells + r * phase_len;
@@ -220,41 +240,35 @@ inline RowSpan valid_rows(int64_t start, int64_t kernel, int64_t dilation, int64
 }
 
 // out[ow] = finish(op over kw of tap(kw, ow)), for ow < out_w. finish(acc, ow, lanes)
-// maps a vector of results before it is stored (the division of the average).
+// maps a vector of results before it is stored (the division of the average). The last,
+// partial vector loads whole vectors too: the phases are followed by kScratchSlack cells of
+// scratch (pool.h), and lanes past out_w are never stored.
 template <template <class> class Op, int kTaps, class T, class Finish>
-void horizontal_fixed(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
+void horizontal_fixed(const T* phases, const TapWalk& first_tap, const Window2d& g, T* out, const Finish& finish) {
   using V = Vec<T>;
   const int64_t taps = kTaps > 0 ? kTaps : g.kernel_w;
-  const TapWalk first_tap(g.dilation_w, g.stride_w, phase_len);
-  for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
-    const int64_t m = g.out_w - ow;
+  const auto window = [&](int64_t ow) {
     TapWalk tap = first_tap;
     const T* base = phases + ow;
-    if (m >= V::width) {
-      auto acc = Op<T>::start(V::load(base));
-      for (int64_t kw = 1; kw < taps; ++kw) {
-        tap.next();
-        Op<T>::add(acc, V::load(base + tap.cell));
-      }
-      finish(Op<T>::finalize(acc), ow, V::width).store(out + ow);
-    } else {
-      auto acc = Op<T>::start(V::load_partial(base, m));
-      for (int64_t kw = 1; kw < taps; ++kw) {
-        tap.next();
-        Op<T>::add(acc, V::load_partial(base + tap.cell, m));
-      }
-      finish(Op<T>::finalize(acc), ow, m).store_partial(out + ow, m);
+    auto acc = Op<T>::start(V::load(base));
+    for (int64_t kw = 1; kw < taps; ++kw) {
+      tap.next();
+      Op<T>::add(acc, V::load(base + tap.cell));
     }
-  }
+    return Op<T>::finalize(acc);
+  };
+  int64_t ow = 0;
+  for (; ow + V::width <= g.out_w; ow += V::width) finish(window(ow), ow, V::width).store(out + ow);
+  if (ow < g.out_w) finish(window(ow), ow, g.out_w - ow).store_partial(out + ow, g.out_w - ow);
 }
 
 // Kernel widths of 2 and 3 (the usual ones) get unrolled tap loops.
 template <template <class> class Op, class T, class Finish>
-void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, const Finish& finish) {
+void horizontal(const T* phases, const TapWalk& first_tap, const Window2d& g, T* out, const Finish& finish) {
   switch (g.kernel_w) {
-    case 2: return horizontal_fixed<Op, 2>(phases, phase_len, g, out, finish);
-    case 3: return horizontal_fixed<Op, 3>(phases, phase_len, g, out, finish);
-    default: return horizontal_fixed<Op, 0>(phases, phase_len, g, out, finish);
+    case 2: return horizontal_fixed<Op, 2>(phases, first_tap, g, out, finish);
+    case 3: return horizontal_fixed<Op, 3>(phases, first_tap, g, out, finish);
+    default: return horizontal_fixed<Op, 0>(phases, first_tap, g, out, finish);
   }
 }
 
@@ -267,8 +281,11 @@ void horizontal(const T* phases, int64_t phase_len, const Window2d& g, T* out, c
 template <template <class> class Op, class T, class FinishFor>
 void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
                     T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
+  // kScratchSlack cells after each row take the whole-vector loads of the horizontal tail;
+  // the gap also keeps those loads off the cells the other row's vertical pass just stored.
   PaddedRow<T> rows[2] = {PaddedRow<T>(g, scratch), PaddedRow<T>(g, scratch)};
-  rows[1] = PaddedRow<T>(g, scratch + rows[0].footprint());
+  rows[1] = PaddedRow<T>(g, scratch + rows[0].footprint() + kScratchSlack);
+  const TapWalk first_tap(g.dilation_w, g.stride_w, rows[0].phase_len);
   const auto fill = [&](PaddedRow<T>& row, int64_t oh) {
     const int64_t start = oh * g.stride_h - g.pad_h;
     const RowSpan span = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
@@ -280,11 +297,11 @@ void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64
   };
   rows[0].fill_pads(pad_value);
   rows[1].fill_pads(pad_value);
-  if (oh_begin < oh_end) fill(rows[0], oh_begin);
-  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
-    const PaddedRow<T>& row = rows[(oh - oh_begin) & 1];
-    if (oh + 1 < oh_end) fill(rows[(oh + 1 - oh_begin) & 1], oh + 1);
-    horizontal<Op>(row.taps(), row.phase_len, g, out + oh * g.out_w, finish_for(oh));
+  // Step oh fills row oh and reduces row oh - 1 (one call site each, so both inline).
+  for (int64_t oh = oh_begin; oh <= oh_end; ++oh) {
+    if (oh < oh_end) fill(rows[(oh - oh_begin) & 1], oh);
+    if (oh > oh_begin)
+      horizontal<Op>(rows[(oh - 1 - oh_begin) & 1].taps(), first_tap, g, out + (oh - 1) * g.out_w, finish_for(oh - 1));
   }
 }
 
@@ -308,7 +325,7 @@ template <class T>
 void avg(const T* plane, int64_t row_stride, T* out, const Window2d& g, const AvgDivisor& divisor, int64_t oh_begin,
          int64_t oh_end, T* scratch) {
   using V = Vec<T>;
-  T* column_factor = scratch + 2 * PaddedRow<T>(g, scratch).footprint();
+  T* column_factor = scratch + 2 * (PaddedRow<T>(g, scratch).footprint() + kScratchSlack);
   const bool fixed = divisor.divisor_override != 0;
   for (int64_t ow = 0; ow < g.out_w; ++ow)
     column_factor[ow] = fixed ? T(1)
@@ -320,7 +337,8 @@ void avg(const T* plane, int64_t row_stride, T* out, const Window2d& g, const Av
                                                 divisor.count_include_pad)));
     // Lanes past `lanes` divide 0 by 0; they are never stored.
     return [row_factor, column_factor](V sum, int64_t ow, int64_t lanes) {
-      return sum / (V::load_partial(column_factor + ow, lanes) * row_factor);
+      const V column = lanes == V::width ? V::load(column_factor + ow) : V::load_partial(column_factor + ow, lanes);
+      return sum / (column * row_factor);
     };
   });
 }

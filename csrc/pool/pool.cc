@@ -187,7 +187,7 @@ int64_t scratch_elements(const Window2d& g) {
   const int64_t padded = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
   const int64_t phase_len = (padded + g.stride_w - 1) / g.stride_w;
   const int64_t phases = std::min(g.stride_w, padded) * phase_len;
-  return 2 * (padded + phases) + 3 * g.out_w + g.in_w;  // two padded rows (see generic.h)
+  return 2 * (padded + phases + kScratchSlack) + 3 * g.out_w + g.in_w;  // two padded rows (see generic.h)
 }
 
 void max_pool2d(const TensorView& in, const TensorView& out, const TensorView* indices, const Window2d& window,
