@@ -145,6 +145,16 @@ def test_sigmoid_saturates_to_exactly_one():
         assert (tops.sigmoid(x) == torch.sigmoid(T(x)).numpy()).all()
 
 
+def test_sigmoid_underflows_to_zero():
+    # Where the result would be subnormal, sigmoid flushes to 0 (torch's float32 gives 0 from
+    # x = -90 on); it was held at the smallest normal result (1.2e-38) for every x below.
+    for dtype, below in ((np.float32, -87.5), (np.float64, -708.5)):
+        x = np.array([below, below - 10, -1e4, -np.inf], dtype)
+        assert (tops.sigmoid(x) == 0).all() and (F.silu(x[:3]) == 0).all()
+        edge = np.array([below + 1], dtype)
+        assert_close(tops.sigmoid(edge), torch.sigmoid(T(edge)))
+
+
 @pytest.mark.parametrize("decimals", [-2, -1, 1, 2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_round_decimals(decimals, dtype):

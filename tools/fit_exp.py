@@ -1,14 +1,17 @@
-"""Fits the polynomial behind float exp (core/simd/math.h, MathConstants<float>::exp_fitted)
-and checks the whole exp as the kernels evaluate it.
+"""Fits the polynomials behind exp (core/simd/math.h, MathConstants<T>::exp_fitted) and
+checks float exp as the kernels evaluate it.
 
-    python tools/fit_exp.py [degree]     (default 6, the degree in use)
+    python tools/fit_exp.py [degree]            float (default degree 6, the one in use)
+    python tools/fit_exp.py --double [degree]   double (default 11), fitted with mpmath
 
 e^r on |r| <= ln2/2 is approximated by 1 + r + r^2 (c2 + c3 r + ... + c_d r^(d-2)); c0 = c1 = 1
 stay exact (exp(0) is 1 exactly). The other coefficients minimise the largest relative error
 by Lawson's iteration: weighted least squares whose weights grow where the error is large,
-which converges to the minimax fit. The check replays the kernel's float arithmetic (the
-Cody-Waite reduction with two parts of ln 2, Horner with fused multiply-adds, the scaling by
-2^n) against float64 exp over [-87, 0] and reports the error in float ulp.
+which converges to the minimax fit. double's fit needs residuals far below float64's
+rounding, so it runs in mpmath at 40 digits (about half a minute). The float check replays
+the kernel's arithmetic (the Cody-Waite reduction with two parts of ln 2, Horner with fused
+multiply-adds, the scaling by 2^n) against float64 exp over [-87, 0] and reports the error
+in float ulp.
 """
 from __future__ import annotations
 
@@ -38,6 +41,36 @@ def fit(degree: int) -> np.ndarray:
     return coeffs[::-1].astype(F32)
 
 
+def fit_double(degree: int) -> list[float]:
+    """c_d, ..., c2 for double, highest first."""
+    import mpmath as mp
+
+    mp.mp.dps = 40
+    half = mp.log(2) / 2 * mp.mpf("1.0005")
+    count = 600
+    r = [half * mp.cos(mp.pi * (i + mp.mpf(0.5)) / count) for i in range(count)]
+    target = [mp.exp(v) for v in r]
+    powers = list(range(2, degree + 1))
+    weights = [mp.mpf(1)] * count
+    for _ in range(60):
+        a = mp.matrix(count, len(powers))
+        b = mp.matrix(count, 1)
+        for i, (v, f) in enumerate(zip(r, target)):
+            w = weights[i] / f
+            for j, k in enumerate(powers):
+                a[i, j] = w * v**k
+            b[i] = w * (f - 1 - v)
+        coeffs = mp.lu_solve(a.T * a, a.T * b)
+        err = [(1 + v + sum(coeffs[j] * v**k for j, k in enumerate(powers)) - f) / f for v, f in zip(r, target)]
+        weights = [w * mp.sqrt(abs(e) + mp.mpf("1e-40")) for w, e in zip(weights, err)]
+        mean = sum(weights) / count
+        weights = [w / mean for w in weights]
+    worst = max(abs(e) for e in err)
+    print(f"double degree {degree}: polynomial's largest relative error {mp.nstr(worst, 3)} "
+          f"({mp.nstr(worst / mp.mpf(2) ** -52, 3)} ulp)")
+    return [float(coeffs[j]) for j in reversed(range(len(powers)))]
+
+
 def fma(a, b, c):
     """float32 fused multiply-add: the float64 product of two floats is exact, one rounding."""
     return (a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)).astype(F32)
@@ -56,6 +89,10 @@ def kernel_exp(x: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--double"]:
+        degree = int(sys.argv[2]) if len(sys.argv) > 2 else 11
+        print("coefficients, highest power first:", ", ".join(repr(c) for c in fit_double(degree)))
+        return
     degree = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     coeffs = fit(degree)
     print("coefficients, highest power first:", ", ".join(f"{c:.9e}f" for c in coeffs))

@@ -176,12 +176,9 @@ struct gelu_tanh_op : Costly {
   }
 };
 struct silu_op : Costly {
-  // x * sigmoid(x); below sigmoid's clamp the product is x * 0, which is -0 or, for -inf,
-  // NaN, as torch's x / (1 + exp(-x)) gives.
-  template <class T> static Vec<T> apply(Vec<T> x, const P<T>&) {
-    const auto saturated = lt(x, Vec<T>(simd::MathConstants<T>::normal_exp_lo));
-    return x * select(saturated, Vec<T>::zero(), simd::sigmoid(x));
-  }
+  // x * sigmoid(x); where sigmoid flushes to 0 the product is -0 or, for -inf, NaN, as
+  // torch's x / (1 + exp(-x)) gives.
+  template <class T> static Vec<T> apply(Vec<T> x, const P<T>&) { return x * simd::sigmoid(x); }
 };
 struct mish_op : Costly {
   template <class T> static Vec<T> apply(Vec<T> x, const P<T>&) { return x * simd::tanh(simd::log1p(simd::exp(x))); }

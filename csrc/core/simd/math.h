@@ -48,8 +48,14 @@ struct MathConstants<double> {
   static constexpr double exp_lo = -746.0;
   static constexpr double ln2_hi = 6.93147180369123816490e-01;
   static constexpr double ln2_lo = 1.90821492927058770002e-10;
-  static constexpr int exp_degree = 13;
-  static constexpr int exp_fitted_count = 0;  // exp uses the Taylor polynomial of exp_degree
+  static constexpr int exp_degree = 13;  // Taylor terms on |r| <= ln2/2 (expm1)
+  // exp: as for float, c2..c11 fitted (tools/fit_exp.py --double): relative error of the
+  // polynomial 3.6e-18 (0.02 ulp), as Taylor to degree 13, with two multiply-adds less.
+  static constexpr int exp_fitted_count = 10;
+  static constexpr double exp_fitted[exp_fitted_count] = {
+      2.500002078952665e-08, 2.7630306802980594e-07, 2.7557586800370822e-06, 2.4801492947987373e-05,
+      0.0001984126950577352, 0.0013888888943761658,  0.00833333333349498,    0.04166666666652972,
+      0.1666666666666641,    0.5000000000000011};
   static constexpr int log_degree = 11;
   static constexpr double subnormal_scale = 18014398509481984.0;  // 2^54
   static constexpr double subnormal_shift = 54.0;
@@ -82,8 +88,7 @@ Vec<T> scale2n_normal(Vec<T> p, Vec<T> n) {
 enum class Scaling { full, normal, checked };
 
 // e^x for x already clamped to [exp_lo, exp_hi]: Cody-Waite reduction x = n ln2 + r with
-// |r| <= ln2 / 2, Horner on a polynomial for e^r (float: fitted; double: Taylor), then one
-// scaling by 2^n.
+// |r| <= ln2 / 2, Horner on a fitted polynomial for e^r, then one scaling by 2^n.
 template <class T, Scaling S = Scaling::full>
 Vec<T> exp_of_clamped(Vec<T> x) {
   using V = Vec<T>;
@@ -91,20 +96,9 @@ Vec<T> exp_of_clamped(Vec<T> x) {
   const V n = round(x * V(T(1.4426950408889634)));
   V r = fnmadd(n, V(C::ln2_hi), x);
   r = fnmadd(n, V(C::ln2_lo), r);
-  V p;
-  if constexpr (C::exp_fitted_count > 0) {
-    p = V(C::exp_fitted[0]);
-    for (int k = 1; k < C::exp_fitted_count; ++k) p = fmadd(p, r, V(C::exp_fitted[k]));
-    p = fmadd(p, r, V(T(1)));
-  } else {
-    T coef = T(1);
-    for (int k = 2; k <= C::exp_degree; ++k) coef /= T(k);
-    p = V(coef);
-    for (int k = C::exp_degree - 1; k >= 1; --k) {
-      coef *= T(k + 1);
-      p = fmadd(p, r, V(coef));
-    }
-  }
+  V p(C::exp_fitted[0]);
+  for (int k = 1; k < C::exp_fitted_count; ++k) p = fmadd(p, r, V(C::exp_fitted[k]));
+  p = fmadd(p, r, V(T(1)));
   const V e_r = fmadd(p, r, V(T(1)));
   if constexpr (S == Scaling::normal) return scale2n_normal(e_r, n);
 #if TENSOROPS_ISA_ID != 2
@@ -126,7 +120,8 @@ Vec<T> exp(Vec<T> x) {
 
 // e^x for x <= 0 or NaN, as in softmax, log-sum-exp (x - max) and sigmoid (-|x|): no overflow
 // to guard. NaN flows through (x86 max returns its second operand when one is NaN).
-// kNormal: the caller knows x >= normal_exp_lo, so 2^n is normal (Scaling::normal).
+// kNormal: x is clamped at normal_exp_lo, so 2^n is normal (Scaling::normal); the caller
+// knows x is above it (softmax's row range) or discards the lanes below (sigmoid).
 template <class T, bool kNormal = false>
 Vec<T> exp_nonpositive(Vec<T> x) {
   if constexpr (kNormal) return exp_of_clamped<T, Scaling::normal>(max(Vec<T>(MathConstants<T>::normal_exp_lo), x));
@@ -259,14 +254,17 @@ Vec<T> reciprocal_of_moderate(Vec<T> d) {
 }
 
 // 1 / (1 + e^-x) from e = e^-|x| <= 1, which never overflows: q = 1 / (1 + e) is the answer
-// for x >= 0 and e q for x < 0 (both within a few ulp). Below x = -87.3 (float) the result is
-// held at about 1e-38 where torch's formula gives subnormals or 0.
+// for x >= 0 and e q for x < 0 (both within a few ulp). Below x = -87.3 (float) / -708
+// (double) the result would be subnormal; it is flushed to 0 there (torch gives subnormals
+// just below that point and 0 further down), where the exp that serves the normal range
+// would hold it at the smallest normal result for every x below.
 template <class T>
 Vec<T> sigmoid(Vec<T> x) {
   using V = Vec<T>;
   const V e = exp_nonpositive<T, true>(-abs(x));
   const V q = reciprocal_of_moderate(V(T(1)) + e);
-  const V s = select(lt(x, V::zero()), e * q, q);
+  V s = select(lt(x, V::zero()), e * q, q);
+  s = select(lt(x, V(MathConstants<T>::normal_exp_lo)), V::zero(), s);
   return select(is_nan(x), x, s);
 }
 
