@@ -2,7 +2,7 @@
 checks float exp as the kernels evaluate it.
 
     python tools/fit_exp.py [degree]            float (default degree 6, the one in use)
-    python tools/fit_exp.py --double [degree]   double (default 11), fitted with mpmath
+    python tools/fit_exp.py --double [degree]   double (default 11), fitted with mpmath (torch installs it)
 
 e^r on |r| <= ln2/2 is approximated by 1 + r + r^2 (c2 + c3 r + ... + c_d r^(d-2)); c0 = c1 = 1
 stay exact (exp(0) is 1 exactly). The other coefficients minimise the largest relative error
