@@ -84,27 +84,10 @@ def measure(
     """
     if min_repeat < 1:
         raise ValueError(f"measure: min_repeat must be at least 1, got {min_repeat}")
-    result = fn()
-    start = clock()
-    fn()
-    inner = calls_per_sample(clock() - start, sample_target)
-    loop = range(inner)
-    samples = []
-    total = 0.0
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        while len(samples) < min_repeat or total < min_time:
-            start = clock()
-            for _ in loop:
-                fn()
-            elapsed = clock() - start
-            total += elapsed
-            samples.append(elapsed / inner)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return summarise(samples, inner), result
+    outcome = _timed_rounds({"fn": fn}, min_repeat, min_time, sample_target, clock)["fn"]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def measure_side_by_side(
@@ -119,7 +102,13 @@ def measure_side_by_side(
     then leaves the rounds)."""
     if min_repeat < 1:
         raise ValueError(f"measure_side_by_side: min_repeat must be at least 1, got {min_repeat}")
-    target = max(sample_target, min_time / (4 * min_repeat))
+    return _timed_rounds(fns, min_repeat, min_time, max(sample_target, min_time / (4 * min_repeat)), clock)
+
+
+def _timed_rounds(fns: Dict[str, Callable[[], Any]], min_repeat: int, min_time: float, target: float,
+                  clock: Callable[[], float]) -> Dict[str, Any]:
+    """Warm-up and calibration of each callable, then rounds of one sample each (with an
+    untimed call first while others share the rounds) until each has enough."""
     outcome: Dict[str, Any] = {}
     loops = {}
     for name, fn in fns.items():
