@@ -430,8 +430,10 @@ void depthwise3x3(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row
 // Stride 2 in both directions, a square K x K kernel (K = 3 or 5), no dilation, unit column
 // stride: the downsampling depthwise layers of MobileNet and EfficientNet. Taps 2m and 2m + 1
 // of NV * W outputs from column ox0 read the even and the odd columns of one window of 2 * W
-// input columns from 2 * ox0 - pad_w + 2m: two loads and two permutes straight from the input
-// row serve both taps. A band of R output rows walks its (R - 1) * 2 + K input rows once,
+// input columns from 2 * ox0 - pad_w + 2m: two loads and two shuffles straight from the input
+// row serve both taps. The shuffles leave the lanes permuted (even_lanes_permuted), the same
+// way for every tap, so the accumulators hold their outputs permuted and are put in order
+// once, at the store: on AVX2 that halves the shuffles, the kernel's bottleneck. A band of R output rows walks its (R - 1) * 2 + K input rows once,
 // each deinterleaved vector feeding every output row whose window covers it. The padded path
 // below first copied every input row into zero-bordered phase rows, one call per row: at 28
 // outputs a row that copy took half the time (144 planes of 56 x 56, 3x3: 206 us; here 79).
@@ -488,8 +490,8 @@ template <class T, int K, int R, int NV, bool MASKED>
         const T* at = row + 2 * m + 2 * j * W;
         const V low = MASKED ? V::load_masked(at, masks->low[m][j]) : V::load(at);
         const V high = MASKED ? V::load_masked(at + W, masks->high[m][j]) : V::load(at + W);
-        accumulate(i, 2 * m, j, even_lanes(low, high));
-        if (2 * m + 1 < K) accumulate(i, 2 * m + 1, j, odd_lanes(low, high));
+        accumulate(i, 2 * m, j, even_lanes_permuted(low, high));
+        if (2 * m + 1 < K) accumulate(i, 2 * m + 1, j, odd_lanes_permuted(low, high));
       }
     }
   }
@@ -497,8 +499,8 @@ template <class T, int K, int R, int NV, bool MASKED>
     if (r >= valid_rows) break;
     T* out = p.out + (oy0 + r) * p.out_w + ox0;
     for (int j = 0; j < NV; ++j) {
-      if ((j + 1) * W <= lanes) acc[r][j].store(out + j * W);
-      else if (j * W < lanes) acc[r][j].store_partial(out + j * W, lanes - j * W);
+      if ((j + 1) * W <= lanes) unpermute_lanes(acc[r][j]).store(out + j * W);
+      else if (j * W < lanes) unpermute_lanes(acc[r][j]).store_partial(out + j * W, lanes - j * W);
     }
   }
 }

@@ -155,6 +155,10 @@ struct Vec {
     for (int i = 0; i < width / 2; ++i) v.lane[i] = a.lane[2 * i + 1], v.lane[width / 2 + i] = b.lane[2 * i + 1];
     return v;
   }
+  // Lane copies cost the same in any order: the permuted forms are the plain ones.
+  friend Vec even_lanes_permuted(Vec a, Vec b) { return even_lanes(a, b); }
+  friend Vec odd_lanes_permuted(Vec a, Vec b) { return odd_lanes(a, b); }
+  friend Vec unpermute_lanes(Vec v) { return v; }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
     for (int i = 0; i < width; ++i) {

@@ -17,6 +17,12 @@
 //   Vec<T>::load_even(p)               p[0], p[2], ..., p[2*width - 2]
 //   even_lanes(a, b)                   a0 a2 ... b0 b2 ... (load_even of a vector pair)
 //   odd_lanes(a, b)                    a1 a3 ... b1 b3 ...
+//   even_lanes_permuted(a, b), odd_lanes_permuted(a, b)
+//                                      the same lanes in the order the ISA's cheapest shuffle
+//                                      leaves them, one fixed permutation for both; lane-wise
+//                                      arithmetic on them, then unpermute_lanes(v), gives what
+//                                      even_lanes / odd_lanes would have for one shuffle per
+//                                      result instead of one per operand (AVX2: half of them)
 //   interleave(a, b, &lo, &hi)         a0 b0 a1 b1 ... split into two vectors
 //   v.store(p), v.store_partial(p, n)
 //   + - * / and unary -, fmadd(a, b, c) = a*b + c, fnmadd(a, b, c) = c - a*b

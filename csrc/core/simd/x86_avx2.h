@@ -132,13 +132,14 @@ struct Vec<float> {
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
   static Vec load_even(const float* p) { return even_lanes(Vec(_mm256_loadu_ps(p)), Vec(_mm256_loadu_ps(p + 8))); }
   // a0 a2 a4 a6 b0 b2 b4 b6.
-  friend Vec even_lanes(Vec a, Vec b) {
-    const __m256 pairs = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
-  }
-  friend Vec odd_lanes(Vec a, Vec b) {
-    const __m256 pairs = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
+  friend Vec even_lanes(Vec a, Vec b) { return unpermute_lanes(even_lanes_permuted(a, b)); }
+  friend Vec odd_lanes(Vec a, Vec b) { return unpermute_lanes(odd_lanes_permuted(a, b)); }
+  // One in-lane shuffle: a0 a2 b0 b2 a4 a6 b4 b6 (odd: a1 a3 b1 b3 ...); unpermute_lanes
+  // moves the middle pairs of 64 bits back into place.
+  friend Vec even_lanes_permuted(Vec a, Vec b) { return _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0)); }
+  friend Vec odd_lanes_permuted(Vec a, Vec b) { return _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1)); }
+  friend Vec unpermute_lanes(Vec v) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v.v), _MM_SHUFFLE(3, 1, 2, 0)));
   }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
@@ -259,12 +260,12 @@ struct Vec<double> {
   // Lanes p[0], p[2], ..., p[2 * width - 2] (reads 2 * width elements).
   static Vec load_even(const double* p) { return even_lanes(Vec(_mm256_loadu_pd(p)), Vec(_mm256_loadu_pd(p + 4))); }
   // a0 a2 b0 b2.
-  friend Vec even_lanes(Vec a, Vec b) {
-    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
-  }
-  friend Vec odd_lanes(Vec a, Vec b) {
-    return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
-  }
+  friend Vec even_lanes(Vec a, Vec b) { return unpermute_lanes(even_lanes_permuted(a, b)); }
+  friend Vec odd_lanes(Vec a, Vec b) { return unpermute_lanes(odd_lanes_permuted(a, b)); }
+  // One in-lane unpack: a0 b0 a2 b2 (odd: a1 b1 a3 b3); unpermute_lanes swaps the middle two.
+  friend Vec even_lanes_permuted(Vec a, Vec b) { return _mm256_unpacklo_pd(a.v, b.v); }
+  friend Vec odd_lanes_permuted(Vec a, Vec b) { return _mm256_unpackhi_pd(a.v, b.v); }
+  friend Vec unpermute_lanes(Vec v) { return _mm256_permute4x64_pd(v.v, _MM_SHUFFLE(3, 1, 2, 0)); }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
     const __m256d low = _mm256_unpacklo_pd(a.v, b.v), high = _mm256_unpackhi_pd(a.v, b.v);

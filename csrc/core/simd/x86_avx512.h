@@ -105,6 +105,10 @@ struct Vec<float> {
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     return _mm512_permutex2var_ps(a.v, odd, b.v);
   }
+  // A two-source permute puts the lanes in order already: the permuted forms are the plain ones.
+  friend Vec even_lanes_permuted(Vec a, Vec b) { return even_lanes(a, b); }
+  friend Vec odd_lanes_permuted(Vec a, Vec b) { return odd_lanes(a, b); }
+  friend Vec unpermute_lanes(Vec v) { return v; }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
     lo->v = _mm512_permutex2var_ps(a.v, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), b.v);
@@ -200,6 +204,10 @@ struct Vec<double> {
   friend Vec odd_lanes(Vec a, Vec b) {
     return _mm512_permutex2var_pd(a.v, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), b.v);
   }
+  // A two-source permute puts the lanes in order already: the permuted forms are the plain ones.
+  friend Vec even_lanes_permuted(Vec a, Vec b) { return even_lanes(a, b); }
+  friend Vec odd_lanes_permuted(Vec a, Vec b) { return odd_lanes(a, b); }
+  friend Vec unpermute_lanes(Vec v) { return v; }
   // a0 b0 a1 b1 ... : the first width lanes into *lo, the rest into *hi.
   friend void interleave(Vec a, Vec b, Vec* lo, Vec* hi) {
     lo->v = _mm512_permutex2var_pd(a.v, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), b.v);
