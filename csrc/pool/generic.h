@@ -8,10 +8,6 @@
 #include "core/simd/vec.h"
 #include "pool/pool.h"
 
-#if TENSOROPS_ISA_ID >= 1
-#include <immintrin.h>
-#endif
-
 namespace tensorops::pool::TENSOROPS_ISA_NS {
 namespace {
 
@@ -19,43 +15,6 @@ using simd::Vec;
 
 template <class T>
 constexpr T kNegInf = -std::numeric_limits<T>::infinity();
-
-// ---- stride-2 deinterleave: the 2 * width elements (a, b) -> even and odd lanes ----------
-template <class T>
-inline void deinterleave(Vec<T> a, Vec<T> b, Vec<T>& even, Vec<T>& odd) {
-#if TENSOROPS_ISA_ID == 2
-  if constexpr (sizeof(T) == 4) {
-    const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    even = _mm512_permutex2var_ps(a.v, even_idx, b.v);
-    odd = _mm512_permutex2var_ps(a.v, odd_idx, b.v);
-  } else {
-    const __m512i even_idx = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m512i odd_idx = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    even = _mm512_permutex2var_pd(a.v, even_idx, b.v);
-    odd = _mm512_permutex2var_pd(a.v, odd_idx, b.v);
-  }
-#elif TENSOROPS_ISA_ID == 1
-  if constexpr (sizeof(T) == 4) {
-    // shuffle_ps works within 128-bit halves; permute4x64 puts the halves in order.
-    const __m256 e = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0));
-    const __m256 o = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1));
-    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
-  } else {
-    even = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
-    odd = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a.v, b.v), _MM_SHUFFLE(3, 1, 2, 0));
-  }
-#else
-  constexpr int64_t w = Vec<T>::width;
-  for (int64_t i = 0; i < w / 2; ++i) {
-    even.lane[i] = a.lane[2 * i];
-    odd.lane[i] = a.lane[2 * i + 1];
-    even.lane[w / 2 + i] = b.lane[2 * i];
-    odd.lane[w / 2 + i] = b.lane[2 * i + 1];
-  }
-#endif
-}
 
 // A max reduction keeps the plain (fast) x86 max on its dependency chain and ORs NaN
 // masks beside it; finalize() turns lanes that met a NaN into NaN, as torch propagates it.
@@ -179,16 +138,15 @@ struct PaddedRow {
       if (stride > 2) split();
       return;
     }
-    V even, odd;
     for (; j + 2 * W <= cols; j += 2 * W) {
-      deinterleave(column(j), column(j + W), even, odd);
-      even.store(even_cells + j / 2);
-      odd.store(odd_cells + j / 2);
+      const V a = column(j), b = column(j + W);
+      even_lanes(a, b).store(even_cells + j / 2);
+      odd_lanes(a, b).store(odd_cells + j / 2);
     }
     if (j < cols) {
       const int64_t m = cols - j;
-      const V a = column(j);
-      deinterleave(a, m > W ? column(j + W) : a, even, odd);
+      const V a = column(j), b = m > W ? column(j + W) : a;
+      const V even = even_lanes(a, b), odd = odd_lanes(a, b);
       even.store_partial(even_cells + j / 2, (m + 1) / 2);
       odd.store_partial(odd_cells + j / 2, m / 2);
     }
