@@ -460,6 +460,37 @@ def test_streamed_outputs_match_torch(dtype, layout, offset):
         assert_close(ours(), theirs(), **tol(dtype))
 
 
+@pytest.mark.parametrize("l2", [SMALL_L2_BYTES, LARGE_L2_BYTES], ids=["small_l2", "large_l2"])
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "offset"])
+def test_streamed_units_match_torch_and_every_thread_count(offset, l2):
+    """Where L2 is small, streamed outputs whose units (a batch norm channel over the batch, an
+    instance plane, a layer norm row) hold 4 KiB or more run each unit's statistics and then
+    its normalising apart, the normalising streamed; elsewhere the fused sweep. Batch norm
+    over more than 16 MiB takes that per-channel path (smaller inputs reread from L3 there);
+    the bits must not depend on the threads."""
+    shape = (4, 16, 257, 263)
+    x = randn(shape, np.float32, scale=2.0) + 3
+    w, b, rm, rv = channel_params(16, np.float32)
+    buffer = np.full(x.size + offset, -7, np.float32)
+    out = buffer[offset:].reshape(shape)
+    assert out.nbytes > 16 << 20
+    rows = x.reshape(-1)[:x.size // 2062 * 2062].reshape(-1, 2062)[:, :1031]  # rows of 4124 bytes
+    cases = [
+        (lambda: batch_norm(x, rm.copy(), rv.copy(), w, b, training=True, out=out),
+         lambda: F.batch_norm(t(x), t(rm), t(rv), t(w), t(b), training=True)),
+        (lambda: group_norm(x, 4, w, b, out=out), lambda: F.group_norm(t(x), 4, t(w), t(b))),
+        (lambda: instance_norm(x, out=out), lambda: F.instance_norm(t(x))),
+        (lambda: layer_norm(rows, 1031), lambda: F.layer_norm(t(np.ascontiguousarray(rows)), (1031,))),
+    ]
+    with assumed_l2_cache_bytes(l2):
+        for ours, theirs in cases:
+            buffer[:] = -7
+            one = ours().copy()
+            assert_close(one, theirs(), **tol(np.float32))
+            buffer[:] = -7
+            np.testing.assert_array_equal(on_two_threads(ours)(), one)
+
+
 def test_torch_tensor_inputs():
     x = torch.randn(3, 4, 5)
     w = torch.rand(4) + 0.5
