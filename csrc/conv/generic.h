@@ -433,8 +433,9 @@ void depthwise3x3(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row
 // input columns from 2 * ox0 - pad_w + 2m: two loads and two shuffles straight from the input
 // row serve both taps. The shuffles leave the lanes permuted (even_lanes_permuted), the same
 // way for every tap, so the accumulators hold their outputs permuted and are put in order
-// once, at the store: on AVX2 that halves the shuffles, the kernel's bottleneck. A band of R output rows walks its (R - 1) * 2 + K input rows once,
-// each deinterleaved vector feeding every output row whose window covers it. The padded path
+// once, at the store: on AVX2 that halves the shuffles, the kernel's bottleneck. A band of R
+// output rows walks its (R - 1) * 2 + K input rows once, each deinterleaved vector feeding
+// every output row whose window covers it. The padded path
 // below first copied every input row into zero-bordered phase rows, one call per row: at 28
 // outputs a row that copy took half the time (144 planes of 56 x 56, 3x3: 206 us; here 79).
 // MASKED blocks (a row's ends) load only the lanes inside the row.

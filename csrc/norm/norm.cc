@@ -144,8 +144,8 @@ void column_statistics(const NormKernelsOf<T>& k, const T* x, int64_t rows, int6
 // fused sweep, whose ordinary stores read every output line first: 1 and 2 threads, pairs of
 // processes, batch norm train 8x256x56x56 0.75-0.81x the time, group norm 32 groups of it
 // 0.86-0.93x, instance norm 20x100x35x45 0.90-1.04x in three runs (0.84-0.91x on 2 threads),
-// layer norm on rows of 1536 and 4096 0.93x and 0.91x. Units under 4 KiB lose (layer norm rows of 768: 1.07x), so they keep the
-// fused sweep, as every unit does where L2 is large.
+// layer norm on rows of 1536 and 4096 0.93x and 0.91x. Units under 4 KiB lose (layer norm
+// rows of 768: 1.07x), so they keep the fused sweep, as every unit does where L2 is large.
 template <class Step, class Finish>
 void pipeline(int64_t u0, int64_t u1, int64_t pieces, bool alternating, const Step& step, const Finish& finish) {
   if (alternating) {
