@@ -5,6 +5,8 @@ Values, shapes, dtypes and int64 indices must equal torch's for every window geo
 layout, NaN and -inf windows, and every invalid argument must raise torch's error type
 with torch's message.
 """
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -275,6 +277,20 @@ ERROR_CASES = [
     ("max_pool2d", X4, (3,), dict(stride=1.5)),
     ("max_pool2d", X4, (3,), dict(padding=True)),
     ("max_pool2d", X4, (3,), dict(ceil_mode=1)),
+    # sequences: torch checks the first element as an int, unpacks the others as indices
+    ("max_pool2d", X4, ((True, 1),), {}),
+    ("max_pool2d", X4, ((np.float64(2.0), 3),), {}),
+    ("max_pool2d", X4, ((3, 3, 2.0),), {}),
+    ("max_pool2d", X4, ((3, np.bool_(True)),), {}),
+    ("max_pool2d", X4, (3, (2, None)), {}),
+    ("max_pool2d", X4, (3, 2, [0, 1.0]), {}),
+    ("max_pool2d", X4, (3, 2, 0, (1, "1")), {}),
+    ("max_pool2d", X4, (3, 2, (3, True)), {}),
+    ("max_pool2d", X4, (np.float64(3.0),), {}),
+    ("avg_pool2d", X4, ((True, 1),), {}),
+    ("avg_pool2d", X4, ((3, 2.0),), {}),
+    ("avg_pool2d", X4, (3, (2, 2.0)), {}),
+    ("avg_pool2d", X4, (3, 2, (2, np.float64(1.0))), {}),
     ("max_pool2d", X4, (11,), {}),
     ("max_pool2d", randn((3, 2, 2), np.float32), (3,), {}),
     ("max_pool2d", randn((3, 2, 2), np.float32), (3,), dict(return_indices=True)),
@@ -394,6 +410,61 @@ def test_errors_match_torch(op, x, args, kwargs):
     assert str(ours.value) == str(torch_error.value)
     if expected is RuntimeError:
         assert isinstance(ours.value, tops.ShapeError)
+
+
+@pytest.mark.single_isa
+@pytest.mark.parametrize("op, good, bad", [
+    ("max_pool2d", dict(kernel_size=1), dict(kernel_size=True)),
+    ("max_pool2d", dict(kernel_size=(1, 3)), dict(kernel_size=(True, 3))),
+    ("max_pool2d", dict(kernel_size=3, padding=1), dict(kernel_size=3, padding=True)),
+    ("max_pool2d", dict(kernel_size=3, stride=1), dict(kernel_size=3, stride=True)),
+    ("max_pool2d", dict(kernel_size=3, ceil_mode=False), dict(kernel_size=3, ceil_mode=0)),
+    ("max_pool2d", dict(kernel_size=3, dilation=1), dict(kernel_size=3, dilation=True)),
+    ("avg_pool2d", dict(kernel_size=1), dict(kernel_size=True)),
+    ("avg_pool2d", dict(kernel_size=3, ceil_mode=True), dict(kernel_size=3, ceil_mode=1)),
+    ("avg_pool2d", dict(kernel_size=3, count_include_pad=False), dict(kernel_size=3, count_include_pad=0)),
+    ("avg_pool2d", dict(kernel_size=3, divisor_override=1), dict(kernel_size=3, divisor_override=True)),
+])
+def test_remembered_window_checks_still_refuse_their_bool_twins(op, good, bad):
+    # Checked windows are remembered by their raw arguments, and a bool equals (and hashes
+    # like) its int: a call torch refuses for a bool must still fail after its int twin ran,
+    # and the twin must keep its own result.
+    x = torch.from_numpy(X4)
+    good, bad = dict(good), dict(bad)
+    good_kernel, bad_kernel = good.pop("kernel_size"), bad.pop("kernel_size")  # positional, as usually passed
+    for _ in range(2):
+        assert_close(getattr(P, op)(X4, good_kernel, **good), getattr(F, op)(x, good_kernel, **good))
+        with pytest.raises(TypeError) as torch_error:
+            getattr(F, op)(x, bad_kernel, **bad)
+        with pytest.raises(TypeError) as ours:
+            getattr(P, op)(X4, bad_kernel, **bad)
+        assert str(ours.value) == str(torch_error.value)
+
+
+@pytest.mark.single_isa
+def test_sequence_elements_after_the_first_may_be_bools():
+    # torch unpacks a window sequence's later elements as indices: (3, True) is (3, 1).
+    x = torch.from_numpy(X4)
+    for args in (((3, True),), (3, [2, True]), (3, 2, (1, False)), (3, 2, 0, (1, True))):
+        assert_close(P.max_pool2d(X4, *args), F.max_pool2d(x, *args))
+        if len(args) < 4:
+            assert_close(P.avg_pool2d(X4, *args), F.avg_pool2d(x, *args))
+
+
+@pytest.mark.single_isa
+def test_remembered_windows_follow_the_input_shape():
+    # The same window arguments on a new input shape are checked again: a plane the window
+    # no longer fits raises torch's error, and output sizes follow the shape.
+    for shape in ((1, 2, 9, 9), (2, 3, 4, 4), (1, 1, 2, 2), (3, 9, 9)):
+        x = randn(shape, np.float32)
+        for op in ("max_pool2d", "avg_pool2d"):
+            try:
+                expected = getattr(F, op)(torch.from_numpy(x), 3, 2)
+            except RuntimeError as error:
+                with pytest.raises(tops.ShapeError, match=re.escape(str(error))):
+                    getattr(P, op)(x, 3, 2)
+                continue
+            assert_close(getattr(P, op)(x, 3, 2), expected)
 
 
 @pytest.mark.single_isa

@@ -6,6 +6,7 @@ may sit anywhere; only a non-unit column stride costs a copy).
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -25,19 +26,36 @@ def _c_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b >= 0) else -q
 
 
+def _type_name(value) -> str:
+    """A type as torch's argument parser names it: builtins bare, others with their module."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _is_index(value) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__")
+
+
 def _int_list(value, op: str, name: str, position) -> list:
-    """torch's IntArrayRef argument parsing: an int or a sequence of ints."""
+    """torch's IntArrayRef argument parsing: an int or a sequence of ints. As torch's parser
+    does, only a sequence's first element must be a true int; later ones are unpacked as
+    indices, which lets a Python bool through as 0 or 1."""
     where = f" (position {position})" if position else ""
     if isinstance(value, (list, tuple)):
+        if value and not _is_index(value[0]):
+            if not position:
+                raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+            raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, but found element of type "
+                            f"{_type_name(value[0])} at pos 0")
         out = []
-        for item in value:
-            if isinstance(item, bool) or not hasattr(item, "__index__"):
-                raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {position} with error "
-                                f'"type must be tuple of ints,but got {type(item).__name__}"')
+        for pos, item in enumerate(value):
+            if not (isinstance(item, bool) or _is_index(item)):
+                raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {pos + 1} with error "
+                                f'"type must be tuple of ints,but got {_type_name(item)}"')
             out.append(operator.index(item))
         return out
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, not {type(value).__name__}")
+    if not _is_index(value):
+        raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, not {_type_name(value)}")
     return [operator.index(value)]
 
 
@@ -77,7 +95,7 @@ def _shape_text(shape) -> str:
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
 
-def _shape_check(x: np.ndarray, kernel, stride, padding, dilation, out_h: int, out_w: int) -> None:
+def _shape_check(shape: tuple, kernel, stride, padding, dilation, out_h: int, out_w: int) -> None:
     """torch's pool2d_shape_check."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     if kh <= 0 or kw <= 0:
@@ -86,7 +104,6 @@ def _shape_check(x: np.ndarray, kernel, stride, padding, dilation, out_h: int, o
         raise ShapeError(f"stride should be greater than zero, but got dH: {sh} dW: {sw}")
     if dh <= 0 or dw <= 0:
         raise ShapeError(f"dilation should be greater than zero, but got dilationH: {dh} dilationW: {dw}")
-    shape = x.shape
     ndim = len(shape)
     valid_dims = ndim >= 3 and shape[1] != 0 and shape[2] != 0
     if not ((ndim == 3 and shape[0] != 0 and valid_dims) or (ndim == 4 and valid_dims and shape[3] != 0)):
@@ -108,10 +125,40 @@ def _as_batched(x: np.ndarray) -> np.ndarray:
     return x if x.ndim == 4 else x[None]
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """2-D max pooling, as torch.nn.functional.max_pool2d (indices are int64, h * W + w per plane)."""
+def _plain(value) -> bool:
+    """An int or a tuple of ints, bools excluded: a window argument whose checked form can be
+    remembered, since equal plain values (unlike True and 1) always parse alike."""
+    if type(value) is int:
+        return True
+    if type(value) is not tuple:
+        return False
+    for item in value:
+        if type(item) is not int:
+            return False
+    return True
+
+
+class _Geometries(dict):
+    """Checked pooling geometries keyed by the raw arguments and the input shape. A call's
+    argument checks cost several times a small plane's kernel; a model calls each layer with
+    the same arguments every time. Only calls that passed every check are remembered."""
+
+    LIMIT = 512
+
+    def remember(self, key, geometry):
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[key] = geometry
+        return geometry
+
+
+_max_geometries = _Geometries()
+_avg_geometries = _Geometries()
+
+
+def _max_geometry(shape: tuple, kernel_size, stride, padding, dilation, ceil_mode) -> tuple:
+    """max_pool2d's argument checks, in torch's order: (kernel, strides, pads, dilations, out_h, out_w)."""
     op = "max_pool2d"
-    x = float_array(input, op)
     kernel = _int_list(kernel_size, op, "kernel_size", 2)
     strides = [] if stride is None else _int_list(stride, op, "stride", 3)
     pads = _int_list(padding, op, "padding", 4)
@@ -129,12 +176,25 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     kernel = _pair(kernel)
     strides = kernel if not strides else _pair(strides)
     pads, dilations = _pair(pads), _pair(dilations)
-    if x.ndim not in (3, 4):
+    if len(shape) not in (3, 4):
         raise ShapeError("non-empty 3D or 4D (batch mode) tensor expected for input")
-    h, w = x.shape[-2:]
+    h, w = shape[-2:]
     out_h = _pooled_size(h, kernel[0], pads[0], strides[0], dilations[0], ceil_mode)
     out_w = _pooled_size(w, kernel[1], pads[1], strides[1], dilations[1], ceil_mode)
-    _shape_check(x, kernel, strides, pads, dilations, out_h, out_w)
+    _shape_check(shape, kernel, strides, pads, dilations, out_h, out_w)
+    return kernel, strides, pads, dilations, out_h, out_w
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling, as torch.nn.functional.max_pool2d (indices are int64, h * W + w per plane)."""
+    x = float_array(input, "max_pool2d")
+    args = (x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    if ((ceil_mode is False or ceil_mode is True) and _plain(kernel_size) and (stride is None or _plain(stride))
+            and _plain(padding) and _plain(dilation)):
+        geometry = _max_geometries.get(args) or _max_geometries.remember(args, _max_geometry(*args))
+    else:
+        geometry = _max_geometry(*args)
+    kernel, strides, pads, dilations, out_h, out_w = geometry
 
     x4 = _as_batched(x)
     shape4 = (x4.shape[0], x4.shape[1], out_h, out_w)
@@ -148,25 +208,25 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (out, indices) if return_indices else out
 
 
-def _size_minus_3(x: np.ndarray) -> int:
+def _size_minus_3(shape: tuple) -> int:
     """input.size(-3), with torch's IndexError on fewer dimensions."""
-    if x.ndim == 0:
+    ndim = len(shape)
+    if ndim == 0:
         raise IndexError("Dimension specified as -3 but tensor has no dimensions")
-    if x.ndim < 3:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-x.ndim}, {x.ndim - 1}], but got -3)")
-    return x.shape[-3]
+    if ndim < 3:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got -3)")
+    return shape[-3]
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
-    """2-D average pooling, as torch.nn.functional.avg_pool2d."""
+def _avg_geometry(shape: tuple, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                  divisor_override) -> tuple:
+    """avg_pool2d's argument checks, in torch's order: (kernel, strides, pads, divisor, out_h, out_w)."""
     op = "avg_pool2d"
-    x = float_array(input, op)
     kernel = _int_list(kernel_size, op, "kernel_size", 2)
     strides = [] if stride is None else _int_list(stride, op, "stride", None)
     pads = _int_list(padding, op, "padding", None)
-    ceil_mode = _check_bool(ceil_mode, op, "ceil_mode", None)
-    count_include_pad = _check_bool(count_include_pad, op, "count_include_pad", None)
+    _check_bool(ceil_mode, op, "ceil_mode", None)
+    _check_bool(count_include_pad, op, "count_include_pad", None)
     _window_ints(kernel, strides, pads)
     if divisor_override is not None and (isinstance(divisor_override, bool)
                                          or not hasattr(divisor_override, "__index__")):
@@ -183,16 +243,31 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     kernel = _pair(kernel)
     strides = kernel if not strides else _pair(strides)
     pads = _pair(pads)
-    _size_minus_3(x)
-    h, w = x.shape[-2:]
-    out_h = _pooled_size(h, kernel[0], pads[0], strides[0], 1, ceil_mode)
-    out_w = _pooled_size(w, kernel[1], pads[1], strides[1], 1, ceil_mode)
-    _shape_check(x, kernel, strides, pads, (1, 1), out_h, out_w)
+    _size_minus_3(shape)
+    h, w = shape[-2:]
+    out_h = _pooled_size(h, kernel[0], pads[0], strides[0], 1, bool(ceil_mode))
+    out_w = _pooled_size(w, kernel[1], pads[1], strides[1], 1, bool(ceil_mode))
+    _shape_check(shape, kernel, strides, pads, (1, 1), out_h, out_w)
+    return kernel, strides, pads, divisor, out_h, out_w
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling, as torch.nn.functional.avg_pool2d."""
+    x = float_array(input, "avg_pool2d")
+    args = (x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    if ((ceil_mode is False or ceil_mode is True) and (count_include_pad is True or count_include_pad is False)
+            and _plain(kernel_size) and (stride is None or _plain(stride)) and _plain(padding)
+            and (divisor_override is None or type(divisor_override) is int)):
+        geometry = _avg_geometries.get(args) or _avg_geometries.remember(args, _avg_geometry(*args))
+    else:
+        geometry = _avg_geometry(*args)
+    kernel, strides, pads, divisor, out_h, out_w = geometry
 
     x4 = _as_batched(x)
     out = empty((x4.shape[0], x4.shape[1], out_h, out_w), x.dtype)
-    _core.avg_pool2d(x4, out, kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], ceil_mode,
-                     count_include_pad, divisor)
+    _core.avg_pool2d(x4, out, kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], bool(ceil_mode),
+                     bool(count_include_pad), divisor)
     return out[0] if x.ndim == 3 else out
 
 
@@ -238,7 +313,7 @@ def adaptive_avg_pool2d(input, output_size):
                              f"{max(x.ndim, 1) - 1}], but got -2)")
         lead = x.shape[:-2]
         # (-1 cannot be inferred when a plane is empty: spell the plane count out.)
-        count = int(np.prod(lead, dtype=np.int64))
+        count = math.prod(lead)
         planes = x.reshape((1, count) + x.shape[-2:]) if x.ndim != 4 else x
         planes = _as_batched(planes)
         out = empty(planes.shape[:2] + (1, 1), x.dtype)
