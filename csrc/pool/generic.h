@@ -68,14 +68,17 @@ inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, i
 }
 
 // The padded row of a window (see pool.h), as the horizontal pass reads it: split by the
-// stride s into phases, phase r holding padded cells r, r + s, ... at taps() + r * phase_len.
+// stride s into phases, phase r holding padded cells r, r + s, ... at taps() + r * phase_stride.
 // Stride 1 has one phase, the padded row itself; stride 2 writes its two phases straight
 // from the vertical reduction; other strides reduce into the padded row and then split.
+// Every row and phase is followed by kScratchSlack free cells, so the vertical pass stores
+// whole vectors wherever the input row holds them: cells past a row's end land in slack.
 template <class T>
 struct PaddedRow {
   int64_t stride, pad, cols;  // cols: input columns any window reaches
   int64_t readable;           // columns of an input row in memory (>= cols)
   int64_t padded_len, phase_len, phases;
+  int64_t phase_stride;  // cells from one phase to the next: phase_len and the slack
   T* padded;       // stride != 2: the padded row
   T* phase_cells;  // stride 1: == padded
   T* even_cells;   // stride 2: where input columns 0, 2, 4, ... go
@@ -86,17 +89,22 @@ struct PaddedRow {
     phase_len = (padded_len + stride - 1) / stride;
     phases = std::min(stride, padded_len);
     cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));
+    phase_stride = phase_len + kScratchSlack;
     padded = scratch;
-    phase_cells = stride <= 2 ? scratch : scratch + padded_len;
+    phase_cells = stride <= 2 ? scratch : scratch + padded_len + kScratchSlack;
     // Column j is padded cell pad + j: even j go to phase (pad & 1), odd j to the other.
-    even_cells = phase_cells + (pad & 1) * phase_len + pad / 2;
-    odd_cells = phase_cells + (1 - (pad & 1)) * phase_len + (pad + 1) / 2;
+    even_cells = phase_cells + (pad & 1) * phase_stride + pad / 2;
+    odd_cells = phase_cells + (1 - (pad & 1)) * phase_stride + (pad + 1) / 2;
   }
-  // Scratch elements used; what follows is free for the kernel.
-  int64_t footprint() const { return stride == 1 ? padded_len : stride == 2 ? 2 * phase_len : padded_len + phases * phase_len; }
+  // Scratch elements used, slack included; what follows is free for the kernel.
+  int64_t footprint() const {
+    if (stride == 1) return padded_len + kScratchSlack;
+    if (stride == 2) return 2 * phase_stride;
+    return padded_len + kScratchSlack + phases * phase_stride;
+  }
   const T* taps() const { return phase_cells; }
 
-  T& cell(int64_t i) { return stride == 2 ? phase_cells[(i & 1) * phase_len + (i >> 1)] : padded[i]; }
+  T& cell(int64_t i) { return stride == 2 ? phase_cells[(i & 1) * phase_stride + (i >> 1)] : padded[i]; }
 
   // Pad cells never change from row to row: fill them once.
   void fill_pads(T value) {
@@ -119,10 +127,11 @@ struct PaddedRow {
   }
 
  private:
-  // Whole vectors first, then one tail block. The tail reads whole vectors too where the
-  // input row holds them (a window rarely reaches an odd row's last column, so the row
-  // usually has one more): masked loads cost several instructions each on AVX2, and this
-  // pass runs once per output row. Only the stores are cut to the cells that exist.
+  // Whole vectors wherever the input row holds them, even past cols (a window rarely
+  // reaches an odd row's last column, so the row usually has one more): masked loads and
+  // stores cost several instructions each on AVX2, and this pass runs once per output row.
+  // The cells stored past cols are slack (right pad cells exist only when cols reaches
+  // the row's end, where no whole vector fits). Then at most one clipped tail block.
   template <template <class> class Op, int kCount>
   void load_rows(const T* first, int64_t step, int64_t count) {
     using V = Vec<T>;
@@ -130,16 +139,18 @@ struct PaddedRow {
     const auto column = [&](int64_t j) {
       return reduce_column_block_fixed<Op, T, kCount>(first, step, count, j, std::min(W, readable - j));
     };
+    // Blocks inside cols need no clipping: a constant width folds the load-size branch away.
+    const auto whole_column = [&](int64_t j) { return reduce_column_block_fixed<Op, T, kCount>(first, step, count, j, W); };
     int64_t j = 0;
     if (stride != 2) {
       T* center = padded + pad;
-      for (; j + W <= cols; j += W) column(j).store(center + j);
+      for (; j < cols && j + W <= readable; j += W) whole_column(j).store(center + j);
       if (j < cols) column(j).store_partial(center + j, cols - j);
       if (stride > 2) split();
       return;
     }
-    for (; j + 2 * W <= cols; j += 2 * W) {
-      const V a = column(j), b = column(j + W);
+    for (; j < cols && j + 2 * W <= readable; j += 2 * W) {
+      const V a = whole_column(j), b = whole_column(j + W);
       even_lanes(a, b).store(even_cells + j / 2);
       odd_lanes(a, b).store(odd_cells + j / 2);
     }
@@ -154,22 +165,22 @@ struct PaddedRow {
 
   void split() {
     for (int64_t r = 0; r < phases; ++r) {
-      T* dst = phase_cells + r * phase_len;
+      T* dst = phase_cells + r * phase_stride;
       for (int64_t i = 0, c = r; c < padded_len; ++i, c += stride) dst[i] = padded[c];
     }
   }
 };
 
 // Where tap kw of output 0 sits: phase (kw*d) % s at offset (kw*d) / s, i.e. at cell
-// phase * phase_len + offset of the phases, walked with additions only.
+// phase * phase_stride + offset of the phases, walked with additions only.
 struct TapWalk {
   int64_t phase = 0, cell = 0;
   int64_t step_phase, step_cell, stride, wrap;
-  TapWalk(int64_t dilation, int64_t stride, int64_t phase_len)
+  TapWalk(int64_t dilation, int64_t stride, int64_t phase_stride)
       : step_phase(dilation % stride),
-        step_cell((dilation % stride) * phase_len + dilation / stride),
+        step_cell((dilation % stride) * phase_stride + dilation / stride),
         stride(stride),
-        wrap(1 - stride * phase_len) {}
+        wrap(1 - stride * phase_stride) {}
   void next() {
     phase += step_phase;
     cell += step_cell;
@@ -200,18 +211,23 @@ inline RowSpan valid_rows(int64_t start, int64_t kernel, int64_t dilation, int64
 // out[ow] = finish(op over kw of tap(kw, ow)), for ow < out_w. finish(acc, ow, lanes)
 // maps a vector of results before it is stored (the division of the average). The last,
 // partial vector loads whole vectors too: the phases are followed by kScratchSlack cells of
-// scratch (pool.h), and lanes past out_w are never stored.
+// scratch (pool.h), and lanes past out_w are never stored. A fixed tap count (kTaps > 0)
+// reads its taps' cells from tap_cells, computed once per call; otherwise the walk runs.
 template <template <class> class Op, int kTaps, class T, class Finish>
-void horizontal_fixed(const T* phases, const TapWalk& first_tap, const Window2d& g, T* out, const Finish& finish) {
+void horizontal_fixed(const T* phases, const TapWalk& first_tap, const int64_t* tap_cells, const Window2d& g, T* out,
+                      const Finish& finish) {
   using V = Vec<T>;
-  const int64_t taps = kTaps > 0 ? kTaps : g.kernel_w;
   const auto window = [&](int64_t ow) {
-    TapWalk tap = first_tap;
     const T* base = phases + ow;
-    auto acc = Op<T>::start(V::load(base));
-    for (int64_t kw = 1; kw < taps; ++kw) {
-      tap.next();
-      Op<T>::add(acc, V::load(base + tap.cell));
+    auto acc = Op<T>::start(V::load(base));  // tap 0 is cell 0 of phase 0
+    if constexpr (kTaps > 0) {
+      for (int kw = 1; kw < kTaps; ++kw) Op<T>::add(acc, V::load(base + tap_cells[kw]));
+    } else {
+      TapWalk tap = first_tap;
+      for (int64_t kw = 1; kw < g.kernel_w; ++kw) {
+        tap.next();
+        Op<T>::add(acc, V::load(base + tap.cell));
+      }
     }
     return Op<T>::finalize(acc);
   };
@@ -220,30 +236,29 @@ void horizontal_fixed(const T* phases, const TapWalk& first_tap, const Window2d&
   if (ow < g.out_w) finish(window(ow), ow, g.out_w - ow).store_partial(out + ow, g.out_w - ow);
 }
 
-// Kernel widths of 2 and 3 (the usual ones) get unrolled tap loops.
-template <template <class> class Op, class T, class Finish>
-void horizontal(const T* phases, const TapWalk& first_tap, const Window2d& g, T* out, const Finish& finish) {
-  switch (g.kernel_w) {
-    case 2: return horizontal_fixed<Op, 2>(phases, first_tap, g, out, finish);
-    case 3: return horizontal_fixed<Op, 3>(phases, first_tap, g, out, finish);
-    default: return horizontal_fixed<Op, 0>(phases, first_tap, g, out, finish);
-  }
-}
-
 // Shared by max (pad -inf) and sum (pad 0): per output row, the vertical reduction into
 // a padded row, then the horizontal reduction into the output row. Two padded rows
 // alternate, and the vertical pass of row oh + 1 runs before the horizontal pass of row
 // oh: the horizontal loads then find the phase cells in cache rather than waiting on the
 // store buffer (partial and shifted loads cannot be forwarded from recent stores).
-// finish_for(oh) gives the horizontal pass its finish functor.
-template <template <class> class Op, class T, class FinishFor>
-void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
-                    T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
+// finish_for(oh) gives the horizontal pass its finish functor. Kernel widths of 2 and 3
+// (the usual ones) get their own copy of the row loop, with the tap cells in registers.
+template <template <class> class Op, int kTaps, class T, class FinishFor>
+void separable_rows_fixed(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
+                          T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
   // kScratchSlack cells after each row take the whole-vector loads of the horizontal tail;
   // the gap also keeps those loads off the cells the other row's vertical pass just stored.
   PaddedRow<T> rows[2] = {PaddedRow<T>(g, scratch), PaddedRow<T>(g, scratch)};
   rows[1] = PaddedRow<T>(g, scratch + rows[0].footprint() + kScratchSlack);
-  const TapWalk first_tap(g.dilation_w, g.stride_w, rows[0].phase_len);
+  const TapWalk first_tap(g.dilation_w, g.stride_w, rows[0].phase_stride);
+  int64_t tap_cells[kTaps > 0 ? kTaps : 1] = {};
+  if constexpr (kTaps > 0) {
+    TapWalk tap = first_tap;
+    for (int kw = 1; kw < kTaps; ++kw) {
+      tap.next();
+      tap_cells[kw] = tap.cell;
+    }
+  }
   const auto fill = [&](PaddedRow<T>& row, int64_t oh) {
     const int64_t start = oh * g.stride_h - g.pad_h;
     const RowSpan span = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
@@ -259,7 +274,18 @@ void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64
   for (int64_t oh = oh_begin; oh <= oh_end; ++oh) {
     if (oh < oh_end) fill(rows[(oh - oh_begin) & 1], oh);
     if (oh > oh_begin)
-      horizontal<Op>(rows[(oh - 1 - oh_begin) & 1].taps(), first_tap, g, out + (oh - 1) * g.out_w, finish_for(oh - 1));
+      horizontal_fixed<Op, kTaps>(rows[(oh - 1 - oh_begin) & 1].taps(), first_tap, tap_cells, g,
+                                  out + (oh - 1) * g.out_w, finish_for(oh - 1));
+  }
+}
+
+template <template <class> class Op, class T, class FinishFor>
+void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
+                    T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
+  switch (g.kernel_w) {
+    case 2: return separable_rows_fixed<Op, 2>(plane, row_stride, g, oh_begin, oh_end, scratch, pad_value, out, finish_for);
+    case 3: return separable_rows_fixed<Op, 3>(plane, row_stride, g, oh_begin, oh_end, scratch, pad_value, out, finish_for);
+    default: return separable_rows_fixed<Op, 0>(plane, row_stride, g, oh_begin, oh_end, scratch, pad_value, out, finish_for);
   }
 }
 
@@ -309,7 +335,7 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
                  int64_t oh_end, T* scratch) {
   using V = Vec<T>;
   PaddedRow<T> row(g, scratch);
-  T* best_kh = scratch + row.footprint();
+  T* best_kh = scratch + row.footprint();  // past the slack, which the vertical pass may write
   T* best_kw = best_kh + g.out_w;
   T* first_kw = best_kw + g.out_w;
   row.fill_pads(kNegInf<T>);
@@ -324,7 +350,7 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
     std::fill(best, best + g.out_w, kNegInf<T>);
     std::fill(best_kh, best_kh + g.out_w, T(rows.first));
     std::copy(first_kw, first_kw + g.out_w, best_kw);
-    const TapWalk first_tap(g.dilation_w, g.stride_w, row.phase_len);
+    const TapWalk first_tap(g.dilation_w, g.stride_w, row.phase_stride);
     for (int64_t kh = rows.first; kh < rows.last; ++kh) {
       row.template load<MaxOp>(plane + (start + kh * g.dilation_h) * row_stride, 0, 1);
       const T* phases = row.taps();

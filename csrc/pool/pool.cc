@@ -186,8 +186,9 @@ bool is_empty(const TensorView& out) { return out.numel() == 0; }
 int64_t scratch_elements(const Window2d& g) {
   const int64_t padded = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
   const int64_t phase_len = (padded + g.stride_w - 1) / g.stride_w;
-  const int64_t phases = std::min(g.stride_w, padded) * phase_len;
-  return 2 * (padded + phases + kScratchSlack) + 3 * g.out_w + g.in_w;  // two padded rows (see generic.h)
+  // Stride 2 lays out two phases even for a one-cell row; every row and phase has its slack.
+  const int64_t phases = std::max<int64_t>(2, std::min(g.stride_w, padded)) * (phase_len + kScratchSlack);
+  return 2 * (padded + kScratchSlack + phases + kScratchSlack) + 3 * g.out_w + g.in_w;  // two padded rows (see generic.h)
 }
 
 void max_pool2d(const TensorView& in, const TensorView& out, const TensorView* indices, const Window2d& window,

@@ -80,8 +80,8 @@ struct PoolKernels {
 
 // Scratch elements a kernel needs for geometry g (the same bound serves every kernel).
 int64_t scratch_elements(const Window2d& g);
-// Cells of scratch after each padded row, so that a whole vector loaded at a row's last
-// cells stays inside the buffer (one vector of float on every ISA).
+// Cells of scratch after each padded row and phase, so that a whole vector loaded or stored
+// at a row's last cells stays inside the buffer (one vector of float on every ISA).
 constexpr int64_t kScratchSlack = 16;
 
 // Drivers. `in` is 4-D (N, C, H, W) with unit column stride; outputs are C-contiguous
