@@ -398,6 +398,30 @@ def test_global_average_of_large_planes_stays_accurate(dtype):
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global_average_of_packed_small_planes(dtype):
+    # Planes that follow each other (7x7 and the like) are summed a vector's worth of planes at
+    # a time, their last load whole and masked: plane sizes around every vector width, planes
+    # shorter than a vector (whose masked load overreads several later planes), plane counts
+    # that leave a partial group, NaN, and 1 and 2 threads with identical results.
+    rng = np.random.default_rng(71)
+    before = tops.get_num_threads()
+    try:
+        for h, w in ((1, 1), (1, 3), (2, 2), (1, 7), (3, 3), (2, 5), (4, 4), (1, 17), (7, 7), (5, 13), (14, 14), (32, 32)):
+            for n, c in ((1, 1), (1, 5), (2, 9), (3, 17), (1, 40)):
+                x = rng.standard_normal((n, c, h, w)).astype(dtype)
+                x[-1, -1, -1, -1] = np.nan if c % 2 else x[-1, -1, -1, -1]
+                want = F.adaptive_avg_pool2d(torch.from_numpy(x), 1)
+                results = []
+                for threads in (1, 2):
+                    tops.set_num_threads(threads)
+                    results.append(P.adaptive_avg_pool2d(x, 1))
+                assert_close(results[0], want)
+                np.testing.assert_array_equal(results[1], results[0])
+    finally:
+        tops.set_num_threads(before)
+
+
 @pytest.mark.single_isa
 @pytest.mark.parametrize("op, x, args, kwargs", ERROR_CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(ERROR_CASES)])

@@ -452,12 +452,54 @@ Vec<T> accumulate_run(const T* p, int64_t n, Vec<T> acc) {
 // input) had drifted by 4e-4 of the mean in float32.
 constexpr int64_t kAvgBlockElements = 1024;
 
+// Planes of one block that follow each other in memory (7x7, 14x14: the global pools of
+// CNN heads), width of them at a time: each plane is summed in one vector, whose last load
+// is whole with the lanes past the plane masked to zero (the next planes of the run hold
+// that memory; only the run's last planes load masked, which costs more on AVX2), then one
+// lane_sums turns the width accumulators into a vector of sums, divided and stored at once.
+// A plane's sum does not depend on its slot, so thread splits never change a result.
+template <class T>
+void global_avg_of_packed_planes(const T* first_plane, int64_t n, int64_t count, T* out) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const int64_t whole = n / W * W, rest = n - whole;
+  const auto tail = V::lanes_between(0, rest);
+  // Planes before tail_safe_end have the W - rest cells their tail load overreads in the run.
+  const int64_t overread = rest ? W - rest : 0;
+  const int64_t tail_safe_end = count - (overread + n - 1) / n;
+  const V divisor(static_cast<T>(n));
+  V sums[W];
+  for (int64_t p0 = 0; p0 < count; p0 += W) {
+    const int64_t group = std::min(W, count - p0);
+    for (int64_t k = 0; k < group; ++k) {
+      const T* plane = first_plane + (p0 + k) * n;
+      // Two chains: a plane of up to one block is short, so loop control is most of the cost.
+      V even = V::zero(), odd = V::zero();
+      int64_t i = 0;
+      for (; i + 2 * W <= whole; i += 2 * W) {
+        even = even + V::load(plane + i);
+        odd = odd + V::load(plane + i + W);
+      }
+      if (i < whole) even = even + V::load(plane + i);
+      if (rest)
+        odd = odd + (p0 + k < tail_safe_end ? select(tail, V::load(plane + whole), V::zero())
+                                            : V::load_masked(plane + whole, tail));
+      sums[k] = even + odd;
+    }
+    for (int64_t k = group; k < W; ++k) sums[k] = V::zero();
+    const V means = lane_sums(sums) / divisor;
+    if (group == W) means.store(out + p0); else means.store_partial(out + p0, group);
+  }
+}
+
 template <class T>
 void global_avg(const T* first_plane, int64_t plane_stride, int64_t row_stride, int64_t h, int64_t w, int64_t count,
                 T* out) {
   using V = Vec<T>;
   // A plane of one block (most: 7x7, 14x14) keeps its sum in T.
   const bool blocks = h * w > kAvgBlockElements;
+  if (!blocks && h * w > 0 && row_stride == w && plane_stride == h * w)
+    return global_avg_of_packed_planes(first_plane, h * w, count, out);
   for (int64_t p = 0; p < count; ++p) {
     const T* plane = first_plane + p * plane_stride;
     double total = 0;

@@ -103,6 +103,11 @@ struct Vec {
   friend Mask either_nan(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x != x || y != y; }); }
   friend Vec select(Mask m, Vec a, Vec b) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = m.lane[i] ? a.lane[i] : b.lane[i]; return r; }
   friend T reduce_add(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s += a.lane[i]; return s; }
+  friend Vec lane_sums(const Vec* v) {
+    Vec sums;
+    for (int i = 0; i < width; ++i) sums.lane[i] = reduce_add(v[i]);
+    return sums;
+  }
   friend T reduce_min(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s = a.lane[i] < s ? a.lane[i] : s; return s; }
   friend T reduce_max(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s = a.lane[i] > s ? a.lane[i] : s; return s; }
   friend Vec pow2n(Vec n) {

@@ -37,6 +37,9 @@
 //   Mask: &, |, ~, any(m), all(m)
 //   reduce_add, reduce_min, reduce_max (over lanes; min/max ignore nothing: NaN lanes give
 //                                      an unspecified lane, callers test is_nan first)
+//   lane_sums(v)                       for an array of width vectors: lane i = the sum of v[i]'s
+//                                      lanes (AVX2: one tree of horizontal adds for all of
+//                                      them; each sum's order is the same in every lane)
 //   pow2n(n)                           2^n for integral-valued n in [-126, 127] (float) or
 //                                      [-1022, 1023] (double)
 //   scale2n(p, n)                      p * 2^n for integral n over the whole exponent range,

@@ -99,6 +99,13 @@ struct Vec<float> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // Pairs within each vector first, then pairs of pairs, then the two 128-bit halves.
+  friend Vec lane_sums(const Vec* v) {
+    const __m256 h0 = _mm256_hadd_ps(v[0].v, v[1].v), h1 = _mm256_hadd_ps(v[2].v, v[3].v);
+    const __m256 h2 = _mm256_hadd_ps(v[4].v, v[5].v), h3 = _mm256_hadd_ps(v[6].v, v[7].v);
+    const __m256 g0 = _mm256_hadd_ps(h0, h1), g1 = _mm256_hadd_ps(h2, h3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(g0, g1, 0x20), _mm256_permute2f128_ps(g0, g1, 0x31));
+  }
   friend float reduce_min(Vec a) {
     __m128 s = _mm_min_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
     s = _mm_min_ps(s, _mm_movehl_ps(s, s));
@@ -226,6 +233,10 @@ struct Vec<double> {
   friend double reduce_add(Vec a) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  friend Vec lane_sums(const Vec* v) {
+    const __m256d h0 = _mm256_hadd_pd(v[0].v, v[1].v), h1 = _mm256_hadd_pd(v[2].v, v[3].v);
+    return _mm256_add_pd(_mm256_permute2f128_pd(h0, h1, 0x20), _mm256_permute2f128_pd(h0, h1, 0x31));
   }
   friend double reduce_min(Vec a) {
     __m128d s = _mm_min_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));

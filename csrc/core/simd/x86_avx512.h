@@ -78,6 +78,11 @@ struct Vec<float> {
   friend Mask ne(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend Vec select(Mask m, Vec a, Vec b) { return _mm512_mask_blend_ps(m.m, b.v, a.v); }
   friend float reduce_add(Vec a) { return _mm512_reduce_add_ps(a.v); }
+  friend Vec lane_sums(const Vec* v) {
+    alignas(64) float sums[width];
+    for (int i = 0; i < width; ++i) sums[i] = reduce_add(v[i]);
+    return load(sums);
+  }
   friend float reduce_min(Vec a) { return _mm512_reduce_min_ps(a.v); }
   friend float reduce_max(Vec a) { return _mm512_reduce_max_ps(a.v); }
   friend Vec pow2n(Vec n) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n.v); }
@@ -182,6 +187,11 @@ struct Vec<double> {
   friend Mask ne(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend Vec select(Mask m, Vec a, Vec b) { return _mm512_mask_blend_pd(m.m, b.v, a.v); }
   friend double reduce_add(Vec a) { return _mm512_reduce_add_pd(a.v); }
+  friend Vec lane_sums(const Vec* v) {
+    alignas(64) double sums[width];
+    for (int i = 0; i < width; ++i) sums[i] = reduce_add(v[i]);
+    return load(sums);
+  }
   friend double reduce_min(Vec a) { return _mm512_reduce_min_pd(a.v); }
   friend double reduce_max(Vec a) { return _mm512_reduce_max_pd(a.v); }
   friend Vec pow2n(Vec n) { return _mm512_scalef_pd(_mm512_set1_pd(1.0), n.v); }
