@@ -671,8 +671,11 @@ def test_dtype_errors():
 def test_argument_type_errors():
     cases = [
         (F.conv2d, dict(stride=1.5), "conv2d(): argument 'stride' must be tuple of ints, not float"),
-        (F.conv2d, dict(padding=(1, 1.5)), "conv2d(): argument 'padding' must be tuple of ints, but found element "
-                                           "of type float at pos 1"),
+        # After the first element torch unpacks indices, with its own message (pos counts from 1).
+        (F.conv2d, dict(padding=(1, 1.5)), "conv2d(): argument 'padding' failed to unpack the object at pos 2 with "
+                                           'error "type must be tuple of ints,but got float"'),
+        (F.conv2d, dict(stride=(1, np.bool_(True))), "conv2d(): argument 'stride' failed to unpack the object at pos 2 "
+                                                     'with error "type must be tuple of ints,but got numpy.bool"'),
         (F.conv2d, dict(padding=None), "conv2d(): argument 'padding' must be tuple of ints, not NoneType"),
         (F.conv2d, dict(groups="2"), "conv2d(): argument 'groups' must be int, not str"),
         (F.conv2d, dict(groups=True), "conv2d(): argument 'groups' must be int, not bool"),
@@ -682,14 +685,23 @@ def test_argument_type_errors():
         (F.conv_transpose2d, dict(groups=1.0), "conv_transpose2d(): argument 'groups' must be int, not float"),
         (F.conv_transpose2d, dict(padding="same"), "conv_transpose2d(): argument 'padding' must be tuple of ints, not "
                                                    "str"),
-        (F.conv_transpose2d, dict(output_padding=[0, None]), "conv_transpose2d(): argument 'output_padding' must be "
-                                                             "tuple of ints, but found element of type NoneType at "
-                                                             "pos 1"),
+        (F.conv_transpose2d, dict(output_padding=[0, None]), "conv_transpose2d(): argument 'output_padding' failed "
+                                                             "to unpack the object at pos 2 with error \"type must be "
+                                                             'tuple of ints,but got NoneType"'),
     ]
     for fn, kwargs, message in cases:
         with pytest.raises(TypeError) as caught:
             fn(X, W if fn is F.conv2d else WT, **kwargs)
         assert str(caught.value) == message
+        if "unpack" in message:
+            torch_fn = TF.conv2d if fn is F.conv2d else TF.conv_transpose2d
+            expected = _expect_torch_error(torch_fn, (X, W if fn is F.conv2d else WT), kwargs)
+            assert str(expected) == message
+    # ... which lets a Python bool through there as 0 or 1.
+    for kwargs in (dict(stride=(2, True)), dict(padding=[1, False]), dict(dilation=(1, True))):
+        assert_close(F.conv2d(X, W, **kwargs), TF.conv2d(torch.from_numpy(X), torch.from_numpy(W), **kwargs))
+    assert_close(F.conv_transpose2d(X, WT, stride=2, output_padding=(1, True)),
+                 TF.conv_transpose2d(torch.from_numpy(X), torch.from_numpy(WT), stride=2, output_padding=(1, True)))
     # NumPy and 0-d torch integers are ints, as torch's parser takes them.
     assert F.conv2d(X, W, stride=np.int64(2), groups=np.int32(1)).shape == (2, 4, 3, 3)
     assert F.conv2d(X, W, stride=torch.tensor(2)).shape == (2, 4, 3, 3)

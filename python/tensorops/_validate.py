@@ -46,6 +46,21 @@ def as_array(x, op: str, arg: str = "input") -> np.ndarray:
     return x
 
 
+def torch_type_name(value) -> str:
+    """A type as torch's argument parser names it: builtins bare, others with their module
+    (``float``, ``numpy.bool``)."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def unpack_error(op: str, name: str, pos: int, item) -> TypeError:
+    """torch's error for a later element of an int-sequence argument that is no index (its
+    parser checks a sequence's first element by type and unpacks the rest as indices, which
+    lets a Python bool through as 0 or 1). pos is 0-based; torch counts from 1."""
+    return TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {pos + 1} with error "
+                     f'"type must be tuple of ints,but got {torch_type_name(item)}"')
+
+
 def aligned(x: np.ndarray) -> np.ndarray:
     """x, or an aligned copy when its data pointer is off the item size (a view at an odd byte
     offset): kernels read through typed pointers, where that is undefined behaviour, and C++

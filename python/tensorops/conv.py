@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import empty, finish, float_array, result_buffer, torch_dtype_name
+from ._validate import empty, finish, float_array, result_buffer, torch_dtype_name, torch_type_name, unpack_error
 from .gemm import epilogue_activation
 
 __all__ = ["conv2d", "conv_transpose2d", "pack_conv_weight"]
@@ -63,9 +63,13 @@ def _int_list(value, op: str, name: str) -> list:
     is, whatever its length (which torch checks later, against the weight's rank)."""
     if isinstance(value, (list, tuple)):
         for pos, item in enumerate(value):
+            if pos > 0 and isinstance(item, bool):
+                continue  # torch unpacks the elements after the first as indices: True is 1
             if not _is_int(item):
+                if pos > 0:
+                    raise unpack_error(op, name, pos, item)
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
-                                f"{type(item).__name__} at pos {pos}")
+                                f"{torch_type_name(item)} at pos 0")
         return [_index(item) for item in value]
     if not _is_int(value):
         raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import empty, float_array
+from ._validate import empty, float_array, torch_type_name, unpack_error
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
@@ -24,12 +24,6 @@ def _c_div(a: int, b: int) -> int:
     """C++ integer division (truncates toward zero), as torch's checks compute it."""
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b >= 0) else -q
-
-
-def _type_name(value) -> str:
-    """A type as torch's argument parser names it: builtins bare, others with their module."""
-    kind = type(value)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _is_index(value) -> bool:
@@ -46,16 +40,15 @@ def _int_list(value, op: str, name: str, position) -> list:
             if not position:
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
             raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, but found element of type "
-                            f"{_type_name(value[0])} at pos 0")
+                            f"{torch_type_name(value[0])} at pos 0")
         out = []
         for pos, item in enumerate(value):
             if not (isinstance(item, bool) or _is_index(item)):
-                raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {pos + 1} with error "
-                                f'"type must be tuple of ints,but got {_type_name(item)}"')
+                raise unpack_error(op, name, pos, item)
             out.append(operator.index(item))
         return out
     if not _is_index(value):
-        raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, not {_type_name(value)}")
+        raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, not {torch_type_name(value)}")
     return [operator.index(value)]
 
 
