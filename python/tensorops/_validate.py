@@ -46,6 +46,12 @@ def as_array(x, op: str, arg: str = "input") -> np.ndarray:
     return x
 
 
+def is_index(value) -> bool:
+    """An int as torch's argument parser takes one: anything with __index__ (NumPy and 0-d
+    torch integers) except bools."""
+    return type(value) is int or (hasattr(value, "__index__") and not isinstance(value, (bool, np.bool_)))
+
+
 def torch_type_name(value) -> str:
     """A type as torch's argument parser names it: builtins bare, others with their module
     (``float``, ``numpy.bool``)."""

@@ -32,7 +32,8 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import empty, finish, float_array, result_buffer, torch_dtype_name, torch_type_name, unpack_error
+from ._validate import (empty, finish, float_array, is_index, result_buffer, torch_dtype_name, torch_type_name,
+                        unpack_error)
 from .gemm import epilogue_activation
 
 __all__ = ["conv2d", "conv_transpose2d", "pack_conv_weight"]
@@ -53,11 +54,6 @@ def _index(value) -> int:
     return value
 
 
-def _is_int(value) -> bool:
-    # torch's parser takes anything with __index__ (NumPy and 0-d torch integers) but bools.
-    return type(value) is int or (hasattr(value, "__index__") and not isinstance(value, (bool, np.bool_)))
-
-
 def _int_list(value, op: str, name: str) -> list:
     """An int-list argument as torch parses it: an int n is [n, n]; a sequence is kept as it
     is, whatever its length (which torch checks later, against the weight's rank)."""
@@ -65,19 +61,19 @@ def _int_list(value, op: str, name: str) -> list:
         for pos, item in enumerate(value):
             if pos > 0 and isinstance(item, bool):
                 continue  # torch unpacks the elements after the first as indices: True is 1
-            if not _is_int(item):
+            if not is_index(item):
                 if pos > 0:
                     raise unpack_error(op, name, pos, item)
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
                                 f"{torch_type_name(item)} at pos 0")
         return [_index(item) for item in value]
-    if not _is_int(value):
+    if not is_index(value):
         raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
     return [_index(value)] * 2
 
 
 def _int_arg(value, op: str, name: str) -> int:
-    if not _is_int(value):
+    if not is_index(value):
         raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}")
     return _index(value)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import empty, float_array, torch_type_name, unpack_error
+from ._validate import empty, float_array, is_index, torch_type_name, unpack_error
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
@@ -26,28 +26,24 @@ def _c_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b >= 0) else -q
 
 
-def _is_index(value) -> bool:
-    return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__")
-
-
 def _int_list(value, op: str, name: str, position) -> list:
     """torch's IntArrayRef argument parsing: an int or a sequence of ints. As torch's parser
     does, only a sequence's first element must be a true int; later ones are unpacked as
     indices, which lets a Python bool through as 0 or 1."""
     where = f" (position {position})" if position else ""
     if isinstance(value, (list, tuple)):
-        if value and not _is_index(value[0]):
+        if value and not is_index(value[0]):
             if not position:
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
             raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, but found element of type "
                             f"{torch_type_name(value[0])} at pos 0")
         out = []
         for pos, item in enumerate(value):
-            if not (isinstance(item, bool) or _is_index(item)):
+            if not (isinstance(item, bool) or is_index(item)):
                 raise unpack_error(op, name, pos, item)
             out.append(operator.index(item))
         return out
-    if not _is_index(value):
+    if not is_index(value):
         raise TypeError(f"{op}(): argument '{name}'{where} must be tuple of ints, not {torch_type_name(value)}")
     return [operator.index(value)]
 
@@ -218,7 +214,7 @@ def _avg_geometry(shape: tuple, kernel_size, stride, padding, ceil_mode, count_i
     kernel = _int_list(kernel_size, op, "kernel_size", 2)
     strides = [] if stride is None else _int_list(stride, op, "stride", None)
     pads = _int_list(padding, op, "padding", None)
-    _check_bool(ceil_mode, op, "ceil_mode", None)
+    ceil_mode = _check_bool(ceil_mode, op, "ceil_mode", None)
     _check_bool(count_include_pad, op, "count_include_pad", None)
     _window_ints(kernel, strides, pads)
     if divisor_override is not None and (isinstance(divisor_override, bool)
@@ -238,8 +234,8 @@ def _avg_geometry(shape: tuple, kernel_size, stride, padding, ceil_mode, count_i
     pads = _pair(pads)
     _size_minus_3(shape)
     h, w = shape[-2:]
-    out_h = _pooled_size(h, kernel[0], pads[0], strides[0], 1, bool(ceil_mode))
-    out_w = _pooled_size(w, kernel[1], pads[1], strides[1], 1, bool(ceil_mode))
+    out_h = _pooled_size(h, kernel[0], pads[0], strides[0], 1, ceil_mode)
+    out_w = _pooled_size(w, kernel[1], pads[1], strides[1], 1, ceil_mode)
     _shape_check(shape, kernel, strides, pads, (1, 1), out_h, out_w)
     return kernel, strides, pads, divisor, out_h, out_w
 
