@@ -320,6 +320,28 @@ def test_large_mean_stays_accurate(offset):
     np.testing.assert_allclose(rv, x2.astype(np.float64).var(axis=0, ddof=1), rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lead", [0.0, 0.5, 3.0, 40.0, 1e4], ids=lambda v: f"lead{v:g}")
+def test_statistics_whose_first_values_lie_far_out(dtype, lead):
+    # The one-sweep statistics take deviations from the mean of a chunk's first vector; where
+    # that lies beyond a standard deviation of the chunk's mean (leads 3 and up), the chunk is
+    # swept again. Either way the outputs keep torch's accuracy against a float64 reference,
+    # on a large offset (rows of 768 and 9 are single chunks; 5000 spans two).
+    for width in (768, 9, 5000):
+        x64 = rng(11).standard_normal((6, 4, width))
+        x64[..., :16] += lead
+        x = (300.0 + x64).astype(dtype)
+        tx = torch.from_numpy(x)
+        for ours, theirs, axes in [(layer_norm(x, (width,)), F.layer_norm(tx, (width,)), (2,)),
+                                   (instance_norm(x), F.instance_norm(tx), (2,)),
+                                   (group_norm(x, 1), F.group_norm(tx, 1), (1, 2)),
+                                   (batch_norm(x, None, None, training=True),
+                                    F.batch_norm(tx, None, None, training=True), (0, 2))]:
+            expected = float64_reference(x, axes)[0]
+            torch_error = np.abs(theirs.numpy() - expected).max()
+            assert np.abs(ours - expected).max() <= max(1.5 * torch_error, 4 * np.spacing(dtype(300.0)))
+
+
 @pytest.mark.parametrize("shape", [(5, 3, 4099), (5, 4, 100), (6, 100, 35), (2, 3, 9000), (300, 70), (2, 1, 20000),
                                    (4, 6, 700), (3, 8, 300)], ids=str)
 def test_results_identical_for_any_thread_count(shape):
