@@ -1136,14 +1136,18 @@ def test_wide_stride1_paths(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_stride2_column_blocks(dtype):
-    """The stride-2 depthwise kernel (3x3 and 5x5) runs unmasked blocks of one or two vectors
-    where every load stays inside the row and one-vector masked blocks at the row's ends:
-    widths and paddings that put the seams at every place, for vectors of 2 to 16 lanes."""
+    """The stride-2 depthwise kernel (3x3 and 5x5) runs blocks of two vectors (one where one
+    remains), in which a vector whose loads would leave the row loads under masks (the first,
+    the second, both or neither): widths and paddings that put the seams at every place, for
+    vectors of 2 to 16 lanes; heights whose bands of output rows all touch the plane's top or
+    bottom (7) or also lie inside it (29)."""
     for k in (3, 5):
         for width in (k, 9, 17, 18, 33, 35, 56, 66, 67, 100):
             for pad in range(k // 2 + 1):
-                x = randn((1, 3, 7, width), dtype, width + pad)
-                check_conv2d(x, randn((3, 1, k, k), dtype, k), randn(3, dtype, 5), stride=2, padding=pad, groups=3)
+                for height in (7, 29):
+                    x = randn((1, 3, height, width), dtype, width + pad)
+                    check_conv2d(x, randn((3, 1, k, k), dtype, k), randn(3, dtype, 5), stride=2, padding=pad,
+                                 groups=3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <type_traits>
 
 #include "conv/conv.h"
@@ -438,59 +439,92 @@ void depthwise3x3(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row
 // every output row whose window covers it. The padded path
 // below first copied every input row into zero-bordered phase rows, one call per row: at 28
 // outputs a row that copy took half the time (144 planes of 56 x 56, 3x3: 206 us; here 79).
-// MASKED blocks (a row's ends) load only the lanes inside the row.
+//
+// Blocks are two vectors wide wherever two remain, and only a vector whose loads would leave
+// the row loads under masks (the row's ends); only the bands at the plane's top and bottom
+// test their input rows against the plane. A row of 28 outputs is then two blocks, a masked
+// vector in each. As one-vector masked blocks at both ends, every band's rows tested and
+// the plane's fields reread per row, the scalar address and bound arithmetic outweighed the
+// vector work: 144 planes of 56 x 56, 3x3, 77 -> 66 instructions a vector of outputs (5x5:
+// -14%), time ratios of back-to-back processes 0.86-0.94x (5x5 0.81-0.82x). Taps broadcast
+// once per plane into memory, or masks kept out of registers, made GCC spill the
+// accumulators instead.
 template <int K>
 constexpr int kS2Windows = (K + 1) / 2;
+
+// The plane as the blocks read it, the fields of their address arithmetic set up once per
+// plane.
+template <class T, int K>
+struct S2Plane {
+  const T* taps;
+  Vec<T> bias;
+  const T* input;
+  T* out;
+  int64_t row_stride, h, w, out_w, pad_h, pad_w;
+  explicit S2Plane(const DepthwisePlane<T>& p)
+      : taps(p.taps), bias(p.bias), input(p.input), out(p.out), row_stride(p.row_stride), h(p.h), w(p.w),
+        out_w(p.out_w), pad_h(p.pad_h), pad_w(p.pad_w) {}
+  // The input column of tap kx = 0 for output column ox.
+  int64_t first_column(int64_t ox) const { return 2 * ox - pad_w; }
+  // Whether every load of the vector of outputs from column ox stays inside the row.
+  bool loads_inside(int64_t ox) const {
+    const int64_t c = first_column(ox);
+    return c >= 0 && c + 2 * (kS2Windows<K> - 1) + 2 * Vec<T>::width <= w;
+  }
+};
 
 // For vector j of a block from column ox0, the lanes of window m's two loads that lie inside
 // the row: the same for every row of the plane, so found once per column block.
 template <class T, int K>
 struct S2Masks {
   typename Vec<T>::Mask low[kS2Windows<K>][2], high[kS2Windows<K>][2];
-  S2Masks(const DepthwisePlane<T>& p, int64_t ox0) {
+  S2Masks(const S2Plane<T, K>& s, int64_t ox0) {
     using V = Vec<T>;
     constexpr int64_t W = V::width;
     for (int m = 0; m < kS2Windows<K>; ++m)
       for (int j = 0; j < 2; ++j) {
-        const int64_t c = 2 * ox0 - p.pad_w + 2 * m + 2 * j * W;
-        low[m][j] = V::lanes_between(-c, p.w - c);
-        high[m][j] = V::lanes_between(-c - W, p.w - c - W);
+        const int64_t c = s.first_column(ox0) + 2 * m + 2 * j * W;
+        low[m][j] = V::lanes_between(-c, s.w - c);
+        high[m][j] = V::lanes_between(-c - W, s.w - c - W);
       }
   }
 };
 
-template <class T, int K, int R, int NV, bool MASKED>
-[[gnu::always_inline]] inline void depthwise_s2_block(const DepthwisePlane<T>& p, const S2Masks<T, K>* masks,
+// MASKED: bit j set where vector j loads under masks. EDGE_ROWS: some of the band's input rows
+// lie outside the plane (padding rows, skipped).
+template <class T, int K, int R, int NV, unsigned MASKED, bool EDGE_ROWS>
+[[gnu::always_inline]] inline void depthwise_s2_block(const S2Plane<T, K>& s, const S2Masks<T, K>* masks,
                                                       int64_t oy0, int64_t ox0, int64_t valid_rows) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
-  const int64_t lanes = std::min(NV * W, p.out_w - ox0);
-  const int64_t c0 = 2 * ox0 - p.pad_w;  // the input column of tap kx = 0 for output ox0
+  const int64_t lanes = std::min(NV * W, s.out_w - ox0);
+  const int64_t iy0 = oy0 * 2 - s.pad_h;
+  const int64_t band_offset = iy0 * s.row_stride + s.first_column(ox0);
   V acc[R][NV];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
+    for (int j = 0; j < NV; ++j) acc[r][j] = s.bias;
   // tap kx of input row i (band-relative) into every output row whose window holds that row
   const auto accumulate = [&](int i, int kx, int j, V x) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const int ky = i - 2 * r;
-      if (ky >= 0 && ky < K) acc[r][j] = mul_add(V(p.taps[ky * K + kx]), x, acc[r][j]);
+      if (ky >= 0 && ky < K) acc[r][j] = mul_add(V(s.taps[ky * K + kx]), x, acc[r][j]);
     }
   };
 #pragma GCC unroll 11
   for (int i = 0; i < (R - 1) * 2 + K; ++i) {
-    const int64_t iy = oy0 * 2 - p.pad_h + i;
-    if (iy < 0 || iy >= p.h) continue;
-    const T* row = p.input + iy * p.row_stride + c0;
+    if (EDGE_ROWS && (iy0 + i < 0 || iy0 + i >= s.h)) continue;
+    const T* row = s.input + (band_offset + i * s.row_stride);
 #pragma GCC unroll 3
     for (int m = 0; m < kS2Windows<K>; ++m) {
 #pragma GCC unroll 2
       for (int j = 0; j < NV; ++j) {
         const T* at = row + 2 * m + 2 * j * W;
-        const V low = MASKED ? V::load_masked(at, masks->low[m][j]) : V::load(at);
-        const V high = MASKED ? V::load_masked(at + W, masks->high[m][j]) : V::load(at + W);
+        const bool masked = (MASKED >> j) & 1u;
+        const V low = masked ? V::load_masked(at, masks->low[m][j]) : V::load(at);
+        const V high = masked ? V::load_masked(at + W, masks->high[m][j]) : V::load(at + W);
         accumulate(i, 2 * m, j, even_lanes_permuted(low, high));
         if (2 * m + 1 < K) accumulate(i, 2 * m + 1, j, odd_lanes_permuted(low, high));
       }
@@ -498,7 +532,7 @@ template <class T, int K, int R, int NV, bool MASKED>
   }
   for (int r = 0; r < R; ++r) {
     if (r >= valid_rows) break;
-    T* out = p.out + (oy0 + r) * p.out_w + ox0;
+    T* out = s.out + (oy0 + r) * s.out_w + ox0;
     for (int j = 0; j < NV; ++j) {
       if ((j + 1) * W <= lanes) unpermute_lanes(acc[r][j]).store(out + j * W);
       else if (j * W < lanes) unpermute_lanes(acc[r][j]).store_partial(out + j * W, lanes - j * W);
@@ -517,28 +551,40 @@ template <class T, int K>
 void depthwise_s2(const DepthwisePlane<T>& p, int64_t row_begin, int64_t row_end) {
   constexpr int64_t W = Vec<T>::width;
   constexpr int R = 4;
+  constexpr int kBandRows = (R - 1) * 2 + K;
+  const S2Plane<T, K> s(p);
   // Column blocks outside, bands of rows inside: a masked block's masks serve the whole plane.
-  // A block is unmasked where every tap's loads stay inside the row; masked blocks (a row's
-  // ends) are one vector wide, so that the next block can start inside the row: at 28
-  // outputs from 56 columns with padding, two-vector blocks were masked across the whole
-  // row (MobileNetV2 3x3 and EfficientNet 5x5 stride-2 layers).
-  const auto inside = [&](int64_t ox, int nv) {
-    const int64_t c0 = 2 * ox - p.pad_w;
-    return c0 >= 0 && c0 + K - 1 + 2 * nv * W <= p.w && p.out_w - ox >= nv * W;
+  const auto bands = [&](auto nv, auto masked) {
+    constexpr int NV = decltype(nv)::value;
+    constexpr unsigned MASKED = decltype(masked)::value;
+    return [&](int64_t ox) {
+      std::optional<S2Masks<T, K>> found;
+      if constexpr (MASKED != 0) found.emplace(s, ox);
+      const S2Masks<T, K>* masks = found ? &*found : nullptr;
+      for (int64_t oy0 = row_begin; oy0 < row_end; oy0 += R) {
+        const int64_t iy0 = oy0 * 2 - s.pad_h, valid = std::min<int64_t>(R, row_end - oy0);
+        if (iy0 >= 0 && iy0 + kBandRows <= s.h) depthwise_s2_block<T, K, R, NV, MASKED, false>(s, masks, oy0, ox, valid);
+        else depthwise_s2_block<T, K, R, NV, MASKED, true>(s, masks, oy0, ox, valid);
+      }
+    };
   };
-  const auto bands = [&](auto block) {
-    for (int64_t oy0 = row_begin; oy0 < row_end; oy0 += R) block(oy0, std::min<int64_t>(R, row_end - oy0));
-  };
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  using Plain = std::integral_constant<unsigned, 0>;
   for (int64_t ox = 0; ox < p.out_w;) {
-    if (inside(ox, 2)) {
-      bands([&](int64_t oy0, int64_t valid) { depthwise_s2_block<T, K, R, 2, false>(p, nullptr, oy0, ox, valid); });
+    const bool two = p.out_w - ox > W;
+    const unsigned masked = (s.loads_inside(ox) ? 0u : 1u) | (two && !s.loads_inside(ox + W) ? 2u : 0u);
+    if (two) {
+      switch (masked) {
+        case 0: bands(Two{}, Plain{})(ox); break;
+        case 1: bands(Two{}, std::integral_constant<unsigned, 1>{})(ox); break;
+        case 2: bands(Two{}, std::integral_constant<unsigned, 2>{})(ox); break;
+        default: bands(Two{}, std::integral_constant<unsigned, 3>{})(ox); break;
+      }
       ox += 2 * W;
-    } else if (inside(ox, 1)) {
-      bands([&](int64_t oy0, int64_t valid) { depthwise_s2_block<T, K, R, 1, false>(p, nullptr, oy0, ox, valid); });
-      ox += W;
     } else {
-      const S2Masks<T, K> masks(p, ox);
-      bands([&](int64_t oy0, int64_t valid) { depthwise_s2_block<T, K, R, 1, true>(p, &masks, oy0, ox, valid); });
+      if (masked) bands(One{}, std::integral_constant<unsigned, 1>{})(ox);
+      else bands(One{}, Plain{})(ox);
       ox += W;
     }
   }
