@@ -93,7 +93,8 @@ void chunk_moments(const T* x, int64_t n, Moments* out) {
 }
 
 // G vectors of columns (the last one `lanes` wide when Partial) over one tile of `rows` rows:
-// the same two sweeps as chunk_moments, with G independent dependency chains per sweep.
+// two sweeps (a sum, then deviations from the tile's mean), with G independent dependency
+// chains per sweep.
 // Writes the tile's mean and sums of deviations d and d^2 per column.
 template <int G, bool Partial, class T>
 void column_tile_sums(const T* x, int64_t rows, int64_t lanes, int64_t stride, T* mean_out, T* d_out, T* q_out) {
