@@ -66,7 +66,7 @@ T chunk_shift(const T* x, int64_t n) {
 }
 
 // Moments of a chunk in one sweep, with beside(offset, lanes) streaming alongside
-// (simd::sum's contract): the sums of deviations from chunk_shift and of their squares,
+// (simd::shifted_sums' contract): the sums of deviations from chunk_shift and of their squares,
 // exact differences however far the data sit from 0. A chunk whose shift lies far out in its
 // spread, or that holds an infinity or NaN, is swept again from L1 about the rough mean (the
 // one the first sweep found, or the plain sum's where that is not finite), as the two-sweep
@@ -269,10 +269,10 @@ void normalize_columns(const T* x, T* y, int64_t n, const T* mean, const T* scal
   });
 }
 
-// Block [i, i + lanes) (lanes <= W) of y = act((x - mean) * rstd * weight + bias). Inlined
-// into the loops that call it once per vector (simd::sum's `beside`): as a call it cost layer
-// norm 17% (8x128x768, 317 -> 264 us).
-// (mean - x) * -rstd as in normalize_block.
+// Block [i, i + lanes) (lanes <= W) of y = act((x - mean) * rstd * weight + bias), formed as
+// (mean - x) * -rstd as in normalize_block. Inlined into the loops that call it once per
+// vector (simd::shifted_sums' `beside`): as a call it cost layer norm 17% (8x128x768, 317 ->
+// 264 us).
 template <Activation A, bool HasWeight, bool HasBias, bool Stream, class T>
 [[gnu::always_inline]] inline void normalize_affine_block(const T* x, T* y, int64_t i, int64_t lanes, Vec<T> mean,
                                                           Vec<T> negated_rstd, const T* weight, const T* bias) {
