@@ -1135,19 +1135,22 @@ def test_wide_stride1_paths(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_depthwise_stride2_column_blocks(dtype):
-    """The stride-2 depthwise kernel (3x3 and 5x5) runs blocks of two vectors (one where one
-    remains), in which a vector whose loads would leave the row loads under masks (the first,
-    the second, both or neither): widths and paddings that put the seams at every place, for
-    vectors of 2 to 16 lanes; heights whose bands of output rows all touch the plane's top or
-    bottom (7) or also lie inside it (29)."""
-    for k in (3, 5):
+def test_depthwise_column_walk(dtype):
+    """3x3 depthwise layers at stride 1 and 3x3 and 5x5 at stride 2 walk columns of two
+    vectors (one where one remains) down the rows, in which a vector whose loads would leave
+    the row loads under masks (the first, the second, both or neither): widths and paddings
+    (to past the kernel's half) that put the seams at every place, for vectors of 2 to 16
+    lanes; heights of a few rows and of many; runs of rows that start and end anywhere in the
+    plane (three planes are split into blocks of rows, more of them with more threads), each
+    of which first takes in the rows above its first output row."""
+    for k, stride in ((3, 1), (3, 2), (5, 2)):
         for width in (k, 9, 17, 18, 33, 35, 56, 66, 67, 100):
-            for pad in range(k // 2 + 1):
-                for height in (7, 29):
+            for pad in range(k // 2 + 2):
+                for height in (k, 7, 29):
                     x = randn((1, 3, height, width), dtype, width + pad)
-                    check_conv2d(x, randn((3, 1, k, k), dtype, k), randn(3, dtype, 5), stride=2, padding=pad,
-                                 groups=3)
+                    w, b = randn((3, 1, k, k), dtype, k), randn(3, dtype, 5)
+                    assert_same_for_thread_counts(
+                        lambda: check_conv2d(x, w, b, stride=stride, padding=pad, groups=3)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -353,238 +353,207 @@ bool plain_3x3(const DepthwisePlane<T>& p) {
          p.dilation_w == 1;
 }
 
-// 3x3, stride 1, dilation 1 (most depthwise layers): the nine taps live in registers and
-// the band walks its R + 2 input rows once, each loaded vector feeding every output row
-// whose window covers it (up to three), so a 3x3 window costs three loads, not nine. The
-// row and tap conditions are compile-time after unrolling; only an input row outside the
-// plane is tested at run time. MASKED blocks (the ends of a row) load only in-bounds lanes.
-template <class T, int R, int NV, bool MASKED>
-[[gnu::always_inline]] inline void depthwise3x3_block(const DepthwisePlane<T>& p, const Vec<T> (&taps)[9], int64_t oy0,
-                                                      int64_t ox0) {
+// The column walk: 3x3 at stride 1 (most depthwise layers) and 3x3 and 5x5 at stride 2 in
+// both directions (the downsampling layers of MobileNet and EfficientNet), no dilation, unit
+// column stride, the input read in place. A column of NV vectors of outputs walks down the
+// plane one output row at a time, and every input row is loaded once per column: output row
+// t reads input rows S t - pad_h + d, d < K, and rows d >= S of its window are rows d - S of
+// row t + 1's, so ceil(K / S) rows of accumulators are live. Each step adds the S input rows
+// that complete row t to every live row they reach (the taps fold into the FMAs, from
+// registers where they fit), stores row t and shifts the others up; a run of rows first takes
+// in the K - S rows above its first. Only an input row outside the plane is tested at run
+// time, and only a vector whose loads would leave the row (the row's ends) loads under masks.
+//
+// At stride 2, taps 2m and 2m + 1 of a vector read the even and the odd columns of one window
+// of 2W input columns from 2 ox - pad_w + 2m: two loads and two shuffles straight from the
+// input row serve both taps. The shuffles leave the lanes permuted (even_lanes_permuted), the
+// same way for every tap, so the accumulators hold their outputs permuted and are put in
+// order once, at the store: on AVX2 that halves the shuffles.
+//
+// The walk replaced bands of four output rows, whose unrolled body held every loaded vector of
+// the band's (R - 1) S + K input rows at once: GCC hoisted the loads and spilled them (10
+// stack moves a vector at stride 2) and tested every input row in every band. Zen 3, 144 x
+// 56 x 56, one thread, stride 2: 3x3 67 -> 48 instructions a vector of outputs, 0.68x the
+// time; 5x5 0.83x (time ratios of back-to-back processes).
+template <int K, int S>
+struct ColumnLoads {
+  // Loads per input row and vector: one per tap at stride 1, a window of two per pair of taps
+  // at stride 2.
+  static constexpr int count = S == 1 ? K : 2 * ((K + 1) / 2);
+  // The offset of load l from the vector's first input column.
+  template <int64_t W>
+  static constexpr int64_t offset(int l) {
+    return S == 1 ? l : 2 * (l / 2) + (l % 2) * W;
+  }
+};
+
+// The plane as the walk reads it, the fields of its address arithmetic set up once per plane.
+template <class T, int K, int S>
+struct ColumnPlane {
   using V = Vec<T>;
-  using Mask = typename V::Mask;
-  constexpr int64_t W = V::width;
-  const int64_t lanes = std::min(NV * W, p.out_w - ox0);
-  Mask mask[3];
-  if constexpr (MASKED)
-    for (int kx = 0; kx < 3; ++kx) {
-      const int64_t c = ox0 - p.pad_w + kx;
-      mask[kx] = V::lanes_between(-c, std::min(p.w - c, lanes));
-    }
-  V acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j] = V(p.bias);
-#pragma GCC unroll 8
-  for (int i = 0; i < R + 2; ++i) {
-    const int64_t iy = oy0 - p.pad_h + i;
-    if (iy < 0 || iy >= p.h) continue;
-    const T* row = p.input + iy * p.row_stride + ox0 - p.pad_w;
+  static constexpr int64_t W = V::width;
+  const T* input;
+  T* out;
+  V bias;
+  int64_t row_stride, h, w, out_w, pad_h, pad_w;
+  V taps[K * K];
+  explicit ColumnPlane(const DepthwisePlane<T>& p)
+      : input(p.input), out(p.out), bias(p.bias), row_stride(p.row_stride), h(p.h), w(p.w), out_w(p.out_w),
+        pad_h(p.pad_h), pad_w(p.pad_w) {
+    for (int k = 0; k < K * K; ++k) taps[k] = V(p.taps[k]);
+  }
+  // The input column of tap kx = 0 for output column ox.
+  int64_t first_column(int64_t ox) const { return S * ox - pad_w; }
+  // Whether every load of the vector of outputs from column ox stays inside the row.
+  bool loads_inside(int64_t ox) const {
+    using L = ColumnLoads<K, S>;
+    const int64_t c = first_column(ox);
+    return c >= 0 && c + L::template offset<W>(L::count - 1) + W <= w;
+  }
+};
+
+// For vector j of a column from ox0, the lanes of each load that lie inside the row: the same
+// for every row of the plane.
+template <class T, int K, int S>
+struct ColumnMasks {
+  using V = Vec<T>;
+  using L = ColumnLoads<K, S>;
+  typename V::Mask lanes[L::count][2];
+  ColumnMasks(const ColumnPlane<T, K, S>& p, int64_t ox0) {
+    for (int l = 0; l < L::count; ++l)
+      for (int j = 0; j < 2; ++j) {
+        const int64_t c = p.first_column(ox0 + j * V::width) + L::template offset<V::width>(l);
+        lanes[l][j] = V::lanes_between(-c, p.w - c);
+      }
+  }
+};
+
+// MASKED: bit j set where vector j loads under masks.
+template <class T, int K, int S, int NV, unsigned MASKED>
+class DepthwiseColumn {
+ public:
+  using V = Vec<T>;
+  using L = ColumnLoads<K, S>;
+  static constexpr int kLive = (K + S - 1) / S;
+  static constexpr int64_t W = V::width;
+
+  DepthwiseColumn(const ColumnPlane<T, K, S>& p, const ColumnMasks<T, K, S>* masks, int64_t ox0)
+      : p_(p), masks_(masks), ox0_(ox0), lanes_(std::min(NV * W, p.out_w - ox0)), column_(p.first_column(ox0)) {}
+
+  void run(int64_t row_begin, int64_t row_end) {
 #pragma GCC unroll 3
-    for (int kx = 0; kx < 3; ++kx) {
+    for (int q = 0; q < kLive; ++q) start_row(q);
+    const int64_t top = S * row_begin - p_.pad_h;
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) {
-        const V x = MASKED ? V::load_masked(row + kx + j * W, mask[kx]) : V::load(row + kx + j * W);
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          const int ky = i - r;
-          if (ky >= 0 && ky < 3) acc[r][j] = mul_add(taps[ky * 3 + kx], x, acc[r][j]);
+    for (int d = 0; d < K - S; ++d) add_if_inside(d, top + d);
+    for (int64_t t = row_begin; t < row_end; ++t) {
+      const int64_t window = S * t - p_.pad_h;
+#pragma GCC unroll 2
+      for (int d = K - S; d < K; ++d) add_if_inside(d, window + d);
+      store_row(t);
+#pragma GCC unroll 3
+      for (int q = 0; q + 1 < kLive; ++q)
+#pragma GCC unroll 2
+        for (int j = 0; j < NV; ++j) acc_[q][j] = acc_[q + 1][j];
+      start_row(kLive - 1);
+    }
+  }
+
+ private:
+  [[gnu::always_inline]] void start_row(int q) {
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) acc_[q][j] = p_.bias;
+  }
+
+  [[gnu::always_inline]] void add_if_inside(int d, int64_t iy) {
+    if (static_cast<uint64_t>(iy) < static_cast<uint64_t>(p_.h)) add_row(d, p_.input + (iy * p_.row_stride + column_));
+  }
+
+  [[gnu::always_inline]] V load(const T* row, int l, int j) const {
+    const T* at = row + L::template offset<W>(l) + S * j * W;
+    return (MASKED >> j) & 1u ? V::load_masked(at, masks_->lanes[l][j]) : V::load(at);
+  }
+
+  // Input row `row` as row d of the first live output row's window: row d - S q of live row q's.
+  [[gnu::always_inline]] void add_row(int d, const T* row) {
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) {
+      if constexpr (S == 1) {
+#pragma GCC unroll 5
+        for (int kx = 0; kx < K; ++kx) add_tap(d, kx, j, load(row, kx, j));
+      } else {
+#pragma GCC unroll 3
+        for (int m = 0; 2 * m < K; ++m) {
+          const V low = load(row, 2 * m, j), high = load(row, 2 * m + 1, j);
+          add_tap(d, 2 * m, j, even_lanes_permuted(low, high));
+          if (2 * m + 1 < K) add_tap(d, 2 * m + 1, j, odd_lanes_permuted(low, high));
         }
       }
     }
   }
-  for (int r = 0; r < R; ++r) {
-    T* out = p.out + (oy0 + r) * p.out_w + ox0;
-    for (int j = 0; j < NV; ++j) {
-      if constexpr (MASKED) acc[r][j].store_partial(out + j * W, lanes - j * W);
-      else acc[r][j].store(out + j * W);
+
+  [[gnu::always_inline]] void add_tap(int d, int kx, int j, V x) {
+#pragma GCC unroll 5
+    for (int q = 0; q < kLive; ++q) {
+      const int ky = d - S * q;
+      if (ky >= 0 && ky < K) acc_[q][j] = mul_add(p_.taps[ky * K + kx], x, acc_[q][j]);
     }
   }
-}
 
-template <class T, int R>
-[[gnu::always_inline]] inline void depthwise3x3_band(const DepthwisePlane<T>& p, const Vec<T> (&taps)[9], int64_t oy0,
-                                                     int64_t first, int64_t last) {
-  constexpr int64_t W = Vec<T>::width;
-  // Two vectors per row where the registers allow it (taps 9 + accumulators R * NV).
-  constexpr int NV = (W == 16 || (W == 8 && sizeof(T) == 8)) ? 2 : 1;
-  int64_t ox = 0;
-  while (ox < p.out_w) {
-    const int64_t inside = ox >= first ? (last - ox) / W : 0;
-    if (inside >= NV) depthwise3x3_block<T, R, NV, false>(p, taps, oy0, ox), ox += NV * W;
-    else if (inside >= 1) depthwise3x3_block<T, R, 1, false>(p, taps, oy0, ox), ox += W;
-    else depthwise3x3_block<T, R, 1, true>(p, taps, oy0, ox), ox += W;
+  [[gnu::always_inline]] void store_row(int64_t t) {
+    T* out = p_.out + (t * p_.out_w + ox0_);
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) {
+      const V v = S == 2 ? unpermute_lanes(acc_[0][j]) : acc_[0][j];
+      if ((j + 1) * W <= lanes_) v.store(out + j * W);
+      else if (j * W < lanes_) v.store_partial(out + j * W, lanes_ - j * W);
+    }
   }
-}
 
-template <class T>
-void depthwise3x3(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end) {
-  using V = Vec<T>;
-  const DepthwisePlane<T> p = plane;
-  V taps[9];
-  for (int t = 0; t < 9; ++t) taps[t] = V(p.taps[t]);
-  const int64_t first = p.pad_w, last = std::min(p.out_w, p.w + p.pad_w - 2);
-  int64_t oy = row_begin;
-  for (; oy + 4 <= row_end; oy += 4) depthwise3x3_band<T, 4>(p, taps, oy, first, last);
-  for (; oy < row_end; ++oy) depthwise3x3_band<T, 1>(p, taps, oy, first, last);
-}
-
-// Stride 2 in both directions, a square K x K kernel (K = 3 or 5), no dilation, unit column
-// stride: the downsampling depthwise layers of MobileNet and EfficientNet. Taps 2m and 2m + 1
-// of NV * W outputs from column ox0 read the even and the odd columns of one window of 2 * W
-// input columns from 2 * ox0 - pad_w + 2m: two loads and two shuffles straight from the input
-// row serve both taps. The shuffles leave the lanes permuted (even_lanes_permuted), the same
-// way for every tap, so the accumulators hold their outputs permuted and are put in order
-// once, at the store: on AVX2 that halves the shuffles, the kernel's bottleneck. A band of R
-// output rows walks its (R - 1) * 2 + K input rows once, each deinterleaved vector feeding
-// every output row whose window covers it. The padded path
-// below first copied every input row into zero-bordered phase rows, one call per row: at 28
-// outputs a row that copy took half the time (144 planes of 56 x 56, 3x3: 206 us; here 79).
-//
-// Blocks are two vectors wide wherever two remain, and only a vector whose loads would leave
-// the row loads under masks (the row's ends); only the bands at the plane's top and bottom
-// test their input rows against the plane. A row of 28 outputs is then two blocks, a masked
-// vector in each. As one-vector masked blocks at both ends, every band's rows tested and
-// the plane's fields reread per row, the scalar address and bound arithmetic outweighed the
-// vector work: 144 planes of 56 x 56, 3x3, 77 -> 66 instructions a vector of outputs (5x5:
-// -14%), time ratios of back-to-back processes 0.86-0.94x (5x5 0.81-0.82x). Taps broadcast
-// once per plane into memory, or masks kept out of registers, made GCC spill the
-// accumulators instead.
-template <int K>
-constexpr int kS2Windows = (K + 1) / 2;
-
-// The plane as the blocks read it, the fields of their address arithmetic set up once per
-// plane.
-template <class T, int K>
-struct S2Plane {
-  const T* taps;
-  Vec<T> bias;
-  const T* input;
-  T* out;
-  int64_t row_stride, h, w, out_w, pad_h, pad_w;
-  explicit S2Plane(const DepthwisePlane<T>& p)
-      : taps(p.taps), bias(p.bias), input(p.input), out(p.out), row_stride(p.row_stride), h(p.h), w(p.w),
-        out_w(p.out_w), pad_h(p.pad_h), pad_w(p.pad_w) {}
-  // The input column of tap kx = 0 for output column ox.
-  int64_t first_column(int64_t ox) const { return 2 * ox - pad_w; }
-  // Whether every load of the vector of outputs from column ox stays inside the row.
-  bool loads_inside(int64_t ox) const {
-    const int64_t c = first_column(ox);
-    return c >= 0 && c + 2 * (kS2Windows<K> - 1) + 2 * Vec<T>::width <= w;
-  }
+  const ColumnPlane<T, K, S>& p_;
+  const ColumnMasks<T, K, S>* masks_;
+  int64_t ox0_, lanes_, column_;
+  V acc_[kLive][NV];
 };
 
-// For vector j of a block from column ox0, the lanes of window m's two loads that lie inside
-// the row: the same for every row of the plane, so found once per column block.
-template <class T, int K>
-struct S2Masks {
-  typename Vec<T>::Mask low[kS2Windows<K>][2], high[kS2Windows<K>][2];
-  S2Masks(const S2Plane<T, K>& s, int64_t ox0) {
-    using V = Vec<T>;
-    constexpr int64_t W = V::width;
-    for (int m = 0; m < kS2Windows<K>; ++m)
-      for (int j = 0; j < 2; ++j) {
-        const int64_t c = s.first_column(ox0) + 2 * m + 2 * j * W;
-        low[m][j] = V::lanes_between(-c, s.w - c);
-        high[m][j] = V::lanes_between(-c - W, s.w - c - W);
-      }
-  }
-};
-
-// MASKED: bit j set where vector j loads under masks. EDGE_ROWS: some of the band's input rows
-// lie outside the plane (padding rows, skipped).
-template <class T, int K, int R, int NV, unsigned MASKED, bool EDGE_ROWS>
-[[gnu::always_inline]] inline void depthwise_s2_block(const S2Plane<T, K>& s, const S2Masks<T, K>* masks,
-                                                      int64_t oy0, int64_t ox0, int64_t valid_rows) {
-  using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  const int64_t lanes = std::min(NV * W, s.out_w - ox0);
-  const int64_t iy0 = oy0 * 2 - s.pad_h;
-  const int64_t band_offset = iy0 * s.row_stride + s.first_column(ox0);
-  V acc[R][NV];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-    for (int j = 0; j < NV; ++j) acc[r][j] = s.bias;
-  // tap kx of input row i (band-relative) into every output row whose window holds that row
-  const auto accumulate = [&](int i, int kx, int j, V x) {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const int ky = i - 2 * r;
-      if (ky >= 0 && ky < K) acc[r][j] = mul_add(V(s.taps[ky * K + kx]), x, acc[r][j]);
-    }
-  };
-#pragma GCC unroll 11
-  for (int i = 0; i < (R - 1) * 2 + K; ++i) {
-    if (EDGE_ROWS && (iy0 + i < 0 || iy0 + i >= s.h)) continue;
-    const T* row = s.input + (band_offset + i * s.row_stride);
-#pragma GCC unroll 3
-    for (int m = 0; m < kS2Windows<K>; ++m) {
-#pragma GCC unroll 2
-      for (int j = 0; j < NV; ++j) {
-        const T* at = row + 2 * m + 2 * j * W;
-        const bool masked = (MASKED >> j) & 1u;
-        const V low = masked ? V::load_masked(at, masks->low[m][j]) : V::load(at);
-        const V high = masked ? V::load_masked(at + W, masks->high[m][j]) : V::load(at + W);
-        accumulate(i, 2 * m, j, even_lanes_permuted(low, high));
-        if (2 * m + 1 < K) accumulate(i, 2 * m + 1, j, odd_lanes_permuted(low, high));
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    if (r >= valid_rows) break;
-    T* out = s.out + (oy0 + r) * s.out_w + ox0;
-    for (int j = 0; j < NV; ++j) {
-      if ((j + 1) * W <= lanes) unpermute_lanes(acc[r][j]).store(out + j * W);
-      else if (j * W < lanes) unpermute_lanes(acc[r][j]).store_partial(out + j * W, lanes - j * W);
-    }
-  }
-}
-
+// The stride of the column walk that takes this plane (1 or 2), else 0.
 template <class T>
-int depthwise_s2_kernel(const DepthwisePlane<T>& p) {
-  const bool fits = p.stride_h == 2 && p.stride_w == 2 && p.dilation_h == 1 && p.dilation_w == 1 &&
-                    p.col_stride == 1 && p.kernel_h == p.kernel_w && (p.kernel_h == 3 || p.kernel_h == 5);
-  return fits ? static_cast<int>(p.kernel_h) : 0;
+int depthwise_column_stride(const DepthwisePlane<T>& p) {
+  if (p.dilation_h != 1 || p.dilation_w != 1 || p.col_stride != 1 || p.kernel_h != p.kernel_w) return 0;
+  if (p.stride_h == 1 && p.stride_w == 1 && p.kernel_h == 3) return 1;
+  if (p.stride_h == 2 && p.stride_w == 2 && (p.kernel_h == 3 || p.kernel_h == 5)) return 2;
+  return 0;
 }
 
-template <class T, int K>
-void depthwise_s2(const DepthwisePlane<T>& p, int64_t row_begin, int64_t row_end) {
+template <class T, int K, int S>
+void depthwise_columns(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end) {
   constexpr int64_t W = Vec<T>::width;
-  constexpr int R = 4;
-  constexpr int kBandRows = (R - 1) * 2 + K;
-  const S2Plane<T, K> s(p);
-  // Column blocks outside, bands of rows inside: a masked block's masks serve the whole plane.
-  const auto bands = [&](auto nv, auto masked) {
+  const ColumnPlane<T, K, S> p(plane);
+  const auto column = [&](auto nv, auto masked, int64_t ox) {
     constexpr int NV = decltype(nv)::value;
     constexpr unsigned MASKED = decltype(masked)::value;
-    return [&](int64_t ox) {
-      std::optional<S2Masks<T, K>> found;
-      if constexpr (MASKED != 0) found.emplace(s, ox);
-      const S2Masks<T, K>* masks = found ? &*found : nullptr;
-      for (int64_t oy0 = row_begin; oy0 < row_end; oy0 += R) {
-        const int64_t iy0 = oy0 * 2 - s.pad_h, valid = std::min<int64_t>(R, row_end - oy0);
-        if (iy0 >= 0 && iy0 + kBandRows <= s.h) depthwise_s2_block<T, K, R, NV, MASKED, false>(s, masks, oy0, ox, valid);
-        else depthwise_s2_block<T, K, R, NV, MASKED, true>(s, masks, oy0, ox, valid);
-      }
-    };
+    std::optional<ColumnMasks<T, K, S>> found;
+    if constexpr (MASKED != 0) found.emplace(p, ox);
+    DepthwiseColumn<T, K, S, NV, MASKED>(p, found ? &*found : nullptr, ox).run(row_begin, row_end);
   };
   using One = std::integral_constant<int, 1>;
   using Two = std::integral_constant<int, 2>;
   using Plain = std::integral_constant<unsigned, 0>;
+  // Columns two vectors wide wherever two remain.
   for (int64_t ox = 0; ox < p.out_w;) {
     const bool two = p.out_w - ox > W;
-    const unsigned masked = (s.loads_inside(ox) ? 0u : 1u) | (two && !s.loads_inside(ox + W) ? 2u : 0u);
+    const unsigned masked = (p.loads_inside(ox) ? 0u : 1u) | (two && !p.loads_inside(ox + W) ? 2u : 0u);
     if (two) {
       switch (masked) {
-        case 0: bands(Two{}, Plain{})(ox); break;
-        case 1: bands(Two{}, std::integral_constant<unsigned, 1>{})(ox); break;
-        case 2: bands(Two{}, std::integral_constant<unsigned, 2>{})(ox); break;
-        default: bands(Two{}, std::integral_constant<unsigned, 3>{})(ox); break;
+        case 0: column(Two{}, Plain{}, ox); break;
+        case 1: column(Two{}, std::integral_constant<unsigned, 1>{}, ox); break;
+        case 2: column(Two{}, std::integral_constant<unsigned, 2>{}, ox); break;
+        default: column(Two{}, std::integral_constant<unsigned, 3>{}, ox); break;
       }
       ox += 2 * W;
     } else {
-      if (masked) bands(One{}, std::integral_constant<unsigned, 1>{})(ox);
-      else bands(One{}, Plain{})(ox);
+      if (masked) column(One{}, std::integral_constant<unsigned, 1>{}, ox);
+      else column(One{}, Plain{}, ox);
       ox += W;
     }
   }
@@ -986,7 +955,7 @@ int64_t flat_mask_elements() {
 // never read its rows, so neither their scratch nor their zeros are made for them.
 template <class T>
 bool uses_padded_rows(const DepthwisePlane<T>& p) {
-  return !(plain_3x3(p) && p.col_stride == 1) && depthwise_s2_kernel(p) == 0;
+  return depthwise_column_stride(p) == 0;
 }
 
 template <class T>
@@ -1041,9 +1010,9 @@ void depthwise(const DepthwisePlane<T>* planes, int64_t count, int64_t row_begin
   for (int64_t i = 0; i < count; ++i) {
     const DepthwisePlane<T>& p = planes[i];
     if (uses_padded_rows(p)) depthwise_padded(p, row_begin, row_end, scratch + flat_mask_elements<T>());
-    else if (plain_3x3(p) && p.col_stride == 1) depthwise3x3(p, row_begin, row_end);
-    else if (depthwise_s2_kernel(p) == 3) depthwise_s2<T, 3>(p, row_begin, row_end);
-    else depthwise_s2<T, 5>(p, row_begin, row_end);
+    else if (depthwise_column_stride(p) == 1) depthwise_columns<T, 3, 1>(p, row_begin, row_end);
+    else if (p.kernel_h == 3) depthwise_columns<T, 3, 2>(p, row_begin, row_end);
+    else depthwise_columns<T, 5, 2>(p, row_begin, row_end);
   }
 }
 
