@@ -614,8 +614,9 @@ def test_top_level_and_functional_names():
 
 def test_streaming_stores_into_large_out():
     # Outputs of 8 MB and more given as out= are written with streaming stores, whole cache
-    # lines only; outs offset by 4, 12 and 32 bytes (AVX2's vector: half a line) exercise the
-    # ordinary-store head. Same bytes as the cached path.
+    # lines only, by every op, the costly ones (gelu, pow) too; outs offset by 4, 12 and 32
+    # bytes (AVX2's vector: half a line) exercise the ordinary-store head. Same bytes as the
+    # cached path.
     n = (2 << 20) + 5
     x = randn((n,), np.float32, scale=3.0)
     b = randn((n // 5, 1), np.float32, seed=1)
@@ -628,6 +629,10 @@ def test_streaming_stores_into_large_out():
         out2 = np.empty(a.size + offset, np.float32)[offset:].reshape(a.shape)
         tops.add(a, b, out=out2)
         assert out2.tobytes() == tops.add(a, b).tobytes()
+        out3 = np.empty(a.size + offset, np.float32)[offset:].reshape(a.shape)
+        assert tops.pow(np.abs(a) + 0.5, b, out=out3) is out3
+        assert out3.tobytes() == tops.pow(np.abs(a[:1000]) + 0.5, b[:1000]).tobytes() + \
+            tops.pow(np.abs(a[1000:]) + 0.5, b[1000:]).tobytes()
     assert_close(tops.sigmoid(x, out=np.empty(n, np.float32)), torch.sigmoid(T(x)))
 
 

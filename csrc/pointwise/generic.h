@@ -44,18 +44,21 @@ Vec<T> zip_lanes(Vec<T> x, Vec<T> y, F f) {
 template <class T>
 using P = Scalars<T>;
 
-// Whether an op may write large outputs with streaming stores. Measured with 16 Mi float32
-// elements into a reused output, one thread: streaming helps ops that are pure memory traffic
-// (sqrt 13.5 vs 35 ms, add 29 vs 41 ms) but slows those whose arithmetic takes about as long
-// as the memory traffic (sigmoid 45 vs 23 ms, gelu 35 vs 23 ms), so only the former stream.
-// The costly ops prefetch their inputs and output instead (core/prefetch.h): 16 Mi float32,
-// one thread, sigmoid 12.7 -> 8.1 ms and gelu 11.2 -> 7.8 ms. Prefetching only the output,
-// or prefetching in a streamed op, measured slower.
+// Whether an op's loop prefetches its operands (core/prefetch.h): the costly ops, whose
+// arithmetic fills the out-of-order window so that the hardware prefetcher falls behind
+// (16 Mi float32 written through the cache, one thread: sigmoid 12.7 -> 8.1 ms, gelu 11.2 ->
+// 7.8 ms). Every op writes large outputs with streaming stores (core/streaming.h): pure
+// memory traffic gains most (sqrt 13.5 vs 35 ms, add 29 vs 41 ms), and since exp's chain
+// was shortened the costly ops gain too, where they once lost (sigmoid 45 vs 23 ms then):
+// Zen 3, sigmoid into a reused output, time ratios of back-to-back processes, 2 Mi floats
+// 0.85x, 4 Mi 0.81x, 16 Mi on two threads 0.69x; gelu on 16 Mi 0.88x. Outputs too small to
+// stream are prefetched for writing as well; streamed ones are not, as that would fetch the
+// lines the streaming stores replace.
 struct Cheap {
-  static constexpr bool streams = true;
+  static constexpr bool prefetches = false;
 };
 struct Costly {
-  static constexpr bool streams = false;
+  static constexpr bool prefetches = true;
 };
 
 // ---- unary ops ------------------------------------------------------------------------------
@@ -302,7 +305,10 @@ void unary_contiguous(const T* x, T* out, int64_t n, const P<T>& p) {
   write_run<kStream>(
       out, n,
       [&](int64_t i) {
-        if constexpr (!Op::streams) prefetch_ahead(x + i), prefetch_ahead_for_write(out + i);
+        if constexpr (Op::prefetches) {
+          prefetch_ahead(x + i);
+          if constexpr (!kStream) prefetch_ahead_for_write(out + i);
+        }
         return Op::apply(V::load(x + i), p);
       },
       [&](int64_t i, int64_t m) { return Op::apply(V::load_partial(x + i, m), p); });
@@ -317,7 +323,7 @@ const T* gather(const T* x, int64_t stride, int64_t n, T* buffer) {
 template <class T, class Op>
 void unary_kernel(const T* x, int64_t sx, T* out, int64_t n, const P<T>& p, bool stream) {
   if (sx == 1) {
-    if (Op::streams && stream) return unary_contiguous<T, Op, Op::streams>(x, out, n, p);
+    if (stream) return unary_contiguous<T, Op, true>(x, out, n, p);
     return unary_contiguous<T, Op, false>(x, out, n, p);
   }
   if (sx == 0) {
@@ -344,10 +350,10 @@ void binary_contiguous(const T* a, const T* b, T* out, int64_t n, const P<T>& p)
   write_run<kStream>(
       out, n,
       [&](int64_t i) {
-        if constexpr (!Op::streams) {
+        if constexpr (Op::prefetches) {
           if (!kScalarA) prefetch_ahead(a + i);
           if (!kScalarB) prefetch_ahead(b + i);
-          prefetch_ahead_for_write(out + i);
+          if constexpr (!kStream) prefetch_ahead_for_write(out + i);
         }
         return Op::apply(kScalarA ? a0 : V::load(a + i), kScalarB ? b0 : V::load(b + i), p);
       },
@@ -371,7 +377,7 @@ void binary_kernel(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64
   const bool direct_a = sa == 0 || sa == 1;
   const bool direct_b = sb == 0 || sb == 1;
   if (direct_a && direct_b) {
-    if (Op::streams && stream) return binary_dispatch<T, Op, Op::streams>(a, sa == 0, b, sb == 0, out, n, p);
+    if (stream) return binary_dispatch<T, Op, true>(a, sa == 0, b, sb == 0, out, n, p);
     return binary_dispatch<T, Op, false>(a, sa == 0, b, sb == 0, out, n, p);
   }
   T buffer_a[kGatherBlock];
