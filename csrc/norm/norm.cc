@@ -140,12 +140,13 @@ void column_statistics(const NormKernelsOf<T>& k, const T* x, int64_t rows, int6
 //
 // `alternating` runs the same steps one unit at a time instead: all of unit u's statistics,
 // then all of its normalising, alone (so with streaming stores where the output takes them).
-// Where a core's L2 is small (Zen 3) and the output is streamed, that was faster than the
-// fused sweep, whose ordinary stores read every output line first: 1 and 2 threads, pairs of
-// processes, batch norm train 8x256x56x56 0.75-0.81x the time, group norm 32 groups of it
-// 0.86-0.93x, instance norm 20x100x35x45 0.90-1.04x in three runs (0.84-0.91x on 2 threads),
-// layer norm on rows of 1536 and 4096 0.93x and 0.91x. Units under 4 KiB lose (layer norm
-// rows of 768: 1.07x), so they keep the fused sweep, as every unit does where L2 is large.
+// Where a core's L2 is under 2 MiB (see apart_sweeps_pay) and the output is streamed, that was
+// faster than the fused sweep, whose ordinary stores read every output line first. Zen 3, 1 and
+// 2 threads, pairs of processes: batch norm train 8x256x56x56 0.75-0.81x the time, group norm
+// 32 groups of it 0.86-0.93x, instance norm 20x100x35x45 0.90-1.04x in three runs (0.84-0.91x
+// on 2 threads), layer norm on rows of 1536 and 4096 0.93x and 0.91x. Units under 4 KiB lose
+// (layer norm rows of 768: 1.07x), so they keep the fused sweep, as every unit does on the
+// 2 MiB Xeon.
 template <class Step, class Finish>
 void pipeline(int64_t u0, int64_t u1, int64_t pieces, bool alternating, const Step& step, const Finish& finish) {
   if (alternating) {
@@ -162,10 +163,23 @@ void pipeline(int64_t u0, int64_t u1, int64_t pieces, bool alternating, const St
   }
 }
 
+// Whether a statistics sweep apart from the normalising one pays: on the AMD cores measured
+// (Zen 3, 512 KiB of L2 a core; Zen 4, 1 MiB) it did, on the 2 MiB Xeon the fused sweep won.
+// Its own bound, not has_small_l2(): Zen 4 keeps the large-L2 GEMM and 1x1 convolution paths
+// (taking the small-L2 ones there made 1x1 2048 -> 512 at 7x7 and mm 16 x 768 x 3072
+// 1.15-1.2x slower). Zen 4, 1 thread, pairs of processes, medians of 6: batch norm train
+// 8x256x56x56 0.86x the time (2 threads 0.85x), 20x100x35x45 0.53x (0.74x), group norm 32
+// groups of 8x256x56x56 0.80x (0.62x), instance norm 20x100x35x45 even.
+bool apart_sweeps_pay() {
+  constexpr int64_t kFusedSweepMinL2Bytes = int64_t(2) << 20;
+  const int64_t l2 = l2_cache_bytes();
+  return l2 > 0 && l2 < kFusedSweepMinL2Bytes;
+}
+
 // Whether pipeline() runs a unit's statistics and normalising apart (see there).
 bool alternates(bool stream, int64_t unit_bytes) {
   constexpr int64_t kAlternateMinUnitBytes = 4096;
-  return stream && has_small_l2() && unit_bytes >= kAlternateMinUnitBytes;
+  return stream && apart_sweeps_pay() && unit_bytes >= kAlternateMinUnitBytes;
 }
 
 // Normalises a piece of n elements at x (into y) with one set of coefficients and, when next
@@ -227,15 +241,15 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
   }
 
   // One channel per task: its planes are still in L2 when the normalising pass rereads them,
-  // and that pass is interleaved with the next channel's statistics (see pipeline()). Where a
-  // core's L2 is small (Zen 3), reading a channel's scattered pieces (one per plane) ran at
+  // and that pass is interleaved with the next channel's statistics (see pipeline()). Where
+  // apart_sweeps_pay (Zen 3, Zen 4), reading a channel's scattered pieces (one per plane) ran at
   // half the rate of a sweep in memory order, so there an input that L3 holds has its
   // statistics gathered in memory order and a second sweep normalises it (below). Zen 3,
   // medians of 7: 20 x 100 x 35 x 45 (12.6 MB) 3.7 -> 3.2 ms on 1 thread, 1.9 -> 0.9 ms on 2;
   // 32 x 64 x 28 x 28 1.6 -> 1.25 and even. At 26 MB (8 x 256 x 56 x 56, 8 x 64 x 112 x 112)
   // the reread comes from DRAM and the pipeline, reading it once, was even or 15% faster.
   constexpr int64_t kRereadMaxBytes = int64_t(16) << 20;
-  const bool reread = has_small_l2() && l.n * l.c * l.s * int64_t(sizeof(T)) <= kRereadMaxBytes;
+  const bool reread = apart_sweeps_pay() && l.n * l.c * l.s * int64_t(sizeof(T)) <= kRereadMaxBytes;
   const int threads = get_num_threads();
   if (!reread && (threads == 1 || l.c % threads == 0 || l.c >= 4 * threads)) {
     const int64_t chunks_per_plane = (l.s + kChunk<T> - 1) / kChunk<T>;
