@@ -243,13 +243,17 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
   // One channel per task: its planes are still in L2 when the normalising pass rereads them,
   // and that pass is interleaved with the next channel's statistics (see pipeline()). Where
   // apart_sweeps_pay (Zen 3, Zen 4), reading a channel's scattered pieces (one per plane) ran at
-  // half the rate of a sweep in memory order, so there an input that L3 holds has its
-  // statistics gathered in memory order and a second sweep normalises it (below). Zen 3,
-  // medians of 7: 20 x 100 x 35 x 45 (12.6 MB) 3.7 -> 3.2 ms on 1 thread, 1.9 -> 0.9 ms on 2;
-  // 32 x 64 x 28 x 28 1.6 -> 1.25 and even. At 26 MB (8 x 256 x 56 x 56, 8 x 64 x 112 x 112)
-  // the reread comes from DRAM and the pipeline, reading it once, was even or 15% faster.
-  constexpr int64_t kRereadMaxBytes = int64_t(16) << 20;
-  const bool reread = apart_sweeps_pay() && l.n * l.c * l.s * int64_t(sizeof(T)) <= kRereadMaxBytes;
+  // half the rate of a sweep in memory order, so there an input that L3 holds, or whose planes
+  // are small, has its statistics gathered in memory order and a second sweep normalises it
+  // (below). Zen 3, medians of 7: 20 x 100 x 35 x 45 (12.6 MB) 3.7 -> 3.2 ms on 1 thread,
+  // 1.9 -> 0.9 ms on 2; 32 x 64 x 28 x 28 1.6 -> 1.25 and even. Past L3 the reread comes from
+  // DRAM, yet planes of 12.5 KB (N x 256 x 56 x 56) still lost more to the scattered reads
+  // than the second read costs: Zen 4, 1 thread, N = 8 (26 MB), 16 and 32: 0.78x, 0.83x,
+  // 0.78x the time (2 threads 0.61x, 0.87x, even). Planes of 49 KB (8 x 64 x 112 x 112) keep
+  // the pipeline, 1.10x and 1.05x slower rereading.
+  constexpr int64_t kRereadMaxBytes = int64_t(16) << 20, kScatteredPlaneMaxBytes = int64_t(32) << 10;
+  const bool reread = apart_sweeps_pay() && (l.n * l.c * l.s * int64_t(sizeof(T)) <= kRereadMaxBytes ||
+                                             l.s * int64_t(sizeof(T)) < kScatteredPlaneMaxBytes);
   const int threads = get_num_threads();
   if (!reread && (threads == 1 || l.c % threads == 0 || l.c >= 4 * threads)) {
     const int64_t chunks_per_plane = (l.s + kChunk<T> - 1) / kChunk<T>;
