@@ -84,11 +84,12 @@ void set_l2_cache_bytes(int64_t bytes) {
   g_l2_override.store(bytes > 0 ? bytes : 0, std::memory_order_relaxed);
 }
 
-bool has_small_l2() {
-  constexpr int64_t kSmallL2Bytes = int64_t(1) << 20;
+bool l2_below(int64_t bytes) {
   const int64_t l2 = l2_cache_bytes();
-  return l2 > 0 && l2 < kSmallL2Bytes;
+  return l2 > 0 && l2 < bytes;
 }
+
+bool has_small_l2() { return l2_below(int64_t(1) << 20); }
 
 Isa detected_isa() {
   static const Isa isa = best_isa(cpu_features());

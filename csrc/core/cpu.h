@@ -31,8 +31,12 @@ int64_t detected_l2_cache_bytes();
 int64_t l2_cache_bytes();
 // 0 restores the detected size.
 void set_l2_cache_bytes(int64_t bytes);
-// Whether a core's L2 is known to be under 1 MiB (Zen 3: 512 KiB; the Xeon most kernels were
-// tuned on: 2 MiB). Paths that measured differently on the two kinds of machine ask this.
+// Whether a core's L2 is known to be under `bytes`. The L2 size is how the paths that measured
+// differently on the machines tuned on tell those apart: Zen 3 (512 KiB, 8-way 32 KiB L1d),
+// Zen 4 (1 MiB, 8-way 32 KiB L1d) and the Xeon most kernels were first tuned on (2 MiB,
+// 12-way 48 KiB L1d).
+bool l2_below(int64_t bytes);
+// l2_below(1 MiB): Zen 3 and smaller.
 bool has_small_l2();
 Isa detected_isa();
 Isa active_isa();

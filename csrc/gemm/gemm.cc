@@ -193,6 +193,32 @@ struct RowTiles {
 // K block of B adds into it.
 constexpr int64_t kRowMajorChunkElements = int64_t(1) << 16;
 
+// Rows of a row-major B per sweep of small_m_row_major: stream_kc, at most 8 per row of A,
+// since short sweeps are short of arithmetic and fare better on fewer streams (M = 1, 768 x
+// 3072: 8 rows 340 us, 16 370, 32 400; M = 2 best at 16); stream_kc_aliased up to
+// kAliasedSmallMaxM rows where B's rows are a multiple of 4 KiB apart (tiles.h).
+//
+// Below kFewerStreamsMaxM rows of A, a core with an L2 under 2 MiB (Zen 4 here: the AVX-512
+// set's 32 rows were tuned on the 2 MiB Xeon) sweeps 16 rows, and 8 where B's rows alias
+// and M <= 4, the AVX2 set's choices. Zen 4, AVX-512, 1 thread, one process alternating the
+// two, medians of 10-12 rounds, time against 32 rows: K x N = 2048 x 2048 M = 4 0.48x, M = 9
+// 0.35x, M = 2 (8 rows) 0.68x; 4096 x 4096 M = 8 0.47x; 2048 x 2000 M = 9 0.37x; 768 x 3072
+// M = 2 (8 rows) 0.59x, M = 4 (8 rows) 0.82x, M = 9 0.94x, M = 8 0.97x; 768 x 3000 M = 4
+// 0.91x, M = 2 even. From M = 16 the 32 rows stay: 768 x 3072 M = 16 and 32 ran 1.14x and
+// 1.28x slower on 16, though 2048 x 2048 (0.92x, 0.97x) and 4096 x 1024 M = 16 (0.80x) gained.
+constexpr int64_t kFewerStreamsMaxM = 16, kFewerStreamsL2Bytes = int64_t(2) << 20;
+constexpr int64_t kFewerStreamsRows = 16, kFewerStreamsAliasedRows = 8, kFewerStreamsAliasedMaxM = 4;
+
+template <class T>
+int64_t rows_per_sweep(const KernelSet<T>& ks, const Problem<T>& p) {
+  const int64_t m = p.m;
+  const bool aliased = m <= kAliasedSmallMaxM && b_rows_share_l1_sets(p);
+  int64_t rows = aliased ? ks.stream_kc_aliased : ks.stream_kc;
+  if (m < kFewerStreamsMaxM && l2_below(kFewerStreamsL2Bytes))
+    rows = std::min(rows, aliased && m <= kFewerStreamsAliasedMaxM ? kFewerStreamsAliasedRows : kFewerStreamsRows);
+  return std::min(rows, 8 * m);
+}
+
 // Small M with a row-major B read in place (A packed whole at apack): B is taken in blocks
 // of stream_kc rows, each swept across the chunk's columns panel by panel, so that every row
 // of the block is one sequential stream the hardware prefetcher follows. Walking a panel down
@@ -204,12 +230,7 @@ void small_m_row_major(const KernelSet<T>& ks, const Problem<T>& p, const T* apa
                        int64_t n1) {
   const int64_t MR = ks.mr, NR = ks.nr, m = p.m, k = p.k;
   const int64_t chunk = std::max(NR, kRowMajorChunkElements / m / NR * NR);
-  // Rows per sweep: stream_kc, at most 8 per row of A, since short sweeps are short of
-  // arithmetic and fare better on fewer streams (M = 1, 768 x 3072: 8 rows 340 us, 16 370,
-  // 32 400; M = 2 best at 16); stream_kc_aliased up to kAliasedSmallMaxM rows where B's
-  // rows are a multiple of 4 KiB apart (tiles.h).
-  const bool aliased = m <= kAliasedSmallMaxM && b_rows_share_l1_sets(p);
-  const int64_t kc = std::min(aliased ? ks.stream_kc_aliased : ks.stream_kc, 8 * m);
+  const int64_t kc = rows_per_sweep(ks, p);
   static_assert(KernelSet<T>::kMaxSweepRows >= 8, "one row sweeps up to 8 rows of B at a time");
   for (int64_t j0 = n0; j0 < n1; j0 += chunk) {
     const int64_t j1 = std::min(n1, j0 + chunk);

@@ -48,7 +48,8 @@
 //     in one L1 set, and 8 rows ran 1.4-2.3x faster in four runs (M = 2, 768 x 3072: 1.05 ->
 //     0.51 ms); at other strides (768 x 3000, 4096 x 512) 0.7-2.5x, run to run, and from
 //     M = 16 0.86-1.08x: STREAM_KC_ALIASED 8 for AVX2. AVX-512 keeps 32 (best at 512 x 4096
-//     on the machine above, whose L1 has 12 ways).
+//     on the machine above, whose L1 has 12 ways); on cores with an L2 under 2 MiB (Zen 4)
+//     gemm.cc's rows_per_sweep takes the AVX2 set's 16 and 8 below 16 rows of A.
 #pragma once
 
 #include <cstdint>

@@ -170,11 +170,7 @@ void pipeline(int64_t u0, int64_t u1, int64_t pieces, bool alternating, const St
 // 1.15-1.2x slower). Zen 4, 1 thread, pairs of processes, medians of 6: batch norm train
 // 8x256x56x56 0.86x the time (2 threads 0.85x), 20x100x35x45 0.53x (0.74x), group norm 32
 // groups of 8x256x56x56 0.80x (0.62x), instance norm 20x100x35x45 even.
-bool apart_sweeps_pay() {
-  constexpr int64_t kFusedSweepMinL2Bytes = int64_t(2) << 20;
-  const int64_t l2 = l2_cache_bytes();
-  return l2 > 0 && l2 < kFusedSweepMinL2Bytes;
-}
+bool apart_sweeps_pay() { return l2_below(int64_t(2) << 20); }
 
 // Whether pipeline() runs a unit's statistics and normalising apart (see there).
 bool alternates(bool stream, int64_t unit_bytes) {
