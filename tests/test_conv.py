@@ -1502,11 +1502,13 @@ def test_depthwise_stride2_windows(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_small_planes(dtype):
     """Depthwise layers with small planes (MobileNet's 14x14 and 7x7) run with one channel per
-    vector lane where the ISA has that kernel: channel counts around the lane count, strides,
-    dilations, kernels up to the plane's size, batches, the fused extensions, and the layouts
-    that fall back to the plane-at-a-time kernel."""
+    vector lane where the ISA has that kernel, except where the column walk takes the plane and
+    its output rows hold 12 or more (both sides of that edge: 11 and 12 wide): channel counts
+    around the lane count, strides, dilations, kernels up to the plane's size, batches, the
+    fused extensions, and the layouts that fall back to the plane-at-a-time kernel."""
     for i, (c, hw, k, stride, padding, dilation) in enumerate([
             (16, 7, 3, 1, 1, 1), (20, 7, 3, 1, 1, 1), (37, 14, 3, 2, 1, 1), (5, 6, 5, 1, 2, 1),
+            (21, 11, 3, 1, 1, 1), (19, 12, 3, 1, 1, 1), (18, 24, 3, 2, 1, 1), (17, 23, 5, 2, 2, 1),
             (33, 9, 3, 1, 2, 2), (48, 7, 7, 1, 3, 1), (17, (5, 11), (3, 1), (1, 2), (1, 0), 1), (1, 3, 3, 1, 0, 1)]):
         x = randn((2, c, *((hw, hw) if isinstance(hw, int) else hw)), dtype, i)
         w = randn((c, 1, *((k, k) if isinstance(k, int) else k)), dtype, 50 + i)

@@ -101,10 +101,21 @@ constexpr int64_t kDepthwiseRun = 4;
 // and their filter is wide or tall (lanes_wide_filter, lanes_tall_filter) or they have at
 // most kLanesMaxOutputs outputs. 96 x 56 x 56 7x7 needs 272 KiB; lanes lost to rows on 3x3
 // planes of 28 x 28 and more (192 channels: 60 -> 88 us) and on stride 2.
-constexpr int64_t kLanesMaxOutputs = 256;
+//
+// Planes the column walk takes (depthwise_column_stride) keep to it from output rows of
+// kColumnWalkMinWidth: there it beat the lanes on Zen 4, 1 thread, one process alternating
+// the two, medians of 12-16 rounds, time against the lanes, AVX-512 / AVX2: 3x3 stride 1 at
+// 12 x 12 (576 channels) 0.82x / even, 14 x 14 (576) 0.62x / 0.86x, (384) 0.66x / 0.86x,
+// (144) 0.77x / 1.05x, 16 x 16 0.55x / 0.85x; 3x3 stride 2 into 14 x 14 (192) 0.63x / 0.74x,
+// into 16 x 16 0.49x / 0.59x; 5x5 stride 2 into 14 x 14 (240) 0.92x / 0.96x. Narrower rows
+// (a vector's lanes left idle by one output row) stay on the lanes: 3x3 stride 1 at 7 x 7
+// (960) 1.36x / 1.06x slower in the walk, 10 x 10 1.31x / 1.12x; 5x5 stride 2 into 7 x 7
+// 1.94x / 1.13x.
+constexpr int64_t kLanesMaxOutputs = 256, kColumnWalkMinWidth = 12;
 constexpr int64_t kLanesMaxScratchBytes = int64_t(512) << 10;
 template <class T>
 bool lanes_pay(const DepthwisePlane<T>& g, int64_t lanes) {
+  if (depthwise_column_stride(g) != 0 && g.out_w >= kColumnWalkMinWidth) return false;
   return lanes_wide_filter(g, lanes) || lanes_tall_filter(g, lanes) || g.out_h * g.out_w <= kLanesMaxOutputs;
 }
 // conv_transpose2d outputs at least this large bypass the cache as they are stored.

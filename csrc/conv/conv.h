@@ -223,6 +223,16 @@ bool lanes_tall_filter(const DepthwisePlane<T>& g, int64_t lanes) {
   return g.kernel_w == 1 && g.stride_h == 1 && g.dilation_h == 1 && lanes_filter_extent(g.kernel_h, lanes);
 }
 
+// The stride of the depthwise column walk (generic.h, depthwise_columns) that takes this plane
+// (1 or 2), else 0.
+template <class T>
+int depthwise_column_stride(const DepthwisePlane<T>& p) {
+  if (p.dilation_h != 1 || p.dilation_w != 1 || p.col_stride != 1 || p.kernel_h != p.kernel_w) return 0;
+  if (p.stride_h == 1 && p.stride_w == 1 && p.kernel_h == 3) return 1;
+  if (p.stride_h == 2 && p.stride_w == 2 && (p.kernel_h == 3 || p.kernel_h == 5)) return 2;
+  return 0;
+}
+
 // Channels per block of store_band_transposed (and rows of its staging).
 constexpr int64_t kTransposeBlock = 16;
 

@@ -516,15 +516,6 @@ class DepthwiseColumn {
   V acc_[kLive][NV];
 };
 
-// The stride of the column walk that takes this plane (1 or 2), else 0.
-template <class T>
-int depthwise_column_stride(const DepthwisePlane<T>& p) {
-  if (p.dilation_h != 1 || p.dilation_w != 1 || p.col_stride != 1 || p.kernel_h != p.kernel_w) return 0;
-  if (p.stride_h == 1 && p.stride_w == 1 && p.kernel_h == 3) return 1;
-  if (p.stride_h == 2 && p.stride_w == 2 && (p.kernel_h == 3 || p.kernel_h == 5)) return 2;
-  return 0;
-}
-
 template <class T, int K, int S>
 void depthwise_columns(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end) {
   constexpr int64_t W = Vec<T>::width;
