@@ -54,12 +54,12 @@ def _kernel_set(isa):
         _core.set_isa_cap(previous)
 
 
-@pytest.fixture(params=["small_l2", "large_l2"])
+@pytest.fixture(params=["small_l2", "mid_l2", "large_l2"])
 def assumed_l2(request):
-    """Runs the test as if a core's L2 were small (512 KiB, Zen 3) and large (2 MiB, the Xeon):
-    the paths chosen by the L2 size (tensorops.cpu_info()["l2_cache_bytes"]) all get tested."""
-    from reference import LARGE_L2_BYTES, SMALL_L2_BYTES, assumed_l2_cache_bytes
+    """Runs the test as if a core's L2 were small (512 KiB, Zen 3), mid-sized (1 MiB, Zen 4) and
+    large (2 MiB, the Xeon): the paths chosen by the L2 size
+    (tensorops.cpu_info()["l2_cache_bytes"]) all get tested."""
+    from reference import L2_SIZES, assumed_l2_cache_bytes
 
-    size = SMALL_L2_BYTES if request.param == "small_l2" else LARGE_L2_BYTES
-    with assumed_l2_cache_bytes(size):
+    with assumed_l2_cache_bytes(L2_SIZES[request.param]) as size:
         yield size

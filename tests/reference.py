@@ -11,9 +11,10 @@ import tensorops as tops
 # Sizes that exercise vector tails and blocking: empty, one, primes, around a 16-lane vector.
 ODD_SIZES = [0, 1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 257]
 DTYPES = [np.float32, np.float64]
-# One core's L2 as the two kinds of machine the paths were tuned on report it (Zen 3; the
-# Xeon): where a path is chosen by it (tensorops.cpu_info()["l2_cache_bytes"]), tests run both.
-SMALL_L2_BYTES, LARGE_L2_BYTES = 512 << 10, 2 << 20
+# One core's L2 as the kinds of machine the paths were tuned on report it (Zen 3; Zen 4; the
+# Xeon): where a path is chosen by it (tensorops.cpu_info()["l2_cache_bytes"]), tests run each.
+SMALL_L2_BYTES, MID_L2_BYTES, LARGE_L2_BYTES = 512 << 10, 1 << 20, 2 << 20
+L2_SIZES = {"small_l2": SMALL_L2_BYTES, "mid_l2": MID_L2_BYTES, "large_l2": LARGE_L2_BYTES}
 
 
 @contextlib.contextmanager
@@ -21,7 +22,7 @@ def assumed_l2_cache_bytes(size: int):
     """Runs the block with tensorops choosing its paths as if a core's L2 held ``size`` bytes."""
     tops._core.set_l2_cache_bytes(size)
     try:
-        yield
+        yield size
     finally:
         tops._core.set_l2_cache_bytes(0)
 

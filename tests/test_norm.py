@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import tensorops as tops
 from tensorops import ShapeError
 from tensorops.norm import batch_norm, group_norm, instance_norm, layer_norm
-from reference import (DTYPES, LARGE_L2_BYTES, ODD_SIZES, SMALL_L2_BYTES, assert_close, assumed_l2_cache_bytes, layouts,
+from reference import (DTYPES, L2_SIZES, ODD_SIZES, assert_close, assumed_l2_cache_bytes, layouts,
                        randn, rng)
 
 
@@ -353,7 +353,7 @@ def test_results_identical_for_any_thread_count(shape):
     results = []
     previous = tops.get_num_threads()
     try:
-        for threads, l2 in itertools.product((1, 2, 3), (SMALL_L2_BYTES, LARGE_L2_BYTES)):
+        for threads, l2 in itertools.product((1, 2, 3), L2_SIZES.values()):
             tops.set_num_threads(threads)
             rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
             irm, irv = np.zeros(c, np.float32), np.ones(c, np.float32)
@@ -482,14 +482,15 @@ def test_streamed_outputs_match_torch(dtype, layout, offset):
         assert_close(ours(), theirs(), **tol(dtype))
 
 
-@pytest.mark.parametrize("l2", [SMALL_L2_BYTES, LARGE_L2_BYTES], ids=["small_l2", "large_l2"])
+@pytest.mark.parametrize("l2", list(L2_SIZES.values()), ids=list(L2_SIZES))
 @pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "offset"])
 def test_streamed_units_match_torch_and_every_thread_count(offset, l2):
-    """Where L2 is small, streamed outputs whose units (a batch norm channel over the batch, an
-    instance plane, a layer norm row) hold 4 KiB or more run each unit's statistics and then
-    its normalising apart, the normalising streamed; elsewhere the fused sweep. Batch norm
-    over more than 16 MiB takes that per-channel path (smaller inputs reread from L3 there);
-    the bits must not depend on the threads."""
+    """Where L2 is under 2 MiB, streamed outputs whose units (a batch norm channel over the
+    batch, an instance plane, a layer norm row) hold 4 KiB or more (under 1 MiB) or 2 KiB or
+    more (from 1 MiB) run each unit's statistics and then its normalising apart, the
+    normalising streamed; elsewhere the fused sweep. Batch norm over more than 16 MiB takes
+    that per-channel path (smaller inputs reread from L3 there); layer norm rows of 4124 and
+    3084 bytes fall on either side of the bounds; the bits must not depend on the threads."""
     shape = (4, 16, 257, 263)
     x = randn(shape, np.float32, scale=2.0) + 3
     w, b, rm, rv = channel_params(16, np.float32)
@@ -497,12 +498,14 @@ def test_streamed_units_match_torch_and_every_thread_count(offset, l2):
     out = buffer[offset:].reshape(shape)
     assert out.nbytes > 16 << 20
     rows = x.reshape(-1)[:x.size // 2062 * 2062].reshape(-1, 2062)[:, :1031]  # rows of 4124 bytes
+    short_rows = x.reshape(-1)[:x.size // 771 * 771].reshape(-1, 771)  # rows of 3084 bytes, 16 MiB and more
     cases = [
         (lambda: batch_norm(x, rm.copy(), rv.copy(), w, b, training=True, out=out),
          lambda: F.batch_norm(t(x), t(rm), t(rv), t(w), t(b), training=True)),
         (lambda: group_norm(x, 4, w, b, out=out), lambda: F.group_norm(t(x), 4, t(w), t(b))),
         (lambda: instance_norm(x, out=out), lambda: F.instance_norm(t(x))),
         (lambda: layer_norm(rows, 1031), lambda: F.layer_norm(t(np.ascontiguousarray(rows)), (1031,))),
+        (lambda: layer_norm(short_rows, 771), lambda: F.layer_norm(t(np.ascontiguousarray(short_rows)), (771,))),
     ]
     with assumed_l2_cache_bytes(l2):
         for ours, theirs in cases:

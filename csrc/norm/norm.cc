@@ -145,8 +145,8 @@ void column_statistics(const NormKernelsOf<T>& k, const T* x, int64_t rows, int6
 // 2 threads, pairs of processes: batch norm train 8x256x56x56 0.75-0.81x the time, group norm
 // 32 groups of it 0.86-0.93x, instance norm 20x100x35x45 0.90-1.04x in three runs (0.84-0.91x
 // on 2 threads), layer norm on rows of 1536 and 4096 0.93x and 0.91x. Units under 4 KiB lose
-// (layer norm rows of 768: 1.07x), so they keep the fused sweep, as every unit does on the
-// 2 MiB Xeon.
+// there (layer norm rows of 768: 1.07x), under 2 KiB on Zen 4 (see alternates), so they keep
+// the fused sweep, as every unit does on the 2 MiB Xeon.
 template <class Step, class Finish>
 void pipeline(int64_t u0, int64_t u1, int64_t pieces, bool alternating, const Step& step, const Finish& finish) {
   if (alternating) {
@@ -172,10 +172,13 @@ void pipeline(int64_t u0, int64_t u1, int64_t pieces, bool alternating, const St
 // groups of 8x256x56x56 0.80x (0.62x), instance norm 20x100x35x45 even.
 bool apart_sweeps_pay() { return l2_below(int64_t(2) << 20); }
 
-// Whether pipeline() runs a unit's statistics and normalising apart (see there).
+// Whether pipeline() runs a unit's statistics and normalising apart (see there). Zen 4 takes
+// smaller units apart than Zen 3 did: streamed layer norm rows of 768 floats (3 KiB), 1
+// thread, one process alternating the two, 8x512x768 0.73x the time apart, 16x512x768
+// 0.78x; rows of 256 floats 1.10x and instance norm's 7x7 planes 1.37x slower apart.
 bool alternates(bool stream, int64_t unit_bytes) {
-  constexpr int64_t kAlternateMinUnitBytes = 4096;
-  return stream && apart_sweeps_pay() && unit_bytes >= kAlternateMinUnitBytes;
+  const int64_t min_unit_bytes = has_small_l2() ? 4096 : 2048;
+  return stream && apart_sweeps_pay() && unit_bytes >= min_unit_bytes;
 }
 
 // Normalises a piece of n elements at x (into y) with one set of coefficients and, when next
