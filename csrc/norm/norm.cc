@@ -177,8 +177,8 @@ bool apart_sweeps_pay() { return l2_below(int64_t(2) << 20); }
 // thread, one process alternating the two, 8x512x768 0.73x the time apart, 16x512x768
 // 0.78x; rows of 256 floats 1.10x and instance norm's 7x7 planes 1.37x slower apart.
 bool alternates(bool stream, int64_t unit_bytes) {
-  const int64_t min_unit_bytes = has_small_l2() ? 4096 : 2048;
-  return stream && apart_sweeps_pay() && unit_bytes >= min_unit_bytes;
+  constexpr int64_t kSmallL2MinUnitBytes = 4096, kMinUnitBytes = 2048;
+  return stream && apart_sweeps_pay() && unit_bytes >= (has_small_l2() ? kSmallL2MinUnitBytes : kMinUnitBytes);
 }
 
 // Normalises a piece of n elements at x (into y) with one set of coefficients and, when next
