@@ -501,28 +501,15 @@ void epilogue(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e) {
 // ---- small-M dot products ---------------------------------------------------------------
 
 #if TENSOROPS_ISA_ID == 2
-// The lane sums of 16 accumulators at once: a transposing tree of shuffles and adds leaves
-// the sum of v[4 * (f % 4) + f / 4] in lane f, one third of the shuffles of 16 separate
-// reductions. Every sum adds its lanes in the same pairwise tree as reduce_add
-// (l + l^8, then l + l^4, l + l^2, l + l^1), so a tile's results do not depend on whether it
-// took this path.
+// The lane sums of 16 accumulators at once (Vec::lane_sums: one transposing tree, a third of
+// the shuffles of 16 separate reductions, with reduce_add's bits, so a tile's results do not
+// depend on whether it took this path), stored as the tile's rows of nb.
 inline void store_sums16(const Vec<float>* acc_rowmajor, float* c, int64_t ldc, int nb) {
-  __m512 v[16];
-  for (int f = 0; f < 16; ++f) v[4 * (f % 4) + f / 4] = acc_rowmajor[f].v;
-  __m512 t[8], u[4], w[2];
-  for (int i = 0; i < 8; ++i)
-    t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
-                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
-  for (int i = 0; i < 4; ++i)
-    u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
-  for (int i = 0; i < 2; ++i)
-    w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44), _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
-  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+  const Vec<float> sums = lane_sums(acc_rowmajor);
   const int rows = 16 / nb;
   const __mmask16 row_mask = static_cast<__mmask16>((1u << nb) - 1u);
   for (int i = 0; i < rows; ++i)
-    _mm512_mask_storeu_ps(c + i * ldc - i * nb, static_cast<__mmask16>(row_mask << (i * nb)), sums);
+    _mm512_mask_storeu_ps(c + i * ldc - i * nb, static_cast<__mmask16>(row_mask << (i * nb)), sums.v);
 }
 #endif
 

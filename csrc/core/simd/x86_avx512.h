@@ -78,28 +78,25 @@ struct Vec<float> {
   friend Mask ne(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend Vec select(Mask m, Vec a, Vec b) { return _mm512_mask_blend_ps(m.m, b.v, a.v); }
   friend float reduce_add(Vec a) { return _mm512_reduce_add_ps(a.v); }
-  // A tree of two-source shuffles and adds over all sixteen vectors at once, halving the
-  // partial sums a vector holds per step (256-bit halves, 128-bit quarters, then pairs and
-  // single lanes within each quarter): 30 shuffles, 15 adds and one permute for the
-  // sixteen sums. Each sum's order is the same whatever its slot. Sixteen reduce_adds stored
-  // lane by lane and reloaded made global average pooling over 7x7 planes on Zen 4 slower
-  // than the AVX2 set (0.74x its time there; the reload waits on the sixteen stores).
+  // A transposing tree of two-source shuffles and adds over all sixteen vectors at once (30
+  // shuffles and 15 adds for the sixteen sums), taking the vectors in the order that leaves
+  // v[f]'s sum in lane f. Every sum adds its lanes in reduce_add's pairwise tree (l + l^8,
+  // then l + l^4, l + l^2, l + l^1), so it has reduce_add's bits whatever its slot. Sixteen
+  // reduce_adds stored lane by lane and reloaded made global average pooling over 7x7 planes
+  // on Zen 4 slower than the AVX2 set (0.74x its time there; the reload waits on the stores).
   friend Vec lane_sums(const Vec* v) {
-    __m512 halves[8], quarters[4], pairs[2];
+    __m512 in[16], halves[8], quarters[4], pairs[2];
+    for (int f = 0; f < 16; ++f) in[4 * (f % 4) + f / 4] = v[f].v;
     for (int i = 0; i < 8; ++i)
-      halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i].v, v[2 * i + 1].v, 0x44),
-                                _mm512_shuffle_f32x4(v[2 * i].v, v[2 * i + 1].v, 0xEE));
+      halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(in[2 * i], in[2 * i + 1], 0x44),
+                                _mm512_shuffle_f32x4(in[2 * i], in[2 * i + 1], 0xEE));
     for (int i = 0; i < 4; ++i)
       quarters[i] = _mm512_add_ps(_mm512_shuffle_f32x4(halves[2 * i], halves[2 * i + 1], 0x88),
                                   _mm512_shuffle_f32x4(halves[2 * i], halves[2 * i + 1], 0xDD));
     for (int i = 0; i < 2; ++i)
       pairs[i] = _mm512_add_ps(_mm512_shuffle_ps(quarters[2 * i], quarters[2 * i + 1], 0x44),
                                _mm512_shuffle_ps(quarters[2 * i], quarters[2 * i + 1], 0xEE));
-    const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(pairs[0], pairs[1], 0x88),
-                                      _mm512_shuffle_ps(pairs[0], pairs[1], 0xDD));
-    // Lane 4q + r now holds the sum of v[4r + q].
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    return _mm512_permutexvar_ps(order, sums);
+    return _mm512_add_ps(_mm512_shuffle_ps(pairs[0], pairs[1], 0x88), _mm512_shuffle_ps(pairs[0], pairs[1], 0xDD));
   }
   friend float reduce_min(Vec a) { return _mm512_reduce_min_ps(a.v); }
   friend float reduce_max(Vec a) { return _mm512_reduce_max_ps(a.v); }
@@ -207,18 +204,16 @@ struct Vec<double> {
   friend double reduce_add(Vec a) { return _mm512_reduce_add_pd(a.v); }
   // The float version's tree for eight vectors: 256-bit halves, 128-bit quarters, lanes.
   friend Vec lane_sums(const Vec* v) {
-    __m512d halves[4], quarters[2];
+    __m512d in[8], halves[4], quarters[2];
+    for (int f = 0; f < 8; ++f) in[4 * (f % 2) + f / 2] = v[f].v;
     for (int i = 0; i < 4; ++i)
-      halves[i] = _mm512_add_pd(_mm512_shuffle_f64x2(v[2 * i].v, v[2 * i + 1].v, 0x44),
-                                _mm512_shuffle_f64x2(v[2 * i].v, v[2 * i + 1].v, 0xEE));
+      halves[i] = _mm512_add_pd(_mm512_shuffle_f64x2(in[2 * i], in[2 * i + 1], 0x44),
+                                _mm512_shuffle_f64x2(in[2 * i], in[2 * i + 1], 0xEE));
     for (int i = 0; i < 2; ++i)
       quarters[i] = _mm512_add_pd(_mm512_shuffle_f64x2(halves[2 * i], halves[2 * i + 1], 0x88),
                                   _mm512_shuffle_f64x2(halves[2 * i], halves[2 * i + 1], 0xDD));
-    const __m512d sums = _mm512_add_pd(_mm512_shuffle_pd(quarters[0], quarters[1], 0x00),
-                                       _mm512_shuffle_pd(quarters[0], quarters[1], 0xFF));
-    // Lane 2q + r now holds the sum of v[4r + q].
-    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
-    return _mm512_permutexvar_pd(order, sums);
+    return _mm512_add_pd(_mm512_shuffle_pd(quarters[0], quarters[1], 0x00),
+                         _mm512_shuffle_pd(quarters[0], quarters[1], 0xFF));
   }
   friend double reduce_min(Vec a) { return _mm512_reduce_min_pd(a.v); }
   friend double reduce_max(Vec a) { return _mm512_reduce_max_pd(a.v); }
