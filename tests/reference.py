@@ -13,8 +13,7 @@ ODD_SIZES = [0, 1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 257]
 DTYPES = [np.float32, np.float64]
 # One core's L2 as the kinds of machine the paths were tuned on report it (Zen 3; Zen 4; the
 # Xeon): where a path is chosen by it (tensorops.cpu_info()["l2_cache_bytes"]), tests run each.
-SMALL_L2_BYTES, MID_L2_BYTES, LARGE_L2_BYTES = 512 << 10, 1 << 20, 2 << 20
-L2_SIZES = {"small_l2": SMALL_L2_BYTES, "mid_l2": MID_L2_BYTES, "large_l2": LARGE_L2_BYTES}
+L2_SIZES = {"small_l2": 512 << 10, "mid_l2": 1 << 20, "large_l2": 2 << 20}
 
 
 @contextlib.contextmanager
