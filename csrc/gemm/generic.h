@@ -415,27 +415,6 @@ Vec<T> load_strided(const T* p, int64_t stride, int64_t n) {
   return V::load(lanes);
 }
 
-// erfc(z) with relative error below 1.2e-7 for float: t * exp(-z^2 + P(t)), t = 1/(1 + z/2),
-// for z >= 0 (Chebyshev fit of Numerical Recipes' erfcc); erfc(-z) = 2 - erfc(z).
-template <class T>
-Vec<T> erfc_float(Vec<T> z) {
-  using V = Vec<T>;
-  const V az = abs(z);
-  const V t = V(T(1)) / mul_add(V(T(0.5)), az, V(T(1)));
-  V p(T(0.17087277));
-  p = mul_add(p, t, V(T(-0.82215223)));
-  p = mul_add(p, t, V(T(1.48851587)));
-  p = mul_add(p, t, V(T(-1.13520398)));
-  p = mul_add(p, t, V(T(0.27886807)));
-  p = mul_add(p, t, V(T(-0.18628806)));
-  p = mul_add(p, t, V(T(0.09678418)));
-  p = mul_add(p, t, V(T(0.37409196)));
-  p = mul_add(p, t, V(T(1.00002368)));
-  p = mul_add(p, t, V(T(-1.26551223)));
-  const V r = t * simd::exp(fnmadd(az, az, p));
-  return select(lt(z, V::zero()), V(T(2)) - r, r);
-}
-
 template <class T, Activation Act>
 Vec<T> activate(Vec<T> x) {
   using V = Vec<T>;
@@ -450,10 +429,10 @@ Vec<T> activate(Vec<T> x) {
     const V u = kSqrt2OverPi * mul_add(V(T(0.044715)), x3, x);
     return x / (V(T(1)) + simd::exp(V(T(-2)) * u));
   } else if constexpr (Act == Activation::gelu) {
-    // 0.5 x erfc(-x / sqrt 2): no cancellation for negative x.
     if constexpr (sizeof(T) == 4) {
-      return V(T(0.5)) * x * erfc_float<T>(x * V(T(-0.7071067811865476)));
+      return simd::gelu(x);
     } else {
+      // 0.5 x erfc(-x / sqrt 2): no cancellation for negative x.
       T lanes[V::width];
       x.store(lanes);
       for (auto& v : lanes) v = T(0.5) * v * std::erfc(v * T(-0.7071067811865476));

@@ -162,11 +162,15 @@ struct elu_op : Costly {
 };
 struct gelu_op : Costly {
   template <class T> static Vec<T> apply(Vec<T> x, const P<T>&) {
-    const Vec<T> half_x = x * Vec<T>(T(0.5));
-    const Vec<T> e = erf_any(x * Vec<T>(T(0.70710678118654752440)));
-    // torch's own product x/2 (1 + erf): +inf gives inf; -inf gives -inf * 0 = NaN; x << 0
-    // gives -0, where a fused x/2 e + x/2 would round to +0.
-    return half_x * (Vec<T>(T(1)) + e);
+    if constexpr (std::is_same_v<T, float>) {
+      return simd::gelu(x);
+    } else {
+      const Vec<T> half_x = x * Vec<T>(T(0.5));
+      const Vec<T> e = erf_any(x * Vec<T>(T(0.70710678118654752440)));
+      // torch's own product x/2 (1 + erf): +inf gives inf; -inf gives -inf * 0 = NaN; x << 0
+      // gives -0, where a fused x/2 e + x/2 would round to +0.
+      return half_x * (Vec<T>(T(1)) + e);
+    }
   }
 };
 struct gelu_tanh_op : Costly {

@@ -74,6 +74,13 @@ struct Vec {
   friend Vec minimum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (y < x ? y : x); }); }
   friend Vec maximum(Vec a, Vec b) { return zip(a, b, [](T x, T y) { return (x != x || y != y) ? x + y : (y > x ? y : x); }); }
   friend Vec abs(Vec a) { return map(a, [](T x) { return std::fabs(x); }); }
+  friend Vec copysign(Vec magnitude, Vec sign) { return zip(magnitude, sign, [](T m, T s) { return std::copysign(m, s); }); }
+  // Lane i: table[index_i] for whole-numbered index lanes below lookup_size; a NaN index
+  // reads table[0], as on x86. Sixteen entries, as AVX-512, whose results this path matches.
+  static constexpr int lookup_size = 16;
+  friend Vec lookup(const T* table, Vec index) {
+    return map(index, [table](T i) { return i >= T(0) && i < T(lookup_size) ? table[int(i)] : table[0]; });
+  }
   friend Vec sqrt(Vec a) { return map(a, [](T x) { return std::sqrt(x); }); }
   // Nearest integer, ties to even: below 2^(digits-1) adding and removing that power rounds
   // in the FPU's default mode; larger magnitudes (and NaN, inf) are integral already.

@@ -32,6 +32,12 @@
 //                                      clamps whose NaN handling the caller arranges)
 //   minimum(a, b), maximum(a, b)       NaN-propagating, as torch.minimum / torch.maximum; a on a tie (-0 vs 0)
 //   abs, sqrt, floor, ceil, trunc, round (half to even, as torch.round)
+//   copysign(magnitude, sign)          magnitude's bits with sign's sign bit
+//   lookup(table, index), Vec<T>::lookup_size
+//                                      lane i = table[index_i] for whole-numbered index lanes
+//                                      below lookup_size (16 floats in one AVX-512 register, 8
+//                                      with AVX2, 16 generic; float only on x86); NaN reads
+//                                      table[0]
 //   lt, le, gt, ge, eq, ne, is_nan -> Mask;  select(m, a, b) = m ? a : b
 //   either_nan(a, b) -> Mask           a or b NaN (one compare for two vectors)
 //   Mask: &, |, ~, any(m), all(m)

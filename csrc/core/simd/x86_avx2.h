@@ -81,6 +81,16 @@ struct Vec<float> {
     return _mm256_blendv_ps(_mm256_max_ps(b.v, a.v), _mm256_add_ps(a.v, b.v), nan);
   }
   friend Vec abs(Vec a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
+  friend Vec copysign(Vec magnitude, Vec sign) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(sign_bit, magnitude.v), _mm256_and_ps(sign_bit, sign.v));
+  }
+  // Lane i: table[index_i] for whole-numbered index lanes below lookup_size (one vpermps; a
+  // NaN index reads table[0]).
+  static constexpr int lookup_size = 8;
+  friend Vec lookup(const float* table, Vec index) {
+    return _mm256_permutevar8x32_ps(_mm256_loadu_ps(table), _mm256_cvtps_epi32(index.v));
+  }
   friend Vec sqrt(Vec a) { return _mm256_sqrt_ps(a.v); }
   friend Vec floor(Vec a) { return _mm256_round_ps(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
   friend Vec ceil(Vec a) { return _mm256_round_ps(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }

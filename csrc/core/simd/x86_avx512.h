@@ -65,6 +65,17 @@ struct Vec<float> {
     return _mm512_mask_add_ps(_mm512_max_ps(b.v, a.v), nan, a.v, b.v);
   }
   friend Vec abs(Vec a) { return _mm512_abs_ps(a.v); }
+  // Bitwise sign ? sign : magnitude under the sign-bit mask (one vpternlogd).
+  friend Vec copysign(Vec magnitude, Vec sign) {
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(magnitude.v),
+                                                         _mm512_castps_si512(sign.v), 0xAC));
+  }
+  // Lane i: table[index_i] for whole-numbered index lanes below lookup_size (one vpermps; a
+  // NaN index reads table[0]).
+  static constexpr int lookup_size = 16;
+  friend Vec lookup(const float* table, Vec index) {
+    return _mm512_permutexvar_ps(_mm512_cvtps_epi32(index.v), _mm512_loadu_ps(table));
+  }
   friend Vec sqrt(Vec a) { return _mm512_sqrt_ps(a.v); }
   friend Vec floor(Vec a) { return _mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
   friend Vec ceil(Vec a) { return _mm512_roundscale_ps(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }
