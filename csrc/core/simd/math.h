@@ -257,15 +257,15 @@ Vec<T> reciprocal_of_moderate(Vec<T> d) {
 // for x >= 0 and e q for x < 0 (both within a few ulp). Below x = -87.3 (float) / -708
 // (double) the result would be subnormal; it is flushed to 0 there (torch gives subnormals
 // just below that point and 0 further down), where the exp that serves the normal range
-// would hold it at the smallest normal result for every x below.
+// would hold it at the smallest normal result for every x below. A NaN x runs through the
+// arithmetic as NaN (exp_nonpositive keeps it, compares with it are false): no select for it.
 template <class T>
 Vec<T> sigmoid(Vec<T> x) {
   using V = Vec<T>;
-  const V e = exp_nonpositive<T, true>(-abs(x));
+  const V e = exp_nonpositive<T, true>(copysign(x, V(T(-0.0))));  // -|x| (AVX-512: one instruction)
   const V q = reciprocal_of_moderate(V(T(1)) + e);
-  V s = select(lt(x, V::zero()), e * q, q);
-  s = select(lt(x, V(MathConstants<T>::normal_exp_lo)), V::zero(), s);
-  return select(is_nan(x), x, s);
+  const V s = select(lt(x, V::zero()), e * q, q);
+  return select(lt(x, V(MathConstants<T>::normal_exp_lo)), V::zero(), s);
 }
 
 // erf for float by table. erf(z)/2 on 0 <= z < 4 + width/2 (past 3.92 float erf rounds to 1)

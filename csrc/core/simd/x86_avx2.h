@@ -228,6 +228,10 @@ struct Vec<double> {
     return _mm256_blendv_pd(_mm256_max_pd(b.v, a.v), _mm256_add_pd(a.v, b.v), nan);
   }
   friend Vec abs(Vec a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v); }
+  friend Vec copysign(Vec magnitude, Vec sign) {
+    const __m256d sign_bit = _mm256_set1_pd(-0.0);
+    return _mm256_or_pd(_mm256_andnot_pd(sign_bit, magnitude.v), _mm256_and_pd(sign_bit, sign.v));
+  }
   friend Vec sqrt(Vec a) { return _mm256_sqrt_pd(a.v); }
   friend Vec floor(Vec a) { return _mm256_round_pd(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
   friend Vec ceil(Vec a) { return _mm256_round_pd(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }

@@ -200,6 +200,10 @@ struct Vec<double> {
     return _mm512_mask_add_pd(_mm512_max_pd(b.v, a.v), nan, a.v, b.v);
   }
   friend Vec abs(Vec a) { return _mm512_abs_pd(a.v); }
+  friend Vec copysign(Vec magnitude, Vec sign) {
+    return _mm512_castsi512_pd(_mm512_ternarylogic_epi64(_mm512_set1_epi64(INT64_MIN), _mm512_castpd_si512(magnitude.v),
+                                                         _mm512_castpd_si512(sign.v), 0xAC));
+  }
   friend Vec sqrt(Vec a) { return _mm512_sqrt_pd(a.v); }
   friend Vec floor(Vec a) { return _mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
   friend Vec ceil(Vec a) { return _mm512_roundscale_pd(a.v, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }
