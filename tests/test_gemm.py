@@ -85,6 +85,27 @@ def test_small_m_row_major_b_in_k_blocks(dtype, m, k, n, assumed_l2):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_blocked_column_blocks_any_l2(dtype, threads):
+    # The blocked path cuts N into blocks of NC columns (twice as wide for float where L2 is
+    # under 2 MiB): N past 512 and 1024 and off the panel width, K past one KC block, a
+    # transposed A, the addmm epilogue. Block widths never change what an element computes,
+    # so every L2 size and thread count gives the same bits.
+    from reference import L2_SIZES, assumed_l2_cache_bytes
+    m, k, n = 45, 400, 1093
+    a, b = randn((k, m), dtype, 90).T, randn((k, n), dtype, 91)
+    bias = randn((n,), dtype, 92)
+    want = torch.addmm(T(bias), T(np.ascontiguousarray(a)), T(b), beta=0.5, alpha=2.0)
+    results = []
+    for l2 in L2_SIZES.values():
+        with assumed_l2_cache_bytes(l2):
+            for count in (1, 2):
+                tops.set_num_threads(count)
+                results.append(tops.addmm(bias, a, b, beta=0.5, alpha=2.0))
+    assert_close(results[0], want, **tol(dtype, k))
+    assert all(r.tobytes() == results[0].tobytes() for r in results[1:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_one_row_sweeps_row_major_b(dtype, threads):
     """One row of A against a row-major B read in place: each block of up to 8 rows of B is
     swept across the columns in one call (sweep_row). K on both sides of 8 (every block
