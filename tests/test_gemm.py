@@ -86,8 +86,8 @@ def test_small_m_row_major_b_in_k_blocks(dtype, m, k, n, assumed_l2):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_blocked_column_blocks_any_l2(dtype, threads):
-    # The blocked path cuts N into blocks of NC columns (twice as wide for float where L2 is
-    # under 2 MiB): N past 512 and 1024 and off the panel width, K past one KC block, a
+    # The blocked path cuts N into blocks of NC columns (twice as wide where L2 is under
+    # 2 MiB): N past 512 and 1024 and off the panel width, K past one KC block, a
     # transposed A, the addmm epilogue. Block widths never change what an element computes,
     # so every L2 size and thread count gives the same bits.
     from reference import L2_SIZES, assumed_l2_cache_bytes

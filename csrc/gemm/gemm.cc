@@ -76,17 +76,20 @@ bool adds_row_bias_only(const Epilogue<T>& e) {
 
 // Columns of B per block of the jc loop. Every block packs again each row of A it meets, so
 // where A is packed (not pre-packed, as a convolution's filter is) and L2 is under 2 MiB
-// (Zen 4's 1 MiB) float takes blocks twice the tile table's NC: the wider block no longer
-// stays in L2 for the next A micro-panel, yet streaming it from L3 costs less than the
-// packing it saves. Zen 4, 1 thread, in-process alternation: mm 2048^2 NC 1024 0.97x the
-// time of 512 (2048 0.955x, 3 MiB of packed B a thread), 2 threads 0.95x, AVX2 set 0.97x,
-// linear 2048 x 768 -> 3072 0.976x, mm 1024^2 even (2 threads split N in halves of 512).
-// The Xeon the table was tuned on (2 MiB L2) keeps 512, its best of the blockings tried.
+// (Zen 4's 1 MiB) the blocks are twice the tile table's NC: the wider block no longer stays
+// in L2 for the next A micro-panel, yet streaming it from L3 costs less than the packing it
+// saves. Zen 4, 1 thread, in-process alternation, NC 1024 against 512: float mm 2048^2 0.97x
+// the time (2048 0.955x, 3 MiB of packed B a thread), 2 threads 0.95x, AVX2 set 0.97x,
+// linear 2048 x 768 -> 3072 0.976x, mm 1024^2 even (2 threads split N in halves of 512);
+// double mm 1024^2 0.97x, 2048^2 0.985x, AVX2 set 0.96x. (Double on AVX-512 gained another
+// 2-3% with KC 512 and MC 280, 14 x 512 doubles of A per micro-panel: not taken, since KC
+// fixes the pre-packed operands' layout and the summation order.) The Xeon the table was
+// tuned on (2 MiB L2) keeps 512, its best of the blockings tried.
 constexpr int64_t kWideBlockBelowL2Bytes = int64_t(2) << 20;
 
 template <class T>
 int64_t block_columns(const KernelSet<T>& ks, const Problem<T>& p) {
-  return sizeof(T) == 4 && !p.packed_a && l2_below(kWideBlockBelowL2Bytes) ? 2 * ks.nc : ks.nc;
+  return !p.packed_a && l2_below(kWideBlockBelowL2Bytes) ? 2 * ks.nc : ks.nc;
 }
 
 // The BLIS loop nest over C[m0:m1, n0:n1]: jc (NC) > pc (KC, pack B) > ic (MC, pack A) >
