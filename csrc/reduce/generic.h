@@ -454,21 +454,48 @@ T exp_sum_row(const T* x, T* out, int64_t n, const RowRange<T>& range) {
   return exp_sum_row<T, kStore, false>(x, out, n, range.max);
 }
 
-template <class T>
-void softmax_row(const T* x, T* out, int64_t n) {
+// Softmax (kLog: log_softmax) of G rows of n elements, row g at offsets[g], each pass over
+// all G rows before the next pass: a row's passes wait on each other (its max's horizontal
+// reduction before the exps, the sum's and a divide before the scaling), and G rows give the
+// out-of-order core independent work across those waits. Every row goes through the same
+// instructions as alone, so the bits never depend on the grouping.
+template <class T, bool kLog, int G>
+void softmax_group(const T* x, T* out, const int64_t* offsets, int64_t n) {
   using V = Vec<T>;
-  const RowRange<T> range = softmax_range_row(x, n);
-  const V scale(T(1) / exp_sum_row<T, true>(x, out, n, range));
-  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(out + j) * scale, out + j); });
+  RowRange<T> range[G];
+  T sum[G];
+  for (int g = 0; g < G; ++g) range[g] = softmax_range_row(x + offsets[g], n);
+  for (int g = 0; g < G; ++g) sum[g] = exp_sum_row<T, !kLog>(x + offsets[g], out + offsets[g], n, range[g]);
+  for (int g = 0; g < G; ++g) {
+    const T* xr = x + offsets[g];
+    T* yr = out + offsets[g];
+    if constexpr (kLog) {
+      const V m(range[g].max), log_sum(std::log(sum[g]));
+      each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store((lanes.load(xr + j) - m) - log_sum, yr + j); });
+    } else {
+      const V scale(T(1) / sum[g]);
+      each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store(lanes.load(yr + j) * scale, yr + j); });
+    }
+  }
 }
 
-template <class T>
-void log_softmax_row(const T* x, T* out, int64_t n) {
-  using V = Vec<T>;
-  const RowRange<T> range = softmax_range_row(x, n);
-  const V m(range.max);
-  const V log_sum(std::log(exp_sum_row<T, false>(x, nullptr, n, range)));
-  each_vector<T>(n, [&](int64_t j, auto lanes) { lanes.store((lanes.load(x + j) - m) - log_sum, out + j); });
+// Rows go four at a time while four of them span at most kSoftmaxGroupBytes, else two at a
+// time under the same bound, else one by one (their exps, stored and then rescaled, stay in
+// L1 either way). Zen 4, 1 thread, in-process alternation against one row at a time, float
+// rows of 32 / 64 / 128 / 256: four at a time 0.86x / 0.89x / 0.88x / 0.90x the time; rows
+// of 512 two at a time 0.92x (four 0.965x), 1024 two 0.95x (noisy) and four 1.02x, from
+// 4096 even. AVX2 rows of 128 0.84x (four), of 512 0.96x (two); double rows of 128 0.92x.
+constexpr int64_t kSoftmaxGroupBytes = 4096;
+
+template <class T, bool kLog>
+void softmax_rows(const T* x, T* out, const int64_t* offsets, int64_t count, int64_t n) {
+  const int64_t row_bytes = n * int64_t(sizeof(T));
+  int64_t i = 0;
+  if (4 * row_bytes <= kSoftmaxGroupBytes)
+    for (; i + 4 <= count; i += 4) softmax_group<T, kLog, 4>(x, out, offsets + i, n);
+  if (2 * row_bytes <= kSoftmaxGroupBytes)
+    for (; i + 2 <= count; i += 2) softmax_group<T, kLog, 2>(x, out, offsets + i, n);
+  for (; i < count; ++i) softmax_group<T, kLog, 1>(x, out, offsets + i, n);
 }
 
 // scratch: the max[n], the sum[n], and the sum of the current block of kColRows rows, which is
@@ -517,7 +544,7 @@ TypedKernels<T> typed_kernels() {
       moments_row<T>, logsumexp_row<T>, arg_row<T, true>, arg_row<T, false>,
       sum_cols<T>, prod_cols<T>, max_cols<T>, min_cols<T>,
       moments_cols<T>, logsumexp_cols<T>, arg_cols<T, true>, arg_cols<T, false>,
-      softmax_row<T>, log_softmax_row<T>, softmax_cols<T, false>, softmax_cols<T, true>,
+      softmax_rows<T, false>, softmax_rows<T, true>, softmax_cols<T, false>, softmax_cols<T, true>,
   };
 }
 

@@ -552,6 +552,9 @@ void reduce_arg(ArgOp op, const TensorView& in, const TensorView* values, const 
 
 namespace {
 
+// Rows handed to one softmax kernel call (their offsets gathered on the stack).
+constexpr int64_t kSoftmaxRowsPerCall = 64;
+
 template <class T>
 void softmax_typed(const TensorView& in, const TensorView& out, int dim, bool log) {
   std::vector<Axis> axes;
@@ -565,11 +568,17 @@ void softmax_typed(const TensorView& in, const TensorView& out, int dim, bool lo
   const int64_t outer = kept.count();
   if (!plan.column) {
     TENSOROPS_CHECK(plan.rows == 1, "softmax: expected a dense input");
-    const auto row = log ? k.log_softmax_row : k.softmax_row;
+    const auto rows = log ? k.log_softmax_rows : k.softmax_rows;
     const int64_t len = plan.len;
     parallel_for(0, outer, std::max<int64_t>(1, kTaskElements / len), [&](int64_t b, int64_t e) {
       KeptWalker w(kept, b);
-      for (int64_t o = b; o < e; ++o, w.next()) row(x + w.in, y + w.in, len);
+      int64_t offsets[kSoftmaxRowsPerCall];
+      for (int64_t o = b; o < e;) {
+        const int64_t count = std::min(kSoftmaxRowsPerCall, e - o);
+        for (int64_t i = 0; i < count; ++i, w.next()) offsets[i] = w.in;
+        rows(x, y, offsets, count, len);
+        o += count;
+      }
     });
     return;
   }

@@ -89,9 +89,10 @@ struct TypedKernels {
   void (*argmax_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* value, T* index);
   void (*argmin_cols)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* value, T* index);
 
-  // Softmax over a contiguous run of n elements, or down columns as above (scratch holds 3n).
-  void (*softmax_row)(const T* x, T* out, int64_t n);
-  void (*log_softmax_row)(const T* x, T* out, int64_t n);
+  // Softmax over `count` contiguous runs of n elements, run i at x + offsets[i] (into out +
+  // offsets[i]), or down columns as above (scratch holds 3n).
+  void (*softmax_rows)(const T* x, T* out, const int64_t* offsets, int64_t count, int64_t n);
+  void (*log_softmax_rows)(const T* x, T* out, const int64_t* offsets, int64_t count, int64_t n);
   void (*softmax_cols)(const T* x, T* out, int64_t rows, int64_t row_stride, int64_t n, T* scratch);
   void (*log_softmax_cols)(const T* x, T* out, int64_t rows, int64_t row_stride, int64_t n, T* scratch);
 };
