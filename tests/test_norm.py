@@ -342,6 +342,26 @@ def test_statistics_whose_first_values_lie_far_out(dtype, lead):
             assert np.abs(ours - expected).max() <= max(1.5 * torch_error, 4 * np.spacing(dtype(300.0)))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_few_units_per_thread(dtype):
+    """A unit (row, plane, group) is normalised two units after its statistics: tasks of one,
+    two and three units have no unit two on, and every unit must still be written, with
+    torch's values."""
+    previous = tops.get_num_threads()
+    try:
+        for units, threads in itertools.product(range(1, 7), (1, 2, 3)):
+            tops.set_num_threads(threads)
+            x = randn((units, 2, 3, 5), dtype, seed=units, scale=3.0) + 2
+            t = torch.from_numpy(x)
+            w, b = randn((3, 5), dtype, seed=40), randn((3, 5), dtype, seed=41)
+            assert_close(layer_norm(x, (3, 5), w, b), F.layer_norm(t, (3, 5), torch.from_numpy(w), torch.from_numpy(b)))
+            assert_close(instance_norm(x), F.instance_norm(t))
+            assert_close(group_norm(x, 2), F.group_norm(t, 2))
+            assert_close(layer_norm(x[:, 0, 0, :], (5,)), F.layer_norm(t[:, 0, 0, :], (5,)))
+    finally:
+        tops.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("shape", [(5, 3, 4099), (5, 4, 100), (6, 100, 35), (2, 3, 9000), (300, 70), (2, 1, 20000),
                                    (4, 6, 700), (3, 8, 300)], ids=str)
 def test_results_identical_for_any_thread_count(shape):

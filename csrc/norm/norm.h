@@ -26,8 +26,9 @@
 //
 // Memory traffic: work is split into units (a batch_norm channel, an instance plane, a group,
 // a layer_norm row), one thread per unit. A unit's normalising pass rereads it from L1/L2 and
-// runs in the same loop as the first statistics sweep of the next unit's matching piece
-// (pipeline() in norm.cc, the *_with_moments kernels), so the data crosses the memory bus once
+// runs in the same loop as the first statistics sweep of a later unit's matching piece (the
+// next channel's for batch_norm, two units on for the others: pipeline() in norm.cc, the
+// *_with_moments kernels), so the data crosses the memory bus once
 // for reading and once for writing, with both streams busy at once: alternating a read-only
 // statistics phase with a normalising phase left the train-mode norms 10-15% slower than a
 // copy of the same bytes, the fused sweep leaves them 2-4% slower. (Where L2 is small, as on
