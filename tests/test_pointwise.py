@@ -612,11 +612,21 @@ def test_top_level_and_functional_names():
         assert callable(getattr(F, name)) and name in F.__all__
 
 
-def test_streaming_stores_into_large_out():
-    # Outputs of 8 MB and more given as out= are written with streaming stores, whole cache
-    # lines only, by every op, the costly ones (gelu, pow) too; outs offset by 4, 12 and 32
-    # bytes (AVX2's vector: half a line) exercise the ordinary-store head. Same bytes as the
-    # cached path.
+@pytest.mark.parametrize("threads", [1, 2])
+def test_streaming_stores_into_large_out(threads):
+    # Outputs of 8 MB and more given as out= are written with streaming stores on one thread
+    # (16 MB on more: here the cached path), whole cache lines only, by every op, the costly
+    # ones (gelu, pow) too; outs offset by 4, 12 and 32 bytes (AVX2's vector: half a line)
+    # exercise the ordinary-store head. Same bytes as the cached path.
+    before = tops.get_num_threads()
+    tops.set_num_threads(threads)
+    try:
+        check_streamed_outs()
+    finally:
+        tops.set_num_threads(before)
+
+
+def check_streamed_outs():
     n = (2 << 20) + 5
     x = randn((n,), np.float32, scale=3.0)
     b = randn((n // 5, 1), np.float32, seed=1)

@@ -10,7 +10,8 @@
 // vectorises on every ISA. A second round (four multiplies per element instead of two) made
 // the kernel compute-bound: 16 Mi float32 took 8.1 ms against 5.2 ms with one round, which
 // runs at the speed of memory.
-// Outputs of kStreamMinBytes and more go out with streaming stores (core/streaming.h).
+// Outputs of kStreamMinBytes and more (kStreamMinBytesThreaded on more than one thread) go out
+// with streaming stores (core/streaming.h).
 // Multiplying (rather than selecting 0) keeps torch's NaN behaviour: a dropped NaN or inf
 // stays NaN, as torch's input * mask does.
 #pragma once

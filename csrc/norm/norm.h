@@ -40,9 +40,10 @@
 // column kernels vectorise across channels, tile by tile of rows.
 //
 // Stores: a normalising pass of its own (eval-mode batch norm, the few-channel path, each
-// thread's last unit) writes outputs of kStreamMinBytes and more with streaming stores, which
-// skip the read-for-ownership of every output line: eval batch norm on 8x256x56x56 went from
-// 27 to 33-35 GB/s on one thread, as fast as relu. The fused sweeps keep ordinary stores:
+// thread's last unit) writes outputs of kStreamMinBytes and more (kStreamMinBytesThreaded on
+// more than one thread) with streaming stores, which skip the read-for-ownership of every
+// output line: eval batch norm on 8x256x56x56 went from 27 to 33-35 GB/s on one thread, as
+// fast as relu. The fused sweeps keep ordinary stores:
 // there streaming measured 0-7% slower (its write-combining buffers compete with the new
 // data's reads for the line fill buffers), and neither prefetching the next chunk nor moving
 // part of the normalising into the statistics' second (L1) sweep changed their 23-26 GB/s.
