@@ -21,6 +21,8 @@ import sys
 
 import numpy as np
 
+from fit_exp import fma, lawson
+
 F32 = np.float32
 LAST = 4.0  # the last piece's centre: erf(4)/2 rounds to 1/2 in float, so gelu(x << 0) is -0
 ERF = np.vectorize(math.erf)
@@ -39,13 +41,7 @@ def fit_piece(i: int, intervals: int, degree: int) -> np.ndarray:
     target = ERF((i + t) * width(intervals)) / 2
     powers = np.stack([t**k for k in range(1 if first else 0, degree + 1)], axis=1)
     scale = np.where(t > 0, target, 1.0) if first else np.ones_like(t)
-    weights = np.ones_like(t)
-    for _ in range(300):
-        w = weights / scale
-        coeffs, *_ = np.linalg.lstsq(powers * w[:, None], target * w, rcond=None)
-        err = (powers @ coeffs - target) / scale
-        weights *= np.sqrt(np.abs(err) + 1e-300)
-        weights /= weights.mean()
+    coeffs, _ = lawson(powers, target, scale, 300)
     if first:
         coeffs = np.concatenate([[0.0], coeffs])
     return coeffs[::-1].astype(F32)
@@ -54,11 +50,6 @@ def fit_piece(i: int, intervals: int, degree: int) -> np.ndarray:
 def fit(intervals: int, degree: int) -> np.ndarray:
     """table[k][i]: the coefficient of t^(degree - k) on piece i (one row per Horner step)."""
     return np.stack([fit_piece(i, intervals, degree) for i in range(intervals)], axis=1)
-
-
-def fma(a, b, c):
-    """float32 fused multiply-add: the float64 product of two floats is exact, one rounding."""
-    return (a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)).astype(F32)
 
 
 def kernel_half_erf(position: np.ndarray, table: np.ndarray) -> np.ndarray:

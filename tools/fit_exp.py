@@ -23,20 +23,26 @@ F32 = np.float32
 LN2_HI, LN2_LO = F32(0.693359375), F32(-2.12194440e-4)
 
 
+def lawson(powers: np.ndarray, rhs: np.ndarray, scale: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients c minimising max |powers @ c - rhs| / scale (Lawson's iteration), and
+    the errors they leave, (powers @ c - rhs) / scale."""
+    weights = np.ones_like(rhs)
+    for _ in range(iterations):
+        w = weights / scale
+        coeffs, *_ = np.linalg.lstsq(powers * w[:, None], rhs * w, rcond=None)
+        err = (powers @ coeffs - rhs) / scale
+        weights *= np.sqrt(np.abs(err) + 1e-300)
+        weights /= weights.mean()
+    return coeffs, err
+
+
 def fit(degree: int) -> np.ndarray:
     """c_d, ..., c2 (highest first, the order Horner's rule takes them), as float32."""
     half = np.log(2) / 2 * 1.0005
     r = np.linspace(-half, half, 20001)
     target = np.exp(r)
     powers = np.stack([r**k for k in range(2, degree + 1)], axis=1)
-    rhs = target - 1 - r
-    weights = np.ones_like(r)
-    for _ in range(200):
-        w = weights / target
-        coeffs, *_ = np.linalg.lstsq(powers * w[:, None], rhs * w, rcond=None)
-        err = (powers @ coeffs - rhs) / target
-        weights *= np.sqrt(np.abs(err) + 1e-30)
-        weights /= weights.mean()
+    coeffs, err = lawson(powers, target - 1 - r, target, 200)
     print(f"degree {degree}: polynomial's largest relative error {np.abs(err).max():.3e}")
     return coeffs[::-1].astype(F32)
 
