@@ -421,33 +421,48 @@ def test_linear_module_matches_torch_and_repacks_on_new_weights():
     np.testing.assert_allclose(ours(x), 2 * x.numpy().sum(-1, keepdims=True) + ours.bias, rtol=1e-5, atol=1e-5)
 
 
-def test_linear_module_reads_a_large_weight_in_place_for_one_row():
-    """A single row (batch-1 inference) by a weight of 2 MiB a thread or more takes dot
-    products over the weight's own rows, without packing it; more rows, or more threads
-    sharing the weight, pack it."""
+def test_linear_module_reads_the_weight_in_place_for_one_row():
+    """A single row (batch-1 inference) takes dot products over the weight's own rows, without
+    packing it: always on a core whose L2 is under 2 MiB, else once the weight is 2 MiB a
+    thread or more; more rows, or (with a 2 MiB L2) more threads sharing the weight, pack it."""
     import tensorops.nn as tnn
+    from reference import L2_SIZES, assumed_l2_cache_bytes
     from tensorops.nn.linear import reads_weight_in_place
 
     theirs = torch.nn.Linear(1031, 517)
     ours = tnn.Linear(1031, 517)
     ours.load_state_dict(theirs.state_dict())
+    small = tnn.Linear(40, 24)
+    small.load_state_dict(torch.nn.Linear(40, 24).state_dict())
     before = tops.get_num_threads()
     try:
-        tops.set_num_threads(1)
-        assert reads_weight_in_place(1, ours.weight) and not reads_weight_in_place(2, ours.weight)
-        for shape in ((1031,), (1, 1031), (1, 1, 1031)):
-            x = torch.randn(shape)
+        with assumed_l2_cache_bytes(L2_SIZES["large_l2"]):
+            tops.set_num_threads(1)
+            assert reads_weight_in_place(1, ours.weight) and not reads_weight_in_place(2, ours.weight)
+            assert not reads_weight_in_place(1, small.weight)
+            for shape in ((1031,), (1, 1031), (1, 1, 1031)):
+                x = torch.randn(shape)
+                np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(ours(x.numpy()[..., ::-1].copy()[..., ::-1]), theirs(x).detach().numpy(),
+                                           rtol=1e-4, atol=1e-5)
+            assert ours.__dict__.get("_packed") is None
+            x = torch.randn(3, 1031)
             np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
-            np.testing.assert_allclose(ours(x.numpy()[..., ::-1].copy()[..., ::-1]), theirs(x).detach().numpy(),
-                                       rtol=1e-4, atol=1e-5)
-        assert ours.__dict__.get("_packed") is None
-        x = torch.randn(3, 1031)
-        np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
-        assert ours.__dict__.get("_packed") is not None
-        tops.set_num_threads(2)
-        assert not reads_weight_in_place(1, ours.weight)
-        x = torch.randn(1031)
-        np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+            assert ours.__dict__.get("_packed") is not None
+            tops.set_num_threads(2)
+            assert not reads_weight_in_place(1, ours.weight)
+            x = torch.randn(1031)
+            np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+        for l2 in (L2_SIZES["small_l2"], L2_SIZES["mid_l2"]):
+            with assumed_l2_cache_bytes(l2):
+                for threads in (1, 2):
+                    tops.set_num_threads(threads)
+                    assert reads_weight_in_place(1, ours.weight) and reads_weight_in_place(1, small.weight)
+                    assert not reads_weight_in_place(2, small.weight)
+                    x = torch.randn(1, 40)
+                    expected = (x.numpy() @ small.weight.T + small.bias)
+                    np.testing.assert_allclose(small(x), expected, rtol=1e-5, atol=1e-6)
+                    assert small.__dict__.get("_packed") is None
     finally:
         tops.set_num_threads(before)
 

@@ -1,7 +1,7 @@
 """Matrix products: compute-bound, rated in GFLOP/s (2*M*N*K per product). Square mm from
 256 to 2048, BERT-base linear layers (K, N in {768, 3072}) at batch rows M = 1, 8 and 32
 with the weight as torch stores it ([N, K]; tensorops does what nn.Linear does, packing it
-once, and reading a large one as it lies for a single row; onnxruntime pre-packs it as a
+once, and reading it as it lies for a single row where that is faster; onnxruntime pre-packs it as a
 constant), x @ W with a [K, N] weight passed per call at M = 1 and 16, and the
 attention-sized bmm."""
 from __future__ import annotations
@@ -78,8 +78,8 @@ def _pack_weight(inputs):
 
 
 def _linear_as_the_module_does(x, weight, packed, bias):
-    """F.linear with the weight nn.Linear would use: as it lies for a single row of a large
-    weight (on the thread count of the run), else the packed copy."""
+    """F.linear with the weight nn.Linear would use: as it lies for a single row where
+    nn.Linear reads it so (on the thread count of the run), else the packed copy."""
     return linear(x, weight if reads_weight_in_place(x.shape[0], weight) else packed, bias)
 
 

@@ -17,15 +17,25 @@ __all__ = ["Linear"]
 # once each thread's share of the weight is this large: coming from beyond L2, the rows' many
 # streams arrive faster than the packed panels' one (1 thread, float32: 768 x 768 64 vs 71
 # us, 768 x 3072 342 vs 393 us, 3072 x 768 342 vs 357 us, AVX-512 and AVX2 alike). Shares
-# that stay in L2 stream faster as packed panels (768 x 768 on 2 threads, AVX-512: 20.5 vs
-# 24.5 us).
+# that stay in an L2 of 2 MiB stream faster as packed panels (the Xeon, 768 x 768 on 2
+# threads, AVX-512: 20.5 vs 24.5 us).
 _ROW_IN_PLACE_BYTES_PER_THREAD = 2 << 20
+
+# Below this L2 size a single row reads every weight in place, however small its share: on
+# Zen 4 (1 MiB L2) the dot products won at every size tried, from 256 x 256 to 3072 x 768,
+# on 1 and 2 threads, float32 and float64, AVX-512 and AVX2, by 0.67-0.97x the time of the
+# packed panels (768 x 768 on 2 threads 20.9 vs 29.0 us; 256 x 256 6.2 vs 7.2 us).
+_PACKED_ROW_MIN_L2_BYTES = 2 << 20
 
 
 def reads_weight_in_place(rows: int, weight) -> bool:
     """Whether Linear multiplies ``rows`` rows by ``weight`` as it lies rather than by its
-    packed copy (on the current thread count)."""
-    return rows == 1 and weight.nbytes >= _ROW_IN_PLACE_BYTES_PER_THREAD * _core.get_num_threads()
+    packed copy (on the current thread count and L2 size)."""
+    if rows != 1:
+        return False
+    l2 = _core.l2_cache_bytes()  # 0 where the size is unknown: the share decides
+    return (0 < l2 < _PACKED_ROW_MIN_L2_BYTES
+            or weight.nbytes >= _ROW_IN_PLACE_BYTES_PER_THREAD * _core.get_num_threads())
 
 
 class Linear(PackedLayer):
@@ -33,8 +43,9 @@ class Linear(PackedLayer):
 
     The first forward that needs it packs the weight into the GEMM microkernel's panel
     layout (``tensorops.pack_linear_weight``), which makes small batches (M = 2..32 rows)
-    stream the weight once at full speed; a single row by a weight of 2 MiB a thread or more
-    reads ``weight`` itself, where dot products over its rows are faster. The packed copy is
+    stream the weight once at full speed; a single row reads ``weight`` itself, where dot
+    products over its rows are faster: on a core whose L2 is under 2 MiB always, else once
+    the weight is 2 MiB a thread or more. The packed copy is
     dropped whenever the weight is replaced - by ``load_state_dict``, by assigning
     ``self.weight``, by ``to(dtype)`` or by in-place arithmetic on the parameter
     (``m.weight *= 2``). Writes through an index or ``np.copyto`` into ``m.weight`` are
