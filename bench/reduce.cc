@@ -91,12 +91,14 @@ void register_table(const std::string& prefix, const TypedKernels<T>& k) {
 
   const int64_t sn = soft_rows * soft_n;
   const std::string rows128 = "/" + std::to_string(soft_rows) + "x" + std::to_string(soft_n);
-  add(prefix + "softmax_row" + rows128, sn, [=] {
-    for (int64_t i = 0; i < soft_rows; ++i) k.softmax_row(c + i * soft_n, o + i * soft_n, soft_n);
+  std::vector<int64_t> row_offsets(static_cast<size_t>(soft_rows));
+  for (int64_t i = 0; i < soft_rows; ++i) row_offsets[static_cast<size_t>(i)] = i * soft_n;
+  add(prefix + "softmax_rows" + rows128, sn, [=] {
+    k.softmax_rows(c, o, row_offsets.data(), soft_rows, soft_n);
     benchmark::ClobberMemory();
   });
-  add(prefix + "log_softmax_row" + rows128, sn, [=] {
-    for (int64_t i = 0; i < soft_rows; ++i) k.log_softmax_row(c + i * soft_n, o + i * soft_n, soft_n);
+  add(prefix + "log_softmax_rows" + rows128, sn, [=] {
+    k.log_softmax_rows(c, o, row_offsets.data(), soft_rows, soft_n);
     benchmark::ClobberMemory();
   });
   add(prefix + "softmax_cols" + rows128, sn, [=] {
