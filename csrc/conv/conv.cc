@@ -807,6 +807,42 @@ const PackedConvWeight::Filters<T>& pointwise_window_filters(const PackedConvWei
   return *f.pointwise;
 }
 
+// Taps [first, end) of a filter in tap-major order (tap = ky * KW + kx).
+struct TapRun {
+  int64_t first, end;
+};
+
+// The taps that output rows oy0 .. oy0 + rows - 1 of a band read inside the image: output
+// row oy reads input row oy * stride - padding + ky * dilation at tap row ky, so the rows
+// inside are one run of ky, and its taps one run of the tap-major filter. The other taps
+// multiply zeros of the padding, and a tile whose rows all skip them leaves them out
+// (3 of 9 taps on the first and last rows of a 3x3 "same" layer).
+class RowTaps {
+ public:
+  RowTaps(int64_t h, int64_t kh, int64_t kw, int64_t stride, int64_t padding, int64_t dilation, int64_t oy0,
+          int64_t rows)
+      : runs_(size_t(rows)) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t top = (oy0 + r) * stride - padding;  // the input row of ky = 0
+      int64_t lo = 0, hi = kh;
+      while (lo < kh && top + lo * dilation < 0) ++lo;
+      while (hi > lo && top + (hi - 1) * dilation >= h) --hi;
+      runs_[size_t(r)] = {lo * kw, hi * kw};
+    }
+  }
+  const TapRun& of(int64_t r) const { return runs_[size_t(r)]; }
+  // The taps a tile of band rows r0 and r1 reads: the hull of their runs (any taps between
+  // two runs that do not touch read the padding's zeros, as every tap did without the runs).
+  TapRun across(int64_t r0, int64_t r1) const {
+    const TapRun& a = runs_[size_t(r0)];
+    const TapRun& b = runs_[size_t(r1)];
+    return a.first == a.end ? b : b.first == b.end ? a : TapRun{std::min(a.first, b.first), std::max(a.end, b.end)};
+  }
+
+ private:
+  std::vector<TapRun> runs_;
+};
+
 // Rows [m0, m1) of a shifted-window tile, `columns` wide (its row stride): every tap of a block
 // of `block_channels` input channels in one microkernel call, block by block, block b's
 // filter panels at *panels[b] and the band's channels `plane` apart. Every channel
@@ -832,14 +868,17 @@ void window_tile(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::Packe
 // The same with channels across the lanes: the pixel-major tile of `images` x `rows` output
 // rows (pixel q = row * ow + x at tile + q * ldt, the images' rows in turn) for output
 // channels [n0, n1), block b's filter columns at *columns[b], image i's band `image_band`
-// after image 0's. The microkernel's rows are output pixels read in place from the band:
+// after image 0's. The microkernel's rows are output pixels read in place from the band,
+// each tile over the taps its rows read inside the image (row_taps):
 // - rows of at least MR - 1 pixels are one stream of pixels cut into MR-pixel tiles; a tile
 //   that runs from the end of one row into the next reads its second part a_row further on
 //   (micro_taps_window_a_split), so every tile but the last is full. Cutting each row into
 //   its own runs instead left AVX2's 6-row tiles 3 and 4 rows deep on 7-wide rows (512
 //   channels at 7x7, batch 8, 1 thread: 65 -> 85 GFLOP/s);
 // - rows of at most MR / 2 pixels go two to a tile (micro_taps_window_a_pairs), so a 7x7
-//   image fills AVX-512's 14-row tiles, its last row paired with the next image's first;
+//   image fills AVX-512's 14-row tiles; a pair is two rows that read the same taps (the
+//   first rows of two images), so that the taps over the top and bottom padding drop out of
+//   the tiles of the edge rows as they do from a one-row tile;
 // - rows in between are a tile each.
 // Every channel panel of a tile runs before the next tile, so the tile's window (a block of
 // channels, the rows every tap reaches) is reused from L1 while the filter's panels stream
@@ -848,41 +887,62 @@ template <class T>
 void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedB<T>>* columns,
                                    int64_t channels, int64_t block_channels, const std::vector<int64_t>& tap_offsets,
                                    const T* band, int64_t plane, int64_t wp, int64_t images, int64_t image_band,
-                                   int64_t rows, int64_t ow, int64_t n0, int64_t n1, T* tile, int64_t ldt) {
-  const int64_t taps = int64_t(tap_offsets.size()), blocks = ceil_div(channels, block_channels);
+                                   int64_t rows, int64_t ow, const RowTaps& row_taps, int64_t n0, int64_t n1, T* tile,
+                                   int64_t ldt) {
+  const int64_t blocks = ceil_div(channels, block_channels);
   const int64_t all_rows = images * rows, pixels = all_rows * ow;
-  const bool streamed = ow >= ks.mr - 1, paired = 2 * ow <= ks.mr;
+  const bool streamed = ow >= ks.mr - 1, paired = !streamed && 2 * ow <= ks.mr;
   const auto row_start = [&](int64_t r) { return r / rows * image_band + r % rows * wp; };
+  // Pairs of rows (the second -1 for a row alone): rows grouped by the taps they read,
+  // paired within a group, the groups' odd rows paired with each other last.
+  std::vector<std::pair<int64_t, int64_t>> row_tiles;
+  if (paired) {
+    std::vector<int64_t> order(static_cast<size_t>(all_rows)), odd;
+    for (int64_t r = 0; r < all_rows; ++r) order[size_t(r)] = r;
+    const auto key = [&](int64_t r) { return std::make_pair(row_taps.of(r % rows).first, row_taps.of(r % rows).end); };
+    std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return key(x) < key(y); });
+    for (size_t i = 0; i < order.size();) {
+      if (i + 1 < order.size() && key(order[i]) == key(order[i + 1])) {
+        row_tiles.emplace_back(order[i], order[i + 1]);
+        i += 2;
+      } else {
+        odd.push_back(order[i++]);
+      }
+    }
+    for (size_t i = 0; i < odd.size(); i += 2) row_tiles.emplace_back(odd[i], i + 1 < odd.size() ? odd[i + 1] : -1);
+  }
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t c0 = block * block_channels, cb = std::min(block_channels, channels - c0);
     const gemm::PackedB<T>& b = *columns[block];
     const T* channel_band = band + c0 * plane;
-    // Pixels [q, q + count) of the stream, `first` of them on the row of pixel q and the rest
-    // `next_row` further on, through `micro` over every channel panel.
-    const auto run_tile = [&](typename gemm::KernelSet<T>::MicroTapsWindowA micro, int64_t q, int64_t next_row) {
-      const T* window = channel_band + row_start(q / ow) + q % ow;
+    // The stream's pixels from q on, and for a tile of two runs (micro's second part) those
+    // from pixel q2 on (the next row, or the row paired with q's), through `micro` over
+    // every channel panel.
+    const auto run_tile = [&](typename gemm::KernelSet<T>::MicroTapsWindowA micro, int64_t q, int64_t q2) {
+      const int64_t at = row_start(q / ow) + q % ow, at2 = row_start(q2 / ow) + q2 % ow;
+      const TapRun run = row_taps.across(q / ow % rows, q2 / ow % rows);
       for (int64_t jc = n0; jc < n1; jc += ks.nr)
-        micro(taps, tap_offsets.data(), cb, window, plane, next_row, b.panel(jc / ks.nr), tile + q * ldt + jc, ldt,
+        micro(run.end - run.first, tap_offsets.data() + run.first, cb, channel_band + at, plane, at2 - at,
+              b.panel(jc / ks.nr) + run.first * cb * ks.nr, tile + q * ldt + jc, ldt, (q2 - q) * ldt,
               std::min(ks.nr, n1 - jc), block > 0);
     };
-    if (!streamed) {
-      for (int64_t r = 0; r < all_rows;) {
-        if (paired && r + 1 < all_rows) {
-          run_tile(ks.micro_taps_window_a_pairs[ow], r * ow, row_start(r + 1) - row_start(r));
-          r += 2;
-        } else {
-          run_tile(ks.micro_taps_window_a[ow], r * ow, 0);
-          r += 1;
-        }
+    if (paired) {
+      for (const auto& [r1, r2] : row_tiles) {
+        if (r2 >= 0) run_tile(ks.micro_taps_window_a_pairs[ow], r1 * ow, r2 * ow);
+        else run_tile(ks.micro_taps_window_a[ow], r1 * ow, r1 * ow);
       }
+      continue;
+    }
+    if (!streamed) {
+      for (int64_t r = 0; r < all_rows; ++r) run_tile(ks.micro_taps_window_a[ow], r * ow, r * ow);
       continue;
     }
     // Only a full tile can cross a row: the last one ends with the last row, so crossing
     // into it would take more than ow >= MR - 1 pixels.
     for (int64_t q = 0; q < pixels; q += ks.mr) {
       const int64_t count = std::min(ks.mr, pixels - q), first = std::min(count, ow - q % ow);
-      if (first == count) run_tile(ks.micro_taps_window_a[count], q, 0);
-      else run_tile(ks.micro_taps_window_a_split[first], q, row_start(q / ow + 1) - row_start(q / ow) - q % ow);
+      if (first == count) run_tile(ks.micro_taps_window_a[count], q, q);
+      else run_tile(ks.micro_taps_window_a_split[first], q, q + first);
     }
   }
 }
@@ -961,7 +1021,9 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight,
         }
       if (geo.channels_in_lanes)
         window_tile_channels_in_lanes(ks, &filters.window_columns[size_t(g * channel_blocks)], cig, block_channels,
-                                      tap_offsets, band, plane, wp, count, image_band, rows, ow, m0, m1, tile, ldt);
+                                      tap_offsets, band, plane, wp, count, image_band, rows, ow,
+                                      RowTaps(h, kh, kw, sh, pad_top, args.dilation[0], oy0, rows), m0, m1, tile,
+                                      ldt);
       else
         window_tile(ks, &filters.window_panels[size_t(g * channel_blocks)], cig, block_channels, tap_offsets, band,
                     plane, columns, m0, m1, tile);

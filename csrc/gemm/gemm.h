@@ -261,16 +261,20 @@ struct KernelSet {
   // the window (row i of stretch t read in place at a + tap_offsets[t] + i, k rows a_step
   // apart, each element broadcast) times a packed NR-column B panel (pack_b layout) that
   // continues from tap to tap. Convolution with output pixels as C's rows and output
-  // channels across the vector lanes: no column of C is spent on padding. a_row is unused.
+  // channels across the vector lanes: no column of C is spent on padding. a_row and c_row
+  // are unused.
   // Null where the ISA's tiles leave this orientation out (tiles.h, WINDOW_IN_A).
   using MicroTapsWindowA = void (*)(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
-                                    int64_t a_row, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate);
+                                    int64_t a_row, const T* b, T* c, int64_t ldc, int64_t c_row, int64_t n_valid,
+                                    bool accumulate);
   MicroTapsWindowA micro_taps_window_a[kMaxRows + 1];
   // micro_taps_window_a_pairs[n], 2n <= mr: 2n rows, the first n as above and the last n
-  // a_row further on (two output rows of an image at most mr / 2 pixels wide).
+  // a_row further on in the window and c_row further on in C (two output rows of images at
+  // most mr / 2 pixels wide).
   MicroTapsWindowA micro_taps_window_a_pairs[kMaxRows / 2 + 1];
   // micro_taps_window_a_split[s], 1 <= s < mr: mr rows, the first s as above and the other
-  // mr - s a_row further on (a tile that runs from the end of one output row into the next).
+  // mr - s a_row further on in the window and c_row in C (a tile that runs from the end of
+  // one output row into the next).
   MicroTapsWindowA micro_taps_window_a_split[kMaxRows];
   // MR-row panels of A[m, k]: panel i at dst + i * mr * k, element (r, p) at p * mr + r
   // (at k_dest[p] * mr + r with a k_dest, a permutation of 0..k-1; null for none).

@@ -37,12 +37,14 @@ constexpr int64_t kPrefetchSteps = 16;
 // kWindowInA swaps the roles: A is the window, read in place (row i of k step p of tap t at
 // a + tap_offsets[t] + p * a_step + i), and B's packed panel continues from tap to tap. With
 // kSplit > 0, rows from kSplit on come from a second run of the window a_row further on
-// (row i at ... + a_row + i - kSplit): two output rows of a narrow image in one tile.
+// (row i at ... + a_row + i - kSplit) and are stored c_row further on in C (row i at c +
+// c_row + (i - kSplit) * ldc): two output rows of a narrow image in one tile.
 template <class T, int ROWS, int NV, bool kStreamB, bool kWindowInA = false, int kSplit = 0>
 __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const int64_t* tap_offsets, int64_t k,
                                                             const T* __restrict a, int64_t a_step, int64_t a_row,
                                                             const T* __restrict b, int64_t b_step, T* __restrict c,
-                                                            int64_t ldc, int64_t n_valid, bool accumulate,
+                                                            int64_t ldc, int64_t c_row, int64_t n_valid,
+                                                            bool accumulate,
                                                             const T* row_bias, int64_t row_bias_stride) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
@@ -58,8 +60,9 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
   if (accumulate) {
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
-      __builtin_prefetch(c + i * ldc, 1);
-      __builtin_prefetch(c + i * ldc + NV * W - 1, 1);
+      T* row = kSplit > 0 && i >= kSplit ? c + c_row + (i - kSplit) * ldc : c + i * ldc;
+      __builtin_prefetch(row, 1);
+      __builtin_prefetch(row + NV * W - 1, 1);
     }
   }
   // The operand that continues from tap to tap advances by its constant step (MR for a packed
@@ -121,7 +124,7 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
   if (n_valid >= NV * W) {
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
-      T* row = c + i * ldc;
+      T* row = kSplit > 0 && i >= kSplit ? c + c_row + (i - kSplit) * ldc : c + i * ldc;
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) {
         V v = acc[i][j];
@@ -137,7 +140,7 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
   // in memory: indexing it at run time made GCC zero a stack copy of the tile on every call.
 #pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i) {
-    T* row = c + i * ldc;
+    T* row = kSplit > 0 && i >= kSplit ? c + c_row + (i - kSplit) * ldc : c + i * ldc;
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       const int64_t cols = std::min<int64_t>(W, n_valid - j * W);
@@ -153,22 +156,23 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
 template <class T, int ROWS, int NV, bool kStreamB>
 void microkernel(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc, int64_t n_valid,
                  bool accumulate, const T* row_bias, int64_t row_bias_stride) {
-  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, 0, 0, b, b_step, c, ldc, n_valid, accumulate, row_bias,
-                                          row_bias_stride);
+  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, 0, 0, b, b_step, c, ldc, 0, n_valid, accumulate,
+                                          row_bias, row_bias_stride);
 }
 
 template <class T, int ROWS, int NV>
 void microkernel_taps(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b, int64_t b_step,
                       T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
-  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, 0, 0, b, b_step, c, ldc, n_valid, accumulate,
+  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, 0, 0, b, b_step, c, ldc, 0, n_valid, accumulate,
                                        nullptr, 0);
 }
 
 template <class T, int ROWS, int NV, int kSplit>
 void microkernel_taps_window_a(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
-                               int64_t a_row, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
-  microkernel_body<T, ROWS, NV, false, true, kSplit>(taps, tap_offsets, k, a, a_step, a_row, b, 0, c, ldc, n_valid,
-                                                     accumulate, nullptr, 0);
+                               int64_t a_row, const T* b, T* c, int64_t ldc, int64_t c_row, int64_t n_valid,
+                               bool accumulate) {
+  microkernel_body<T, ROWS, NV, false, true, kSplit>(taps, tap_offsets, k, a, a_step, a_row, b, 0, c, ldc, c_row,
+                                                     n_valid, accumulate, nullptr, 0);
 }
 
 // One row of A against kb rows of a row-major B read in place (M = 1: a vector times a
