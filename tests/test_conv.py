@@ -1249,25 +1249,30 @@ def test_shifted_window_several_images_per_task(dtype):
     assert_close(got, want, **tol(dtype, 48 * 9))
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_channels_in_lanes_tiles_leave_out_the_padding_rows(dtype):
+def test_channels_in_lanes_tiles_leave_out_the_padding(dtype):
     """With channels in the lanes a tile multiplies only the filter rows that some row of it
-    reads inside the image (the taps over the top and bottom padding drop out), and rows of
-    narrow images pair with rows that read the same taps (the first rows of two images): batches
-    of 1-5 (odd rows left to pair across classes), planes whose edge rows read no row at all
-    (padding beyond the kernel), dilated and strided rows whose runs of taps do not touch, rows
-    that tiles cross (13 wide) or fill (14 wide), and 1 and 2 threads."""
-    cases = [((1, 40, 7, 7), 64, dict(padding=1)), ((2, 40, 7, 7), 64, dict(padding=1)),
-             ((3, 40, 7, 7), 64, dict(padding=1)), ((5, 32, 7, 6), 32, dict(padding=(2, 1))),
-             ((2, 30, 2, 5), 32, dict(padding=3)), ((3, 30, 4, 3), 48, dict(padding=(4, 1), dilation=(3, 1))),
-             ((2, 36, 9, 13), 32, dict(padding=(2, 1), stride=(2, 1), dilation=(2, 1))),
-             ((2, 40, 5, 13), 64, dict(padding=1)), ((1, 40, 6, 14), 64, dict(padding=(2, 1))),
-             ((2, 30, 11, 3), 32, dict(padding=(5, 1), stride=(3, 1)))]
-    for i, (shape, cout, kwargs) in enumerate(cases):
+    reads inside the image (the taps over the top and bottom padding drop out), rows of
+    narrow images pair with rows that read the same taps (the first rows of two images), and
+    the pixels that start and end output rows skip the taps over the left and right padding:
+    batches of 1-5 (odd rows left to pair across classes), planes whose edge rows read no row
+    at all (padding beyond the kernel), dilated and strided rows and columns whose runs of taps
+    do not touch, rows that tiles cross (13 and 27 wide) or fill (14 wide), a one-pixel row
+    (first and last at once), 5x5 filters, and 1 and 2 threads."""
+    cases = [((1, 40, 7, 7), 64, 3, dict(padding=1)), ((2, 40, 7, 7), 64, 3, dict(padding=1)),
+             ((3, 40, 7, 7), 64, 3, dict(padding=1)), ((5, 32, 7, 6), 32, 3, dict(padding=(2, 1))),
+             ((2, 30, 2, 5), 32, 3, dict(padding=3)), ((3, 30, 4, 3), 48, 3, dict(padding=(4, 1), dilation=(3, 1))),
+             ((2, 36, 9, 13), 32, 3, dict(padding=(2, 1), stride=(2, 1), dilation=(2, 1))),
+             ((2, 40, 5, 13), 64, 3, dict(padding=1)), ((1, 40, 6, 14), 64, 3, dict(padding=(2, 1))),
+             ((2, 30, 11, 3), 32, 3, dict(padding=(5, 1), stride=(3, 1))), ((2, 40, 3, 1), 64, 3, dict(padding=1)),
+             ((1, 40, 5, 27), 64, 3, dict(padding=1)), ((2, 32, 6, 15), 32, 3, dict(padding=(1, 2), dilation=(1, 2))),
+             ((2, 32, 5, 16), 32, 3, dict(padding=1, stride=(1, 2))), ((2, 30, 9, 9), 32, 5, dict(padding=2)),
+             ((3, 30, 6, 11), 64, 5, dict(padding=(1, 4), stride=2))]
+    for i, (shape, cout, kernel, kwargs) in enumerate(cases):
         x = randn(shape, dtype, 700 + i)
-        w, b = randn((cout, shape[1], 3, 3), dtype, 710 + i), randn(cout, dtype, 720 + i)
+        w, b = randn((cout, shape[1], kernel, kernel), dtype, 720 + i), randn(cout, dtype, 740 + i)
         _, want = check_conv2d(x, w, b, **kwargs)
         got = assert_same_for_thread_counts(lambda: F.conv2d(x, w, b, **kwargs), counts=(1, 2))
-        assert_close(got, want, **tol(dtype, shape[1] * 9))
+        assert_close(got, want, **tol(dtype, shape[1] * kernel * kernel))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

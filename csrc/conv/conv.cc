@@ -843,6 +843,37 @@ class RowTaps {
   std::vector<TapRun> runs_;
 };
 
+// The taps that read only padding at the first and at the last pixel of an output row: the
+// pixel at ox reads input column ox * stride - padding + kx * dilation at tap column kx. A
+// tile of pixels across the lanes leaves those taps out of its rows that start and end output
+// rows (the microkernel's tap_edges: bit 0 for the first pixel, bit 1 for the last), so a
+// 3x3 "same" layer multiplies no padding at all on rows of the tile's width.
+class EdgeTaps {
+ public:
+  EdgeTaps(int64_t w, int64_t kh, int64_t kw, int64_t stride, int64_t padding, int64_t dilation, int64_t ow)
+      : taps_(kh * kw), flags_(size_t(4 * kh * kw), 0) {
+    const auto outside = [&](int64_t ox, int64_t kx) {
+      const int64_t col = ox * stride - padding + kx * dilation;
+      return col < 0 || col >= w;
+    };
+    for (int combo = 1; combo < 4; ++combo)
+      for (int64_t tap = 0; tap < taps_; ++tap) {
+        const int64_t kx = tap % kw;
+        flags_[size_t(combo * taps_ + tap)] = uint8_t(((combo & 1) && outside(0, kx) ? 1 : 0) |
+                                                      ((combo & 2) && outside(ow - 1, kx) ? 2 : 0));
+      }
+  }
+  // The flags of a tile whose first pixel starts an output row (`starts`) and whose last
+  // ends one (`ends`); null when neither.
+  const uint8_t* of(bool starts, bool ends) const {
+    return starts || ends ? flags_.data() + (int64_t(starts) | int64_t(ends) << 1) * taps_ : nullptr;
+  }
+
+ private:
+  int64_t taps_;
+  std::vector<uint8_t> flags_;
+};
+
 // Rows [m0, m1) of a shifted-window tile, `columns` wide (its row stride): every tap of a block
 // of `block_channels` input channels in one microkernel call, block by block, block b's
 // filter panels at *panels[b] and the band's channels `plane` apart. Every channel
@@ -887,8 +918,8 @@ template <class T>
 void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::unique_ptr<gemm::PackedB<T>>* columns,
                                    int64_t channels, int64_t block_channels, const std::vector<int64_t>& tap_offsets,
                                    const T* band, int64_t plane, int64_t wp, int64_t images, int64_t image_band,
-                                   int64_t rows, int64_t ow, const RowTaps& row_taps, int64_t n0, int64_t n1, T* tile,
-                                   int64_t ldt) {
+                                   int64_t rows, int64_t ow, const RowTaps& row_taps, const EdgeTaps& edge_taps,
+                                   int64_t n0, int64_t n1, T* tile, int64_t ldt) {
   const int64_t blocks = ceil_div(channels, block_channels);
   const int64_t all_rows = images * rows, pixels = all_rows * ow;
   const bool streamed = ow >= ks.mr - 1, paired = !streamed && 2 * ow <= ks.mr;
@@ -917,32 +948,34 @@ void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::uniq
     const T* channel_band = band + c0 * plane;
     // The stream's pixels from q on, and for a tile of two runs (micro's second part) those
     // from pixel q2 on (the next row, or the row paired with q's), through `micro` over
-    // every channel panel.
-    const auto run_tile = [&](typename gemm::KernelSet<T>::MicroTapsWindowA micro, int64_t q, int64_t q2) {
+    // every channel panel; `last` is the tile's last pixel.
+    const auto run_tile = [&](typename gemm::KernelSet<T>::MicroTapsWindowA micro, int64_t q, int64_t q2,
+                              int64_t last) {
       const int64_t at = row_start(q / ow) + q % ow, at2 = row_start(q2 / ow) + q2 % ow;
       const TapRun run = row_taps.across(q / ow % rows, q2 / ow % rows);
+      const uint8_t* edges = edge_taps.of(q % ow == 0, last % ow == ow - 1);
       for (int64_t jc = n0; jc < n1; jc += ks.nr)
-        micro(run.end - run.first, tap_offsets.data() + run.first, cb, channel_band + at, plane, at2 - at,
-              b.panel(jc / ks.nr) + run.first * cb * ks.nr, tile + q * ldt + jc, ldt, (q2 - q) * ldt,
-              std::min(ks.nr, n1 - jc), block > 0);
+        micro(run.end - run.first, tap_offsets.data() + run.first, edges ? edges + run.first : nullptr, cb,
+              channel_band + at, plane, at2 - at, b.panel(jc / ks.nr) + run.first * cb * ks.nr, tile + q * ldt + jc,
+              ldt, (q2 - q) * ldt, std::min(ks.nr, n1 - jc), block > 0);
     };
     if (paired) {
       for (const auto& [r1, r2] : row_tiles) {
-        if (r2 >= 0) run_tile(ks.micro_taps_window_a_pairs[ow], r1 * ow, r2 * ow);
-        else run_tile(ks.micro_taps_window_a[ow], r1 * ow, r1 * ow);
+        if (r2 >= 0) run_tile(ks.micro_taps_window_a_pairs[ow], r1 * ow, r2 * ow, r2 * ow + ow - 1);
+        else run_tile(ks.micro_taps_window_a[ow], r1 * ow, r1 * ow, r1 * ow + ow - 1);
       }
       continue;
     }
     if (!streamed) {
-      for (int64_t r = 0; r < all_rows; ++r) run_tile(ks.micro_taps_window_a[ow], r * ow, r * ow);
+      for (int64_t r = 0; r < all_rows; ++r) run_tile(ks.micro_taps_window_a[ow], r * ow, r * ow, r * ow + ow - 1);
       continue;
     }
     // Only a full tile can cross a row: the last one ends with the last row, so crossing
     // into it would take more than ow >= MR - 1 pixels.
     for (int64_t q = 0; q < pixels; q += ks.mr) {
       const int64_t count = std::min(ks.mr, pixels - q), first = std::min(count, ow - q % ow);
-      if (first == count) run_tile(ks.micro_taps_window_a[count], q, q);
-      else run_tile(ks.micro_taps_window_a_split[first], q, q + first);
+      if (first == count) run_tile(ks.micro_taps_window_a[count], q, q, q + count - 1);
+      else run_tile(ks.micro_taps_window_a_split[first], q, q + first, q + count - 1);
     }
   }
 }
@@ -975,6 +1008,7 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight,
                                geo.cols.before[size_t(geo.cols.phase_of[kx])];
     furthest = std::max(furthest, tap_offsets[size_t(tap)]);
   }
+  const EdgeTaps edge_taps(w, kh, kw, sw, args.padding[1], args.dilation[1], ow);
   // The microkernel reads whole NR-column panels: the last one overruns the band's last
   // output row by up to NR columns, plus the furthest tap offset.
   const int64_t slack = ks.nr + furthest + wp;
@@ -1022,8 +1056,8 @@ void conv2d_shifted(const TensorView& input, const PackedConvWeight& weight,
       if (geo.channels_in_lanes)
         window_tile_channels_in_lanes(ks, &filters.window_columns[size_t(g * channel_blocks)], cig, block_channels,
                                       tap_offsets, band, plane, wp, count, image_band, rows, ow,
-                                      RowTaps(h, kh, kw, sh, pad_top, args.dilation[0], oy0, rows), m0, m1, tile,
-                                      ldt);
+                                      RowTaps(h, kh, kw, sh, pad_top, args.dilation[0], oy0, rows), edge_taps, m0,
+                                      m1, tile, ldt);
       else
         window_tile(ks, &filters.window_panels[size_t(g * channel_blocks)], cig, block_channels, tap_offsets, band,
                     plane, columns, m0, m1, tile);

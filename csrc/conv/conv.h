@@ -23,7 +23,9 @@
 //     one input's worth, not KH*KW of them. When the output channels fill the vector lanes
 //     the product is computed transposed (output pixels as C's rows, channels across the
 //     lanes, the band as the broadcast operand), so no lane is spent on padding columns, and
-//     the pixel-major tile is transposed into the NCHW output as it is stored.
+//     the pixel-major tile is transposed into the NCHW output as it is stored; there a tile
+//     also leaves out the taps its rows would read from the padding (the filter rows above
+//     and below the image, the columns left and right of its edge pixels).
 //   general (1x1 with stride or padding, bands too large for the cache): B is an implicit
 //     im2col. The GEMM asks the Im2col block source for one
 //     KC x NC block at a time and the pack_im2col kernel writes it straight into the

@@ -262,11 +262,14 @@ struct KernelSet {
   // apart, each element broadcast) times a packed NR-column B panel (pack_b layout) that
   // continues from tap to tap. Convolution with output pixels as C's rows and output
   // channels across the vector lanes: no column of C is spent on padding. a_row and c_row
-  // are unused.
+  // are unused. tap_edges (null, or one per tap): bit 0 leaves the rows that start a run of
+  // pixels out of the tap (row 0; with two runs, the second's first row too), bit 1 those
+  // that end one (the last row; with two runs, the first's last row too), where the pixels'
+  // taps read only padding.
   // Null where the ISA's tiles leave this orientation out (tiles.h, WINDOW_IN_A).
-  using MicroTapsWindowA = void (*)(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
-                                    int64_t a_row, const T* b, T* c, int64_t ldc, int64_t c_row, int64_t n_valid,
-                                    bool accumulate);
+  using MicroTapsWindowA = void (*)(int64_t taps, const int64_t* tap_offsets, const uint8_t* tap_edges, int64_t k,
+                                    const T* a, int64_t a_step, int64_t a_row, const T* b, T* c, int64_t ldc,
+                                    int64_t c_row, int64_t n_valid, bool accumulate);
   MicroTapsWindowA micro_taps_window_a[kMaxRows + 1];
   // micro_taps_window_a_pairs[n], 2n <= mr: 2n rows, the first n as above and the last n
   // a_row further on in the window and c_row further on in C (two output rows of images at

@@ -38,9 +38,13 @@ constexpr int64_t kPrefetchSteps = 16;
 // a + tap_offsets[t] + p * a_step + i), and B's packed panel continues from tap to tap. With
 // kSplit > 0, rows from kSplit on come from a second run of the window a_row further on
 // (row i at ... + a_row + i - kSplit) and are stored c_row further on in C (row i at c +
-// c_row + (i - kSplit) * ldc): two output rows of a narrow image in one tile.
+// c_row + (i - kSplit) * ldc): two output rows of a narrow image in one tile. tap_edges
+// (window as A, may be null) leaves rows out of a tap: with bit 0 of tap_edges[t] the rows
+// that start a run (row 0, and row kSplit), with bit 1 those that end one (the last row, and
+// row kSplit - 1); the caller sets them where those pixels' taps read the padding's zeros.
 template <class T, int ROWS, int NV, bool kStreamB, bool kWindowInA = false, int kSplit = 0>
-__attribute__((always_inline)) inline void microkernel_body(int64_t taps, const int64_t* tap_offsets, int64_t k,
+__attribute__((always_inline)) inline void microkernel_body(int64_t taps, const int64_t* tap_offsets,
+                                                            const uint8_t* tap_edges, int64_t k,
                                                             const T* __restrict a, int64_t a_step, int64_t a_row,
                                                             const T* __restrict b, int64_t b_step, T* __restrict c,
                                                             int64_t ldc, int64_t c_row, int64_t n_valid,
@@ -97,23 +101,42 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
         bt += 2 * b_step;
       }
     }
+    // The k steps over the rows in the mask (a compile-time constant: the unrolled row loop
+    // keeps only their FMAs).
+    const auto steps = [&](auto rows_mask) __attribute__((always_inline)) {
+      constexpr uint32_t kMask = decltype(rows_mask)::value;
 #pragma GCC unroll 2
-    for (; p < k; ++p) {
-      V bv[NV];
+      for (; p < k; ++p) {
+        V bv[NV];
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) {
-        if constexpr (kStreamB)
-          __builtin_prefetch(address_past(bt + j * W, uintptr_t(kPrefetchSteps * b_step) * sizeof(T)));
-        bv[j] = V::load(bt + j * W);
-      }
+        for (int j = 0; j < NV; ++j) {
+          if constexpr (kStreamB)
+            __builtin_prefetch(address_past(bt + j * W, uintptr_t(kPrefetchSteps * b_step) * sizeof(T)));
+          bv[j] = V::load(bt + j * W);
+        }
 #pragma GCC unroll 16
-      for (int i = 0; i < ROWS; ++i) {
-        const V ai(kSplit > 0 && i >= kSplit ? at[a_row + i - kSplit] : at[i]);
+        for (int i = 0; i < ROWS; ++i) {
+          if (!((kMask >> i) & 1u)) continue;
+          const V ai(kSplit > 0 && i >= kSplit ? at[a_row + i - kSplit] : at[i]);
 #pragma GCC unroll 8
-        for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
+          for (int j = 0; j < NV; ++j) acc[i][j] = mul_add(ai, bv[j], acc[i][j]);
+        }
+        at += kWindowInA ? a_step : kPanelStep;
+        bt += kWindowInA ? kPanelStep : b_step;
       }
-      at += kWindowInA ? a_step : kPanelStep;
-      bt += kWindowInA ? kPanelStep : b_step;
+    };
+    constexpr uint32_t kAllRows = (uint32_t(1) << ROWS) - 1;
+    if constexpr (kWindowInA) {
+      constexpr uint32_t kStarts = 1u | (kSplit > 0 ? uint32_t(1) << kSplit : 0u);
+      constexpr uint32_t kEnds = (uint32_t(1) << (ROWS - 1)) | (kSplit > 0 ? uint32_t(1) << (kSplit - 1) : 0u);
+      switch (tap_edges ? tap_edges[t] : 0) {
+        case 1: steps(std::integral_constant<uint32_t, kAllRows & ~kStarts>{}); break;
+        case 2: steps(std::integral_constant<uint32_t, kAllRows & ~kEnds>{}); break;
+        case 3: steps(std::integral_constant<uint32_t, kAllRows & ~kStarts & ~kEnds>{}); break;
+        default: steps(std::integral_constant<uint32_t, kAllRows>{});
+      }
+    } else {
+      steps(std::integral_constant<uint32_t, kAllRows>{});
     }
     (kWindowInA ? b : a) = kWindowInA ? bt : at;
   }
@@ -156,23 +179,24 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
 template <class T, int ROWS, int NV, bool kStreamB>
 void microkernel(int64_t k, const T* a, const T* b, int64_t b_step, T* c, int64_t ldc, int64_t n_valid,
                  bool accumulate, const T* row_bias, int64_t row_bias_stride) {
-  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, k, a, 0, 0, b, b_step, c, ldc, 0, n_valid, accumulate,
+  microkernel_body<T, ROWS, NV, kStreamB>(1, nullptr, nullptr, k, a, 0, 0, b, b_step, c, ldc, 0, n_valid, accumulate,
                                           row_bias, row_bias_stride);
 }
 
 template <class T, int ROWS, int NV>
 void microkernel_taps(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b, int64_t b_step,
                       T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
-  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, k, a, 0, 0, b, b_step, c, ldc, 0, n_valid, accumulate,
+  microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, nullptr, k, a, 0, 0, b, b_step, c, ldc, 0, n_valid,
+                                       accumulate,
                                        nullptr, 0);
 }
 
 template <class T, int ROWS, int NV, int kSplit>
-void microkernel_taps_window_a(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, int64_t a_step,
-                               int64_t a_row, const T* b, T* c, int64_t ldc, int64_t c_row, int64_t n_valid,
-                               bool accumulate) {
-  microkernel_body<T, ROWS, NV, false, true, kSplit>(taps, tap_offsets, k, a, a_step, a_row, b, 0, c, ldc, c_row,
-                                                     n_valid, accumulate, nullptr, 0);
+void microkernel_taps_window_a(int64_t taps, const int64_t* tap_offsets, const uint8_t* tap_edges, int64_t k,
+                               const T* a, int64_t a_step, int64_t a_row, const T* b, T* c, int64_t ldc,
+                               int64_t c_row, int64_t n_valid, bool accumulate) {
+  microkernel_body<T, ROWS, NV, false, true, kSplit>(taps, tap_offsets, tap_edges, k, a, a_step, a_row, b, 0, c, ldc,
+                                                     c_row, n_valid, accumulate, nullptr, 0);
 }
 
 // One row of A against kb rows of a row-major B read in place (M = 1: a vector times a
