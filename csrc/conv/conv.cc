@@ -846,27 +846,39 @@ class RowTaps {
 // The taps that read only padding at the first and at the last pixel of an output row: the
 // pixel at ox reads input column ox * stride - padding + kx * dilation at tap column kx. A
 // tile of pixels across the lanes leaves those taps out of its rows that start and end output
-// rows (the microkernel's tap_edges: bit 0 for the first pixel, bit 1 for the last), so a
-// 3x3 "same" layer multiplies no padding at all on rows of the tile's width.
+// rows (the microkernel's tap_edges), so a 3x3 "same" layer multiplies no padding on rows of
+// the tile's width, and little where tiles cross from row to row (AVX2's 6-pixel tiles).
 class EdgeTaps {
  public:
   EdgeTaps(int64_t w, int64_t kh, int64_t kw, int64_t stride, int64_t padding, int64_t dilation, int64_t ow)
-      : taps_(kh * kw), flags_(size_t(4 * kh * kw), 0) {
+      : taps_(kh * kw), flags_(size_t(8 * kh * kw), 0) {
     const auto outside = [&](int64_t ox, int64_t kx) {
       const int64_t col = ox * stride - padding + kx * dilation;
       return col < 0 || col >= w;
     };
-    for (int combo = 1; combo < 4; ++combo)
+    for (int kind = 1; kind < 8; ++kind) {
+      const bool starts = kind & 1, ends = kind & 2, two_runs = kind & 4;
       for (int64_t tap = 0; tap < taps_; ++tap) {
         const int64_t kx = tap % kw;
-        flags_[size_t(combo * taps_ + tap)] = uint8_t(((combo & 1) && outside(0, kx) ? 1 : 0) |
-                                                      ((combo & 2) && outside(ow - 1, kx) ? 2 : 0));
+        const bool left = outside(0, kx), right = outside(ow - 1, kx);
+        // The rows at the image's left edge: the tile's first (if it starts a row) and, with
+        // two runs, the second run's first (always a row start); the right edge alike.
+        const int left_code = !left ? 0 : two_runs ? (starts ? 1 : 4) : (starts ? 1 : 0);
+        const int right_code = !right ? 0 : two_runs ? (ends ? 2 : 8) : (ends ? 2 : 0);
+        const int code = left_code | right_code;
+        // (Both edges at once, where the runs' outer rows do not both qualify: no skipping.)
+        flags_[size_t(kind * taps_ + tap)] = uint8_t(code == 1 || code == 2 || code == 3 || code == 4 || code == 8
+                                                         ? code
+                                                         : 0);
       }
+    }
   }
-  // The flags of a tile whose first pixel starts an output row (`starts`) and whose last
-  // ends one (`ends`); null when neither.
-  const uint8_t* of(bool starts, bool ends) const {
-    return starts || ends ? flags_.data() + (int64_t(starts) | int64_t(ends) << 1) * taps_ : nullptr;
+  // The flags of a tile whose first pixel starts an output row (`starts`), whose last ends
+  // one (`ends`), of two runs (the second starting a row, the first ending one); null
+  // where none apply.
+  const uint8_t* of(bool starts, bool ends, bool two_runs) const {
+    const int kind = int(starts) | int(ends) << 1 | int(two_runs) << 2;
+    return kind ? flags_.data() + kind * taps_ : nullptr;
   }
 
  private:
@@ -953,7 +965,7 @@ void window_tile_channels_in_lanes(const gemm::KernelSet<T>& ks, const std::uniq
                               int64_t last) {
       const int64_t at = row_start(q / ow) + q % ow, at2 = row_start(q2 / ow) + q2 % ow;
       const TapRun run = row_taps.across(q / ow % rows, q2 / ow % rows);
-      const uint8_t* edges = edge_taps.of(q % ow == 0, last % ow == ow - 1);
+      const uint8_t* edges = edge_taps.of(q % ow == 0, last % ow == ow - 1, q2 != q);
       for (int64_t jc = n0; jc < n1; jc += ks.nr)
         micro(run.end - run.first, tap_offsets.data() + run.first, edges ? edges + run.first : nullptr, cb,
               channel_band + at, plane, at2 - at, b.panel(jc / ks.nr) + run.first * cb * ks.nr, tile + q * ldt + jc,

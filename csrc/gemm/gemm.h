@@ -262,10 +262,11 @@ struct KernelSet {
   // apart, each element broadcast) times a packed NR-column B panel (pack_b layout) that
   // continues from tap to tap. Convolution with output pixels as C's rows and output
   // channels across the vector lanes: no column of C is spent on padding. a_row and c_row
-  // are unused. tap_edges (null, or one per tap): bit 0 leaves the rows that start a run of
-  // pixels out of the tap (row 0; with two runs, the second's first row too), bit 1 those
-  // that end one (the last row; with two runs, the first's last row too), where the pixels'
-  // taps read only padding.
+  // are unused. tap_edges (null, or one per tap) leaves rows out of a tap, where those
+  // pixels' taps read only padding: 1 the rows that start a run of pixels (row 0; with two
+  // runs, the second's first row too), 2 those that end one (the last row; with two runs,
+  // the first's last row too), 3 both, 4 and 8 (two runs) the second run's first row alone
+  // and the first run's last row alone; other values none.
   // Null where the ISA's tiles leave this orientation out (tiles.h, WINDOW_IN_A).
   using MicroTapsWindowA = void (*)(int64_t taps, const int64_t* tap_offsets, const uint8_t* tap_edges, int64_t k,
                                     const T* a, int64_t a_step, int64_t a_row, const T* b, T* c, int64_t ldc,

@@ -39,9 +39,10 @@ constexpr int64_t kPrefetchSteps = 16;
 // kSplit > 0, rows from kSplit on come from a second run of the window a_row further on
 // (row i at ... + a_row + i - kSplit) and are stored c_row further on in C (row i at c +
 // c_row + (i - kSplit) * ldc): two output rows of a narrow image in one tile. tap_edges
-// (window as A, may be null) leaves rows out of a tap: with bit 0 of tap_edges[t] the rows
-// that start a run (row 0, and row kSplit), with bit 1 those that end one (the last row, and
-// row kSplit - 1); the caller sets them where those pixels' taps read the padding's zeros.
+// (window as A, may be null) leaves rows out of a tap where the caller knows those pixels'
+// taps read the padding's zeros: tap_edges[t] = 1 leaves out the rows that start a run (row
+// 0, and row kSplit), 2 those that end one (the last row, and row kSplit - 1), 3 both, 4
+// row kSplit alone, 8 row kSplit - 1 alone; any other value, none.
 template <class T, int ROWS, int NV, bool kStreamB, bool kWindowInA = false, int kSplit = 0>
 __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const int64_t* tap_offsets,
                                                             const uint8_t* tap_edges, int64_t k,
@@ -129,10 +130,15 @@ __attribute__((always_inline)) inline void microkernel_body(int64_t taps, const 
     if constexpr (kWindowInA) {
       constexpr uint32_t kStarts = 1u | (kSplit > 0 ? uint32_t(1) << kSplit : 0u);
       constexpr uint32_t kEnds = (uint32_t(1) << (ROWS - 1)) | (kSplit > 0 ? uint32_t(1) << (kSplit - 1) : 0u);
+      // (Two runs only: row kSplit alone, row kSplit - 1 alone.)
+      constexpr uint32_t kInnerStart = kSplit > 0 ? uint32_t(1) << kSplit : 0u;
+      constexpr uint32_t kInnerEnd = kSplit > 0 ? uint32_t(1) << (kSplit - 1) : 0u;
       switch (tap_edges ? tap_edges[t] : 0) {
         case 1: steps(std::integral_constant<uint32_t, kAllRows & ~kStarts>{}); break;
         case 2: steps(std::integral_constant<uint32_t, kAllRows & ~kEnds>{}); break;
         case 3: steps(std::integral_constant<uint32_t, kAllRows & ~kStarts & ~kEnds>{}); break;
+        case 4: steps(std::integral_constant<uint32_t, kAllRows & ~kInnerStart>{}); break;
+        case 8: steps(std::integral_constant<uint32_t, kAllRows & ~kInnerEnd>{}); break;
         default: steps(std::integral_constant<uint32_t, kAllRows>{});
       }
     } else {
