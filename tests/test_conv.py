@@ -1229,8 +1229,8 @@ def test_channels_in_lanes_sweep(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_shifted_window_several_images_per_task(dtype):
     """With channels in the lanes, when a band is a whole image a task takes several images,
-    pixels counted across them: a narrow image's last output row shares a tile with the next
-    image's first, and the last task takes what is left of the batch. Batches of 2-9 odd
+    pixels counted across them: a narrow image's output rows share tiles with other
+    images' rows, and the last task takes what is left of the batch. Batches of 2-9 odd
     small planes (7x7, 5x3, 1x1, 14x14), stride 2, groups, a residual and an activation, and
     1-3 threads give identical results."""
     cases = [((9, 40, 7, 7), 64, dict(padding=1)), ((5, 32, 5, 3), 32, dict(padding=1)),

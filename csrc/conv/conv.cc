@@ -762,8 +762,9 @@ ShiftedGeometry<T> shifted_geometry(const TensorView& input, const Shape4& ws, i
   }
   // Several images to a task when a band is a whole image, pixels counted across them: every
   // filter panel then serves the tiles of all of them while it is in L2, and output rows of
-  // a narrow image pair across images (7x7: row 6 of one image with row 0 of the next), so
-  // every tile is full. Only as many as leave every thread a task.
+  // a narrow image pair across images (7x7: row 0 of one image with row 0 of the next, so
+  // that both leave out the taps above the image), so every tile is full. Only as many as
+  // leave every thread a task.
   if (s.channels_in_lanes && s.band_rows == oh && s.channel_parts == 1) {
     const int64_t batch = input.shape[0];
     s.images = std::clamp<int64_t>(kLanesImagesBytes / (oh * row_bytes), 1, batch);

@@ -193,8 +193,7 @@ template <class T, int ROWS, int NV>
 void microkernel_taps(int64_t taps, const int64_t* tap_offsets, int64_t k, const T* a, const T* b, int64_t b_step,
                       T* c, int64_t ldc, int64_t n_valid, bool accumulate) {
   microkernel_body<T, ROWS, NV, false>(taps, tap_offsets, nullptr, k, a, 0, 0, b, b_step, c, ldc, 0, n_valid,
-                                       accumulate,
-                                       nullptr, 0);
+                                       accumulate, nullptr, 0);
 }
 
 template <class T, int ROWS, int NV, int kSplit>
