@@ -1059,7 +1059,7 @@ def test_pointwise_small_planes(dtype, assumed_l2):
     core only planes of at most 4 outputs take the path; both sizes are tested). Planes that
     take it (7x7, 10x10, 5x5, 3x5, 1x1, 2x2) and, beside them, layers that stay on the GEMM
     (channels that do not fill the lanes, too few input channels, 12x12); groups, batch 1 and 3,
-    non-contiguous input, NaN and infinities, the fused extensions, the same filter on a
+    non-contiguous input (read in place where its rows lie as the band's), NaN and infinities, the fused extensions, the same filter on a
     large plane and again on a small one, a lowered ISA cap after the first call (the panels
     keep the kernel set they were made for), new weights, identical bits for any thread
     count."""
@@ -1074,6 +1074,11 @@ def test_pointwise_small_planes(dtype, assumed_l2):
         b = randn(cout, dtype, 340 + i) if i % 2 == 0 else None
         check_conv2d(x, wt, b, groups=groups)
         check_conv2d(x[:, :, ::-1], wt, b, groups=groups)
+        # Rows that lie as a band's are read in place whatever the image and channel strides:
+        # reversed, every other channel of a larger array, one image broadcast to the batch.
+        check_conv2d(x[::-1, ::-1], wt, b, groups=groups)
+        check_conv2d(randn((x.shape[0], 2 * cin, h, w), dtype, 350 + i)[:, ::2], wt, b, groups=groups)
+        check_conv2d(np.broadcast_to(x[:1], x.shape), wt, b, groups=groups)
         want = _torch(TF.conv2d, x, wt, b, groups=groups)
         assert_close(F.conv2d(x, tops.pack_conv_weight(wt, groups=groups), b, groups=groups), want,
                      **tol(dtype, cin // groups))
