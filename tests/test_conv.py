@@ -1281,6 +1281,53 @@ def test_channels_in_lanes_tiles_leave_out_the_padding(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_transpose2d_border_classes(dtype):
+    """A transposed filter kept for many calls (a module's, pack_conv_weight's) over small
+    images whose border products mostly leave the output (a generator's 4x4/2 layers) groups
+    the input pixels by the taps that stay inside and multiplies only those: 4x4 and 8x8
+    images, batches 1-9 (several chunks of images at 8x8 with 64 output channels), groups,
+    dilation, strides and paddings per axis, output_padding, 1x1 and 1xN images, paddings
+    that leave some pixels no tap inside, non-contiguous input, bias or none, a residual
+    and an activation, float32 and float64, identical bits on 1 and 2 threads."""
+    cases = [  # (batch, cin, cout, (h, w), kernel, kwargs)
+        (3, 24, 20, (4, 4), 4, dict(stride=2, padding=1)),
+        (1, 16, 24, (4, 4), 4, dict(stride=2, padding=1)),
+        (9, 32, 64, (8, 8), 4, dict(stride=2, padding=1)),
+        (2, 12, 18, (5, 3), 3, dict(stride=(2, 1), padding=(1, 2), output_padding=(1, 0))),
+        (3, 16, 12, (4, 6), 3, dict(stride=2, padding=2, dilation=(2, 1), groups=2)),
+        (2, 10, 14, (1, 1), 3, dict(padding=1)),
+        (4, 20, 16, (1, 7), (1, 5), dict(padding=(0, 2))),
+        (2, 8, 10, (3, 3), 3, dict(stride=3, padding=3, output_padding=2)),
+        (5, 18, 9, (6, 5), 5, dict(stride=(1, 3), padding=(3, 2), groups=3)),
+    ]
+    for i, (batch, cin, cout, size, kernel, kwargs) in enumerate(cases):
+        kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
+        groups = kwargs.get("groups", 1)
+        x = randn((batch, cin, *size), dtype, 900 + i)
+        w = randn((cin, cout // groups, *kernel), dtype, 920 + i)
+        b = randn(cout, dtype, 940 + i) if i % 2 == 0 else None
+        want = _torch(TF.conv_transpose2d, x, w, b, **kwargs)
+        pack_args = {k: v for k, v in kwargs.items() if k in ("stride", "padding", "dilation")}
+        packed = tops.pack_conv_weight(w, groups, True, **pack_args)
+        got = assert_same_for_thread_counts(lambda: F.conv_transpose2d(x, packed, b, **kwargs), counts=(1, 2))
+        assert_close(got, want, **tol(dtype, cin * kernel[0] * kernel[1]))
+        xr = x[::-1, ::-1]
+        assert_close(F.conv_transpose2d(xr, packed, b, **kwargs), _torch(TF.conv_transpose2d, xr, w, b, **kwargs),
+                     **tol(dtype, cin * kernel[0] * kernel[1]))
+    x, w, b = randn((3, 24, 4, 4), dtype, 960), randn((24, 20, 4, 4), dtype, 961), randn(20, dtype, 962)
+    r = randn((3, 20, 8, 8), dtype, 963)
+    packed = tops.pack_conv_weight(w, 1, True, stride=2, padding=1)
+    got = F.conv_transpose2d(x, packed, b, stride=2, padding=1, residual=r, activation="relu")
+    want = TF.relu(_torch(TF.conv_transpose2d, x, w, b, stride=2, padding=1) + T(r))
+    assert_close(got, want, **tol(dtype, 24 * 16))
+    module = tnn.ConvTranspose2d(24, 20, 4, stride=2, padding=1).to(dtype)
+    ref = torch.nn.ConvTranspose2d(24, 20, 4, stride=2, padding=1).to(T(x).dtype)
+    module.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        assert_close(module(x), ref(T(x)).numpy(), **tol(dtype, 24 * 16))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_filter_packed_for_one_call_serves_that_call(dtype):
     """A weight passed as an array is packed with only the panels its call's path reads: the
     shifted-window panels for an ordinary 3x3, the general path's for a padding so wide that

@@ -213,6 +213,10 @@ struct PackedConvWeight::Filters {
   // Transposed, kept for many calls: the weight itself, dense, for the calls on images so
   // few and small that the products path is cheaper (prefers_filter_in_place).
   std::vector<T> dense;
+  // Transposed, kept for many calls: one [C_in/g, C_out/g] B panel set per (group, tap),
+  // made from `dense` by the first call that takes the border-class path.
+  mutable std::once_flag tap_columns_once;
+  mutable std::vector<std::unique_ptr<gemm::PackedB<T>>> tap_columns;
   std::vector<T> depthwise_taps;                  // depthwise only: [C_out, KH * KW]
   // Depthwise with one output channel per input channel, where the kernel set has a
   // depthwise_channels kernel: the taps as [C_out / lanes][KH * KW][lanes], zero-padded.
@@ -1480,6 +1484,188 @@ void conv_transpose2d_filter_in_place(const TensorView& input, const T* filter, 
   if (o.residual || args.activation != gemm::Activation::none) late_epilogue(o, out, args);
 }
 
+// conv_transpose2d of small images under a filter kept for many calls, without the products
+// that fall outside the output. Input index i of an axis reaches output i * s - p + k * d
+// through tap k, which for the indices at the image's border leaves the output for some k
+// (a 4x4/2 filter with padding 1 on 4x4 images: 23% of all products), and the phase path
+// multiplies those products' zeros as much as the products path computes and drops them.
+// Here the input pixels are grouped by the taps that stay inside (per axis one run of k,
+// so at most a few classes: 9 for that layer), and each class multiplies only its own taps:
+//   P[tap][pixel][co] = sum over ci of x[n, ci, pixel] * w[ci, co, tap]
+// as one GEMM per (class, tap), the class's pixels packed once as A and each tap's
+// [C_in/g, C_out/g] slice of the filter packed once per module as B (tap_columns). Each
+// output pixel then gathers its products across the channels, in a pixel-major tile that
+// is transposed into the NCHW plane with the bias.
+//
+// Products of a chunk of images stay within this many bytes (in L2 and L3 between the GEMMs
+// and the gathers).
+constexpr int64_t kBorderProductsBytes = int64_t(2) << 20;
+
+// Per axis: for every input index its run of taps that land inside the output, and the
+// distinct runs (the axis' classes).
+struct BorderAxis {
+  std::vector<std::pair<int64_t, int64_t>> runs;  // the classes' tap runs [first, end)
+  std::vector<int64_t> class_of;                  // per input index
+};
+
+BorderAxis border_axis(int64_t in_size, int64_t out_size, int64_t kernel, int64_t stride, int64_t padding,
+                       int64_t dilation) {
+  BorderAxis a;
+  for (int64_t i = 0; i < in_size; ++i) {
+    int64_t lo = 0, hi = kernel;
+    while (lo < kernel && i * stride - padding + lo * dilation < 0) ++lo;
+    while (hi > lo && i * stride - padding + (hi - 1) * dilation >= out_size) --hi;
+    const std::pair<int64_t, int64_t> run{lo, hi};
+    auto at = std::find(a.runs.begin(), a.runs.end(), run);
+    if (at == a.runs.end()) at = a.runs.insert(a.runs.end(), run);
+    a.class_of.push_back(int64_t(at - a.runs.begin()));
+  }
+  return a;
+}
+
+// The products inside the output over all the products: what the border classes save.
+double border_products_inside(const TensorView& input, const Shape4& ws, const TensorView& out, const ConvArgs& args) {
+  const BorderAxis rows = border_axis(input.shape[2], out.shape[2], ws[2], args.stride[0], args.padding[0],
+                                      args.dilation[0]);
+  const BorderAxis cols = border_axis(input.shape[3], out.shape[3], ws[3], args.stride[1], args.padding[1],
+                                      args.dilation[1]);
+  double inside_y = 0, inside_x = 0;
+  for (int64_t c : rows.class_of) inside_y += double(rows.runs[size_t(c)].second - rows.runs[size_t(c)].first);
+  for (int64_t c : cols.class_of) inside_x += double(cols.runs[size_t(c)].second - cols.runs[size_t(c)].first);
+  return inside_y * inside_x / std::max(1.0, double(input.shape[2] * ws[2]) * double(input.shape[3] * ws[3]));
+}
+
+// The border-class path takes small images (at most this many pixels: the phase grids of
+// larger ones fill the window path's panels) whose products are at most this fraction inside.
+constexpr int64_t kBorderMaxImagePixels = 64;
+constexpr double kBorderMaxInside = 0.9;
+
+template <class T>
+bool takes_border_classes(const PackedConvWeight::Filters<T>& filters, const TensorView& input, const Shape4& ws,
+                          const TensorView& out, const ConvArgs& args) {
+  return !filters.dense.empty() && input.shape[2] * input.shape[3] <= kBorderMaxImagePixels &&
+         border_products_inside(input, ws, out, args) <= kBorderMaxInside;
+}
+
+template <class T>
+void conv_transpose2d_border_classes(const TensorView& input, const PackedConvWeight& weight,
+                                     const TensorView& out, const ConvArgs& args) {
+  const ConvKernelsFor<T>& kernels = active_kernels().get<T>();
+  const Operands<T> o = operands_of<T>(input, out, args);
+  const PackedConvWeight::Filters<T>& filters = weight.filters<T>();
+  const Shape4& ws = weight.weight_shape();
+  const int64_t batch = input.shape[0], h = input.shape[2], w = input.shape[3], hw = h * w;
+  const int64_t groups = args.groups, cig = input.shape[1] / groups, cog = ws[1];
+  const int64_t kh = ws[2], kw = ws[3], taps = kh * kw;
+  const int64_t cout = cog * groups, oh = out.shape[2], ow = out.shape[3], ohw = oh * ow;
+  std::call_once(filters.tap_columns_once, [&] {
+    std::vector<std::unique_ptr<gemm::PackedB<T>>> columns(size_t(groups * taps));
+    parallel_for(0, groups * taps, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const T* g_filter = filters.dense.data() + (t / taps) * cig * cog * taps;
+        columns[size_t(t)] = std::make_unique<gemm::PackedB<T>>(
+            cig, cog, gemm::MatrixRef<T>{g_filter + t % taps, cog * taps, taps});
+      }
+    });
+    filters.tap_columns = std::move(columns);
+  });
+  const BorderAxis rows = border_axis(h, oh, kh, args.stride[0], args.padding[0], args.dilation[0]);
+  const BorderAxis cols = border_axis(w, ow, kw, args.stride[1], args.padding[1], args.dilation[1]);
+  const int64_t row_classes = int64_t(rows.runs.size()), classes = row_classes * int64_t(cols.runs.size());
+  // An image's pixels in class order, and where each pixel lands in it.
+  std::vector<int64_t> class_start(static_cast<size_t>(classes + 1), 0), pixel_of, place(static_cast<size_t>(hw));
+  for (int64_t c = 0; c < classes; ++c) {
+    for (int64_t q = 0; q < hw; ++q)
+      if (rows.class_of[size_t(q / w)] * int64_t(cols.runs.size()) + cols.class_of[size_t(q % w)] == c) {
+        place[size_t(q)] = int64_t(pixel_of.size());
+        pixel_of.push_back(q);
+      }
+    class_start[size_t(c + 1)] = int64_t(pixel_of.size());
+  }
+  const AxisGather gather_rows = axis_gather(oh, h, kh, args.stride[0], args.padding[0], args.dilation[0]);
+  const AxisGather gather_cols = axis_gather(ow, w, kw, args.stride[1], args.padding[1], args.dilation[1]);
+  const int64_t chunk = std::clamp<int64_t>(kBorderProductsBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, taps * hw * cog),
+                                            1, batch);
+  const int64_t* xs = input.strides;
+  const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes;
+  thread_local Workspace a_buffer, products_buffer;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+      const int64_t images = std::min(chunk, batch - n0), pixels = images * hw;
+      // A: the chunk's pixels, class by class (image by image within a class), by channel.
+      T* a = a_buffer.get<T>(size_t(pixels * cig));
+      T* products = products_buffer.get<T>(size_t(taps * pixels * cog));
+      parallel_for(0, images * hw, 1, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t n = r / hw, q = r % hw;  // (its row in A: below)
+          const int64_t c = [&] {
+            int64_t k = 0;
+            while (class_start[size_t(k + 1)] <= place[size_t(q)]) ++k;
+            return k;
+          }();
+          const int64_t row = class_start[size_t(c)] * images + n * (class_start[size_t(c + 1)] - class_start[size_t(c)]) +
+                              place[size_t(q)] - class_start[size_t(c)];
+          const T* src = o.input + (n0 + n) * xs[0] + g * cig * xs[1] + (q / w) * xs[2] + (q % w) * xs[3];
+          for (int64_t ci = 0; ci < cig; ++ci) a[row * cig + ci] = src[ci * xs[1]];
+        }
+      });
+      // One product per (class, tap inside), each on one thread, tap by tap so that a tap's
+      // B panels serve its classes from L2.
+      std::vector<std::array<int64_t, 2>> work;
+      for (int64_t tap = 0; tap < taps; ++tap)
+        for (int64_t c = 0; c < classes; ++c) {
+          const auto [ky0, ky1] = rows.runs[size_t(c / int64_t(cols.runs.size()))];
+          const auto [kx0, kx1] = cols.runs[size_t(c % int64_t(cols.runs.size()))];
+          if (class_start[size_t(c + 1)] > class_start[size_t(c)] && tap / kw >= ky0 && tap / kw < ky1 &&
+              tap % kw >= kx0 && tap % kw < kx1)
+            work.push_back({c, tap});
+        }
+      parallel_for(0, int64_t(work.size()), 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const auto [c, tap] = work[size_t(t)];
+          const int64_t first = class_start[size_t(c)] * images;
+          gemm::GemmProblem<T> p;
+          p.m = (class_start[size_t(c + 1)] - class_start[size_t(c)]) * images, p.n = cog, p.k = cig;
+          p.a = gemm::MatrixRef<T>{a + first * cig, cig, 1};
+          p.packed_b = filters.tap_columns[size_t(g * taps + tap)].get();
+          p.c = products + (tap * pixels + first) * cog, p.ldc = cog;
+          gemm::gemm_on_this_thread(p);
+        }
+      });
+      // Each output pixel gathers its products across the channels, into a pixel-major tile.
+      parallel_for(0, images, 1, [&](int64_t i0, int64_t i1) {
+        thread_local Workspace tile_buffer, staging_buffer;
+        T* tile = tile_buffer.get<T>(size_t(ohw * cog));
+        T* staging = stream ? staging_buffer.get<T>(size_t(kTransposeBlock * ohw)) : nullptr;
+        for (int64_t n = i0; n < i1; ++n) {
+          for (int64_t oy = 0; oy < oh; ++oy)
+            for (int64_t ox = 0; ox < ow; ++ox) {
+              T* acc = tile + (oy * ow + ox) * cog;
+              std::fill(acc, acc + cog, T(0));
+              for (int64_t r = gather_rows.start[size_t(oy)]; r < gather_rows.start[size_t(oy) + 1]; ++r)
+                for (int64_t q = gather_cols.start[size_t(ox)]; q < gather_cols.start[size_t(ox) + 1]; ++q) {
+                  const int64_t tap = gather_rows.tap[size_t(r)] * kw + gather_cols.tap[size_t(q)];
+                  const int64_t pixel = gather_rows.index[size_t(r)] * w + gather_cols.index[size_t(q)];
+                  const int64_t at = place[size_t(pixel)];
+                  int64_t c = 0;
+                  while (class_start[size_t(c + 1)] <= at) ++c;
+                  const int64_t row = class_start[size_t(c)] * images +
+                                      n * (class_start[size_t(c + 1)] - class_start[size_t(c)]) + at -
+                                      class_start[size_t(c)];
+                  const T* src = products + (tap * pixels + row) * cog;
+                  for (int64_t co = 0; co < cog; ++co) acc[co] += src[co];
+                }
+            }
+          kernels.store_band_transposed(tile, cog, ohw, cog, o.out + ((n0 + n) * cout + g * cog) * ohw, ohw,
+                                        o.bias ? o.bias + g * cog * o.bias_stride : nullptr, o.bias_stride, stream,
+                                        staging);
+        }
+        fence_streamed_stores(stream);
+      });
+    }
+  if (o.residual || args.activation != gemm::Activation::none) late_epilogue(o, out, args);
+}
+
 template <class T>
 void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& weight, const TensorView& out,
                             const ConvArgs& args) {
@@ -1494,6 +1680,8 @@ void conv_transpose2d_typed(const TensorView& input, const PackedConvWeight& wei
   if (batch == 0 || cout == 0 || ohw == 0) return;
   if (!filters.dense.empty() && prefers_filter_in_place<T>(input, weight.weight_shape(), out, args, true))
     return conv_transpose2d_filter_in_place<T>(input, filters.dense.data(), weight.weight_shape(), out, args);
+  if (takes_border_classes<T>(filters, input, weight.weight_shape(), out, args))
+    return conv_transpose2d_border_classes<T>(input, weight, out, args);
   // (A filter packed for one call holds the window panels exactly when this path takes
   // them: see pack_for_call.)
   if (!filters.window_panels.empty()) {
