@@ -1571,21 +1571,33 @@ void conv_transpose2d_border_classes(const TensorView& input, const PackedConvWe
   });
   const BorderAxis rows = border_axis(h, oh, kh, args.stride[0], args.padding[0], args.dilation[0]);
   const BorderAxis cols = border_axis(w, ow, kw, args.stride[1], args.padding[1], args.dilation[1]);
-  const int64_t row_classes = int64_t(rows.runs.size()), classes = row_classes * int64_t(cols.runs.size());
-  // An image's pixels in class order, and where each pixel lands in it.
-  std::vector<int64_t> class_start(static_cast<size_t>(classes + 1), 0), pixel_of, place(static_cast<size_t>(hw));
-  for (int64_t c = 0; c < classes; ++c) {
-    for (int64_t q = 0; q < hw; ++q)
-      if (rows.class_of[size_t(q / w)] * int64_t(cols.runs.size()) + cols.class_of[size_t(q % w)] == c) {
-        place[size_t(q)] = int64_t(pixel_of.size());
-        pixel_of.push_back(q);
-      }
-    class_start[size_t(c + 1)] = int64_t(pixel_of.size());
+  const int64_t classes = int64_t(rows.runs.size() * cols.runs.size());
+  // A chunk's rows of A hold the pixels class by class, image by image within a class: an
+  // image's class c pixels start at class_start[c] in class order, and pixel q of image n is
+  // row first_row[q] + n * class_pixels[q] of a chunk.
+  std::vector<int64_t> class_start(static_cast<size_t>(classes + 1), 0);
+  std::vector<int64_t> first_row(static_cast<size_t>(hw)), class_pixels(static_cast<size_t>(hw));
+  const auto class_of = [&](int64_t q) {
+    return rows.class_of[size_t(q / w)] * int64_t(cols.runs.size()) + cols.class_of[size_t(q % w)];
+  };
+  for (int64_t q = 0; q < hw; ++q) ++class_start[size_t(class_of(q) + 1)];
+  for (int64_t c = 0; c < classes; ++c) class_start[size_t(c + 1)] += class_start[size_t(c)];
+  {
+    std::vector<int64_t> placed(class_start.begin(), class_start.end() - 1);
+    for (int64_t q = 0; q < hw; ++q) {
+      const auto c = size_t(class_of(q));
+      first_row[size_t(q)] = placed[c]++ - class_start[c];  // its place within the class
+      class_pixels[size_t(q)] = class_start[c + 1] - class_start[c];
+    }
   }
+  const auto a_row = [&](int64_t q, int64_t n, int64_t images) {
+    const auto c = size_t(class_of(q));
+    return class_start[c] * images + first_row[size_t(q)] + n * class_pixels[size_t(q)];
+  };
   const AxisGather gather_rows = axis_gather(oh, h, kh, args.stride[0], args.padding[0], args.dilation[0]);
   const AxisGather gather_cols = axis_gather(ow, w, kw, args.stride[1], args.padding[1], args.dilation[1]);
-  const int64_t chunk = std::clamp<int64_t>(kBorderProductsBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, taps * hw * cog),
-                                            1, batch);
+  const int64_t chunk = std::clamp<int64_t>(
+      kBorderProductsBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, taps * hw * cog), 1, batch);
   const int64_t* xs = input.strides;
   const bool stream = batch * cout * ohw * int64_t(sizeof(T)) >= kStreamOutputBytes;
   thread_local Workspace a_buffer, products_buffer;
@@ -1597,14 +1609,7 @@ void conv_transpose2d_border_classes(const TensorView& input, const PackedConvWe
       T* products = products_buffer.get<T>(size_t(taps * pixels * cog));
       parallel_for(0, images * hw, 1, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-          const int64_t n = r / hw, q = r % hw;  // (its row in A: below)
-          const int64_t c = [&] {
-            int64_t k = 0;
-            while (class_start[size_t(k + 1)] <= place[size_t(q)]) ++k;
-            return k;
-          }();
-          const int64_t row = class_start[size_t(c)] * images + n * (class_start[size_t(c + 1)] - class_start[size_t(c)]) +
-                              place[size_t(q)] - class_start[size_t(c)];
+          const int64_t n = r / hw, q = r % hw, row = a_row(q, n, images);
           const T* src = o.input + (n0 + n) * xs[0] + g * cig * xs[1] + (q / w) * xs[2] + (q % w) * xs[3];
           for (int64_t ci = 0; ci < cig; ++ci) a[row * cig + ci] = src[ci * xs[1]];
         }
@@ -1646,13 +1651,7 @@ void conv_transpose2d_border_classes(const TensorView& input, const PackedConvWe
                 for (int64_t q = gather_cols.start[size_t(ox)]; q < gather_cols.start[size_t(ox) + 1]; ++q) {
                   const int64_t tap = gather_rows.tap[size_t(r)] * kw + gather_cols.tap[size_t(q)];
                   const int64_t pixel = gather_rows.index[size_t(r)] * w + gather_cols.index[size_t(q)];
-                  const int64_t at = place[size_t(pixel)];
-                  int64_t c = 0;
-                  while (class_start[size_t(c + 1)] <= at) ++c;
-                  const int64_t row = class_start[size_t(c)] * images +
-                                      n * (class_start[size_t(c + 1)] - class_start[size_t(c)]) + at -
-                                      class_start[size_t(c)];
-                  const T* src = products + (tap * pixels + row) * cog;
+                  const T* src = products + (tap * pixels + a_row(pixel, n, images)) * cog;
                   for (int64_t co = 0; co < cog; ++co) acc[co] += src[co];
                 }
             }
