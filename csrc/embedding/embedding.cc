@@ -1,5 +1,6 @@
 #include "embedding/embedding.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -12,6 +13,14 @@ namespace {
 
 // Rows per task: enough to amortise scheduling when rows are short.
 constexpr int64_t kGrain = 256;
+
+// Each row's first bytes are prefetched as the row before it is copied: a row's first lines
+// would otherwise miss one after the other before the hardware prefetcher takes the rest.
+// Zen 4, 1 thread, 1024 rows of 768 floats, one process alternating, time against no
+// prefetch: from a 246 MB table with new indices every call 0.82x (first 8 lines; the
+// whole row 0.98x, which crowds out the copy's own misses), from rows the call before left
+// in L3 (BERT-base's 94 MB table, the bench's fixed indices) 0.96x; 2 threads 0.97x.
+constexpr int64_t kPrefetchBytes = 512;
 
 // Walks a strided index tensor in C order, calling fn(position, value).
 template <class Index, class Fn>
@@ -65,10 +74,19 @@ void gather_rows(const TensorView& indices, const TensorView& weight, const Tens
   const int64_t row_stride_bytes = weight.strides[0] * itemsize(weight.dtype);
   const auto* src = static_cast<const char*>(weight.data);
   auto* dst = static_cast<char*>(out.data);
+  const int64_t prefetched = std::min(row_bytes, kPrefetchBytes);
   parallel_for(0, count, kGrain, [&](int64_t begin, int64_t end) {
+    // Row `pending` (from table row pending_row) is copied once the next row's prefetch is out.
+    int64_t pending = -1, pending_row = 0;
     for_each_index<Index>(indices, begin, end, [&](int64_t pos, int64_t v) {
-      std::memcpy(dst + pos * row_bytes, src + v * row_stride_bytes, static_cast<size_t>(row_bytes));
+      const char* row = src + v * row_stride_bytes;
+      for (int64_t b = 0; b < prefetched; b += 64) __builtin_prefetch(row + b, 0, 3);
+      if (pending >= 0)
+        std::memcpy(dst + pending * row_bytes, src + pending_row * row_stride_bytes, static_cast<size_t>(row_bytes));
+      pending = pos, pending_row = v;
     });
+    if (pending >= 0)
+      std::memcpy(dst + pending * row_bytes, src + pending_row * row_stride_bytes, static_cast<size_t>(row_bytes));
   });
 }
 
