@@ -22,7 +22,8 @@ from tensorops.__main__ import main
 from tensorops._bench import Case, all_cases, op, select_cases
 from tensorops._bench.report import format_seconds, format_tables, plot_ratios
 from tensorops._bench.runner import Libraries, Settings, errors_in, run_cases
-from tensorops._bench.timing import calls_per_sample, measure, measure_side_by_side, rate, ratio, summarise
+from tensorops._bench.timing import (calls_per_sample, measure, measure_in_turns, measure_side_by_side, rate, ratio,
+                                     summarise)
 
 pytestmark = pytest.mark.single_isa
 
@@ -198,6 +199,45 @@ def test_measure_side_by_side_interleaves_rounds():
     assert out["ok"][0].samples == 3
     with pytest.raises(ValueError, match="min_repeat"):
         measure_side_by_side({}, min_repeat=0, min_time=0.0, clock=clock)
+
+
+def test_measure_in_turns_takes_turns_after_a_pause():
+    clock = FakeClock()
+    order = []
+
+    def timed(name, seconds, fail_at=None):
+        def fn():
+            order.append(name)
+            if fail_at is not None and order.count(name) >= fail_at:
+                raise RuntimeError(f"{name} broke")
+            clock.now += seconds
+            return name
+
+        return fn
+
+    def pause(seconds):
+        order.append(f"pause {seconds}")
+        clock.now += seconds  # a pause is never timed: the fake clock moves only between samples
+
+    # Three turns, forwards, backwards, forwards; each turn of one contender is a warm-up call,
+    # a calibration call and its share of the samples (min_repeat 4 over 3 turns: 2 each).
+    out = measure_in_turns({"a": timed("a", 0.01), "b": timed("b", 0.02)}, min_repeat=4, min_time=0.0, turns=3,
+                           settle=0.5, clock=clock, sleep=pause)
+    a, a_result = out["a"]
+    b, b_result = out["b"]
+    assert (a_result, b_result) == ("a", "b")
+    assert (a.samples, b.samples) == (6, 6)
+    assert a.median == pytest.approx(0.01) and b.median == pytest.approx(0.02)
+    turn = lambda name: ["pause 0.5"] + [name] * 4
+    assert order == turn("a") + turn("b") + turn("b") + turn("a") + turn("a") + turn("b")
+    # A contender whose call raises is handed back as the exception and takes no more turns.
+    order.clear()
+    out = measure_in_turns({"ok": timed("ok", 0.01), "bad": timed("bad", 0.01, fail_at=3)}, min_repeat=3,
+                           min_time=0.0, turns=3, settle=0.0, clock=clock, sleep=pause)
+    assert isinstance(out["bad"], RuntimeError) and str(out["bad"]) == "bad broke"
+    assert out["ok"][0].samples == 3 and order.count("bad") == 3
+    with pytest.raises(ValueError, match="turns"):
+        measure_in_turns({}, min_repeat=1, min_time=0.0, turns=0, clock=clock, sleep=pause)
 
 
 def test_ratio_and_rate():

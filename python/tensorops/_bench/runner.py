@@ -24,7 +24,7 @@ import numpy as np
 
 from .case import Case, op
 from .peers import PEERS, missing_reason, onnx_session, optional_import, pinned_threads, to_numpy, to_torch
-from .timing import measure, measure_side_by_side, rate, ratio
+from .timing import measure, measure_in_turns, measure_side_by_side, rate, ratio
 
 CONTENDERS = ("tensorops",) + PEERS
 # Every result is compared with the first of these that ran: this catches a wrong
@@ -179,16 +179,12 @@ def _compare(result, reference, shapes_only: bool = False) -> dict:
 
 
 def _measure_contenders(calls: dict, threads: int, settings: Settings) -> dict:
-    """One thread: side by side, in rounds (timing.measure_side_by_side). More threads: one
-    contender after the other, since a library's workers keep spinning on the cores for a
-    while after its call (OpenBLAS, OpenMP, onnxruntime's pool) and would slow whichever
-    contender ran next: interleaved on 2 cores, mm_256 fell from 90 to 15 GFLOP/s."""
+    """One thread: side by side, in rounds (timing.measure_side_by_side). More threads: in
+    turns with a pause before each (timing.measure_in_turns), since a library's workers keep
+    spinning on the cores for a while after its call and would slow whichever ran next."""
     if threads == 1:
         return measure_side_by_side(calls, settings.min_repeat, settings.min_time)
-    timed = {}
-    for name, call in calls.items():
-        timed.update(measure_side_by_side({name: call}, settings.min_repeat, settings.min_time))
-    return timed
+    return measure_in_turns(calls, settings.min_repeat, settings.min_time)
 
 
 def _run_at(case: Case, contenders: dict, work, threads: int, libs: Libraries, settings: Settings, copies: dict) -> dict:

@@ -18,8 +18,18 @@ samples last at least ``min_time / (4 * min_repeat)`` so that about as many roun
 samples cover ``min_time``; a contender leaves the rounds once it has enough. Each sample
 starts with one untimed call, as long as others share the rounds, so that its timed calls
 find in cache what they would have found timed alone rather than what the other libraries'
-calls left there. (The runner interleaves single-threaded runs only: see
-runner._measure_contenders.)
+calls left there.
+
+``measure_in_turns`` is the same idea for runs on several threads, where one library's calls
+cannot follow another's: each library's workers keep spinning on the cores for a while after
+its call (OpenBLAS, OpenMP, onnxruntime's pool) and slow whichever library runs next
+(interleaved on 2 cores, mm_256 fell from 90 to 15 GFLOP/s). The contenders take turns
+instead, each turn a measurement of its own with a pause before it that lets the last
+library's workers go to sleep (on a 2-core Zen 4, mm_256 on 2 threads timed this way, with
+pauses of 20 to 300 ms, came within 10% of each library timed alone), the turns visiting
+the contenders forwards, then backwards: a slow spell of the machine then falls on every
+contender rather than on whichever was running (timed one after the other, ResNet's
+64-channel 3x3 layer at batch 8 came out at 0.77x torch in one run and 0.96x in another).
 """
 from __future__ import annotations
 
@@ -105,10 +115,52 @@ def measure_side_by_side(
     return _timed_rounds(fns, min_repeat, min_time, max(sample_target, min_time / (4 * min_repeat)), clock)
 
 
+def measure_in_turns(
+    fns: Dict[str, Callable[[], Any]],
+    min_repeat: int,
+    min_time: float,
+    turns: int = 3,
+    settle: float = 0.1,
+    sample_target: float = SAMPLE_TARGET_S,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Dict[str, Any]:
+    """Times every ``fns[name]()`` alone, ``turns`` times in turn (forwards, then backwards),
+    each turn ``settle`` seconds after the one before; returns, per name, ``(Measurement over
+    every turn's samples, result of the first warm-up call)``, or the exception one of its
+    calls raised (that contender then takes no more turns). Each turn asks for its share of
+    ``min_repeat`` and ``min_time``."""
+    if min_repeat < 1 or turns < 1:
+        raise ValueError(f"measure_in_turns: min_repeat and turns must be at least 1, got {min_repeat}, {turns}")
+    outcome: Dict[str, Any] = {}
+    samples: Dict[str, list] = {name: [] for name in fns}
+    inner: Dict[str, int] = {}
+    names = list(fns)
+    for turn in range(turns):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            if isinstance(outcome.get(name), Exception):
+                continue
+            sleep(settle)
+            turn_samples: Dict[str, list] = {}
+            got = _timed_rounds({name: fns[name]}, math.ceil(min_repeat / turns), min_time / turns, sample_target,
+                                clock, turn_samples)[name]
+            if isinstance(got, Exception):
+                outcome[name] = got
+                continue
+            outcome.setdefault(name, got[1])
+            inner.setdefault(name, got[0].inner)
+            samples[name] += turn_samples[name]
+    for name in names:
+        if not isinstance(outcome.get(name), Exception):
+            outcome[name] = (summarise(samples[name], inner[name]), outcome[name])
+    return outcome
+
+
 def _timed_rounds(fns: Dict[str, Callable[[], Any]], min_repeat: int, min_time: float, target: float,
-                  clock: Callable[[], float]) -> Dict[str, Any]:
+                  clock: Callable[[], float], samples_out: Optional[Dict[str, list]] = None) -> Dict[str, Any]:
     """Warm-up and calibration of each callable, then rounds of one sample each (with an
-    untimed call first while others share the rounds) until each has enough."""
+    untimed call first while others share the rounds) until each has enough. The seconds
+    per call of every sample go to ``samples_out[name]`` too when it is given."""
     outcome: Dict[str, Any] = {}
     loops = {}
     for name, fn in fns.items():
@@ -151,6 +203,8 @@ def _timed_rounds(fns: Dict[str, Callable[[], Any]], min_repeat: int, min_time: 
             gc.enable()
     for name, (_, loop) in loops.items():
         outcome[name] = (summarise(samples[name], len(loop)), outcome[name])
+        if samples_out is not None:
+            samples_out[name] = samples[name]
     return outcome
 
 
