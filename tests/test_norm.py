@@ -536,6 +536,29 @@ def test_streamed_units_match_torch_and_every_thread_count(offset, l2):
             np.testing.assert_array_equal(on_two_threads(ours)(), one)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 5, 4, 4), (2, 7, 1, 17), (5, 3, 31, 1), (1, 2, 3, 11), (4, 9, 35, 45),
+                                   (20, 100, 35, 45)], ids=str)
+@pytest.mark.parametrize("offset", [0, 1, 5], ids=["aligned", "offset", "odd"])
+def test_batch_norm_eval_runs_across_planes(dtype, shape, offset):
+    """Eval batch norm hands each thread's share to the kernel as one run across its planes
+    (planes of 16 elements and more): a vector straddling two planes takes each lane's
+    channel, the channels wrap round from the last to the first, a share may start and end
+    inside a plane, and the largest shape streams its output (unaligned too)."""
+    c = shape[1]
+    w, b, rm, rv = channel_params(c, dtype)
+    x = randn(shape, dtype, scale=2.0) + 1
+    buffer = np.full(x.size + offset, -7, dtype)
+    out = buffer[offset:].reshape(shape)
+    want = F.relu(F.batch_norm(t(x), t(rm), t(rv), t(w), t(b)))
+    one = batch_norm(x, rm, rv, w, b, out=out, activation="relu").copy()
+    assert_close(one, want, **tol(dtype))
+    buffer[:] = -7
+    np.testing.assert_array_equal(on_two_threads(lambda: batch_norm(x, rm, rv, w, b, out=out, activation="relu"))(),
+                                  one)
+    assert (buffer[:offset] == -7).all()
+
+
 def test_torch_tensor_inputs():
     x = torch.randn(3, 4, 5)
     w = torch.rand(4) + 0.5

@@ -93,7 +93,11 @@ Layout channel_layout(const TensorView& in) {
 }
 
 // y = act((x - mean[c]) * scale[c] + shift[c]) over every (n, c) plane, split by elements
-// so that threads stay balanced whatever the plane size.
+// so that threads stay balanced whatever the plane size. A thread's share goes to the kernel
+// as one run across its planes (normalize_plane_run, where the kernel set has it) when a
+// vector straddles at most two planes: planes of at least kPlaneRunMin elements, the widest
+// vector's lanes.
+constexpr int64_t kPlaneRunMin = 16;
 template <class T>
 void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, const Coefficients<T>& co,
                       Activation act, bool stream) {
@@ -107,12 +111,17 @@ void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, con
     return;
   }
   parallel_for(0, l.n * l.c * l.s, kGrainElements, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e;) {
-      const int64_t plane = i / l.s;
-      const int64_t len = std::min(l.s - (i - plane * l.s), e - i);
-      const int64_t c = plane % l.c;
-      k.normalize(x + i, y + i, len, co.mean[c], co.scale[c], co.shift[c], act, stream);
-      i += len;
+    if (k.normalize_plane_run && l.s >= kPlaneRunMin) {
+      k.normalize_plane_run(x + b, y + b, e - b, l.s, b % l.s, co.mean.data(), co.scale.data(), co.shift.data(), l.c,
+                            b / l.s % l.c, act, stream);
+    } else {
+      for (int64_t i = b; i < e;) {
+        const int64_t plane = i / l.s;
+        const int64_t len = std::min(l.s - (i - plane * l.s), e - i);
+        const int64_t c = plane % l.c;
+        k.normalize(x + i, y + i, len, co.mean[c], co.scale[c], co.shift[c], act, stream);
+        i += len;
+      }
     }
     fence_streamed_stores(stream);
   });

@@ -90,6 +90,13 @@ struct NormKernelsOf {
   // y[i] = act((x[i] - mean) * scale + shift). stream: whole vectors of y go out with
   // non-temporal stores (core/streaming.h); the caller fences before y is read elsewhere.
   void (*normalize)(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act, bool stream);
+  // normalize() over n elements of consecutive planes of `plane` (at least 16) elements, the
+  // first `offset` elements into its plane; plane k takes mean, scale and shift
+  // [(first_channel + k) % channels]. Streamed as one run across the planes. Null outside
+  // the AVX-512 set: the driver calls normalize() plane by plane there.
+  void (*normalize_plane_run)(const T* x, T* y, int64_t n, int64_t plane, int64_t offset, const T* mean,
+                              const T* scale, const T* shift, int64_t channels, int64_t first_channel,
+                              Activation act, bool stream);
   // normalize(x, y, n, ...) and chunk_moments(next, n, next_moments) in one sweep, with the bits
   // of the two calls made apart.
   void (*normalize_with_moments)(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act,
