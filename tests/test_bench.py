@@ -128,6 +128,7 @@ class FakeClock:
 
     def __init__(self):
         self.now = 0.0
+        self.calls = []  # the names of the contenders' calls, in order
 
     def __call__(self):
         return self.now
@@ -136,6 +137,18 @@ class FakeClock:
         def fn():
             self.now += seconds
             return "result"
+
+        return fn
+
+    def contender(self, name, seconds, fail_at=None):
+        """A call that takes `seconds`, noted in self.calls, and raises at its fail_at-th call."""
+
+        def fn():
+            self.calls.append(name)
+            if fail_at is not None and self.calls.count(name) >= fail_at:
+                raise RuntimeError(f"{name} broke")
+            self.now += seconds
+            return name
 
         return fn
 
@@ -165,18 +178,7 @@ def test_measure_batches_short_calls():
 
 def test_measure_side_by_side_interleaves_rounds():
     clock = FakeClock()
-    order = []
-
-    def timed(name, seconds, fail_at=None):
-        def fn():
-            order.append(name)
-            if fail_at is not None and len(order) >= fail_at:
-                raise RuntimeError(f"{name} broke")
-            clock.now += seconds
-            return name
-
-        return fn
-
+    order, timed = clock.calls, clock.contender
     # Samples last at least min_time / (4 * min_repeat) = 2^-9 s: "fast" (2^-11 s a call) takes
     # four calls a sample, "slow" (10 ms) one; each round takes one sample of each, and a
     # contender leaves once it has min_repeat samples and min_time in all.
@@ -193,7 +195,7 @@ def test_measure_side_by_side_interleaves_rounds():
     assert rounds[:14] == ["fast"] * 5 + ["slow"] * 2 + ["fast"] * 5 + ["slow"] * 2
     # A contender whose call raises is handed back as the exception; the others go on.
     order.clear()
-    out = measure_side_by_side({"ok": timed("ok", 0.01), "bad": timed("bad", 0.01, fail_at=7)}, min_repeat=3,
+    out = measure_side_by_side({"ok": timed("ok", 0.01), "bad": timed("bad", 0.01, fail_at=3)}, min_repeat=3,
                                min_time=0.0, clock=clock)
     assert isinstance(out["bad"], RuntimeError) and str(out["bad"]) == "bad broke"
     assert out["ok"][0].samples == 3
@@ -203,18 +205,7 @@ def test_measure_side_by_side_interleaves_rounds():
 
 def test_measure_in_turns_takes_turns_after_a_pause():
     clock = FakeClock()
-    order = []
-
-    def timed(name, seconds, fail_at=None):
-        def fn():
-            order.append(name)
-            if fail_at is not None and order.count(name) >= fail_at:
-                raise RuntimeError(f"{name} broke")
-            clock.now += seconds
-            return name
-
-        return fn
-
+    order, timed = clock.calls, clock.contender
     def pause(seconds):
         order.append(f"pause {seconds}")
         clock.now += seconds  # a pause is never timed: the fake clock moves only between samples
