@@ -206,6 +206,7 @@ def test_measure_side_by_side_interleaves_rounds():
 def test_measure_in_turns_takes_turns_after_a_pause():
     clock = FakeClock()
     order, timed = clock.calls, clock.contender
+
     def pause(seconds):
         order.append(f"pause {seconds}")
         clock.now += seconds  # a pause is never timed: the fake clock moves only between samples

@@ -78,15 +78,17 @@ void gather_rows(const TensorView& indices, const TensorView& weight, const Tens
   parallel_for(0, count, kGrain, [&](int64_t begin, int64_t end) {
     // Row `pending` (from table row pending_row) is copied once the next row's prefetch is out.
     int64_t pending = -1, pending_row = 0;
+    const auto copy_pending = [&] {
+      if (pending >= 0)
+        std::memcpy(dst + pending * row_bytes, src + pending_row * row_stride_bytes, static_cast<size_t>(row_bytes));
+    };
     for_each_index<Index>(indices, begin, end, [&](int64_t pos, int64_t v) {
       const char* row = src + v * row_stride_bytes;
       for (int64_t b = 0; b < prefetched; b += 64) __builtin_prefetch(row + b, 0, 3);
-      if (pending >= 0)
-        std::memcpy(dst + pending * row_bytes, src + pending_row * row_stride_bytes, static_cast<size_t>(row_bytes));
+      copy_pending();
       pending = pos, pending_row = v;
     });
-    if (pending >= 0)
-      std::memcpy(dst + pending * row_bytes, src + pending_row * row_stride_bytes, static_cast<size_t>(row_bytes));
+    copy_pending();
   });
 }
 
