@@ -559,6 +559,55 @@ def test_batch_norm_eval_runs_across_planes(dtype, shape, offset):
     assert (buffer[:offset] == -7).all()
 
 
+# Streamed on one thread (8 MiB and more), not on two (under 16 MiB): 35x45 planes (6300
+# bytes in float32) and groups of 40 planes of 17 put unit and plane boundaries inside lines.
+PLANE_UNITS = {np.float32: [(20, 100, 35, 45), (1544, 80, 17)], np.float64: [(10, 100, 35, 45), (772, 80, 17)]}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [0, 1, 5], ids=["aligned", "offset", "odd"])
+def test_streamed_plane_units_run_across_planes(dtype, offset):
+    """Where L2 is under 2 MiB, streamed instance and group norm units of 2 KiB and more
+    normalise each unit as one run across its planes, from the first element of the line it
+    shares with the unit before (whose run stopped at its last line boundary): every plane's
+    coefficients must land on its own elements, at any output alignment, with the running
+    statistics of the same moments, and the bits of the two-thread (fused) sweep."""
+    planes_shape, rows_shape = PLANE_UNITS[dtype]
+    cases = []
+    for shape, groups in [(planes_shape, None), (planes_shape, 4), (rows_shape, 2)]:
+        x = randn(shape, dtype, scale=2.0) + 1
+        w, b, rm, rv = channel_params(shape[1], dtype)
+        buffer = np.full(x.size + offset, -7, dtype)
+        out = buffer[offset:].reshape(shape)
+        assert out.nbytes >= 8 << 20
+        if groups is None:
+            def ours(x=x, w=w, b=b, rm=rm, rv=rv, out=out):
+                running = rm.copy(), rv.copy()
+                y = instance_norm(x, *running, w, b, use_input_stats=True, out=out, activation="relu")
+                return (y.copy(), *running)
+
+            def theirs(x=x, w=w, b=b, rm=rm, rv=rv):
+                running = t(rm), t(rv)
+                y = F.relu(F.instance_norm(t(x), *running, t(w), t(b), use_input_stats=True))
+                return (y, *running)
+        else:
+            def ours(x=x, w=w, b=b, out=out, groups=groups):
+                return (group_norm(x, groups, w, b, out=out).copy(),)
+
+            def theirs(x=x, w=w, b=b, groups=groups):
+                return (F.group_norm(t(x), groups, t(w), t(b)),)
+        cases.append((ours, theirs, buffer))
+    with assumed_l2_cache_bytes(L2_SIZES["mid_l2"]):
+        for ours, theirs, buffer in cases:
+            buffer[:] = -7
+            one = ours()
+            for got, want in zip(one, theirs()):
+                assert_close(got, want, **tol(dtype))
+            assert (buffer[:offset] == -7).all()
+            for got, want in zip(on_two_threads(ours)(), one):
+                np.testing.assert_array_equal(got, want)
+
+
 def test_torch_tensor_inputs():
     x = torch.randn(3, 4, 5)
     w = torch.rand(4) + 0.5

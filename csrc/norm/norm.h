@@ -92,8 +92,8 @@ struct NormKernelsOf {
   void (*normalize)(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act, bool stream);
   // normalize() over n elements of consecutive planes of `plane` (at least 16) elements, the
   // first `offset` elements into its plane; plane k takes mean, scale and shift
-  // [(first_channel + k) % channels]. Streamed as one run across the planes. Null outside
-  // the AVX-512 set: the driver calls normalize() plane by plane there.
+  // [(first_channel + k) % channels]. Streamed as one run across the planes. Null in the
+  // generic set: the driver calls normalize() plane by plane there.
   void (*normalize_plane_run)(const T* x, T* y, int64_t n, int64_t plane, int64_t offset, const T* mean,
                               const T* scale, const T* shift, int64_t channels, int64_t first_channel,
                               Activation act, bool stream);
