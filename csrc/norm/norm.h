@@ -33,7 +33,10 @@
 // statistics phase with a normalising phase left the train-mode norms 10-15% slower than a
 // copy of the same bytes, the fused sweep leaves them 2-4% slower. (Where L2 is small, as on
 // Zen 3, units of 4 KiB and more whose output is streamed go one at a time instead: their
-// statistics, then their normalising with streaming stores; see pipeline().) When
+// statistics, then their normalising with streaming stores; see pipeline(). Instance and
+// group norm units, whole planes, are normalised there as runs across planes from the line
+// a unit shares with the one before, so the stream leaves in whole lines; see
+// normalize_plane_units.) When
 // batch_norm has fewer channels than the threads can share evenly, chunk statistics are
 // gathered in parallel instead and merged in the same order (identical bits), then a separate
 // pass normalises. When S == 1 ((N, C) input) the channel axis is the contiguous one, and the

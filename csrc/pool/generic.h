@@ -132,34 +132,40 @@ struct PaddedRow {
   // stores cost several instructions each on AVX2, and this pass runs once per output row.
   // The cells stored past cols are slack (right pad cells exist only when cols reaches
   // the row's end, where no whole vector fits). Then at most one clipped tail block.
+  //
+  // The members the loops use are read into locals first: read through `this`, they were
+  // reloaded after every store (a vector store may alias anything).
   template <template <class> class Op, int kCount>
   void load_rows(const T* first, int64_t step, int64_t count) {
     using V = Vec<T>;
     constexpr int64_t W = V::width;
-    const auto column = [&](int64_t j) {
-      return reduce_column_block_fixed<Op, T, kCount>(first, step, count, j, std::min(W, readable - j));
+    const int64_t n = cols, readable_end = readable;
+    const auto column = [=](int64_t j) {
+      return reduce_column_block_fixed<Op, T, kCount>(first, step, count, j, std::min(W, readable_end - j));
     };
     // Blocks inside cols need no clipping: a constant width folds the load-size branch away.
-    const auto whole_column = [&](int64_t j) { return reduce_column_block_fixed<Op, T, kCount>(first, step, count, j, W); };
+    const auto whole_column = [=](int64_t j) { return reduce_column_block_fixed<Op, T, kCount>(first, step, count, j, W); };
     int64_t j = 0;
     if (stride != 2) {
-      T* center = padded + pad;
-      for (; j < cols && j + W <= readable; j += W) whole_column(j).store(center + j);
-      if (j < cols) column(j).store_partial(center + j, cols - j);
+      T* const center = padded + pad;
+      for (; j < n && j + W <= readable_end; j += W) whole_column(j).store(center + j);
+      if (j < n) column(j).store_partial(center + j, n - j);
       if (stride > 2) split();
       return;
     }
-    for (; j < cols && j + 2 * W <= readable; j += 2 * W) {
+    T* const even_out = even_cells;
+    T* const odd_out = odd_cells;
+    for (; j < n && j + 2 * W <= readable_end; j += 2 * W) {
       const V a = whole_column(j), b = whole_column(j + W);
-      even_lanes(a, b).store(even_cells + j / 2);
-      odd_lanes(a, b).store(odd_cells + j / 2);
+      even_lanes(a, b).store(even_out + j / 2);
+      odd_lanes(a, b).store(odd_out + j / 2);
     }
-    if (j < cols) {
-      const int64_t m = cols - j;
+    if (j < n) {
+      const int64_t m = n - j;
       const V a = column(j), b = m > W ? column(j + W) : a;
       const V even = even_lanes(a, b), odd = odd_lanes(a, b);
-      even.store_partial(even_cells + j / 2, (m + 1) / 2);
-      odd.store_partial(odd_cells + j / 2, m / 2);
+      even.store_partial(even_out + j / 2, (m + 1) / 2);
+      odd.store_partial(odd_out + j / 2, m / 2);
     }
   }
 
@@ -231,9 +237,11 @@ void horizontal_fixed(const T* phases, const TapWalk& first_tap, const int64_t* 
     }
     return Op<T>::finalize(acc);
   };
+  // out_w as a local: read through g, it was reloaded after every store.
+  const int64_t out_w = g.out_w;
   int64_t ow = 0;
-  for (; ow + V::width <= g.out_w; ow += V::width) finish(window(ow), ow, V::width).store(out + ow);
-  if (ow < g.out_w) finish(window(ow), ow, g.out_w - ow).store_partial(out + ow, g.out_w - ow);
+  for (; ow + V::width <= out_w; ow += V::width) finish(window(ow), ow, V::width).store(out + ow);
+  if (ow < out_w) finish(window(ow), ow, out_w - ow).store_partial(out + ow, out_w - ow);
 }
 
 // Shared by max (pad -inf) and sum (pad 0): per output row, the vertical reduction into
@@ -334,33 +342,37 @@ template <class T>
 void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, const Window2d& g, int64_t oh_begin,
                  int64_t oh_end, T* scratch) {
   using V = Vec<T>;
+  // g's fields as locals: stores (vector ones, and the index stores) may alias them, and the
+  // loops reloaded them after every store, six a element in the index loop.
+  const int64_t out_w = g.out_w, kernel_w = g.kernel_w, in_w = g.in_w, stride_w = g.stride_w,
+                dilation_h = g.dilation_h, dilation_w = g.dilation_w;
   PaddedRow<T> row(g, scratch);
   T* best_kh = scratch + row.footprint();  // past the slack, which the vertical pass may write
-  T* best_kw = best_kh + g.out_w;
-  T* first_kw = best_kw + g.out_w;
+  T* best_kw = best_kh + out_w;
+  T* first_kw = best_kw + out_w;
   row.fill_pads(kNegInf<T>);
-  for (int64_t ow = 0; ow < g.out_w; ++ow) {
-    const int64_t start = ow * g.stride_w - g.pad_w;
-    first_kw[ow] = T(start < 0 ? (-start + g.dilation_w - 1) / g.dilation_w : 0);
+  for (int64_t ow = 0; ow < out_w; ++ow) {
+    const int64_t start = ow * stride_w - g.pad_w;
+    first_kw[ow] = T(start < 0 ? (-start + dilation_w - 1) / dilation_w : 0);
   }
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     const int64_t start = oh * g.stride_h - g.pad_h;
-    const RowSpan rows = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
-    T* best = out + oh * g.out_w;
-    std::fill(best, best + g.out_w, kNegInf<T>);
-    std::fill(best_kh, best_kh + g.out_w, T(rows.first));
-    std::copy(first_kw, first_kw + g.out_w, best_kw);
-    const TapWalk first_tap(g.dilation_w, g.stride_w, row.phase_stride);
+    const RowSpan rows = valid_rows(start, g.kernel_h, dilation_h, g.in_h);
+    T* best = out + oh * out_w;
+    std::fill(best, best + out_w, kNegInf<T>);
+    std::fill(best_kh, best_kh + out_w, T(rows.first));
+    std::copy(first_kw, first_kw + out_w, best_kw);
+    const TapWalk first_tap(dilation_w, stride_w, row.phase_stride);
     for (int64_t kh = rows.first; kh < rows.last; ++kh) {
-      row.template load<MaxOp>(plane + (start + kh * g.dilation_h) * row_stride, 0, 1);
+      row.template load<MaxOp>(plane + (start + kh * dilation_h) * row_stride, 0, 1);
       const T* phases = row.taps();
       const V kh_lane(static_cast<T>(kh));
-      for (int64_t ow = 0; ow < g.out_w; ow += V::width) {
-        const int64_t m = std::min(V::width, g.out_w - ow);
+      for (int64_t ow = 0; ow < out_w; ow += V::width) {
+        const int64_t m = std::min(V::width, out_w - ow);
         V value = V::load_partial(best + ow, m), vkh = V::load_partial(best_kh + ow, m),
           vkw = V::load_partial(best_kw + ow, m);
         TapWalk tap = first_tap;
-        for (int64_t kw = 0; kw < g.kernel_w; ++kw, tap.next()) {
+        for (int64_t kw = 0; kw < kernel_w; ++kw, tap.next()) {
           const V x = V::load_partial(phases + tap.cell + ow, m);
           const auto take = gt(x, value) | is_nan(x);
           value = select(take, x, value);
@@ -372,10 +384,11 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
         vkw.store_partial(best_kw + ow, m);
       }
     }
-    int64_t* idx = indices + oh * g.out_w;
-    for (int64_t ow = 0; ow < g.out_w; ++ow)
-      idx[ow] = (start + static_cast<int64_t>(best_kh[ow]) * g.dilation_h) * g.in_w + ow * g.stride_w - g.pad_w +
-                static_cast<int64_t>(best_kw[ow]) * g.dilation_w;
+    const int64_t row_start = start * in_w - g.pad_w;
+    int64_t* idx = indices + oh * out_w;
+    for (int64_t ow = 0; ow < out_w; ++ow)
+      idx[ow] = row_start + static_cast<int64_t>(best_kh[ow]) * dilation_h * in_w + ow * stride_w +
+                static_cast<int64_t>(best_kw[ow]) * dilation_w;
   }
 }
 
