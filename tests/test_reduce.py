@@ -401,6 +401,18 @@ def test_softmax_matches_torch(name, dtype):
     assert_close(f(np.array(2.0, dtype), 0), g(torch.tensor(2.0, dtype=torch.from_numpy(np.ones(1, dtype)).dtype), 0))
 
 
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_pooled_output_keeps_the_input_order(name):
+    """Outputs of 4 MiB and more come from the buffer pool, C- or F-ordered as the input."""
+    f, g = getattr(tops, name), getattr(torch, name)
+    x = randn((1500, 1001), np.float32, seed=5, scale=3.0)
+    for v in (x, np.asfortranarray(x)):
+        for dim in (0, 1):
+            ours = f(v, dim)
+            assert ours.flags.c_contiguous == v.flags.c_contiguous and ours.flags.f_contiguous == v.flags.f_contiguous
+            assert_close(ours, g(torch.from_numpy(x), dim), rtol=1e-5, atol=1e-5)  # sums of 1000+ terms
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_special_values_and_dtype(name, dtype):
