@@ -205,6 +205,33 @@ def test_layer_norm_matches_torch(dtype, shape, normalized, with_weight, with_bi
                            lambda v: F.layer_norm(v, dims, t(w), t(b)), x, dtype)
 
 
+def placed_at(values, offset):
+    """A copy of values starting `offset` elements past a 64-byte boundary."""
+    buffer = np.zeros(values.size + 64, values.dtype)
+    start = (-buffer.ctypes.data // buffer.itemsize) % (64 // buffer.itemsize) + offset
+    placed = buffer[start:start + values.size]
+    placed[:] = values
+    return placed
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [1, 3], ids=["offset", "odd"])
+@pytest.mark.parametrize("width", [17, 768, 16384, 16385])
+@pytest.mark.parametrize("with_weight,with_bias", [(True, True), (True, False), (False, True)])
+def test_layer_norm_parameters_at_any_alignment(dtype, offset, width, with_weight, with_bias):
+    """With 16 rows and more, weight and bias that start inside a cache line go to the kernel
+    as aligned copies (rows of up to 64 KiB): the copies must hold the parameters' values
+    and give the bits of the same parameters aligned."""
+    g = rng(7)
+    x = randn((16 if width > 1000 else 40, width), dtype, scale=2.0) - 1
+    w = (g.standard_normal(width) + 1).astype(dtype) if with_weight else None
+    b = g.standard_normal(width).astype(dtype) if with_bias else None
+    ours = layer_norm(x, width, None if w is None else placed_at(w, offset), None if b is None else placed_at(b, offset))
+    assert_close(ours, F.layer_norm(t(x), (width,), t(w), t(b)), **tol(dtype))
+    aligned = [None if v is None else placed_at(v, 0) for v in (w, b)]
+    np.testing.assert_array_equal(ours, layer_norm(x, width, *aligned))
+
+
 @pytest.mark.parametrize("width", ODD_SIZES[1:])
 def test_layer_norm_odd_widths(width):
     x = randn((3, width), np.float32) + 2
