@@ -635,6 +635,37 @@ def test_streamed_plane_units_run_across_planes(dtype, offset):
                 np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 3, 7, 16, 17, 31, 255, 256, 257])
+@pytest.mark.parametrize("offset", [0, 1, 5], ids=["aligned", "offset", "odd"])
+def test_batch_norm_of_rows_runs_across_rows(dtype, channels, offset):
+    """(N, C) batch norm normalises runs across rows up to 256 channels, the coefficients
+    tiled through the channel period: every run and every thread's share may start at any
+    channel and any alignment, and an output of 8 MiB and more is streamed (on one thread).
+    Eval and train, 1 and 2 threads (the same bits), out= arrays past an aligned address."""
+    rows = (9 << 20) // (channels * np.dtype(dtype).itemsize) + 3 if channels in (7, 257) else 997
+    x = randn((rows, channels), dtype, scale=2.0) + 1
+    w, b, rm, rv = channel_params(channels, dtype)
+    buffer = np.full(x.size + offset, -7, dtype)
+    out = buffer[offset:].reshape(x.shape)
+    for training in (False, True):
+        def ours():
+            running = rm.copy(), rv.copy()
+            return batch_norm(x, *running, w, b, training=training, out=out, activation="relu").copy(), *running
+
+        buffer[:] = -7
+        one = ours()
+        # torch in float64: its float32 statistics over a million values stray by 1e-4.
+        running = [t(v).double() for v in (rm, rv)]
+        want = F.relu(F.batch_norm(t(x).double(), *running, t(w).double(), t(b).double(), training=training))
+        for got, expected in zip(one, (want, *running)):
+            assert_close(got, expected.to(t(x).dtype), **tol(dtype))
+        assert (buffer[:offset] == -7).all()
+        buffer[:] = -7
+        for got, expected in zip(on_two_threads(ours)(), one):
+            np.testing.assert_array_equal(got, expected)
+
+
 def test_torch_tensor_inputs():
     x = torch.randn(3, 4, 5)
     w = torch.rand(4) + 0.5

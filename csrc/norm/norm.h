@@ -39,8 +39,9 @@
 // normalize_plane_units.) When
 // batch_norm has fewer channels than the threads can share evenly, chunk statistics are
 // gathered in parallel instead and merged in the same order (identical bits), then a separate
-// pass normalises. When S == 1 ((N, C) input) the channel axis is the contiguous one, and the
-// column kernels vectorise across channels, tile by tile of rows.
+// pass normalises. When S == 1 ((N, C) input) the channel axis is the contiguous one: the
+// column kernels vectorise across channels, tile by tile of rows, and up to 256 channels the
+// normalising runs across rows with the coefficients tiled through the channel period.
 //
 // Stores: a normalising pass of its own (eval-mode batch norm, the few-channel path, each
 // thread's last unit) writes outputs of kStreamMinBytes and more (kStreamMinBytesThreaded on
