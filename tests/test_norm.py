@@ -635,16 +635,28 @@ def test_streamed_plane_units_run_across_planes(dtype, offset):
                 np.testing.assert_array_equal(got, want)
 
 
+# (channels, plane): (N, C) data up to 256 channels and planes under 16 elements (whose
+# period stays within 65536) normalise in runs across planes; (N, C) past 256 channels row
+# by row; training gathers columns of (N, C * S) up to planes of 63. Float32 streams some.
+SHORT_PLANES = [(1, 1), (3, 1), (7, 1), (16, 1), (31, 1), (255, 1), (256, 1), (257, 1), (7, 2), (100, 3), (64, 7),
+                (5, 15), (64, 16), (3, 17), (64, 31), (9, 63), (4, 64), (5000, 15)]
+STREAMED_SHORT = {(7, 1), (257, 1), (64, 7), (3, 17)}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("channels", [1, 3, 7, 16, 17, 31, 255, 256, 257])
+@pytest.mark.parametrize("channels,plane", SHORT_PLANES, ids=str)
 @pytest.mark.parametrize("offset", [0, 1, 5], ids=["aligned", "offset", "odd"])
-def test_batch_norm_of_rows_runs_across_rows(dtype, channels, offset):
-    """(N, C) batch norm normalises runs across rows up to 256 channels, the coefficients
-    tiled through the channel period: every run and every thread's share may start at any
-    channel and any alignment, and an output of 8 MiB and more is streamed (on one thread).
-    Eval and train, 1 and 2 threads (the same bits), out= arrays past an aligned address."""
-    rows = (9 << 20) // (channels * np.dtype(dtype).itemsize) + 3 if channels in (7, 257) else 997
-    x = randn((rows, channels), dtype, scale=2.0) + 1
+def test_batch_norm_of_rows_and_short_planes(dtype, channels, plane, offset):
+    """Every run and every thread's share may start at any channel, any element of a plane
+    and any alignment, and an output of 8 MiB and more is streamed (on one thread). Eval and
+    train, 1 and 2 threads (the same bits), out= arrays past an aligned address."""
+    row = channels * plane
+    if (channels, plane) in STREAMED_SHORT and dtype == np.float32:
+        batch = (9 << 20) // (row * 4) + 3
+    else:
+        batch = max(3, min(397, (1 << 18) // row))
+    shape = (batch, channels) if plane == 1 else (batch, channels, plane)
+    x = randn(shape, dtype, scale=2.0) + 1
     w, b, rm, rv = channel_params(channels, dtype)
     buffer = np.full(x.size + offset, -7, dtype)
     out = buffer[offset:].reshape(x.shape)

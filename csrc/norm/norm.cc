@@ -94,37 +94,42 @@ Layout channel_layout(const TensorView& in) {
   return l;
 }
 
-// Eval-style normalising of (N, C) data (planes of one element) as runs across rows: the
-// coefficients tiled through a period of `channels` into arrays `span + channels` long, so a
-// run of up to span elements starting at any channel reads its per-element coefficients from
-// one offset (normalize_columns). span holds whole periods and whole cache lines where those
+// Normalising of planes of `plane` elements, `channels` of them a period (plane k takes
+// channel k % channels), as runs across planes: the coefficients tiled through the period,
+// each repeated `plane` times, into arrays `span + period` long, so that a run of up to span
+// elements starting anywhere in the period reads its per-element coefficients from one
+// offset (normalize_columns). span holds whole periods and whole cache lines where those
 // meet within 4096 elements, so after a first run up to a line boundary every run of a
-// streamed output leaves in whole lines. Row by row, each row was a call with a masked tail
-// (a row of 7 floats used 7 of 16 lanes): Zen 4, 1 thread, one process alternating the two,
-// eval batch norm on 400000x7 took 0.15x the time, 200000x16 0.28x, 100001x31 0.36x,
-// 50000x64 0.61x, 12500x256 0.84x; rows of 768 and more lost 0-6% (coefficient arrays past
-// L1), so they keep the row-by-row calls.
-constexpr int64_t kPeriodicMaxChannels = 256;
+// streamed output leaves in whole lines; and at least 256 elements, the fewest that did not
+// lose to the calls' overhead (spans of 1024 and more lost to the coefficient arrays'
+// footprint: 2000x64x15 1.45x the time, 100001x31 1.10x). Plane by plane, each plane of (N, C) data (one
+// element) or of short planes was a call with a masked tail: Zen 4, 1 thread, one process
+// alternating the two, eval batch norm on 400000x7 took 0.15x the time, 200000x16 0.28x,
+// 100001x31 0.36x, 50000x64 0.61x, 12500x256 0.84x; rows of 768 and more lost 0-6%
+// (coefficient arrays past L1), so (N, C) data keeps row-by-row calls past
+// kPeriodicMaxChannels.
+constexpr int64_t kPeriodicMaxChannels = 256, kPeriodicMaxPeriod = int64_t(1) << 16;
 template <class T>
-void normalize_periodic(const NormKernelsOf<T>& k, const T* x, T* y, int64_t total, int64_t channels,
-                        const Coefficients<T>& co, Activation act, bool stream) {
-  constexpr int64_t kLine = kCacheLineBytes / int64_t(sizeof(T)), kMinSpan = 1024, kMaxWholeLines = 4096;
-  const int64_t lines = std::lcm(channels, kLine);
-  const int64_t whole = lines <= kMaxWholeLines ? lines : channels;
+void normalize_periodic(const NormKernelsOf<T>& k, const T* x, T* y, int64_t total, int64_t plane,
+                        int64_t channels, const Coefficients<T>& co, Activation act, bool stream) {
+  constexpr int64_t kLine = kCacheLineBytes / int64_t(sizeof(T)), kMinSpan = 256, kMaxWholeLines = 4096;
+  const int64_t period = plane * channels;
+  const int64_t lines = std::lcm(period, kLine);
+  const int64_t whole = lines <= kMaxWholeLines ? lines : period;
   const int64_t span = (kMinSpan + whole - 1) / whole * whole;
-  const int64_t tiled = span + channels;
+  const int64_t tiled = span + period;
   std::vector<T> coefficients(3 * size_t(tiled));
   T* const mean = coefficients.data();
   T* const scale = mean + tiled;
   T* const shift = scale + tiled;
   for (int64_t i = 0; i < tiled; ++i) {
-    const auto c = size_t(i % channels);
+    const auto c = size_t(i / plane % channels);
     mean[i] = co.mean[c], scale[i] = co.scale[c], shift[i] = co.shift[c];
   }
   parallel_for(0, total, kGrainElements, [&](int64_t b, int64_t e) {
     int64_t i = b;
     const auto run = [&](int64_t n) {
-      const int64_t phase = i % channels;
+      const int64_t phase = i % period;
       k.normalize_columns(x + i, y + i, n, mean + phase, scale + phase, shift + phase, act, stream);
       i += n;
     };
@@ -138,17 +143,19 @@ void normalize_periodic(const NormKernelsOf<T>& k, const T* x, T* y, int64_t tot
 // so that threads stay balanced whatever the plane size. A thread's share goes to the kernel
 // as one run across its planes (normalize_plane_run, where the kernel set has it) when a
 // vector straddles at most two planes: planes of at least kPlaneRunMin elements, the widest
-// vector's lanes. (N, C) data goes through normalize_periodic up to kPeriodicMaxChannels
-// channels, row by row past that.
+// vector's lanes. Shorter planes go through normalize_periodic (and (N, C) data up to
+// kPeriodicMaxChannels channels, row by row past that).
 constexpr int64_t kPlaneRunMin = 16;
 template <class T>
 void normalize_planes(const NormKernelsOf<T>& k, const T* x, T* y, Layout l, const Coefficients<T>& co,
                       Activation act, bool stream) {
+  if (l.n * l.c * l.s == 0) return;
+  const bool short_planes = l.s < kPlaneRunMin && l.s * l.c <= kPeriodicMaxPeriod;
+  if (l.s == 1 ? l.c <= kPeriodicMaxChannels : short_planes) {
+    normalize_periodic(k, x, y, l.n * l.c * l.s, l.s, l.c, co, act, stream);
+    return;
+  }
   if (l.s == 1) {
-    if (l.c <= kPeriodicMaxChannels) {
-      normalize_periodic(k, x, y, l.n * l.c, l.c, co, act, stream);
-      return;
-    }
     parallel_for(0, l.n, grain_for(l.c), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
         k.normalize_columns(x + r * l.c, y + r * l.c, l.c, co.mean.data(), co.scale.data(), co.shift.data(), act,
@@ -293,10 +300,20 @@ void batch_norm_impl(const TensorView& in, const TensorView& out, const TensorVi
     }
   };
 
-  if (l.s == 1) {
-    std::vector<Moments> stats(l.c);
-    column_statistics(k, x, l.n, l.c, stats.data());
-    for (int64_t c = 0; c < l.c; ++c) finish_channel(c, stats[c]);
+  // (N, C) data and short planes: the statistics of the columns of (N, C * S), each channel's
+  // S columns merged in order. Plane by plane, every plane was a chunk of its own, with a
+  // kernel call and a merge: Zen 4, 1 thread, one process alternating the two, 3000x100x3
+  // took 0.019x the time, 4000x64x7 0.052x, 2000x64x15 0.11x, 1000x64x17 0.25x, 500x64x31
+  // 0.39x, 200x64x64 0.95x, 100x64x128 1.65x (so up to planes of kColumnPlaneMax).
+  constexpr int64_t kColumnPlaneMax = 63;
+  if (l.s <= kColumnPlaneMax) {
+    std::vector<Moments> stats(l.c * l.s);
+    column_statistics(k, x, l.n, l.c * l.s, stats.data());
+    for (int64_t c = 0; c < l.c; ++c) {
+      Moments m;
+      for (int64_t j = 0; j < l.s; ++j) merge(m, stats[c * l.s + j]);
+      finish_channel(c, m);
+    }
     normalize_planes(k, x, y, l, co, act, stream);
     return;
   }
