@@ -179,6 +179,23 @@ def test_group_norm_matches_torch(dtype, shape, groups, affine):
                            lambda v: F.group_norm(v, groups, t(w), t(b)), x, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("plane", [2, 3, 7, 16, 31, 32])
+@pytest.mark.parametrize("with_weight,with_bias", [(True, True), (True, False), (False, True), (False, False)])
+def test_group_norm_short_channels(dtype, plane, with_weight, with_bias):
+    """Channels of up to 31 elements take weight and bias per element (each channel's
+    repeated over its plane), so a piece of a group spans channels in one call: groups of
+    3 and 5 channels whose pieces (4 KiB chunks) start inside channels, 1 and 2 threads."""
+    g = rng(11)
+    for channels, groups in [(15, 5), (15, 3), (12, 1)]:
+        x = randn((37, channels, plane), dtype, seed=plane, scale=3.0) + 2
+        w = (g.standard_normal(channels) + 1).astype(dtype) if with_weight else None
+        b = g.standard_normal(channels).astype(dtype) if with_bias else None
+        ours = group_norm(x, groups, w, b)
+        assert_close(ours, F.group_norm(t(x), groups, t(w), t(b)), **tol(dtype))
+        np.testing.assert_array_equal(on_two_threads(lambda: group_norm(x, groups, w, b))(), ours)
+
+
 @pytest.mark.parametrize("spatial", ODD_SIZES[1:])
 def test_group_norm_odd_sizes(spatial):
     x = randn((2, 4, spatial), np.float32)
