@@ -249,6 +249,47 @@ def test_layer_norm_parameters_at_any_alignment(dtype, offset, width, with_weigh
     np.testing.assert_array_equal(ours, layer_norm(x, width, *aligned))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65])
+def test_short_rows_in_groups(dtype, width):
+    """Layer norm rows and instance norm planes of up to 64 elements go through the kernel a
+    vector's lanes of rows at a time (their reductions shared): groups cut short at the end
+    and at thread shares, a NaN, an infinite, a constant and a far-off row inside a group,
+    each row with the values it has alone; activations; running statistics; the bits of one
+    thread on two."""
+    rows = 37
+    x = randn((rows, width), dtype, seed=width, scale=2.0) + 1
+    x[3] = np.nan
+    x[5, 0] = np.inf
+    x[6] = 2.5
+    x[20] += 100
+    g = rng(5)
+    w, b = (g.standard_normal(width) + 1).astype(dtype), g.standard_normal(width).astype(dtype)
+    ln = lambda: layer_norm(x, width, w, b, activation="silu")
+    ours = ln()
+    assert_close(ours, F.silu(F.layer_norm(t(x), (width,), t(w), t(b))), **tol(dtype))
+    for r in (0, 3, 5, 6, 20, 36):
+        np.testing.assert_array_equal(layer_norm(x[r:r + 1], width, w, b, activation="silu"), ours[r:r + 1])
+    np.testing.assert_array_equal(on_two_threads(ln)(), ours)
+    if width < 2:
+        return
+    planes = x.reshape(rows, 1, width)[:36].reshape(12, 3, width)
+    cw, cb, rm, rv = channel_params(3, dtype)
+
+    def inst():
+        running = rm.copy(), rv.copy()
+        y = instance_norm(planes, *running, cw, cb, use_input_stats=True, activation="relu")
+        return y, *running
+
+    ours = inst()
+    running = t(rm), t(rv)
+    want = F.relu(F.instance_norm(t(planes), *running, t(cw), t(cb), use_input_stats=True))
+    for got, expected in zip(ours, (want, *running)):
+        assert_close(got, expected, **tol(dtype))
+    for got, expected in zip(on_two_threads(inst)(), ours):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("width", ODD_SIZES[1:])
 def test_layer_norm_odd_widths(width):
     x = randn((3, width), np.float32) + 2

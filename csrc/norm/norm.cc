@@ -506,7 +506,14 @@ void instance_norm_impl(const TensorView& in, const TensorView& out, const Tenso
   const auto on_stats = [&](int64_t p, const Moments& m) {
     if (track) stats[p] = m;
   };
-  if (runs_plane_units(k, l, l.s, stream)) {
+  if (l.s <= kShortRowMax) {
+    const T* w = weight.data ? weight.ptr<const T>() : nullptr;
+    const T* b = bias.data ? bias.ptr<const T>() : nullptr;
+    parallel_for(0, planes, grain_for(l.s), [&](int64_t p0, int64_t p1) {
+      k.normalize_short_rows(x + p0 * l.s, y + p0 * l.s, p1 - p0, l.s, eps, nullptr, nullptr, w, b, l.c, p0 % l.c, act,
+                             track ? stats.data() + p0 : nullptr);
+    });
+  } else if (runs_plane_units(k, l, l.s, stream)) {
     Coefficients<T> co(planes);
     normalize_plane_units(k, x, y, planes, l.s, l.s, l.s, co, act, stream, [&](int64_t p, const Moments& m) {
       const int64_t c = p % l.c;
@@ -647,6 +654,13 @@ void layer_norm_impl(const TensorView& in, const TensorView& out, int64_t width,
   const T* w = weight.data ? weight.ptr<const T>() : nullptr;
   const T* b = bias.data ? bias.ptr<const T>() : nullptr;
   const int64_t rows = total / width;
+  if (width <= kShortRowMax) {
+    parallel_for(0, rows, grain_for(width), [&](int64_t r0, int64_t r1) {
+      k.normalize_short_rows(x + r0 * width, y + r0 * width, r1 - r0, width, eps, w, b, nullptr, nullptr, 0, 0, act,
+                             nullptr);
+    });
+    return;
+  }
   thread_local Workspace params_buffer;
   if (aligned_params_pay(w, b, rows, width)) {
     T* const weight_copy = params_buffer.get<T>(2 * padded_to_line<T>(width));

@@ -84,6 +84,9 @@ constexpr int64_t kChunk = 4096 / sizeof(T);
 constexpr int64_t kColumnBlock = 128;
 constexpr int64_t kRowTile = 64;
 
+// The longest rows normalize_short_rows takes (the whole row in registers).
+constexpr int64_t kShortRowMax = 64;
+
 template <class T>
 struct NormKernelsOf {
   // Moments of x[0..n), n <= kChunk<T>.
@@ -115,6 +118,14 @@ struct NormKernelsOf {
   // with ordinary stores, see generic.h).
   void (*normalize_affine_with_moments)(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight,
                                         const T* bias, Activation act, const T* next, Moments* next_moments);
+  // Rows of `width` <= kShortRowMax elements, each normalised by its own moments (stored to
+  // moments[r] when not null): y = act((x - mean) * rstd * weight[i] + bias[i]) with
+  // per-element weight and bias (either may be null), or, when channel_weight or
+  // channel_bias is given, act((x - mean) * rstd * channel_weight[c] + channel_bias[c]) with
+  // row r in channel (first_channel + r) % channels.
+  void (*normalize_short_rows)(const T* x, T* y, int64_t rows, int64_t width, double eps, const T* weight,
+                               const T* bias, const T* channel_weight, const T* channel_bias, int64_t channels,
+                               int64_t first_channel, Activation act, Moments* moments);
 };
 
 struct NormKernels {
