@@ -329,6 +329,28 @@ def test_binary_with_python_scalars(name, dtype):
         assert_close(ours(s, a), theirs(torch.tensor(s, dtype=T(a).dtype), T(a)))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_short_rows_repeated_along_outer_dims(name, dtype):
+    """An operand that repeats a short row (up to 256 elements) along every outer dim, against
+    one contiguous across the last two dims, is tiled into runs of up to 2048 elements: rows
+    of 1, 3, 8, 255, 256 (and 257, past the bound), a repeated row reversed or strided, the
+    big operand as either argument, an output of 2 MiB and more on 1 and 2 threads."""
+    ours, theirs = BINARY[name]
+    for rows, width in [(7, 3), (70001, 8), (1000, 255), (33, 256), (33, 257), (5, 1)]:
+        a, b = binary_inputs(name, (rows, width), (width,), dtype)
+        a3 = a.reshape(rows, 1, width) if rows % 7 else a.reshape(rows // 7, 7, width)
+        for row in (b, b[::-1].copy()[::-1], np.repeat(b, 2)[::2]):
+            assert_close(ours(a, row), theirs(tt(a), tt(row)))
+            assert_close(ours(row, a3), theirs(tt(row), tt(a3)))
+        before = tops.get_num_threads()
+        tops.set_num_threads(2)
+        try:
+            np.testing.assert_array_equal(ours(a, b), ours(a, b.copy()))
+        finally:
+            tops.set_num_threads(before)
+
+
 def test_broadcast_large_inner_pattern_matches_torch():
     a = randn((2, 16, 23, 29), np.float32)
     b = randn((16, 1, 1), np.float32, seed=3)
