@@ -226,9 +226,11 @@ def test_argmax_argmin_match_torch(op, dtype):
 @pytest.mark.parametrize("op", ["argmax", "argmin", "max", "min"])
 def test_first_index_wins_ties_and_nan(op, dtype):
     rng = np.random.default_rng(3)
-    # Few distinct values: many ties, across vector lanes, spans (20011) and column chunks (1031).
-    for shape in [(5, 33), (3, 20011), (1031, 7), (40,)]:
+    # Few distinct values: many ties, across vector lanes, spans (20011) and column chunks (1031);
+    # rows of up to a vector (scanned element by element) and under four (two vectors' lanes).
+    for shape in [(5, 33), (3, 20011), (1031, 7), (40,), (9, 1), (9, 2), (9, 16), (9, 17), (9, 63), (9, 64), (9, 65)]:
         x = rng.integers(0, 3, shape).astype(dtype)
+        x[0] = -np.inf if op in ("argmax", "max") else np.inf
         y = x.copy()
         flat = y.reshape(-1)
         flat[rng.integers(0, flat.size, max(2, flat.size // 50))] = np.nan

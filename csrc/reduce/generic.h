@@ -241,10 +241,23 @@ LogSumExp<T> logsumexp_row(const T* x, int64_t n) {
 
 // First index of the max (kMax) or min; a NaN wins, its first index is returned. Lanes
 // carry their element's index as T; strict comparisons keep each lane's first winner.
+//
+// Rows of up to a vector are scanned element by element, and shorter rows than four vectors
+// scan only the two vectors of lanes they fill: the final scan over all 4 W lanes took ~55 ns
+// a row, so argmax over the last dim of 262144x8 ran at 0.45x torch's speed.
 template <class T, bool kMax>
 Extremum<T> arg_row(const T* x, int64_t n) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
+  if (n <= W) {
+    T best = x[0];
+    int64_t at = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      if (x[j] != x[j]) return {x[j], j};
+      if (kMax ? x[j] > best : x[j] < best) best = x[j], at = j;
+    }
+    return {best, at};
+  }
   const auto better = [](V a, V b) { return kMax ? gt(a, b) : lt(a, b); };
   const V worst(kMax ? -kInf<T> : kInf<T>);
   V b0 = worst, b1 = worst, b2 = worst, b3 = worst;
@@ -283,7 +296,7 @@ Extremum<T> arg_row(const T* x, int64_t n) {
   b0.store(values); b1.store(values + W); b2.store(values + 2 * W); b3.store(values + 3 * W);
   i0.store(indices); i1.store(indices + W); i2.store(indices + 2 * W); i3.store(indices + 3 * W);
   T best = values[0], at = indices[0];
-  for (int64_t l = 1; l < 4 * W; ++l) {
+  for (int64_t l = 1, lanes = n < 4 * W ? 2 * W : 4 * W; l < lanes; ++l) {
     const bool wins = kMax ? values[l] > best : values[l] < best;
     if (wins || (values[l] == best && indices[l] < at)) {
       best = values[l];
