@@ -408,8 +408,9 @@ void normalize_affine_with_moments(const T* x, T* y, int64_t n, T mean, T rstd, 
 // time (a vector's lanes): each row's sum, then its deviations from its rough mean (the
 // corrected two pass, as chunk_moments' second sweep), reduced for all W rows at once
 // (lane_sums), then y = act((x - mean) * rstd * weight + bias) with weight and bias per
-// element (layer norm: loaded once for all rows) or per row's channel (instance norm:
-// channel_weight[c], channel_bias[c], c running from first_channel through `channels`). A
+// element (layer norm: one row for all rows, loaded once; group norm: a row per group, c
+// below) or per row's channel (instance norm: channel_weight[c], channel_bias[c]); c runs
+// from first_channel through `channels`. A
 // row at a time through the units pipeline cost ~170 cycles of calls, merges and
 // reductions a row (layer norm on 262144x8 ran at a thirtieth of relu's rate). Zen 4, 1
 // thread, one process alternating the two: layer norm on 262144x8 0.18x the time, 131072x16
@@ -438,10 +439,15 @@ void normalize_short_rows(const T* x, T* y, int64_t rows, int64_t width, double 
       return i + 1 < vectors ? V::load(p + i * W) : V::load_partial(p + i * W, tail);
     };
     V row_weight[kMaxVectors], row_bias[kMaxVectors];
-    for (int i = 0; i < vectors; ++i) {
-      row_weight[i] = weight ? load(weight, i) : V(T(1));
-      row_bias[i] = bias ? load(bias, i) : V::zero();
-    }
+    const auto load_affine = [&](int64_t row) {
+      for (int i = 0; i < vectors; ++i) {
+        row_weight[i] = weight ? load(weight + row * width, i) : V(T(1));
+        row_bias[i] = bias ? load(bias + row * width, i) : V::zero();
+      }
+    };
+    const bool affine_rows = !per_channel && (weight || bias);
+    const bool cycling_affine = affine_rows && channels > 1;
+    if (affine_rows) load_affine(first_channel);
     int64_t c = first_channel;
     for (int64_t r0 = 0; r0 < rows; r0 += W) {
       const int64_t group = std::min(W, rows - r0);
@@ -504,6 +510,10 @@ void normalize_short_rows(const T* x, T* y, int64_t rows, int64_t width, double 
             else z.store_partial(yr + i * W, tail);
           }
         } else {
+          if (cycling_affine) {
+            load_affine(c);
+            c = c + 1 == channels ? 0 : c + 1;
+          }
           const V negated_rstd(-rstd);
           for (int i = 0; i < vectors; ++i) {
             V z = (mean - load(xr, i)) * negated_rstd;

@@ -580,6 +580,9 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
     normalize_plane_units(k, x, y, l.n * groups, width, segment, l.s, co, act, stream, set_coefficients);
     return;
   }
+  // Groups of up to kShortRowMax elements: rows of the short-row kernel, each group's weight
+  // and bias per element (below, expanded over the planes when those are longer than one).
+  const bool short_groups = width <= kShortRowMax;
   // Channels of up to kPerElementPlaneMax elements: weight and bias per element (each
   // channel's repeated over its plane), so that a piece is one call, as with one element per
   // channel. Channel by channel, each took a call of its own: Zen 4, 1 thread, one process
@@ -598,6 +601,13 @@ void group_norm_impl(const TensorView& in, const TensorView& out, int64_t groups
     }
     w = w ? we : nullptr;
     b = b ? be : nullptr;
+  }
+  if (short_groups && per_element) {
+    parallel_for(0, l.n * groups, grain_for(width), [&](int64_t u0, int64_t u1) {
+      k.normalize_short_rows(x + u0 * width, y + u0 * width, u1 - u0, width, eps, w, b, nullptr, nullptr, groups,
+                             u0 % groups, act, nullptr);
+    });
+    return;
   }
   normalize_units(
       k, x, l.n * groups, width, segment, stream, [](int64_t, const Moments&) {},

@@ -119,10 +119,11 @@ struct NormKernelsOf {
   void (*normalize_affine_with_moments)(const T* x, T* y, int64_t n, T mean, T rstd, const T* weight,
                                         const T* bias, Activation act, const T* next, Moments* next_moments);
   // Rows of `width` <= kShortRowMax elements, each normalised by its own moments (stored to
-  // moments[r] when not null): y = act((x - mean) * rstd * weight[i] + bias[i]) with
-  // per-element weight and bias (either may be null), or, when channel_weight or
-  // channel_bias is given, act((x - mean) * rstd * channel_weight[c] + channel_bias[c]) with
-  // row r in channel (first_channel + r) % channels.
+  // moments[r] when not null), row r in channel c = (first_channel + r) % channels:
+  // y = act((x - mean) * rstd * weight[c * width + i] + bias[c * width + i]) with weight and
+  // bias rows per channel (either may be null; one row when channels <= 1), or, when
+  // channel_weight or channel_bias is given, act((x - mean) * rstd * channel_weight[c] +
+  // channel_bias[c]).
   void (*normalize_short_rows)(const T* x, T* y, int64_t rows, int64_t width, double eps, const T* weight,
                                const T* bias, const T* channel_weight, const T* channel_bias, int64_t channels,
                                int64_t first_channel, Activation act, Moments* moments);
