@@ -243,7 +243,8 @@ def test_layer_norm_parameters_at_any_alignment(dtype, offset, width, with_weigh
     x = randn((16 if width > 1000 else 40, width), dtype, scale=2.0) - 1
     w = (g.standard_normal(width) + 1).astype(dtype) if with_weight else None
     b = g.standard_normal(width).astype(dtype) if with_bias else None
-    ours = layer_norm(x, width, None if w is None else placed_at(w, offset), None if b is None else placed_at(b, offset))
+    placed = [None if v is None else placed_at(v, offset) for v in (w, b)]
+    ours = layer_norm(x, width, *placed)
     assert_close(ours, F.layer_norm(t(x), (width,), t(w), t(b)), **tol(dtype))
     aligned = [None if v is None else placed_at(v, 0) for v in (w, b)]
     np.testing.assert_array_equal(ours, layer_norm(x, width, *aligned))

@@ -102,12 +102,12 @@ Layout channel_layout(const TensorView& in) {
 // meet within 4096 elements, so after a first run up to a line boundary every run of a
 // streamed output leaves in whole lines; and at least 256 elements, the fewest that did not
 // lose to the calls' overhead (spans of 1024 and more lost to the coefficient arrays'
-// footprint: 2000x64x15 1.45x the time, 100001x31 1.10x). Plane by plane, each plane of (N, C) data (one
-// element) or of short planes was a call with a masked tail: Zen 4, 1 thread, one process
-// alternating the two, eval batch norm on 400000x7 took 0.15x the time, 200000x16 0.28x,
-// 100001x31 0.36x, 50000x64 0.61x, 12500x256 0.84x; rows of 768 and more lost 0-6%
-// (coefficient arrays past L1), so (N, C) data keeps row-by-row calls past
-// kPeriodicMaxChannels.
+// footprint: 2000x64x15 1.45x the time, 100001x31 1.10x). Plane by plane, each plane of
+// (N, C) data (one element) or of short planes was a call with a masked tail: Zen 4, 1
+// thread, one process alternating the two, eval batch norm on 400000x7 took 0.15x the time,
+// 200000x16 0.28x, 100001x31 0.36x, 50000x64 0.61x, 12500x256 0.84x, 3000x100x3 0.06x;
+// rows of 768 and more lost 0-6% (coefficient arrays past L1), so (N, C) data keeps
+// row-by-row calls past kPeriodicMaxChannels.
 constexpr int64_t kPeriodicMaxChannels = 256, kPeriodicMaxPeriod = int64_t(1) << 16;
 template <class T>
 void normalize_periodic(const NormKernelsOf<T>& k, const T* x, T* y, int64_t total, int64_t plane,
