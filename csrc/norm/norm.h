@@ -43,6 +43,12 @@
 // column kernels vectorise across channels, tile by tile of rows, and up to 256 channels the
 // normalising runs across rows with the coefficients tiled through the channel period.
 //
+// Short units: layer norm rows, instance norm planes and group norm groups of up to
+// kShortRowMax elements go through normalize_short_rows, a vector's lanes of rows at a time
+// with their reductions shared, since a unit at a time through the pipeline costs more in
+// calls and reductions than a short row holds in data; batch norm's short planes (and (N, C)
+// data) normalise through coefficients tiled across the channel period.
+//
 // Stores: a normalising pass of its own (eval-mode batch norm, the few-channel path, each
 // thread's last unit) writes outputs of kStreamMinBytes and more (kStreamMinBytesThreaded on
 // more than one thread) with streaming stores, which skip the read-for-ownership of every
