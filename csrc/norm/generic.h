@@ -212,6 +212,23 @@ template <Activation A, bool Stream, class T>
   put<Stream>(y, activate<A>(fmadd(mean - v, negated_scale, shift)), lanes);
 }
 
+// normalize_block over whole vectors [i, end), two at a time, from i; returns where it
+// stopped (fewer than two vectors before end). normalize()'s loop, and normalize_plane_run's
+// inside each plane.
+template <Activation A, bool Stream, class T>
+[[gnu::always_inline]] inline int64_t normalize_vector_pairs(const T* x, T* y, int64_t i, int64_t end, Vec<T> mean,
+                                                             Vec<T> negated_scale, Vec<T> shift) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  for (; i + 2 * W <= end; i += 2 * W) {
+    const V y0 = activate<A>(fmadd(mean - V::load(x + i), negated_scale, shift));
+    const V y1 = activate<A>(fmadd(mean - V::load(x + i + W), negated_scale, shift));
+    put<Stream>(y + i, y0, W);
+    put<Stream>(y + i + W, y1, W);
+  }
+  return i;
+}
+
 template <class T>
 void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation act, bool stream) {
   using V = Vec<T>;
@@ -228,12 +245,7 @@ void normalize(const T* x, T* y, int64_t n, T mean, T scale, T shift, Activation
         i = head;
         lines_end = whole_cache_lines_end<T>(head, n);
       }
-      for (; i + 2 * W <= lines_end; i += 2 * W) {
-        const V y0 = activate<A>(fmadd(m - V::load(x + i), a, b));
-        const V y1 = activate<A>(fmadd(m - V::load(x + i + W), a, b));
-        put<S>(y + i, y0, W);
-        put<S>(y + i + W, y1, W);
-      }
+      i = normalize_vector_pairs<A, S>(x, y, i, lines_end, m, a, b);
       for (; i < n; i += W) normalize_block<A, false>(x + i, y + i, std::min(W, n - i), m, a, b);
     });
   });
@@ -296,12 +308,7 @@ void normalize_plane_run(const T* x, T* y, int64_t n, int64_t plane, int64_t off
       // DRAM-bound runs 3-9%), then the vector at or across the plane's end.
       while (i + W <= lines_end) {
         const int64_t inside_end = std::min(lines_end, i + std::max<int64_t>(0, boundary - i) / W * W);
-        for (; i + 2 * W <= inside_end; i += 2 * W) {
-          const V y0 = activate<A>(fmadd(m - V::load(in + i), a, b));
-          const V y1 = activate<A>(fmadd(m - V::load(in + i + W), a, b));
-          put<S>(out + i, y0, W);
-          put<S>(out + i + W, y1, W);
-        }
+        i = normalize_vector_pairs<A, S>(in, out, i, inside_end, m, a, b);
         if (i < inside_end) {
           normalize_block<A, S>(in + i, out + i, W, m, a, b);
           i += W;
@@ -482,7 +489,7 @@ void normalize_short_rows(const T* x, T* y, int64_t rows, int64_t width, double 
       // row on 262144x8).
       const V rough_means = V::load(rough), deviation_total = lane_sums(deviations);
       const V square_total = lane_sums(squares);
-      const V finite = V::load(rough) - V::load(rough);  // 0 for finite means, NaN otherwise
+      const V finite = rough_means - rough_means;  // 0 for finite means, NaN otherwise
       const V corrected = rough_means + deviation_total * V(inverse_width);
       const V m2 = square_total - deviation_total * deviation_total * V(inverse_width);
       const V clamped = select(lt(m2, V::zero()), V::zero(), m2);  // NaN passes through
