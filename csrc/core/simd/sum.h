@@ -15,26 +15,43 @@
 namespace tensorops::simd {
 namespace {
 
+// The vectors a sweep that streams from beyond L1 loads, and the Vec two of them fold into:
+// AVX-512's half-width vectors laid side by side (see Half in x86_avx512.h), elsewhere full
+// vectors added.
+#if TENSOROPS_ISA_ID == 2
+template <class T>
+using StreamVec = TENSOROPS_ISA_NS::Half<T>;
+template <class T>
+Vec<T> fold_pair(StreamVec<T> lo, StreamVec<T> hi) { return join(lo, hi); }
+#else
+template <class T>
+using StreamVec = Vec<T>;
+template <class T>
+Vec<T> fold_pair(Vec<T> lo, Vec<T> hi) { return lo + hi; }
+#endif
+
 template <class T>
 T sum(const T* x, int64_t n) {
+  using S = StreamVec<T>;
   using V = Vec<T>;
-  constexpr int64_t W = V::width;
-  V a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-  V a4 = V::zero(), a5 = V::zero(), a6 = V::zero(), a7 = V::zero();
+  constexpr int64_t SW = S::width, W = V::width;
+  S a0 = S::zero(), a1 = S::zero(), a2 = S::zero(), a3 = S::zero();
+  S a4 = S::zero(), a5 = S::zero(), a6 = S::zero(), a7 = S::zero();
   int64_t i = 0;
-  for (; i + 8 * W <= n; i += 8 * W) {
-    a0 = a0 + V::load(x + i);
-    a1 = a1 + V::load(x + i + W);
-    a2 = a2 + V::load(x + i + 2 * W);
-    a3 = a3 + V::load(x + i + 3 * W);
-    a4 = a4 + V::load(x + i + 4 * W);
-    a5 = a5 + V::load(x + i + 5 * W);
-    a6 = a6 + V::load(x + i + 6 * W);
-    a7 = a7 + V::load(x + i + 7 * W);
+  for (; i + 8 * SW <= n; i += 8 * SW) {
+    a0 = a0 + S::load(x + i);
+    a1 = a1 + S::load(x + i + SW);
+    a2 = a2 + S::load(x + i + 2 * SW);
+    a3 = a3 + S::load(x + i + 3 * SW);
+    a4 = a4 + S::load(x + i + 4 * SW);
+    a5 = a5 + S::load(x + i + 5 * SW);
+    a6 = a6 + S::load(x + i + 6 * SW);
+    a7 = a7 + S::load(x + i + 7 * SW);
   }
-  for (; i + W <= n; i += W) a0 = a0 + V::load(x + i);
-  if (i < n) a1 = a1 + V::load_partial(x + i, n - i);
-  return reduce_add(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)));
+  V a = fold_pair<T>((a0 + a1) + (a2 + a3), (a4 + a5) + (a6 + a7));
+  for (; i + W <= n; i += W) a = a + V::load(x + i);
+  if (i < n) a = a + V::load_partial(x + i, n - i);
+  return reduce_add(a);
 }
 
 // Lane l holds l; compared with a count it masks off the lanes past a tail.
