@@ -228,6 +228,28 @@ def test_columns_no_window_reaches_stay_out(dtype):
             assert_close(P.avg_pool2d(x, kernel, stride), _torch(F.avg_pool2d, x, kernel, stride))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_planes_with_stride_two(dtype):
+    # Planes whose padded row fits two vectors (up to 32 floats, 16 doubles) pool in registers
+    # on AVX-512: every width around those sizes, both paddings, ceil_mode, NaN and -inf.
+    for width in range(1, 36):
+        for kernel_w in (2, 3):
+            for pad in (0, 1):
+                if width + 2 * pad < kernel_w:
+                    continue
+                x = randn((2, 3, 7, width), dtype, seed=width * 10 + kernel_w)
+                x[0, 1, 2, width // 2] = np.nan
+                x[1, 2, :, : (width + 1) // 2] = -np.inf
+                for kernel_h, stride_h in ((3, 2), (1, 1), (2, 3)):
+                    window = ((kernel_h, kernel_w), (stride_h, 2), (min(pad, kernel_h // 2), pad))
+                    for ceil_mode in (False, True):
+                        want = _torch(F.max_pool2d, x, *window, ceil_mode=ceil_mode)
+                        assert_close(P.max_pool2d(x, *window, ceil_mode=ceil_mode), want)
+                        for include, override in ((True, None), (False, None), (True, 5)):
+                            got = P.avg_pool2d(x, *window, ceil_mode, include, override)
+                            assert_close(got, _torch(F.avg_pool2d, x, *window, ceil_mode, include, override))
+
+
 def test_threads_do_not_change_results():
     x = randn((3, 5, 37, 29), np.float32, seed=13)
     before = tops.get_num_threads()

@@ -287,9 +287,63 @@ void separable_rows_fixed(const T* plane, int64_t row_stride, const Window2d& g,
   }
 }
 
+#if TENSOROPS_ISA_ID == 2
+// Narrow planes (AVX-512): with stride 2, kernel_w 2 or 3, no dilation, padding of at most
+// one cell and a padded row of at most two vectors (planes up to ~31 floats wide), a whole
+// row fits in two registers. The vertical pass reduces straight into them, shuffles take
+// the even and odd cells and a one-lane shift the third tap, and nothing goes through
+// scratch. The scratch path's horizontal loads, a few instructions after the vertical
+// stores of so short a row, waited on those stores.
+template <class T>
+bool register_rows_fit(const Window2d& g) {
+  const int64_t padded_len = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+  return g.stride_w == 2 && g.dilation_w == 1 && (g.kernel_w == 2 || g.kernel_w == 3) && g.pad_w <= 1 &&
+         padded_len <= 2 * Vec<T>::width;
+}
+
+template <template <class> class Op, int kTaps, class T, class FinishFor>
+void register_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
+                   T pad_value, T* out, const FinishFor& finish_for) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  const int64_t out_w = g.out_w, pad = g.pad_w;
+  const int64_t padded_len = (out_w - 1) * 2 + kTaps;
+  const int64_t cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));  // columns any window reaches
+  const V pad_vec(pad_value);
+  // Lanes past cols are right pad cells (or unused): load_partial left 0 there, the sum's pad.
+  const auto low_valid = V::lanes_between(0, cols), high_valid = V::lanes_between(0, cols - W);
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const int64_t start = oh * g.stride_h - g.pad_h;
+    const RowSpan span = valid_rows(start, g.kernel_h, g.dilation_h, g.in_h);
+    V lo = pad_vec, hi = pad_vec;  // padded cells 0..W-1 and W..2W-1, before the left pad
+    if (span.last > span.first) {
+      const T* first = plane + (start + span.first * g.dilation_h) * row_stride;
+      const int64_t step = g.dilation_h * row_stride, count = span.last - span.first;
+      lo = select(low_valid, reduce_column_block<Op, T>(first, step, count, 0, std::min(W, cols)), pad_vec);
+      if (cols > W) hi = select(high_valid, reduce_column_block<Op, T>(first, step, count, W, cols - W), pad_vec);
+    }
+    if (pad == 1) {
+      hi = V::template window<W - 1>(lo, hi);
+      lo = V::template window<W - 1>(pad_vec, lo);
+    }
+    const V even = even_lanes(lo, hi);
+    auto acc = Op<T>::start(even);
+    Op<T>::add(acc, odd_lanes(lo, hi));
+    if constexpr (kTaps == 3) Op<T>::add(acc, V::template window<1>(even, even));
+    finish_for(oh)(Op<T>::finalize(acc), 0, out_w).store_partial(out + oh * out_w, out_w);
+  }
+}
+#endif
+
 template <template <class> class Op, class T, class FinishFor>
 void separable_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_t oh_begin, int64_t oh_end,
                     T* scratch, T pad_value, T* out, const FinishFor& finish_for) {
+#if TENSOROPS_ISA_ID == 2
+  if (register_rows_fit<T>(g)) {
+    if (g.kernel_w == 2) return register_rows<Op, 2>(plane, row_stride, g, oh_begin, oh_end, pad_value, out, finish_for);
+    return register_rows<Op, 3>(plane, row_stride, g, oh_begin, oh_end, pad_value, out, finish_for);
+  }
+#endif
   switch (g.kernel_w) {
     case 2: return separable_rows_fixed<Op, 2>(plane, row_stride, g, oh_begin, oh_end, scratch, pad_value, out, finish_for);
     case 3: return separable_rows_fixed<Op, 3>(plane, row_stride, g, oh_begin, oh_end, scratch, pad_value, out, finish_for);
