@@ -142,6 +142,35 @@ def test_reductions_special_values(op, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_many_short_rows(op, dtype):
+    # Runs shorter than a sum's main loop are summed many at a time (a vector's width of
+    # them per lane tree, blocks of 256 runs): every length around those sizes, row counts
+    # around the blocks, rows apart (a slice), reversed, repeated (stride 0), NaN and Inf.
+    for length in list(range(1, 20)) + [31, 32, 33, 47, 63, 64, 65]:
+        for rows in (1, 15, 17, 255, 257, 600):
+            x = randn((rows, length + 3), dtype, seed=rows + length)
+            check_against_torch(op, x[:, :length], 1, False, x_for_torch=np.ascontiguousarray(x[:, :length]))
+        x = randn((300, length), dtype, seed=length)
+        x[7, length // 2] = np.nan
+        x[40, 0] = np.inf
+        x[41, :] = -np.inf
+        check_against_torch(op, x, -1, True)
+        check_against_torch(op, x[::-1], 1, False, x_for_torch=np.ascontiguousarray(x[::-1]))
+        b = np.broadcast_to(x[:1], (300, length))
+        check_against_torch(op, b, 1, False, x_for_torch=np.ascontiguousarray(b))
+    x = randn((100003, 7), dtype, seed=9)
+    threads = tops.get_num_threads()
+    try:
+        tops.set_num_threads(1)
+        one = getattr(tops, op)(x, 1)
+        tops.set_num_threads(2)
+        np.testing.assert_array_equal(getattr(tops, op)(x, 1), one)
+    finally:
+        tops.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_sum_mean_var_accuracy_on_million_element_rows(dtype):
     rng = np.random.default_rng(11)
     x = (rng.random(1000003) * 2 + 1).astype(dtype)  # all positive: a sequential f32 sum drifts

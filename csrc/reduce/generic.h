@@ -66,6 +66,26 @@ T sum_row(const T* x, int64_t n) {
   return simd::sum(x, n);
 }
 
+// Sums of `rows` runs of n < simd::kSumShortRun elements, row_stride apart: each run's
+// vectors are added as sum_row adds them, and the lanes of Vec<T>::width runs are summed in
+// one lane_sums tree (the lanes of one run in reduce_add's order on AVX-512 and generic
+// code, pairwise on AVX2, so there the last bit may differ from sum_row's). A call per run
+// of 8 floats had cost 9 ns, 1.26x torch's time.
+template <class T>
+void sum_short_rows(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V run_sums[W];
+  for (int64_t r = 0; r < rows; r += W) {
+    const int64_t count = std::min(W, rows - r);
+    for (int64_t i = 0; i < W; ++i)
+      run_sums[i] = i < count ? simd::add_vectors(V::zero(), x + (r + i) * row_stride, 0, n) : V::zero();
+    const V sums = lane_sums(run_sums);
+    if (count == W) sums.store(out + r);
+    else sums.store_partial(out + r, count);
+  }
+}
+
 template <class T>
 T prod_row(const T* x, int64_t n) {
   using V = Vec<T>;
@@ -553,7 +573,7 @@ void softmax_cols(const T* x, T* out, int64_t rows, int64_t rs, int64_t n, T* sc
 template <class T>
 TypedKernels<T> typed_kernels() {
   return {
-      sum_row<T>, prod_row<T>, extreme_row<T, true>, extreme_row<T, false>,
+      sum_row<T>, simd::kSumShortRun<T> - 1, sum_short_rows<T>, prod_row<T>, extreme_row<T, true>, extreme_row<T, false>,
       moments_row<T>, logsumexp_row<T>, arg_row<T, true>, arg_row<T, false>,
       sum_cols<T>, prod_cols<T>, max_cols<T>, min_cols<T>,
       moments_cols<T>, logsumexp_cols<T>, arg_cols<T, true>, arg_cols<T, false>,

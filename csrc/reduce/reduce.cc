@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -209,6 +210,12 @@ S combine_tree(const P& pol, const S* s, int64_t n, int64_t stride) {
   return pol.combine(combine_tree(pol, s, half, stride), combine_tree(pol, s + half * stride, n - half, stride));
 }
 
+template <class T>
+struct FoldPolicy;
+
+// Short runs (sum_short_rows) go to the kernel this many at a time.
+constexpr int64_t kShortRowBlock = 256;
+
 template <class T, class P>
 void run(const Plan& plan, const T* in, const TypedKernels<T>& k, const P& pol) {
   using State = typename P::State;
@@ -221,6 +228,21 @@ void run(const Plan& plan, const T* in, const TypedKernels<T>& k, const P& pol) 
     const int64_t spans_per_row = ceil_div(len, kRowSpan);
     const int64_t spans = plan.rows * spans_per_row;
     if (spans == 1) {
+      if constexpr (std::is_same_v<P, FoldPolicy<T>>) {
+        if (pol.sums() && kept.n == 1 && plan.rows == 1 && len <= k.sum_short_row_max) {
+          const int64_t in_stride = kept.in_stride[0], out_stride = kept.out_stride[0];
+          const int64_t blocks = ceil_div(outer, kShortRowBlock);
+          parallel_for(0, blocks, std::max<int64_t>(1, kTaskElements / (len * kShortRowBlock)), [&](int64_t b, int64_t e) {
+            T sums[kShortRowBlock];
+            for (int64_t block = b; block < e; ++block) {
+              const int64_t first = block * kShortRowBlock, count = std::min(kShortRowBlock, outer - first);
+              k.sum_short_rows(base + first * in_stride, count, in_stride, len, sums);
+              for (int64_t i = 0; i < count; ++i) pol.store(sums[i], plan.out_offset + (first + i) * out_stride);
+            }
+          });
+          return;
+        }
+      }
       parallel_for(0, outer, std::max<int64_t>(1, kTaskElements / len), [&](int64_t b, int64_t e) {
         KeptWalker w(kept, b);
         for (int64_t o = b; o < e; ++o, w.next()) pol.store(pol.row(k, base + w.in, len, 0), plan.out_offset + w.out);
@@ -332,6 +354,7 @@ struct FoldPolicy {
     }
   }
   void store(State s, int64_t at) const { out[at] = op == Op::mean ? s / count : s; }
+  bool sums() const { return op == Op::sum || op == Op::mean; }
 };
 
 template <class T>

@@ -69,6 +69,10 @@ template <class T>
 struct TypedKernels {
   // One contiguous run of n elements (1 <= n <= kRowSpan).
   T (*sum_row)(const T* x, int64_t n);
+  // out[r] = the sum of the run of n <= sum_short_row_max elements at x + r * row_stride,
+  // for r < rows: many short runs a call.
+  int64_t sum_short_row_max;
+  void (*sum_short_rows)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
   T (*prod_row)(const T* x, int64_t n);
   T (*max_row)(const T* x, int64_t n);  // NaN-propagating
   T (*min_row)(const T* x, int64_t n);

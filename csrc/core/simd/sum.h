@@ -30,11 +30,19 @@ template <class T>
 Vec<T> fold_pair(Vec<T> lo, Vec<T> hi) { return lo + hi; }
 #endif
 
+// a plus the Vec<T> blocks of x[i, n), one after another (the last one partial).
+template <class T>
+Vec<T> add_vectors(Vec<T> a, const T* x, int64_t i, int64_t n) {
+  constexpr int64_t W = Vec<T>::width;
+  for (; i + W <= n; i += W) a = a + Vec<T>::load(x + i);
+  if (i < n) a = a + Vec<T>::load_partial(x + i, n - i);
+  return a;
+}
+
 template <class T>
 T sum(const T* x, int64_t n) {
   using S = StreamVec<T>;
-  using V = Vec<T>;
-  constexpr int64_t SW = S::width, W = V::width;
+  constexpr int64_t SW = S::width;
   S a0 = S::zero(), a1 = S::zero(), a2 = S::zero(), a3 = S::zero();
   S a4 = S::zero(), a5 = S::zero(), a6 = S::zero(), a7 = S::zero();
   int64_t i = 0;
@@ -48,11 +56,13 @@ T sum(const T* x, int64_t n) {
     a6 = a6 + S::load(x + i + 6 * SW);
     a7 = a7 + S::load(x + i + 7 * SW);
   }
-  V a = fold_pair<T>((a0 + a1) + (a2 + a3), (a4 + a5) + (a6 + a7));
-  for (; i + W <= n; i += W) a = a + V::load(x + i);
-  if (i < n) a = a + V::load_partial(x + i, n - i);
-  return reduce_add(a);
+  return reduce_add(add_vectors(fold_pair<T>((a0 + a1) + (a2 + a3), (a4 + a5) + (a6 + a7)), x, i, n));
 }
+
+// Runs shorter than this never enter sum()'s main loop: their sum is the lanes of
+// add_vectors(zero, x, 0, n), which the short-row kernels take for many runs at once.
+template <class T>
+constexpr int64_t kSumShortRun = 8 * StreamVec<T>::width;
 
 // Lane l holds l; compared with a count it masks off the lanes past a tail.
 template <class T>
