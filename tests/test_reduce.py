@@ -171,6 +171,25 @@ def test_many_short_rows(op, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_columns_of_packed_narrow_rows(op, dtype):
+    # Sums down the columns of packed rows narrower than a vector run along the flat data with
+    # a period of lcm(width, lanes): every width below 17, rows that end inside a period, one
+    # chunk of rows or many, a sliced (unpacked) twin, NaN and Inf.
+    for width in range(1, 18):
+        for rows in (1, 5, 16, 47, 256, 1000, 3001):
+            x = randn((rows, width), dtype, seed=rows * 31 + width)
+            check_against_torch(op, x, 0, False)
+            wide = randn((rows, width + 2), dtype, seed=rows + width)[:, 1:-1]
+            check_against_torch(op, wide, 0, True, x_for_torch=np.ascontiguousarray(wide))
+        x = randn((999, width), dtype, seed=width)
+        x[500, width // 2] = np.nan
+        x[3, 0] = np.inf
+        check_against_torch(op, x, 0, False)
+        check_against_torch(op, randn((3, 700, width), dtype, seed=2), 1, False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_sum_mean_var_accuracy_on_million_element_rows(dtype):
     rng = np.random.default_rng(11)
     x = (rng.random(1000003) * 2 + 1).astype(dtype)  # all positive: a sequential f32 sum drifts

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "core/prefetch.h"
 #include "core/simd/math.h"
@@ -356,8 +357,48 @@ void fold_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out, const F&
   }
 }
 
+// Column sums of packed rows narrower than a vector (row_stride == n < W): the rows are one
+// run, whose pattern of columns repeats every lcm(n, W) elements, PERIOD vectors. Lane l
+// of accumulator v sums column (v * W + l) % n of every period; the lanes of a column are
+// added at the end, in lane order. Row by row, each row a masked load and the running sums
+// a masked store and reload, (100000, 3) over dim 0 took 3x torch's time.
+template <class T, int PERIOD>
+void sum_packed_cols(const T* x, int64_t rows, int64_t n, T* out) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::width;
+  V acc[PERIOD];
+  for (int v = 0; v < PERIOD; ++v) acc[v] = V::zero();
+  const int64_t total = rows * n;
+  int64_t i = 0;
+  for (; i + PERIOD * W <= total; i += PERIOD * W)
+    for (int v = 0; v < PERIOD; ++v) acc[v] = acc[v] + V::load(x + i + v * W);
+  T lanes[PERIOD * W];
+  for (int v = 0; v < PERIOD; ++v) acc[v].store(lanes + v * W);
+  for (int64_t j = 0; j < n; ++j) {
+    T s = lanes[j];
+    for (int64_t k = j + n; k < PERIOD * W; k += n) s += lanes[k];
+    out[j] = s;
+  }
+  for (int64_t r = i / n; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) out[j] += x[r * n + j];
+}
+
 template <class T>
 void sum_cols(const T* x, int64_t rows, int64_t rs, int64_t n, T* out) {
+  constexpr int64_t W = Vec<T>::width;
+  if (rs == n && n < W) {
+    // lcm(n, W) / W vectors: W / gcd(n, W) is a power of two, so n / gcd(n, W) is odd.
+    switch (n / std::gcd(n, W)) {
+      case 1: return sum_packed_cols<T, 1>(x, rows, n, out);
+      case 3: return sum_packed_cols<T, 3>(x, rows, n, out);
+      case 5: return sum_packed_cols<T, 5>(x, rows, n, out);
+      case 7: return sum_packed_cols<T, 7>(x, rows, n, out);
+      case 9: return sum_packed_cols<T, 9>(x, rows, n, out);
+      case 11: return sum_packed_cols<T, 11>(x, rows, n, out);
+      case 13: return sum_packed_cols<T, 13>(x, rows, n, out);
+      default: return sum_packed_cols<T, 15>(x, rows, n, out);
+    }
+  }
   fold_cols(x, rows, rs, n, out, [](Vec<T> a, Vec<T> b) { return a + b; });
 }
 template <class T>
