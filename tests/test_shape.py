@@ -281,6 +281,21 @@ CAT_CASES = [  # (shapes, dim)
 
 
 @pytest.mark.parametrize("dtype", SHAPE_DTYPES)
+def test_rows_of_a_cache_line_or_less(dtype, isa):
+    """Contiguous rows of up to 64 bytes are copied many a call: every width around that size,
+    row counts that cross the parallel pieces mid-row, reversed and sliced rows, cat and copy."""
+    item = np.dtype(dtype).itemsize
+    for width in list(range(1, 64 // item + 3)) + ([70] if item == 1 else []):
+        for rows in (1, 5, 33, 40001):
+            a, b = values((rows, width), dtype, seed=width), values((rows, width + 1), dtype, seed=rows)
+            np.testing.assert_array_equal(tops.cat([a, b, a[::-1]], 1), np.concatenate([a, b, a[::-1]], 1))
+            np.testing.assert_array_equal(tops.contiguous(b[:, 1:]), b[:, 1:])
+        c = values((3, 17, width), dtype, seed=3)
+        np.testing.assert_array_equal(tops.cat([c, c[:, ::-1]], 2), np.concatenate([c, c[:, ::-1]], 2))
+        np.testing.assert_array_equal(tops.stack([c, c], 2), np.stack([c, c], 2))
+
+
+@pytest.mark.parametrize("dtype", SHAPE_DTYPES)
 @pytest.mark.parametrize("shapes, dim", CAT_CASES)
 def test_cat(shapes, dim, dtype, isa):
     pieces = [values(s, dtype, seed=i) for i, s in enumerate(shapes)]

@@ -14,7 +14,10 @@
 //      ow + (kw*d) / s, a contiguous run, so a Vec<T> of outputs is one load per tap.
 // Stride 1 needs no split and stride 2 (the common case) deinterleaves with shuffles as
 // the vertical pass stores. Two padded rows alternate so that the horizontal loads of
-// one row never wait on the stores of the vertical pass that just wrote it. Max chains
+// one row never wait on the stores of the vertical pass that just wrote it. On AVX-512 a
+// stride-2 row whose padded cells fit two vectors (planes up to ~31 floats wide) skips the
+// buffer: the vertical pass reduces into two registers and the taps are shuffles of them
+// (register_rows), since so short a row's horizontal loads still waited on its stores. Max chains
 // use the plain x86 max (one instruction on the dependency chain) and OR a NaN mask
 // beside it, so a NaN anywhere in a window makes its output NaN, as in torch.
 //

@@ -20,6 +20,12 @@
 // never on the thread count, so 1 and N threads give identical bits, and long sums carry
 // O(log n) rounding error instead of O(n).
 //
+// Two sum paths serve shapes that would otherwise pay a call or a masked store per tiny
+// run: many row runs shorter than a sum's main loop are summed a vector's width at a time
+// (sum_short_rows, one lane tree for all of them), and column sums of packed rows narrower
+// than a vector run along the flat data, whose columns repeat every lcm(n, W) elements
+// (sum_packed_cols). Plain sums read with 256-bit loads on AVX-512 (simd::Half).
+//
 // Variance is single pass: inside a span, sums of (x - K) and (x - K)^2 with K the span's
 // first element (exact differences when the data sit far from zero, e.g. 1e4 + noise in
 // float32); spans are merged with Chan's pairwise update. Indices of extrema are carried in

@@ -240,12 +240,47 @@ void transpose(const void* src_bytes, int64_t src_ld, void* dst_bytes, int64_t d
   transpose_blocks<false>(src, src_ld, dst, dst_ld, rows, cols);
 }
 
+// `rows` runs of `bytes` (<= kShortRunBytes) contiguous bytes, a row's runs src_ld and
+// dst_ld bytes apart (cat along a short last dim: 262144 runs of 32 bytes took 8 ns a run
+// as a memcpy call each, 2.6x torch's time). AVX-512 moves a run with one masked load and
+// store; elsewhere runs of the common sizes are fixed-size copies the compiler inlines.
+template <int64_t kBytes>
+void copy_fixed_runs(const char* src, int64_t src_ld, char* dst, int64_t dst_ld, int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dst_ld, src + r * src_ld, kBytes);
+}
+
+void copy_short_runs(const void* src_bytes, int64_t src_ld, void* dst_bytes, int64_t dst_ld, int64_t rows,
+                     int64_t bytes) {
+  const char* src = static_cast<const char*>(src_bytes);
+  char* dst = static_cast<char*>(dst_bytes);
+#if TENSOROPS_ISA_ID == 2
+  static_assert(kShortRunBytes <= 64, "a short run is one zmm register");
+  const __mmask64 run = bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+  for (int64_t r = 0; r < rows; ++r)
+    _mm512_mask_storeu_epi8(dst + r * dst_ld, run, _mm512_maskz_loadu_epi8(run, src + r * src_ld));
+#else
+  switch (bytes) {
+    case 4: return copy_fixed_runs<4>(src, src_ld, dst, dst_ld, rows);
+    case 8: return copy_fixed_runs<8>(src, src_ld, dst, dst_ld, rows);
+    case 12: return copy_fixed_runs<12>(src, src_ld, dst, dst_ld, rows);
+    case 16: return copy_fixed_runs<16>(src, src_ld, dst, dst_ld, rows);
+    case 24: return copy_fixed_runs<24>(src, src_ld, dst, dst_ld, rows);
+    case 32: return copy_fixed_runs<32>(src, src_ld, dst, dst_ld, rows);
+    case 48: return copy_fixed_runs<48>(src, src_ld, dst, dst_ld, rows);
+    case 64: return copy_fixed_runs<64>(src, src_ld, dst, dst_ld, rows);
+    default:
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dst_ld, src + r * src_ld, static_cast<size_t>(bytes));
+  }
+#endif
+}
+
 }  // namespace
 
 const ShapeKernels* kernel_table() {
   static const ShapeKernels table{
       {strided_copy<uint8_t>, strided_copy<uint32_t>, strided_copy<uint64_t>},
       {transpose<uint8_t>, transpose<uint32_t>, transpose<uint64_t>},
+      copy_short_runs,
   };
   return &table;
 }

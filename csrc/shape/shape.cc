@@ -26,6 +26,7 @@ int size_class(int64_t item) { return item == 1 ? 0 : item == 4 ? 1 : 2; }
 using RowFn = void (*)(const void* src, int64_t src_stride, void* dst, int64_t dst_stride, int64_t n);
 using TransposeFn = void (*)(const void* src, int64_t src_ld, void* dst, int64_t dst_ld, int64_t rows, int64_t cols,
                              bool stream);
+using ShortRunsFn = void (*)(const void* src, int64_t src_ld, void* dst, int64_t dst_ld, int64_t rows, int64_t bytes);
 
 // Joins of mixed dtypes only: the promoted destination type is never narrower than the source.
 template <class S, class D>
@@ -64,6 +65,7 @@ struct Plan {
   Path path = Path::runs;
   RowFn row = nullptr;
   TransposeFn transpose = nullptr;
+  ShortRunsFn short_runs = nullptr;  // runs: whole rows this short go many a call
   bool stream = false;
   int ndim = 0;
   int tdim = -1;  // transpose: the dim that is contiguous in the source
@@ -146,6 +148,9 @@ Plan make_plan(const TensorView& src, const TensorView& dst) {
   } else {
     p.piece = std::max<int64_t>(1, kPieceBytes / p.dst_item);
     p.pieces = (p.numel + p.piece - 1) / p.piece;
+    if (src.dtype == dst.dtype && p.ndim >= 2 && p.src_stride[last] == 1 && p.dst_stride[last] == 1 &&
+        p.shape[last] * p.src_item <= kShortRunBytes)
+      p.short_runs = k.short_runs;
   }
   return p;
 }
@@ -166,10 +171,24 @@ void run_rows(const Plan& p, int64_t begin, int64_t end) {
     dof += idx[d] * p.dst_stride[d];
   }
   for (int64_t left = end - begin;;) {
-    const int64_t n = std::min(left, len - j);
-    p.row(p.src + so * p.src_item, ss, p.dst + dof * p.dst_item, ds, n);
-    left -= n;
-    if (left == 0) return;
+    if (p.short_runs && j == 0 && left >= len) {
+      // Whole rows along the next dim, up to its end, in one call; the odometer below then
+      // steps past the last of them.
+      const int d = last - 1;
+      const int64_t rows = std::min(left / len, p.shape[d] - idx[d]);
+      p.short_runs(p.src + so * p.src_item, p.src_stride[d] * p.src_item, p.dst + dof * p.dst_item,
+                   p.dst_stride[d] * p.dst_item, rows, len * p.src_item);
+      left -= rows * len;
+      if (left == 0) return;
+      idx[d] += rows - 1;
+      so += (rows - 1) * p.src_stride[d];
+      dof += (rows - 1) * p.dst_stride[d];
+    } else {
+      const int64_t n = std::min(left, len - j);
+      p.row(p.src + so * p.src_item, ss, p.dst + dof * p.dst_item, ds, n);
+      left -= n;
+      if (left == 0) return;
+    }
     so -= j * ss;
     dof -= j * ds;
     j = 0;
@@ -218,17 +237,30 @@ void run_pieces(const Plan& p, int64_t begin, int64_t end) {
   for (int64_t q = begin; q < end; ++q) run_transpose_piece(p, q);
 }
 
-// All plans' pieces in one parallel region: piece q of the concatenated list belongs to the
-// plan whose range [first[i], first[i + 1]) holds it.
+// All plans' pieces in one parallel region, in the order of their place in their plan: a
+// join along an inner dim then writes each region of the output from every input while its
+// lines are still in cache (cat of two 262144 x 8 arrays along dim 1 wrote every output line
+// twice, a whole pass over the 16 MB output apart: 1.9x the time it takes now).
 void run_plans(const std::vector<Plan>& plans) {
-  std::vector<int64_t> first(plans.size() + 1, 0);
-  for (size_t i = 0; i < plans.size(); ++i) first[i + 1] = first[i] + plans[i].pieces;
-  parallel_for(0, first.back(), 1, [&](int64_t begin, int64_t end) {
-    size_t i = std::upper_bound(first.begin(), first.end(), begin) - first.begin() - 1;
-    for (int64_t q = begin; q < end; ++i) {
-      const int64_t stop = std::min(end, first[i + 1]);
-      if (q < stop) run_pieces(plans[i], q - first[i], stop - first[i]);
-      q = std::max(q, stop);
+  struct Piece {
+    int64_t plan, index;
+  };
+  std::vector<Piece> order;
+  for (size_t i = 0; i < plans.size(); ++i)
+    for (int64_t q = 0; q < plans[i].pieces; ++q) order.push_back({static_cast<int64_t>(i), q});
+  // By (q + 1/2) / pieces, compared exactly in integers; ties keep the plans' order.
+  std::stable_sort(order.begin(), order.end(), [&](const Piece& a, const Piece& b) {
+    return (2 * a.index + 1) * plans[size_t(b.plan)].pieces < (2 * b.index + 1) * plans[size_t(a.plan)].pieces;
+  });
+  parallel_for(0, static_cast<int64_t>(order.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t q = begin; q < end;) {
+      // Neighbours from one plan are consecutive pieces of it (the order keeps each plan's
+      // own): one call.
+      int64_t stop = q + 1;
+      while (stop < end && order[size_t(stop)].plan == order[size_t(q)].plan) ++stop;
+      const Piece& first = order[size_t(q)];
+      run_pieces(plans[size_t(first.plan)], first.index, first.index + (stop - q));
+      q = stop;
     }
   });
 }

@@ -39,6 +39,8 @@ constexpr int kSizeClasses = 3;
 // The transpose path's pieces are this many bytes of each source row tall (the kernel's
 // blocks walk down them; see generic.h).
 constexpr int64_t kTransposeRowBytes = 1024;
+// Contiguous rows up to this many bytes are copied many a call (ShapeKernels::short_runs).
+constexpr int64_t kShortRunBytes = 64;
 
 struct ShapeKernels {
   // dst[i * dst_stride] = src[i * src_stride] for i < n (strides in elements; memcpy when both are 1).
@@ -47,6 +49,9 @@ struct ShapeKernels {
   // b in dst); stream: the whole copy is far larger than the caches.
   void (*transpose[kSizeClasses])(const void* src, int64_t src_ld, void* dst, int64_t dst_ld, int64_t rows,
                                   int64_t cols, bool stream);
+  // rows runs of `bytes` (1 <= bytes <= kShortRunBytes) contiguous bytes, run r at src +
+  // r * src_ld into dst + r * dst_ld (leading dimensions in bytes): many short rows a call.
+  void (*short_runs)(const void* src, int64_t src_ld, void* dst, int64_t dst_ld, int64_t rows, int64_t bytes);
 };
 
 // dst = src elementwise; same shape; dst does not overlap src. Any strides, dtypes may differ
