@@ -13,14 +13,16 @@
 //   1. coalesce: drop size-1 dims, order dims by destination stride, and merge neighbours that
 //      are contiguous in both arrays, so a plain copy becomes one long run;
 //   2. pick a path: runs (the inner dim is copied as a row: memcpy when both sides are
-//      contiguous, a strided element loop otherwise) or transpose (the destination's inner dim
+//      contiguous, many rows a call when they are that and at most 64 bytes, a strided
+//      element loop otherwise) or transpose (the destination's inner dim
 //      is strided in the source but another dim is contiguous there: the copy walks
 //      cache-line-square tiles, transposed in registers where the ISA allows, so every cache
 //      line read or written is used in full, with streaming stores once the destination is
 //      far larger than the caches);
 //   3. cut the destination into fixed-size pieces (kPieceBytes, never a function of the
 //      thread count) and hand them to parallel_for; a join hands out the pieces of all its
-//      inputs in one parallel region.
+//      inputs in one parallel region, ordered by their place in their input, so that the
+//      inputs of a join along an inner dim fill each region of the output in turn.
 // Kernels move bytes, not numbers: element sizes 1, 4 and 8 map to uint8/uint32/uint64, so
 // bool, int32, int64, float32 and float64 share them. A join of mixed dtypes (torch promotes
 // float32 + float64 to float64) converts while copying, on a scalar path.
