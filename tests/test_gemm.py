@@ -421,6 +421,20 @@ def test_linear_module_matches_torch_and_repacks_on_new_weights():
     np.testing.assert_allclose(ours(x), 2 * x.numpy().sum(-1, keepdims=True) + ours.bias, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_row_dot_products_match_the_batched_rows(dtype):
+    """linear over W^T takes dot products for a few rows; a single row (or the last rows of a
+    batch) streams W with half-width loads on AVX-512. Every K around the vector widths, every
+    row of a batch equal to the same row alone, bit for bit."""
+    for k in (1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 771):
+        for n in (1, 7, 8, 9, 17, 40):
+            x, w, b = randn((5, k), dtype, k), randn((n, k), dtype, n), randn((n,), dtype, 3)
+            batch = tops.linear(x, w, b)
+            assert_close(batch, TF.linear(T(x), T(w), T(b)), **tol(dtype, k))
+            for i in range(5):
+                np.testing.assert_array_equal(tops.linear(x[i:i + 1], w, b), batch[i:i + 1])
+
+
 def test_linear_module_reads_the_weight_in_place_for_one_row():
     """A single row (batch-1 inference) takes dot products over the weight's own rows, without
     packing it: always on a core whose L2 is under 2 MiB, else once the weight is 2 MiB a

@@ -322,8 +322,8 @@ namespace tensorops::simd::x86_avx512 {
 // which reads 256 bits at a time, had been 1.1x faster than ours. Sweeps that do more per
 // vector gained nothing: the shifted sums behind var and the norms' statistics measured
 // 0.97-1.06x. Where a core loads 64 bytes a cycle, 256-bit loads still keep up with L2 and
-// beyond. Only what the plain sum needs: loads, adds, and join(lo, hi), the full Vec with lo
-// in its low lanes.
+// beyond. Only what the plain sums and the single-row dot products (gemm's rowdot_tile) need:
+// loads, adds, fused multiply-adds, and join(lo, hi), the full Vec with lo in its low lanes.
 namespace tensorops::simd::x86_avx512 {
 template <class T>
 struct Half;
@@ -332,10 +332,12 @@ template <>
 struct Half<float> {
   static constexpr int64_t width = 8;
   __m256 v;
+  Half() = default;
   Half(__m256 x) : v(x) {}  // NOLINT
   static Half zero() { return _mm256_setzero_ps(); }
   static Half load(const float* p) { return _mm256_loadu_ps(p); }
   friend Half operator+(Half a, Half b) { return _mm256_add_ps(a.v, b.v); }
+  friend Half fmadd(Half a, Half b, Half c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
   friend Vec<float> join(Half lo, Half hi) { return _mm512_insertf32x8(_mm512_castps256_ps512(lo.v), hi.v, 1); }
 };
 
@@ -343,10 +345,12 @@ template <>
 struct Half<double> {
   static constexpr int64_t width = 4;
   __m256d v;
+  Half() = default;
   Half(__m256d x) : v(x) {}  // NOLINT
   static Half zero() { return _mm256_setzero_pd(); }
   static Half load(const double* p) { return _mm256_loadu_pd(p); }
   friend Half operator+(Half a, Half b) { return _mm256_add_pd(a.v, b.v); }
+  friend Half fmadd(Half a, Half b, Half c) { return _mm256_fmadd_pd(a.v, b.v, c.v); }
   friend Vec<double> join(Half lo, Half hi) { return _mm512_insertf64x4(_mm512_castpd256_pd512(lo.v), hi.v, 1); }
 };
 }  // namespace tensorops::simd::x86_avx512
