@@ -142,11 +142,12 @@ def test_reductions_special_values(op, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", ["sum", "mean"])
+@pytest.mark.parametrize("op", ["sum", "mean", "prod", "amax", "amin"])
 def test_many_short_rows(op, dtype):
     # Runs shorter than a sum's main loop are summed many at a time (a vector's width of
-    # them per lane tree, blocks of 256 runs): every length around those sizes, row counts
-    # around the blocks, rows apart (a slice), reversed, repeated (stride 0), NaN and Inf.
+    # them per lane tree, blocks of 256 runs), runs shorter than a vector multiplied and
+    # compared so too: every length around those sizes, row counts around the blocks, rows
+    # apart (a slice), reversed, repeated (stride 0), NaN and Inf.
     for length in list(range(1, 20)) + [31, 32, 33, 47, 63, 64, 65]:
         for rows in (1, 15, 17, 255, 257, 600):
             x = randn((rows, length + 3), dtype, seed=rows + length)

@@ -213,7 +213,7 @@ S combine_tree(const P& pol, const S* s, int64_t n, int64_t stride) {
 template <class T>
 struct FoldPolicy;
 
-// Short runs (sum_short_rows) go to the kernel this many at a time.
+// Short runs (sum_short_rows and the like) go to the kernel this many at a time.
 constexpr int64_t kShortRowBlock = 256;
 
 template <class T, class P>
@@ -229,14 +229,15 @@ void run(const Plan& plan, const T* in, const TypedKernels<T>& k, const P& pol) 
     const int64_t spans = plan.rows * spans_per_row;
     if (spans == 1) {
       if constexpr (std::is_same_v<P, FoldPolicy<T>>) {
-        if (pol.sums() && kept.n == 1 && plan.rows == 1 && len <= k.sum_short_row_max) {
+        const auto short_rows = pol.short_rows(k, len);
+        if (short_rows && kept.n == 1 && plan.rows == 1) {
           const int64_t in_stride = kept.in_stride[0], out_stride = kept.out_stride[0];
           const int64_t blocks = ceil_div(outer, kShortRowBlock);
           parallel_for(0, blocks, std::max<int64_t>(1, kTaskElements / (len * kShortRowBlock)), [&](int64_t b, int64_t e) {
             T sums[kShortRowBlock];
             for (int64_t block = b; block < e; ++block) {
               const int64_t first = block * kShortRowBlock, count = std::min(kShortRowBlock, outer - first);
-              k.sum_short_rows(base + first * in_stride, count, in_stride, len, sums);
+              short_rows(base + first * in_stride, count, in_stride, len, sums);
               for (int64_t i = 0; i < count; ++i) pol.store(sums[i], plan.out_offset + (first + i) * out_stride);
             }
           });
@@ -354,7 +355,13 @@ struct FoldPolicy {
     }
   }
   void store(State s, int64_t at) const { out[at] = op == Op::mean ? s / count : s; }
-  bool sums() const { return op == Op::sum || op == Op::mean; }
+  // The kernel for many runs of n elements at once, or null where runs that long go one a call.
+  using ShortRows = void (*)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
+  ShortRows short_rows(const TypedKernels<T>& k, int64_t n) const {
+    if (op == Op::sum || op == Op::mean) return n <= k.sum_short_row_max ? k.sum_short_rows : nullptr;
+    if (n > k.fold_short_row_max) return nullptr;
+    return op == Op::prod ? k.prod_short_rows : op == Op::amax ? k.max_short_rows : k.min_short_rows;
+  }
 };
 
 template <class T>

@@ -22,7 +22,8 @@
 //
 // Two sum paths serve shapes that would otherwise pay a call or a masked store per tiny
 // run: many row runs shorter than a sum's main loop are summed a vector's width at a time
-// (sum_short_rows, one lane tree for all of them), and column sums of packed rows narrower
+// (sum_short_rows, one lane tree for all of them; products and extrema of runs under a
+// vector go many a call too), and column sums of packed rows narrower
 // than a vector run along the flat data, whose columns repeat every lcm(n, W) elements
 // (sum_packed_cols). Plain sums read with 256-bit loads on AVX-512 (simd::Half).
 //
@@ -76,9 +77,14 @@ struct TypedKernels {
   // One contiguous run of n elements (1 <= n <= kRowSpan).
   T (*sum_row)(const T* x, int64_t n);
   // out[r] = the sum of the run of n <= sum_short_row_max elements at x + r * row_stride,
-  // for r < rows: many short runs a call.
+  // for r < rows: many short runs a call, each with the bits of the row kernel's result. The
+  // product, max and min the same for runs of n <= fold_short_row_max.
   int64_t sum_short_row_max;
   void (*sum_short_rows)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
+  int64_t fold_short_row_max;
+  void (*prod_short_rows)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
+  void (*max_short_rows)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
+  void (*min_short_rows)(const T* x, int64_t rows, int64_t row_stride, int64_t n, T* out);
   T (*prod_row)(const T* x, int64_t n);
   T (*max_row)(const T* x, int64_t n);  // NaN-propagating
   T (*min_row)(const T* x, int64_t n);
