@@ -67,6 +67,15 @@ inline Vec<T> reduce_column_block(const T* first, int64_t step, int64_t count, i
   }
 }
 
+// Cells of a window row's padded coordinates that some output reads, and the input
+// columns among them.
+inline int64_t padded_row_cells(const Window2d& g) {
+  return (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+}
+inline int64_t reached_columns(const Window2d& g, int64_t padded_len) {
+  return std::max<int64_t>(0, std::min(g.in_w, padded_len - g.pad_w));
+}
+
 // The padded row of a window (see pool.h), as the horizontal pass reads it: split by the
 // stride s into phases, phase r holding padded cells r, r + s, ... at taps() + r * phase_stride.
 // Stride 1 has one phase, the padded row itself; stride 2 writes its two phases straight
@@ -85,10 +94,10 @@ struct PaddedRow {
   T* odd_cells;    // stride 2: where input columns 1, 3, 5, ... go
 
   PaddedRow(const Window2d& g, T* scratch) : stride(g.stride_w), pad(g.pad_w), readable(g.in_w) {
-    padded_len = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+    padded_len = padded_row_cells(g);
     phase_len = (padded_len + stride - 1) / stride;
     phases = std::min(stride, padded_len);
-    cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));
+    cols = reached_columns(g, padded_len);
     phase_stride = phase_len + kScratchSlack;
     padded = scratch;
     phase_cells = stride <= 2 ? scratch : scratch + padded_len + kScratchSlack;
@@ -296,9 +305,8 @@ void separable_rows_fixed(const T* plane, int64_t row_stride, const Window2d& g,
 // stores of so short a row, waited on those stores.
 template <class T>
 bool register_rows_fit(const Window2d& g) {
-  const int64_t padded_len = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
   return g.stride_w == 2 && g.dilation_w == 1 && (g.kernel_w == 2 || g.kernel_w == 3) && g.pad_w <= 1 &&
-         padded_len <= 2 * Vec<T>::width;
+         padded_row_cells(g) <= 2 * Vec<T>::width;
 }
 
 template <template <class> class Op, int kTaps, class T, class FinishFor>
@@ -307,8 +315,7 @@ void register_rows(const T* plane, int64_t row_stride, const Window2d& g, int64_
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   const int64_t out_w = g.out_w, pad = g.pad_w;
-  const int64_t padded_len = (out_w - 1) * 2 + kTaps;
-  const int64_t cols = std::max<int64_t>(0, std::min(g.in_w, padded_len - pad));  // columns any window reaches
+  const int64_t cols = reached_columns(g, padded_row_cells(g));
   const V pad_vec(pad_value);
   // Lanes past cols are right pad cells (or unused): load_partial left 0 there, the sum's pad.
   const auto low_valid = V::lanes_between(0, cols), high_valid = V::lanes_between(0, cols - W);

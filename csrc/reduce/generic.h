@@ -143,8 +143,8 @@ T extreme_row(const T* x, int64_t n) {
   using V = Vec<T>;
   constexpr int64_t W = V::width;
   if (n < W) {
-    T r = x[0];
-    for (int64_t i = 1; i < n; ++i) r = kMax ? max_nan(r, x[i]) : min_nan(r, x[i]);
+    T r;
+    (kMax ? max_short_rows<T> : min_short_rows<T>)(x, 1, n, n, &r);
     return r;
   }
   // The running extremes use the one-instruction x86 max/min (which may drop a NaN); NaNs
