@@ -91,6 +91,23 @@ def test_set_and_get_num_threads():
         tops.set_num_threads(0)
     with pytest.raises(TypeError, match="set_num_threads: expected an int, got float"):
         tops.set_num_threads(2.0)
+    with pytest.raises(TypeError, match="set_num_threads: expected an int, got bool"):
+        tops.set_num_threads(True)
+    with pytest.raises(ValueError, match="more than a process can start"):
+        tops.set_num_threads(2**40)
+    try:
+        tops.set_num_threads(np.int64(2))  # NumPy integers are ints to torch too
+        assert tops.get_num_threads() == 2
+    finally:
+        tops.set_num_threads(before)
+
+
+@pytest.mark.single_isa
+def test_tensors_numpy_cannot_hold_are_refused_naming_the_op():
+    """A bfloat16 tensor or a conjugate view: a TypeError naming the op and the dtype."""
+    for x in (torch.ones(3, dtype=torch.bfloat16), torch.ones(3, dtype=torch.complex64).conj()):
+        with pytest.raises(TypeError, match=f"relu: cannot read argument 'input' of type Tensor of dtype {x.dtype}"):
+            tops.relu(x)
 
 
 @pytest.mark.single_isa

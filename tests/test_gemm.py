@@ -492,3 +492,92 @@ def test_linear_module_without_bias_and_float64():
     np.testing.assert_allclose(ours(x), theirs(x).detach().numpy(), rtol=1e-12)
     with pytest.raises(tops.ShapeError, match=r"mat1 and mat2 shapes cannot be multiplied \(4x7 and 8x3\)"):
         ours(np.zeros((4, 7)))
+
+
+# ---- edges found by fuzzing against torch ----------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_inner_and_outer_sizes_with_leading_dims(dtype):
+    """K = 0 (a sum of nothing: zeros, plus the bias) and N = 0 under leading dims, where the
+    folded leading dims cannot be inferred from a zero-sized array."""
+    import tensorops.nn.functional as F
+    cases = [(lambda m: m.matmul, ((2, 3, 0), (0,)), ()),
+             (lambda m: m.matmul, ((2, 3, 0), (0, 4)), ()),
+             (lambda m: m.nn.functional.linear, ((2, 3, 0), (4, 0)), ()),
+             (lambda m: m.nn.functional.linear, ((2, 3, 0), (4, 0), (4,)), ()),
+             (lambda m: m.nn.functional.linear, ((2, 3, 4), (0, 4), (3, 0)), ())]
+    for fn, shapes, _ in cases:
+        arrays = [randn(s, dtype, i) for i, s in enumerate(shapes)]
+        want = fn(torch)(*[T(a) for a in arrays])
+        assert_close(fn(tops)(*arrays), want.numpy())
+    got = F.linear(randn((2, 3, 0), dtype, 1), randn((4, 0), dtype, 2), residual=randn((2, 3, 4), dtype, 3))
+    assert_close(got, randn((2, 3, 4), dtype, 3))
+    layer = tops.nn.Linear(0, 3, dtype=dtype)
+    assert_close(layer(randn((2, 3, 0), dtype, 4)), np.broadcast_to(layer.bias, (2, 3, 3)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_with_a_vector_weight_and_a_bias(dtype):
+    """torch's linear with a 1-D weight: addmm (which refuses the vector) for a 2-D input and
+    for a contiguous one with a 1-D bias, else matmul and the bias added into its result in
+    place, so a bias may not widen it."""
+    import tensorops.nn.functional as F
+    contiguous = randn((3, 4, 2), dtype, 1)
+    strided = randn((4, 3, 2), dtype, 2).transpose(1, 0, 2)
+    ok = [(randn(2, dtype, 3), np.array(1.5, dtype)), (contiguous, randn((3, 4), dtype, 4)),
+          (strided, randn(4, dtype, 5)), (strided, randn((3, 1), dtype, 6))]
+    for x, b in ok:
+        w = randn(2, dtype, 7)
+        want = TF.linear(T(x), T(w), T(b))
+        assert_close(F.linear(x, w, b), want.numpy())
+    refused = [(randn((5, 2), dtype, 8), randn(5, dtype, 9)), (randn(2, dtype, 10), randn(1, dtype, 11)),
+               (contiguous, randn(4, dtype, 12)), (contiguous, randn((2, 3, 4), dtype, 13))]
+    for x, b in refused:
+        w = randn(2, dtype, 14)
+        with pytest.raises(RuntimeError) as theirs:
+            TF.linear(T(x), T(w), T(b))
+        with pytest.raises(tops.ShapeError) as ours:
+            F.linear(x, w, b)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_bias_with_more_dims_than_the_output():
+    import tensorops.nn.functional as F
+    x, w, b = randn((5, 4, 3), np.float32, 1), randn((2, 3), np.float32, 2), randn((1, 5, 4, 2), np.float32, 3)
+    with pytest.raises(RuntimeError) as theirs:
+        TF.linear(T(x), T(w), T(b))
+    with pytest.raises(tops.ShapeError) as ours:
+        F.linear(x, w, b)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_tied_weights_follow_a_load_into_the_other_module():
+    """b.weight is a.weight: loading a state_dict into a writes into the shared array, and b's
+    packed copy must not outlive it (nor a Conv2d's)."""
+    import tensorops.nn.functional as F
+    a, b = tops.nn.Linear(4, 4), tops.nn.Linear(4, 4)
+    b.weight = a.weight
+    x = randn((3, 4), np.float32, 1)
+    b(x)
+    a.load_state_dict(torch.nn.Linear(4, 4).state_dict())
+    assert_close(b(x), x @ b.weight.T + b.bias)
+    c1, c2 = tops.nn.Conv2d(3, 4, 3), tops.nn.Conv2d(3, 4, 3)
+    c2.weight = c1.weight
+    image = randn((1, 3, 6, 6), np.float32, 2)
+    c2(image)
+    c1.load_state_dict(torch.nn.Conv2d(3, 4, 3).state_dict())
+    assert_close(c2(image), F.conv2d(image, c2.weight, c2.bias), rtol=1e-5, atol=1e-5)
+
+
+def test_argument_types():
+    """A non-number alpha/beta and a non-string activation are TypeErrors, as in torch."""
+    import tensorops.nn.functional as F
+    a = randn((2, 2), np.float32, 1)
+    for kwargs in (dict(alpha="x"), dict(beta=[1])):
+        with pytest.raises(TypeError, match="must be Number"):
+            tops.addmm(a, a, a, **kwargs)
+    for activation in (1, ["relu"]):
+        with pytest.raises(TypeError, match="activation must be None or a string"):
+            F.linear(a, a, activation=activation)
+    with pytest.raises(tops.ShapeError, match="unknown activation"):
+        F.linear(a, a, activation="tanh")

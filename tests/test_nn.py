@@ -918,3 +918,63 @@ def test_prelu_state_dict_round_trip_with_torch(isa):
     back = torch.nn.PReLU(5)
     back.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     assert torch.equal(back.weight, theirs.weight)
+
+
+# ---- constructors and checkpoints, as torch's ------------------------------------------------
+
+CONSTRUCTORS = {
+    "Linear": (lambda m, **kw: m.Linear(4, 3, **kw)),
+    "Conv2d": (lambda m, **kw: m.Conv2d(3, 2, 3, **kw)),
+    "ConvTranspose2d": (lambda m, **kw: m.ConvTranspose2d(3, 2, 3, **kw)),
+    "BatchNorm2d": (lambda m, **kw: m.BatchNorm2d(3, **kw)),
+    "InstanceNorm2d": (lambda m, **kw: m.InstanceNorm2d(3, affine=True, track_running_stats=True, **kw)),
+    "LayerNorm": (lambda m, **kw: m.LayerNorm((2, 3), **kw)),
+    "GroupNorm": (lambda m, **kw: m.GroupNorm(2, 4, **kw)),
+    "Embedding": (lambda m, **kw: m.Embedding(5, 3, **kw)),
+    "PReLU": (lambda m, **kw: m.PReLU(3, **kw)),
+}
+
+
+@pytest.mark.parametrize("name", CONSTRUCTORS)
+def test_device_and_dtype_arguments(name):
+    """Every module with parameters takes torch's device= (the CPU) and dtype= (a NumPy or a
+    torch dtype) and gives its parameters and buffers that dtype."""
+    make = CONSTRUCTORS[name]
+    for device, dtype in ((None, None), ("cpu", torch.float64), (torch.device("cpu"), np.float64)):
+        module = make(nn, device=device, dtype=dtype)
+        want = make(torch.nn, device=device, dtype=torch.float64 if dtype is not None else None)
+        for key, value in want.state_dict().items():
+            assert module.state_dict()[key].dtype == to_numpy(value).dtype, key
+    with pytest.raises(TypeError, match="tensorops computes on the CPU, got device 'cuda'"):
+        make(nn, device="cuda")
+
+
+def test_torch_positional_order_of_device_and_dtype():
+    assert nn.Linear(4, 3, True, "cpu", torch.float64).weight.dtype == np.float64
+    assert nn.BatchNorm2d(3, 1e-5, 0.1, True, True, "cpu", np.float64).running_mean.dtype == np.float64
+    assert nn.GroupNorm(1, 4, 1e-5, True, "cpu", np.float64).weight.dtype == np.float64
+    assert nn.LayerNorm(4, 1e-5, True, True, "cpu", np.float64).weight.dtype == np.float64
+    assert nn.PReLU(1, 0.25, "cpu", np.float64).weight.dtype == np.float64
+
+
+@pytest.mark.parametrize("make", [lambda m: m.Linear(3, -1), lambda m: m.Linear(-1, 3), lambda m: m.BatchNorm2d(-1),
+                                  lambda m: m.LayerNorm(-3), lambda m: m.LayerNorm((2, -3)),
+                                  lambda m: m.GroupNorm(1, -2), lambda m: m.Embedding(-1, 3),
+                                  lambda m: m.Embedding(3, -1), lambda m: m.PReLU(-2)])
+def test_negative_sizes_raise_torchs_error(make):
+    with pytest.raises(RuntimeError) as theirs:
+        make(torch.nn)
+    with pytest.raises(tensorops.ShapeError) as ours:
+        make(nn)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_load_state_dict_of_bfloat16_tensors():
+    """torch loads a bfloat16 checkpoint into float32 parameters, casting; NumPy has no
+    bfloat16, so the tensors are widened (exactly) first."""
+    source = torch.nn.Linear(4, 3).bfloat16()
+    for dtype in (np.float32, np.float64):
+        module = nn.Linear(4, 3, dtype=dtype)
+        module.load_state_dict(source.state_dict())
+        np.testing.assert_array_equal(module.weight, source.weight.detach().float().numpy())
+        np.testing.assert_array_equal(module.bias, source.bias.detach().float().numpy())

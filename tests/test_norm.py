@@ -335,14 +335,23 @@ def test_empty_inputs(op, shape):
     assert_close(ours(x, 4), theirs(t(x), 4))
 
 
-def test_empty_batch_leaves_running_stats():
-    rm, rv = np.full(3, 0.5, np.float32), np.full(3, 2.0, np.float32)
-    for shape in [(0, 3, 4), (2, 3, 0), (0, 3)]:
-        y = batch_norm(np.zeros(shape, np.float32), rm, rv, training=True)
-        assert y.shape == shape
-        y = instance_norm(np.zeros(shape + (0,) if len(shape) == 2 else shape, np.float32), rm, rv)
-    np.testing.assert_array_equal(rm, 0.5)
-    np.testing.assert_array_equal(rv, 2.0)
+def test_empty_inputs_update_running_stats_as_torch():
+    """Batch norm over no element leaves the running statistics; instance norm over no
+    instance (batch 0) averages the instances' statistics into NaN, as torch does, and over
+    empty planes of a non-empty batch leaves them."""
+    for op, shapes in ((batch_norm, [(0, 3, 4), (2, 3, 0), (0, 3)]), (instance_norm, [(0, 3, 4), (2, 3, 0), (0, 3, 0)])):
+        for shape in shapes:
+            rm, rv = np.full(3, 0.5, np.float32), np.full(3, 2.0, np.float32)
+            trm, trv = t(rm.copy()), t(rv.copy())
+            if op is batch_norm:
+                y = op(np.zeros(shape, np.float32), rm, rv, training=True)
+                F.batch_norm(torch.zeros(shape), trm, trv, training=True)
+            else:
+                y = op(np.zeros(shape, np.float32), rm, rv, momentum=0.3)
+                F.instance_norm(torch.zeros(shape), trm, trv, use_input_stats=True, momentum=0.3)
+            assert y.shape == shape
+            np.testing.assert_array_equal(rm, trm.numpy())
+            np.testing.assert_array_equal(rv, trv.numpy())
     x = np.zeros((2, 0, 3), np.float32)
     assert batch_norm(x, np.zeros(0, np.float32), np.ones(0, np.float32), training=True).shape == (2, 0, 3)
     assert group_norm(x, 1).shape == (2, 0, 3)

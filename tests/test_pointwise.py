@@ -679,3 +679,30 @@ def test_signed_zero_ties_follow_torch():
     assert_close(tops.clamp(a, -0.0, 0.0), torch.clamp(T(a), -0.0, 0.0), signed_zeros=True)
     assert_close(F.relu6(a), TF.relu6(T(a)), signed_zeros=True)
     assert_close(F.hardtanh(a, 0.0, 1.0), TF.hardtanh(T(a), 0.0, 1.0), signed_zeros=True)
+
+
+# ---- edges found by fuzzing against torch ----------------------------------------------------
+
+def test_true_division_of_integers_is_float32():
+    """torch divides integer and bool tensors in its default dtype, float32 (a float64
+    operand or 0-d array keeps float64); rounded division of integers stays integer, which
+    tensorops does not compute."""
+    cases = [(np.arange(5), 2), (np.arange(5), np.arange(1, 6)), (np.array([True, False]), 2.5),
+             (np.arange(3, dtype=np.int32), np.float64(2.0)), (np.arange(3), np.array(2.0)),
+             (7, np.arange(1, 4, dtype=np.int16))]
+    for a, b in cases:
+        want = torch.div(torch.as_tensor(a), torch.as_tensor(b) if isinstance(b, np.ndarray) else b)
+        got = tops.div(a, b)
+        assert got.dtype == np.dtype(str(want.dtype).split(".")[1])
+        assert_close(got, want.numpy())
+    with pytest.raises(TypeError, match="div: unsupported dtype int64"):
+        tops.div(np.arange(3), 2, rounding_mode="floor")
+
+
+def test_broadcast_error_names_the_last_mismatched_dim():
+    """torch compares shapes from the last dim and reports the first mismatch it meets."""
+    with pytest.raises(tops.ShapeError) as ours:
+        tops.add(np.zeros((2, 3, 4)), np.zeros((2, 3)))
+    with pytest.raises(RuntimeError) as theirs:
+        torch.add(torch.zeros(2, 3, 4), torch.zeros(2, 3))
+    assert str(ours.value) == str(theirs.value)

@@ -566,3 +566,55 @@ def test_inputs_are_not_modified_and_torch_tensors_are_accepted():
     assert_close(tops.sum(t, 0), torch.sum(t, 0))
     assert_close(tops.softmax(t, 1), torch.softmax(t, 1))
     assert_close(tops.mean([[1.0, 2.0], [3.0, 5.0]], 1), torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.float64).mean(1))
+
+
+# ---- edges found by fuzzing against torch ----------------------------------------------------
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_of_empty_arrays_with_any_strides(op):
+    """NumPy calls every empty array contiguous, whatever its strides: softmax of one (a
+    transposed or broadcast view) is an empty result of its shape, as torch's."""
+    fn = getattr(tops.nn.functional, op)
+    for x in (np.zeros((7, 3), np.float32).T[:0], np.broadcast_to(np.zeros((1, 7), np.float32), (0, 7))):
+        for dim in (0, 1, -1):
+            got = fn(x, dim)
+            want = getattr(torch.nn.functional, op)(torch.zeros(x.shape), dim)
+            assert got.shape == tuple(want.shape) and got.dtype == x.dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_moments_of_one_non_finite_element_are_nan(dtype, op):
+    """A NaN or an infinity makes the variance NaN in torch, one element alone included
+    (correction below 1 leaves something to divide by)."""
+    x = np.array([[np.nan], [np.inf], [-np.inf], [2.0]], dtype)
+    for correction in (0, 0.5):
+        got = getattr(tops, op)(x, dim=1, correction=correction)
+        want = getattr(torch, op)(torch.from_numpy(x), dim=1, correction=correction).numpy()
+        np.testing.assert_array_equal(got, want)
+    got = getattr(tops, op)(np.array(np.nan, dtype), unbiased=False)
+    assert np.isnan(got)
+
+
+def test_max_min_take_a_0d_array_as_other():
+    """max(input, other) with a 0-d array or tensor is the elementwise maximum in torch; a
+    Python or NumPy integer is a dim."""
+    x = randn((2, 3), np.float32, 5)
+    for op, pair in (("max", torch.maximum), ("min", torch.minimum)):
+        for other in (np.array(1.0, np.float32), torch.tensor(1.0)):
+            want = pair(torch.from_numpy(x), torch.as_tensor(other)).numpy()
+            np.testing.assert_array_equal(getattr(tops, op)(x, other), want)
+        values, indices = getattr(tops, op)(x, np.int64(1))
+        want = getattr(torch, op)(torch.from_numpy(x), 1)
+        np.testing.assert_array_equal(values, want.values.numpy())
+        np.testing.assert_array_equal(indices, want.indices.numpy())
+
+
+def test_a_bool_is_not_a_dim():
+    """torch's argument parser refuses a bool where a dim goes; Python would take it as 1."""
+    x = randn((2, 3), np.float32, 6)
+    for call in (lambda: tops.sum(x, True), lambda: tops.amax(x, True), lambda: tops.argmax(x, True),
+                 lambda: tops.max(x, True), lambda: tops.nn.functional.softmax(x, True),
+                 lambda: tops.unsqueeze(x, True)):
+        with pytest.raises(TypeError, match="dim must be an int, got bool"):
+            call()

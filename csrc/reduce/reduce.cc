@@ -383,8 +383,11 @@ struct MomentsPolicy {
     const double weight_b = static_cast<double>(b.count) / static_cast<double>(count);
     return {a.mean + delta * weight_b, a.m2 + b.m2 + delta * delta * static_cast<double>(a.count) * weight_b, count};
   }
+  // A NaN or infinite element leaves the mean non-finite and the variance NaN, as torch's; a
+  // single such element would otherwise leave m2 at its starting 0 (correction < 1).
   void store(const State& s, int64_t at) const {
-    const double v = s.m2 / std::max(0.0, static_cast<double>(s.count) - correction);
+    const double v = std::isfinite(s.mean) ? s.m2 / std::max(0.0, static_cast<double>(s.count) - correction)
+                                           : std::numeric_limits<double>::quiet_NaN();
     out[at] = static_cast<T>(root ? std::sqrt(v) : v);
   }
 };

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os as _os
 
+import numpy as _np
+
 from . import _core
 from ._core import ShapeError
 
@@ -74,10 +76,13 @@ def get_num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Sets the threads a tensorops kernel may use (``n >= 1``)."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, (bool, _np.bool_)) or not isinstance(n, (int, _np.integer)):
         raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+    if n >= 1 << 31:
+        raise ValueError(f"set_num_threads: {n} threads is more than a process can start")
     _core.set_num_threads(n)
 
 

@@ -84,9 +84,15 @@ def _from_dlpack(x, op: str, arg: str) -> np.ndarray:
     try:
         return np.from_dlpack(x)
     except (TypeError, BufferError, RuntimeError) as exc:
-        if hasattr(x, "__array__"):
+        error = exc
+    if hasattr(x, "__array__"):
+        try:
             return np.asarray(x)
-        raise TypeError(f"{op}: cannot read argument '{arg}' of type {type(x).__name__}: {exc}") from exc
+        except (TypeError, RuntimeError) as exc:  # a dtype NumPy lacks (bfloat16), a conjugate view
+            error = exc
+    dtype = getattr(x, "dtype", None)
+    shown = f" of dtype {dtype}" if dtype is not None else ""
+    raise TypeError(f"{op}: cannot read argument '{arg}' of type {type(x).__name__}{shown}: {error}") from error
 
 
 _POOLED_BYTES = _core.POOLED_BYTES
@@ -109,11 +115,34 @@ def empty(shape, dtype) -> np.ndarray:
 
 def module_dtype(dtype, owner: str) -> np.dtype:
     """The dtype of a module's parameters: float32 by default (torch's default dtype),
-    float64 on request, anything else a TypeError naming the module."""
-    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    float64 on request (as a NumPy or a torch dtype), anything else a TypeError naming the
+    module."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    if type(dtype).__module__ == "torch":  # torch.float32 -> "float32"
+        dtype = str(dtype).rpartition(".")[2]
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{owner}: unsupported dtype {dtype}; supported dtypes are float32 and float64") from None
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"{owner}: unsupported dtype {dtype}; supported dtypes are float32 and float64")
     return dtype
+
+
+def module_device(device, owner: str) -> None:
+    """A module's ``device`` argument: None or the CPU ("cpu", torch.device("cpu"))."""
+    if device is not None and str(device) != "cpu":
+        raise TypeError(f"{owner}: tensorops computes on the CPU, got device '{device}'")
+
+
+def module_array(shape, dtype, fill=None) -> np.ndarray:
+    """A module's new parameter or buffer: ``fill`` (or uninitialised), refusing a negative
+    size in torch's words."""
+    shape = tuple(shape)
+    if any(size < 0 for size in shape):
+        raise ShapeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
+    return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
 
 
 def check_float(x: np.ndarray, op: str, arg: str = "input") -> None:
@@ -130,6 +159,8 @@ def float_array(x, op: str, arg: str = "input") -> np.ndarray:
 def normalize_dim(dim, ndim: int, op: str = "") -> int:
     """A dim in [-ndim, ndim) as a non-negative int; 0-d tensors accept -1 and 0, as torch."""
     try:
+        if isinstance(dim, (bool, np.bool_)):  # an index, to Python, but not a dim to torch
+            raise TypeError
         d = operator.index(dim)
     except TypeError:
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}") from None
@@ -160,8 +191,8 @@ def broadcast_shapes(*shapes, names=("a", "b", "c")) -> tuple:
     out = [1] * ndim
     for i, shape in enumerate(shapes):
         offset = ndim - len(shape)
-        for j, size in enumerate(shape):
-            k = offset + j
+        for j in reversed(range(len(shape))):  # torch reports the last mismatched dim
+            size, k = shape[j], offset + j
             if size == out[k] or size == 1:
                 continue
             if out[k] == 1:

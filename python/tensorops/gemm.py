@@ -42,9 +42,11 @@ def _operand(x, op: str, arg: str) -> np.ndarray:
 def epilogue_activation(activation, op: str) -> int:
     """The GEMM epilogue's code for ``activation`` (None, "relu", "gelu", "gelu_tanh",
     "silu"); convolution's epilogue is the GEMM's, so conv shares the codes and the message."""
+    if activation is not None and not isinstance(activation, str):
+        raise TypeError(f"{op}: activation must be None or a string, got {type(activation).__name__}")
     try:
         return _ACTIVATIONS[activation]
-    except (KeyError, TypeError):
+    except KeyError:
         raise ShapeError(f"{op}: unknown activation {activation!r}; expected None, 'relu', 'gelu', 'gelu_tanh' "
                          f"or 'silu'") from None
 
@@ -73,7 +75,8 @@ def _foldable(x: np.ndarray) -> bool:
 
 def _fold(x: np.ndarray) -> np.ndarray:
     """x[..., K] as [prod(...), K]: a view when the leading dims allow it, else a copy."""
-    return x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+    # (The row count spelled out: NumPy cannot infer -1 beside a zero-length K.)
+    return x if x.ndim == 2 else x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 # ---- mm / bmm ------------------------------------------------------------------------------
@@ -193,12 +196,14 @@ def matmul(input, other, *, out=None):
 
 def _expand_error(target, bias_shape) -> ShapeError:
     nb, nt = len(bias_shape), len(target)
-    for i in range(1, nb + 1):
+    for i in range(1, min(nb, nt) + 1):
         if bias_shape[-i] != 1 and bias_shape[-i] != target[-i]:
             return ShapeError(f"The expanded size of the tensor ({target[-i]}) must match the existing size "
                               f"({bias_shape[-i]}) at non-singleton dimension {nt - i}.  Target sizes: {list(target)}.  "
                               f"Tensor sizes: {list(bias_shape)}")
-    return ShapeError("bias does not broadcast")
+    # Every size matches, but the bias has more dims than the output it would be added into.
+    return ShapeError(f"output with shape {list(target)} doesn't match the broadcast shape "
+                      f"{list(broadcast_shapes(tuple(target), tuple(bias_shape)))}")
 
 
 def _expand_to(bias: np.ndarray, target: tuple) -> np.ndarray:
@@ -216,6 +221,9 @@ def _expand_to(bias: np.ndarray, target: tuple) -> np.ndarray:
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * (mat1 @ mat2), input broadcast to the result (torch.addmm).
     beta == 0 ignores input (NaN included) and alpha == 0 ignores the product, as torch."""
+    for name, value in (("beta", beta), ("alpha", alpha)):
+        if not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"addmm(): argument '{name}' must be Number, not {type(value).__name__}")
     bias = aligned(as_array(input, "addmm", "input"))
     a = _operand(mat1, "addmm", "mat1")
     b = _operand(mat2, "addmm", "mat2")
@@ -275,11 +283,24 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
     if wdim > 2:
         raise ShapeError(f"t() expects a tensor with <= 2 dimensions, but self is {wdim}D")
     if wdim == 1:
-        if bias is not None:
-            raise ShapeError("mat2 must be a matrix, got 1-D tensor")
         if act or residual is not None:
             raise ShapeError("linear: activation and residual need a 2-D weight")
-        return matmul(x, w, out=out)
+        if bias is None:
+            return matmul(x, w, out=out)
+        # torch: addmm, which refuses the vector, for a 2-D input and for a contiguous one with
+        # a 1-D bias (it flattens those); else matmul, then the bias added into its result in
+        # place (so it must not widen it).
+        b = aligned(as_array(bias, "linear", "bias"))
+        if x.ndim == 2 or (b.ndim == 1 and x.flags.c_contiguous):
+            raise ShapeError("mat2 must be a matrix, got 1-D tensor")
+        if b.dtype != wdtype:
+            raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(b.dtype)} and "
+                            f"{torch_dtype_name(wdtype, True)}")
+        y = matmul(x, w, out=out)
+        if broadcast_shapes(y.shape, b.shape) != y.shape:
+            raise _expand_error(y.shape, b.shape)
+        from .pointwise import add
+        return add(y, b, out=y)
     if not packed:
         n, k = w.shape
     rows = math.prod(x.shape[:-1])

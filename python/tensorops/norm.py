@@ -203,6 +203,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     weight = _channel_param(weight, x, channels, op, "weight", batch)
     bias = _channel_param(bias, x, channels, op, "bias", batch)
     result = _output(out, x, op)
+    if use_input_stats and batch == 0 and running_mean is not None:
+        # torch averages the instances' statistics over the batch: over no instance, NaN.
+        for running in (running_mean, running_var):
+            running[...] = (1 - momentum) * running + momentum * np.nan
+        return result
     _core.instance_norm(x, result, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, act)
     return result
 

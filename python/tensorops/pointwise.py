@@ -101,9 +101,11 @@ def _combine(higher, lower):
     return higher
 
 
-def _operands(op, values, names):
+def _operands(op, values, names, integers_to_float=False):
     """(arrays, result dtype): each value as an ndarray of the result dtype (Python numbers
-    become 0-d arrays), with torch's promotion. Raises TypeError for a non-float result."""
+    become 0-d arrays), with torch's promotion. Raises TypeError for a non-float result,
+    except that with integers_to_float (true division) an integer or bool result becomes
+    float32, torch's default dtype."""
     dim = zero = wrapped = None
     items = []
     for value, name in zip(values, names):
@@ -119,6 +121,8 @@ def _operands(op, values, names):
             zero = _promote(zero, arr.dtype)
         items.append((arr, None))
     result = _combine(dim, _combine(zero, wrapped))
+    if integers_to_float and result is not None and result.kind in "biu":
+        result = _F32
     if result not in FLOAT_DTYPES:
         raise TypeError(f"{op}: unsupported dtype {result}; tensorops computes {op} in float32 and float64")
     arrays = []
@@ -264,10 +268,10 @@ def square(input, *, out=None):
 
 # ---- binary -------------------------------------------------------------------------------------
 
-def _binary(op, code, input, other, out, alpha=1.0):
+def _binary(op, code, input, other, out, alpha=1.0, integers_to_float=False):
     if _is_number(input) and _is_number(other):
         raise TypeError(f"{op}: expected at least one array argument, got two numbers")
-    (a, b), dtype = _operands(op, (input, other), ("input", "other"))
+    (a, b), dtype = _operands(op, (input, other), ("input", "other"), integers_to_float)
     shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape)
     if out is None:
         out = _empty(shape, dtype)
@@ -333,7 +337,9 @@ def div(input, other, *, rounding_mode=None, out=None):
         result = _binary_fast(_DIV, input, other)
         if result is not None:
             return result
-    return _binary("div", code, input, other, out)
+    # True division of integers is a float32 division in torch; rounded division stays
+    # integer, which tensorops does not compute.
+    return _binary("div", code, input, other, out, integers_to_float=rounding_mode is None)
 
 
 # Exponents torch computes with a cheaper exact function than pow (same values, and the

@@ -207,6 +207,10 @@ def argmin(input, dim=None, keepdim=False):
 
 
 def _is_dim(dim) -> bool:
+    # An array or tensor, even a 0-d integer one, is max(input, other)'s `other` to torch;
+    # Python and NumPy integer scalars are dims.
+    if isinstance(dim, np.ndarray) or hasattr(dim, "__dlpack__"):
+        return False
     try:
         operator.index(dim)
         return True
@@ -265,6 +269,10 @@ def _softmax(op: str, kernel, input, dim, dtype):
         dim = 0 if x.ndim in (0, 1, 3) else 1
     d = normalize_dim(dim, x.ndim, op)
     shape = x.shape
+    if x.size == 0:
+        # (NumPy calls an empty array contiguous whatever its strides, which the kernel's
+        # same-strides check would refuse: there is nothing to compute.)
+        return empty(shape, x.dtype)
     if x.ndim == 0:
         x = x.reshape(1)
     if not (x.flags.c_contiguous or x.flags.f_contiguous):

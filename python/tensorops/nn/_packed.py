@@ -2,8 +2,10 @@
 
 They prepare their weight for the kernels on the first forward (GEMM panels, reordered
 filters) and keep the result under ``_packed`` until the weights change: ``_weights_changed``,
-which Module calls whenever a parameter is replaced, loaded or converted, drops it. They
-also share torch's default initialisation of such layers.
+which Module calls whenever a parameter is replaced, loaded or converted, drops it; a copy
+also lapses when any module loads a state_dict after it was made, since the weight may be an
+array that module shares (tied weights). They also share torch's default initialisation of
+such layers.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import math
 
 import numpy as np
 
-from .module import Module
+from .._validate import module_array
+from .module import Module, in_place_loads
 from .parameter import Parameter
 
 
@@ -26,12 +29,23 @@ class PackedLayer(Module):
         """Registers ``weight`` and ``bias`` (``bias_size`` values, or None when it is None) in
         torch's order, then initialises them with the layer's ``reset_parameters``."""
         self._packed = None
-        self.weight = Parameter(np.empty(weight_shape, dtype))
+        self.weight = Parameter(module_array(weight_shape, dtype))
         if bias_size is None:
             self.register_parameter("bias", None)
         else:
-            self.bias = Parameter(np.empty(bias_size, dtype))
+            self.bias = Parameter(module_array((bias_size,), dtype))
         self.reset_parameters()
+
+    def _kept_packing(self, key=None):
+        """The packed weight kept for ``key`` (what it was packed for: groups, kernel set...),
+        or None when there is none or another module has loaded a state_dict since."""
+        kept = self.__dict__.get("_packed")
+        if kept is not None and kept[0] == (in_place_loads(), key):
+            return kept[1]
+        return None
+
+    def _keep_packing(self, packed, key=None) -> None:
+        self.__dict__["_packed"] = ((in_place_loads(), key), packed)
 
     def reset_packed_weight(self) -> None:
         """Drops the packed weight; the next forward packs the current one."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import module_dtype
+from .._validate import module_array, module_device, module_dtype
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -227,11 +227,12 @@ class Softplus(Module):
 class PReLU(Module):
     """max(0, x) + weight * min(0, x), with one learnable slope or one per channel (dim 1)."""
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=None):
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
         super().__init__()
+        module_device(device, "PReLU")
         self.num_parameters = num_parameters
         self.init = init
-        self.weight = Parameter(np.empty(num_parameters, module_dtype(dtype, "PReLU")))
+        self.weight = Parameter(module_array((num_parameters,), module_dtype(dtype, "PReLU")))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

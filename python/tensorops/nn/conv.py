@@ -8,10 +8,11 @@ without padding.
 
 Each layer packs its filter (``tensorops.pack_conv_weight``) on its first forward and keeps
 it, as ``nn.Linear`` does; the packed copy is dropped whenever the weight is replaced - by
-``load_state_dict``, by assigning ``self.weight``, by ``to(dtype)`` or by in-place
-arithmetic on the parameter (``m.weight *= 2``) - and remade when what it was packed for
-changes (groups, the kernel set in use, and a transposed filter's stride, padding and
-dilation). Writes through an index or ``np.copyto`` into ``m.weight`` are invisible to the
+``load_state_dict`` (of any module: the weight may be shared), by assigning
+``self.weight``, by ``to(dtype)`` or by in-place arithmetic on the parameter
+(``m.weight *= 2``) - and remade when what it was packed for changes (groups, the kernel set
+in use, and a transposed filter's stride, padding and dilation). Writes into the array
+itself (through an index, ``np.copyto``, or another name for it) are invisible to the
 module: call ``m.reset_packed_weight()`` after those. A transposed layer's packed filter also
 holds the weight dense, for calls on images small next to the filter (a generator's latent
 layer), which multiply every input pixel by the whole filter instead of per stride phase.
@@ -25,7 +26,7 @@ import numpy as np
 
 from .. import _core
 from .._core import ShapeError
-from .._validate import as_array, float_array, module_dtype
+from .._validate import as_array, float_array, module_device, module_dtype
 from ..conv import conv2d_repeated, pack_conv_weight
 from . import functional as F
 from ._packed import PackedLayer
@@ -44,11 +45,6 @@ _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 def _set_text(names) -> str:
     return "{" + ", ".join(repr(name) for name in names) + "}"
-
-
-def _check_device(device, owner: str) -> None:
-    if device is not None and str(device) != "cpu":
-        raise TypeError(f"{owner}: tensorops computes on the CPU, got device '{device}'")
 
 
 class _ConvNd(PackedLayer):
@@ -76,7 +72,7 @@ class _ConvNd(PackedLayer):
         if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_set_text(_PADDING_MODES)}, but got "
                              f"padding_mode='{padding_mode}'")
-        _check_device(device, type(self).__name__)
+        module_device(device, type(self).__name__)
         dtype = module_dtype(dtype, type(self).__name__)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -93,8 +89,6 @@ class _ConvNd(PackedLayer):
             shape = (self.in_channels, self.out_channels // self.groups, *kernel_size)
         else:
             shape = (self.out_channels, self.in_channels // self.groups, *kernel_size)
-        if any(size < 0 for size in shape):
-            raise ShapeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
         self._create_parameters(shape, self.out_channels if bias else None, dtype)
 
     def _padding_for_pad(self) -> list:
@@ -122,14 +116,14 @@ class _ConvNd(PackedLayer):
         words."""
         geometry = (self.stride, self.padding, self.dilation) if self.transposed else ()
         key = (self.groups, _core.active_isa(), *geometry)
-        cached = self.__dict__.get("_packed")
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        packed = self._kept_packing(key)
+        if packed is not None:
+            return packed
         try:
             packed = pack_conv_weight(self.weight, self.groups, self.transposed, *geometry)
         except ShapeError:
             return self.weight
-        self.__dict__["_packed"] = (key, packed)
+        self._keep_packing(packed, key)
         return packed
 
     def extra_repr(self) -> str:

@@ -5,7 +5,7 @@ import math
 import operator
 
 from .. import _core
-from .._validate import module_dtype
+from .._validate import module_device, module_dtype
 from ..gemm import pack_linear_weight
 from . import functional as F
 from ._packed import PackedLayer
@@ -39,7 +39,7 @@ def reads_weight_in_place(rows: int, weight) -> bool:
 
 
 class Linear(PackedLayer):
-    """``torch.nn.Linear(in_features, out_features, bias=True)``.
+    """``torch.nn.Linear(in_features, out_features, bias=True, device=None, dtype=None)``.
 
     The first forward that needs it packs the weight into the GEMM microkernel's panel
     layout (``tensorops.pack_linear_weight``), which makes small batches (M = 2..32 rows)
@@ -48,12 +48,15 @@ class Linear(PackedLayer):
     the weight is 2 MiB a thread or more. The packed copy is
     dropped whenever the weight is replaced - by ``load_state_dict``, by assigning
     ``self.weight``, by ``to(dtype)`` or by in-place arithmetic on the parameter
-    (``m.weight *= 2``). Writes through an index or ``np.copyto`` into ``m.weight`` are
-    invisible to the packed copy: call ``m.reset_packed_weight()`` after those.
+    (``m.weight *= 2``) - and when any module loads a state_dict (the weight may be
+    shared with it). Writes into the array itself (through an index, ``np.copyto``, or
+    in-place arithmetic on another name for it: ``w = m.weight; w *= 2``) are invisible to the
+    packed copy: call ``m.reset_packed_weight()`` after those.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
+        module_device(device, "Linear")
         self.in_features = operator.index(in_features)
         self.out_features = operator.index(out_features)
         self._create_parameters((self.out_features, self.in_features), self.out_features if bias else None,
@@ -67,10 +70,10 @@ class Linear(PackedLayer):
         shape = getattr(input, "shape", None)
         if shape is not None and len(shape) >= 1 and reads_weight_in_place(math.prod(shape[:-1]), self.weight):
             return F.linear(input, self.weight, self.bias)
-        packed = self.__dict__.get("_packed")
+        packed = self._kept_packing()
         if packed is None:
             packed = pack_linear_weight(self.weight)
-            self.__dict__["_packed"] = packed
+            self._keep_packing(packed)
         return F.linear(input, packed, self.bias)
 
     def extra_repr(self) -> str:

@@ -26,6 +26,28 @@ from .parameter import Parameter
 
 __all__ = ["Module"]
 
+# Counts the load_state_dict calls made so far. A load writes into the module's arrays in
+# place, and an array may be shared with other modules (tied weights: ``b.weight =
+# a.weight``), whose caches the loading module cannot reach: a cache records the count it was
+# built at and is stale once the count has moved on (in_place_loads).
+_in_place_loads = 0
+
+
+def in_place_loads() -> int:
+    """How many load_state_dict calls have written into module arrays in this process."""
+    return _in_place_loads
+
+
+def _checkpoint_array(source, key: str) -> np.ndarray:
+    """A state_dict value as an array; a torch tensor of a dtype NumPy lacks (bfloat16) is
+    widened to float32 first (exactly), since loading casts to the parameter's dtype anyway."""
+    try:
+        return as_array(source, "load_state_dict", key)
+    except TypeError:
+        if not (hasattr(source, "__dlpack__") and hasattr(source, "is_floating_point") and source.is_floating_point()):
+            raise
+        return as_array(source.detach().float(), "load_state_dict", key)
+
 
 def _typename(obj) -> str:
     cls = type(obj)
@@ -366,7 +388,7 @@ class Module:
                 continue
             source = state_dict[key]
             try:
-                value = as_array(source, "load_state_dict", key)
+                value = _checkpoint_array(source, key)
             except TypeError:
                 error_msgs.append(f'While copying the parameter named "{key}", expected a numpy.ndarray or '
                                   f"torch.Tensor from checkpoint but received {type(source)}")
@@ -415,6 +437,8 @@ class Module:
                     load(child, {k: v for k, v in local_state_dict.items() if k.startswith(child_prefix)}, child_prefix)
             module._weights_changed()
 
+        global _in_place_loads
+        _in_place_loads += 1
         load(self, dict(state_dict), "")
         if strict:
             if unexpected_keys:

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .._validate import as_array, module_dtype
+from .._validate import as_array, module_array, module_device, module_dtype
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -20,9 +20,9 @@ __all__ = ["BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm"]
 def _affine(module: Module, shape, dtype: np.dtype, affine: bool, bias: bool) -> None:
     """torch's affine parameters: weight ones and bias zeros of ``shape``, or None."""
     if affine:
-        module.weight = Parameter(np.ones(shape, dtype))
+        module.weight = Parameter(module_array(shape, dtype, 1))
         if bias:
-            module.bias = Parameter(np.zeros(shape, dtype))
+            module.bias = Parameter(module_array(shape, dtype, 0))
         else:
             module.register_parameter("bias", None)
     else:
@@ -41,18 +41,19 @@ class _NormBase(Module):
     """Shared state of batch and instance norm: affine parameters and running statistics."""
 
     def __init__(self, num_features: int, eps: float, momentum, affine: bool, track_running_stats: bool,
-                 dtype, bias: bool):
+                 device, dtype, bias: bool):
         super().__init__()
+        module_device(device, type(self).__name__)
         self.num_features = operator.index(num_features)
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
         dt = module_dtype(dtype, type(self).__name__)
-        _affine(self, self.num_features, dt, affine, bias)
+        _affine(self, (self.num_features,), dt, affine, bias)
         if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(self.num_features, dt))
-            self.register_buffer("running_var", np.ones(self.num_features, dt))
+            self.register_buffer("running_mean", module_array((self.num_features,), dt, 0))
+            self.register_buffer("running_var", module_array((self.num_features,), dt, 1))
             self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
         else:
             self.register_buffer("running_mean", None)
@@ -95,8 +96,8 @@ class BatchNorm2d(_NormBase):
     _version = 2
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=None, *, bias: bool = True):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
 
     def forward(self, input):
         x = as_array(input, "BatchNorm2d")
@@ -121,8 +122,8 @@ class InstanceNorm2d(_NormBase):
     _version = 2
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
-                 track_running_stats: bool = False, dtype=None, *, bias: bool = True):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
+                 track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
 
     def forward(self, input):
         x = as_array(input, "InstanceNorm2d")
@@ -147,8 +148,9 @@ class LayerNorm(Module):
     """Layer normalisation over the trailing ``normalized_shape`` dims."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
-                 dtype=None):
+                 device=None, dtype=None):
         super().__init__()
+        module_device(device, "LayerNorm")
         if isinstance(normalized_shape, numbers.Integral):
             normalized_shape = (normalized_shape,)
         self.normalized_shape = tuple(operator.index(s) for s in normalized_shape)
@@ -171,9 +173,10 @@ class GroupNorm(Module):
     """Group normalisation: channels split into ``num_groups`` groups, each normalised per
     sample, then a per-channel affine."""
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, dtype=None, *,
-                 bias: bool = True):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, device=None,
+                 dtype=None, *, bias: bool = True):
         super().__init__()
+        module_device(device, "GroupNorm")
         num_groups, num_channels = operator.index(num_groups), operator.index(num_channels)
         if num_channels % num_groups != 0:  # ZeroDivisionError for num_groups=0, as torch
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
@@ -181,7 +184,7 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        _affine(self, num_channels, module_dtype(dtype, "GroupNorm"), affine, bias)
+        _affine(self, (num_channels,), module_dtype(dtype, "GroupNorm"), affine, bias)
 
     def reset_parameters(self) -> None:
         _reset_affine(self)

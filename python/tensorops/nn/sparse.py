@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import FLOAT_DTYPES, as_array, module_dtype
+from .._validate import FLOAT_DTYPES, as_array, module_array, module_device, module_dtype
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -25,8 +25,9 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, max_norm=None,
                  norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False,
-                 _weight=None, _freeze: bool = False, dtype=None):
+                 _weight=None, _freeze: bool = False, device=None, dtype=None):
         super().__init__()
+        module_device(device, "Embedding")
         self.num_embeddings = operator.index(num_embeddings)
         self.embedding_dim = operator.index(embedding_dim)
         if padding_idx is not None:
@@ -41,8 +42,8 @@ class Embedding(Module):
         self.scale_grad_by_freq = scale_grad_by_freq
         self.sparse = sparse
         if _weight is None:
-            self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), module_dtype(dtype, "Embedding")),
-                                    requires_grad=not _freeze)
+            self.weight = Parameter(module_array((self.num_embeddings, self.embedding_dim),
+                                                 module_dtype(dtype, "Embedding")), requires_grad=not _freeze)
             self.reset_parameters()
         else:
             weight = as_array(_weight, "Embedding", "_weight")
