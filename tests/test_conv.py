@@ -1361,6 +1361,23 @@ def test_filter_panels_put_taps_first_across_channel_blocks(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_filters_too_large_for_the_cache(dtype):
+    """A filter of 19 MB, past the size from which packing streams its panels (8 MiB): a last
+    panel of output channels and a last block of input channels both partial, the weight as
+    an array (packed for the call, into blocks of the buffer pool: twice, so that the second
+    call reuses the first's blocks) and packed once, the same bits on every thread count."""
+    cout, cin = (1000, 520) if np.dtype(dtype) == np.float32 else (500, 520)
+    x = randn((1, cin, 3, 4), dtype, 440)
+    w = randn((cout, cin, 3, 3), dtype, 441)
+    b = randn(cout, dtype, 442)
+    _, want = check_conv2d(x, w, b, padding=1)
+    got = assert_same_for_thread_counts(lambda: F.conv2d(x, w, b, padding=1), counts=(1, 2))
+    assert_close(got, want, **tol(dtype, cin * 9))
+    packed = assert_same_for_thread_counts(lambda: F.conv2d(x, tops.pack_conv_weight(w), b, padding=1), counts=(1, 2))
+    assert_close(packed, want, **tol(dtype, cin * 9))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_filter_phases_across_channel_blocks(dtype):
     """A transposed filter is read once for all its stride phases, whose tap counts differ
     (3 taps at stride 2: phases of 2 and 1; 4 at stride 3 with dilation 2), into both the

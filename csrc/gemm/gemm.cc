@@ -8,6 +8,7 @@
 #include <new>
 #include <string>
 
+#include "core/buffer_pool.h"
 #include "core/cpu.h"
 #include "core/dispatch.h"
 #include "core/error.h"
@@ -123,10 +124,12 @@ void blocked(const KernelSet<T>& ks, const Problem<T>& p, int64_t m0, int64_t m1
         // load reads past B's last column.
         if (nc % NR)
           ks.pack_b(kc, nc % NR, MatrixRef<T>{p.b.at(pc, jc + nc / NR * NR), p.b.row_stride, 1}, bbuf, kc * NR,
-                    nullptr);
+                    nullptr, false);
       } else {
         if (p.b_source) p.b_source->pack(pc, kc, jc, nc, NR, bbuf, kc * NR);
-        else ks.pack_b(kc, nc, MatrixRef<T>{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride}, bbuf, kc * NR, nullptr);
+        else
+          ks.pack_b(kc, nc, MatrixRef<T>{p.b.at(pc, jc), p.b.row_stride, p.b.col_stride}, bbuf, kc * NR, nullptr,
+                    false);
         bp = bbuf;
         b_panel_stride = kc * NR;
       }
@@ -271,7 +274,7 @@ void small_m_row_major(const KernelSet<T>& ks, const Problem<T>& p, const T* apa
     T* edge = nullptr;
     if (full_end < j1) {
       edge = scratch<T>(kEdge, k * NR);
-      ks.pack_b(k, j1 - full_end, MatrixRef<T>{p.b.at(0, full_end), p.b.row_stride, 1}, edge, k * NR, nullptr);
+      ks.pack_b(k, j1 - full_end, MatrixRef<T>{p.b.at(0, full_end), p.b.row_stride, 1}, edge, k * NR, nullptr, false);
     }
     for (int64_t k0 = 0; k0 < k; k0 += kc) {
       const int64_t kb = std::min(kc, k - k0);
@@ -321,7 +324,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
       int64_t b_step = p.b.row_stride;
       if (cols < NR) {
         T* edge = scratch<T>(kEdge, k * NR);
-        ks.pack_b(k, cols, MatrixRef<T>{bp, b_step, 1}, edge, k * NR, nullptr);
+        ks.pack_b(k, cols, MatrixRef<T>{bp, b_step, 1}, edge, k * NR, nullptr, false);
         bp = edge, b_step = NR;
       }
       for (int64_t pc = 0; pc < k; pc += a.block_k()) {
@@ -355,7 +358,7 @@ void small_m(const KernelSet<T>& ks, const Problem<T>& p, int64_t n0, int64_t n1
       // A transposed B (more rows of A than the dot-product kernel serves well): pack this
       // panel and reuse it for every row panel of A.
       T* edge = scratch<T>(kEdge, k * NR);
-      ks.pack_b(k, cols, MatrixRef<T>{p.b.at(0, j), p.b.row_stride, p.b.col_stride}, edge, k * NR, nullptr);
+      ks.pack_b(k, cols, MatrixRef<T>{p.b.at(0, j), p.b.row_stride, p.b.col_stride}, edge, k * NR, nullptr, false);
       bp = edge;
       b_step = NR;
     }
@@ -501,19 +504,34 @@ void gemm_on_this_thread(const GemmProblem<T>& p) {
   else blocked(ks, p, 0, p.m, 0, p.n);
 }
 
-template <class T>
-void PackedA<T>::Free::operator()(T* p) const { std::free(p); }
+// Below this size a pooled matrix takes its own allocation all the same: the allocator serves
+// it from memory it has mapped already, and a pool block (2 MiB at least) would be mostly idle.
+constexpr size_t kPooledPanelBytes = size_t(128) << 10;
 
 template <class T>
-PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k, const int64_t* k_dest)
+PanelMemory<T>::PanelMemory(size_t bytes, PanelStorage storage) : data_(nullptr), pooled_capacity_(0) {
+  void* data = storage == PanelStorage::pooled && bytes >= kPooledPanelBytes
+                   ? pool_acquire(bytes, &pooled_capacity_)
+                   : std::aligned_alloc(64, (bytes + 63) & ~size_t(63));
+  if (!data) throw std::bad_alloc();
+  data_ = static_cast<T*>(data);
+}
+
+template <class T>
+PanelMemory<T>::~PanelMemory() {
+  if (pooled_capacity_) pool_release(data_, pooled_capacity_);
+  else std::free(data_);
+}
+
+template <class T>
+PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k, const int64_t* k_dest,
+                    PanelStorage storage)
     : m_(m), k_(k), kernels_(&active_kernels()) {
   const KernelSet<T>& ks = kernels_->get<T>();
   m_padded_ = ceil_div(m, ks.mr) * ks.mr;
   kc_ = block_k > 0 ? block_k : ks.kc;
-  const size_t bytes = size_t(std::max<int64_t>(m_padded_ * k, 1)) * sizeof(T);
-  T* data = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) & ~size_t(63)));
-  if (!data) throw std::bad_alloc();
-  data_.reset(data);
+  data_ = std::make_unique<PanelMemory<T>>(size_t(std::max<int64_t>(m_padded_ * k, 1)) * sizeof(T), storage);
+  T* const data = data_->get();
   TENSOROPS_CHECK(!k_dest || kc_ >= k, "PackedA: a K order needs a single K block");
   for (int64_t k0 = 0; k0 < k; k0 += kc_) {
     const int64_t kc = std::min(kc_, k - k0);
@@ -528,28 +546,25 @@ T PackedA<T>::at(int64_t i, int64_t p) const {
 }
 
 template <class T>
-void PackedB<T>::Free::operator()(T* p) const { std::free(p); }
-
-template <class T>
-PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest)
+PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest, bool stream, PanelStorage storage)
     : k_(k), n_(n), kernels_(&active_kernels()) {
   const KernelSet<T>& ks = kernels_->get<T>();
   panel_stride_ = std::max<int64_t>(k, 1) * ks.nr;
   const int64_t panels = std::max<int64_t>(ceil_div(n, ks.nr), 1);
-  const size_t bytes = size_t(panels * panel_stride_) * sizeof(T);
-  T* data = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) & ~size_t(63)));
-  if (!data) throw std::bad_alloc();
-  data_.reset(data);
+  data_ = std::make_unique<PanelMemory<T>>(size_t(panels * panel_stride_) * sizeof(T), storage);
+  T* const data = data_->get();
   if (k > 0 && n > 0) {
     const int64_t per_task = ceil_div(std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1)), ks.nr);
     parallel_for(0, ceil_div(n, ks.nr), per_task, [&](int64_t j0, int64_t j1) {
       const int64_t c0 = j0 * ks.nr, c1 = std::min(n, j1 * ks.nr);
       ks.pack_b(k, c1 - c0, MatrixRef<T>{b.at(0, c0), b.row_stride, b.col_stride}, data + j0 * panel_stride_,
-                panel_stride_, k_dest);
+                panel_stride_, k_dest, stream && streams_panel_rows<T>(ks.nr));
     });
   }
 }
 
+template class PanelMemory<float>;
+template class PanelMemory<double>;
 template class PackedA<float>;
 template class PackedA<double>;
 template class PackedB<float>;

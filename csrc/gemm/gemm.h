@@ -38,10 +38,12 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 
+#include "core/streaming.h"
 #include "core/tensor.h"
 
 namespace tensorops::gemm {
@@ -82,6 +84,27 @@ struct Epilogue {
 
 struct GemmKernels;
 
+// Where a packed matrix keeps its panels: an allocation of its own (a weight kept for many
+// calls), or a block of the buffer pool (a matrix packed anew on every call - a functional
+// convolution's filter - whose fresh pages the OS would otherwise fault in and zero on every
+// call: a 38 MB filter's pages took 60% of such a call's time; core/buffer_pool.h).
+enum class PanelStorage { own, pooled };
+
+// The panels of a packed matrix, freed or returned to the pool as they were allocated.
+template <class T>
+class PanelMemory {
+ public:
+  PanelMemory(std::size_t bytes, PanelStorage storage);
+  ~PanelMemory();
+  PanelMemory(const PanelMemory&) = delete;
+  PanelMemory& operator=(const PanelMemory&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_;
+  std::size_t pooled_capacity_;  // 0 when the block is the matrix's own
+};
+
 // B[K, N] packed once into the microkernel's NR-column panels over the whole of K, for the
 // kernel set active when it was packed (it keeps using that set: a lowered ISA cap later does
 // not invalidate it). Used for weights that serve many calls (nn.Linear).
@@ -91,21 +114,22 @@ class PackedB {
   // With k_dest (K entries, a permutation of 0..K-1), B's row p becomes packed row
   // k_dest[p]: B is read in the order it lies in memory and its rows land in the order the
   // kernel takes them (convolution's filters lie channel-major and are read tap-major).
-  PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest = nullptr);
+  // `stream` asks for streaming stores, for a caller whose packed matrices together are too
+  // large for the cache (a functional call's large filter, packed anew each call); they are
+  // used where the kernel set's panel rows are whole cache lines.
+  PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest = nullptr, bool stream = false,
+          PanelStorage storage = PanelStorage::own);
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   const GemmKernels& kernels() const { return *kernels_; }
   // Panel j covers columns [j * NR, j * NR + NR), rows 0..K-1, k-major, zero-padded.
-  const T* panel(int64_t j) const { return data_.get() + j * panel_stride_; }
+  const T* panel(int64_t j) const { return data_->get() + j * panel_stride_; }
   int64_t panel_stride() const { return panel_stride_; }
 
  private:
-  struct Free {
-    void operator()(T* p) const;
-  };
   int64_t k_, n_, panel_stride_;
   const GemmKernels* kernels_;
-  std::unique_ptr<T, Free> data_;
+  std::unique_ptr<PanelMemory<T>> data_;
 };
 
 // A[M, K] packed once into the microkernel's MR-row panels, one block per KC slice of K (the
@@ -117,25 +141,23 @@ class PackedA {
  public:
   // k_dest as for PackedB (A's column p becomes packed column k_dest[p]); only with a
   // single K block (block_k >= k).
-  PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k = 0, const int64_t* k_dest = nullptr);
+  PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k = 0, const int64_t* k_dest = nullptr,
+          PanelStorage storage = PanelStorage::own);
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
   const GemmKernels& kernels() const { return *kernels_; }
   int64_t block_k() const { return kc_; }
   // Rows [row, ...) of K block [k0, k0 + KC): row a multiple of MR, k0 a multiple of KC.
   const T* block(int64_t k0, int64_t row) const {
-    return data_.get() + k0 * m_padded_ + row * std::min(kc_, k_ - k0);
+    return data_->get() + k0 * m_padded_ + row * std::min(kc_, k_ - k0);
   }
   // A's element (i, p) read back from the panels (without a K order), to repack it another way.
   T at(int64_t i, int64_t p) const;
 
  private:
-  struct Free {
-    void operator()(T* p) const;
-  };
   int64_t m_, k_, m_padded_, kc_;
   const GemmKernels* kernels_;
-  std::unique_ptr<T, Free> data_;
+  std::unique_ptr<PanelMemory<T>> data_;
 };
 
 // A B operand that is not a strided matrix (convolution's implicit im2col): it packs the
@@ -284,14 +306,24 @@ struct KernelSet {
   // (at k_dest[p] * mr + r with a k_dest, a permutation of 0..k-1; null for none).
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t* k_dest);
   // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c
-  // (at k_dest[p] * nr + c with a k_dest), columns past n zero-filled.
-  void (*pack_b)(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride, const int64_t* k_dest);
+  // (at k_dest[p] * nr + c with a k_dest), columns past n zero-filled. With `stream` (only
+  // where a panel row is whole cache lines: streams_panel_rows), the panels leave through
+  // streaming stores, fenced before returning.
+  void (*pack_b)(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride, const int64_t* k_dest,
+                 bool stream);
   // The epilogue on an m x n tile of C, the epilogue's matrices already shifted to the tile.
   void (*epilogue)(int64_t m, int64_t n, T* c, int64_t ldc, const Epilogue<T>& e);
   // C[m, n] = A[m, k] . W[n, k]^T with unit k stride in both (small m).
   void (*rowdot)(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw, T* c,
                  int64_t ldc);
 };
+
+// Whether a kernel set's packed B rows (nr elements) are whole cache lines, so that pack_b
+// may stream them: a line written partly by streaming stores leaves the core as partial writes.
+template <class T>
+constexpr bool streams_panel_rows(int64_t nr) {
+  return nr * int64_t(sizeof(T)) % kCacheLineBytes == 0;
+}
 
 struct GemmKernels {
   KernelSet<float> f32;
