@@ -1377,6 +1377,21 @@ def test_filters_too_large_for_the_cache(dtype):
     assert_close(packed, want, **tol(dtype, cin * 9))
 
 
+def test_filters_packed_for_each_call_reuse_pool_blocks():
+    """The larger panel sets of a filter packed for one call live in blocks of the buffer pool,
+    which return at the end of the call and serve the next one: repeated calls hold no more
+    idle blocks than the first left (panel sets of 0.5 and 1.2 MB: 1x1 and 3x3 filters)."""
+    from tensorops import _core
+    x3, w3 = randn((1, 128, 7, 7), np.float32, 450), randn((512, 128, 3, 3), np.float32, 451)
+    x1, w1 = randn((1, 512, 7, 7), np.float32, 452), randn((512, 512, 1, 1), np.float32, 453)
+    for x, w, padding in ((x3, w3, 1), (x1, w1, 0)):
+        _, want = check_conv2d(x, w, padding=padding)
+        idle = _core.cache_idle_bytes()
+        for _ in range(3):
+            assert_close(F.conv2d(x, w, padding=padding), want, **tol(np.float32, w[0].size))
+        assert _core.cache_idle_bytes() == idle
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_filter_phases_across_channel_blocks(dtype):
     """A transposed filter is read once for all its stride phases, whose tap counts differ

@@ -504,9 +504,10 @@ void gemm_on_this_thread(const GemmProblem<T>& p) {
   else blocked(ks, p, 0, p.m, 0, p.n);
 }
 
-// Below this size a pooled matrix takes its own allocation all the same: the allocator serves
-// it from memory it has mapped already, and a pool block (2 MiB at least) would be mostly idle.
-constexpr size_t kPooledPanelBytes = size_t(128) << 10;
+// Below this size a pooled matrix takes its own allocation all the same: the pool rounds its
+// blocks up to 2 MiB and serves a request only from a block at most twice its size, so a
+// smaller request would take a new block (fresh pages) every time.
+constexpr size_t kPooledPanelBytes = size_t(1) << 20;
 
 template <class T>
 PanelMemory<T>::PanelMemory(size_t bytes, PanelStorage storage) : data_(nullptr), pooled_capacity_(0) {
