@@ -404,19 +404,19 @@ struct ColumnPlane {
   }
   // The input column of tap kx = 0 for output column ox.
   int64_t first_column(int64_t ox) const { return S * ox - pad_w; }
-  // Whether every load of the vector of outputs from column ox stays inside the row.
-  bool loads_inside(int64_t ox) const {
+  // Whether every load of the vector of outputs from column ox (`width` lanes) stays inside the
+  // row.
+  bool loads_inside(int64_t ox, int64_t width = W) const {
     using L = ColumnLoads<K, S>;
     const int64_t c = first_column(ox);
-    return c >= 0 && c + L::template offset<W>(L::count - 1) + W <= w;
+    return c >= 0 && c + L::template offset<W>(L::count - 1) + width <= w;
   }
 };
 
 // For vector j of a column from ox0, the lanes of each load that lie inside the row: the same
-// for every row of the plane.
-template <class T, int K, int S>
+// for every row of the plane. V: the column's vector type.
+template <class T, int K, int S, class V = Vec<T>>
 struct ColumnMasks {
-  using V = Vec<T>;
   using L = ColumnLoads<K, S>;
   typename V::Mask lanes[L::count][2];
   ColumnMasks(const ColumnPlane<T, K, S>& p, int64_t ox0) {
@@ -428,16 +428,16 @@ struct ColumnMasks {
   }
 };
 
-// MASKED: bit j set where vector j loads under masks.
-template <class T, int K, int S, int NV, unsigned MASKED>
+// MASKED: bit j set where vector j loads under masks. V: Vec<T>, or at stride 1 on AVX-512
+// the half-width simd::Half<T> for a last strip of at most half a vector.
+template <class T, int K, int S, int NV, unsigned MASKED, class V = Vec<T>>
 class DepthwiseColumn {
  public:
-  using V = Vec<T>;
   using L = ColumnLoads<K, S>;
   static constexpr int kLive = (K + S - 1) / S;
   static constexpr int64_t W = V::width;
 
-  DepthwiseColumn(const ColumnPlane<T, K, S>& p, const ColumnMasks<T, K, S>* masks, int64_t ox0)
+  DepthwiseColumn(const ColumnPlane<T, K, S>& p, const ColumnMasks<T, K, S, V>* masks, int64_t ox0)
       : p_(p), masks_(masks), ox0_(ox0), lanes_(std::min(NV * W, p.out_w - ox0)), column_(p.first_column(ox0)) {}
 
   void run(int64_t row_begin, int64_t row_end) {
@@ -460,9 +460,15 @@ class DepthwiseColumn {
   }
 
  private:
+  // A tap or the bias (full vectors in the plane) in the column's vector type.
+  [[gnu::always_inline]] static V narrow(Vec<T> x) {
+    if constexpr (std::is_same_v<V, Vec<T>>) return x;
+    else return V::lower(x);
+  }
+
   [[gnu::always_inline]] void start_row(int q) {
 #pragma GCC unroll 2
-    for (int j = 0; j < NV; ++j) acc_[q][j] = p_.bias;
+    for (int j = 0; j < NV; ++j) acc_[q][j] = narrow(p_.bias);
   }
 
   [[gnu::always_inline]] void add_if_inside(int d, int64_t iy) {
@@ -496,7 +502,7 @@ class DepthwiseColumn {
 #pragma GCC unroll 5
     for (int q = 0; q < kLive; ++q) {
       const int ky = d - S * q;
-      if (ky >= 0 && ky < K) acc_[q][j] = mul_add(p_.taps[ky * K + kx], x, acc_[q][j]);
+      if (ky >= 0 && ky < K) acc_[q][j] = mul_add(narrow(p_.taps[ky * K + kx]), x, acc_[q][j]);
     }
   }
 
@@ -504,14 +510,15 @@ class DepthwiseColumn {
     T* out = p_.out + (t * p_.out_w + ox0_);
 #pragma GCC unroll 2
     for (int j = 0; j < NV; ++j) {
-      const V v = S == 2 ? unpermute_lanes(acc_[0][j]) : acc_[0][j];
+      V v = acc_[0][j];
+      if constexpr (S == 2) v = unpermute_lanes(v);
       if ((j + 1) * W <= lanes_) v.store(out + j * W);
       else if (j * W < lanes_) v.store_partial(out + j * W, lanes_ - j * W);
     }
   }
 
   const ColumnPlane<T, K, S>& p_;
-  const ColumnMasks<T, K, S>* masks_;
+  const ColumnMasks<T, K, S, V>* masks_;
   int64_t ox0_, lanes_, column_;
   V acc_[kLive][NV];
 };
@@ -532,6 +539,29 @@ void depthwise_columns(const DepthwisePlane<T>& plane, int64_t row_begin, int64_
   using Plain = std::integral_constant<unsigned, 0>;
   // Columns two vectors wide wherever two remain.
   for (int64_t ox = 0; ox < p.out_w;) {
+#if TENSOROPS_ISA_ID == 2
+    if constexpr (S == 1) {
+      // A last strip of at most half a vector walks in 256-bit vectors, which Zen 4 carries
+      // out at half the cost of 512-bit ones: 144 planes of 56 x 56 (three vectors and 8
+      // lanes a row) took 0.85x the time, where the partial vector had cost a whole one.
+      using H = simd::x86_avx512::Half<T>;
+      const int64_t left = p.out_w - ox;
+      if (left <= H::width) {
+        const bool inside = p.loads_inside(ox, H::width);
+        std::optional<ColumnMasks<T, K, S, H>> found;
+        if (!inside) found.emplace(p, ox);
+        if (inside) DepthwiseColumn<T, K, S, 1, 0, H>(p, nullptr, ox).run(row_begin, row_end);
+        else DepthwiseColumn<T, K, S, 1, 1, H>(p, &*found, ox).run(row_begin, row_end);
+        break;
+      }
+      if (left > W && left <= W + H::width) {  // one whole vector, then the half strip
+        if (p.loads_inside(ox)) column(One{}, Plain{}, ox);
+        else column(One{}, std::integral_constant<unsigned, 1>{}, ox);
+        ox += W;
+        continue;
+      }
+    }
+#endif
     const bool two = p.out_w - ox > W;
     const unsigned masked = (p.loads_inside(ox) ? 0u : 1u) | (two && !p.loads_inside(ox + W) ? 2u : 0u);
     if (two) {

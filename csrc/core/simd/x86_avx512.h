@@ -322,8 +322,10 @@ namespace tensorops::simd::x86_avx512 {
 // which reads 256 bits at a time, had been 1.1x faster than ours. Sweeps that do more per
 // vector gained nothing: the shifted sums behind var and the norms' statistics measured
 // 0.97-1.06x. Where a core loads 64 bytes a cycle, 256-bit loads still keep up with L2 and
-// beyond. Only what the plain sums and the single-row dot products (gemm's rowdot_tile) need:
-// loads, adds, fused multiply-adds, and join(lo, hi), the full Vec with lo in its low lanes.
+// beyond. Only what the plain sums and the single-row dot products (gemm's rowdot_tile) need
+// (loads, adds, fused multiply-adds, and join(lo, hi), the full Vec with lo in its low lanes),
+// and what the depthwise column walk needs to run a last strip of at most half a vector at
+// half the cost (masked loads and stores, broadcasts, the low half of a full vector).
 namespace tensorops::simd::x86_avx512 {
 template <class T>
 struct Half;
@@ -332,10 +334,25 @@ template <>
 struct Half<float> {
   static constexpr int64_t width = 8;
   __m256 v;
+  struct Mask {
+    __mmask8 m;
+  };
   Half() = default;
   Half(__m256 x) : v(x) {}  // NOLINT
+  explicit Half(float x) : v(_mm256_set1_ps(x)) {}
+  // The low half of a full vector (no instruction).
+  static Half lower(Vec<float> x) { return _mm512_castps512_ps256(x.v); }
   static Half zero() { return _mm256_setzero_ps(); }
+  static __mmask8 lanes_below(int64_t n) {
+    return n >= width ? static_cast<__mmask8>(0xff) : n <= 0 ? static_cast<__mmask8>(0) : static_cast<__mmask8>((1u << n) - 1u);
+  }
+  static Mask lanes_between(int64_t lo, int64_t hi) {
+    return {hi <= lo ? static_cast<__mmask8>(0) : static_cast<__mmask8>(lanes_below(hi) & ~lanes_below(lo))};
+  }
   static Half load(const float* p) { return _mm256_loadu_ps(p); }
+  static Half load_masked(const float* p, Mask m) { return _mm256_maskz_loadu_ps(m.m, p); }
+  void store(float* p) const { _mm256_storeu_ps(p, v); }
+  void store_partial(float* p, int64_t n) const { _mm256_mask_storeu_ps(p, lanes_below(n), v); }
   friend Half operator+(Half a, Half b) { return _mm256_add_ps(a.v, b.v); }
   friend Half fmadd(Half a, Half b, Half c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
   friend Vec<float> join(Half lo, Half hi) { return _mm512_insertf32x8(_mm512_castps256_ps512(lo.v), hi.v, 1); }
@@ -345,10 +362,24 @@ template <>
 struct Half<double> {
   static constexpr int64_t width = 4;
   __m256d v;
+  struct Mask {
+    __mmask8 m;
+  };
   Half() = default;
   Half(__m256d x) : v(x) {}  // NOLINT
+  explicit Half(double x) : v(_mm256_set1_pd(x)) {}
+  static Half lower(Vec<double> x) { return _mm512_castpd512_pd256(x.v); }
   static Half zero() { return _mm256_setzero_pd(); }
+  static __mmask8 lanes_below(int64_t n) {
+    return n >= width ? static_cast<__mmask8>(0xf) : n <= 0 ? static_cast<__mmask8>(0) : static_cast<__mmask8>((1u << n) - 1u);
+  }
+  static Mask lanes_between(int64_t lo, int64_t hi) {
+    return {hi <= lo ? static_cast<__mmask8>(0) : static_cast<__mmask8>(lanes_below(hi) & ~lanes_below(lo))};
+  }
   static Half load(const double* p) { return _mm256_loadu_pd(p); }
+  static Half load_masked(const double* p, Mask m) { return _mm256_maskz_loadu_pd(m.m, p); }
+  void store(double* p) const { _mm256_storeu_pd(p, v); }
+  void store_partial(double* p, int64_t n) const { _mm256_mask_storeu_pd(p, lanes_below(n), v); }
   friend Half operator+(Half a, Half b) { return _mm256_add_pd(a.v, b.v); }
   friend Half fmadd(Half a, Half b, Half c) { return _mm256_fmadd_pd(a.v, b.v, c.v); }
   friend Vec<double> join(Half lo, Half hi) { return _mm512_insertf64x4(_mm512_castpd256_pd512(lo.v), hi.v, 1); }
