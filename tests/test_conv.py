@@ -1282,9 +1282,10 @@ def test_channels_in_lanes_tiles_leave_out_the_padding(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv_transpose2d_border_classes(dtype):
-    """A transposed filter kept for many calls (a module's, pack_conv_weight's) over small
-    images whose border products mostly leave the output (a generator's 4x4/2 layers) groups
-    the input pixels by the taps that stay inside and multiplies only those: 4x4 and 8x8
+    """A transposed filter kept for many calls (a module's, pack_conv_weight's) or packed for
+    one call (a weight given as an array: then only its per-tap panels, made tap-major first)
+    over small images whose border products mostly leave the output (a generator's 4x4/2
+    layers) groups the input pixels by the taps that stay inside and multiplies only those: 4x4 and 8x8
     images, batches 1-9 (several chunks of images at 8x8 with 64 output channels), groups,
     dilation, strides and paddings per axis, output_padding, 1x1 and 1xN images, paddings
     that leave some pixels no tap inside, non-contiguous input, bias or none, a residual
@@ -1310,6 +1311,8 @@ def test_conv_transpose2d_border_classes(dtype):
         pack_args = {k: v for k, v in kwargs.items() if k in ("stride", "padding", "dilation")}
         packed = tops.pack_conv_weight(w, groups, True, **pack_args)
         got = assert_same_for_thread_counts(lambda: F.conv_transpose2d(x, packed, b, **kwargs), counts=(1, 2))
+        assert_close(got, want, **tol(dtype, cin * kernel[0] * kernel[1]))
+        got = assert_same_for_thread_counts(lambda: F.conv_transpose2d(x, w, b, **kwargs), counts=(1, 2))
         assert_close(got, want, **tol(dtype, cin * kernel[0] * kernel[1]))
         xr = x[::-1, ::-1]
         assert_close(F.conv_transpose2d(xr, packed, b, **kwargs), _torch(TF.conv_transpose2d, xr, w, b, **kwargs),

@@ -15,6 +15,7 @@
 #include "core/parallel.h"
 #include "core/streaming.h"
 #include "core/workspace.h"
+#include "shape/shape.h"
 
 namespace tensorops::conv {
 
@@ -258,6 +259,34 @@ void pack_window_block(const T* w, int64_t g, int64_t block, int64_t blocks, int
                                            storage);
 }
 
+// The border-class path's B panels of a transposed filter ([C_in, C_out/g, KH, KW], dense):
+// one [C_in/g, C_out/g] set per (group, tap). The filter is first turned tap-major, each
+// tap's matrix contiguous, by the shape family's transposing copy, and each set is packed from
+// contiguous rows: packed from the filter as it lies, every element was a strided scalar load.
+template <class T>
+std::vector<std::unique_ptr<gemm::PackedB<T>>> tap_columns_of(const T* filter, int64_t groups, int64_t cig,
+                                                               int64_t cog, int64_t taps, gemm::PanelStorage storage) {
+  const int64_t pairs = groups * cig * cog;  // (input channel, output channel) pairs
+  gemm::PanelMemory<T> tap_major(size_t(std::max<int64_t>(pairs * taps, 1)) * sizeof(T), storage);
+  TensorView from, to;
+  from.data = const_cast<T*>(filter), to.data = tap_major.get();
+  from.dtype = to.dtype = std::is_same_v<T, float> ? DType::float32 : DType::float64;
+  from.ndim = to.ndim = 2;
+  from.shape[0] = to.shape[0] = taps, from.shape[1] = to.shape[1] = pairs;
+  from.strides[0] = 1, from.strides[1] = taps;
+  to.strides[0] = pairs, to.strides[1] = 1;
+  shape::copy(from, to);
+  std::vector<std::unique_ptr<gemm::PackedB<T>>> columns(size_t(groups * taps));
+  parallel_for(0, groups * taps, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* matrix = tap_major.get() + (t % taps) * pairs + (t / taps) * cig * cog;
+      columns[size_t(t)] =
+          std::make_unique<gemm::PackedB<T>>(cig, cog, gemm::MatrixRef<T>{matrix, cog, 1}, nullptr, false, storage);
+    }
+  });
+  return columns;
+}
+
 template <class T>
 std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& weight, int64_t groups, bool transposed,
                                                            bool depthwise, Pair stride, Pair padding, Pair dilation,
@@ -315,6 +344,10 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   // Transposed: w is [C_in, C_out/g, KH, KW]; phase (ry, rx) of group g multiplies
   // A[co, (ci, ty, tx)] = w[g*C_in/g + ci, co, row_taps[ty], col_taps[tx]].
   const int64_t cig = weight.shape[0] / groups, cog = weight.shape[1];
+  if (sets == PackedConvWeight::Panels::border) {
+    f->tap_columns = tap_columns_of(w.data(), groups, cig, cog, taps, storage);
+    return f;
+  }
   if (sets == PackedConvWeight::Panels::all) f->dense.assign(w.data(), w.data() + weight.numel());
   f->row_phases = axis_phases(kh, stride[0], padding[0], dilation[0]);
   f->col_phases = axis_phases(kw, stride[1], padding[1], dilation[1]);
@@ -1554,11 +1587,15 @@ double border_products_inside(const TensorView& input, const Shape4& ws, const T
 constexpr int64_t kBorderMaxImagePixels = 64;
 constexpr double kBorderMaxInside = 0.9;
 
+bool takes_border_classes(const TensorView& input, const Shape4& ws, const TensorView& out, const ConvArgs& args) {
+  return input.shape[2] * input.shape[3] <= kBorderMaxImagePixels &&
+         border_products_inside(input, ws, out, args) <= kBorderMaxInside;
+}
+
 template <class T>
 bool takes_border_classes(const PackedConvWeight::Filters<T>& filters, const TensorView& input, const Shape4& ws,
                           const TensorView& out, const ConvArgs& args) {
-  return !filters.dense.empty() && input.shape[2] * input.shape[3] <= kBorderMaxImagePixels &&
-         border_products_inside(input, ws, out, args) <= kBorderMaxInside;
+  return (!filters.dense.empty() || !filters.tap_columns.empty()) && takes_border_classes(input, ws, out, args);
 }
 
 template <class T>
@@ -1572,16 +1609,10 @@ void conv_transpose2d_border_classes(const TensorView& input, const PackedConvWe
   const int64_t groups = args.groups, cig = input.shape[1] / groups, cog = ws[1];
   const int64_t kh = ws[2], kw = ws[3], taps = kh * kw;
   const int64_t cout = cog * groups, oh = out.shape[2], ow = out.shape[3], ohw = oh * ow;
+  // (A filter packed for one call made them with its other panels: it holds no dense copy.)
   std::call_once(filters.tap_columns_once, [&] {
-    std::vector<std::unique_ptr<gemm::PackedB<T>>> columns(size_t(groups * taps));
-    parallel_for(0, groups * taps, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const T* g_filter = filters.dense.data() + (t / taps) * cig * cog * taps;
-        columns[size_t(t)] = std::make_unique<gemm::PackedB<T>>(
-            cig, cog, gemm::MatrixRef<T>{g_filter + t % taps, cog * taps, taps});
-      }
-    });
-    filters.tap_columns = std::move(columns);
+    if (!filters.dense.empty())
+      filters.tap_columns = tap_columns_of(filters.dense.data(), groups, cig, cog, taps, gemm::PanelStorage::own);
   });
   const BorderAxis rows = border_axis(h, oh, kh, args.stride[0], args.padding[0], args.dilation[0]);
   const BorderAxis cols = border_axis(w, ow, kw, args.stride[1], args.padding[1], args.dilation[1]);
@@ -1880,6 +1911,8 @@ PackedConvWeight::Panels panels_for_call(const TensorView& weight, bool transpos
                                          const TensorView& out, const ConvArgs& args) {
   bool window;
   if (transposed) {
+    const Shape4 shape{weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]};
+    if (takes_border_classes(input, shape, out, args)) return PackedConvWeight::Panels::border;
     const AxisPhases rows = axis_phases(weight.shape[2], args.stride[0], args.padding[0], args.dilation[0]);
     const AxisPhases cols = axis_phases(weight.shape[3], args.stride[1], args.padding[1], args.dilation[1]);
     window = transposed_window<T>(rows, cols, input, args.groups, weight.shape[1], out, args.stride).usable;

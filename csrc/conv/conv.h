@@ -113,8 +113,9 @@ class PackedConvWeight {
   // The panel sets a conv2d filter holds: one kept for many calls (a module's) holds both
   // the shifted-window and the general path's (a 1x1 filter makes its shifted-window set on
   // the first call that takes that path); one packed for a single call (a functional
-  // call's) holds only the set its path reads.
-  enum class Panels { all, general, shifted };
+  // call's) holds only the set its path reads. `border`: conv_transpose2d's per-tap panels
+  // of the border-class path, for one call.
+  enum class Panels { all, general, shifted, border };
   // weight: [C_out, C_in/groups, KH, KW], or [C_in, C_out/groups, KH, KW] when transposed.
   PackedConvWeight(const TensorView& weight, int64_t groups, bool transposed, Pair stride, Pair padding, Pair dilation,
                    Panels panels = Panels::all);
