@@ -164,11 +164,30 @@ def test_layouts_and_out():
     assert tops.dropout(x, 0.5, out=out) is out
 
 
-def test_input_is_not_modified():
+def test_inplace_writes_into_the_input_as_torch():
+    """inplace=True writes the result into the input and returns it (torch's, and the
+    activations'); without it the input is left alone. The same seed drops the same elements
+    either way; a read-only input and out= with inplace=True are refused."""
     x = randn((100,), np.float32)
     keep = x.copy()
-    tops.dropout(x, 0.5, inplace=True)
-    assert np.array_equal(x, keep)
+    tops.manual_seed(3)
+    want = tops.dropout(x, 0.5)
+    np.testing.assert_array_equal(x, keep)
+    tops.manual_seed(3)
+    got = tops.dropout(x, 0.5, inplace=True)
+    assert got is x
+    np.testing.assert_array_equal(x, want)
+    y = randn((10,), np.float32)
+    assert tops.dropout(y, 0.5, False, True) is y  # not training: the input, untouched
+    t = torch.ones(64)
+    tops.dropout(t, 0.5, True, True)
+    assert set(t.numpy().tolist()) <= {0.0, 2.0} and (t == 0).any()
+    readonly = randn((4,), np.float32)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="inplace=True needs a writeable input"):
+        tops.dropout(readonly, 0.5, inplace=True)
+    with pytest.raises(TypeError, match="inplace=True and out= cannot be combined"):
+        tops.dropout(y, 0.5, inplace=True, out=np.empty_like(y))
 
 
 def test_empty():
@@ -210,3 +229,11 @@ def test_module_train_and_eval():
     assert list(m.state_dict()) == []
     with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
         nn.Dropout(1.5)
+
+
+def test_p_as_a_0d_tensor_or_bool():
+    """torch takes p as any number: a 0-d tensor or array, or a bool (True drops everything)."""
+    x = randn((50,), np.float32)
+    np.testing.assert_array_equal(tops.dropout(x, torch.tensor(0.0)), x)
+    np.testing.assert_array_equal(tops.dropout(x, np.array(1.0)), np.zeros_like(x))
+    np.testing.assert_array_equal(tops.dropout(x, True), np.zeros_like(x))

@@ -481,11 +481,28 @@ def test_to_dtype_converts_float_arrays_and_keeps_sharing(isa):
     assert net.to("float64").weight.dtype == np.float64
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.float16, "int64", None, "not a dtype"])
+@pytest.mark.parametrize("dtype", [np.int32, np.float16, "int64", "not a dtype", torch.int64])
 @single
 def test_to_rejects_other_dtypes(isa, dtype):
     with pytest.raises(TypeError, match=r"nn.Module.to"):
         nn.PReLU().to(dtype)
+
+
+@single
+def test_to_takes_torchs_device_and_dtype_forms(isa):
+    """to(None), to("cpu"), to(torch.device("cpu")) change nothing; torch dtypes, the device
+    and dtype together and the keyword forms convert; another device is refused."""
+    module = nn.Linear(3, 2)
+    weight = module.weight
+    for args in ((None,), ("cpu",), (torch.device("cpu"),)):
+        assert module.to(*args) is module and module.weight is weight
+    assert module.to(torch.float64).weight.dtype == np.float64
+    assert module.to("cpu", torch.float32).weight.dtype == np.float32
+    assert module.to(device="cpu", dtype=np.float64).weight.dtype == np.float64
+    with pytest.raises(TypeError, match="tensorops computes on the CPU, got device 'cuda'"):
+        module.to("cuda")
+    with pytest.raises(TypeError, match="invalid combination of arguments"):
+        module.to(memory_format=None)
 
 
 # ---- Parameter ----
@@ -978,3 +995,28 @@ def test_load_state_dict_of_bfloat16_tensors():
         module.load_state_dict(source.state_dict())
         np.testing.assert_array_equal(module.weight, source.weight.detach().float().numpy())
         np.testing.assert_array_equal(module.bias, source.bias.detach().float().numpy())
+
+
+def test_old_checkpoints_keep_the_batch_count():
+    """A checkpoint without num_batches_tracked (saved before it existed) leaves the module's
+    own count, as torch does; a new module's is 0."""
+    for make in (nn.BatchNorm2d, torch.nn.BatchNorm2d):
+        module = make(2)
+        module.train()
+        x = np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32)
+        module(x if make is nn.BatchNorm2d else torch.from_numpy(x))
+        state = {k: to_numpy(v).copy() for k, v in module.state_dict().items() if k != "num_batches_tracked"}
+        module.load_state_dict(state if make is nn.BatchNorm2d else {k: torch.from_numpy(v) for k, v in state.items()})
+        assert int(module.num_batches_tracked) == 1
+
+
+def test_instance_norm_refuses_legacy_running_stats():
+    """Running statistics in a checkpoint without version, for an instance norm that does not
+    track them, are an error in torch, strict or not."""
+    state = {"running_mean": torch.zeros(2), "running_var": torch.ones(2)}
+    for strict in (True, False):
+        with pytest.raises(RuntimeError) as theirs:
+            torch.nn.InstanceNorm2d(2).load_state_dict(state, strict=strict)
+        with pytest.raises(tensorops.ShapeError) as ours:
+            nn.InstanceNorm2d(2).load_state_dict(state, strict=strict)
+        assert str(ours.value) == str(theirs.value)

@@ -1014,3 +1014,19 @@ def test_norm_modules_float64():
     x = np.random.default_rng(2).standard_normal((3, 4, 2, 5))
     assert_close(ours(x), theirs(torch.from_numpy(x)).detach())
     assert_close(ours.running_var, theirs.running_var)
+
+
+def test_scalar_arguments_take_0d_tensors():
+    """eps, momentum, num_groups and normalized_shape's sizes may be 0-d tensors, as torch's
+    argument parser takes them."""
+    x = randn((2, 4, 3, 3), np.float32)
+    assert_close(group_norm(x, torch.tensor(2), eps=torch.tensor(1e-5)), F.group_norm(t(x), 2, eps=1e-5), **tol(np.float32))
+    assert_close(layer_norm(x, (torch.tensor(3),), eps=np.array(1e-5)), F.layer_norm(t(x), (3,)), **tol(np.float32))
+    rm, rv = np.zeros(4, np.float32), np.ones(4, np.float32)
+    trm, trv = torch.zeros(4), torch.ones(4)
+    got = batch_norm(x, rm, rv, training=True, momentum=torch.tensor(0.3), eps=torch.tensor(1e-5))
+    want = F.batch_norm(t(x), trm, trv, training=True, momentum=0.3, eps=1e-5)
+    assert_close(got, want, **tol(np.float32))
+    assert_close(rm, trm, **tol(np.float32))
+    with pytest.raises(TypeError, match="must be float"):
+        batch_norm(x, rm, rv, training=True, eps="1e-5")

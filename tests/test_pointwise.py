@@ -706,3 +706,19 @@ def test_broadcast_error_names_the_last_mismatched_dim():
     with pytest.raises(RuntimeError) as theirs:
         torch.add(torch.zeros(2, 3, 4), torch.zeros(2, 3))
     assert str(ours.value) == str(theirs.value)
+
+
+def test_number_arguments_refuse_strings_and_none():
+    """A string, None or a sequence where a number goes is a TypeError (torch's), not a value
+    NumPy would parse; a 0-d tensor is a number."""
+    x = randn((3, 4), np.float32, 11)
+    calls = [lambda: tops.add(x, "2"), lambda: tops.mul(x, "a"), lambda: tops.maximum(x, "1"),
+             lambda: tops.clamp(x, "a"), lambda: tops.where(x > 0, x, "1"), lambda: F.leaky_relu(x, "a"),
+             lambda: F.elu(x, None), lambda: F.celu(x, "1"), lambda: F.softplus(x, "2"),
+             lambda: F.hardtanh(x, "a", 1.0), lambda: tops.add(x, x, alpha=None), lambda: tops.sub(x, x, alpha="1"),
+             lambda: F.gelu(x, approximate=None), lambda: tops.div(x, x, rounding_mode=1)]
+    for call in calls:
+        with pytest.raises(TypeError):
+            call()
+    assert_close(F.leaky_relu(x, torch.tensor(0.2)), TF.leaky_relu(T(x), 0.2))
+    assert_close(tops.add(x, x, alpha=np.array(2.0)), torch.add(T(x), T(x), alpha=2.0))

@@ -618,3 +618,44 @@ def test_a_bool_is_not_a_dim():
                  lambda: tops.unsqueeze(x, True)):
         with pytest.raises(TypeError, match="dim must be an int, got bool"):
             call()
+
+
+def test_max_min_signatures_as_torch():
+    """dim= is always a dim (a 0-d tensor or array too), other= the elementwise form, and
+    keepdim goes positionally or by keyword."""
+    x, y = randn((3, 4), np.float32, 7), randn((3, 4), np.float32, 8)
+    t, u = torch.from_numpy(x), torch.from_numpy(y)
+    for op in ("max", "min"):
+        for dim in (torch.tensor(1), np.array(1), 1):
+            got, want = getattr(tops, op)(x, dim=dim), getattr(torch, op)(t, dim=1)
+            np.testing.assert_array_equal(got.values, want.values.numpy())
+            np.testing.assert_array_equal(got.indices, want.indices.numpy())
+        np.testing.assert_array_equal(getattr(tops, op)(x, other=y), getattr(torch, op)(t, other=u).numpy())
+        assert getattr(tops, op)(x, 0, True).values.shape == (1, 4)
+        assert getattr(tops, op)(x, dim=0, keepdim=True).values.shape == (1, 4)
+        with pytest.raises(TypeError, match="multiple values for argument 'dim'"):
+            getattr(tops, op)(x, 1, dim=1)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'axis'"):
+            getattr(tops, op)(x, axis=1)
+        with pytest.raises(TypeError, match="takes no keepdim"):
+            getattr(tops, op)(x, y, True)
+
+
+def test_scalar_arguments_take_0d_tensors():
+    """torch's argument parser takes a 0-d tensor (or array) where a number goes."""
+    x = randn((3, 4), np.float32, 9)
+    for correction in (torch.tensor(0), np.array(0), True):
+        got = tops.var(x, correction=correction)
+        want = torch.var(torch.from_numpy(x), correction=int(correction))
+        assert_close(got, want.numpy())
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_functional_softmax_takes_stacklevel_third(op):
+    """torch.nn.functional.softmax's third parameter is _stacklevel, torch.softmax's dtype."""
+    x = randn((3, 4), np.float32, 10)
+    fn = getattr(tops.nn.functional, op)
+    assert fn(x, 1, 3).dtype == np.float32
+    assert fn(x, 1, 5, np.float64).dtype == np.float64
+    assert fn(x, 1, _stacklevel=4, dtype=torch.float64).dtype == np.float64
+    assert getattr(tops, op)(x, 1, np.float64).dtype == np.float64

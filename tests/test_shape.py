@@ -482,3 +482,15 @@ def test_type_errors(isa):
         tops.stack([X.astype(np.complex64)])
     with pytest.raises(TypeError, match="reshape: unsupported dtype uint8"):
         tops.reshape(X.astype(np.uint8).T, (12,))
+
+
+def test_sizes_by_keyword():
+    """permute(dims=...), view(size=... or shape=...) and expand(size=...), as torch takes them."""
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(tops.permute(x, dims=(1, 0)), x.T)
+    assert tops.view(x, size=(2, 6)).shape == (2, 6) and tops.view(x, shape=(12,)).shape == (12,)
+    assert tops.expand(x[:1], size=(3, 4)).shape == (3, 4)
+    with pytest.raises(TypeError, match="multiple values for argument 'size'"):
+        tops.view(x, 12, size=(12,))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'axes'"):
+        tops.permute(x, axes=(1, 0))

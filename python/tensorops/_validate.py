@@ -36,7 +36,7 @@ def as_array(x, op: str, arg: str = "input") -> np.ndarray:
                 converted = np.asarray(x)
             except Exception as exc:  # noqa: BLE001 - reworded for the user
                 raise TypeError(f"{op}: argument '{arg}' must be an array-like, got {type(x).__name__}") from exc
-            if converted.dtype == object:
+            if converted.dtype.kind in "OUSV":  # objects, strings, raw bytes
                 raise TypeError(f"{op}: argument '{arg}' must be an array-like of numbers, got {type(x).__name__}")
             x = converted
     itemsize = x.itemsize
@@ -44,6 +44,14 @@ def as_array(x, op: str, arg: str = "input") -> np.ndarray:
         if s % itemsize:
             return np.ascontiguousarray(x)
     return x
+
+
+def python_scalar(value):
+    """A 0-d array or tensor as the Python number it holds (torch's argument parser takes one
+    wherever a number goes); anything else unchanged."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
 
 
 def is_index(value) -> bool:

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validate import check_out, empty, float_array
+from ._validate import check_out, empty, float_array, python_scalar
 
 __all__ = ["dropout", "manual_seed", "initial_seed"]
 
@@ -56,16 +56,25 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     """Zeroes each element with probability ``p`` and scales the rest by ``1 / (1 - p)``.
 
     With ``training=False`` the input is returned as is (as torch does). A dropped element
-    is ``x * 0``, so NaN and inf stay NaN, exactly as in torch. ``inplace`` exists for
-    signature compatibility: tensorops never modifies its input and always returns a new
-    array.
+    is ``x * 0``, so NaN and inf stay NaN, exactly as in torch. ``inplace=True`` writes the
+    result into the input and returns it, as torch and tensorops' activations do (the input
+    must be a writeable float array, or a torch tensor).
     """
-    if not isinstance(p, (int, float, np.floating, np.integer)) or isinstance(p, bool):
+    p = python_scalar(p)
+    if not isinstance(p, (int, float, np.floating, np.integer, np.bool_)):  # a bool counts, as in torch
         raise TypeError(f"dropout: p must be a number, got {type(p).__name__}")
     p = float(p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     x = float_array(input, "dropout")
+    if inplace:
+        if out is not None:
+            raise TypeError("dropout: inplace=True and out= cannot be combined")
+        if not x.flags.writeable:
+            raise ValueError("dropout: inplace=True needs a writeable input, but the input array is read-only")
+        if training:
+            np.copyto(x, dropout(x, p, True))
+        return x
     if not training:
         if out is None:
             return x

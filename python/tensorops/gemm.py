@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import aligned, as_array, broadcast_shapes, finish, result_buffer, torch_dtype_name
+from ._validate import aligned, as_array, broadcast_shapes, finish, python_scalar, result_buffer, torch_dtype_name
 
 __all__ = ["mm", "bmm", "matmul", "addmm", "linear", "pack_linear_weight"]
 
@@ -221,6 +221,7 @@ def _expand_to(bias: np.ndarray, target: tuple) -> np.ndarray:
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * (mat1 @ mat2), input broadcast to the result (torch.addmm).
     beta == 0 ignores input (NaN included) and alpha == 0 ignores the product, as torch."""
+    beta, alpha = python_scalar(beta), python_scalar(alpha)
     for name, value in (("beta", beta), ("alpha", alpha)):
         if not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"addmm(): argument '{name}' must be Number, not {type(value).__name__}")

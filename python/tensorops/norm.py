@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import aligned, as_array, check_float, check_out, empty
+from ._validate import aligned, as_array, check_float, check_out, empty, python_scalar
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm"]
 
@@ -48,6 +48,7 @@ def _input(input, op: str) -> np.ndarray:
 
 
 def _float(value, op: str, arg: str, position: int) -> float:
+    value = python_scalar(value)
     if isinstance(value, float):
         return value
     if isinstance(value, (numbers.Real, np.bool_)):
@@ -220,6 +221,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, activatio
     x = _input(input, op)
     if x.ndim < 2:
         raise ShapeError(f"{op}: Expected at least 2 dimensions for input tensor but received {x.ndim}")
+    num_groups = python_scalar(num_groups)
     if type(num_groups) is not int:
         if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, numbers.Integral):
             raise TypeError(f"{op}(): argument 'num_groups' (position 2) must be int, not {type(num_groups).__name__}")
@@ -270,6 +272,7 @@ def _normalized_shape(normalized_shape, op: str) -> tuple:
                         f"not {type(normalized_shape).__name__}")
     dims = []
     for pos, d in enumerate(normalized_shape):
+        d = python_scalar(d)
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
             raise TypeError(f"{op}(): argument 'normalized_shape' (position 2) must be tuple of ints, "
                             f"but found element of type {type(d).__name__} at pos {pos}")

@@ -153,6 +153,17 @@ def _prepare_out(out, shape, dtype, op, inputs):
 
 # ---- unary --------------------------------------------------------------------------------------
 
+def _number(value, op, name):
+    """A number argument (Python, NumPy, or a 0-d array or tensor) as a float; a string, None
+    or a sequence is a TypeError, as torch's argument parser makes it."""
+    if not isinstance(value, (str, bytes)) and value is not None:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"{op}(): argument '{name}' must be Number, not {type(value).__name__}")
+
+
 def _unary(op, code, input, out, pa=0.0, pb=0.0, pc=0.0):
     if out is None:
         # Plain float ndarray: C++ allocates and computes; None means take the general path.
@@ -290,7 +301,7 @@ def add(input, other, *, alpha=1, out=None):
             if result is not None:
                 return result
         return _binary("add", _ADD, input, other, out)
-    return _binary("add", _B["add_scaled"], input, other, out, float(alpha))
+    return _binary("add", _B["add_scaled"], input, other, out, _number(alpha, "add", "alpha"))
 
 
 def _is_bool(value):
@@ -312,7 +323,7 @@ def sub(input, other, *, alpha=1, out=None):
                         "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha == 1:
         return _binary("sub", _B["sub"], input, other, out)
-    return _binary("sub", _B["add_scaled"], input, other, out, -float(alpha))
+    return _binary("sub", _B["add_scaled"], input, other, out, -_number(alpha, "sub", "alpha"))
 
 
 def mul(input, other, *, out=None):
@@ -330,7 +341,9 @@ _DIV_CODES = {None: _B["div"], "trunc": _B["div_trunc"], "floor": _B["div_floor"
 def div(input, other, *, rounding_mode=None, out=None):
     """input / other, broadcasting; rounding_mode 'trunc' rounds toward zero, 'floor' down
     (Python's //, computed as torch computes it)."""
-    code = _DIV_CODES.get(rounding_mode) if rounding_mode is None or isinstance(rounding_mode, str) else None
+    if rounding_mode is not None and not isinstance(rounding_mode, str):
+        raise TypeError(f"div(): argument 'rounding_mode' must be str or None, not {type(rounding_mode).__name__}")
+    code = _DIV_CODES.get(rounding_mode)
     if code is None:
         raise ShapeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     if rounding_mode is None and out is None:
@@ -444,12 +457,13 @@ def relu6(input, inplace=False, *, out=None):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False, *, out=None):
     """input if input > 0 else negative_slope * input."""
-    return _activation("leaky_relu", _U["leaky_relu"], input, out, inplace, float(negative_slope))
+    return _activation("leaky_relu", _U["leaky_relu"], input, out, inplace,
+                       _number(negative_slope, "leaky_relu", "negative_slope"))
 
 
 def elu(input, alpha=1.0, inplace=False, *, out=None):
     """input if input > 0 else alpha * (exp(input) - 1)."""
-    return _activation("elu", _U["elu"], input, out, inplace, float(alpha), 1.0, 1.0)
+    return _activation("elu", _U["elu"], input, out, inplace, _number(alpha, "elu", "alpha"), 1.0, 1.0)
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -463,7 +477,7 @@ def selu(input, inplace=False, *, out=None):
 
 def celu(input, alpha=1.0, inplace=False, *, out=None):
     """max(0, input) + min(0, alpha * (exp(input / alpha) - 1))."""
-    alpha = float(alpha)
+    alpha = _number(alpha, "celu", "alpha")
     if alpha == 0:
         raise ShapeError("celu: alpha cannot be 0 for CELU")
     return _activation("celu", _U["elu"], input, out, inplace, alpha, 1.0, 1.0 / alpha)
@@ -471,6 +485,8 @@ def celu(input, alpha=1.0, inplace=False, *, out=None):
 
 def gelu(input, approximate="none", *, out=None):
     """input * Phi(input) (erf form), or the tanh approximation with approximate='tanh'."""
+    if not isinstance(approximate, str):
+        raise TypeError(f"gelu(): argument 'approximate' must be str, not {type(approximate).__name__}")
     if approximate == "none":
         return _unary("gelu", _U["gelu"], input, out)
     if approximate == "tanh":
@@ -490,9 +506,10 @@ def mish(input, inplace=False, *, out=None):
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False, *, out=None):
     """clamp(input, min_val, max_val)."""
+    min_val, max_val = _number(min_val, "hardtanh", "min_val"), _number(max_val, "hardtanh", "max_val")
     if min_val > max_val:
         raise ShapeError("min_val cannot be greater than max_val")
-    return _activation("hardtanh", _U["clamp"], input, out, inplace, float(min_val), float(max_val))
+    return _activation("hardtanh", _U["clamp"], input, out, inplace, min_val, max_val)
 
 
 def hardsigmoid(input, inplace=False, *, out=None):
@@ -507,7 +524,8 @@ def hardswish(input, inplace=False, *, out=None):
 
 def softplus(input, beta=1.0, threshold=20.0, *, out=None):
     """log(1 + exp(beta * input)) / beta, or input where beta * input > threshold."""
-    return _unary("softplus", _U["softplus"], input, out, float(beta), float(threshold))
+    return _unary("softplus", _U["softplus"], input, out, _number(beta, "softplus", "beta"),
+                  _number(threshold, "softplus", "threshold"))
 
 
 def softsign(input, *, out=None):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, aligned, as_array, empty, normalize_dim, normalize_dims
+from ._validate import FLOAT_DTYPES, aligned, as_array, empty, normalize_dim, normalize_dims, python_scalar
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "argmax", "argmin", "logsumexp", "var", "std",
            "max", "min", "softmax", "log_softmax"]
@@ -138,7 +138,8 @@ def _correction(op: str, unbiased, correction) -> float:
         return 1.0 if unbiased else 0.0
     if correction is None:
         return 1.0
-    if isinstance(correction, (bool, np.bool_)) or not isinstance(correction, (int, float, np.integer, np.floating)):
+    correction = python_scalar(correction)
+    if not isinstance(correction, (int, float, np.integer, np.floating, np.bool_)):  # a bool counts, as in torch
         raise TypeError(f"{op}(): argument 'correction' must be a number, not {type(correction).__name__}")
     return float(correction)
 
@@ -218,7 +219,39 @@ def _is_dim(dim) -> bool:
         return isinstance(dim, (tuple, list))
 
 
-def _extremum(op: str, all_kernel, kernel, result_type, pair_name: str, input, dim, keepdim):
+def _extremum_arguments(op: str, args: tuple, kwargs: dict):
+    """torch's two signatures of max/min: (input, dim, keepdim=False) and (input, other).
+    Returns (dim, keepdim, other, other_given). A positional second argument is `other` when it
+    is an array or tensor (0-d included) and a dim otherwise; `dim=` is always a dim."""
+    unknown = set(kwargs) - {"dim", "keepdim", "other"}
+    if unknown:
+        raise TypeError(f"{op}() got an unexpected keyword argument '{sorted(unknown)[0]}'")
+    if len(args) > 2:
+        raise TypeError(f"{op}() takes from 1 to 3 positional arguments but {len(args) + 1} were given")
+    if "other" in kwargs:
+        if args or "dim" in kwargs or "keepdim" in kwargs:
+            raise TypeError(f"{op}(): 'other' cannot be given with a dim or keepdim")
+        return None, False, kwargs["other"], True
+    if args and "dim" in kwargs:
+        raise TypeError(f"{op}() got multiple values for argument 'dim'")
+    if len(args) == 2 and "keepdim" in kwargs:
+        raise TypeError(f"{op}() got multiple values for argument 'keepdim'")
+    keepdim = args[1] if len(args) == 2 else kwargs.get("keepdim", False)
+    if "dim" in kwargs:
+        return kwargs["dim"], keepdim, None, False
+    if args and not _is_dim(args[0]) and not isinstance(args[0], (bool, float)):
+        if len(args) == 2 or "keepdim" in kwargs:
+            raise TypeError(f"{op}(input, other) takes no keepdim")
+        return None, False, args[0], True
+    return (args[0] if args else None), keepdim, None, False
+
+
+def _extremum(op: str, all_kernel, kernel, result_type, pair_name: str, input, args, kwargs):
+    dim, keepdim, other, other_given = _extremum_arguments(op, args, kwargs)
+    if other_given:
+        # max(input, other): the elementwise torch.maximum / torch.minimum.
+        from . import pointwise
+        return getattr(pointwise, pair_name)(input, other)
     if dim is None:
         if keepdim:
             raise TypeError(f"{op}(): keepdim needs a dim")
@@ -227,13 +260,6 @@ def _extremum(op: str, all_kernel, kernel, result_type, pair_name: str, input, d
             raise ShapeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
                              "Specify the reduction dim with the 'dim' argument.")
         return _run(all_kernel, x, tuple(range(x.ndim)), False)
-    if not _is_dim(dim) and not isinstance(dim, (bool, float)):
-        # max(input, other): the elementwise torch.maximum / torch.minimum.
-        from . import pointwise
-        elementwise = getattr(pointwise, pair_name, None)
-        if elementwise is None:
-            raise TypeError(f"{op}(input, other) needs tensorops.{pair_name}, which is not available")
-        return elementwise(input, dim)
     x = _float_input(input, op)
     d = normalize_dim(dim, x.ndim, op)
     shape = x.shape
@@ -249,16 +275,17 @@ def _extremum(op: str, all_kernel, kernel, result_type, pair_name: str, input, d
     return result_type(values.reshape(out_shape), indices.reshape(out_shape))
 
 
-def max(input, dim=None, keepdim=False):
+def max(input, *args, **kwargs):
     """max(input) -> 0-d array; max(input, dim, keepdim=False) -> (values, indices) with .values
-    and .indices (int64, first index of the max, a NaN wins); max(input, other) -> maximum."""
-    return _extremum("max", _core.amax, _core.max, _MaxResult, "maximum", input, dim, keepdim)
+    and .indices (int64, first index of the max, a NaN wins); max(input, other) -> maximum
+    (torch's signatures: a positional array or tensor is `other`, ``dim=`` always a dim)."""
+    return _extremum("max", _core.amax, _core.max, _MaxResult, "maximum", input, args, kwargs)
 
 
-def min(input, dim=None, keepdim=False):
+def min(input, *args, **kwargs):
     """min(input) -> 0-d array; min(input, dim, keepdim=False) -> (values, indices);
     min(input, other) -> minimum."""
-    return _extremum("min", _core.amin, _core.min, _MinResult, "minimum", input, dim, keepdim)
+    return _extremum("min", _core.amin, _core.min, _MinResult, "minimum", input, args, kwargs)
 
 
 def _softmax(op: str, kernel, input, dim, dtype):
@@ -292,6 +319,17 @@ def softmax(input, dim=None, dtype=None):
 
 def log_softmax(input, dim=None, dtype=None):
     """x - max - log(sum(exp(x - max))) along dim; dim=None as in softmax."""
+    return _softmax("log_softmax", _core.log_softmax, input, dim, dtype)
+
+
+def functional_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """torch.nn.functional.softmax, whose third parameter is ``_stacklevel`` (taken and unused:
+    the implicit-dim warning points at the caller) where torch.softmax's is ``dtype``."""
+    return _softmax("softmax", _core.softmax, input, dim, dtype)
+
+
+def functional_log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """torch.nn.functional.log_softmax: as functional_softmax."""
     return _softmax("log_softmax", _core.log_softmax, input, dim, dtype)
 
 

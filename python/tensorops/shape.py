@@ -147,10 +147,24 @@ def reshape(input, shape):
     return _reshape(x, _infer_size(_int_tuple(shape, "reshape", "shape", 2), x.size), "reshape", False)
 
 
-def view(input, *shape):
-    """Tensor.view: ``view(x, 2, 3)`` or ``view(x, (2, 3))``; raises where torch.view raises
-    (the strides cannot express the new shape) instead of copying."""
+def _sizes_by_keyword(op: str, positional: tuple, keywords: dict, names: tuple) -> tuple:
+    """The sizes of a varargs op (view, permute, expand), given positionally or, as torch also
+    takes them, as one sequence under one of `names`."""
+    unknown = set(keywords) - set(names)
+    if unknown:
+        raise TypeError(f"{op}() got an unexpected keyword argument '{sorted(unknown)[0]}'")
+    if keywords:
+        if positional or len(keywords) > 1:
+            raise TypeError(f"{op}() got multiple values for argument '{names[0]}'")
+        return (next(iter(keywords.values())),)
+    return positional
+
+
+def view(input, *shape, **keywords):
+    """Tensor.view: ``view(x, 2, 3)``, ``view(x, (2, 3))`` or ``view(x, size=(2, 3))``; raises
+    where torch.view raises (the strides cannot express the new shape) instead of copying."""
     x = as_array(input, "view")
+    shape = _sizes_by_keyword("view", shape, keywords, ("size", "shape"))
     return _reshape(x, _infer_size(_varargs_ints(shape, "view", "size"), x.size), "view", True)
 
 
@@ -162,10 +176,11 @@ def transpose(input, dim0, dim1):
     return x.swapaxes(d0, d1) if x.ndim else x.view()
 
 
-def permute(input, *dims):
-    """torch.permute: ``permute(x, (2, 0, 1))`` (or ``permute(x, 2, 0, 1)``), a view."""
+def permute(input, *dims, **keywords):
+    """torch.permute: ``permute(x, (2, 0, 1))`` (or ``permute(x, 2, 0, 1)``, ``dims=(2, 0, 1)``),
+    a view."""
     x = as_array(input, "permute")
-    dims = _varargs_ints(dims, "permute", "dims")
+    dims = _varargs_ints(_sizes_by_keyword("permute", dims, keywords, ("dims",)), "permute", "dims")
     if len(dims) != x.ndim:
         raise ShapeError("permute(sparse_coo): number of dimensions in the tensor input does not match the length of "
                          f"the desired ordering of dimensions i.e. input.dim() = {x.ndim} is not equal to "
@@ -302,11 +317,12 @@ def stack(tensors, dim=0):
     return out
 
 
-def expand(input, *sizes):
-    """Tensor.expand: ``expand(x, 2, 3)`` or ``expand(x, (2, 3))``; size-1 dims (and new leading
-    dims) are repeated by a zero stride, -1 keeps a size. A view: no data is copied."""
+def expand(input, *sizes, **keywords):
+    """Tensor.expand: ``expand(x, 2, 3)``, ``expand(x, (2, 3))`` or ``expand(x, size=(2, 3))``;
+    size-1 dims (and new leading dims) are repeated by a zero stride, -1 keeps a size. A view:
+    no data is copied."""
     x = as_array(input, "expand")
-    sizes = _varargs_ints(sizes, "expand", "size")
+    sizes = _varargs_ints(_sizes_by_keyword("expand", sizes, keywords, ("size",)), "expand", "size")
     ndim = len(sizes)
     if ndim < x.ndim:
         kind = _TORCH_TENSOR_TYPE.get(x.dtype.name, x.dtype.name)

@@ -32,7 +32,8 @@ from ..pointwise import (
 )
 from ..norm import batch_norm, group_norm, instance_norm, layer_norm
 from ..pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
-from ..reduce import log_softmax, softmax
+from ..reduce import functional_log_softmax as log_softmax
+from ..reduce import functional_softmax as softmax
 
 __all__ = [
     # activations

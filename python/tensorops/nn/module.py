@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import FLOAT_DTYPES, as_array
+from .._validate import FLOAT_DTYPES, as_array, module_device
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -36,6 +36,14 @@ _in_place_loads = 0
 def in_place_loads() -> int:
     """How many load_state_dict calls have written into module arrays in this process."""
     return _in_place_loads
+
+
+def _dtype_name(text: str) -> bool:
+    try:
+        np.dtype(text)
+        return True
+    except TypeError:
+        return False
 
 
 def _checkpoint_array(source, key: str) -> np.ndarray:
@@ -311,14 +319,33 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def to(self, dtype):
-        """Converts every floating parameter and buffer to ``dtype`` (float32 or float64).
+    def to(self, *args, **kwargs):
+        """Converts every floating parameter and buffer to a dtype (float32 or float64, as a
+        NumPy or a torch dtype, or a NumPy dtype's name), torch's ``to(dtype)``, ``to(device)``,
+        ``to(device, dtype)`` and keyword forms; the device must be the CPU (or None), where
+        everything already is.
 
         Integer buffers keep their dtype, as in torch. Arrays shared between modules stay
-        shared. Returns self.
+        shared. The converted arrays are new arrays (NumPy cannot change an array's dtype in
+        place): references taken before the call keep the old ones. Returns self.
         """
+        unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
+        if unknown or len(args) > 2:
+            raise TypeError(f"nn.Module.to() received an invalid combination of arguments: {args!r}, {kwargs!r}")
+        dtype, device = kwargs.get("dtype"), kwargs.get("device")
+        for value in args:
+            # A string names a device to torch; here a NumPy dtype's name ("float64") is a dtype.
+            if value is None or type(value).__name__ == "device" or (isinstance(value, str) and not _dtype_name(value)):
+                device = value
+            else:
+                dtype = value
+        module_device(device, "nn.Module.to")
+        if dtype is None:
+            return self
+        if type(dtype).__module__ == "torch":  # torch.float64 -> "float64"
+            dtype = str(dtype).rpartition(".")[2]
         try:
-            target = None if dtype is None else np.dtype(dtype)
+            target = np.dtype(dtype)
         except TypeError:
             target = None
         if target is None:
