@@ -66,11 +66,16 @@
 //     (conv_transpose2d_filter_in_place). A cost in multiply-adds picks it over the phase
 //     path per call.
 //   transposed, small images whose border products mostly leave the output (a generator's
-//     4x4/2 layers: 23% of the products), filter kept for many calls: the input pixels are
-//     grouped by the run of taps that stays inside the output along each axis, and each
-//     group multiplies only those taps, one GEMM per (group, tap) against that tap's slice
-//     of the filter packed once; each output gathers its products across the channels and
-//     the pixel-major tile is transposed into NCHW (conv_transpose2d_border_classes).
+//     4x4/2 layers: 23% of the products): the input pixels are grouped by the run of taps
+//     that stays inside the output along each axis, and each group multiplies only those
+//     taps, one GEMM per (group, tap) against that tap's slice of the filter, packed from a
+//     tap-major copy (once for a kept filter, for the call for a weight given as an array);
+//     each output gathers its products across the channels and the pixel-major tile is
+//     transposed into NCHW (conv_transpose2d_border_classes).
+//
+// A filter packed for one call keeps its larger panel sets in blocks of the buffer pool
+// (gemm::PanelStorage), whose pages stay mapped from call to call, and streams them out when
+// it is larger than the cache.
 //
 // Threads: conv2d's shifted-window path splits (image, group, band of output rows, and part
 // of the output channels when that leaves a thread idle); its other paths hand gemm_batch
