@@ -1020,3 +1020,15 @@ def test_instance_norm_refuses_legacy_running_stats():
         with pytest.raises(tensorops.ShapeError) as ours:
             nn.InstanceNorm2d(2).load_state_dict(state, strict=strict)
         assert str(ours.value) == str(theirs.value)
+
+
+def test_register_buffer_takes_a_torch_tensor():
+    """A torch tensor becomes an array viewing its memory, as any input does."""
+    module = nn.Module()
+    t = torch.arange(4.0)
+    module.register_buffer("steps", t)
+    assert isinstance(module.steps, np.ndarray)
+    t[0] = 7.0
+    assert module.steps[0] == 7.0 and list(module.state_dict()) == ["steps"]
+    with pytest.raises(TypeError, match="numpy.ndarray or None required"):
+        module.register_buffer("bad", [1.0, 2.0])

@@ -143,10 +143,13 @@ class Module:
         self._weights_changed()
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
-        """Adds the array ``tensor`` (or None) as a buffer; persistent buffers go into the state_dict."""
+        """Adds the array ``tensor`` (or None) as a buffer; persistent buffers go into the
+        state_dict. A torch tensor is kept as an array viewing its memory (zero-copy)."""
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
         self._check_member_name("buffer", name, self._buffers)
+        if tensor is not None and not isinstance(tensor, np.ndarray) and type(tensor).__module__.startswith("torch"):
+            tensor = as_array(tensor, "register_buffer", name)
         if tensor is not None and not isinstance(tensor, np.ndarray):
             raise TypeError(
                 f"cannot assign '{_typename(tensor)}' object to buffer '{name}' (numpy.ndarray or None required)")
