@@ -1365,7 +1365,8 @@ def test_filter_panels_put_taps_first_across_channel_blocks(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_filters_too_large_for_the_cache(dtype):
-    """A filter of 19 MB, past the size from which packing streams its panels (8 MiB): a last
+    """A filter of 19 MB, past the size from which a filter packed for one call streams its
+    panels (8 MiB): a last
     panel of output channels and a last block of input channels both partial, the weight as
     an array (packed for the call, into blocks of the buffer pool: twice, so that the second
     call reuses the first's blocks) and packed once, the same bits on every thread count."""

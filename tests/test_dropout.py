@@ -237,3 +237,11 @@ def test_p_as_a_0d_tensor_or_bool():
     np.testing.assert_array_equal(tops.dropout(x, torch.tensor(0.0)), x)
     np.testing.assert_array_equal(tops.dropout(x, np.array(1.0)), np.zeros_like(x))
     np.testing.assert_array_equal(tops.dropout(x, True), np.zeros_like(x))
+
+
+def test_inplace_reaches_an_unaligned_input():
+    """An array not aligned to its item size is written in place too (not a copy of it)."""
+    a = np.frombuffer(bytearray(33), np.float32, offset=1, count=8)
+    a[:] = 1
+    assert tops.dropout(a, 0.5, True, inplace=True) is a
+    assert set(a.tolist()) <= {0.0, 2.0} and 0.0 in a.tolist()

@@ -519,8 +519,8 @@ def test_empty_inner_and_outer_sizes_with_leading_dims(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_linear_with_a_vector_weight_and_a_bias(dtype):
     """torch's linear with a 1-D weight: addmm (which refuses the vector) for a 2-D input and
-    for a contiguous one with a 1-D bias, else matmul and the bias added into its result in
-    place, so a bias may not widen it."""
+    for a contiguous one with a bias of one non-1 dim, else matmul and the bias added into its
+    result in place, so a bias may not widen it."""
     import tensorops.nn.functional as F
     contiguous = randn((3, 4, 2), dtype, 1)
     strided = randn((4, 3, 2), dtype, 2).transpose(1, 0, 2)
@@ -531,7 +531,8 @@ def test_linear_with_a_vector_weight_and_a_bias(dtype):
         want = TF.linear(T(x), T(w), T(b))
         assert_close(F.linear(x, w, b), want.numpy())
     refused = [(randn((5, 2), dtype, 8), randn(5, dtype, 9)), (randn(2, dtype, 10), randn(1, dtype, 11)),
-               (contiguous, randn(4, dtype, 12)), (contiguous, randn((2, 3, 4), dtype, 13))]
+               (contiguous, randn(4, dtype, 12)), (contiguous, randn((2, 3, 4), dtype, 13)),
+               (contiguous, randn((4, 1), dtype, 15)), (contiguous, randn((1, 1, 4, 1), dtype, 16))]
     for x, b in refused:
         w = randn(2, dtype, 14)
         with pytest.raises(RuntimeError) as theirs:

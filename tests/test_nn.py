@@ -964,10 +964,13 @@ def test_device_and_dtype_arguments(name):
             assert module.state_dict()[key].dtype == to_numpy(value).dtype, key
     with pytest.raises(TypeError, match="tensorops computes on the CPU, got device 'cuda'"):
         make(nn, device="cuda")
+    assert make(nn, device="cpu:0") is not None and make(nn, device=torch.device("cpu", 0)) is not None
 
 
 def test_torch_positional_order_of_device_and_dtype():
     assert nn.Linear(4, 3, True, "cpu", torch.float64).weight.dtype == np.float64
+    with pytest.raises(TypeError, match="where torch's argument order has the device; pass it as dtype="):
+        nn.Linear(4, 3, True, np.float64)
     assert nn.BatchNorm2d(3, 1e-5, 0.1, True, True, "cpu", np.float64).running_mean.dtype == np.float64
     assert nn.GroupNorm(1, 4, 1e-5, True, "cpu", np.float64).weight.dtype == np.float64
     assert nn.LayerNorm(4, 1e-5, True, True, "cpu", np.float64).weight.dtype == np.float64

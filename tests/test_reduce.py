@@ -632,6 +632,9 @@ def test_max_min_signatures_as_torch():
             np.testing.assert_array_equal(got.indices, want.indices.numpy())
         np.testing.assert_array_equal(getattr(tops, op)(x, other=y), getattr(torch, op)(t, other=u).numpy())
         assert getattr(tops, op)(x, 0, True).values.shape == (1, 4)
+        # With a keepdim only the dim signature fits, so a 0-d tensor is a dim there.
+        assert getattr(tops, op)(x, torch.tensor(1), True).values.shape == (3, 1)
+        assert getattr(tops, op)(x, np.array(1), keepdim=True).values.shape == (3, 1)
         assert getattr(tops, op)(x, dim=0, keepdim=True).values.shape == (1, 4)
         with pytest.raises(TypeError, match="multiple values for argument 'dim'"):
             getattr(tops, op)(x, 1, dim=1)

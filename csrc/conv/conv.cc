@@ -214,8 +214,9 @@ struct PackedConvWeight::Filters {
   // Transposed, kept for many calls: the weight itself, dense, for the calls on images so
   // few and small that the products path is cheaper (prefers_filter_in_place).
   std::vector<T> dense;
-  // Transposed, kept for many calls: one [C_in/g, C_out/g] B panel set per (group, tap),
-  // made from `dense` by the first call that takes the border-class path.
+  // Transposed: one [C_in/g, C_out/g] B panel set per (group, tap) for the border-class
+  // path, made from `dense` by the first call that takes it when kept for many calls, or
+  // made instead of every other set when packed for one such call (Panels::border).
   mutable std::once_flag tap_columns_once;
   mutable std::vector<std::unique_ptr<gemm::PackedB<T>>> tap_columns;
   std::vector<T> depthwise_taps;                  // depthwise only: [C_out, KH * KW]
@@ -318,10 +319,11 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     const bool general = sets != Panels::shifted, window = sets == Panels::shifted || (sets == Panels::all && taps > 1);
     const int64_t blocks = window ? ceil_div(cig, window_channel_block(taps)) : 0;
     const bool columns = taps == 1 || channels_in_lanes(cog, k, gemm::active_kernels().get<T>());
-    // A filter too large to stay in the cache is packed with streaming stores (gemm::PackedB),
-    // on any thread count: a functional call packing 512 -> 512 3x3 (9.4 MB) on 7x7 took
-    // 0.89x the time on 1 thread and 0.54x on 2, 1024 -> 1024 (38 MB) 0.90x and 0.75x (Zen 4).
-    const bool stream = weight.numel() * int64_t(sizeof(T)) >= kStreamMinBytes;
+    // A filter packed for one call and too large to stay in the cache is packed with
+    // streaming stores (gemm::PackedB), on any thread count: a functional call packing
+    // 512 -> 512 3x3 (9.4 MB) on 7x7 took 0.89x the time on 1 thread and 0.54x on 2,
+    // 1024 -> 1024 (38 MB) 0.90x and 0.75x (Zen 4). (A kept filter is packed once.)
+    const bool stream = !f->kept && weight.numel() * int64_t(sizeof(T)) >= kStreamMinBytes;
     f->panels.resize(general ? size_t(groups) : 0);
     if (columns) f->window_columns.resize(size_t(groups * blocks));
     else f->window_panels.resize(size_t(groups * blocks));
@@ -1540,7 +1542,8 @@ void conv_transpose2d_filter_in_place(const TensorView& input, const T* filter, 
 // so at most a few classes: 9 for that layer), and each class multiplies only its own taps:
 //   P[tap][pixel][co] = sum over ci of x[n, ci, pixel] * w[ci, co, tap]
 // as one GEMM per (class, tap), the class's pixels packed once as A and each tap's
-// [C_in/g, C_out/g] slice of the filter packed once per module as B (tap_columns). Each
+// [C_in/g, C_out/g] slice of the filter packed as B (tap_columns: once for a kept filter, for
+// the call for a weight given as an array). Each
 // output pixel then gathers its products across the channels, in a pixel-major tile that
 // is transposed into the NCHW plane with the bias.
 //
@@ -1609,7 +1612,8 @@ void conv_transpose2d_border_classes(const TensorView& input, const PackedConvWe
   const int64_t groups = args.groups, cig = input.shape[1] / groups, cog = ws[1];
   const int64_t kh = ws[2], kw = ws[3], taps = kh * kw;
   const int64_t cout = cog * groups, oh = out.shape[2], ow = out.shape[3], ohw = oh * ow;
-  // (A filter packed for one call made them with its other panels: it holds no dense copy.)
+  // (A filter packed for one call holds only these sets, made as it was packed, and no dense
+  // copy.)
   std::call_once(filters.tap_columns_once, [&] {
     if (!filters.dense.empty())
       filters.tap_columns = tap_columns_of(filters.dense.data(), groups, cig, cog, taps, gemm::PanelStorage::own);

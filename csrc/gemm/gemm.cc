@@ -559,7 +559,7 @@ PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest,
     parallel_for(0, ceil_div(n, ks.nr), per_task, [&](int64_t j0, int64_t j1) {
       const int64_t c0 = j0 * ks.nr, c1 = std::min(n, j1 * ks.nr);
       ks.pack_b(k, c1 - c0, MatrixRef<T>{b.at(0, c0), b.row_stride, b.col_stride}, data + j0 * panel_stride_,
-                panel_stride_, k_dest, stream && streams_panel_rows<T>(ks.nr));
+                panel_stride_, k_dest, stream);
     });
   }
 }

@@ -43,7 +43,6 @@
 #include <functional>
 #include <memory>
 
-#include "core/streaming.h"
 #include "core/tensor.h"
 
 namespace tensorops::gemm {
@@ -107,16 +106,17 @@ class PanelMemory {
 
 // B[K, N] packed once into the microkernel's NR-column panels over the whole of K, for the
 // kernel set active when it was packed (it keeps using that set: a lowered ISA cap later does
-// not invalidate it). Used for weights that serve many calls (nn.Linear).
+// not invalidate it). Used for weights that serve many calls (nn.Linear, kept filters) and
+// for a filter packed anew for one call (a functional convolution's, in pooled storage).
 template <class T>
 class PackedB {
  public:
   // With k_dest (K entries, a permutation of 0..K-1), B's row p becomes packed row
   // k_dest[p]: B is read in the order it lies in memory and its rows land in the order the
   // kernel takes them (convolution's filters lie channel-major and are read tap-major).
-  // `stream` asks for streaming stores, for a caller whose packed matrices together are too
-  // large for the cache (a functional call's large filter, packed anew each call); they are
-  // used where the kernel set's panel rows are whole cache lines.
+  // `stream` asks for streaming stores (see KernelSet::pack_b), for a caller whose packed
+  // matrices together are too large for the cache (a functional call's large filter, packed
+  // anew each call).
   PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest = nullptr, bool stream = false,
           PanelStorage storage = PanelStorage::own);
   int64_t k() const { return k_; }
@@ -306,9 +306,10 @@ struct KernelSet {
   // (at k_dest[p] * mr + r with a k_dest, a permutation of 0..k-1; null for none).
   void (*pack_a)(int64_t m, int64_t k, MatrixRef<T> a, T* dst, const int64_t* k_dest);
   // NR-column panels of B[k, n]: panel j at dst + j * panel_stride, (p, c) at p * nr + c
-  // (at k_dest[p] * nr + c with a k_dest), columns past n zero-filled. With `stream` (only
-  // where a panel row is whole cache lines: streams_panel_rows), the panels leave through
-  // streaming stores, fenced before returning.
+  // (at k_dest[p] * nr + c with a k_dest), columns past n zero-filled. With `stream`, where
+  // the ISA's vector is a cache line (a line written by several streaming stores apart leaves
+  // the core as partial writes: AVX2, core/streaming.h), the vector stores stream, fenced
+  // before returning.
   void (*pack_b)(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_stride, const int64_t* k_dest,
                  bool stream);
   // The epilogue on an m x n tile of C, the epilogue's matrices already shifted to the tile.
@@ -317,13 +318,6 @@ struct KernelSet {
   void (*rowdot)(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw, T* c,
                  int64_t ldc);
 };
-
-// Whether a kernel set's packed B rows (nr elements) are whole cache lines, so that pack_b
-// may stream them: a line written partly by streaming stores leaves the core as partial writes.
-template <class T>
-constexpr bool streams_panel_rows(int64_t nr) {
-  return nr * int64_t(sizeof(T)) % kCacheLineBytes == 0;
-}
 
 struct GemmKernels {
   KernelSet<float> f32;

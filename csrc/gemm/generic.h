@@ -382,6 +382,7 @@ void pack_b_ordered(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_
   constexpr int64_t W = V::width;
   constexpr int64_t NR = Tiles<T>::NV * W;
   const auto at = [k_dest](int64_t p) { return packed_row<Ordered>(k_dest, p); };
+  stream = stream && W * int64_t(sizeof(T)) == kCacheLineBytes && NR % W == 0;
   const auto put = [stream](T* to, V v) {
     if (stream) store_stream(to, v);
     else v.store(to);

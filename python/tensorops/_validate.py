@@ -139,9 +139,17 @@ def module_dtype(dtype, owner: str) -> np.dtype:
 
 
 def module_device(device, owner: str) -> None:
-    """A module's ``device`` argument: None or the CPU ("cpu", torch.device("cpu"))."""
-    if device is not None and str(device) != "cpu":
-        raise TypeError(f"{owner}: tensorops computes on the CPU, got device '{device}'")
+    """A module's ``device`` argument: None or the CPU ("cpu", "cpu:0", torch.device("cpu"))."""
+    if device is None or str(device).split(":")[0] == "cpu":
+        return
+    try:  # a dtype where torch's order has the device (the dtype came positionally)
+        is_dtype = type(device).__module__ == "torch" and "float" in str(device) or np.dtype(device) is not None
+    except TypeError:
+        is_dtype = False
+    if is_dtype:
+        raise TypeError(f"{owner}: got the dtype {device} where torch's argument order has the device; "
+                        "pass it as dtype=")
+    raise TypeError(f"{owner}: tensorops computes on the CPU, got device '{device}'")
 
 
 def module_array(shape, dtype, fill=None) -> np.ndarray:

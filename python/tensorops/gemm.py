@@ -289,17 +289,19 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
         if bias is None:
             return matmul(x, w, out=out)
         # torch: addmm, which refuses the vector, for a 2-D input and for a contiguous one with
-        # a 1-D bias (it flattens those); else matmul, then the bias added into its result in
-        # place (so it must not widen it).
+        # a bias of one non-1 dim (it flattens those); else matmul, then the bias added into its
+        # result in place (so it must not widen it).
         b = aligned(as_array(bias, "linear", "bias"))
-        if x.ndim == 2 or (b.ndim == 1 and x.flags.c_contiguous):
+        one_dim = b.ndim == 1 or sum(size != 1 for size in b.shape) == 1
+        if x.ndim == 2 or (one_dim and x.flags.c_contiguous):
             raise ShapeError("mat2 must be a matrix, got 1-D tensor")
         if b.dtype != wdtype:
             raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(b.dtype)} and "
                             f"{torch_dtype_name(wdtype, True)}")
         y = matmul(x, w, out=out)
-        if broadcast_shapes(y.shape, b.shape) != y.shape:
-            raise _expand_error(y.shape, b.shape)
+        widened = broadcast_shapes(y.shape, b.shape)
+        if widened != y.shape:
+            raise ShapeError(f"output with shape {list(y.shape)} doesn't match the broadcast shape {list(widened)}")
         from .pointwise import add
         return add(y, b, out=y)
     if not packed:

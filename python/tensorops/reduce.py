@@ -219,6 +219,14 @@ def _is_dim(dim) -> bool:
         return isinstance(dim, (tuple, list))
 
 
+def _integer_valued(value) -> bool:
+    try:
+        operator.index(value)
+        return True
+    except TypeError:
+        return False
+
+
 def _extremum_arguments(op: str, args: tuple, kwargs: dict):
     """torch's two signatures of max/min: (input, dim, keepdim=False) and (input, other).
     Returns (dim, keepdim, other, other_given). A positional second argument is `other` when it
@@ -239,6 +247,10 @@ def _extremum_arguments(op: str, args: tuple, kwargs: dict):
     keepdim = args[1] if len(args) == 2 else kwargs.get("keepdim", False)
     if "dim" in kwargs:
         return kwargs["dim"], keepdim, None, False
+    # With a keepdim only the dim signature fits: a 0-d integer tensor is then a dim.
+    keepdim_given = len(args) == 2 or "keepdim" in kwargs
+    if args and keepdim_given and getattr(args[0], "ndim", None) == 0 and _integer_valued(args[0]):
+        return args[0], keepdim, None, False
     if args and not _is_dim(args[0]) and not isinstance(args[0], (bool, float)):
         if len(args) == 2 or "keepdim" in kwargs:
             raise TypeError(f"{op}(input, other) takes no keepdim")
@@ -320,16 +332,3 @@ def softmax(input, dim=None, dtype=None):
 def log_softmax(input, dim=None, dtype=None):
     """x - max - log(sum(exp(x - max))) along dim; dim=None as in softmax."""
     return _softmax("log_softmax", _core.log_softmax, input, dim, dtype)
-
-
-def functional_softmax(input, dim=None, _stacklevel=3, dtype=None):
-    """torch.nn.functional.softmax, whose third parameter is ``_stacklevel`` (taken and unused:
-    the implicit-dim warning points at the caller) where torch.softmax's is ``dtype``."""
-    return _softmax("softmax", _core.softmax, input, dim, dtype)
-
-
-def functional_log_softmax(input, dim=None, _stacklevel=3, dtype=None):
-    """torch.nn.functional.log_softmax: as functional_softmax."""
-    return _softmax("log_softmax", _core.log_softmax, input, dim, dtype)
-
-

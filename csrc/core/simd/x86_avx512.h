@@ -325,7 +325,7 @@ namespace tensorops::simd::x86_avx512 {
 // beyond. Only what the plain sums and the single-row dot products (gemm's rowdot_tile) need
 // (loads, adds, fused multiply-adds, and join(lo, hi), the full Vec with lo in its low lanes),
 // and what the depthwise column walk needs to run a last strip of at most half a vector at
-// half the cost (masked loads and stores, broadcasts, the low half of a full vector).
+// half the cost (masked loads and stores, the low half of a full vector).
 namespace tensorops::simd::x86_avx512 {
 template <class T>
 struct Half;
@@ -339,7 +339,6 @@ struct Half<float> {
   };
   Half() = default;
   Half(__m256 x) : v(x) {}  // NOLINT
-  explicit Half(float x) : v(_mm256_set1_ps(x)) {}
   // The low half of a full vector (no instruction).
   static Half lower(Vec<float> x) { return _mm512_castps512_ps256(x.v); }
   static Half zero() { return _mm256_setzero_ps(); }
@@ -367,7 +366,6 @@ struct Half<double> {
   };
   Half() = default;
   Half(__m256d x) : v(x) {}  // NOLINT
-  explicit Half(double x) : v(_mm256_set1_pd(x)) {}
   static Half lower(Vec<double> x) { return _mm512_castpd512_pd256(x.v); }
   static Half zero() { return _mm256_setzero_pd(); }
   static __mmask8 lanes_below(int64_t n) {

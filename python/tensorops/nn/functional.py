@@ -6,6 +6,7 @@ writeable float ndarray, or a torch tensor shared zero-copy), as torch does.
 """
 from __future__ import annotations
 
+from .. import _core
 from ..conv import conv2d, conv_transpose2d
 from ..dropout import dropout
 from ..embedding import embedding
@@ -32,8 +33,7 @@ from ..pointwise import (
 )
 from ..norm import batch_norm, group_norm, instance_norm, layer_norm
 from ..pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
-from ..reduce import functional_log_softmax as log_softmax
-from ..reduce import functional_softmax as softmax
+from ..reduce import _softmax
 
 __all__ = [
     # activations
@@ -48,3 +48,15 @@ __all__ = [
     # embedding and dropout
     "embedding", "dropout",
 ]
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """torch.nn.functional.softmax: tensorops.softmax, with torch's third parameter here,
+    ``_stacklevel`` (taken and unused: the implicit-dim warning points at the caller), where
+    torch.softmax's is ``dtype``."""
+    return _softmax("softmax", _core.softmax, input, dim, dtype)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """torch.nn.functional.log_softmax: as softmax."""
+    return _softmax("log_softmax", _core.log_softmax, input, dim, dtype)
