@@ -523,58 +523,65 @@ class DepthwiseColumn {
   V acc_[kLive][NV];
 };
 
+// A column's vector type, as a value (depthwise_columns picks it per strip).
+template <class V>
+struct ColumnVector {
+  using type = V;
+};
+
 template <class T, int K, int S>
 void depthwise_columns(const DepthwisePlane<T>& plane, int64_t row_begin, int64_t row_end) {
   constexpr int64_t W = Vec<T>::width;
   const ColumnPlane<T, K, S> p(plane);
-  const auto column = [&](auto nv, auto masked, int64_t ox) {
+  using Full = ColumnVector<Vec<T>>;
+  const auto column = [&](auto nv, auto masked, int64_t ox, auto vector) {
+    using V = typename decltype(vector)::type;
     constexpr int NV = decltype(nv)::value;
     constexpr unsigned MASKED = decltype(masked)::value;
-    std::optional<ColumnMasks<T, K, S>> found;
+    std::optional<ColumnMasks<T, K, S, V>> found;
     if constexpr (MASKED != 0) found.emplace(p, ox);
-    DepthwiseColumn<T, K, S, NV, MASKED>(p, found ? &*found : nullptr, ox).run(row_begin, row_end);
+    DepthwiseColumn<T, K, S, NV, MASKED, V>(p, found ? &*found : nullptr, ox).run(row_begin, row_end);
   };
   using One = std::integral_constant<int, 1>;
   using Two = std::integral_constant<int, 2>;
   using Plain = std::integral_constant<unsigned, 0>;
+  // A column one vector wide, under masks where its loads would leave the row.
+  const auto one = [&](int64_t ox, auto vector) {
+    if (p.loads_inside(ox, decltype(vector)::type::width)) column(One{}, Plain{}, ox, vector);
+    else column(One{}, std::integral_constant<unsigned, 1>{}, ox, vector);
+  };
   // Columns two vectors wide wherever two remain.
   for (int64_t ox = 0; ox < p.out_w;) {
 #if TENSOROPS_ISA_ID == 2
     if constexpr (S == 1) {
       // A last strip of at most half a vector walks in 256-bit vectors, which Zen 4 carries
       // out at half the cost of 512-bit ones: 144 planes of 56 x 56 (three vectors and 8
-      // lanes a row) took 0.85x the time, where the partial vector had cost a whole one.
+      // lanes a row) took 0.94x the time, where the partial vector had cost a whole one
+      // (24-wide planes 0.84x).
       using H = simd::x86_avx512::Half<T>;
       const int64_t left = p.out_w - ox;
       if (left <= H::width) {
-        const bool inside = p.loads_inside(ox, H::width);
-        std::optional<ColumnMasks<T, K, S, H>> found;
-        if (!inside) found.emplace(p, ox);
-        if (inside) DepthwiseColumn<T, K, S, 1, 0, H>(p, nullptr, ox).run(row_begin, row_end);
-        else DepthwiseColumn<T, K, S, 1, 1, H>(p, &*found, ox).run(row_begin, row_end);
+        one(ox, ColumnVector<H>{});
         break;
       }
       if (left > W && left <= W + H::width) {  // one whole vector, then the half strip
-        if (p.loads_inside(ox)) column(One{}, Plain{}, ox);
-        else column(One{}, std::integral_constant<unsigned, 1>{}, ox);
+        one(ox, Full{});
         ox += W;
         continue;
       }
     }
 #endif
-    const bool two = p.out_w - ox > W;
-    const unsigned masked = (p.loads_inside(ox) ? 0u : 1u) | (two && !p.loads_inside(ox + W) ? 2u : 0u);
-    if (two) {
+    if (p.out_w - ox > W) {
+      const unsigned masked = (p.loads_inside(ox) ? 0u : 1u) | (p.loads_inside(ox + W) ? 0u : 2u);
       switch (masked) {
-        case 0: column(Two{}, Plain{}, ox); break;
-        case 1: column(Two{}, std::integral_constant<unsigned, 1>{}, ox); break;
-        case 2: column(Two{}, std::integral_constant<unsigned, 2>{}, ox); break;
-        default: column(Two{}, std::integral_constant<unsigned, 3>{}, ox); break;
+        case 0: column(Two{}, Plain{}, ox, Full{}); break;
+        case 1: column(Two{}, std::integral_constant<unsigned, 1>{}, ox, Full{}); break;
+        case 2: column(Two{}, std::integral_constant<unsigned, 2>{}, ox, Full{}); break;
+        default: column(Two{}, std::integral_constant<unsigned, 3>{}, ox, Full{}); break;
       }
       ox += 2 * W;
     } else {
-      if (masked) column(One{}, std::integral_constant<unsigned, 1>{}, ox);
-      else column(One{}, Plain{}, ox);
+      one(ox, Full{});
       ox += W;
     }
   }

@@ -382,7 +382,7 @@ void pack_b_ordered(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_
   constexpr int64_t W = V::width;
   constexpr int64_t NR = Tiles<T>::NV * W;
   const auto at = [k_dest](int64_t p) { return packed_row<Ordered>(k_dest, p); };
-  stream = stream && W * int64_t(sizeof(T)) == kCacheLineBytes && NR % W == 0;
+  stream = stream && W * int64_t(sizeof(T)) == kCacheLineBytes;
   const auto put = [stream](T* to, V v) {
     if (stream) store_stream(to, v);
     else v.store(to);
@@ -400,7 +400,8 @@ void pack_b_ordered(int64_t k, int64_t n, MatrixRef<T> b, T* dst, int64_t panel_
       }
       if (full < n) {
         T* out = dst + (full / NR) * panel_stride + at(p) * NR;
-        for (int64_t j = 0; j < NR; j += W) put(out + j, V::load_partial(src + full + j, std::max<int64_t>(0, n - full - j)));
+        for (int64_t j = 0; j < NR; j += W)
+          put(out + j, V::load_partial(src + full + j, std::max<int64_t>(0, n - full - j)));
       }
     }
     fence_streamed_stores(stream);
