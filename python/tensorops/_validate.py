@@ -46,6 +46,19 @@ def as_array(x, op: str, arg: str = "input") -> np.ndarray:
     return x
 
 
+def inplace_input(input, out, op: str, floats: bool = False) -> np.ndarray:
+    """The array an ``inplace=True`` call writes into: the input itself (not a copy, even when
+    unaligned), writeable (and of a float dtype, with `floats`); ``out=`` cannot come with it."""
+    if out is not None:
+        raise TypeError(f"{op}: inplace=True and out= cannot be combined")
+    x = as_array(input, op)
+    if floats:
+        check_float(x, op)
+    if not x.flags.writeable:
+        raise ValueError(f"{op}: inplace=True needs a writeable input, but the input array is read-only")
+    return x
+
+
 def python_scalar(value):
     """A 0-d array or tensor as the Python number it holds (torch's argument parser takes one
     wherever a number goes); anything else unchanged."""
@@ -121,16 +134,22 @@ def empty(shape, dtype) -> np.ndarray:
     return _core_empty(tuple(shape), dtype)
 
 
+def numpy_dtype(dtype) -> np.dtype:
+    """np.dtype(dtype), a torch dtype taken by its name (torch.float64 -> float64); TypeError
+    for what is neither."""
+    if type(dtype).__module__ == "torch":
+        dtype = str(dtype).rpartition(".")[2]
+    return np.dtype(dtype)
+
+
 def module_dtype(dtype, owner: str) -> np.dtype:
     """The dtype of a module's parameters: float32 by default (torch's default dtype),
     float64 on request (as a NumPy or a torch dtype), anything else a TypeError naming the
     module."""
     if dtype is None:
         return np.dtype(np.float32)
-    if type(dtype).__module__ == "torch":  # torch.float32 -> "float32"
-        dtype = str(dtype).rpartition(".")[2]
     try:
-        dtype = np.dtype(dtype)
+        dtype = numpy_dtype(dtype)
     except TypeError:
         raise TypeError(f"{owner}: unsupported dtype {dtype}; supported dtypes are float32 and float64") from None
     if dtype not in FLOAT_DTYPES:
@@ -142,14 +161,12 @@ def module_device(device, owner: str) -> None:
     """A module's ``device`` argument: None or the CPU ("cpu", "cpu:0", torch.device("cpu"))."""
     if device is None or str(device).split(":")[0] == "cpu":
         return
-    try:  # a dtype where torch's order has the device (the dtype came positionally)
-        is_dtype = type(device).__module__ == "torch" and "float" in str(device) or np.dtype(device) is not None
+    try:
+        numpy_dtype(device)
     except TypeError:
-        is_dtype = False
-    if is_dtype:
-        raise TypeError(f"{owner}: got the dtype {device} where torch's argument order has the device; "
-                        "pass it as dtype=")
-    raise TypeError(f"{owner}: tensorops computes on the CPU, got device '{device}'")
+        raise TypeError(f"{owner}: tensorops computes on the CPU, got device '{device}'") from None
+    # A dtype where torch's order has the device (the dtype came positionally).
+    raise TypeError(f"{owner}: got the dtype {device} where torch's argument order has the device; pass it as dtype=")
 
 
 def module_array(shape, dtype, fill=None) -> np.ndarray:

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validate import as_array, check_float, check_out, empty, float_array, python_scalar
+from ._validate import check_out, empty, float_array, inplace_input, python_scalar
 
 __all__ = ["dropout", "manual_seed", "initial_seed"]
 
@@ -67,14 +67,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if inplace:
-        # The input itself, even unaligned (float_array would copy it, and the write would
-        # miss it).
-        x = as_array(input, "dropout")
-        check_float(x, "dropout")
-        if out is not None:
-            raise TypeError("dropout: inplace=True and out= cannot be combined")
-        if not x.flags.writeable:
-            raise ValueError("dropout: inplace=True needs a writeable input, but the input array is read-only")
+        x = inplace_input(input, out, "dropout", floats=True)  # (float_array would copy an unaligned input)
         if training:
             np.copyto(x, dropout(x, p, True))
         return x

@@ -202,8 +202,12 @@ def _expand_error(target, bias_shape) -> ShapeError:
                               f"({bias_shape[-i]}) at non-singleton dimension {nt - i}.  Target sizes: {list(target)}.  "
                               f"Tensor sizes: {list(bias_shape)}")
     # Every size matches, but the bias has more dims than the output it would be added into.
-    return ShapeError(f"output with shape {list(target)} doesn't match the broadcast shape "
-                      f"{list(broadcast_shapes(tuple(target), tuple(bias_shape)))}")
+    return _widening_error(tuple(target), broadcast_shapes(tuple(target), tuple(bias_shape)))
+
+
+def _widening_error(target: tuple, widened: tuple) -> ShapeError:
+    """torch's error for an in-place add whose other operand would widen the output."""
+    return ShapeError(f"output with shape {list(target)} doesn't match the broadcast shape {list(widened)}")
 
 
 def _expand_to(bias: np.ndarray, target: tuple) -> np.ndarray:
@@ -301,7 +305,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
         y = matmul(x, w, out=out)
         widened = broadcast_shapes(y.shape, b.shape)
         if widened != y.shape:
-            raise ShapeError(f"output with shape {list(y.shape)} doesn't match the broadcast shape {list(widened)}")
+            raise _widening_error(y.shape, widened)
         from .pointwise import add
         return add(y, b, out=y)
     if not packed:

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, aligned, as_array, broadcast_shapes, check_out, empty
+from ._validate import FLOAT_DTYPES, aligned, as_array, broadcast_shapes, check_out, empty, inplace_input
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clamp",
@@ -434,11 +434,7 @@ def _activation(op, code, input, out, inplace, *params):
     """``_unary`` for activations with torch's ``inplace=``: True writes into the input."""
     if not inplace:
         return _unary(op, code, input, out, *params)
-    if out is not None:
-        raise TypeError(f"{op}: inplace=True and out= cannot be combined")
-    x = as_array(input, op)
-    if not x.flags.writeable:
-        raise ValueError(f"{op}: inplace=True needs a writeable input, but the input array is read-only")
+    x = inplace_input(input, out, op)
     if x.flags.c_contiguous and x.flags.aligned:
         return _unary(op, code, x, x, *params)
     np.copyto(x, _unary(op, code, x, None, *params))

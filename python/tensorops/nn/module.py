@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import FLOAT_DTYPES, as_array, module_device
+from .._validate import FLOAT_DTYPES, as_array, module_device, numpy_dtype
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -345,10 +345,8 @@ class Module:
         module_device(device, "nn.Module.to")
         if dtype is None:
             return self
-        if type(dtype).__module__ == "torch":  # torch.float64 -> "float64"
-            dtype = str(dtype).rpartition(".")[2]
         try:
-            target = np.dtype(dtype)
+            target = numpy_dtype(dtype)
         except TypeError:
             target = None
         if target is None:
