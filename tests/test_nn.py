@@ -1035,3 +1035,87 @@ def test_register_buffer_takes_a_torch_tensor():
     assert module.steps[0] == 7.0 and list(module.state_dict()) == ["steps"]
     with pytest.raises(TypeError, match="numpy.ndarray or None required"):
         module.register_buffer("bad", [1.0, 2.0])
+
+
+def _mlp(lib):
+    return lib.Sequential(lib.Linear(4, 3), lib.ReLU(), lib.Linear(3, 2))
+
+
+def _hooked_outputs(model, x, wrap):
+    """Runs every kind of forward hook on model and returns what each call gave."""
+    seen, results = [], []
+    inner = model[1].register_forward_hook(lambda module, args, output: seen.append(to_numpy(output).copy()))
+    doubled = model[0].register_forward_pre_hook(lambda module, args: (args[0] * 2,))
+    plus_one = model.register_forward_hook(lambda module, args, output: output + 1)
+    first = model.register_forward_hook(lambda module, args, output: output * 10, prepend=True)
+    results.append(model(wrap(x)))
+    for handle in (inner, doubled, plus_one, first):
+        handle.remove()
+    plus_one.remove()  # removing twice is harmless
+    results.append(model(wrap(x)))
+    zeroed = model[0].register_forward_pre_hook(lambda module, args, kwargs: ((args[0] * 0,), kwargs),
+                                                with_kwargs=True)
+    results.append(model(wrap(x)))
+    zeroed.remove()
+    with model.register_forward_hook(lambda module, args, output: output * 0):
+        pass
+    results.append(model(wrap(x)))
+    return [to_numpy(r) for r in results] + seen
+
+
+@single
+def test_forward_hooks_match_torch(isa):
+    torch.set_grad_enabled(False)
+    try:
+        theirs = _mlp(torch.nn)
+        ours = _mlp(nn)
+        ours.load_state_dict(theirs.state_dict())
+        x = randn((5, 4), np.float32)
+        for got, want in zip(_hooked_outputs(ours, x, lambda a: a), _hooked_outputs(theirs, x, torch.from_numpy)):
+            assert_close(got, want)
+    finally:
+        torch.set_grad_enabled(True)
+
+
+@single
+def test_forward_hooks_errors_and_always_call(isa):
+    class Failing(nn.Module):
+        def forward(self, x):
+            raise ValueError("no")
+
+    calls = []
+    module = Failing()
+    module.register_forward_hook(lambda m, args, output: calls.append(("plain", output)))
+    module.register_forward_hook(lambda m, args, output: calls.append(("always", output)), always_call=True)
+    with pytest.raises(ValueError, match="no"):
+        module(1)
+    assert calls == [("always", None)]
+    bad = nn.Identity()
+    bad.register_forward_pre_hook(lambda m, args, kwargs: "wrong", with_kwargs=True)
+    with pytest.raises(RuntimeError, match=r"must return None or a tuple of \(new_args, new_kwargs\)"):
+        bad(1)
+    with pytest.raises(TypeError, match="hook must be callable"):
+        nn.Identity().register_forward_hook(3)
+
+
+@single
+def test_submodule_lookup_keep_vars_and_flags_match_torch(isa):
+    ours, theirs = _mlp(nn), _mlp(torch.nn)
+    for model in (ours, theirs):
+        assert model.get_submodule("") is model and model.get_submodule("2") is model[2]
+        assert tuple(model.get_parameter("2.bias").shape) == (2,)
+        assert model.cpu() is model and model.requires_grad_(False) is model
+        assert not any(p.requires_grad for p in model.parameters())
+        kept = model.state_dict(keep_vars=True)
+        assert kept["0.weight"] is model[0].weight and list(kept) == list(model.state_dict())
+    assert type(ours.state_dict()["0.weight"]) is np.ndarray
+    bn = (nn.Sequential(nn.BatchNorm2d(3)), torch.nn.Sequential(torch.nn.BatchNorm2d(3)))
+    assert bn[0].get_buffer("0.running_var").shape == tuple(bn[1].get_buffer("0.running_var").shape)
+    for call in (lambda m: m.get_submodule("3"), lambda m: m.get_submodule("0.weight"),
+                 lambda m: m.get_submodule("0.foo"), lambda m: m.get_parameter("0.foo"),
+                 lambda m: m.get_buffer("0.weight"), lambda m: m.get_parameter("0")):
+        with pytest.raises(AttributeError) as want:
+            call(theirs)
+        with pytest.raises(AttributeError) as got:
+            call(ours)
+        assert str(got.value) == str(want.value)

@@ -79,6 +79,32 @@ def _plain(array):
     return array if type(array) is np.ndarray else array.view(np.ndarray)
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return, as torch's
+    ``torch.utils.hooks.RemovableHandle``: ``remove()`` (or leaving a ``with`` block)
+    unregisters the hook; removing twice is harmless."""
+
+    _next_id = 0
+
+    def __init__(self, *registries) -> None:
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        self._registries = registries
+
+    def remove(self) -> None:
+        for registry in self._registries:
+            if isinstance(registry, set):
+                registry.discard(self.id)
+            else:
+                registry.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
     __slots__ = ()
 
@@ -103,12 +129,79 @@ class Module:
         setattr_(self, "_buffers", {})
         setattr_(self, "_non_persistent_buffers_set", set())
         setattr_(self, "_modules", {})
+        setattr_(self, "_forward_pre_hooks", OrderedDict())
+        setattr_(self, "_forward_hooks", OrderedDict())
+        setattr_(self, "_hooks_with_kwargs", set())
+        setattr_(self, "_hooks_always_called", set())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        members = self.__dict__
+        pre_hooks, hooks = members.get("_forward_pre_hooks"), members.get("_forward_hooks")
+        if not pre_hooks and not hooks:
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(pre_hooks, hooks, args, kwargs)
+
+    def _call_with_hooks(self, pre_hooks, hooks, args: tuple, kwargs: dict):
+        # torch's order and return rules: pre-hooks may replace the arguments (a non-tuple
+        # result becomes a 1-tuple), forward hooks may replace the output.
+        with_kwargs = self._hooks_with_kwargs
+        for hook_id, hook in list(pre_hooks.items()):
+            if hook_id in with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(
+                            "forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                            f"but got {result}.")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        try:
+            output = self.forward(*args, **kwargs)
+        except Exception:
+            # Hooks registered with always_call=True run even when forward raises.
+            for hook_id, hook in list(hooks.items()):
+                if hook_id in self._hooks_always_called:
+                    hook(self, args, kwargs, None) if hook_id in with_kwargs else hook(self, args, None)
+            raise
+        for hook_id, hook in list(hooks.items()):
+            result = hook(self, args, kwargs, output) if hook_id in with_kwargs else hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def _add_hook(self, registry: OrderedDict, hook, prepend: bool, with_kwargs: bool,
+                  always_call: bool = False) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {_typename(hook)}")
+        handle = RemovableHandle(registry, self._hooks_with_kwargs, self._hooks_always_called)
+        registry[handle.id] = hook
+        if with_kwargs:
+            self._hooks_with_kwargs.add(handle.id)
+        if always_call:
+            self._hooks_always_called.add(handle.id)
+        if prepend:
+            registry.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
+        """Runs ``hook(module, args)`` before every ``forward`` (``hook(module, args, kwargs)``
+        with ``with_kwargs=True``); a result other than None replaces the arguments.
+        Returns a handle whose ``remove()`` unregisters it."""
+        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):
+        """Runs ``hook(module, args, output)`` after every ``forward`` (``hook(module, args,
+        kwargs, output)`` with ``with_kwargs=True``); a result other than None replaces the
+        output. With ``always_call=True`` it also runs (with output None) when forward raises.
+        Returns a handle whose ``remove()`` unregisters it."""
+        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs, always_call)
 
     def _weights_changed(self) -> None:
         """Called after this module's parameters or buffers were replaced or reloaded.
@@ -309,6 +402,47 @@ class Module:
         fn(self)
         return self
 
+    def get_submodule(self, target: str):
+        """The module at the dotted path ``target`` ("" is this module), as torch."""
+        if target == "":
+            return self
+        module = self
+        for item in target.split("."):
+            if not hasattr(module, item):
+                raise AttributeError(module._get_name() + " has no attribute `" + item + "`")
+            module = getattr(module, item)
+            if not isinstance(module, Module):
+                raise AttributeError("`" + item + "` is not an nn.Module")
+        return module
+
+    def get_parameter(self, target: str):
+        """The parameter at the dotted path ``target``, as torch."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(module._get_name() + " has no attribute `" + name + "`")
+        param = getattr(module, name)
+        if not isinstance(param, Parameter):
+            raise AttributeError("`" + name + "` is not an nn.Parameter")
+        return param
+
+    def get_buffer(self, target: str):
+        """The buffer at the dotted path ``target``, as torch."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(module._get_name() + " has no attribute `" + name + "`")
+        if name not in module._buffers:
+            raise AttributeError("`" + name + "` is not a buffer")
+        return getattr(module, name)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        """Sets every parameter's ``requires_grad`` flag (kept for torch code; tensorops
+        does not train); returns self."""
+        for param in self.parameters():
+            param.requires_grad = bool(requires_grad)
+        return self
+
     # ---- modes and dtypes -----------------------------------------------------------------
 
     def train(self, mode: bool = True):
@@ -368,6 +502,10 @@ class Module:
                 module._weights_changed()
         return self
 
+    def cpu(self):
+        """Returns self: every array already lives in host memory (torch's ``Module.cpu``)."""
+        return self
+
     def float(self):
         return self.to(np.float32)
 
@@ -376,19 +514,20 @@ class Module:
 
     # ---- state_dict -----------------------------------------------------------------------
 
-    def _save_to_state_dict(self, destination, prefix: str) -> None:
+    def _save_to_state_dict(self, destination, prefix: str, keep_vars: bool = False) -> None:
         for name, param in self._parameters.items():
             if param is not None:
-                destination[prefix + name] = _plain(param)
+                destination[prefix + name] = param if keep_vars else _plain(param)
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
-                destination[prefix + name] = _plain(buf)
+                destination[prefix + name] = buf if keep_vars else _plain(buf)
 
-    def state_dict(self, destination=None, prefix: str = ""):
+    def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):
         """An OrderedDict of parameters and persistent buffers under torch's key names.
 
         The values are views of the module's own arrays (as torch returns detached
-        tensors sharing storage): copy them before modifying.
+        tensors sharing storage): copy them before modifying. ``keep_vars=True`` gives the
+        ``Parameter`` objects themselves.
         """
         if destination is None:
             destination = OrderedDict()
@@ -396,10 +535,10 @@ class Module:
         metadata = getattr(destination, "_metadata", None)
         if metadata is not None:
             metadata[prefix[:-1]] = {"version": self._version}
-        self._save_to_state_dict(destination, prefix)
+        self._save_to_state_dict(destination, prefix, keep_vars)
         for name, module in self._modules.items():
             if module is not None:
-                module.state_dict(destination=destination, prefix=prefix + name + ".")
+                module.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
         return destination
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
