@@ -440,6 +440,21 @@ def test_where_errors():
         tops.where(np.ones(2, bool), np.arange(2), 1)
 
 
+@pytest.mark.single_isa
+def test_where_with_the_condition_alone_gives_indices_as_torch():
+    rng = np.random.default_rng(3)
+    cases = [np.array(True), np.array(0.0), np.zeros((0, 3)), np.array([1, 0, 3]), np.array([np.nan, 0.0, -0.0]),
+             rng.standard_normal((4, 5, 3)) > 0.3, (rng.standard_normal((6, 7)) > 0)[::-1, ::2]]
+    for cond in cases:
+        got, want = tops.where(cond), torch.where(torch.from_numpy(np.ascontiguousarray(cond)))
+        assert isinstance(got, tuple) and len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.dtype == np.int64
+            np.testing.assert_array_equal(g, w.numpy())
+    with pytest.raises(TypeError, match="a condition alone, or a condition, input and other"):
+        tops.where(np.ones(2, bool), np.ones(2))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_clamp(dtype):
     x = randn((6, 11), dtype, scale=2.0)

@@ -382,9 +382,19 @@ def minimum(input, other, *, out=None):
     return _binary("minimum", _B["minimum"], input, other, out)
 
 
-def where(condition, input, other, *, out=None):
-    """input where condition else other; condition a bool array; all three broadcast."""
+_OMITTED = object()
+
+
+def where(condition, input=_OMITTED, other=_OMITTED, *, out=None):
+    """input where condition else other; condition a bool array; all three broadcast.
+
+    ``where(condition)`` alone is torch's ``nonzero(condition, as_tuple=True)``: a tuple of
+    int64 index arrays, one per dim (a 0-d condition counts as 1-d)."""
     cond = as_array(condition, "where", "condition")
+    if input is _OMITTED and other is _OMITTED and out is None:
+        return tuple(np.ascontiguousarray(index, dtype=np.int64) for index in np.nonzero(np.atleast_1d(cond)))
+    if input is _OMITTED or other is _OMITTED:
+        raise TypeError("where() takes a condition alone, or a condition, input and other")
     if cond.dtype != _BOOL:
         raise TypeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
     (a, b), dtype = _operands("where", (input, other), ("input", "other"))
