@@ -326,6 +326,31 @@ def test_stack(shape, dtype, isa):
     np.testing.assert_array_equal(tops.stack(pieces[:1]), torch.stack([torch.from_numpy(pieces[0])]).numpy())
 
 
+@pytest.mark.parametrize("dtype", SHAPE_DTYPES)
+def test_join_into_out_and_by_axis(dtype, isa):
+    x, y = values((3, 4), dtype, 1), values((3, 5), dtype, 2)
+    want = torch.cat([torch.from_numpy(x), torch.from_numpy(y)], 1).numpy()
+    np.testing.assert_array_equal(tops.cat([x, y], axis=1), want)
+    np.testing.assert_array_equal(tops.concat([x, y], axis=-1), want)
+    out = np.empty((3, 9), dtype)
+    assert tops.cat([x, y[::-1]], 1, out=out) is out
+    np.testing.assert_array_equal(out, np.concatenate([x, y[::-1]], 1))
+    stacked = np.empty((3, 2, 4), dtype)
+    assert tops.stack([x, x[::-1]], axis=1, out=stacked) is stacked
+    np.testing.assert_array_equal(stacked, torch.stack([torch.from_numpy(x), torch.from_numpy(x[::-1].copy())], 1))
+    # out= may be one of the inputs: it is read before it is written.
+    whole = values((4, 3), dtype, 3)
+    swapped = np.concatenate([whole[2:], whole[:2]])
+    np.testing.assert_array_equal(tops.cat([whole[2:], whole[:2]], out=whole), swapped)
+    assert tops.cat([np.zeros(0, dtype)], out=np.empty(0, dtype)).shape == (0,)
+    with pytest.raises(tops.ShapeError, match=r"cat: out has shape \[3, 8\], expected \[3, 9\]"):
+        tops.cat([x, y], 1, out=np.empty((3, 8), dtype))
+    with pytest.raises(TypeError, match="stack: out has dtype"):
+        tops.stack([x, x], out=np.empty((2, 3, 4), np.complex64))
+    with pytest.raises(TypeError, match="received both dim and axis"):
+        tops.cat([x, y], 1, axis=1)
+
+
 @pytest.mark.parametrize("a, b", list(itertools.product(SHAPE_DTYPES, repeat=2)))
 def test_join_promotes_dtypes_as_torch(a, b, isa):
     x, y = values((3, 4), a, 1), values((2, 4), b, 2)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import aligned, as_array, empty, normalize_dim
+from ._validate import aligned, as_array, check_out, empty, normalize_dim
 
 __all__ = ["reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "flatten", "cat", "concat", "stack",
            "expand", "split", "chunk", "narrow", "contiguous"]
@@ -260,10 +260,32 @@ def _result_dtype(arrays: list, op: str):
     return best
 
 
-def cat(tensors, dim=0):
-    """torch.cat: the tensors joined along dim, into one new array. Shapes must match except
-    along dim; 1-D empty tensors (shape (0,)) are skipped, as torch does; mixed dtypes promote
-    as torch promotes them (float32 with float64 gives float64)."""
+_DIM_ZERO = 0
+
+
+def _dim_or_axis(dim, axis, op: str):
+    """torch's NumPy-style ``axis=`` alias of ``dim`` (one or the other)."""
+    if axis is None:
+        return dim
+    if dim is not _DIM_ZERO:
+        raise TypeError(f"{op}() received both dim and axis; pass one of them")
+    return axis
+
+
+def _result_array(shape: tuple, dtype, out, op: str, arrays: list):
+    """The array a joining op writes: a new one, or ``out=`` (checked), with any input that
+    shares memory with out copied first so that nothing is read after it was overwritten."""
+    if out is None:
+        return empty(shape, dtype), arrays
+    check_out(out, shape, dtype, op)
+    return out, [a.copy() if np.may_share_memory(a, out) else a for a in arrays]
+
+
+def cat(tensors, dim=_DIM_ZERO, *, axis=None, out=None):
+    """torch.cat: the tensors joined along dim (or ``axis``), into one new array or ``out=``.
+    Shapes must match except along dim; 1-D empty tensors (shape (0,)) are skipped, as torch
+    does; mixed dtypes promote as torch promotes them (float32 with float64 gives float64)."""
+    dim = _dim_or_axis(dim, axis, "cat")
     arrays = _array_list(tensors, "cat")
     if not arrays:
         raise ShapeError("torch.cat(): expected a non-empty list of Tensors")
@@ -277,7 +299,7 @@ def cat(tensors, dim=0):
             first = a
             break
     if first is None:
-        return empty((0,), dtype)
+        return _result_array((0,), dtype, out, "cat", [])[0]
     ndim = first.ndim
     d = normalize_dim(dim, ndim, "cat")
     kept = []
@@ -293,7 +315,7 @@ def cat(tensors, dim=0):
                                  f"{first.shape[k]} but got size {a.shape[k]} for tensor number {i} in the list.")
         total += a.shape[d]
         kept.append(a)
-    out = empty(first.shape[:d] + (total,) + first.shape[d + 1:], dtype)
+    out, kept = _result_array(first.shape[:d] + (total,) + first.shape[d + 1:], dtype, out, "cat", kept)
     _core.cat([aligned(a) for a in kept], d, out)
     return out
 
@@ -301,8 +323,10 @@ def cat(tensors, dim=0):
 concat = cat
 
 
-def stack(tensors, dim=0):
-    """torch.stack: equal-shaped tensors joined along a new dim, into one new array."""
+def stack(tensors, dim=_DIM_ZERO, *, axis=None, out=None):
+    """torch.stack: equal-shaped tensors joined along a new dim (or ``axis``), into one new
+    array or ``out=``."""
+    dim = _dim_or_axis(dim, axis, "stack")
     arrays = _array_list(tensors, "stack")
     if not arrays:
         raise ShapeError("stack expects a non-empty TensorList")
@@ -312,7 +336,8 @@ def stack(tensors, dim=0):
         if a.shape != first.shape:
             raise ShapeError(f"stack expects each tensor to be equal size, but got {list(first.shape)} at entry 0 "
                              f"and {list(a.shape)} at entry {i}")
-    out = empty(first.shape[:d] + (len(arrays),) + first.shape[d:], _result_dtype(arrays, "stack"))
+    out, arrays = _result_array(first.shape[:d] + (len(arrays),) + first.shape[d:], _result_dtype(arrays, "stack"),
+                                out, "stack", arrays)
     _core.stack([aligned(a) for a in arrays], d, out)
     return out
 
