@@ -181,6 +181,15 @@ def test_torch_tensor_that_requires_grad_and_views():
     assert_close(tops.relu(v), torch.relu(v))
 
 
+def test_torch_tensor_with_the_negative_bit_is_read_with_its_sign():
+    """z.conj().imag is a lazily negated view: its memory holds the values' negatives."""
+    y = torch.tensor([1 + 2j, 3 - 4j, -5 + 0.5j]).conj().imag
+    assert y.is_neg()
+    assert_close(tops.add(y, 0.0), y.resolve_neg())
+    assert_close(tops.sum(y), torch.sum(y))
+    assert_close(tops.relu(y), torch.relu(y))
+
+
 def test_buffer_protocol_array_interface_and_lists():
     class HasArray:
         def __array__(self, dtype=None, copy=None):

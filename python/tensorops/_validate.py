@@ -99,6 +99,11 @@ def _from_dlpack(x, op: str, arg: str) -> np.ndarray:
     detach = getattr(x, "detach", None)
     if detach is not None and getattr(x, "requires_grad", False):
         x = detach()  # torch refuses to export tensors that require grad
+    is_neg = getattr(x, "is_neg", None)
+    if is_neg is not None and is_neg():
+        # A lazily negated view (z.conj().imag) exports its memory without the sign it
+        # reads with: materialise the values first.
+        x = x.resolve_neg()
     device = getattr(x, "device", None)
     if device is not None and getattr(device, "type", "cpu") != "cpu":
         raise TypeError(f"{op}: argument '{arg}' is on device '{device}', tensorops computes on the CPU")
