@@ -330,6 +330,17 @@ def test_binary_with_python_scalars(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_pow_with_exponents_the_dtype_cannot_hold(dtype):
+    """torch applies a Python exponent in double: 16777217 is odd, 1e10 + 0.5 no integer,
+    though float32 would round both to even integers (flipping a negative base's sign or NaN)."""
+    base = np.array([-1.0, -1.0000001, -2.0, 0.5, 3.0, -0.5, 0.0, -0.0, np.inf, -np.inf, np.nan], dtype)
+    for e in (16777217, -16777217, 2**31 + 1, 1e10 + 1, 1e10 + 0.5, 3.4e38, 1e39, 1e300, float("inf"),
+              float("-inf"), float("nan"), 2.5, -3):
+        with np.errstate(all="ignore"):
+            assert_close(tops.pow(base, e), torch.pow(T(base), e), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(BINARY))
 def test_short_rows_repeated_along_outer_dims(name, dtype):
     """An operand that repeats a short row (up to 256 elements) along every outer dim, against

@@ -128,7 +128,8 @@ def _operands(op, values, names, integers_to_float=False):
     arrays = []
     for arr, number in items:
         if arr is None:
-            arr = np.array(float(number), result)
+            with np.errstate(over="ignore"):  # 1e300 in float32 is inf, silently, as in torch
+                arr = np.array(float(number), result)
         elif arr.dtype != result:
             arr = arr.astype(result)
         arrays.append(arr)
@@ -357,6 +358,7 @@ def div(input, other, *, rounding_mode=None, out=None):
 
 # Exponents torch computes with a cheaper exact function than pow (same values, and the
 # same answers at the edges: pow(-inf, 0.5) is NaN through sqrt, as in torch).
+_F32_MAX = float(np.finfo(np.float32).max)
 _POW_SPECIAL = {2.0: "square", 0.5: "sqrt", -0.5: "rsqrt", -1.0: "reciprocal"}
 
 
@@ -368,7 +370,12 @@ def pow(input, exponent, *, out=None):  # noqa: A001 - torch's name
         name = _POW_SPECIAL.get(e)
         if name is not None:
             return _unary("pow", _U[name], x, out)
-        return _unary("pow", _U["pow_scalar"], x, out, e)
+        # In float32 the exponent travels as its nearest float and the remainder (pow_scalar_op).
+        rounded, rest = e, 0.0
+        if x.dtype == _F32 and abs(e) <= _F32_MAX:
+            rounded = float(np.float32(e))
+            rest = e - rounded
+        return _unary("pow", _U["pow_scalar"], x, out, rounded, rest)
     return _binary("pow", _B["pow"], input, exponent, out)
 
 
