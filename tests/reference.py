@@ -93,3 +93,13 @@ def special_values(dtype=np.float32) -> np.ndarray:
     """NaN, infinities, signed zeros, tiny and huge values, in a 1-D array."""
     return np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 1.0, -1.0, 0.5, -0.5, 88.0, -88.0,
                      np.finfo(dtype).tiny, np.finfo(dtype).max, -np.finfo(dtype).max], dtype=dtype)
+
+
+def is_torch_message(ours, theirs) -> bool:
+    """Our error message is torch's, or torch's after the op's name ("matmul: mat1 and ..."),
+    which tensorops adds where torch's own words do not name the op."""
+    ours, theirs = str(ours), str(theirs)
+    if ours == theirs:
+        return True
+    op, separator, rest = ours.partition(": ")
+    return bool(separator) and op.isidentifier() and rest == theirs

@@ -12,7 +12,7 @@ import torch
 
 import tensorops
 import tensorops.nn as nn
-from reference import DTYPES, assert_close, layouts, randn, special_values, to_numpy
+from reference import DTYPES, assert_close, is_torch_message, layouts, randn, special_values, to_numpy
 
 single = pytest.mark.single_isa  # the Module machinery runs no kernel
 
@@ -804,7 +804,7 @@ def test_flatten_errors_match_torch(isa, shape, start, end):
         torch.nn.Flatten(start, end)(torch.zeros(shape))
     with pytest.raises((IndexError, tensorops.ShapeError)) as info:
         nn.Flatten(start, end)(np.zeros(shape, np.float32))
-    assert str(info.value) == str(expected.value)
+    assert is_torch_message(info.value, expected.value), (str(info.value), str(expected.value))
     assert isinstance(info.value, type(expected.value))
 
 
@@ -852,7 +852,8 @@ def test_unflatten_dim_out_of_range_and_constructor_errors_match_torch(isa):
             outcomes.append((type(info.value).__name__, str(info.value)))
         return outcomes
 
-    assert attempts(TopsArrays) == attempts(TorchArrays)
+    for ours, theirs in zip(attempts(TopsArrays), attempts(TorchArrays), strict=True):
+        assert ours[0] == theirs[0] and is_torch_message(ours[1], theirs[1]), (ours, theirs)
     with pytest.raises(TypeError, match="unflatten: dim must be an int, got float"):
         nn.Unflatten(1.5, (2, 3))(np.zeros((2, 6)))
 

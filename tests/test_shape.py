@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tensorops as tops
-from reference import layouts
+from reference import is_torch_message, layouts
 
 SHAPE_DTYPES = [np.float32, np.float64, np.int32, np.int64, np.bool_]
 # Odd shapes: empty dims, size-1 dims, primes, a 0-d array.
@@ -468,8 +468,9 @@ def test_errors_match_torch(case, isa):
         call(torch, lambda a: torch.from_numpy(np.asarray(a)))
     expected_type = TORCH_TO_TOPS[type(torch_error.value)]
     message = str(torch_error.value)
-    with pytest.raises(expected_type, match="^" + re.escape(message) + "$"):
+    with pytest.raises(expected_type) as ours:
         call(tops, lambda a: a)
+    assert is_torch_message(ours.value, message), (str(ours.value), message)
     if expected_type is tops.ShapeError:  # catchable as torch code and as NumPy code would
         with pytest.raises(RuntimeError):
             call(tops, lambda a: a)

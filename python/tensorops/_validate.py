@@ -204,7 +204,8 @@ def normalize_dim(dim, ndim: int, op: str = "") -> int:
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}") from None
     rank = max(ndim, 1)
     if d < -rank or d >= rank:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})")
+        raise IndexError(f"{op}: " * bool(op) +
+                         f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})")
     return d + rank if d < 0 else d
 
 
@@ -223,8 +224,8 @@ def normalize_dims(dims, ndim: int, op: str = "") -> tuple:
     return (normalize_dim(dims, ndim, op),)
 
 
-def broadcast_shapes(*shapes, names=("a", "b", "c")) -> tuple:
-    """NumPy/torch broadcasting of shapes, with torch's message on a mismatch."""
+def broadcast_shapes(*shapes, names=("a", "b", "c"), op: str = "") -> tuple:
+    """NumPy/torch broadcasting of shapes, with torch's message on a mismatch (after "op: ")."""
     ndim = max(len(s) for s in shapes)
     out = [1] * ndim
     for i, shape in enumerate(shapes):
@@ -238,7 +239,7 @@ def broadcast_shapes(*shapes, names=("a", "b", "c")) -> tuple:
                 continue
             # torch names the tensor whose size it kept 'a' and the newcomer 'b'.
             raise ShapeError(
-                f"The size of tensor a ({out[k]}) must match the size of tensor "
+                f"{op}: " * bool(op) + f"The size of tensor a ({out[k]}) must match the size of tensor "
                 f"{names[min(i, len(names) - 1)] if i else 'b'} ({size}) at non-singleton dimension {k}"
             )
     return tuple(out)

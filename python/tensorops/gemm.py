@@ -51,8 +51,8 @@ def epilogue_activation(activation, op: str) -> int:
                          f"or 'silu'") from None
 
 
-def _mm_shape_error(m, k, k2, n) -> ShapeError:
-    return ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and {k2}x{n})")
+def _mm_shape_error(op, m, k, k2, n) -> ShapeError:
+    return ShapeError(f"{op}: mat1 and mat2 shapes cannot be multiplied ({m}x{k} and {k2}x{n})")
 
 
 def _check_mm_dtypes(a, b) -> None:
@@ -86,13 +86,13 @@ def mm(input, mat2, *, out=None):
     a = _operand(input, "mm", "input")
     b = _operand(mat2, "mm", "mat2")
     if a.ndim != 2:
-        raise ShapeError("self must be a matrix")
+        raise ShapeError("mm: self must be a matrix")
     if b.ndim != 2:
-        raise ShapeError("mat2 must be a matrix")
+        raise ShapeError("mm: mat2 must be a matrix")
     if a.shape[1] != b.shape[0]:
-        raise _mm_shape_error(a.shape[0], a.shape[1], b.shape[0], b.shape[1])
+        raise _mm_shape_error("mm", a.shape[0], a.shape[1], b.shape[0], b.shape[1])
     _check_mm_dtypes(a, b)
-    c, final = result_buffer(out, (a.shape[0], b.shape[1]), a.dtype, (a, b))
+    c, final = result_buffer(out, (a.shape[0], b.shape[1]), a.dtype, (a, b), "mm")
     _core.addmm(a, b, c)
     return finish(c, final)
 
@@ -102,16 +102,16 @@ def bmm(input, mat2, *, out=None):
     a = _operand(input, "bmm", "input")
     b = _operand(mat2, "bmm", "mat2")
     if a.ndim != 3:
-        raise ShapeError("batch1 must be a 3D tensor")
+        raise ShapeError("bmm: batch1 must be a 3D tensor")
     if b.ndim != 3:
-        raise ShapeError("batch2 must be a 3D tensor")
+        raise ShapeError("bmm: batch2 must be a 3D tensor")
     if b.shape[0] != a.shape[0] or b.shape[1] != a.shape[2]:
-        raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+        raise ShapeError(f"bmm: Expected size for first two dimensions of batch2 tensor to be: "
                          f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
     if a.dtype != b.dtype:
         raise TypeError(f"expected scalar type {torch_dtype_name(a.dtype, True)} but found "
                         f"{torch_dtype_name(b.dtype, True)}")
-    c, final = result_buffer(out, (a.shape[0], a.shape[1], b.shape[2]), a.dtype, (a, b))
+    c, final = result_buffer(out, (a.shape[0], a.shape[1], b.shape[2]), a.dtype, (a, b), "bmm")
     _core.matmul(a, b, c)
     return finish(c, final)
 
@@ -125,15 +125,15 @@ def matmul(input, other, *, out=None):
     b = _operand(other, "matmul", "other")
     da, db = a.ndim, b.ndim
     if da == 0 or db == 0:
-        raise ShapeError(f"both arguments to matmul need to be at least 1D, but they are {da}D and {db}D")
+        raise ShapeError(f"matmul: both arguments to matmul need to be at least 1D, but they are {da}D and {db}D")
     if da == 1 and db == 1:
         if a.shape[0] != b.shape[0]:
-            raise ShapeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src [{b.shape[0]}] to have "
+            raise ShapeError(f"matmul: inconsistent tensor size, expected tensor [{a.shape[0]}] and src [{b.shape[0]}] to have "
                              f"the same number of elements, but got {a.shape[0]} and {b.shape[0]} elements respectively")
         if a.dtype != b.dtype:
             raise TypeError(f"dot : expected both vectors to have same dtype, but found {torch_dtype_name(a.dtype, True)} "
                             f"and {torch_dtype_name(b.dtype, True)}")
-        c, final = result_buffer(out, (), a.dtype, (a, b))
+        c, final = result_buffer(out, (), a.dtype, (a, b), "matmul")
         _core.addmm(a[None, :], b[:, None], c.reshape(1, 1))
         return finish(c, final)
     if db == 1 and da >= 2:
@@ -143,29 +143,29 @@ def matmul(input, other, *, out=None):
         rows = math.prod(lead)
         if a.shape[-1] != b.shape[0]:
             shown = f"{rows}x{a.shape[-1]}"
-            raise ShapeError(f"size mismatch, got input ({rows}), mat ({shown}), vec ({b.shape[0]})")
+            raise ShapeError(f"matmul: size mismatch, got input ({rows}), mat ({shown}), vec ({b.shape[0]})")
         if a.dtype != b.dtype:
             raise TypeError(f"addmv input tensors must have the same dtype, but got {torch_dtype_name(b.dtype, True)}, "
                             f"{torch_dtype_name(a.dtype, True)}, and {torch_dtype_name(b.dtype, True)}")
-        c, final = result_buffer(out, lead, a.dtype, (a, b))
+        c, final = result_buffer(out, lead, a.dtype, (a, b), "matmul")
         a2 = _fold(a)
         _core.addmm(b[None, :], a2.T, c.reshape(1, rows))
         return finish(c, final)
     if da <= 2 and db == 2:
         a2 = a[None, :] if da == 1 else a
         if a2.shape[1] != b.shape[0]:
-            raise _mm_shape_error(a2.shape[0], a2.shape[1], b.shape[0], b.shape[1])
+            raise _mm_shape_error("matmul", a2.shape[0], a2.shape[1], b.shape[0], b.shape[1])
         _check_mm_dtypes(a, b)
         shape = (b.shape[1],) if da == 1 else (a.shape[0], b.shape[1])
-        c, final = result_buffer(out, shape, a.dtype, (a, b))
+        c, final = result_buffer(out, shape, a.dtype, (a, b), "matmul")
         _core.addmm(a2, b, c.reshape(a2.shape[0], b.shape[1]))
         return finish(c, final)
     if db == 2:  # da >= 3: fold the batch into M (torch does the same)
         rows = math.prod(a.shape[:-1])
         if a.shape[-1] != b.shape[0]:
-            raise _mm_shape_error(rows, a.shape[-1], b.shape[0], b.shape[1])
+            raise _mm_shape_error("matmul", rows, a.shape[-1], b.shape[0], b.shape[1])
         _check_mm_dtypes(a, b)
-        c, final = result_buffer(out, a.shape[:-1] + (b.shape[1],), a.dtype, (a, b))
+        c, final = result_buffer(out, a.shape[:-1] + (b.shape[1],), a.dtype, (a, b), "matmul")
         if _foldable(a):
             _core.addmm(a.reshape(rows, a.shape[-1]), b, c.reshape(rows, b.shape[1]))
         else:
@@ -174,17 +174,17 @@ def matmul(input, other, *, out=None):
     # Batched: at least one operand has rank >= 3.
     a3 = a[None, :] if da == 1 else a
     b3 = b[:, None] if db == 1 else b
-    batch = broadcast_shapes(a3.shape[:-2], b3.shape[:-2])
+    batch = broadcast_shapes(a3.shape[:-2], b3.shape[:-2], op="matmul")
     nbatch = math.prod(batch)
     if a3.shape[-1] != b3.shape[-2]:
-        raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+        raise ShapeError(f"matmul: Expected size for first two dimensions of batch2 tensor to be: "
                          f"[{nbatch}, {a3.shape[-1]}] but got: [{nbatch}, {b3.shape[-2]}].")
     if a.dtype != b.dtype:
         raise TypeError(f"expected scalar type {torch_dtype_name(a.dtype, True)} but found "
                         f"{torch_dtype_name(b.dtype, True)}")
     m, n = a3.shape[-2], b3.shape[-1]
     shape = batch + ((m,) if da > 1 else ()) + ((n,) if db > 1 else ())
-    c, final = result_buffer(out, shape, a.dtype, (a, b))
+    c, final = result_buffer(out, shape, a.dtype, (a, b), "matmul")
     nd = len(batch) + 2
     a3 = a3.reshape((1,) * (nd - a3.ndim) + a3.shape)
     b3 = b3.reshape((1,) * (nd - b3.ndim) + b3.shape)
@@ -233,11 +233,11 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     a = _operand(mat1, "addmm", "mat1")
     b = _operand(mat2, "addmm", "mat2")
     if a.ndim != 2:
-        raise ShapeError(f"mat1 must be a matrix, got {a.ndim}-D tensor")
+        raise ShapeError(f"addmm: mat1 must be a matrix, got {a.ndim}-D tensor")
     if b.ndim != 2:
-        raise ShapeError(f"mat2 must be a matrix, got {b.ndim}-D tensor")
+        raise ShapeError(f"addmm: mat2 must be a matrix, got {b.ndim}-D tensor")
     if a.shape[1] != b.shape[0]:
-        raise _mm_shape_error(a.shape[0], a.shape[1], b.shape[0], b.shape[1])
+        raise _mm_shape_error("addmm", a.shape[0], a.shape[1], b.shape[0], b.shape[1])
     if a.dtype != b.dtype:
         raise TypeError(f"mat1 and mat2 must have the same dtype, but got {torch_dtype_name(a.dtype, True)} and "
                         f"{torch_dtype_name(b.dtype, True)}")
@@ -246,7 +246,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
                         f"{torch_dtype_name(b.dtype, True)}")
     shape = (a.shape[0], b.shape[1])
     addend = _expand_to(bias, shape)
-    c, final = result_buffer(out, shape, a.dtype, (a, b, bias))
+    c, final = result_buffer(out, shape, a.dtype, (a, b, bias), "addmm")
     _core.addmm(a, b, c, addend if beta != 0 else None, None, float(alpha), float(beta), 0)
     return finish(c, final)
 
@@ -284,9 +284,9 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
         w = _operand(weight, "linear", "weight")
         wdim, wdtype = w.ndim, w.dtype
     if x.ndim == 0 or wdim == 0:
-        raise ShapeError(f"both arguments to linear need to be at least 1D, but they are {x.ndim}D and {wdim}D")
+        raise ShapeError(f"linear: both arguments to linear need to be at least 1D, but they are {x.ndim}D and {wdim}D")
     if wdim > 2:
-        raise ShapeError(f"t() expects a tensor with <= 2 dimensions, but self is {wdim}D")
+        raise ShapeError(f"linear: t() expects a tensor with <= 2 dimensions, but self is {wdim}D")
     if wdim == 1:
         if act or residual is not None:
             raise ShapeError("linear: activation and residual need a 2-D weight")
@@ -298,7 +298,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
         b = aligned(as_array(bias, "linear", "bias"))
         one_dim = b.ndim == 1 or sum(size != 1 for size in b.shape) == 1
         if x.ndim == 2 or (one_dim and x.flags.c_contiguous):
-            raise ShapeError("mat2 must be a matrix, got 1-D tensor")
+            raise ShapeError("linear: mat2 must be a matrix, got 1-D tensor")
         if b.dtype != wdtype:
             raise TypeError(f"self and mat2 must have the same dtype, but got {_torch_upper_any(b.dtype)} and "
                             f"{torch_dtype_name(wdtype, True)}")
@@ -312,7 +312,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
         n, k = w.shape
     rows = math.prod(x.shape[:-1])
     if x.shape[-1] != k:
-        raise _mm_shape_error(rows, x.shape[-1], k, n)
+        raise _mm_shape_error("linear", rows, x.shape[-1], k, n)
     if x.dtype != wdtype:
         raise TypeError(f"expected m1 and m2 to have the same dtype, but got: {torch_dtype_name(x.dtype)} != "
                         f"{torch_dtype_name(wdtype)}")
@@ -325,7 +325,9 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
                             f"{torch_dtype_name(wdtype, True)}")
         if b.ndim == 1 and b.shape[0] == n:
             addend = b  # the kernel adds it to every row
-        elif b.ndim <= 1 or x.ndim <= 2:
+        elif b.ndim <= 1 or x.ndim <= 2 or (x.flags.c_contiguous and sum(size != 1 for size in b.shape) == 1):
+            # torch folds a contiguous input into rows (addmm) when the bias has exactly one
+            # dim that is not 1: the bias must then expand to the rows, not to the output.
             addend = _expand_to(b, (rows, n))
         else:
             if len(broadcast_shapes(shape, b.shape)) != len(shape):
@@ -340,7 +342,7 @@ def linear(input, weight, bias=None, *, activation=None, residual=None, out=None
             raise ShapeError(f"linear: residual of shape {list(r.shape)} does not broadcast to the output shape {list(shape)}")
         rv = np.broadcast_to(r, shape)
         res2 = _fold(rv) if rv.ndim != 1 else rv.reshape(1, n)
-    c, final = result_buffer(out, shape, x.dtype, (x, None if packed else w, bias, residual))
+    c, final = result_buffer(out, shape, x.dtype, (x, None if packed else w, bias, residual), "linear")
     x2 = _fold(x) if x.ndim != 1 else x.reshape(1, k)
     _core.addmm(x2, w if packed else w.T, c.reshape(rows, n), addend, res2, 1.0, 1.0, act)
     return finish(c, final)

@@ -119,7 +119,7 @@ def _channels_or_raise(x: np.ndarray, running_mean, op: str) -> int:
         if count != 0:
             raise ShapeError(f"{op}: running_mean should contain 0 elements not {count}")
     rank = max(x.ndim, 1)
-    raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got 1)")
+    raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got 1)")
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,

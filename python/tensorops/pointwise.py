@@ -284,7 +284,7 @@ def _binary(op, code, input, other, out, alpha=1.0, integers_to_float=False):
     if _is_number(input) and _is_number(other):
         raise TypeError(f"{op}: expected at least one array argument, got two numbers")
     (a, b), dtype = _operands(op, (input, other), ("input", "other"), integers_to_float)
-    shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape)
+    shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape, op=op)
     if out is None:
         out = _empty(shape, dtype)
     else:
@@ -405,7 +405,7 @@ def where(condition, input=_OMITTED, other=_OMITTED, *, out=None):
     if cond.dtype != _BOOL:
         raise TypeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
     (a, b), dtype = _operands("where", (input, other), ("input", "other"))
-    shape = broadcast_shapes(cond.shape, a.shape, b.shape, names=("a", "b", "b"))
+    shape = broadcast_shapes(cond.shape, a.shape, b.shape, names=("a", "b", "b"), op="where")
     if out is None:
         out = _empty(shape, dtype)
     else:
@@ -436,7 +436,7 @@ def clamp(input, min=None, max=None, *, out=None):  # noqa: A002 - torch's names
     x = arrays[0]
     lo = arrays[1] if min is not None else _INF[dtype][0]
     hi = arrays[-1] if max is not None else _INF[dtype][1]
-    shape = broadcast_shapes(x.shape, lo.shape, hi.shape, names=("a", "b", "b"))
+    shape = broadcast_shapes(x.shape, lo.shape, hi.shape, names=("a", "b", "b"), op="clamp")
     if out is None:
         out = _empty(shape, dtype)
     else:

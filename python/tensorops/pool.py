@@ -201,9 +201,9 @@ def _size_minus_3(shape: tuple) -> int:
     """input.size(-3), with torch's IndexError on fewer dimensions."""
     ndim = len(shape)
     if ndim == 0:
-        raise IndexError("Dimension specified as -3 but tensor has no dimensions")
+        raise IndexError("avg_pool2d: Dimension specified as -3 but tensor has no dimensions")
     if ndim < 3:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got -3)")
+        raise IndexError(f"avg_pool2d: Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got -3)")
     return shape[-3]
 
 
@@ -228,7 +228,7 @@ def _avg_geometry(shape: tuple, kernel_size, stride, padding, ceil_mode, count_i
         raise ShapeError("avg_pool2d: padding must either be a single int, or a tuple of two ints")
     divisor = 0 if divisor_override is None else operator.index(divisor_override)
     if divisor_override is not None and divisor == 0:
-        raise ShapeError("divisor must be not zero")
+        raise ShapeError("avg_pool2d: divisor must be not zero")
     kernel = _pair(kernel)
     strides = kernel if not strides else _pair(strides)
     pads = _pair(pads)
@@ -298,7 +298,7 @@ def adaptive_avg_pool2d(input, output_size):
     if sizes == [1, 1]:
         # torch computes this case as input.mean((-1, -2), keepdim=True), for any rank >= 2.
         if x.ndim < 2:
-            raise IndexError(f"Dimension out of range (expected to be in range of [{-max(x.ndim, 1)}, "
+            raise IndexError(f"adaptive_avg_pool2d: Dimension out of range (expected to be in range of [{-max(x.ndim, 1)}, "
                              f"{max(x.ndim, 1) - 1}], but got -2)")
         lead = x.shape[:-2]
         # (-1 cannot be inferred when a plane is empty: spell the plane count out.)

@@ -219,7 +219,8 @@ class ConvTranspose2d(_ConvNd):
 def _size(x: np.ndarray, dim: int) -> int:
     """x.shape[dim] with torch's IndexError for a dim past the rank."""
     if dim >= x.ndim:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-x.ndim}, {x.ndim - 1}], but got {dim})")
+        raise IndexError(f"ConvTranspose2d: Dimension out of range (expected to be in range of [{-x.ndim}, "
+                         f"{x.ndim - 1}], but got {dim})")
     return x.shape[dim]
 
 
