@@ -1725,3 +1725,14 @@ def test_workspace_requests_are_counted_from_a_mark():
     assert core.workspace_requested_bytes() == first  # the same requests again: no more needed
     core.mark_workspace_requests()
     assert core.workspace_requested_bytes() == 0
+
+
+@pytest.mark.single_isa
+def test_module_sizes_take_any_iterable_and_padding_modes_refuse_odd_paddings():
+    for size in (np.array([3, 2]), range(2, 4)):
+        ours, theirs = tnn.Conv2d(4, 6, size), torch.nn.Conv2d(4, 6, size)
+        assert ours.weight.shape == tuple(theirs.weight.shape) and repr(ours) == repr(theirs)
+    x = np.ones((1, 4, 8, 8), np.float32)
+    for padding in ((1,), (1, 2, 3)):
+        with pytest.raises(tops.ShapeError, match="expected padding to be a single integer value or a list of 2"):
+            tnn.Conv2d(4, 6, 3, padding=padding, padding_mode="reflect")(x)

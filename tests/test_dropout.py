@@ -245,3 +245,12 @@ def test_inplace_reaches_an_unaligned_input():
     a[:] = 1
     assert tops.dropout(a, 0.5, True, inplace=True) is a
     assert set(a.tolist()) <= {0.0, 2.0} and 0.0 in a.tolist()
+
+
+def test_training_flag_must_be_a_bool_as_in_torch():
+    x = np.ones((4, 5), np.float32)
+    for bad in (None, 1, np.True_):
+        with pytest.raises(TypeError, match="argument 'train'"):
+            TF.dropout(torch.from_numpy(x), 0.5, bad)
+        with pytest.raises(TypeError, match=r"dropout\(\): argument 'train' must be bool"):
+            tops.nn.functional.dropout(x, 0.5, bad)

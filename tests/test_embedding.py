@@ -141,7 +141,13 @@ def test_from_pretrained():
     tm = torch.nn.Embedding.from_pretrained(torch.from_numpy(w), padding_idx=1)
     assert repr(m) == repr(tm)
     assert not m.weight.requires_grad and m.weight.dtype == np.float64
-    assert not np.shares_memory(m.weight, w)
+    assert np.shares_memory(m.weight, w)  # torch's Parameter(embeddings) shares its storage too
+    shared = np.full((3, 2), 5.0, np.float32)
+    nn.Embedding.from_pretrained(shared, max_norm=1.0)(np.array([1]))
+    assert_close(shared[1], np.full(2, 0.5 ** 0.5, np.float32))  # max_norm rescales the caller's row
+    frozen = np.zeros((3, 2), np.float32)
+    frozen.flags.writeable = False
+    assert not np.shares_memory(nn.Embedding.from_pretrained(frozen).weight, frozen)
     idx = np.array([[0, 6, 1]])
     assert_close(m(idx), tm(torch.from_numpy(idx)).detach())
     assert nn.Embedding.from_pretrained(torch.from_numpy(w), freeze=False).weight.requires_grad

@@ -1026,6 +1026,15 @@ def test_instance_norm_refuses_legacy_running_stats():
         assert str(ours.value) == str(theirs.value)
 
 
+def test_checkpoint_values_must_be_arrays_and_huge_modules_are_refused():
+    with pytest.raises(tensorops.ShapeError, match='"weight", expected a numpy.ndarray or torch.Tensor from '
+                                                   "checkpoint but received <class 'list'>"):
+        nn.LayerNorm(2).load_state_dict({"weight": [1.0, 2.0], "bias": np.zeros(2, np.float32)})
+    for make in (lambda: nn.Embedding(2**62, 4), lambda: nn.Linear(2**40, 2**40)):
+        with pytest.raises(tensorops.ShapeError, match="cannot be allocated"):
+            make()
+
+
 def test_register_buffer_takes_a_torch_tensor():
     """A torch tensor becomes an array viewing its memory, as any input does."""
     module = nn.Module()

@@ -553,3 +553,16 @@ def test_pool_modules_match_torch(name, args, kwargs):
     else:
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-7)
     assert list(ours.state_dict()) == []
+
+
+@pytest.mark.single_isa
+def test_adaptive_output_size_takes_what_torch_takes():
+    x = randn((1, 2, 5, 6), np.float32)
+    for size in (np.array([2, 3]), (2, True), [2, None], (np.int64(2), 3)):
+        for op in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+            assert_close(getattr(P, op)(x, size), getattr(F, op)(torch.from_numpy(x), size))
+    for size in (np.int64(3), (True, 2)):
+        with pytest.raises(TypeError):
+            F.adaptive_avg_pool2d(torch.from_numpy(x), size)
+        with pytest.raises(TypeError):
+            P.adaptive_avg_pool2d(x, size)

@@ -662,3 +662,17 @@ def test_functional_softmax_takes_stacklevel_third(op):
     assert fn(x, 1, 5, np.float64).dtype == np.float64
     assert fn(x, 1, _stacklevel=4, dtype=torch.float64).dtype == np.float64
     assert getattr(tops, op)(x, 1, np.float64).dtype == np.float64
+
+
+@pytest.mark.single_isa
+def test_flags_must_be_python_bools_as_in_torch():
+    """torch's parser takes keepdim only as a bool: 1, None, a string or numpy.bool_ raise."""
+    x = np.ones((2, 3), np.float32)
+    calls = {"sum": lambda k: tops.sum(x, 0, keepdim=k), "argmax": lambda k: tops.argmax(x, 0, keepdim=k),
+             "max": lambda k: tops.max(x, 0, k), "var": lambda k: tops.var(x, 0, keepdim=k),
+             "amin": lambda k: tops.amin(x, 1, keepdim=k)}
+    for name, call in calls.items():
+        for bad, shown in ((1, "int"), (None, "NoneType"), ("yes", "str"), (np.True_, "numpy.bool")):
+            with pytest.raises(TypeError, match=rf"{name}\(\): argument 'keepdim' must be bool, not {shown}"):
+                call(bad)
+        assert np.asarray(call(True)[0] if name == "max" else call(True)).ndim == 2

@@ -520,3 +520,10 @@ def test_sizes_by_keyword():
         tops.view(x, 12, size=(12,))
     with pytest.raises(TypeError, match="unexpected keyword argument 'axes'"):
         tops.permute(x, axes=(1, 0))
+
+
+@single_isa
+def test_sizes_past_an_index_raise_shape_error(isa):
+    for op in (tops.reshape, tops.view):
+        with pytest.raises(tops.ShapeError, match="is too large"):
+            op(np.zeros(0, np.float32), (2**62, 4, 0))

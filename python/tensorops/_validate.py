@@ -134,9 +134,16 @@ def empty(shape, dtype) -> np.ndarray:
     nbytes = dtype.itemsize
     for size in shape:
         nbytes *= size
-    if nbytes < _POOLED_BYTES:
-        return _np_empty(shape, dtype)
-    return _core_empty(tuple(shape), dtype)
+    try:
+        if nbytes < _POOLED_BYTES:
+            return _np_empty(shape, dtype)
+        return _core_empty(tuple(shape), dtype)
+    except ValueError as exc:  # a size past what an index can hold (NumPy's "array is too big")
+        raise _too_big(shape, exc) from None
+
+
+def _too_big(shape, exc) -> ShapeError:
+    return ShapeError(f"a tensor of shape {list(shape)} cannot be allocated: {exc}")
 
 
 def numpy_dtype(dtype) -> np.dtype:
@@ -180,7 +187,18 @@ def module_array(shape, dtype, fill=None) -> np.ndarray:
     shape = tuple(shape)
     if any(size < 0 for size in shape):
         raise ShapeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
-    return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    try:
+        return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    except ValueError as exc:
+        raise _too_big(shape, exc) from None
+
+
+def check_bool(value, op: str, name: str) -> None:
+    """A flag torch's argument parser takes only as a Python bool (keepdim, training)."""
+    if type(value) is not bool:
+        kind = type(value)
+        shown = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+        raise TypeError(f"{op}(): argument '{name}' must be bool, not {shown}")
 
 
 def check_float(x: np.ndarray, op: str, arg: str = "input") -> None:

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validate import check_out, empty, float_array, inplace_input, python_scalar
+from ._validate import check_bool, check_out, empty, float_array, inplace_input, python_scalar
 
 __all__ = ["dropout", "manual_seed", "initial_seed"]
 
@@ -66,6 +66,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     p = float(p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    check_bool(training, "dropout", "train")
     if inplace:
         x = inplace_input(input, out, "dropout", floats=True)  # (float_array would copy an unaligned input)
         if training:

@@ -261,21 +261,22 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 
 def _output_size(output_size, x: np.ndarray, op: str) -> list:
-    """torch.nn.functional's _list_with_default, then the int-list parsing of output_size."""
-    if isinstance(output_size, (list, tuple)):
-        if x.ndim <= len(output_size):
-            raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")
-        defaults = x.shape[x.ndim - len(output_size):]
-        sizes = [d if v is None else v for v, d in zip(output_size, defaults)]
-        for pos, v in enumerate(sizes):
-            if isinstance(v, bool) or not hasattr(v, "__index__"):
-                raise TypeError(f"{op}(): argument 'output_size' (position 2) must be tuple of ints, but found "
-                                f"element of type {type(v).__name__} at pos {pos}")
-        return [operator.index(v) for v in sizes]
-    if isinstance(output_size, bool) or not hasattr(output_size, "__index__"):
+    """torch.nn.functional's _list_with_default, then the int-list parsing of output_size: a
+    Python int, or anything with a length (list, tuple, 1-D array) whose entries are ints or
+    None (torch's parser refuses a bool first entry and takes a later one as an int)."""
+    if isinstance(output_size, int) and not isinstance(output_size, bool):
+        return [output_size, output_size]
+    if not hasattr(output_size, "__len__") or getattr(output_size, "ndim", 1) != 1:
         raise TypeError(f"object of type '{type(output_size).__name__}' has no len()")
-    n = operator.index(output_size)
-    return [n, n]
+    if x.ndim <= len(output_size):
+        raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")
+    defaults = x.shape[x.ndim - len(output_size):]
+    sizes = [d if v is None else v for v, d in zip(output_size, defaults)]
+    for pos, v in enumerate(sizes):
+        if not hasattr(v, "__index__") or (pos == 0 and isinstance(v, bool)):
+            raise TypeError(f"{op}(): argument 'output_size' (position 2) must be tuple of ints, but found "
+                            f"element of type {type(v).__name__} at pos {pos}")
+    return [operator.index(v) for v in sizes]
 
 
 def _check_nonempty_planes(x: np.ndarray, op: str, dims) -> None:

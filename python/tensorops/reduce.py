@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, aligned, as_array, empty, normalize_dim, normalize_dims, python_scalar
+from ._validate import FLOAT_DTYPES, aligned, as_array, check_bool, empty, normalize_dim, normalize_dims, python_scalar
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "argmax", "argmin", "logsumexp", "var", "std",
            "max", "min", "softmax", "log_softmax"]
@@ -72,7 +72,8 @@ def _check_nonempty(x: np.ndarray, dim, dims: tuple, op: str) -> None:
             raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
 
 
-def _run(kernel, x: np.ndarray, dims: tuple, keepdim: bool, *extra) -> np.ndarray:
+def _run(op: str, kernel, x: np.ndarray, dims: tuple, keepdim: bool, *extra) -> np.ndarray:
+    check_bool(keepdim, op, "keepdim")
     shape = x.shape
     if not shape:
         x = x.reshape(1)
@@ -92,19 +93,19 @@ def _run(kernel, x: np.ndarray, dims: tuple, keepdim: bool, *extra) -> np.ndarra
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over dim (None: every dim); pairwise-blocked, identical bits for any thread count."""
     x = _float_input(input, "sum", dtype)
-    return _run(_core.sum, x, _reduced_dims(dim, x.ndim, "sum"), keepdim)
+    return _run("sum", _core.sum, x, _reduced_dims(dim, x.ndim, "sum"), keepdim)
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """Mean over dim; NaN for an empty reduction, as torch."""
     x = _float_input(input, "mean", dtype)
-    return _run(_core.mean, x, _reduced_dims(dim, x.ndim, "mean"), keepdim)
+    return _run("mean", _core.mean, x, _reduced_dims(dim, x.ndim, "mean"), keepdim)
 
 
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over dim (1 for an empty reduction)."""
     x = _float_input(input, "prod", dtype)
-    return _run(_core.prod, x, _reduced_dims(dim, x.ndim, "prod"), keepdim)
+    return _run("prod", _core.prod, x, _reduced_dims(dim, x.ndim, "prod"), keepdim)
 
 
 def amax(input, dim=None, keepdim=False):
@@ -112,7 +113,7 @@ def amax(input, dim=None, keepdim=False):
     x = _float_input(input, "amax")
     dims = _reduced_dims(dim, x.ndim, "amax")
     _check_nonempty(x, dim, dims, "amax")
-    return _run(_core.amax, x, dims, keepdim)
+    return _run("amax", _core.amax, x, dims, keepdim)
 
 
 def amin(input, dim=None, keepdim=False):
@@ -120,13 +121,13 @@ def amin(input, dim=None, keepdim=False):
     x = _float_input(input, "amin")
     dims = _reduced_dims(dim, x.ndim, "amin")
     _check_nonempty(x, dim, dims, "amin")
-    return _run(_core.amin, x, dims, keepdim)
+    return _run("amin", _core.amin, x, dims, keepdim)
 
 
 def logsumexp(input, dim=None, keepdim=False):
     """log(sum(exp(input))) over dim, computed as max + log(sum(exp(input - max)))."""
     x = _float_input(input, "logsumexp")
-    return _run(_core.logsumexp, x, _reduced_dims(dim, x.ndim, "logsumexp"), keepdim)
+    return _run("logsumexp", _core.logsumexp, x, _reduced_dims(dim, x.ndim, "logsumexp"), keepdim)
 
 
 def _correction(op: str, unbiased, correction) -> float:
@@ -158,7 +159,7 @@ def _moments(op: str, kernel, input, dim, unbiased, keepdim, correction):
     if count - c <= 0:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                       "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
-    return _run(kernel, x, dims, keepdim, c)
+    return _run(op, kernel, x, dims, keepdim, c)
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -179,6 +180,7 @@ def _kept_shape(shape: tuple, d: int, keepdim: bool) -> tuple:
 
 
 def _arg(op: str, kernel, input, dim, keepdim):
+    check_bool(keepdim, op, "keepdim")
     x = _float_input(input, op)
     if dim is None:
         if x.size == 0:
@@ -271,7 +273,8 @@ def _extremum(op: str, all_kernel, kernel, result_type, pair_name: str, input, a
         if x.size == 0:
             raise ShapeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
                              "Specify the reduction dim with the 'dim' argument.")
-        return _run(all_kernel, x, tuple(range(x.ndim)), False)
+        return _run(op, all_kernel, x, tuple(range(x.ndim)), False)
+    check_bool(keepdim, op, "keepdim")
     x = _float_input(input, op)
     d = normalize_dim(dim, x.ndim, op)
     shape = x.shape

@@ -131,7 +131,10 @@ def _view_strides(shape: tuple, strides: tuple, new_shape: tuple, itemsize: int)
 
 def _reshape(x: np.ndarray, new_shape: tuple, op: str, view_only: bool) -> np.ndarray:
     if x.flags.c_contiguous:
-        return x.reshape(new_shape)
+        try:
+            return x.reshape(new_shape)
+        except ValueError as exc:  # sizes whose product overflows an index, beside a 0
+            raise ShapeError(f"{op}: shape {list(new_shape)} is too large: {exc}") from None
     strides = _view_strides(x.shape, x.strides, new_shape, x.itemsize)
     if strides is not None:
         return _as_strided(x, new_shape, strides)

@@ -20,6 +20,7 @@ layer), which multiply every input pixel by the whole filter instead of per stri
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 import operator
 
 import numpy as np
@@ -35,8 +36,9 @@ __all__ = ["Conv2d", "ConvTranspose2d"]
 
 
 def _pair(value) -> tuple:
-    """torch's _pair: a sequence as a tuple, anything else repeated twice."""
-    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+    """torch's _pair: an iterable (list, tuple, array, range) as a tuple, anything else
+    repeated twice."""
+    return tuple(value) if isinstance(value, Iterable) else (value, value)
 
 
 _PADDING_STRINGS = ("same", "valid")
@@ -233,6 +235,9 @@ def _pad(input, pads: list, mode: str) -> np.ndarray:
     """input (C, H, W) or (N, C, H, W) padded by pads = [left, right, top, bottom] in ``mode``,
     with F.pad's checks and messages; negative pads crop, as in torch."""
     x = float_array(input, "Conv2d")
+    if len(pads) != 4:  # a padding of one or of three values
+        raise ShapeError("Conv2d: expected padding to be a single integer value or a list of 2 values to match the "
+                         f"convolution dimensions, but got padding={[pads[i] for i in range(len(pads) - 2, -1, -2)]}")
     if x.ndim not in (3, 4):
         raise ShapeError(f"Padding size 4 is not supported for {x.ndim}D input tensor.\n"
                          "Supported combinations for non-constant padding:\n"

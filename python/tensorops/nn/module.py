@@ -555,6 +555,8 @@ class Module:
                 continue
             source = state_dict[key]
             try:
+                if not (hasattr(source, "__array__") or hasattr(source, "__dlpack__")):
+                    raise TypeError  # a list or a number is no array, as torch refuses it
                 value = _checkpoint_array(source, key)
             except TypeError:
                 error_msgs.append(f'While copying the parameter named "{key}", expected a numpy.ndarray or '

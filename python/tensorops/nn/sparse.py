@@ -78,7 +78,9 @@ class Embedding(Module):
     @classmethod
     def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, max_norm=None,
                         norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False):
-        """An Embedding whose weight is (a copy of) ``embeddings``, a 2-D float array or tensor."""
+        """An Embedding whose weight is ``embeddings``, a 2-D float array or tensor, sharing its
+        memory as torch does (``max_norm`` rescales its rows in place); a read-only array is
+        copied."""
         weight = as_array(embeddings, "Embedding.from_pretrained", "embeddings")
         if weight.ndim != 2:
             raise ShapeError("Embeddings parameter is expected to be 2-dimensional")
@@ -86,5 +88,5 @@ class Embedding(Module):
             raise TypeError(f"Embedding.from_pretrained: unsupported dtype {weight.dtype}; "
                             "supported dtypes are float32 and float64")
         rows, cols = weight.shape
-        return cls(rows, cols, _weight=np.array(weight, copy=True), _freeze=freeze, padding_idx=padding_idx,
+        return cls(rows, cols, _weight=weight if weight.flags.writeable else weight.copy(), _freeze=freeze, padding_idx=padding_idx,
                    max_norm=max_norm, norm_type=norm_type, scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
