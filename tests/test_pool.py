@@ -566,3 +566,51 @@ def test_adaptive_output_size_takes_what_torch_takes():
             F.adaptive_avg_pool2d(torch.from_numpy(x), size)
         with pytest.raises(TypeError):
             P.adaptive_avg_pool2d(x, size)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_windows_far_larger_than_the_plane_match_torch(dtype, isa):
+    """A kernel of 2^20 cells padded by half of it around a 7x9 plane: each output reads its
+    in-bounds cells (no padded row as long as the padding), indices counted in int64."""
+    x = randn((2, 3, 7, 9), dtype, seed=5)
+    x[0, 0, 2, 3] = np.nan
+    t = torch.from_numpy(x)
+    k = 2**20
+    for kernel, stride, padding, dilation, ceil in [(k, 1, k // 2, 1, False), ((k, 3), (1, 2), (k // 2, 1), 1, True),
+                                                    ((3, k), (2, 3), (1, k // 2), (2, 1), False),
+                                                    ((k + 1, 5), 4, (k // 2, 2), (1, 2), True)]:
+        ours = P.max_pool2d(x, kernel, stride, padding, dilation, ceil, return_indices=True)
+        theirs = F.max_pool2d(t, kernel, stride, padding, dilation, ceil, return_indices=True)
+        assert_close(ours[0], theirs[0])
+        np.testing.assert_array_equal(ours[1], theirs[1].numpy())
+        if dilation == 1:
+            for include in (True, False):
+                for divisor in (None, 7):
+                    assert_close(P.avg_pool2d(x, kernel, stride, padding, ceil, include, divisor),
+                                 F.avg_pool2d(t, kernel, stride, padding, ceil, include, divisor))
+
+
+@pytest.mark.single_isa
+def test_divisor_past_int64_is_refused_as_torch():
+    x = np.ones((1, 1, 4, 4), np.float32)
+    for divisor in (2**63, -2**63 - 1):
+        with pytest.raises(ValueError, match="Overflow when unpacking long long"):
+            F.avg_pool2d(torch.from_numpy(x), 2, divisor_override=divisor)
+        with pytest.raises(ValueError, match="^Overflow when unpacking long long$"):
+            P.avg_pool2d(x, 2, divisor_override=divisor)
+
+
+@pytest.mark.single_isa
+def test_float32_positions_past_2_to_the_24_are_exact():
+    """float32 lanes count window positions exactly only below 2^24."""
+    x = np.zeros((1, 1, 1, 2**24 + 40), np.float32)
+    for where in (2**24 + 1, 2**24 + 3, 2**24 + 33):
+        x[...] = 0
+        x[0, 0, 0, where] = 1
+        t = torch.from_numpy(x)
+        got = P.adaptive_max_pool2d(x, 1, return_indices=True)[1]
+        np.testing.assert_array_equal(got, F.adaptive_max_pool2d(t, 1, return_indices=True)[1].numpy())
+        ours = P.max_pool2d(x, (1, 2**24 + 2), return_indices=True)
+        theirs = F.max_pool2d(t, (1, 2**24 + 2), return_indices=True)
+        np.testing.assert_array_equal(ours[1], theirs[1].numpy())
+        assert_close(ours[0], theirs[0])

@@ -453,6 +453,62 @@ void max_indices(const T* plane, int64_t row_stride, T* out, int64_t* indices, c
   }
 }
 
+// Windows that reach far past a small plane (torch allows padding up to half the kernel, so
+// a kernel of 2^26 cells on a 9-cell row): each output visits its window's in-bounds cells
+// one by one. No padded row is laid out (its length would grow with the padding) and
+// positions are counted in int64 (float32 lanes hold them exactly only below 2^24). The
+// scan order, the first in-bounds cell as the index of a window of -inf and a later NaN
+// replacing the maximum are torch's, as in max_indices. `indices` may be null.
+template <class T>
+void max_far_windows(const T* plane, int64_t row_stride, T* out, int64_t* indices, const Window2d& g,
+                     int64_t oh_begin, int64_t oh_end) {
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const int64_t top = oh * g.stride_h - g.pad_h;
+    const RowSpan rows = valid_rows(top, g.kernel_h, g.dilation_h, g.in_h);
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      const int64_t left = ow * g.stride_w - g.pad_w;
+      const RowSpan cols = valid_rows(left, g.kernel_w, g.dilation_w, g.in_w);
+      T best = kNegInf<T>;
+      int64_t where = (top + rows.first * g.dilation_h) * g.in_w + left + cols.first * g.dilation_w;
+      for (int64_t kh = rows.first; kh < rows.last; ++kh) {
+        const int64_t ih = top + kh * g.dilation_h;
+        const T* row = plane + ih * row_stride;
+        for (int64_t kw = cols.first; kw < cols.last; ++kw) {
+          const int64_t iw = left + kw * g.dilation_w;
+          const T x = row[iw];
+          if (x > best || x != x) best = x, where = ih * g.in_w + iw;
+        }
+      }
+      out[oh * g.out_w + ow] = best;
+      if (indices) indices[oh * g.out_w + ow] = where;
+    }
+  }
+}
+
+// Average pooling's far windows (see max_far_windows): the in-bounds cells' sum over the
+// divisor avg() uses; a window without an in-bounds cell gives 0, as torch.
+template <class T>
+void avg_far_windows(const T* plane, int64_t row_stride, T* out, const Window2d& g, const AvgDivisor& divisor,
+                     int64_t oh_begin, int64_t oh_end) {
+  const bool fixed = divisor.divisor_override != 0;
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    const int64_t top = oh * g.stride_h - g.pad_h;
+    const RowSpan rows = valid_rows(top, g.kernel_h, 1, g.in_h);
+    const int64_t row_factor = divisor_factor(top, g.kernel_h, g.pad_h, g.in_h, divisor.count_include_pad);
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      const int64_t left = ow * g.stride_w - g.pad_w;
+      const RowSpan cols = valid_rows(left, g.kernel_w, 1, g.in_w);
+      T sum = 0;
+      for (int64_t kh = rows.first; kh < rows.last; ++kh)
+        for (int64_t kw = cols.first; kw < cols.last; ++kw) sum += plane[(top + kh) * row_stride + left + kw];
+      const bool empty = rows.first == rows.last || cols.first == cols.last;
+      const int64_t column_factor = divisor_factor(left, g.kernel_w, g.pad_w, g.in_w, divisor.count_include_pad);
+      out[oh * g.out_w + ow] =
+          empty ? T(0) : sum / (fixed ? T(divisor.divisor_override) : T(row_factor) * T(column_factor));
+    }
+  }
+}
+
 // Adaptive windows: [floor(i * in / out), ceil((i + 1) * in / out)).
 inline int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
 inline int64_t adaptive_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
@@ -596,7 +652,8 @@ void global_avg(const T* first_plane, int64_t plane_stride, int64_t row_stride, 
 
 template <class T>
 constexpr PoolKernelsFor<T> kernels_for() {
-  return {max_values<T>, max_indices<T>, avg<T>, adaptive_max<T>, adaptive_avg<T>, global_avg<T>};
+  return {max_values<T>,      max_indices<T>,  avg<T>,       max_far_windows<T>,
+          avg_far_windows<T>, adaptive_max<T>, adaptive_avg<T>, global_avg<T>};
 }
 
 }  // namespace

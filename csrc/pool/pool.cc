@@ -67,14 +67,27 @@ void complete_window(Window2d& g, bool ceil_mode, const char* op) {
   g.kernel_w = std::min(g.kernel_w, (g.in_w + 2 * g.pad_w + g.dilation_w - 1) / g.dilation_w);
 }
 
+// Whether g's windows go to the far-window kernels: their padded scratch row would dwarf the
+// plane's own rows (a kernel and padding of millions of cells around a few), or, with
+// indices, float32 lanes could not hold the positions exactly (kernels of 2^24 and more).
+// Ordinary pooling stays under the bound: its scratch is a few rows of the input's width.
+template <class T>
+bool far_windows(const Window2d& g, bool with_indices) {
+  constexpr int64_t kMaxScratchPerCell = 16, kScratchFloor = int64_t(1) << 16, kExactFloatPositions = int64_t(1) << 24;
+  if (with_indices && sizeof(T) == 4 && std::max(g.kernel_h, g.kernel_w) >= kExactFloatPositions) return true;
+  return scratch_elements(g) > kMaxScratchPerCell * (g.in_w + g.out_w) + kScratchFloor;
+}
+
 // Runs fn(plane_pointer, plane_index, oh_begin, oh_end, scratch) over every output row of
-// every (n, c) plane, split across threads by rows.
+// every (n, c) plane, split across threads by rows, with `scratch` elements of scratch per
+// thread (scratch_elements(g) by default).
 template <class T, class Fn>
-void for_each_row_block(const TensorView& in, const Window2d& g, int64_t work_per_row, const Fn& fn) {
+void for_each_row_block(const TensorView& in, const Window2d& g, int64_t work_per_row, const Fn& fn,
+                        int64_t scratch = -1) {
   const int64_t channels = in.shape[1];
   const int64_t rows = in.shape[0] * channels * g.out_h;
   const int64_t grain = std::max<int64_t>(1, kWorkGrain / std::max<int64_t>(1, work_per_row));
-  const int64_t scratch = scratch_elements(g);
+  if (scratch < 0) scratch = scratch_elements(g);
   parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> buffer(static_cast<size_t>(scratch));
     while (begin < end) {
@@ -94,6 +107,16 @@ void run_max(const TensorView& in, const TensorView& out, const TensorView* indi
   const int64_t plane_out = g.out_h * g.out_w;
   T* o = out.ptr<T>();
   int64_t* idx = indices ? indices->ptr<int64_t>() : nullptr;
+  if (far_windows<T>(g, idx != nullptr)) {
+    const int64_t work = std::min(g.kernel_h, g.in_h) * std::min(g.kernel_w, g.in_w) * g.out_w;
+    for_each_row_block<T>(
+        in, g, work,
+        [&](const T* plane, int64_t p, int64_t oh0, int64_t oh1, T*) {
+          k.max_far(plane, in.strides[2], o + p * plane_out, idx ? idx + p * plane_out : nullptr, g, oh0, oh1);
+        },
+        0);
+    return;
+  }
   const int64_t work = g.in_w * g.kernel_h + g.out_w * g.kernel_w;
   for_each_row_block<T>(in, g, work, [&](const T* plane, int64_t p, int64_t oh0, int64_t oh1, T* scratch) {
     if (idx)
@@ -108,6 +131,16 @@ void run_avg(const TensorView& in, const TensorView& out, const Window2d& g, con
   const auto& k = typed<T>(kernels());
   const int64_t plane_out = g.out_h * g.out_w;
   T* o = out.ptr<T>();
+  if (far_windows<T>(g, false)) {
+    const int64_t work = std::min(g.kernel_h, g.in_h) * std::min(g.kernel_w, g.in_w) * g.out_w;
+    for_each_row_block<T>(
+        in, g, work,
+        [&](const T* plane, int64_t p, int64_t oh0, int64_t oh1, T*) {
+          k.avg_far(plane, in.strides[2], o + p * plane_out, g, divisor, oh0, oh1);
+        },
+        0);
+    return;
+  }
   const int64_t work = g.in_w * g.kernel_h + g.out_w * g.kernel_w;
   for_each_row_block<T>(in, g, work, [&](const T* plane, int64_t p, int64_t oh0, int64_t oh1, T* scratch) {
     k.avg(plane, in.strides[2], o + p * plane_out, g, divisor, oh0, oh1, scratch);
@@ -200,9 +233,6 @@ void max_pool2d(const TensorView& in, const TensorView& out, const TensorView* i
   complete_window(g, ceil_mode, "max_pool2d");
   check_output(in, out, g.out_h, g.out_w, in.dtype, "max_pool2d", "out");
   if (indices) check_output(in, *indices, g.out_h, g.out_w, DType::int64, "max_pool2d", "indices");
-  // Winning kernel positions travel in lanes of T: exact below 2^24 for float32.
-  TENSOROPS_CHECK(!indices || in.dtype == DType::float64 || std::max(g.kernel_h, g.kernel_w) < (int64_t{1} << 24),
-                  "max_pool2d: kernel too large for float32 indices");
   if (is_empty(out)) return;
   if (in.dtype == DType::float32) run_max<float>(in, out, indices, g); else run_max<double>(in, out, indices, g);
 }

@@ -27,6 +27,11 @@
 // tracking the winning (kh, kw) per lane. Its running maximum starts at -inf with the
 // first in-bounds tap's position, which is what torch reports for a window of -inf.
 //
+// Windows far larger than the plane (torch lets padding reach half of a kernel of any size)
+// would make the padded rows as long as the padding, and float32 lanes cannot count
+// positions of 2^24 and more: such pools run the far-window kernels, one output at a time
+// over its in-bounds cells, with int64 positions and no scratch (pool.cc, far_windows).
+//
 // Average divides the window sum by a divisor that is a product of a row factor and a
 // column factor (the clipped window extents, or the override), as torch computes it.
 // Adaptive pooling with output sizes that divide the input is ordinary pooling with
@@ -65,6 +70,12 @@ struct PoolKernelsFor {
                       int64_t oh_begin, int64_t oh_end, T* scratch);
   void (*avg)(const T* plane, int64_t row_stride, T* out, const Window2d& g, const AvgDivisor& divisor,
               int64_t oh_begin, int64_t oh_end, T* scratch);
+  // Windows far larger than the plane (see far_windows in pool.cc), element by element with
+  // int64 positions, no scratch. `indices` may be null.
+  void (*max_far)(const T* plane, int64_t row_stride, T* out, int64_t* indices, const Window2d& g, int64_t oh_begin,
+                  int64_t oh_end);
+  void (*avg_far)(const T* plane, int64_t row_stride, T* out, const Window2d& g, const AvgDivisor& divisor,
+                  int64_t oh_begin, int64_t oh_end);
   // Adaptive windows: rows [floor(oh*H/OH), ceil((oh+1)*H/OH)), columns likewise. `indices`
   // may be null. Only g.in_*, g.out_* are read.
   void (*adaptive_max)(const T* plane, int64_t row_stride, T* out, int64_t* indices, const Window2d& g,

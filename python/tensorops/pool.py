@@ -227,6 +227,8 @@ def _avg_geometry(shape: tuple, kernel_size, stride, padding, ceil_mode, count_i
     if len(pads) not in (1, 2):
         raise ShapeError("avg_pool2d: padding must either be a single int, or a tuple of two ints")
     divisor = 0 if divisor_override is None else operator.index(divisor_override)
+    if not -2**63 <= divisor < 2**63:
+        raise ValueError("Overflow when unpacking long long")  # torch's words for an int64 argument
     if divisor_override is not None and divisor == 0:
         raise ShapeError("avg_pool2d: divisor must be not zero")
     kernel = _pair(kernel)
