@@ -1030,3 +1030,27 @@ def test_scalar_arguments_take_0d_tensors():
     assert_close(rm, trm, **tol(np.float32))
     with pytest.raises(TypeError, match="must be float"):
         batch_norm(x, rm, rv, training=True, eps="1e-5")
+
+
+@pytest.mark.single_isa
+def test_instance_norm_takes_running_statistics_of_the_other_float_dtype():
+    """torch's instance norm makes its per-instance copies of the statistics in the input's
+    dtype and writes the update back into the caller's arrays, of either float dtype."""
+    for x_dtype, stats_dtype in ((np.float64, np.float32), (np.float32, np.float64)):
+        x = randn((2, 3, 4), x_dtype, seed=3)
+        for use_input_stats in (True, False):
+            mean, var = randn((3,), stats_dtype, seed=4), np.abs(randn((3,), stats_dtype, seed=5)) + 0.5
+            t_mean, t_var = torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())
+            got = instance_norm(x, mean, var, use_input_stats=use_input_stats)
+            want = F.instance_norm(torch.from_numpy(x), t_mean, t_var, use_input_stats=use_input_stats)
+            assert_close(got, want)
+            assert mean.dtype == stats_dtype
+            assert_close(mean, t_mean, rtol=1e-6, atol=1e-7)
+            assert_close(var, t_var, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.single_isa
+def test_batch_norm_hands_back_an_empty_input_without_statistics():
+    for shape in [(0, 3), (0, 3, 4), (2, 3, 0), (2, 0), (0,)]:
+        got = batch_norm(np.zeros(shape, np.float32), None, None)
+        assert got.shape == tuple(F.batch_norm(torch.zeros(shape), None, None).shape) and got.dtype == np.float32

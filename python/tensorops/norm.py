@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import aligned, as_array, check_float, check_out, empty, python_scalar
+from ._validate import FLOAT_DTYPES, aligned, as_array, check_float, check_out, empty, python_scalar
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm"]
 
@@ -87,10 +87,12 @@ def _param(p, x: np.ndarray, op: str, arg: str) -> np.ndarray:
     return aligned(p)
 
 
-def _running(r, x: np.ndarray, expected: int, op: str, arg: str, reported: int | None = None) -> np.ndarray:
-    """A running statistic: a 1-D array of the input's dtype, kept as given (any stride) so
-    that training updates it in place. `reported` scales the counts in the message (torch's
-    instance_norm reports the sizes of its per-instance copies)."""
+def _running(r, x: np.ndarray, expected: int, op: str, arg: str, reported: int | None = None,
+             any_float: bool = False) -> np.ndarray:
+    """A running statistic: a 1-D array of the input's dtype (of either float dtype with
+    `any_float`), kept as given (any stride) so that training updates it in place. `reported`
+    scales the counts in the message (torch's instance_norm reports the sizes of its
+    per-instance copies)."""
     if not (isinstance(r, _ndarray) or hasattr(r, "__dlpack__")):
         raise TypeError(f"{op}(): argument '{arg}' must be an array, not {type(r).__name__}")
     r = as_array(r, op, arg)
@@ -99,7 +101,7 @@ def _running(r, x: np.ndarray, expected: int, op: str, arg: str, reported: int |
         raise ShapeError(f"{op}: {arg} should contain {expected * scale} elements not {r.size * scale}")
     if r.ndim != 1:
         raise ShapeError(f"{op}: TensorAccessor expected 1 dims but tensor has {r.ndim} ({arg})")
-    if r.dtype != x.dtype:
+    if r.dtype != x.dtype and not (any_float and r.dtype in FLOAT_DTYPES):
         raise _mixed_dtype(x, op)
     return r
 
@@ -144,6 +146,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ShapeError(f"{op} eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise ShapeError(f"{op} eps must be non-negative, but got {eps}")
+    if x.size == 0 and running_mean is None and running_var is None:
+        return _output(out, x, op)  # torch hands an empty input back before it looks for statistics
     if not training:
         if running_mean is None:
             raise ShapeError(f"{op}: running_mean must be defined in evaluation mode")
@@ -198,9 +202,15 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     channels = _channels_or_raise(x, running_mean, op)
     batch = shape[0]
     # torch repeats the per-channel arguments over the batch and reports those sizes.
+    given = None
     if running_mean is not None:
-        running_mean = _running(running_mean, x, channels, op, "running_mean", batch)
-        running_var = _running(running_var, x, channels, op, "running_var", batch)
+        running_mean = _running(running_mean, x, channels, op, "running_mean", batch, any_float=True)
+        running_var = _running(running_var, x, channels, op, "running_var", batch, any_float=True)
+        if running_mean.dtype != x.dtype or running_var.dtype != x.dtype:
+            # torch takes running statistics of the other float dtype (its per-instance copies
+            # are made in the input's): computed in copies, written back cast.
+            given = running_mean, running_var
+            running_mean, running_var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
     weight = _channel_param(weight, x, channels, op, "weight", batch)
     bias = _channel_param(bias, x, channels, op, "bias", batch)
     result = _output(out, x, op)
@@ -208,8 +218,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         # torch averages the instances' statistics over the batch: over no instance, NaN.
         for running in (running_mean, running_var):
             running[...] = (1 - momentum) * running + momentum * np.nan
-        return result
-    _core.instance_norm(x, result, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, act)
+    else:
+        _core.instance_norm(x, result, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, act)
+    if given is not None and use_input_stats:
+        np.copyto(given[0], running_mean, casting="unsafe")
+        np.copyto(given[1], running_var, casting="unsafe")
     return result
 
 
