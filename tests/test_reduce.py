@@ -676,3 +676,17 @@ def test_flags_must_be_python_bools_as_in_torch():
             with pytest.raises(TypeError, match=rf"{name}\(\): argument 'keepdim' must be bool, not {shown}"):
                 call(bad)
         assert np.asarray(call(True)[0] if name == "max" else call(True)).ndim == 2
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1])
+def test_float32_products_of_values_near_one_carry_no_drift(dim, isa):
+    """float32 multiplies of values near 1 round down on average: multiplied in float32 lanes,
+    the product of 10^6 values 1 + 0.001 g came out 1.5e-4 low for every seed (torch is
+    within 5e-5 either way); tensorops multiplies float32 in double and rounds once."""
+    rng = np.random.default_rng(7)
+    x = (1 + 1e-3 * rng.standard_normal((1000, 1000))).astype(np.float32)
+    exact = np.prod(x.astype(np.float64), axis=dim)
+    error = np.asarray(tops.prod(x, dim), np.float64) / exact - 1
+    assert np.abs(np.mean(error)) < (2e-6 if dim is None else 1e-7) and np.max(np.abs(error)) < 2e-6
+    runs = x[:, :9]  # rows shorter than a vector take the short-row kernel: the same bits
+    np.testing.assert_array_equal(tops.prod(runs, 1), np.array([tops.prod(np.ascontiguousarray(r)) for r in runs]))

@@ -34,6 +34,8 @@ struct Vec {
   Vec(T s) { for (int i = 0; i < width; ++i) lane[i] = s; }  // NOLINT: broadcast is implicit by design
   static Vec zero() { return Vec(T(0)); }
   static Vec load(const T* p) { Vec v; std::memcpy(v.lane, p, sizeof(v.lane)); return v; }
+  // width floats from p, each widened to T (double).
+  static Vec load_widened(const float* p) { Vec v; for (int i = 0; i < width; ++i) v.lane[i] = T(p[i]); return v; }
   static Vec load_partial(const T* p, int64_t n) {
     Vec v(T(0));
     for (int64_t i = 0; i < n && i < width; ++i) v.lane[i] = p[i];
@@ -110,6 +112,7 @@ struct Vec {
   friend Mask either_nan(Vec a, Vec b) { return test(a, b, [](T x, T y) { return x != x || y != y; }); }
   friend Vec select(Mask m, Vec a, Vec b) { Vec r; for (int i = 0; i < width; ++i) r.lane[i] = m.lane[i] ? a.lane[i] : b.lane[i]; return r; }
   friend T reduce_add(Vec a) { T s = a.lane[0]; for (int i = 1; i < width; ++i) s += a.lane[i]; return s; }
+  friend T reduce_mul(Vec a) { T p = a.lane[0]; for (int i = 1; i < width; ++i) p *= a.lane[i]; return p; }
   friend Vec lane_sums(const Vec* v) {
     Vec sums;
     for (int i = 0; i < width; ++i) sums.lane[i] = reduce_add(v[i]);

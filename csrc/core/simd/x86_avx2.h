@@ -189,6 +189,8 @@ struct Vec<double> {
   }
   static Vec load(const double* p) { return _mm256_loadu_pd(p); }
   static Vec load_partial(const double* p, int64_t n) { return _mm256_maskload_pd(p, lanes_below(n)); }
+  // width floats from p, each widened to double.
+  static Vec load_widened(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
   // Lanes lo <= i < hi.
   static Mask lanes_between(int64_t lo, int64_t hi) {
     return {_mm256_castsi256_pd(_mm256_andnot_si256(lanes_below(lo < 0 ? 0 : lo), lanes_below(hi < 0 ? 0 : hi)))};
@@ -247,6 +249,10 @@ struct Vec<double> {
   friend double reduce_add(Vec a) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  friend double reduce_mul(Vec a) {
+    __m128d p = _mm_mul_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_mul_sd(p, _mm_unpackhi_pd(p, p)));
   }
   friend Vec lane_sums(const Vec* v) {
     const __m256d h0 = _mm256_hadd_pd(v[0].v, v[1].v), h1 = _mm256_hadd_pd(v[2].v, v[3].v);

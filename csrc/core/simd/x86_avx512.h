@@ -170,6 +170,8 @@ struct Vec<double> {
   }
   static Vec load(const double* p) { return _mm512_loadu_pd(p); }
   static Vec load_partial(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(lanes_below(n), p); }
+  // width floats from p, each widened to double.
+  static Vec load_widened(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
   // Lanes lo <= i < hi.
   static Mask lanes_between(int64_t lo, int64_t hi) {
     lo = lo < 0 ? 0 : lo;
@@ -217,6 +219,7 @@ struct Vec<double> {
   friend Mask ne(Vec a, Vec b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend Vec select(Mask m, Vec a, Vec b) { return _mm512_mask_blend_pd(m.m, b.v, a.v); }
   friend double reduce_add(Vec a) { return _mm512_reduce_add_pd(a.v); }
+  friend double reduce_mul(Vec a) { return _mm512_reduce_mul_pd(a.v); }
   // The float version's tree for eight vectors: 256-bit halves, 128-bit quarters, lanes.
   friend Vec lane_sums(const Vec* v) {
     __m512d in[8], halves[4], quarters[2];
