@@ -748,3 +748,24 @@ def test_number_arguments_refuse_strings_and_none():
             call()
     assert_close(F.leaky_relu(x, torch.tensor(0.2)), TF.leaky_relu(T(x), 0.2))
     assert_close(tops.add(x, x, alpha=np.array(2.0)), torch.add(T(x), T(x), alpha=2.0))
+
+
+@pytest.mark.single_isa
+def test_argument_kinds_torch_refuses():
+    """A bool alpha, an int64-overflowing or bool decimals and a positional approximate."""
+    x = np.ones(3, np.float32)
+    t = torch.from_numpy(x)
+    for ours, theirs in ((lambda: tops.add(x, x, alpha=True), lambda: torch.add(t, t, alpha=True)),
+                         (lambda: tops.sub(x, x, alpha=True), lambda: torch.sub(t, t, alpha=True))):
+        with pytest.raises(RuntimeError) as want:
+            theirs()
+        with pytest.raises(tops.ShapeError) as got:
+            ours()
+        assert str(got.value) == str(want.value)
+    with pytest.raises(ValueError, match="^Overflow when unpacking long long$"):
+        tops.round(x, decimals=2**63)
+    with pytest.raises(TypeError, match="decimals must be an int, got bool"):
+        tops.round(x, decimals=True)
+    with pytest.raises(TypeError, match="takes 1 positional argument"):
+        tops.nn.functional.gelu(x, "tanh")
+    assert_close(tops.add(x, x, alpha=2), torch.add(t, t, alpha=2))

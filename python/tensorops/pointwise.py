@@ -250,9 +250,13 @@ def ceil(input, *, out=None):
 def round(input, *, decimals=0, out=None):  # noqa: A001 - torch's name
     """Round half to even, to ``decimals`` decimal places (negative: to tens, hundreds...)."""
     try:
+        if isinstance(decimals, (bool, np.bool_)):
+            raise TypeError
         decimals = operator.index(decimals)
     except TypeError:
         raise TypeError(f"round: decimals must be an int, got {type(decimals).__name__}") from None
+    if not -2**63 <= decimals < 2**63:
+        raise ValueError("Overflow when unpacking long long")  # torch's words for an int64 argument
     if decimals == 0:
         return _unary("round", _U["round"], input, out)
     # A power of ten beyond the float range is inf, which makes every result NaN, as in torch.
@@ -293,16 +297,23 @@ def _binary(op, code, input, other, out, alpha=1.0, integers_to_float=False):
     return out
 
 
+def _alpha(value, op):
+    """add/sub's alpha: a number, and not a bool (torch takes one only for bool results)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ShapeError("Boolean alpha only supported for Boolean results.")
+    return _number(value, op, "alpha")
+
+
 def add(input, other, *, alpha=1, out=None):
     """input + alpha * other, broadcasting."""
-    if alpha == 1:
+    if alpha == 1 and alpha is not True:
         if out is None:
             # Same-shape float ndarrays of one dtype: C++ allocates and computes; else None.
             result = _binary_fast(_ADD, input, other)
             if result is not None:
                 return result
         return _binary("add", _ADD, input, other, out)
-    return _binary("add", _B["add_scaled"], input, other, out, _number(alpha, "add", "alpha"))
+    return _binary("add", _B["add_scaled"], input, other, out, _alpha(alpha, "add"))
 
 
 def _is_bool(value):
@@ -312,7 +323,7 @@ def _is_bool(value):
 
 def sub(input, other, *, alpha=1, out=None):
     """input - alpha * other, broadcasting. Like torch, refuses bool operands."""
-    if alpha == 1 and out is None:
+    if alpha == 1 and alpha is not True and out is None:
         result = _binary_fast(_SUB, input, other)
         if result is not None:
             return result
@@ -322,9 +333,9 @@ def sub(input, other, *, alpha=1, out=None):
     if _is_bool(input) or _is_bool(other):
         raise TypeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                         "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
-    if alpha == 1:
+    if alpha == 1 and alpha is not True:
         return _binary("sub", _B["sub"], input, other, out)
-    return _binary("sub", _B["add_scaled"], input, other, out, -_number(alpha, "sub", "alpha"))
+    return _binary("sub", _B["add_scaled"], input, other, out, -_alpha(alpha, "sub"))
 
 
 def mul(input, other, *, out=None):
@@ -496,7 +507,7 @@ def celu(input, alpha=1.0, inplace=False, *, out=None):
     return _activation("celu", _U["elu"], input, out, inplace, alpha, 1.0, 1.0 / alpha)
 
 
-def gelu(input, approximate="none", *, out=None):
+def gelu(input, *, approximate="none", out=None):
     """input * Phi(input) (erf form), or the tanh approximation with approximate='tanh'."""
     if not isinstance(approximate, str):
         raise TypeError(f"gelu(): argument 'approximate' must be str, not {type(approximate).__name__}")
