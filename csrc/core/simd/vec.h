@@ -13,6 +13,7 @@
 //   Vec<T>(scalar), Vec<T>::zero()     broadcast
 //   Vec<T>::load(p), load_partial(p, n)   (lanes >= n read as 0 and never touch memory)
 //   Vec<T>::load_masked(p, m)          the lanes set in m from p, the others 0 and untouched
+//   Vec<double>::load_widened(p)       width floats from p, each widened to double
 //   Vec<T>::lanes_between(lo, hi)      Mask of lanes lo <= i < hi
 //   Vec<T>::load_even(p)               p[0], p[2], ..., p[2*width - 2]
 //   even_lanes(a, b)                   a0 a2 ... b0 b2 ... (load_even of a vector pair)
@@ -41,7 +42,7 @@
 //   lt, le, gt, ge, eq, ne, is_nan -> Mask;  select(m, a, b) = m ? a : b
 //   either_nan(a, b) -> Mask           a or b NaN (one compare for two vectors)
 //   Mask: &, |, ~, any(m), all(m)
-//   reduce_add, reduce_min, reduce_max (over lanes; min/max ignore nothing: NaN lanes give
+//   reduce_add, reduce_mul, reduce_min, reduce_max (over lanes; min/max ignore nothing: NaN lanes give
 //                                      an unspecified lane, callers test is_nan first)
 //   lane_sums(v)                       for an array of width vectors: lane i = the sum of v[i]'s
 //                                      lanes (AVX2: one tree of horizontal adds for all of
