@@ -1396,6 +1396,17 @@ def test_filters_packed_for_each_call_reuse_pool_blocks():
         assert _core.cache_idle_bytes() == idle
 
 
+def test_filter_packed_for_a_call_takes_one_pool_block():
+    """The panel sets of a filter packed for one call are slices of one pool block (the pool
+    rounds a block up to 2 MiB: a block per set had held 16.8 MB for this 9.4 MB filter)."""
+    from tensorops import _core
+    x, w = randn((1, 512, 7, 7), np.float32, 454), randn((512, 512, 3, 3), np.float32, 455)
+    _core.empty_cache()
+    _, want = check_conv2d(x, w, padding=1)
+    assert_close(F.conv2d(x, w, padding=1), want, **tol(np.float32, w[0].size))
+    assert _core.cache_idle_bytes() <= w.nbytes + (2 << 20)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_filter_phases_across_channel_blocks(dtype):
     """A transposed filter is read once for all its stride phases, whose tap counts differ

@@ -188,6 +188,8 @@ AxisPhases axis_phases(int64_t kernel, int64_t stride, int64_t padding, int64_t 
 
 template <class T>
 struct PackedConvWeight::Filters {
+  // A filter packed for one call: the one pooled block its panel sets are carved from.
+  std::unique_ptr<gemm::PanelArena<T>> arena;
   // conv2d: one [C_out/g, C_in/g * KH * KW] panel set per group. Transposed: one
   // [C_out/g, C_in/g * taps] set per (group, phase), phase = ry * stride_w + rx.
   std::vector<std::unique_ptr<gemm::PackedA<T>>> panels;
@@ -236,13 +238,13 @@ namespace {
 // Block `block` (window_channel_block(taps) input channels) of group g of a conv2d filter,
 // dense at w ([C_out, C_in/g, KH, KW]), into f's shifted-window set (sized groups * blocks):
 // B panels with the output channels across the lanes (`columns`), else A panels; `stream` and
-// `storage` as for gemm::PackedB. The
+// `arena` as for gemm::PackedB. The
 // block's [channel][tap] run of each output channel is packed as it lies (a transpose of
 // contiguous rows, at memory speed), each element stored at its tap-major place: the run's
 // element c * taps + tap is K row tap * cb + c. tap_major: the caller's scratch.
 template <class T>
 void pack_window_block(const T* w, int64_t g, int64_t block, int64_t blocks, int64_t cig, int64_t cog, int64_t taps,
-                       bool columns, bool stream, gemm::PanelStorage storage, std::vector<int64_t>& tap_major,
+                       bool columns, bool stream, gemm::PanelArena<T>* arena, std::vector<int64_t>& tap_major,
                        PackedConvWeight::Filters<T>& f) {
   const int64_t size = window_channel_block(taps);
   const int64_t c0 = block * size, cb = std::min(size, cig - c0), kb = taps * cb;
@@ -253,22 +255,25 @@ void pack_window_block(const T* w, int64_t g, int64_t block, int64_t blocks, int
   if (columns)
     f.window_columns[size_t(g * blocks + block)] =
         std::make_unique<gemm::PackedB<T>>(kb, cog, gemm::MatrixRef<T>{run, 1, cig * taps}, tap_major.data(), stream,
-                                           storage);
+                                           arena);
   else
     f.window_panels[size_t(g * blocks + block)] =
         std::make_unique<gemm::PackedA<T>>(cog, kb, gemm::MatrixRef<T>{run, cig * taps, 1}, kb, tap_major.data(),
-                                           storage);
+                                           arena);
 }
 
 // The border-class path's B panels of a transposed filter ([C_in, C_out/g, KH, KW], dense):
 // one [C_in/g, C_out/g] set per (group, tap). The filter is first turned tap-major, each
 // tap's matrix contiguous, by the shape family's transposing copy, and each set is packed from
 // contiguous rows: packed from the filter as it lies, every element was a strided scalar load.
+// With an arena (a filter packed for one call) the sets are its slices and the tap-major copy
+// a block of the pool.
 template <class T>
 std::vector<std::unique_ptr<gemm::PackedB<T>>> tap_columns_of(const T* filter, int64_t groups, int64_t cig,
-                                                               int64_t cog, int64_t taps, gemm::PanelStorage storage) {
+                                                               int64_t cog, int64_t taps, gemm::PanelArena<T>* arena) {
   const int64_t pairs = groups * cig * cog;  // (input channel, output channel) pairs
-  gemm::PanelMemory<T> tap_major(size_t(std::max<int64_t>(pairs * taps, 1)) * sizeof(T), storage);
+  gemm::PanelMemory<T> tap_major(size_t(std::max<int64_t>(pairs * taps, 1)) * sizeof(T),
+                                 arena ? gemm::PanelStorage::pooled : gemm::PanelStorage::own);
   TensorView from, to;
   from.data = const_cast<T*>(filter), to.data = tap_major.get();
   from.dtype = to.dtype = std::is_same_v<T, float> ? DType::float32 : DType::float64;
@@ -282,7 +287,7 @@ std::vector<std::unique_ptr<gemm::PackedB<T>>> tap_columns_of(const T* filter, i
     for (int64_t t = t0; t < t1; ++t) {
       const T* matrix = tap_major.get() + (t % taps) * pairs + (t / taps) * cig * cog;
       columns[size_t(t)] =
-          std::make_unique<gemm::PackedB<T>>(cig, cog, gemm::MatrixRef<T>{matrix, cog, 1}, nullptr, false, storage);
+          std::make_unique<gemm::PackedB<T>>(cig, cog, gemm::MatrixRef<T>{matrix, cog, 1}, nullptr, false, arena);
     }
   });
   return columns;
@@ -294,8 +299,13 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
                                                            PackedConvWeight::Panels sets) {
   auto f = std::make_unique<PackedConvWeight::Filters<T>>();
   f->kept = sets == PackedConvWeight::Panels::all;
-  // A filter packed for one call takes its panels from the buffer pool (gemm::PanelStorage).
-  const gemm::PanelStorage storage = f->kept ? gemm::PanelStorage::own : gemm::PanelStorage::pooled;
+  // A filter packed for one call carves its panel sets from one block of the buffer pool
+  // (gemm::PanelArena), sized here from the sets' bytes; a kept one gives each set its own.
+  const auto make_arena = [&](size_t bytes) {
+    if (!f->kept) f->arena = std::make_unique<gemm::PanelArena<T>>(bytes);
+    return f->arena.get();
+  };
+  const auto slice = [](size_t bytes) { return gemm::PanelArena<T>::slice_bytes(bytes); };
   const DenseWeight<T> w(weight);
   const int64_t kh = weight.shape[2], kw = weight.shape[3], taps = kh * kw;
   if (depthwise) {
@@ -328,6 +338,12 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
     if (columns) f->window_columns.resize(size_t(groups * blocks));
     else f->window_panels.resize(size_t(groups * blocks));
     const int64_t sets_per_group = int64_t(general) + blocks;
+    size_t bytes = general ? slice(gemm::PackedA<T>::bytes(cog, k)) : 0;
+    for (int64_t block = 0; block < blocks; ++block) {
+      const int64_t cb = std::min(window_channel_block(taps), cig - block * window_channel_block(taps));
+      bytes += slice(columns ? gemm::PackedB<T>::bytes(taps * cb, cog) : gemm::PackedA<T>::bytes(cog, taps * cb));
+    }
+    gemm::PanelArena<T>* const arena = make_arena(bytes * size_t(groups));
     parallel_for(0, groups * sets_per_group, 1, [&](int64_t t0, int64_t t1) {
       std::vector<int64_t> tap_major;
       for (int64_t t = t0; t < t1; ++t) {
@@ -335,10 +351,10 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
         if (block < 0) {
           f->panels[size_t(g)] =
               std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{w.data() + g * cog * k, k, 1}, 0, nullptr,
-                                                 storage);
+                                                 arena);
           continue;
         }
-        pack_window_block(w.data(), g, block, blocks, cig, cog, taps, columns, stream, storage, tap_major, *f);
+        pack_window_block(w.data(), g, block, blocks, cig, cog, taps, columns, stream, arena, tap_major, *f);
       }
     });
     return f;
@@ -347,7 +363,8 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
   // A[co, (ci, ty, tx)] = w[g*C_in/g + ci, co, row_taps[ty], col_taps[tx]].
   const int64_t cig = weight.shape[0] / groups, cog = weight.shape[1];
   if (sets == PackedConvWeight::Panels::border) {
-    f->tap_columns = tap_columns_of(w.data(), groups, cig, cog, taps, storage);
+    f->tap_columns = tap_columns_of(w.data(), groups, cig, cog, taps,
+                                    make_arena(size_t(groups * taps) * slice(gemm::PackedB<T>::bytes(cig, cog))));
     return f;
   }
   if (sets == PackedConvWeight::Panels::all) f->dense.assign(w.data(), w.data() + weight.numel());
@@ -396,6 +413,14 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
         }
     }
   };
+  size_t bytes = 0;
+  for (int64_t ph = 0; ph < phases; ++ph) {
+    const int64_t pt = int64_t(phase_taps[size_t(ph)].size());
+    if (general) bytes += slice(gemm::PackedA<T>::bytes(cog, cig * pt));
+    for (int64_t block = 0; block < blocks; ++block)
+      bytes += slice(gemm::PackedA<T>::bytes(cog, std::min(kShiftedChannelBlock, cig - block * kShiftedChannelBlock) * pt));
+  }
+  gemm::PanelArena<T>* const arena = make_arena(bytes * size_t(groups));
   if (general) {
     // One matrix per (group, phase) over all input channels: filled by tasks of
     // kGatherChannels output channels (a task per group would leave the other threads idle
@@ -421,7 +446,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
         const int64_t k = cig * int64_t(phase_taps[size_t(set % phases)].size());
         f->panels[size_t(set)] =
             std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{matrices[size_t(set)].get(), k, 1}, 0,
-                                               nullptr, storage);
+                                               nullptr, arena);
       }
     });
   }
@@ -441,7 +466,7 @@ std::unique_ptr<PackedConvWeight::Filters<T>> pack_filters(const TensorView& wei
         const int64_t k = cb * int64_t(phase_taps[size_t(ph)].size()), set = g * phases + ph;
         f->window_panels[size_t(set * blocks + block)] =
             std::make_unique<gemm::PackedA<T>>(cog, k, gemm::MatrixRef<T>{starts[size_t(ph)], k, 1}, k, nullptr,
-                                               storage);
+                                               arena);
       }
     }
   });
@@ -853,8 +878,8 @@ const PackedConvWeight::Filters<T>& pointwise_window_filters(const PackedConvWei
     parallel_for(0, groups * blocks, 1, [&](int64_t t0, int64_t t1) {
       std::vector<int64_t> tap_major;
       for (int64_t t = t0; t < t1; ++t)
-        pack_window_block(dense.data(), t / blocks, t % blocks, blocks, cig, cog, 1, true, false,
-                          gemm::PanelStorage::own, tap_major, *window);
+        pack_window_block<T>(dense.data(), t / blocks, t % blocks, blocks, cig, cog, 1, true, false, nullptr,
+                             tap_major, *window);
     });
     f.pointwise = std::move(window);
   });
@@ -1616,7 +1641,7 @@ void conv_transpose2d_border_classes(const TensorView& input, const PackedConvWe
   // copy.)
   std::call_once(filters.tap_columns_once, [&] {
     if (!filters.dense.empty())
-      filters.tap_columns = tap_columns_of(filters.dense.data(), groups, cig, cog, taps, gemm::PanelStorage::own);
+      filters.tap_columns = tap_columns_of<T>(filters.dense.data(), groups, cig, cog, taps, nullptr);
   });
   const BorderAxis rows = border_axis(h, oh, kh, args.stride[0], args.padding[0], args.dilation[0]);
   const BorderAxis cols = border_axis(w, ow, kw, args.stride[1], args.padding[1], args.dilation[1]);

@@ -73,8 +73,8 @@
 //     each output gathers its products across the channels and the pixel-major tile is
 //     transposed into NCHW (conv_transpose2d_border_classes).
 //
-// A filter packed for one call keeps its larger panel sets in blocks of the buffer pool
-// (gemm::PanelStorage), whose pages stay mapped from call to call, and streams them out when
+// A filter packed for one call carves its panel sets from one block of the buffer pool
+// (gemm::PanelArena), whose pages stay mapped from call to call, and streams them out when
 // it is larger than the cache.
 //
 // Threads: conv2d's shifted-window path splits (image, group, band of output rows, and part

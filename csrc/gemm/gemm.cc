@@ -525,14 +525,39 @@ PanelMemory<T>::~PanelMemory() {
 }
 
 template <class T>
+T* PanelArena<T>::take(size_t bytes) {
+  const size_t at = used_.fetch_add(slice_bytes(bytes));
+  TENSOROPS_CHECK(at + bytes <= capacity_, "PanelArena: the panels outgrow the block sized for them");
+  return memory_.get() + at / sizeof(T);
+}
+
+namespace {
+
+// Panels of `bytes` from the arena, or an allocation of their own kept in `own`.
+template <class T>
+T* panel_memory(size_t bytes, PanelArena<T>* arena, std::unique_ptr<PanelMemory<T>>& own) {
+  if (arena) return arena->take(bytes);
+  own = std::make_unique<PanelMemory<T>>(bytes, PanelStorage::own);
+  return own->get();
+}
+
+}  // namespace
+
+template <class T>
+size_t PackedA<T>::bytes(int64_t m, int64_t k) {
+  const int64_t mr = active_kernels().get<T>().mr;
+  return size_t(std::max<int64_t>(ceil_div(m, mr) * mr * k, 1)) * sizeof(T);
+}
+
+template <class T>
 PackedA<T>::PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k, const int64_t* k_dest,
-                    PanelStorage storage)
+                    PanelArena<T>* arena)
     : m_(m), k_(k), kernels_(&active_kernels()) {
   const KernelSet<T>& ks = kernels_->get<T>();
   m_padded_ = ceil_div(m, ks.mr) * ks.mr;
   kc_ = block_k > 0 ? block_k : ks.kc;
-  data_ = std::make_unique<PanelMemory<T>>(size_t(std::max<int64_t>(m_padded_ * k, 1)) * sizeof(T), storage);
-  T* const data = data_->get();
+  data_ = panel_memory(bytes(m, k), arena, own_);
+  T* const data = data_;
   TENSOROPS_CHECK(!k_dest || kc_ >= k, "PackedA: a K order needs a single K block");
   for (int64_t k0 = 0; k0 < k; k0 += kc_) {
     const int64_t kc = std::min(kc_, k - k0);
@@ -547,13 +572,18 @@ T PackedA<T>::at(int64_t i, int64_t p) const {
 }
 
 template <class T>
-PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest, bool stream, PanelStorage storage)
+size_t PackedB<T>::bytes(int64_t k, int64_t n) {
+  const int64_t nr = active_kernels().get<T>().nr;
+  return size_t(std::max<int64_t>(ceil_div(n, nr), 1) * std::max<int64_t>(k, 1) * nr) * sizeof(T);
+}
+
+template <class T>
+PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest, bool stream, PanelArena<T>* arena)
     : k_(k), n_(n), kernels_(&active_kernels()) {
   const KernelSet<T>& ks = kernels_->get<T>();
   panel_stride_ = std::max<int64_t>(k, 1) * ks.nr;
-  const int64_t panels = std::max<int64_t>(ceil_div(n, ks.nr), 1);
-  data_ = std::make_unique<PanelMemory<T>>(size_t(panels * panel_stride_) * sizeof(T), storage);
-  T* const data = data_->get();
+  data_ = panel_memory(bytes(k, n), arena, own_);
+  T* const data = data_;
   if (k > 0 && n > 0) {
     const int64_t per_task = ceil_div(std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1)), ks.nr);
     parallel_for(0, ceil_div(n, ks.nr), per_task, [&](int64_t j0, int64_t j1) {
@@ -566,6 +596,8 @@ PackedB<T>::PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest,
 
 template class PanelMemory<float>;
 template class PanelMemory<double>;
+template class PanelArena<float>;
+template class PanelArena<double>;
 template class PackedA<float>;
 template class PackedA<double>;
 template class PackedB<float>;

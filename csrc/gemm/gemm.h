@@ -38,6 +38,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -104,6 +105,24 @@ class PanelMemory {
   std::size_t pooled_capacity_;  // 0 when the block is the matrix's own
 };
 
+// One pooled block carved into the panels of several packed matrices (the panel sets of a
+// filter packed for one call): the pool rounds each block up to 2 MiB, so a block per set
+// had left a 512 -> 512 3x3 filter's 9.4 MB in 16.8 MB of blocks. Sized up front with the
+// matrices' bytes(); take() hands out 64-byte aligned slices, from any thread.
+template <class T>
+class PanelArena {
+ public:
+  // A slice's bytes rounded up to whole cache lines, what take() consumes of the block.
+  static std::size_t slice_bytes(std::size_t bytes) { return (bytes + 63) & ~std::size_t(63); }
+  explicit PanelArena(std::size_t bytes) : memory_(bytes, PanelStorage::pooled), capacity_(bytes) {}
+  T* take(std::size_t bytes);
+
+ private:
+  PanelMemory<T> memory_;
+  std::size_t capacity_;
+  std::atomic<std::size_t> used_{0};
+};
+
 // B[K, N] packed once into the microkernel's NR-column panels over the whole of K, for the
 // kernel set active when it was packed (it keeps using that set: a lowered ISA cap later does
 // not invalidate it). Used for weights that serve many calls (nn.Linear, kept filters) and
@@ -117,19 +136,24 @@ class PackedB {
   // `stream` asks for streaming stores (see KernelSet::pack_b), for a caller whose packed
   // matrices together are too large for the cache (a functional call's large filter, packed
   // anew each call).
+  // With an arena the panels are a slice of it (which must outlive this matrix), else an
+  // allocation of its own.
   PackedB(int64_t k, int64_t n, MatrixRef<T> b, const int64_t* k_dest = nullptr, bool stream = false,
-          PanelStorage storage = PanelStorage::own);
+          PanelArena<T>* arena = nullptr);
+  // The bytes of the panels of a [k, n] matrix packed for the active kernel set.
+  static std::size_t bytes(int64_t k, int64_t n);
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   const GemmKernels& kernels() const { return *kernels_; }
   // Panel j covers columns [j * NR, j * NR + NR), rows 0..K-1, k-major, zero-padded.
-  const T* panel(int64_t j) const { return data_->get() + j * panel_stride_; }
+  const T* panel(int64_t j) const { return data_ + j * panel_stride_; }
   int64_t panel_stride() const { return panel_stride_; }
 
  private:
   int64_t k_, n_, panel_stride_;
   const GemmKernels* kernels_;
-  std::unique_ptr<PanelMemory<T>> data_;
+  std::unique_ptr<PanelMemory<T>> own_;  // null when the panels are an arena's slice
+  T* data_;
 };
 
 // A[M, K] packed once into the microkernel's MR-row panels, one block per KC slice of K (the
@@ -142,14 +166,16 @@ class PackedA {
   // k_dest as for PackedB (A's column p becomes packed column k_dest[p]); only with a
   // single K block (block_k >= k).
   PackedA(int64_t m, int64_t k, MatrixRef<T> a, int64_t block_k = 0, const int64_t* k_dest = nullptr,
-          PanelStorage storage = PanelStorage::own);
+          PanelArena<T>* arena = nullptr);
+  // The bytes of the panels of an [m, k] matrix packed for the active kernel set.
+  static std::size_t bytes(int64_t m, int64_t k);
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
   const GemmKernels& kernels() const { return *kernels_; }
   int64_t block_k() const { return kc_; }
   // Rows [row, ...) of K block [k0, k0 + KC): row a multiple of MR, k0 a multiple of KC.
   const T* block(int64_t k0, int64_t row) const {
-    return data_->get() + k0 * m_padded_ + row * std::min(kc_, k_ - k0);
+    return data_ + k0 * m_padded_ + row * std::min(kc_, k_ - k0);
   }
   // A's element (i, p) read back from the panels (without a K order), to repack it another way.
   T at(int64_t i, int64_t p) const;
@@ -157,7 +183,8 @@ class PackedA {
  private:
   int64_t m_, k_, m_padded_, kc_;
   const GemmKernels* kernels_;
-  std::unique_ptr<PanelMemory<T>> data_;
+  std::unique_ptr<PanelMemory<T>> own_;  // null when the panels are an arena's slice
+  T* data_;
 };
 
 // A B operand that is not a strided matrix (convolution's implicit im2col): it packs the
