@@ -1129,3 +1129,35 @@ def test_submodule_lookup_keep_vars_and_flags_match_torch(isa):
         with pytest.raises(AttributeError) as got:
             call(ours)
         assert str(got.value) == str(want.value)
+
+
+def test_packed_weights_follow_writes_in_place():
+    """torch code rewrites weights in place (weight.copy_(w), fill_, nn.init): the packed copy
+    a layer keeps must not outlive such a write, through the Parameter's index, np.copyto,
+    or a torch tensor the Parameter shares."""
+    x = randn((4, 64), np.float32, 1)
+    linear = nn.Linear(64, 32)
+    linear(x)
+    linear.weight[...] = 0.01
+    assert_close(linear(x), x @ linear.weight.T + linear.bias, atol=1e-4)
+    linear.weight[5, 7] = 3.0  # one element, through the index
+    assert_close(linear(x), x @ linear.weight.T + linear.bias, atol=1e-4)
+    np.copyto(linear.weight, np.float32(0.5))
+    assert_close(linear(x), x @ linear.weight.T + linear.bias, atol=1e-4)
+    shared = torch.randn(32, 64)
+    linear.weight = nn.Parameter(shared)
+    linear(x)
+    shared.mul_(2)
+    assert_close(linear(x), x @ shared.numpy().T + linear.bias, atol=1e-4)
+    image = randn((1, 3, 8, 8), np.float32, 2)
+    for layer, theirs in ((nn.Conv2d(3, 8, 3), torch.nn.Conv2d(3, 8, 3)),
+                          (nn.ConvTranspose2d(3, 4, 2, stride=2), torch.nn.ConvTranspose2d(3, 4, 2, stride=2))):
+        layer(image)
+        np.copyto(layer.weight, np.float32(0.25))
+        layer.weight[0, 0, 0, 0] = 5.0
+        theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()})
+        assert_close(layer(image), theirs(torch.from_numpy(image)).detach(), atol=1e-4)
+    nan = nn.Linear(4, 2)
+    nan.weight[...] = np.nan
+    assert np.isnan(nan(randn((3, 4), np.float32, 3))).all()
+    assert nan._kept_packing() is not None  # a NaN weight keeps its packing from call to call

@@ -4,7 +4,12 @@ They prepare their weight for the kernels on the first forward (GEMM panels, reo
 filters) and keep the result under ``_packed`` until the weights change: ``_weights_changed``,
 which Module calls whenever a parameter is replaced, loaded or converted, drops it; a copy
 also lapses when any module loads a state_dict after it was made, since the weight may be an
-array that module shares (tied weights). They also share torch's default initialisation of
+array that module shares (tied weights), and when the weight was written in place (torch
+code's ``weight.copy_(w)`` / ``fill_``, ported as ``weight[...] = w``): every write through
+the Parameter's index counts (its ``_version``), and a write by other means (``np.copyto``,
+a view, a torch tensor sharing the memory) is seen when it changes the first, middle or last
+element. A write that changes none of those through a view or another array stays unseen:
+call ``reset_packed_weight()`` after it. They also share torch's default initialisation of
 such layers.
 """
 from __future__ import annotations
@@ -36,16 +41,26 @@ class PackedLayer(Module):
             self.bias = Parameter(module_array((bias_size,), dtype))
         self.reset_parameters()
 
+    def _weight_signature(self) -> tuple:
+        """What tells a written weight from the one packed: its index-write count and three
+        of its elements (NaN spelled out, since NaN != NaN would repack on every call)."""
+        w = self._parameters.get("weight")
+        if w is None or w.size == 0:
+            return ()
+        samples = (w.item(0), w.item(w.size // 2), w.item(w.size - 1))
+        return (getattr(w, "_version", 0), *(s if s == s else "nan" for s in samples))
+
     def _kept_packing(self, key=None):
         """The packed weight kept for ``key`` (what it was packed for: groups, kernel set...),
-        or None when there is none or another module has loaded a state_dict since."""
+        or None when there is none, another module has loaded a state_dict since or the
+        weight was written in place (see the module's docstring)."""
         kept = self.__dict__.get("_packed")
-        if kept is not None and kept[0] == (in_place_loads(), key):
+        if kept is not None and kept[0] == (in_place_loads(), key, self._weight_signature()):
             return kept[1]
         return None
 
     def _keep_packing(self, packed, key=None) -> None:
-        self.__dict__["_packed"] = ((in_place_loads(), key), packed)
+        self.__dict__["_packed"] = ((in_place_loads(), key, self._weight_signature()), packed)
 
     def reset_packed_weight(self) -> None:
         """Drops the packed weight; the next forward packs the current one."""

@@ -9,9 +9,10 @@ the same ``state_dict`` keys in the same order and loads a torch checkpoint dire
 Layers that prepare their weights once (GEMM panels, reordered filters) override
 ``_weights_changed``: it runs whenever this module's parameters or buffers are replaced,
 loaded, converted or deleted, so a cache never outlives the arrays it was built from.
-Augmented assignment (``m.weight *= 2``) passes through ``__setattr__`` and is seen;
-writes through an index (``m.weight[...] = w``) cannot be: call ``m._weights_changed()``
-after them, or assign or load instead.
+Augmented assignment (``m.weight *= 2``) passes through ``__setattr__`` and is seen; so is
+a write through a Parameter's index (``m.weight[...] = w``), and the packing layers also
+notice other in-place writes that change the weight's first, middle or last element
+(nn/_packed.py); after any other write call ``m._weights_changed()``, or assign or load.
 """
 from __future__ import annotations
 

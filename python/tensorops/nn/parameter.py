@@ -38,9 +38,17 @@ class Parameter(np.ndarray):
         # In-place arithmetic (p += 1) writes into the parameter itself, which stays one.
         return array if array is self else array.view(np.ndarray)
 
+    # Bumped by every write through an index (``p[...] = w``), so that layers keeping a
+    # packed copy of their weight see the write (see nn/_packed.py).
+    _version = 0
+
     def __getitem__(self, key):
         item = np.ndarray.__getitem__(self, key)
         return item.view(np.ndarray) if isinstance(item, np.ndarray) else item
+
+    def __setitem__(self, key, value):
+        np.ndarray.__setitem__(self, key, value)
+        self._version += 1
 
     def __reduce__(self):
         return (Parameter, (self.view(np.ndarray), self.requires_grad))
