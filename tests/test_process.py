@@ -209,6 +209,28 @@ def test_fork_while_another_thread_is_inside_a_kernel():
 
 
 @pytest.mark.single_isa
+@pytest.mark.parametrize("first", ["torch", "tensorops"])
+def test_fork_after_torch_started_the_shared_openmp_pool(first):
+    """torch loads a libgomp of the same soname, so one OpenMP pool serves both: once a torch
+    op has started it, a forked child's first parallel tensorops op had waited forever for
+    pool threads the child does not have."""
+    r = run_script(f"""
+        import os, sys, signal
+        import {first}
+        import numpy as np, torch, tensorops as tops
+        torch.set_num_threads(2)
+        torch.randn(1000, 1000).exp()
+        x = np.random.default_rng(2).standard_normal(1 << 22).astype(np.float32)
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(60)
+            os._exit(0 if np.array_equal(tops.relu(x), np.maximum(x, 0)) else 3)
+        sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    """)
+    assert r.returncode == 0, (r.returncode, r.stderr[-3000:])
+
+
+@pytest.mark.single_isa
 def test_grandchild_of_a_fork_still_works():
     r = run_script("""
         import os, sys, numpy as np, tensorops as tops

@@ -17,7 +17,9 @@ namespace tensorops {
 
 int get_num_threads();
 void set_num_threads(int n);
-// True in a child forked after the parent started OpenMP workers: run serially there.
+// True in a child forked after the parent started OpenMP workers, or forked while the parent
+// ran other threads (a pool started by another library sharing the OpenMP runtime): run
+// serially there.
 bool openmp_unusable_after_fork();
 void note_openmp_started();
 
