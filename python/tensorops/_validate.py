@@ -263,6 +263,16 @@ def broadcast_shapes(*shapes, names=("a", "b", "c"), op: str = "") -> tuple:
     return tuple(out)
 
 
+def readable_beside(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """x, or a copy of it when out overlaps it other than element for element: a kernel that
+    writes out while it reads x would otherwise read values it has already overwritten."""
+    if out is None or not np.may_share_memory(x, out):
+        return x
+    same = (x.shape == out.shape and x.strides == out.strides
+            and x.__array_interface__["data"][0] == out.__array_interface__["data"][0])
+    return x if same else np.array(x)
+
+
 def check_out(out, shape: tuple, dtype, op: str) -> np.ndarray:
     """``out=``: a C-contiguous, writeable ndarray of the result's shape and dtype."""
     if not isinstance(out, np.ndarray):

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validate import check_bool, check_out, empty, float_array, inplace_input, python_scalar
+from ._validate import check_bool, check_out, empty, float_array, inplace_input, python_scalar, readable_beside
 
 __all__ = ["dropout", "manual_seed", "initial_seed"]
 
@@ -83,6 +83,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
         out = empty(x.shape, x.dtype)
     else:
         check_out(out, x.shape, x.dtype, "dropout")
+        x = readable_beside(x, out)
     if p == 0.0:
         np.copyto(out, x)
     elif p == 1.0:

@@ -26,7 +26,8 @@ import numpy as np
 
 from . import _core
 from ._core import ShapeError
-from ._validate import FLOAT_DTYPES, aligned, as_array, broadcast_shapes, check_out, empty, inplace_input
+from ._validate import (FLOAT_DTYPES, aligned, as_array, broadcast_shapes, check_out, empty, inplace_input,
+                        readable_beside)
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clamp",
@@ -140,16 +141,10 @@ def _is_number(value):
     return not isinstance(value, _nd) and _scalar_dtype(value) is not None
 
 
-def _same_elements(arr, out):
-    """True if arr is exactly out's memory in out's layout (safe for elementwise in place)."""
-    return (arr.shape == out.shape and arr.strides == out.strides
-            and arr.__array_interface__["data"][0] == out.__array_interface__["data"][0])
-
-
 def _prepare_out(out, shape, dtype, op, inputs):
     """Checks out= and copies any input that overlaps it other than element for element."""
     check_out(out, shape, dtype, op)
-    return [np.array(a) if np.may_share_memory(a, out) and not _same_elements(a, out) else a for a in inputs]
+    return [readable_beside(a, out) for a in inputs]
 
 
 # ---- unary --------------------------------------------------------------------------------------
