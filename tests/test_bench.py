@@ -108,11 +108,16 @@ def test_cli_list_and_selection(capsys):
 
 
 def test_cli_rejects_bad_arguments(capsys):
-    for argv in (["bench", "--threads", "0"], ["bench", "--ops", "("], ["bench", "--min-time", "-1"], []):
+    for argv in (["bench", "--threads", "0"], ["bench", "--ops", "("], ["bench", "--min-time", "-1"], [],
+                 ["bench", "--threads", "abc"], ["bench", "--threads", str(2**31)], ["bench", "--min-time", "inf"],
+                 ["bench", "--min-time", "nan"], ["bench", "--json", "/nonexistent/folder/x.json"],
+                 ["bench", "--json", "."]):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 2
-    assert "invalid regular expression" in capsys.readouterr().err
+    errors = capsys.readouterr().err
+    assert "invalid regular expression" in errors and "_positive_int" not in errors
+    assert "is not a writable directory" in errors and "'.' is a directory" in errors
 
 
 def test_summarise_median_min_max():

@@ -60,10 +60,10 @@ def test_l2_cache_environment():
     assert r.stdout.strip() == "1536000"
     r = run_python("import tensorops; print(tensorops.cpu_info()['l2_cache_bytes'])", TENSOROPS_L2_CACHE_BYTES="0")
     assert r.stdout.strip() == str(detected)
-    for bad in ("-1", "512K", "x"):
+    for bad in ("-1", "512K", "x", "1_000", "99999999999999999999"):
         r = run_python("import tensorops", TENSOROPS_L2_CACHE_BYTES=bad)
         assert r.returncode != 0
-        assert f"TENSOROPS_L2_CACHE_BYTES: expected a number of bytes >= 0, got '{bad}'" in r.stderr
+        assert f"TENSOROPS_L2_CACHE_BYTES: expected a number of bytes from 0 to {2**63 - 1}, got '{bad}'" in r.stderr
     with pytest.raises(ValueError, match="expected a number of bytes >= 0, got -5"):
         tops._core.set_l2_cache_bytes(-5)
 
@@ -366,6 +366,9 @@ def test_pool_limit_and_environment():
         _core.set_cache_limit(limit)
     r = run_python("from tensorops import _core; print(_core.cache_limit())", TENSOROPS_CACHE_MB="64")
     assert r.stdout.strip() == str(64 << 20), r.stderr
+    for bad in ("-5", "abc", "1.5", "99999999999999999999"):
+        r = run_python("import tensorops", TENSOROPS_CACHE_MB=bad)
+        assert r.returncode != 0 and f"TENSOROPS_CACHE_MB: expected a number of MiB from 0 to {2**43}, got '{bad}'" in r.stderr
 
 
 @pytest.mark.single_isa

@@ -208,10 +208,16 @@ def test_errors():
 
 
 def test_manual_seed_accepts_torch_style_seeds():
+    """torch takes seeds from -2^63 to 2^64 - 1 (negatives wrap) and refuses the rest."""
     tops.manual_seed(-1)
     assert tops.initial_seed() == (1 << 64) - 1
-    tops.manual_seed(2 ** 70 + 5)
-    assert tops.initial_seed() == 5
+    tops.manual_seed((1 << 64) - 1)
+    assert tops.initial_seed() == (1 << 64) - 1
+    for seed in (1 << 64, 2 ** 70 + 5, -(1 << 63) - 1):
+        with pytest.raises(ValueError, match="^Overflow when unpacking long long$"):
+            torch.manual_seed(seed)
+        with pytest.raises(ValueError, match="^Overflow when unpacking long long$"):
+            tops.manual_seed(seed)
 
 
 def test_module_train_and_eval():

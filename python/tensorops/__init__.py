@@ -31,19 +31,28 @@ def _apply_isa_env() -> None:
 _apply_isa_env()
 
 
-def _apply_l2_env() -> None:
-    requested = _os.environ.get("TENSOROPS_L2_CACHE_BYTES")
-    if requested:
-        try:
-            size = int(requested.strip())
-        except ValueError:
-            size = -1
-        if size < 0:
-            raise ValueError(f"TENSOROPS_L2_CACHE_BYTES: expected a number of bytes >= 0, got {requested!r}")
-        _core.set_l2_cache_bytes(size)
+def _env_count(name: str, unit: str, largest: int):
+    """The non-negative whole number an environment variable holds (plain digits), or None
+    where it is unset; anything else is an error at import."""
+    requested = _os.environ.get(name)
+    if not requested:
+        return None
+    text = requested.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > largest:
+        raise ValueError(f"{name}: expected a number of {unit} from 0 to {largest}, got {requested!r}")
+    return int(text)
 
 
-_apply_l2_env()
+def _apply_cache_env() -> None:
+    l2 = _env_count("TENSOROPS_L2_CACHE_BYTES", "bytes", 2**63 - 1)
+    if l2 is not None:
+        _core.set_l2_cache_bytes(l2)
+    pool_mib = _env_count("TENSOROPS_CACHE_MB", "MiB", 2**43)
+    if pool_mib is not None:
+        _core.set_cache_limit(pool_mib << 20)
+
+
+_apply_cache_env()
 
 
 def cpu_info() -> dict:

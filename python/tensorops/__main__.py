@@ -4,22 +4,42 @@ this one process and prints the ratios (see ``tensorops._bench``)."""
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 import sys
 
+_MAX_INT32 = 2**31 - 1  # what set_num_threads and the repeat counts hold
+
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= _MAX_INT32:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to {_MAX_INT32}, got {text!r}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite non-negative number, got {text!r}")
     return value
+
+
+def _output_file(text: str) -> str:
+    """--json: a file that can be written, checked before minutes of measuring."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {folder!r} is not a writable directory")
+    return text
 
 
 def _regex(text: str) -> str:
@@ -45,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--ops", type=_regex, metavar="REGEX", help="only cases whose name or family matches (re.search)")
     bench.add_argument("--threads", type=_positive_int, nargs="+", metavar="N", help="thread counts (default: 1 and the number of cores)")
-    bench.add_argument("--json", metavar="FILE", help="write every number and the machine description to FILE")
+    bench.add_argument("--json", type=_output_file, metavar="FILE", help="write every number and the machine description to FILE")
     bench.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios (needs matplotlib)")
     bench.add_argument("--repeat", type=_positive_int, default=DEFAULT_REPEAT, metavar="N", help=f"minimum samples per measurement (default {DEFAULT_REPEAT})")
     bench.add_argument(

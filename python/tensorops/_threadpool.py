@@ -27,7 +27,9 @@ def register_threadpoolctl() -> None:
             return _core.get_num_threads()
 
         def set_num_threads(self, num_threads):
-            _core.set_num_threads(int(num_threads))
+            # threadpoolctl passes limits as they were asked for: 0 or less means one thread
+            # here, and a count past what the core holds is capped there.
+            _core.set_num_threads(min(max(int(num_threads), 1), 2**31 - 1))
 
         def get_version(self):
             from . import __version__

@@ -43,6 +43,8 @@ def manual_seed(seed: int) -> None:
         value = operator.index(seed)
     except TypeError:
         raise TypeError(f"manual_seed: expected an int, got {type(seed).__name__}") from None
+    if not -2**63 <= value < 2**64:
+        raise ValueError("Overflow when unpacking long long")  # torch's words; within, negatives wrap as in torch
     global _generator
     _generator = _Generator(value & _MASK64)
 
