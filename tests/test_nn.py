@@ -501,8 +501,11 @@ def test_to_takes_torchs_device_and_dtype_forms(isa):
     assert module.to(device="cpu", dtype=np.float64).weight.dtype == np.float64
     with pytest.raises(TypeError, match="tensorops computes on the CPU, got device 'cuda'"):
         module.to("cuda")
+    assert module.to(memory_format=None) is module  # as torch; a torch.memory_format too
     with pytest.raises(TypeError, match="invalid combination of arguments"):
-        module.to(memory_format=None)
+        module.to(memory_format=3)
+    with pytest.raises(TypeError, match="invalid combination of arguments"):
+        module.to(layout=None)
 
 
 # ---- Parameter ----
@@ -1161,3 +1164,106 @@ def test_packed_weights_follow_writes_in_place():
     nan.weight[...] = np.nan
     assert np.isnan(nan(randn((3, 4), np.float32, 3))).all()
     assert nan._kept_packing() is not None  # a NaN weight keeps its packing from call to call
+
+
+def _always_call_outcomes(lib):
+    """What always_call hooks see when forward, a pre-hook or an earlier hook raises."""
+    import warnings
+    seen = []
+
+    class Failing(lib.Module):
+        def forward(self, x):
+            raise ValueError("boom")
+
+    def failing_hook(module, args, output):
+        raise KeyError("hook")
+
+    def failing_pre_hook(module, args):
+        raise RuntimeError("pre")
+
+    failing = Failing()
+    failing.register_forward_hook(lambda m, a, o: seen.append(("forward raised", o)), always_call=True)
+    failing.register_forward_hook(failing_hook, always_call=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="boom"):
+            failing(1)
+    seen.append(("warnings", len(caught)))
+    early = lib.Identity()
+    early.register_forward_pre_hook(failing_pre_hook)
+    early.register_forward_hook(lambda m, a, o: seen.append(("pre-hook raised", o)), always_call=True)
+    with pytest.raises(RuntimeError, match="pre"):
+        early(1)
+    late = lib.Identity()
+    late.register_forward_hook(failing_hook)
+    late.register_forward_hook(lambda m, a, o: seen.append(("hook raised", o)), always_call=True)
+    with pytest.raises(KeyError):
+        late(5)
+    return seen
+
+
+class _ExtraState:
+    def __init__(self):
+        super().__init__()
+        self.count = 3
+
+    def get_extra_state(self):
+        return {"count": self.count}
+
+    def set_extra_state(self, state):
+        self.count = state["count"]
+
+
+@single
+def test_always_call_hooks_and_extra_state_match_torch(isa):
+    assert _always_call_outcomes(nn) == _always_call_outcomes(torch.nn)
+
+    class Theirs(_ExtraState, torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+
+    class Ours(_ExtraState, nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+    theirs, ours = Theirs(), Ours()
+    theirs.count = 9
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert not ours.load_state_dict(theirs.state_dict()).missing_keys and ours.count == 9
+    partial = theirs.state_dict()
+    del partial["_extra_state"]
+    assert ours.load_state_dict(partial, strict=False).missing_keys == ["_extra_state"]
+    with pytest.raises(tensorops.ShapeError, match='Missing key\\(s\\) in state_dict: "_extra_state"'):
+        ours.load_state_dict(partial)
+
+
+@single
+def test_load_with_assign_and_module_odds_and_ends(isa):
+    layer = nn.Linear(3, 2)
+    weight = torch.randn(2, 3)
+    x = randn((4, 3), np.float32, 1)
+    layer(x)
+    layer.load_state_dict({"weight": weight, "bias": torch.zeros(2)}, assign=True)
+    weight[0, 0] = 42.0  # the layer took the checkpoint's memory, as torch's assign does
+    assert layer.weight[0, 0] == 42.0 and type(layer.weight) is nn.Parameter
+    assert_close(layer(x), x @ weight.numpy().T, atol=1e-4)
+    model = nn.Sequential(nn.Linear(3, 2))
+    model.to(memory_format=torch.channels_last)
+    model.to(torch.zeros(1, dtype=torch.float64))
+    assert model[0].weight.dtype == np.float64
+    model.set_submodule("0", nn.ReLU())
+    assert isinstance(model[0], nn.ReLU)
+    with pytest.raises(AttributeError, match="has no attribute `1`"):
+        model.set_submodule("1", nn.ReLU(), strict=True)
+    norm = nn.BatchNorm2d(2)
+    norm.running_mean = torch.ones(2)
+    assert isinstance(norm.running_mean, np.ndarray) and (norm.running_mean == 1).all()
+    with pytest.raises(RuntimeError, match="Only Tensors of floating point and complex dtype can require gradients"):
+        torch.nn.Parameter(torch.arange(3))
+    with pytest.raises(tensorops.ShapeError, match="Only Tensors of floating point and complex dtype"):
+        nn.Parameter(np.arange(3))
+    assert str(nn.Parameter(np.ones(2, np.float32))).startswith("Parameter containing:")
+    with pytest.raises(TypeError, match="argument 'requires_grad' must be bool, not int"):
+        model.requires_grad_(0)

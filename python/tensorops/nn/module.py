@@ -16,13 +16,14 @@ notice other in-place writes that change the weight's first, middle or last elem
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import FLOAT_DTYPES, as_array, module_device, numpy_dtype
+from .._validate import FLOAT_DTYPES, as_array, check_bool, module_device, numpy_dtype
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -32,6 +33,8 @@ __all__ = ["Module"]
 # a.weight``), whose caches the loading module cannot reach: a cache records the count it was
 # built at and is stale once the count has moved on (in_place_loads).
 _in_place_loads = 0
+
+_EXTRA_STATE = "_extra_state"  # torch's state_dict key for get_extra_state()
 
 
 def in_place_loads() -> int:
@@ -74,6 +77,10 @@ def _add_indent(text: str, spaces: int) -> str:
         return text
     pad = " " * spaces
     return "\n".join([first] + [pad + line if line.strip() else "" for line in rest])
+
+
+def _is_torch_tensor(value) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "__dlpack__")
 
 
 def _plain(array):
@@ -147,34 +154,47 @@ class Module:
 
     def _call_with_hooks(self, pre_hooks, hooks, args: tuple, kwargs: dict):
         # torch's order and return rules: pre-hooks may replace the arguments (a non-tuple
-        # result becomes a 1-tuple), forward hooks may replace the output.
-        with_kwargs = self._hooks_with_kwargs
-        for hook_id, hook in list(pre_hooks.items()):
-            if hook_id in with_kwargs:
-                result = hook(self, args, kwargs)
-                if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError(
-                            "forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
-                            f"but got {result}.")
-                    args, kwargs = result
-            else:
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
+        # result becomes a 1-tuple), forward hooks may replace the output. When anything
+        # raises (a pre-hook, forward, a hook), the always_call hooks not yet run still run,
+        # with the output so far; an error of theirs is only a warning beside the first one.
+        with_kwargs, always = self._hooks_with_kwargs, self._hooks_always_called
+        output, ran = None, set()
+
+        def call(hook_id, hook):
+            return hook(self, args, kwargs, output) if hook_id in with_kwargs else hook(self, args, output)
+
         try:
+            for hook_id, hook in list(pre_hooks.items()):
+                if hook_id in with_kwargs:
+                    result = hook(self, args, kwargs)
+                    if result is not None:
+                        if not (isinstance(result, tuple) and len(result) == 2):
+                            raise RuntimeError(
+                                "forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                                f"but got {result}.")
+                        args, kwargs = result
+                else:
+                    result = hook(self, args)
+                    if result is not None:
+                        args = result if isinstance(result, tuple) else (result,)
             output = self.forward(*args, **kwargs)
-        except Exception:
-            # Hooks registered with always_call=True run even when forward raises.
             for hook_id, hook in list(hooks.items()):
-                if hook_id in self._hooks_always_called:
-                    hook(self, args, kwargs, None) if hook_id in with_kwargs else hook(self, args, None)
+                ran.add(hook_id)
+                result = call(hook_id, hook)
+                if result is not None:
+                    output = result
+            return output
+        except Exception:
+            for hook_id, hook in list(hooks.items()):
+                if hook_id in always and hook_id not in ran:
+                    try:
+                        result = call(hook_id, hook)
+                        if result is not None:
+                            output = result
+                    except Exception as exc:  # noqa: BLE001 - torch silences it beside the first error
+                        warnings.warn("forward hook with ``always_call=True`` raised an exception that was silenced "
+                                      f"as another error was raised in forward: {exc}", stacklevel=2)
             raise
-        for hook_id, hook in list(hooks.items()):
-            result = hook(self, args, kwargs, output) if hook_id in with_kwargs else hook(self, args, output)
-            if result is not None:
-                output = result
-        return output
 
     def _add_hook(self, registry: OrderedDict, hook, prepend: bool, with_kwargs: bool,
                   always_call: bool = False) -> RemovableHandle:
@@ -242,7 +262,7 @@ class Module:
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
         self._check_member_name("buffer", name, self._buffers)
-        if tensor is not None and not isinstance(tensor, np.ndarray) and type(tensor).__module__.startswith("torch"):
+        if tensor is not None and not isinstance(tensor, np.ndarray) and _is_torch_tensor(tensor):
             tensor = as_array(tensor, "register_buffer", name)
         if tensor is not None and not isinstance(tensor, np.ndarray):
             raise TypeError(
@@ -308,7 +328,7 @@ class Module:
             else:
                 buffers = self.__dict__.get("_buffers")
                 if buffers is not None and name in buffers:
-                    if value is not None and not isinstance(value, np.ndarray):
+                    if value is not None and not isinstance(value, np.ndarray) and not _is_torch_tensor(value):
                         raise TypeError(
                             f"cannot assign '{_typename(value)}' as buffer '{name}' (numpy.ndarray or None expected)")
                     self.register_buffer(name, value, name not in self._non_persistent_buffers_set)
@@ -416,6 +436,22 @@ class Module:
                 raise AttributeError("`" + item + "` is not an nn.Module")
         return module
 
+    def set_submodule(self, target: str, module, strict: bool = False) -> None:
+        """Puts ``module`` at the dotted path ``target``, as torch; with ``strict`` the
+        attribute must exist already."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        if hasattr(parent, name):
+            if not isinstance(getattr(parent, name), Module):
+                raise AttributeError("`" + name + "` is not an nn.Module")
+        elif strict:
+            raise AttributeError(parent._get_name() + " has no attribute `" + name + "`")
+        setattr(parent, name, module)
+
     def get_parameter(self, target: str):
         """The parameter at the dotted path ``target``, as torch."""
         module_path, _, name = target.rpartition(".")
@@ -440,8 +476,9 @@ class Module:
     def requires_grad_(self, requires_grad: bool = True):
         """Sets every parameter's ``requires_grad`` flag (kept for torch code; tensorops
         does not train); returns self."""
+        check_bool(requires_grad, "requires_grad_", "requires_grad")
         for param in self.parameters():
-            param.requires_grad = bool(requires_grad)
+            param.requires_grad = requires_grad
         return self
 
     # ---- modes and dtypes -----------------------------------------------------------------
@@ -463,18 +500,22 @@ class Module:
         ``to(device, dtype)`` and keyword forms; the device must be the CPU (or None), where
         everything already is.
 
-        Integer buffers keep their dtype, as in torch. Arrays shared between modules stay
-        shared. The converted arrays are new arrays (NumPy cannot change an array's dtype in
+        Integer buffers keep their dtype, as in torch. ``to(tensor)`` takes a tensor's (or an
+        array's) dtype; ``memory_format`` changes nothing here (the values are the same in any
+        layout). Arrays shared between modules stay shared. The converted arrays are new arrays (NumPy cannot change an array's dtype in
         place): references taken before the call keep the old ones. Returns self.
         """
-        unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
-        if unknown or len(args) > 2:
+        unknown = set(kwargs) - {"device", "dtype", "non_blocking", "memory_format"}
+        memory_format = kwargs.get("memory_format")
+        if unknown or len(args) > 2 or not (memory_format is None or type(memory_format).__name__ == "memory_format"):
             raise TypeError(f"nn.Module.to() received an invalid combination of arguments: {args!r}, {kwargs!r}")
         dtype, device = kwargs.get("dtype"), kwargs.get("device")
         for value in args:
             # A string names a device to torch; here a NumPy dtype's name ("float64") is a dtype.
             if value is None or type(value).__name__ == "device" or (isinstance(value, str) and not _dtype_name(value)):
                 device = value
+            elif not isinstance(value, type) and hasattr(value, "dtype") and hasattr(value, "shape"):  # to(tensor)
+                dtype, device = value.dtype, getattr(value, "device", device)
             else:
                 dtype = value
         module_device(device, "nn.Module.to")
@@ -522,6 +563,17 @@ class Module:
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = buf if keep_vars else _plain(buf)
+        if type(self).get_extra_state is not Module.get_extra_state:
+            destination[prefix + _EXTRA_STATE] = self.get_extra_state()
+
+    def get_extra_state(self):
+        """State beyond parameters and buffers, as torch: a subclass that overrides this and
+        ``set_extra_state`` gets an ``_extra_state`` entry in its state_dict."""
+        raise RuntimeError("Module.get_extra_state() is only called on modules that override it")
+
+    def set_extra_state(self, state) -> None:
+        """Takes back what ``get_extra_state`` returned, from a loaded state_dict."""
+        raise RuntimeError("Module.set_extra_state() is only called on modules that override it")
 
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):
         """An OrderedDict of parameters and persistent buffers under torch's key names.
@@ -544,7 +596,10 @@ class Module:
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        """Copies this module's own entries of ``state_dict`` (torch's signature, for overriding)."""
+        """Copies this module's own entries of ``state_dict`` (torch's signature, for overriding);
+        with ``local_metadata["assign_to_params_buffers"]`` the module takes the checkpoint's
+        arrays themselves instead."""
+        assign = bool(local_metadata.get("assign_to_params_buffers", False))
         local_state = {name: param for name, param in self._parameters.items() if param is not None}
         local_state.update((name, buf) for name, buf in self._buffers.items()
                            if buf is not None and name not in self._non_persistent_buffers_set)
@@ -569,23 +624,38 @@ class Module:
                 error_msgs.append(f"size mismatch for {key}: copying a param with shape {_torch_size(value.shape)} "
                                   f"from checkpoint, the shape in current model is {_torch_size(array.shape)}.")
                 continue
+            if assign:
+                value = value.reshape(array.shape)  # (a one-element vector for a scalar, as above)
+                if name in self._parameters:
+                    self._parameters[name] = Parameter(value, requires_grad=array.requires_grad)
+                else:
+                    self._buffers[name] = value
+                continue
             try:
                 np.copyto(array, value, casting="unsafe")
             except Exception as exc:  # noqa: BLE001 - reported with the others, as torch does
                 error_msgs.append(f'While copying the parameter named "{key}", whose dimensions in the model are '
                                   f"{_torch_size(array.shape)} and whose dimensions in the checkpoint are "
                                   f"{_torch_size(value.shape)}, an exception occurred : {exc.args}.")
+        extra = type(self).set_extra_state is not Module.set_extra_state
+        if extra:
+            if prefix + _EXTRA_STATE in state_dict:
+                self.set_extra_state(state_dict[prefix + _EXTRA_STATE])
+            elif strict:
+                missing_keys.append(prefix + _EXTRA_STATE)
         if strict:
             for key in state_dict:
                 if not key.startswith(prefix):
                     continue
                 head, *rest = key[len(prefix):].split(".", 1)
-                if (rest and head not in self._modules) or (not rest and head not in local_state):
+                expected = head in local_state or (extra and head == _EXTRA_STATE)
+                if (rest and head not in self._modules) or (not rest and not expected):
                     unexpected_keys.append(key)
 
-    def load_state_dict(self, state_dict, strict: bool = True):
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copies ``state_dict`` (arrays or torch tensors, torch's key names) into this
-        module's own arrays, keeping their dtypes.
+        module's own arrays, keeping their dtypes; with ``assign=True`` the module takes the
+        checkpoint's arrays themselves (a torch tensor's memory, shared), as torch does.
 
         Size mismatches always raise ``ShapeError``; missing and unexpected keys raise
         only when ``strict``. Returns ``(missing_keys, unexpected_keys)``.
@@ -598,7 +668,9 @@ class Module:
         metadata = getattr(state_dict, "_metadata", None)
 
         def load(module, local_state_dict, prefix):
-            local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+            local_metadata = {} if metadata is None else dict(metadata.get(prefix[:-1], {}))
+            if assign:
+                local_metadata["assign_to_params_buffers"] = True
             module._load_from_state_dict(local_state_dict, prefix, local_metadata, True, missing_keys,
                                          unexpected_keys, error_msgs)
             for name, child in module._modules.items():

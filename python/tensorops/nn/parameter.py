@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._core import ShapeError
 from .._validate import as_array
 
 __all__ = ["Parameter"]
@@ -25,6 +26,8 @@ class Parameter(np.ndarray):
 
     def __new__(cls, data=None, requires_grad: bool = True):
         array = np.empty(0, np.float32) if data is None else as_array(data, "Parameter", "data")
+        if requires_grad and array.dtype.kind not in "fc":
+            raise ShapeError("Only Tensors of floating point and complex dtype can require gradients")
         param = array.view(cls)
         param.requires_grad = bool(requires_grad)
         return param
@@ -55,3 +58,5 @@ class Parameter(np.ndarray):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + repr(self.view(np.ndarray))
+
+    __str__ = __repr__  # as torch prints a Parameter
