@@ -108,21 +108,31 @@ void fold_short_rows(const T* x, int64_t rows, int64_t row_stride, int64_t n, T*
 // came out 1.5e-4 low, every seed (torch 4e-5 either way; float32 multiplies of operands
 // within 0.1% of 1 lose 0.012 ulp each on average). In double the bias is gone, and rows
 // are still read at memory speed.
-inline float prod_row_in_double(const float* x, int64_t n) {
-  using D = Vec<double>;
-  constexpr int64_t W = D::width;
-  D a0(1.0), a1(1.0), a2(1.0), a3(1.0);
+// The product of the whole vectors load(i) of a row of n elements, four chains at a time;
+// *end is where they stop (the tail of under a vector is the caller's).
+template <class V, class Load>
+V product_of_vectors(int64_t n, int64_t* end, const Load& load) {
+  constexpr int64_t W = V::width;
+  V a0(1), a1(1), a2(1), a3(1);
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
-    a0 = a0 * D::load_widened(x + i);
-    a1 = a1 * D::load_widened(x + i + W);
-    a2 = a2 * D::load_widened(x + i + 2 * W);
-    a3 = a3 * D::load_widened(x + i + 3 * W);
+    a0 = a0 * load(i);
+    a1 = a1 * load(i + W);
+    a2 = a2 * load(i + 2 * W);
+    a3 = a3 * load(i + 3 * W);
   }
-  for (; i + W <= n; i += W) a0 = a0 * D::load_widened(x + i);
+  for (; i + W <= n; i += W) a0 = a0 * load(i);
+  *end = i;
+  return (a0 * a1) * (a2 * a3);
+}
+
+inline float prod_row_in_double(const float* x, int64_t n) {
+  using D = Vec<double>;
+  int64_t i;
+  const D vectors = product_of_vectors<D>(n, &i, [x](int64_t at) { return D::load_widened(x + at); });
   double tail = 1.0;
   for (; i < n; ++i) tail *= double(x[i]);
-  return float(reduce_mul((a0 * a1) * (a2 * a3)) * tail);
+  return float(reduce_mul(vectors) * tail);
 }
 
 // Short float32 runs take prod_row_in_double too, so a run's bits do not depend on the path.
@@ -148,18 +158,11 @@ T prod_row(const T* x, int64_t n) {
   if constexpr (std::is_same_v<T, float>) return prod_row_in_double(x, n);
   using V = Vec<T>;
   constexpr int64_t W = V::width;
-  V a0(T(1)), a1(T(1)), a2(T(1)), a3(T(1));
-  int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    a0 = a0 * V::load(x + i);
-    a1 = a1 * V::load(x + i + W);
-    a2 = a2 * V::load(x + i + 2 * W);
-    a3 = a3 * V::load(x + i + 3 * W);
-  }
-  for (; i + W <= n; i += W) a0 = a0 * V::load(x + i);
-  if (i < n) a1 = a1 * select(lt(simd::lane_index<T>(), V(T(n - i))), V::load_partial(x + i, n - i), V(T(1)));
+  int64_t i;
+  V product = product_of_vectors<V>(n, &i, [x](int64_t at) { return V::load(x + at); });
+  if (i < n) product = product * select(lt(simd::lane_index<T>(), V(T(n - i))), V::load_partial(x + i, n - i), V(T(1)));
   T lanes[W];
-  ((a0 * a1) * (a2 * a3)).store(lanes);
+  product.store(lanes);
   T p = lanes[0];
   for (int64_t l = 1; l < W; ++l) p *= lanes[l];
   return p;

@@ -452,12 +452,17 @@ class Module:
             raise AttributeError(parent._get_name() + " has no attribute `" + name + "`")
         setattr(parent, name, module)
 
-    def get_parameter(self, target: str):
-        """The parameter at the dotted path ``target``, as torch."""
+    def _member_at(self, target: str):
+        """(owner module, name) of the attribute at the dotted path ``target``, which exists."""
         module_path, _, name = target.rpartition(".")
         module = self.get_submodule(module_path)
         if not hasattr(module, name):
             raise AttributeError(module._get_name() + " has no attribute `" + name + "`")
+        return module, name
+
+    def get_parameter(self, target: str):
+        """The parameter at the dotted path ``target``, as torch."""
+        module, name = self._member_at(target)
         param = getattr(module, name)
         if not isinstance(param, Parameter):
             raise AttributeError("`" + name + "` is not an nn.Parameter")
@@ -465,10 +470,7 @@ class Module:
 
     def get_buffer(self, target: str):
         """The buffer at the dotted path ``target``, as torch."""
-        module_path, _, name = target.rpartition(".")
-        module = self.get_submodule(module_path)
-        if not hasattr(module, name):
-            raise AttributeError(module._get_name() + " has no attribute `" + name + "`")
+        module, name = self._member_at(target)
         if name not in module._buffers:
             raise AttributeError("`" + name + "` is not a buffer")
         return getattr(module, name)
