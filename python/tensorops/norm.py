@@ -162,7 +162,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     weight = _channel_param(weight, x, channels, op, "weight")
     bias = _channel_param(bias, x, channels, op, "bias")
     result = _output(out, x, op)
-    x = readable_beside(x, result)
+    x = readable_beside(x, out)
     _core.batch_norm(x, result, weight, bias, running_mean, running_var, training, momentum, eps, act)
     return result
 
@@ -215,7 +215,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     weight = _channel_param(weight, x, channels, op, "weight", batch)
     bias = _channel_param(bias, x, channels, op, "bias", batch)
     result = _output(out, x, op)
-    x = readable_beside(x, result)
+    x = readable_beside(x, out)
     if use_input_stats and batch == 0 and running_mean is not None:
         # torch averages the instances' statistics over the batch: over no instance, NaN.
         for running in (running_mean, running_var):
@@ -270,7 +270,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, activatio
                              f"but got bias of shape {shown} and input of shape {list(shape)}")
         bias = bias_array
     result = _output(out, x, op)
-    x = readable_beside(x, result)
+    x = readable_beside(x, out)
     _core.group_norm(x, result, num_groups, weight, bias, eps, act)
     return result
 
@@ -327,7 +327,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, act
     for d in dims:
         width *= d
     result = _output(out, x, op)
-    x = readable_beside(x, result)
+    x = readable_beside(x, out)
     _core.layer_norm(x, result, width,
                      None if weight is None else weight.reshape(-1),
                      None if bias is None else bias.reshape(-1), eps, act)

@@ -45,10 +45,13 @@ class PackedLayer(Module):
         """What tells a written weight from the one packed: its index-write count and three
         of its elements (NaN spelled out, since NaN != NaN would repack on every call)."""
         w = self._parameters.get("weight")
-        if w is None or w.size == 0:
+        if w is None or not w.size:
             return ()
-        samples = (w.item(0), w.item(w.size // 2), w.item(w.size - 1))
-        return (getattr(w, "_version", 0), *(s if s == s else "nan" for s in samples))
+        size = w.size
+        first, middle, last = w.item(0), w.item(size // 2), w.item(size - 1)
+        if first != first or middle != middle or last != last:
+            first, middle, last = repr(first), repr(middle), repr(last)
+        return (getattr(w, "_version", 0), first, middle, last)
 
     def _kept_packing(self, key=None):
         """The packed weight kept for ``key`` (what it was packed for: groups, kernel set...),
