@@ -1145,6 +1145,8 @@ def test_packed_weights_follow_writes_in_place():
     assert_close(linear(x), x @ linear.weight.T + linear.bias, atol=1e-4)
     linear.weight[5, 7] = 3.0  # one element, through the index
     assert_close(linear(x), x @ linear.weight.T + linear.bias, atol=1e-4)
+    linear.weight.reshape(-1)[70] = -2.0  # through a Parameter view of it
+    assert_close(linear(x), x @ linear.weight.T + linear.bias, atol=1e-4)
     np.copyto(linear.weight, np.float32(0.5))
     assert_close(linear(x), x @ linear.weight.T + linear.bias, atol=1e-4)
     shared = torch.randn(32, 64)
@@ -1257,6 +1259,9 @@ def test_load_with_assign_and_module_odds_and_ends(isa):
     assert isinstance(model[0], nn.ReLU)
     with pytest.raises(AttributeError, match="has no attribute `1`"):
         model.set_submodule("1", nn.ReLU(), strict=True)
+    for lib in (nn, torch.nn):  # the module is checked before the path
+        with pytest.raises(ValueError, match="`module` is not an nn.Module"):
+            lib.Sequential(lib.Linear(3, 2)).set_submodule("a.b", 3)
     norm = nn.BatchNorm2d(2)
     norm.running_mean = torch.ones(2)
     assert isinstance(norm.running_mean, np.ndarray) and (norm.running_mean == 1).all()

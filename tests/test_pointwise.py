@@ -334,7 +334,8 @@ def test_pow_with_exponents_the_dtype_cannot_hold(dtype):
     """torch applies a Python exponent in double: 16777217 is odd, 1e10 + 0.5 no integer,
     though float32 would round both to even integers (flipping a negative base's sign or NaN)."""
     base = np.array([-1.0, -1.0000001, -2.0, 0.5, 3.0, -0.5, 0.0, -0.0, np.inf, -np.inf, np.nan], dtype)
-    for e in (16777217, -16777217, 2**31 + 1, 1e10 + 1, 1e10 + 0.5, 3.4e38, 1e39, 1e300, float("inf"),
+    for e in (16777217, -16777217, 2**31 + 1, 1e10 + 1, 1e10 + 0.5, 2.0**50 + 2**24 + 1, 2.0**52 + 1, 3.4e38, 1e39,
+              1e300, float("inf"),
               float("-inf"), float("nan"), 2.5, -3):
         with np.errstate(all="ignore"):
             assert_close(tops.pow(base, e), torch.pow(T(base), e), rtol=1e-6)

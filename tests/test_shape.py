@@ -347,8 +347,11 @@ def test_join_into_out_and_by_axis(dtype, isa):
         tops.cat([x, y], 1, out=np.empty((3, 8), dtype))
     with pytest.raises(TypeError, match="stack: out has dtype"):
         tops.stack([x, x], out=np.empty((2, 3, 4), np.complex64))
-    with pytest.raises(TypeError, match="received both dim and axis"):
-        tops.cat([x, y], 1, axis=1)
+    for dim in (0, 1):
+        with pytest.raises(TypeError, match="received both dim and axis"):
+            tops.cat([x, y], dim, axis=1)
+        with pytest.raises(TypeError, match="received both dim and axis"):
+            tops.stack([x, x], dim=dim, axis=1)
 
 
 @pytest.mark.parametrize("a, b", list(itertools.product(SHAPE_DTYPES, repeat=2)))

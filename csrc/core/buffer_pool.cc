@@ -22,13 +22,8 @@ struct Pool {
   std::size_t idle_bytes = 0;
   std::size_t limit = initial_limit();
 
-  static std::size_t initial_limit() {
-    const char* text = std::getenv("TENSOROPS_CACHE_MB");
-    if (!text || !*text) return std::size_t(1024) << 20;
-    char* end = nullptr;
-    const unsigned long long mb = std::strtoull(text, &end, 10);
-    return (end && *end == '\0') ? static_cast<std::size_t>(mb) << 20 : std::size_t(1024) << 20;
-  }
+  // TENSOROPS_CACHE_MB is read, and checked, by the Python package at import.
+  static std::size_t initial_limit() { return std::size_t(1024) << 20; }
 };
 
 Pool& pool() {

@@ -136,13 +136,14 @@ struct reciprocal_op : Cheap {
 struct square_op : Cheap {
   template <class T> static Vec<T> apply(Vec<T> x, const P<T>&) { return x * x; }
 };
-// An exponent a float cannot hold (16777217, 1e10 + 0.5) arrives split in two, a + b, and is
-// applied in double as torch does: rounded to float it could turn odd into even or a
-// fraction into an integer, flipping the sign or the NaN of a negative base's power.
+// An exponent a float cannot hold (16777217, 1e10 + 0.5) arrives split in three floats,
+// a + b + c, which hold any double's 53 bits, and is applied in double as torch does: rounded
+// to float it could turn odd into even or a fraction into an integer, flipping the sign or
+// the NaN of a negative base's power.
 struct pow_scalar_op : Costly {
   template <class T> static Vec<T> apply(Vec<T> x, const P<T>& p) {
     if (p.b != T(0)) {
-      const double e = double(p.a) + double(p.b);
+      const double e = double(p.a) + double(p.b) + double(p.c);
       return map_lanes(x, [e](T v) { return T(std::pow(double(v), e)); });
     }
     const T e = p.a;

@@ -31,7 +31,8 @@ namespace tensorops::pointwise {
 // clamp / round / pow. Parameters used, in Scalars order (a, b, c):
 //   clamp (lo, hi)   leaky_relu (slope)   elu (negative coef, positive coef, input scale)
 //   softplus (beta, threshold)   round_scaled (10^decimals)   round_unscaled (10^-decimals)
-//   pow_scalar (exponent in the dtype, the rest of a double exponent the dtype cannot hold)
+//   pow_scalar (exponent in the dtype; in float32, what a double exponent holds beyond it, in
+//   two more floats)
 #define TENSOROPS_POINTWISE_UNARY_OPS(X)                                                    \
   X(neg) X(abs) X(sqrt) X(rsqrt) X(exp) X(log) X(sin) X(cos) X(tanh) X(sigmoid) X(erf)     \
   X(floor) X(ceil) X(round) X(round_scaled) X(round_unscaled) X(sign) X(reciprocal)        \

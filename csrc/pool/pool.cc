@@ -67,15 +67,16 @@ void complete_window(Window2d& g, bool ceil_mode, const char* op) {
   g.kernel_w = std::min(g.kernel_w, (g.in_w + 2 * g.pad_w + g.dilation_w - 1) / g.dilation_w);
 }
 
-// Whether g's windows go to the far-window kernels: their padded scratch row would dwarf the
-// plane's own rows (a kernel and padding of millions of cells around a few), or, with
+// Whether g's windows go to the far-window kernels: their padded scratch rows would pass
+// kMaxScratch elements a thread (a kernel and padding of millions of cells), or, with
 // indices, float32 lanes could not hold the positions exactly (kernels of 2^24 and more).
-// Ordinary pooling stays under the bound: its scratch is a few rows of the input's width.
+// Wide windows below the bound keep the separable passes, whose work does not grow with
+// the window area (the far kernels visit every in-bounds cell of every window).
 template <class T>
 bool far_windows(const Window2d& g, bool with_indices) {
-  constexpr int64_t kMaxScratchPerCell = 16, kScratchFloor = int64_t(1) << 16, kExactFloatPositions = int64_t(1) << 24;
+  constexpr int64_t kMaxScratch = int64_t(1) << 20, kExactFloatPositions = int64_t(1) << 24;
   if (with_indices && sizeof(T) == 4 && std::max(g.kernel_h, g.kernel_w) >= kExactFloatPositions) return true;
-  return scratch_elements(g) > kMaxScratchPerCell * (g.in_w + g.out_w) + kScratchFloor;
+  return scratch_elements(g) > kMaxScratch;
 }
 
 // Runs fn(plane_pointer, plane_index, oh_begin, oh_end, scratch) over every output row of

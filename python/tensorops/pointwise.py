@@ -376,12 +376,14 @@ def pow(input, exponent, *, out=None):  # noqa: A001 - torch's name
         name = _POW_SPECIAL.get(e)
         if name is not None:
             return _unary("pow", _U[name], x, out)
-        # In float32 the exponent travels as its nearest float and the remainder (pow_scalar_op).
-        rounded, rest = e, 0.0
+        # In float32 the exponent travels as three floats that add up to it (pow_scalar_op).
+        parts = [e, 0.0, 0.0]
         if x.dtype == _F32 and abs(e) <= _F32_MAX:
-            rounded = float(np.float32(e))
-            rest = e - rounded
-        return _unary("pow", _U["pow_scalar"], x, out, rounded, rest)
+            rest = e
+            for i in range(3):
+                parts[i] = float(np.float32(rest))
+                rest -= parts[i]
+        return _unary("pow", _U["pow_scalar"], x, out, *parts)
     return _binary("pow", _B["pow"], input, exponent, out)
 
 

@@ -263,7 +263,14 @@ def _result_dtype(arrays: list, op: str):
     return best
 
 
-_DIM_ZERO = 0
+class _DefaultDim(int):
+    """cat's and stack's default dim: 0, told apart from a dim=0 given beside axis=."""
+
+    def __repr__(self) -> str:
+        return "0"
+
+
+_DIM_ZERO = _DefaultDim(0)
 
 
 def _dim_or_axis(dim, axis, op: str):

@@ -142,6 +142,14 @@ class Module:
         setattr_(self, "_hooks_with_kwargs", set())
         setattr_(self, "_hooks_always_called", set())
 
+    def __setstate__(self, state: dict) -> None:
+        # A module pickled before the hook registries existed gets empty ones, as torch does.
+        self.__dict__.update(state)
+        for name, empty in (("_forward_pre_hooks", OrderedDict), ("_forward_hooks", OrderedDict),
+                            ("_hooks_with_kwargs", set), ("_hooks_always_called", set)):
+            if name not in self.__dict__:
+                object.__setattr__(self, name, empty())
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
@@ -192,8 +200,8 @@ class Module:
                         if result is not None:
                             output = result
                     except Exception as exc:  # noqa: BLE001 - torch silences it beside the first error
-                        warnings.warn("forward hook with ``always_call=True`` raised an exception that was silenced "
-                                      f"as another error was raised in forward: {exc}", stacklevel=2)
+                        warnings.warn("module forward hook with ``always_call=True`` raised an exception that was "
+                                      f"silenced as another error was raised in forward: {exc}", stacklevel=2)
             raise
 
     def _add_hook(self, registry: OrderedDict, hook, prepend: bool, with_kwargs: bool,
@@ -441,10 +449,10 @@ class Module:
         attribute must exist already."""
         if target == "":
             raise ValueError("Cannot set the submodule without a target name!")
-        parent_path, _, name = target.rpartition(".")
-        parent = self.get_submodule(parent_path)
         if not isinstance(module, Module):
             raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
         if hasattr(parent, name):
             if not isinstance(getattr(parent, name), Module):
                 raise AttributeError("`" + name + "` is not an nn.Module")

@@ -41,8 +41,9 @@ class Parameter(np.ndarray):
         # In-place arithmetic (p += 1) writes into the parameter itself, which stays one.
         return array if array is self else array.view(np.ndarray)
 
-    # Bumped by every write through an index (``p[...] = w``), so that layers keeping a
-    # packed copy of their weight see the write (see nn/_packed.py).
+    # Bumped by every write through an index (``p[...] = w``, also through a Parameter view
+    # of it such as ``p.reshape(-1)``, which bumps every Parameter it views), so that layers
+    # keeping a packed copy of their weight see the write (see nn/_packed.py).
     _version = 0
 
     def __getitem__(self, key):
@@ -51,7 +52,11 @@ class Parameter(np.ndarray):
 
     def __setitem__(self, key, value):
         np.ndarray.__setitem__(self, key, value)
-        self._version += 1
+        owner = self
+        while owner is not None:
+            if isinstance(owner, Parameter):
+                owner._version += 1
+            owner = owner.base if isinstance(owner, np.ndarray) else None
 
     def __reduce__(self):
         return (Parameter, (self.view(np.ndarray), self.requires_grad))
