@@ -193,12 +193,16 @@ def module_array(shape, dtype, fill=None) -> np.ndarray:
         raise _too_big(shape, exc) from None
 
 
+def typename(obj) -> str:
+    """obj's type as torch's messages name it: a builtin bare, anything else with its module."""
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
 def check_bool(value, op: str, name: str) -> None:
     """A flag torch's argument parser takes only as a Python bool (keepdim, training)."""
     if type(value) is not bool:
-        kind = type(value)
-        shown = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-        raise TypeError(f"{op}(): argument '{name}' must be bool, not {shown}")
+        raise TypeError(f"{op}(): argument '{name}' must be bool, not {typename(value)}")
 
 
 def check_float(x: np.ndarray, op: str, arg: str = "input") -> None:

@@ -106,10 +106,12 @@ def _running(r, x: np.ndarray, expected: int, op: str, arg: str, reported: int |
     return r
 
 
-def _output(out, x: np.ndarray, op: str) -> np.ndarray:
+def _output(out, x: np.ndarray, op: str) -> tuple:
+    """(the array the kernel writes, the input it reads): out= checked, and the input copied
+    where out overlaps it other than element for element (readable_beside)."""
     if out is None:
-        return empty(x.shape, x.dtype)
-    return check_out(out, x.shape, x.dtype, op)
+        return empty(x.shape, x.dtype), x
+    return check_out(out, x.shape, x.dtype, op), readable_beside(x, out)
 
 
 def _channels_or_raise(x: np.ndarray, running_mean, op: str) -> int:
@@ -147,7 +149,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if eps < 0.0:
         raise ShapeError(f"{op} eps must be non-negative, but got {eps}")
     if x.size == 0 and running_mean is None and running_var is None:
-        return _output(out, x, op)  # torch hands an empty input back before it looks for statistics
+        return _output(out, x, op)[0]  # torch hands an empty input back before it looks for statistics
     if not training:
         if running_mean is None:
             raise ShapeError(f"{op}: running_mean must be defined in evaluation mode")
@@ -161,8 +163,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         running_var = _running(running_var, x, channels, op, "running_var")
     weight = _channel_param(weight, x, channels, op, "weight")
     bias = _channel_param(bias, x, channels, op, "bias")
-    result = _output(out, x, op)
-    x = readable_beside(x, out)
+    result, x = _output(out, x, op)
     _core.batch_norm(x, result, weight, bias, running_mean, running_var, training, momentum, eps, act)
     return result
 
@@ -214,8 +215,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             running_mean, running_var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
     weight = _channel_param(weight, x, channels, op, "weight", batch)
     bias = _channel_param(bias, x, channels, op, "bias", batch)
-    result = _output(out, x, op)
-    x = readable_beside(x, out)
+    result, x = _output(out, x, op)
     if use_input_stats and batch == 0 and running_mean is not None:
         # torch averages the instances' statistics over the batch: over no instance, NaN.
         for running in (running_mean, running_var):
@@ -269,8 +269,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, activatio
             raise ShapeError(f"{op}: Expected bias to be a vector of size equal to the number of channels in input, "
                              f"but got bias of shape {shown} and input of shape {list(shape)}")
         bias = bias_array
-    result = _output(out, x, op)
-    x = readable_beside(x, out)
+    result, x = _output(out, x, op)
     _core.group_norm(x, result, num_groups, weight, bias, eps, act)
     return result
 
@@ -326,8 +325,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, act
     width = 1
     for d in dims:
         width *= d
-    result = _output(out, x, op)
-    x = readable_beside(x, out)
+    result, x = _output(out, x, op)
     _core.layer_norm(x, result, width,
                      None if weight is None else weight.reshape(-1),
                      None if bias is None else bias.reshape(-1), eps, act)

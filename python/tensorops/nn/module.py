@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._core import ShapeError
-from .._validate import FLOAT_DTYPES, as_array, check_bool, module_device, numpy_dtype
+from .._validate import FLOAT_DTYPES, as_array, check_bool, module_device, numpy_dtype, typename
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -59,11 +59,6 @@ def _checkpoint_array(source, key: str) -> np.ndarray:
         if not (hasattr(source, "__dlpack__") and hasattr(source, "is_floating_point") and source.is_floating_point()):
             raise
         return as_array(source.detach().float(), "load_state_dict", key)
-
-
-def _typename(obj) -> str:
-    cls = type(obj)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _torch_size(shape) -> str:
@@ -207,7 +202,7 @@ class Module:
     def _add_hook(self, registry: OrderedDict, hook, prepend: bool, with_kwargs: bool,
                   always_call: bool = False) -> RemovableHandle:
         if not callable(hook):
-            raise TypeError(f"hook must be callable, got {_typename(hook)}")
+            raise TypeError(f"hook must be callable, got {typename(hook)}")
         handle = RemovableHandle(registry, self._hooks_with_kwargs, self._hooks_always_called)
         registry[handle.id] = hook
         if with_kwargs:
@@ -244,7 +239,7 @@ class Module:
 
     def _check_member_name(self, kind: str, name, registry: dict) -> None:
         if not isinstance(name, str):
-            raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
+            raise TypeError(f"{kind} name should be a string. Got {typename(name)}")
         if "." in name:
             raise KeyError(f"{kind} name can't contain \".\"")
         if name == "":
@@ -259,7 +254,7 @@ class Module:
         self._check_member_name("parameter", name, self._parameters)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(
-                f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                f"cannot assign '{typename(param)}' object to parameter '{name}' "
                 "(tensorops.nn.Parameter or None required)")
         self._parameters[name] = param
         self._weights_changed()
@@ -274,7 +269,7 @@ class Module:
             tensor = as_array(tensor, "register_buffer", name)
         if tensor is not None and not isinstance(tensor, np.ndarray):
             raise TypeError(
-                f"cannot assign '{_typename(tensor)}' object to buffer '{name}' (numpy.ndarray or None required)")
+                f"cannot assign '{typename(tensor)}' object to buffer '{name}' (numpy.ndarray or None required)")
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -285,9 +280,9 @@ class Module:
     def add_module(self, name: str, module) -> None:
         """Adds the child ``module`` (or None) under ``name``."""
         if not isinstance(module, Module) and module is not None:
-            raise TypeError(f"{_typename(module)} is not a Module subclass")
+            raise TypeError(f"{typename(module)} is not a Module subclass")
         if not isinstance(name, str):
-            raise TypeError(f"module name should be a string. Got {_typename(name)}")
+            raise TypeError(f"module name should be a string. Got {typename(name)}")
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
         if "." in name:
@@ -317,7 +312,7 @@ class Module:
             # Unlike torch, a plain array replaces the parameter (wrapped, not copied).
             if value is not None and not isinstance(value, np.ndarray):
                 raise TypeError(
-                    f"cannot assign '{_typename(value)}' as parameter '{name}' "
+                    f"cannot assign '{typename(value)}' as parameter '{name}' "
                     "(tensorops.nn.Parameter, numpy.ndarray or None expected)")
             self.register_parameter(name, None if value is None else Parameter(value))
         else:
@@ -330,7 +325,7 @@ class Module:
             elif modules is not None and name in modules:
                 if value is not None:
                     raise TypeError(
-                        f"cannot assign '{_typename(value)}' as child module '{name}' "
+                        f"cannot assign '{typename(value)}' as child module '{name}' "
                         "(tensorops.nn.Module or None expected)")
                 modules[name] = value
             else:
@@ -338,7 +333,7 @@ class Module:
                 if buffers is not None and name in buffers:
                     if value is not None and not isinstance(value, np.ndarray) and not _is_torch_tensor(value):
                         raise TypeError(
-                            f"cannot assign '{_typename(value)}' as buffer '{name}' (numpy.ndarray or None expected)")
+                            f"cannot assign '{typename(value)}' as buffer '{name}' (numpy.ndarray or None expected)")
                     self.register_buffer(name, value, name not in self._non_persistent_buffers_set)
                 else:
                     object.__setattr__(self, name, value)
